@@ -1,0 +1,78 @@
+#include "adapter.h"
+
+#include <string.h>
+
+int clpdd_adapter_init(clpdd_adapter *a, const clpdd_host *h, int c_in, int H_in, int W_in,
+                       const clpdd_backbone_info *info, int max_n, clpdd_err *e) {
+    memset(a, 0, sizeof *a);
+    a->h = h;
+    a->c_in = c_in;
+    a->H_in = H_in;
+    a->W_in = W_in;
+    a->c_out = info->channels;
+    a->H_out = info->height;
+    a->W_out = info->width;
+    a->max_n = max_n;
+    if (!(c_in == a->c_out || (c_in == 1 && a->c_out == 3)))
+        return clpdd_err_set(e, "adapter: images have %d channels but the backbone wants %d (only equal counts or grey -> RGB are supported)",
+                             c_in, a->c_out);
+    float scale[3], shift[3];
+    for (int c = 0; c < a->c_out; c++) {
+        if (!(info->std[c] > 0)) return clpdd_err_set(e, "adapter: backbone std[%d] = %g must be > 0", c, info->std[c]);
+        scale[c] = 1.0f / info->std[c];
+        shift[c] = -info->mean[c] / info->std[c];
+    }
+    size_t out_px = (size_t)a->H_out * a->W_out;
+    a->scale = h->alloc(h, 3 * sizeof(float));
+    a->shift = h->alloc(h, 3 * sizeof(float));
+    a->grad = h->alloc(h, (size_t)max_n * a->c_out * out_px * sizeof(float));
+    if (H_in != a->H_out || W_in != a->W_out)
+        a->resized = h->alloc(h, (size_t)max_n * c_in * out_px * sizeof(float));
+    if (!a->scale || !a->shift || !a->grad || ((H_in != a->H_out || W_in != a->W_out) && !a->resized))
+        return clpdd_err_set(e, "adapter: %s", "out of memory");
+    h->ops->to_device(a->scale, scale, (size_t)a->c_out * sizeof(float));
+    h->ops->to_device(a->shift, shift, (size_t)a->c_out * sizeof(float));
+    return 0;
+}
+
+void clpdd_adapter_free(clpdd_adapter *a) {
+    if (!a->h) return;
+    a->h->free(a->h, a->scale);
+    a->h->free(a->h, a->shift);
+    a->h->free(a->h, a->grad);
+    a->h->free(a->h, a->resized);
+    memset(a, 0, sizeof *a);
+}
+
+void clpdd_adapter_forward(clpdd_adapter *a, float *out, const float *in, int n) {
+    const clpdd_ops *ops = a->h->ops;
+    CLPDD_ASSERT(n <= a->max_n);
+    size_t px = (size_t)a->H_out * a->W_out;
+    const float *x = in;
+    if (a->resized) {
+        ops->resize_bilinear(a->resized, in, n, a->c_in, a->H_in, a->W_in, a->H_out, a->W_out);
+        x = a->resized;
+    }
+    if (a->c_in == a->c_out) {
+        ops->channel_affine(out, x, a->scale, a->shift, n, a->c_out, (int)px);
+    } else { /* grey → RGB: the one channel in each of the three */
+        for (int c = 0; c < a->c_out; c++) ops->copy2d(out + c * px, (size_t)a->c_out * px, x, px, (size_t)n, px);
+        ops->channel_affine(out, out, a->scale, a->shift, n, a->c_out, (int)px);
+    }
+}
+
+void clpdd_adapter_backward(clpdd_adapter *a, float *din, const float *dout, int n) {
+    const clpdd_ops *ops = a->h->ops;
+    CLPDD_ASSERT(n <= a->max_n);
+    size_t px = (size_t)a->H_out * a->W_out;
+    ops->channel_affine_backward(a->grad, dout, a->scale, n, a->c_out, (int)px);
+    float *g = a->grad; /* (n, c_out, px) */
+    float *target = a->resized ? a->resized : din; /* gradient w.r.t. the resized image */
+    if (a->c_in == a->c_out) {
+        ops->copy(target, g, (size_t)n * a->c_out * px * sizeof(float));
+    } else {
+        ops->copy2d(target, px, g, (size_t)a->c_out * px, (size_t)n, px);
+        for (int c = 1; c < a->c_out; c++) ops->add2d(target, px, g + c * px, (size_t)a->c_out * px, (size_t)n, px);
+    }
+    if (a->resized) ops->resize_bilinear_backward(din, a->resized, n, a->c_in, a->H_in, a->W_in, a->H_out, a->W_out);
+}

@@ -1,0 +1,251 @@
+/* CPU reference backend of the clpdd op table: the table itself, memory (plain malloc with
+ * byte accounting), elementwise ops, 2-D layout ops, reductions and Adam. The other ops
+ * live in ops_cpu_blas.c, ops_cpu_nn.c, ops_cpu_image.c and ops_cpu_random.c.
+ * Semantics of every op: core/include/clpdd/ops.h. All ops accept size 0. */
+#include "cpu/ops_cpu.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* ---- memory ----
+   Each block is [64-byte header holding the requested size | payload], so the returned
+   pointer is 64-byte aligned and free() knows how many bytes to give back. */
+#define CPU_ALIGN 64
+
+static atomic_size_t cpu_bytes_in_use;
+static atomic_size_t cpu_bytes_peak;
+
+static void *cpu_malloc(size_t bytes) {
+    size_t payload = (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
+    if (payload < bytes || payload > SIZE_MAX - CPU_ALIGN) return NULL; /* overflow */
+    void *base = NULL;
+    if (posix_memalign(&base, CPU_ALIGN, CPU_ALIGN + payload) != 0) return NULL;
+    *(size_t *)base = bytes;
+    size_t now = atomic_fetch_add(&cpu_bytes_in_use, bytes) + bytes;
+    size_t peak = atomic_load(&cpu_bytes_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&cpu_bytes_peak, &peak, now)) {
+    }
+    return (char *)base + CPU_ALIGN;
+}
+
+static void cpu_free(void *p) {
+    if (!p) return;
+    void *base = (char *)p - CPU_ALIGN;
+    atomic_fetch_sub(&cpu_bytes_in_use, *(size_t *)base);
+    free(base);
+}
+
+static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memmove(dst, src, bytes);
+}
+static void cpu_synchronize(void) {}
+static size_t cpu_peak_bytes(void) { return atomic_load(&cpu_bytes_peak); }
+
+/* ---- elementwise over n floats ---- */
+static void cpu_fill(float *x, float v, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) x[i] = v;
+}
+
+static void cpu_scale(float *x, float a, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) x[i] *= a;
+}
+
+static void cpu_axpy(float *y, float a, const float *x, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void cpu_axpby(float *out, float a, const float *x, float b, const float *y, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) out[i] = a * x[i] + b * y[i];
+}
+
+static void cpu_mul(float *out, const float *x, const float *y, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) out[i] = x[i] * y[i];
+}
+
+static void cpu_clamp(float *x, float lo, float hi, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) x[i] = fminf(fmaxf(x[i], lo), hi);
+}
+
+static void cpu_sigmoid(float *y, const float *x, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+/* ---- 2-D layout ---- */
+/* dst (rows, ldd) ← src (rows, lds); lds = 0 broadcasts src's single row */
+static void cpu_copy2d(float *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols) {
+    if (rows == 0 || cols == 0) return;
+    CLPDD_OMP(omp parallel for if (rows * cols > CLPDD_CPU_PAR_MIN))
+    for (size_t r = 0; r < rows; r++) memmove(dst + r * ldd, src + r * lds, cols * sizeof(float));
+}
+
+static void cpu_add2d(float *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols) {
+    if (rows == 0 || cols == 0) return;
+    CLPDD_OMP(omp parallel for if (rows * cols > CLPDD_CPU_PAR_MIN))
+    for (size_t r = 0; r < rows; r++) {
+        float *d = dst + r * ldd;
+        const float *s = src + r * lds;
+        for (size_t c = 0; c < cols; c++) d[c] += s[c];
+    }
+}
+
+/* out (cols) = beta·out + Σ_r x (rows, cols). beta = 0 overwrites (BLAS convention: out is
+   not read, so a NaN there does not survive). */
+static void cpu_sum_rows(float *out, const float *x, size_t rows, size_t cols, float beta) {
+    enum { CB = 256 }; /* column block: each thread owns whole blocks */
+    size_t nblk = (cols + CB - 1) / CB;
+    CLPDD_OMP(omp parallel for if (rows * cols > CLPDD_CPU_PAR_MIN))
+    for (size_t b = 0; b < nblk; b++) {
+        size_t c0 = b * CB, c1 = c0 + CB < cols ? c0 + CB : cols;
+        double acc[CB];
+        for (size_t c = c0; c < c1; c++) acc[c - c0] = 0.0;
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x + r * cols;
+            for (size_t c = c0; c < c1; c++) acc[c - c0] += xr[c];
+        }
+        for (size_t c = c0; c < c1; c++)
+            out[c] = (beta == 0.0f ? 0.0f : beta * out[c]) + (float)acc[c - c0];
+    }
+}
+
+/* dst (nidx, cols) ← src rows idx[i] */
+static void cpu_gather_rows(float *dst, const float *src, const int32_t *idx, size_t nidx, size_t cols) {
+    CLPDD_OMP(omp parallel for if (nidx * cols > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < nidx; i++) {
+        CLPDD_ASSERT(idx[i] >= 0);
+        memcpy(dst + i * cols, src + (size_t)idx[i] * cols, cols * sizeof(float));
+    }
+}
+
+/* y, x (n, C, HW); scale, shift (C) */
+static void cpu_channel_affine(float *y, const float *x, const float *scale, const float *shift, int n,
+                               int C, int HW) {
+    size_t planes = (size_t)n * C;
+    CLPDD_OMP(omp parallel for if (planes * HW > CLPDD_CPU_PAR_MIN))
+    for (size_t q = 0; q < planes; q++) {
+        int c = (int)(q % (size_t)C);
+        float a = scale[c], b = shift[c];
+        const float *xq = x + q * HW;
+        float *yq = y + q * HW;
+        for (int i = 0; i < HW; i++) yq[i] = xq[i] * a + b;
+    }
+}
+
+static void cpu_channel_affine_backward(float *dx, const float *dy, const float *scale, int n, int C,
+                                        int HW) {
+    size_t planes = (size_t)n * C;
+    CLPDD_OMP(omp parallel for if (planes * HW > CLPDD_CPU_PAR_MIN))
+    for (size_t q = 0; q < planes; q++) {
+        float a = scale[q % (size_t)C];
+        for (int i = 0; i < HW; i++) dx[q * HW + i] = dy[q * HW + i] * a;
+    }
+}
+
+/* ---- reductions (float64 accumulation) ---- */
+static double cpu_dot(const float *x, const float *y, size_t n) {
+    double s = 0.0;
+    CLPDD_OMP(omp parallel for reduction(+ : s) if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)y[i];
+    return s;
+}
+
+static double cpu_sum(const float *x, size_t n) {
+    double s = 0.0;
+    CLPDD_OMP(omp parallel for reduction(+ : s) if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) s += (double)x[i];
+    return s;
+}
+
+static int cpu_all_finite(const float *x, size_t n) {
+    int bad = 0;
+    CLPDD_OMP(omp parallel for reduction(| : bad) if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    return !bad;
+}
+
+/* ---- Adam with bias correction and decoupled weight decay (step t ≥ 1) ---- */
+static void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2,
+                     float eps, float wd, int t) {
+    CLPDD_ASSERT(t >= 1);
+    float bc1 = (float)(1.0 - pow((double)b1, t)); /* m̂ = m / bc1 */
+    float bc2 = (float)(1.0 - pow((double)b2, t)); /* v̂ = v / bc2 */
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float mhat = mi / bc1, vhat = vi / bc2;
+        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+    }
+}
+
+/* ---- the table ---- */
+static const clpdd_ops cpu_ops = {
+    /* .name = */ "cpu",
+    /* .is_device = */ 0,
+    /* .malloc = */ cpu_malloc,
+    /* .free = */ cpu_free,
+    /* .to_device = */ cpu_memcpy,
+    /* .to_host = */ cpu_memcpy,
+    /* .copy = */ cpu_memcpy,
+    /* .synchronize = */ cpu_synchronize,
+    /* .peak_bytes = */ cpu_peak_bytes,
+    /* .fill = */ cpu_fill,
+    /* .scale = */ cpu_scale,
+    /* .axpy = */ cpu_axpy,
+    /* .axpby = */ cpu_axpby,
+    /* .mul = */ cpu_mul,
+    /* .clamp = */ cpu_clamp,
+    /* .sigmoid = */ cpu_sigmoid,
+    /* .copy2d = */ cpu_copy2d,
+    /* .add2d = */ cpu_add2d,
+    /* .sum_rows = */ cpu_sum_rows,
+    /* .gather_rows = */ cpu_gather_rows,
+    /* .channel_affine = */ cpu_channel_affine,
+    /* .channel_affine_backward = */ cpu_channel_affine_backward,
+    /* .dot = */ cpu_dot,
+    /* .sum = */ cpu_sum,
+    /* .all_finite = */ cpu_all_finite,
+    /* .gemm = */ cpu_gemm,
+    /* .gemm_batched = */ cpu_gemm_batched,
+    /* .syrk = */ cpu_syrk,
+    /* .potrf = */ cpu_potrf,
+    /* .potrs = */ cpu_potrs,
+    /* .relu = */ cpu_relu,
+    /* .relu_backward = */ cpu_relu_backward,
+    /* .gelu = */ cpu_gelu,
+    /* .gelu_backward = */ cpu_gelu_backward,
+    /* .softmax_rows = */ cpu_softmax_rows,
+    /* .softmax_rows_backward = */ cpu_softmax_rows_backward,
+    /* .cross_entropy = */ cpu_cross_entropy,
+    /* .onehot = */ cpu_onehot,
+    /* .argmax_rows = */ cpu_argmax_rows,
+    /* .layernorm = */ cpu_layernorm,
+    /* .layernorm_backward = */ cpu_layernorm_backward,
+    /* .attention = */ cpu_attention,
+    /* .attention_backward = */ cpu_attention_backward,
+    /* .patchify = */ cpu_patchify,
+    /* .unpatchify = */ cpu_unpatchify,
+    /* .im2col = */ cpu_im2col,
+    /* .col2im = */ cpu_col2im,
+    /* .global_avgpool = */ cpu_global_avgpool,
+    /* .global_avgpool_backward = */ cpu_global_avgpool_backward,
+    /* .maxpool = */ cpu_maxpool,
+    /* .maxpool_backward = */ cpu_maxpool_backward,
+    /* .resize_bilinear = */ cpu_resize_bilinear,
+    /* .resize_bilinear_backward = */ cpu_resize_bilinear_backward,
+    /* .rand_uniform = */ cpu_rand_uniform,
+    /* .rand_normal = */ cpu_rand_normal,
+    /* .adam = */ cpu_adam,
+};
+
+const clpdd_ops *clpdd_ops_cpu(void) { return &cpu_ops; }

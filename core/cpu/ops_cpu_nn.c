@@ -1,0 +1,261 @@
+/* CPU backend: activations, row softmax, cross-entropy, one-hot/argmax, layernorm and
+ * multi-head attention. Forward ops write (=); backward ops write activation gradients (=)
+ * and accumulate parameter gradients (+=, layernorm dgamma/dbeta).
+ * Row reductions accumulate in float64; the per-element maths is float32. */
+#include "cpu/ops_cpu.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---- activations (dx may alias dy) ---- */
+void cpu_relu(float *y, const float *x, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void cpu_relu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
+    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+#define GELU_SQRT_2_OVER_PI 0.7978845608028654f
+#define GELU_INV_SQRT_2 0.7071067811865476f
+#define GELU_INV_SQRT_2PI 0.3989422804014327f
+#define GELU_TANH_C 0.044715f
+#define GELU_QUICK_A 1.702f
+
+static inline float gelu1(float x, clpdd_gelu_kind kind) {
+    switch (kind) {
+    case CLPDD_GELU_ERF: return 0.5f * x * (1.0f + erff(x * GELU_INV_SQRT_2));
+    case CLPDD_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x)));
+    case CLPDD_GELU_QUICK: return x / (1.0f + expf(-GELU_QUICK_A * x));
+    default: CLPDD_ASSERT(!"unknown gelu kind"); return 0.0f;
+    }
+}
+
+/* d gelu / dx */
+static inline float gelu1_grad(float x, clpdd_gelu_kind kind) {
+    switch (kind) {
+    case CLPDD_GELU_ERF: /* Φ(x) + x·φ(x) */
+        return 0.5f * (1.0f + erff(x * GELU_INV_SQRT_2)) + x * GELU_INV_SQRT_2PI * expf(-0.5f * x * x);
+    case CLPDD_GELU_TANH: {
+        float u = GELU_SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x);
+        float t = tanhf(u);
+        float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_C * x * x);
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+    }
+    case CLPDD_GELU_QUICK: { /* σ(ax) + a·x·σ(ax)(1 − σ(ax)) */
+        float s = 1.0f / (1.0f + expf(-GELU_QUICK_A * x));
+        return s + GELU_QUICK_A * x * s * (1.0f - s);
+    }
+    default: CLPDD_ASSERT(!"unknown gelu kind"); return 0.0f;
+    }
+}
+
+void cpu_gelu(float *y, const float *x, size_t n, clpdd_gelu_kind kind) {
+    CLPDD_ASSERT((unsigned)kind < CLPDD_GELU_COUNT);
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN / 8))
+    for (size_t i = 0; i < n; i++) y[i] = gelu1(x[i], kind);
+}
+
+void cpu_gelu_backward(float *dx, const float *dy, const float *x, size_t n, clpdd_gelu_kind kind) {
+    CLPDD_ASSERT((unsigned)kind < CLPDD_GELU_COUNT);
+    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN / 8))
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * gelu1_grad(x[i], kind);
+}
+
+/* ---- rows ---- */
+/* one row: y (cols) = softmax(scale·x); y may alias x */
+static void softmax_row(float *y, const float *x, int cols, float scale) {
+    float mx = -INFINITY;
+    for (int c = 0; c < cols; c++) mx = fmaxf(mx, scale * x[c]);
+    double s = 0.0;
+    for (int c = 0; c < cols; c++) {
+        float e = expf(scale * x[c] - mx);
+        y[c] = e;
+        s += e;
+    }
+    float inv = (float)(1.0 / s);
+    for (int c = 0; c < cols; c++) y[c] *= inv;
+}
+
+/* y, x (rows, cols) */
+void cpu_softmax_rows(float *y, const float *x, int rows, int cols, float scale) {
+    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
+    for (int r = 0; r < rows; r++) softmax_row(y + (size_t)r * cols, x + (size_t)r * cols, cols, scale);
+}
+
+/* one row: dx = scale·y ⊙ (dy − Σ dy⊙y); dx may alias dy or y */
+static void softmax_row_backward(float *dx, const float *dy, const float *y, int cols, float scale) {
+    double s = 0.0;
+    for (int c = 0; c < cols; c++) s += (double)dy[c] * y[c];
+    float sf = (float)s;
+    for (int c = 0; c < cols; c++) dx[c] = scale * y[c] * (dy[c] - sf);
+}
+
+/* dx, dy, y (rows, cols) */
+void cpu_softmax_rows_backward(float *dx, const float *dy, const float *y, int rows, int cols, float scale) {
+    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
+    for (int r = 0; r < rows; r++) {
+        size_t o = (size_t)r * cols;
+        softmax_row_backward(dx + o, dy + o, y + o, cols, scale);
+    }
+}
+
+/* loss (rows) or NULL, dz (rows, cols) or NULL, z (rows, cols), labels (rows).
+   Per row, with s = inv_tau·z and lse = log Σ exp s:  loss = lse − s[y];
+   dz = grad_scale·inv_tau·(exp(s − lse) − onehot(y)). dz may alias z. */
+void cpu_cross_entropy(float *loss, float *dz, const float *z, const int32_t *labels, int rows, int cols,
+                       float inv_tau, float grad_scale) {
+    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
+    for (int r = 0; r < rows; r++) {
+        const float *zr = z + (size_t)r * cols;
+        int32_t y = labels[r];
+        CLPDD_ASSERT(y >= 0 && y < cols);
+        float mx = -INFINITY;
+        for (int c = 0; c < cols; c++) mx = fmaxf(mx, inv_tau * zr[c]);
+        double s = 0.0;
+        for (int c = 0; c < cols; c++) s += exp((double)(inv_tau * zr[c] - mx));
+        double lse = (double)mx + log(s);
+        if (loss) loss[r] = (float)(lse - (double)(inv_tau * zr[y]));
+        if (dz) {
+            float *dr = dz + (size_t)r * cols;
+            float g = grad_scale * inv_tau;
+            for (int c = 0; c < cols; c++) {
+                float p = (float)exp((double)(inv_tau * zr[c]) - lse);
+                dr[c] = g * (p - (c == y ? 1.0f : 0.0f));
+            }
+        }
+    }
+}
+
+/* Y (rows, cols) */
+void cpu_onehot(float *Y, const int32_t *labels, int rows, int cols, float on, float off) {
+    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN))
+    for (int r = 0; r < rows; r++) {
+        float *yr = Y + (size_t)r * cols;
+        for (int c = 0; c < cols; c++) yr[c] = off;
+        int32_t l = labels[r];
+        CLPDD_ASSERT(l >= 0 && l < cols);
+        yr[l] = on;
+    }
+}
+
+/* out (rows) = first index of the row maximum of x (rows, cols); NaNs never win */
+void cpu_argmax_rows(int32_t *out, const float *x, int rows, int cols) {
+    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN))
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        int best = 0;
+        for (int c = 1; c < cols; c++)
+            if (xr[c] > xr[best] || (isnan(xr[best]) && !isnan(xr[c]))) best = c;
+        out[r] = best;
+    }
+}
+
+/* y, x (rows, cols); gamma, beta (cols); mean, rstd (rows) or NULL.
+   rstd = 1/√(var + eps), var the biased (1/cols) variance. y may alias x. */
+void cpu_layernorm(float *y, float *mean, float *rstd, const float *x, const float *gamma, const float *beta,
+                   int rows, int cols, float eps) {
+    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        double s = 0.0;
+        for (int c = 0; c < cols; c++) s += xr[c];
+        double mu = cols > 0 ? s / cols : 0.0;
+        double v = 0.0;
+        for (int c = 0; c < cols; c++) v += ((double)xr[c] - mu) * ((double)xr[c] - mu);
+        v = cols > 0 ? v / cols : 0.0;
+        float m = (float)mu, rs = (float)(1.0 / sqrt(v + (double)eps));
+        for (int c = 0; c < cols; c++) yr[c] = (xr[c] - m) * rs * gamma[c] + beta[c];
+        if (mean) mean[r] = m;
+        if (rstd) rstd[r] = rs;
+    }
+}
+
+/* dx, dy, x (rows, cols); dgamma, dbeta (cols) +=, either may be NULL; mean, rstd (rows).
+   With x̂ = (x − μ)·rstd and g = gamma ⊙ dy:  dx = rstd·(g − mean(g) − x̂·mean(g ⊙ x̂)).
+   dgamma/dbeta are summed first (column blocks, one thread per block), so dx may alias dy. */
+void cpu_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *mean, const float *rstd, const float *gamma, int rows, int cols) {
+    if (dgamma || dbeta) {
+        enum { CB = 128 };
+        int nblk = (cols + CB - 1) / CB;
+        CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
+        for (int b = 0; b < nblk; b++) {
+            int c0 = b * CB, c1 = c0 + CB < cols ? c0 + CB : cols;
+            double dg[CB], db[CB];
+            for (int c = 0; c < c1 - c0; c++) dg[c] = db[c] = 0.0;
+            for (int r = 0; r < rows; r++) {
+                const float *xr = x + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
+                float m = mean[r], rs = rstd[r];
+                for (int c = c0; c < c1; c++) {
+                    dg[c - c0] += (double)dyr[c] * ((xr[c] - m) * rs);
+                    db[c - c0] += dyr[c];
+                }
+            }
+            for (int c = c0; c < c1; c++) {
+                if (dgamma) dgamma[c] += (float)dg[c - c0];
+                if (dbeta) dbeta[c] += (float)db[c - c0];
+            }
+        }
+    }
+    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
+        float *dxr = dx + (size_t)r * cols;
+        float m = mean[r], rs = rstd[r];
+        double sg = 0.0, sgx = 0.0;
+        for (int c = 0; c < cols; c++) {
+            float g = gamma[c] * dyr[c];
+            sg += g;
+            sgx += (double)g * ((xr[c] - m) * rs);
+        }
+        float mg = (float)(sg / cols), mgx = (float)(sgx / cols);
+        for (int c = 0; c < cols; c++) {
+            float xh = (xr[c] - m) * rs;
+            dxr[c] = rs * (gamma[c] * dyr[c] - mg - xh * mgx);
+        }
+    }
+}
+
+/* ---- attention ----
+   qkv (n, T, 3D) rows [q | k | v], head h at column h·hd of each part; att (n, Hh, T, T);
+   out (n, T, D). For each (b, h) the products are sgemms straight on the strided qkv rows
+   (ld 3D) and the strided out/dout rows (ld D). The (b, h) loop is serial because OpenBLAS
+   threads each product and must not be called from an OpenMP region; the row softmaxes
+   (pure C) are threaded. */
+void cpu_attention(float *out, float *att, const float *qkv, int n, int T, int Hh, int hd, float scale) {
+    int D = Hh * hd, ld = 3 * D;
+    for (int b = 0; b < n; b++)
+        for (int h = 0; h < Hh; h++) {
+            const float *q = qkv + (size_t)b * T * ld + (size_t)h * hd, *k = q + D, *v = q + 2 * D;
+            float *P = att + ((size_t)b * Hh + h) * T * T; /* (T, T) */
+            cpu_gemm(0, 1, T, T, hd, 1.0f, q, ld, k, ld, 0.0f, P, T); /* S = q·kᵀ */
+            cpu_softmax_rows(P, P, T, T, scale);                      /* P = softmax(scale·S) */
+            cpu_gemm(0, 0, T, hd, T, 1.0f, P, T, v, ld, 0.0f, out + (size_t)b * T * D + (size_t)h * hd, D);
+        }
+}
+
+/* dqkv (n, T, 3D) =; datt (n, Hh, T, T) scratch; dout (n, T, D); att the saved P.
+   dP = dout·vᵀ, dv = Pᵀ·dout, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = scale·dS·k, dk = scale·dSᵀ·q */
+void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                            int n, int T, int Hh, int hd, float scale) {
+    int D = Hh * hd, ld = 3 * D;
+    for (int b = 0; b < n; b++)
+        for (int h = 0; h < Hh; h++) {
+            size_t qo = (size_t)b * T * ld + (size_t)h * hd;
+            const float *q = qkv + qo, *k = q + D, *v = q + 2 * D;
+            float *dq = dqkv + qo, *dk = dq + D, *dv = dq + 2 * D;
+            const float *P = att + ((size_t)b * Hh + h) * T * T;
+            float *dS = datt + ((size_t)b * Hh + h) * T * T;
+            const float *dO = dout + (size_t)b * T * D + (size_t)h * hd;
+            cpu_gemm(0, 1, T, T, hd, 1.0f, dO, D, v, ld, 0.0f, dS, T); /* dP (T, T) */
+            cpu_gemm(1, 0, T, hd, T, 1.0f, P, T, dO, D, 0.0f, dv, ld); /* dv (T, hd) */
+            cpu_softmax_rows_backward(dS, dS, P, T, T, 1.0f);           /* dS (T, T) */
+            cpu_gemm(0, 0, T, hd, T, scale, dS, T, k, ld, 0.0f, dq, ld);
+            cpu_gemm(1, 0, T, hd, T, scale, dS, T, q, ld, 0.0f, dk, ld);
+        }
+}

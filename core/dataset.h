@@ -1,0 +1,42 @@
+/* Labelled image sets in memory: uint8 pixels (n, c, H, W) and int32 labels. */
+#ifndef CLPDD_DATASET_H
+#define CLPDD_DATASET_H
+#include <stdint.h>
+#include "util.h"
+
+typedef struct clpdd_dataset {
+    int n, c, H, W;
+    int classes;     /* 1 + the largest label */
+    uint8_t *pixels; /* (n, c, H, W) */
+    int32_t *labels; /* (n) */
+    uint64_t id;     /* hash of the files it came from (name, size, mtime) and the selection */
+    char desc[512];  /* "fashion-mnist train (60000 of 60000)" */
+} clpdd_dataset;
+
+/* an IDX dataset ("fashion-mnist" or "mnist") from root: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
+   split "train" or "test". limit > 0 keeps a class-stratified random subset of that size
+   (train, drawn with subset_seed) or the first `limit` images (test). */
+int clpdd_dataset_load_idx(clpdd_dataset *ds, const char *name, const char *root, const char *split, long limit,
+                           uint64_t subset_seed, clpdd_err *e);
+void clpdd_dataset_free(clpdd_dataset *ds);
+
+/* images [first, first+count) as floats in [0, 1] (host) */
+void clpdd_dataset_to_float(const clpdd_dataset *ds, int first, int count, float *out);
+/* selected images by index as floats in [0, 1] (host) */
+void clpdd_dataset_gather_float(const clpdd_dataset *ds, const int *idx, int count, float *out);
+
+/* a small deterministic host generator (splitmix64) for sampling on the host */
+typedef struct clpdd_rng {
+    uint64_t s;
+} clpdd_rng;
+uint64_t clpdd_rng_next(clpdd_rng *r);
+double clpdd_rng_uniform(clpdd_rng *r); /* [0, 1) */
+double clpdd_rng_normal(clpdd_rng *r);
+int clpdd_rng_below(clpdd_rng *r, int n); /* [0, n) */
+void clpdd_rng_shuffle(clpdd_rng *r, int *a, int n);
+
+/* `per_class` random indices of each class 0..C-1 (class-major: out[c*per_class + j]);
+   -1 with a message when a class has too few images */
+int clpdd_sample_per_class(const int32_t *labels, int n, int C, int per_class, clpdd_rng *r, int *out, clpdd_err *e);
+
+#endif

@@ -1,0 +1,175 @@
+#define _GNU_SOURCE
+#include "feature_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "io/safetensors.h"
+
+void clpdd_cache_dir(const char *configured, char *out, size_t n) {
+    const char *env;
+    if (configured && *configured) snprintf(out, n, "%s", configured);
+    else if ((env = getenv("CLPDD_CACHE_DIR")) && *env) snprintf(out, n, "%s", env);
+    else if ((env = getenv("XDG_CACHE_HOME")) && *env) snprintf(out, n, "%s/clpdd", env);
+    else if ((env = getenv("HOME")) && *env) snprintf(out, n, "%s/.cache/clpdd", env);
+    else snprintf(out, n, ".cache/clpdd");
+}
+
+static int hash_file(uint64_t *h, const char *path, clpdd_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return clpdd_err_set(e, "%s: cannot read weights for the cache key", path);
+    static uint8_t buf[1 << 16];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) *h = clpdd_hash64(*h, buf, got);
+    fclose(f);
+    return 0;
+}
+
+/* the key: a readable description (stored as metadata) and its hash (the file name) */
+static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *split, char *desc, size_t n,
+                     uint64_t *hash, clpdd_err *e) {
+    uint64_t h = CLPDD_HASH_SEED;
+    size_t len = (size_t)snprintf(desc, n, "backbone=%s %s;", bb->desc->name, bb->desc->version);
+    for (int i = 0; i < clpdd_section_count(bb->cfg) && len < n; i++) {
+        const char *k = clpdd_section_key_at(bb->cfg, i);
+        len += (size_t)snprintf(desc + len, n - len, " %s=%s", k, clpdd_section_raw(bb->cfg, k, NULL, NULL));
+    }
+    const clpdd_backbone_info *in = &bb->info;
+    if (len < n)
+        len += (size_t)snprintf(desc + len, n - len, "; input=%dx%dx%d mean=%g,%g,%g std=%g,%g,%g; data=%s; split=%s; id=%016llx",
+                                in->channels, in->height, in->width, in->mean[0], in->mean[1], in->mean[2], in->std[0],
+                                in->std[1], in->std[2], ds->desc, split, (unsigned long long)ds->id);
+    h = clpdd_hash_str(h, desc);
+    if (in->weights_id && *in->weights_id) {
+        /* the weights' bytes, so a retrained file with the same name gets new features */
+        char full[4096];
+        clpdd_resolve_model_path(in->weights_id, full, sizeof full);
+        if (hash_file(&h, full, e)) return -1;
+    }
+    *hash = h;
+    return 0;
+}
+
+int clpdd_features_of_images(float *out, clpdd_backbone *bb, const float *images, int n, int c, int H, int W,
+                             int batch, clpdd_err *e) {
+    const clpdd_host *h = bb->h;
+    const clpdd_ops *ops = h->ops;
+    int d = bb->info.feature_dim;
+    if (batch > n) batch = n > 0 ? n : 1;
+    clpdd_adapter ad;
+    if (clpdd_adapter_init(&ad, h, c, H, W, &bb->info, batch, e)) {
+        clpdd_adapter_free(&ad);
+        return -1;
+    }
+    size_t in_px = (size_t)c * H * W, bb_px = (size_t)bb->info.channels * bb->info.height * bb->info.width;
+    float *dx = h->alloc(h, (size_t)batch * in_px * sizeof(float));
+    float *dxin = h->alloc(h, (size_t)batch * bb_px * sizeof(float));
+    float *dfeat = h->alloc(h, (size_t)batch * d * sizeof(float));
+    int rc = 0;
+    if (!dx || !dxin || !dfeat) rc = clpdd_err_set(e, "features: %s", clpdd_host_error(h));
+    for (int i = 0; i < n && rc == 0; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        ops->to_device(dx, images + (size_t)i * in_px, (size_t)k * in_px * sizeof(float));
+        clpdd_adapter_forward(&ad, dxin, dx, k);
+        if (bb->vt->forward(bb->self, dfeat, dxin, k, NULL)) {
+            rc = clpdd_err_set(e, "backbone %s: %s", bb->desc->name, clpdd_host_error(h));
+            break;
+        }
+        ops->to_host(out + (size_t)i * d, dfeat, (size_t)k * d * sizeof(float));
+    }
+    h->free(h, dx);
+    h->free(h, dxin);
+    h->free(h, dfeat);
+    clpdd_adapter_free(&ad);
+    return rc;
+}
+
+static int try_read_cache(clpdd_features *f, const char *path, const char *desc, int n, int d) {
+    clpdd_st_file *st;
+    clpdd_err e;
+    if (access(path, R_OK) != 0 || clpdd_st_open(path, &st, &e)) return -1;
+    int ok = 0;
+    const char *key = clpdd_st_metadata(st, "key");
+    const clpdd_st_tensor *tx = clpdd_st_find(st, "features"), *ty = clpdd_st_find(st, "labels");
+    if (key && strcmp(key, desc) == 0 && tx && ty && tx->dtype == CLPDD_DT_F32 && tx->ndim == 2 && tx->shape[0] == n &&
+        tx->shape[1] == d && ty->dtype == CLPDD_DT_I32 && ty->ndim == 1 && ty->shape[0] == n) {
+        f->x = clpdd_xmalloc((size_t)n * d * sizeof(float));
+        f->y = clpdd_xmalloc((size_t)n * sizeof(int32_t));
+        ok = clpdd_st_read_raw(st, tx, f->x, &e) == 0 && clpdd_st_read_raw(st, ty, f->y, &e) == 0;
+        if (!ok) {
+            free(f->x);
+            free(f->y);
+            f->x = NULL;
+            f->y = NULL;
+        }
+    }
+    clpdd_st_close(st);
+    return ok ? 0 : -1;
+}
+
+int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_dataset *ds, const char *split,
+                       const char *cache_dir, int batch, int verbose, clpdd_err *e) {
+    memset(f, 0, sizeof *f);
+    f->n = ds->n;
+    f->d = bb->info.feature_dim;
+    char desc[4096];
+    uint64_t hash = 0;
+    if (cache_dir) {
+        if (cache_key(bb, ds, split, desc, sizeof desc, &hash, e)) return -1;
+        snprintf(f->path, sizeof f->path, "%s/%016llx.safetensors", cache_dir, (unsigned long long)hash);
+        if (try_read_cache(f, f->path, desc, f->n, f->d) == 0) {
+            f->from_cache = 1;
+            if (verbose) fprintf(stderr, "features: %s from cache %s\n", ds->desc, f->path);
+            return 0;
+        }
+    }
+    if (verbose) fprintf(stderr, "features: extracting %s through %s (%d images)...\n", ds->desc, bb->desc->name, ds->n);
+    double t0 = clpdd_now();
+    f->x = clpdd_xmalloc((size_t)f->n * f->d * sizeof(float));
+    f->y = clpdd_xmalloc((size_t)f->n * sizeof(int32_t));
+    memcpy(f->y, ds->labels, (size_t)f->n * sizeof(int32_t));
+    /* convert pixels in slabs so host memory stays O(slab) */
+    int slab = batch * 8;
+    size_t per = (size_t)ds->c * ds->H * ds->W;
+    float *buf = clpdd_xmalloc((size_t)slab * per * sizeof(float));
+    for (int i = 0; i < f->n; i += slab) {
+        int k = f->n - i < slab ? f->n - i : slab;
+        clpdd_dataset_to_float(ds, i, k, buf);
+        if (clpdd_features_of_images(f->x + (size_t)i * f->d, bb, buf, k, ds->c, ds->H, ds->W, batch, e)) {
+            free(buf);
+            clpdd_features_free(f);
+            return -1;
+        }
+        if (verbose && isatty(2))
+            fprintf(stderr, "\rfeatures: %d/%d images (%.0f img/s)   ", i + k, f->n, (i + k) / (clpdd_now() - t0));
+    }
+    if (verbose && isatty(2)) fprintf(stderr, "\n");
+    free(buf);
+    f->seconds = clpdd_now() - t0;
+    if (verbose) fprintf(stderr, "features: %d images in %.1f s (%.0f img/s)\n", f->n, f->seconds, f->n / f->seconds);
+    if (cache_dir) {
+        clpdd_err we;
+        if (clpdd_mkdirs(cache_dir, &we) == 0) {
+            clpdd_st_entry ent[2] = {
+                {"features", CLPDD_DT_F32, 2, {f->n, f->d}, f->x},
+                {"labels", CLPDD_DT_I32, 1, {f->n}, f->y},
+            };
+            const char *mk[] = {"key", "format"};
+            const char *mv[] = {desc, "clpdd feature cache v1"};
+            if (clpdd_st_write(f->path, ent, 2, mk, mv, 2, &we) != 0)
+                fprintf(stderr, "warning: feature cache not written: %s\n", we.msg);
+        } else {
+            fprintf(stderr, "warning: feature cache not written: %s\n", we.msg);
+        }
+    }
+    return 0;
+}
+
+void clpdd_features_free(clpdd_features *f) {
+    free(f->x);
+    free(f->y);
+    f->x = NULL;
+    f->y = NULL;
+}

@@ -1,0 +1,238 @@
+/* clpdd_host implementation: what the core hands a plugin (see clpdd/plugin.h). */
+#define _GNU_SOURCE
+#include "host.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "io/safetensors.h"
+
+typedef struct alloc_rec {
+    void *p;
+    size_t bytes;
+} alloc_rec;
+
+typedef struct host_state {
+    clpdd_host pub;
+    char error[2048];
+    alloc_rec *allocs;
+    int n_allocs, cap_allocs;
+    size_t in_use, peak;
+    int quiet;
+} host_state;
+
+struct clpdd_weights {
+    clpdd_st_file *file;
+    char *path;
+};
+
+static host_state *state(const clpdd_host *h) { return (host_state *)h->ctx; }
+
+static void *h_alloc(const clpdd_host *h, size_t bytes) {
+    host_state *s = state(h);
+    void *p = h->ops->malloc(bytes ? bytes : 4);
+    if (!p) {
+        snprintf(s->error, sizeof s->error, "out of %s memory allocating %.1f MiB (%.1f MiB in use)",
+                 h->ops->is_device ? "device" : "host", bytes / 1048576.0, s->in_use / 1048576.0);
+        return NULL;
+    }
+    if (s->n_allocs == s->cap_allocs) {
+        s->cap_allocs = s->cap_allocs ? 2 * s->cap_allocs : 64;
+        s->allocs = realloc(s->allocs, (size_t)s->cap_allocs * sizeof *s->allocs);
+        CLPDD_ASSERT(s->allocs);
+    }
+    s->allocs[s->n_allocs++] = (alloc_rec){p, bytes};
+    s->in_use += bytes;
+    if (s->in_use > s->peak) s->peak = s->in_use;
+    return p;
+}
+
+static void h_free(const clpdd_host *h, void *p) {
+    if (!p) return;
+    host_state *s = state(h);
+    for (int i = s->n_allocs - 1; i >= 0; i--) {
+        if (s->allocs[i].p == p) {
+            s->in_use -= s->allocs[i].bytes;
+            s->allocs[i] = s->allocs[--s->n_allocs];
+            h->ops->free(p);
+            return;
+        }
+    }
+    CLPDD_ASSERT(!"host->free of a pointer the host did not allocate");
+}
+
+static void h_error(const clpdd_host *h, const char *fmt, ...) {
+    host_state *s = state(h);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->error, sizeof s->error, fmt, ap);
+    va_end(ap);
+}
+
+static void h_vprint(const clpdd_host *h, const char *tag, const char *fmt, va_list ap) {
+    if (state(h)->quiet) return;
+    fprintf(stderr, "%s", tag);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+static void h_warn(const clpdd_host *h, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    h_vprint(h, "warning: ", fmt, ap);
+    va_end(ap);
+}
+
+static void h_info(const clpdd_host *h, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    h_vprint(h, "", fmt, ap);
+    va_end(ap);
+}
+
+static long long h_cfg_int(const clpdd_host *h, const clpdd_section *s, const char *k) {
+    return clpdd_section_int(s, k);
+}
+static double h_cfg_float(const clpdd_host *h, const clpdd_section *s, const char *k) {
+    return clpdd_section_float(s, k);
+}
+static int h_cfg_bool(const clpdd_host *h, const clpdd_section *s, const char *k) { return clpdd_section_bool(s, k); }
+static const char *h_cfg_str(const clpdd_host *h, const clpdd_section *s, const char *k) {
+    return clpdd_section_str(s, k);
+}
+static int h_cfg_floats(const clpdd_host *h, const clpdd_section *s, const char *k, double *out, int max) {
+    return clpdd_section_floats(s, k, out, max);
+}
+static int h_cfg_is_set(const clpdd_host *h, const clpdd_section *s, const char *k) {
+    return clpdd_section_is_set(s, k);
+}
+
+/* a relative weights path is looked up in CLPDD_MODEL_PATH, then the working directory */
+int clpdd_resolve_model_path(const char *path, char *out, size_t n) {
+    if (path[0] != '/') {
+        const char *dirs = getenv("CLPDD_MODEL_PATH");
+        if (dirs && *dirs) {
+            char *copy = clpdd_xstrdup(dirs), *save = NULL;
+            for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                snprintf(out, n, "%s/%s", d, path);
+                if (access(out, R_OK) == 0) {
+                    free(copy);
+                    return 0;
+                }
+            }
+            free(copy);
+        }
+    }
+    snprintf(out, n, "%s", path);
+    return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+static clpdd_weights *h_weights_open(const clpdd_host *h, const char *path) {
+    char full[4096];
+    if (clpdd_resolve_model_path(path, full, sizeof full)) {
+        const char *mp = getenv("CLPDD_MODEL_PATH");
+        h_error(h, "weights file '%s' not found (looked in CLPDD_MODEL_PATH=%s and the working directory)", path,
+                mp ? mp : "(unset)");
+        return NULL;
+    }
+    clpdd_err e;
+    clpdd_st_file *f;
+    if (clpdd_st_open(full, &f, &e)) {
+        h_error(h, "%s", e.msg);
+        return NULL;
+    }
+    clpdd_weights *w = clpdd_xcalloc(1, sizeof *w);
+    w->file = f;
+    w->path = clpdd_xstrdup(full);
+    return w;
+}
+
+static int h_weights_has(const clpdd_host *h, clpdd_weights *w, const char *name) {
+    return clpdd_st_find(w->file, name) != NULL;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < n) snprintf(buf + len, n - len, "]");
+}
+
+static int h_weights_read(const clpdd_host *h, clpdd_weights *w, const char *name, int ndim, const int64_t *shape,
+                          float *dst) {
+    const clpdd_st_tensor *t = clpdd_st_find(w->file, name);
+    char want[256], got[256];
+    shape_str(want, sizeof want, ndim, shape);
+    if (!t) {
+        h_error(h, "%s: no tensor '%s' (expected shape %s)", w->path, name, want);
+        return -1;
+    }
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    if (!same) {
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        h_error(h, "%s: tensor '%s' has shape %s, expected %s", w->path, name, got, want);
+        return -1;
+    }
+    size_t numel = (size_t)clpdd_st_numel(t);
+    float *tmp = clpdd_xmalloc(numel * sizeof(float));
+    clpdd_err e;
+    if (clpdd_st_read_f32(w->file, t, tmp, &e)) {
+        free(tmp);
+        h_error(h, "%s", e.msg);
+        return -1;
+    }
+    h->ops->to_device(dst, tmp, numel * sizeof(float));
+    free(tmp);
+    return 0;
+}
+
+static void h_weights_close(const clpdd_host *h, clpdd_weights *w) {
+    if (!w) return;
+    clpdd_st_close(w->file);
+    free(w->path);
+    free(w);
+}
+
+clpdd_host *clpdd_host_create(const clpdd_ops *ops, uint64_t seed) {
+    host_state *s = clpdd_xcalloc(1, sizeof *s);
+    clpdd_host *h = &s->pub;
+    h->abi_major = CLPDD_ABI_MAJOR;
+    h->abi_minor = CLPDD_ABI_MINOR;
+    h->ops = ops;
+    h->ctx = s;
+    h->seed = seed;
+    h->alloc = h_alloc;
+    h->free = h_free;
+    h->error = h_error;
+    h->warn = h_warn;
+    h->info = h_info;
+    h->cfg_int = h_cfg_int;
+    h->cfg_float = h_cfg_float;
+    h->cfg_bool = h_cfg_bool;
+    h->cfg_str = h_cfg_str;
+    h->cfg_floats = h_cfg_floats;
+    h->cfg_is_set = h_cfg_is_set;
+    h->weights_open = h_weights_open;
+    h->weights_has = h_weights_has;
+    h->weights_read = h_weights_read;
+    h->weights_close = h_weights_close;
+    return h;
+}
+
+void clpdd_host_destroy(clpdd_host *h) {
+    if (!h) return;
+    host_state *s = state(h);
+    for (int i = 0; i < s->n_allocs; i++) h->ops->free(s->allocs[i].p);
+    free(s->allocs);
+    free(s);
+}
+
+const char *clpdd_host_error(const clpdd_host *h) { return state(h)->error; }
+void clpdd_host_clear_error(clpdd_host *h) { state(h)->error[0] = 0; }
+size_t clpdd_host_bytes_in_use(const clpdd_host *h) { return state(h)->in_use; }
+size_t clpdd_host_peak_bytes(const clpdd_host *h) { return state(h)->peak; }
+void clpdd_host_set_quiet(clpdd_host *h, int quiet) { state(h)->quiet = quiet; }

@@ -1,0 +1,179 @@
+/* clpdd device ops: one table of function pointers, two implementations (cpu, cuda).
+ *
+ * Conventions (every op):
+ *  - fp32, row-major, explicit dimensions; pointers live where `is_device` says
+ *    (host memory for cpu, device memory for cuda) unless a comment says "host".
+ *  - outputs first, then inputs, then dimensions; nothing allocates inside an op
+ *    (callers pass scratch where one is needed).
+ *  - "=" overwrites the output, "+=" accumulates; each op says which.
+ *  - ops never fail on valid input; programming errors (bad dims, CUDA faults) abort
+ *    with file:line. The only user-causable failure, a non-positive-definite Cholesky,
+ *    is returned as a status.
+ *
+ * Dimension legend: n batch, C channels, H/W height/width, T tokens, Hh heads,
+ * hd head dim, rows/cols of a matrix, p patch size.
+ *
+ * The CPU implementation (core/cpu) is the reference; the CUDA one (core/cuda) is
+ * checked against it op by op (tests/test_ops_cuda.c). */
+#ifndef CLPDD_OPS_H
+#define CLPDD_OPS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    CLPDD_GELU_ERF = 0,   /* x·Φ(x), exact */
+    CLPDD_GELU_TANH = 1,  /* 0.5x(1+tanh(√(2/π)(x+0.044715x³))) */
+    CLPDD_GELU_QUICK = 2, /* x·σ(1.702x), OpenAI CLIP's QuickGELU */
+    CLPDD_GELU_COUNT
+} clpdd_gelu_kind;
+
+typedef struct clpdd_ops clpdd_ops;
+struct clpdd_ops {
+    const char *name; /* "cpu" or "cuda:<device name>" */
+    int is_device;    /* 1 when pointers are device memory */
+
+    /* ---- memory: raw, untracked; plugins allocate through host->alloc instead ---- */
+    void *(*malloc)(size_t bytes);                              /* NULL on failure */
+    void (*free)(void *p);                                      /* NULL is a no-op */
+    void (*to_device)(void *dst, const void *src_host, size_t bytes);
+    void (*to_host)(void *dst_host, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);     /* device → device */
+    void (*synchronize)(void);
+    size_t (*peak_bytes)(void); /* high-water mark of memory taken through malloc */
+
+    /* ---- elementwise over n floats ---- */
+    void (*fill)(float *x, float v, size_t n);                             /* x = v */
+    void (*scale)(float *x, float a, size_t n);                            /* x *= a */
+    void (*axpy)(float *y, float a, const float *x, size_t n);             /* y += a·x */
+    void (*axpby)(float *out, float a, const float *x, float b, const float *y, size_t n);
+                                                          /* out = a·x + b·y; out may alias x or y */
+    void (*mul)(float *out, const float *x, const float *y, size_t n);     /* out = x ⊙ y */
+    void (*clamp)(float *x, float lo, float hi, size_t n);                 /* x = min(max(x,lo),hi) */
+    void (*sigmoid)(float *y, const float *x, size_t n);                   /* y = σ(x) */
+
+    /* ---- 2-D layout ---- */
+    /* dst[r·ldd + c] = src[r·lds + c] for r < rows, c < cols; lds = 0 broadcasts one row */
+    void (*copy2d)(float *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols);
+    /* dst[r·ldd + c] += src[r·lds + c] (lds = 0 broadcasts) */
+    void (*add2d)(float *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols);
+    /* out[c] = beta·out[c] + Σ_r x[r·cols + c]   (column sums; the bias gradient) */
+    void (*sum_rows)(float *out, const float *x, size_t rows, size_t cols, float beta);
+    /* dst[i, :] = src[idx[i], :] for i < nidx; idx is an int32 array in op memory */
+    void (*gather_rows)(float *dst, const float *src, const int32_t *idx, size_t nidx, size_t cols);
+    /* per-channel affine on (n, C, HW): y = x·scale[c] + shift[c]; y may alias x.
+       Normalisation by mean/std and BatchNorm in eval mode are both this op. */
+    void (*channel_affine)(float *y, const float *x, const float *scale, const float *shift,
+                           int n, int C, int HW);
+    /* dx = dy·scale[c]  (=) */
+    void (*channel_affine_backward)(float *dx, const float *dy, const float *scale, int n, int C, int HW);
+
+    /* ---- reductions, result returned to the host (synchronising) ---- */
+    double (*dot)(const float *x, const float *y, size_t n);
+    double (*sum)(const float *x, size_t n);
+    int (*all_finite)(const float *x, size_t n); /* 1 when no NaN/Inf */
+
+    /* ---- BLAS / LAPACK (row-major; trans = 0 or 1) ---- */
+    /* C = alpha·op(A)·op(B) + beta·C, op(A) M×K, op(B) K×N, C M×N */
+    void (*gemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+    /* batch of the above with element strides between consecutive matrices */
+    void (*gemm_batched)(int transA, int transB, int M, int N, int K, float alpha,
+                         const float *A, int lda, long long strideA, const float *B, int ldb,
+                         long long strideB, float beta, float *C, int ldc, long long strideC, int batch);
+    /* trans = 0: C = alpha·A·Aᵀ + beta·C with A N×K; trans = 1: C = alpha·Aᵀ·A + beta·C with
+       A K×N. C is N×N and both triangles are written. */
+    void (*syrk)(int trans, int N, int K, float alpha, const float *A, int lda, float beta, float *C, int ldc);
+    /* Cholesky A = L·Lᵀ of an n×n SPD matrix; L is left in the lower triangle (row-major;
+       the strict upper triangle is unspecified afterwards). Returns 0, or k > 0 when the
+       leading minor of order k is not positive definite. */
+    int (*potrf)(float *A, int n, int lda);
+    /* Solve (L·Lᵀ)·X = B in place (B n×nrhs) with L from potrf. */
+    void (*potrs)(const float *L, int n, int lda, float *B, int nrhs, int ldb);
+
+    /* ---- activations (= ; dx may alias dy) ---- */
+    void (*relu)(float *y, const float *x, size_t n);
+    void (*relu_backward)(float *dx, const float *dy, const float *x, size_t n); /* dy·[x>0] */
+    void (*gelu)(float *y, const float *x, size_t n, clpdd_gelu_kind kind);
+    void (*gelu_backward)(float *dx, const float *dy, const float *x, size_t n, clpdd_gelu_kind kind);
+
+    /* ---- rows ---- */
+    /* y_r = softmax(scale·x_r) per row (=); y may alias x */
+    void (*softmax_rows)(float *y, const float *x, int rows, int cols, float scale);
+    /* dx = scale·y ⊙ (dy − Σ dy⊙y) per row (=) */
+    void (*softmax_rows_backward)(float *dx, const float *dy, const float *y, int rows, int cols, float scale);
+    /* loss[i] = −log softmax(inv_tau·z_i)[y_i]  (loss may be NULL);
+       dz = grad_scale·inv_tau·(softmax(inv_tau·z_i) − onehot(y_i))  (dz may be NULL).
+       labels: int32 in op memory, each in [0, cols). */
+    void (*cross_entropy)(float *loss, float *dz, const float *z, const int32_t *labels, int rows,
+                          int cols, float inv_tau, float grad_scale);
+    /* Y[i, c] = on when c = labels[i], else off */
+    void (*onehot)(float *Y, const int32_t *labels, int rows, int cols, float on, float off);
+    /* out[i] = argmax_c x[i, c] (first maximum) */
+    void (*argmax_rows)(int32_t *out, const float *x, int rows, int cols);
+    /* y = (x − μ)·rstd·gamma + beta per row; mean, rstd (rows) saved when not NULL */
+    void (*layernorm)(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                      const float *beta, int rows, int cols, float eps);
+    /* dx = (from dy, saved mean/rstd);  dgamma += , dbeta +=  (either may be NULL) */
+    void (*layernorm_backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                               const float *mean, const float *rstd, const float *gamma, int rows, int cols);
+
+    /* ---- attention (bidirectional, batched heads) ----
+       qkv (n, T, 3·Hh·hd): each token row is [q | k | v], each Hh heads of hd, head h at h·hd.
+       att (n, Hh, T, T): softmax(scale·q·kᵀ), saved for backward.
+       out (n, T, Hh·hd): heads concatenated. */
+    void (*attention)(float *out, float *att, const float *qkv, int n, int T, int Hh, int hd, float scale);
+    /* dqkv = (overwrite); datt (n, Hh, T, T) is scratch */
+    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
+                               const float *att, int n, int T, int Hh, int hd, float scale);
+
+    /* ---- images ---- */
+    /* x (n, C, H, W) → y (n, (H/p)·(W/p), C·p·p); patches in row-major grid order, each
+       flattened in (c, py, px) order (a conv with kernel = stride = p). H, W multiples of p. */
+    void (*patchify)(float *y, const float *x, int n, int C, int H, int W, int p);
+    /* exact adjoint of patchify (=) */
+    void (*unpatchify)(float *dx, const float *dy, int n, int C, int H, int W, int p);
+    /* one image x (C, H, W) → col (C·kh·kw, OH·OW), zero padding, dilation 1 */
+    void (*im2col)(float *col, const float *x, int C, int H, int W, int kh, int kw, int stride,
+                   int pad, int OH, int OW);
+    /* adjoint of im2col: dx = (overwrite) */
+    void (*col2im)(float *dx, const float *col, int C, int H, int W, int kh, int kw, int stride,
+                   int pad, int OH, int OW);
+    /* (n, C, H, W) → (n, C): mean over H·W */
+    void (*global_avgpool)(float *y, const float *x, int n, int C, int HW);
+    void (*global_avgpool_backward)(float *dx, const float *dy, int n, int C, int HW); /* = */
+    /* max pooling k×k, stride s, padding pad (−∞ padding); argmax (int32, n·C·OH·OW) saved */
+    void (*maxpool)(float *y, int32_t *argmax, const float *x, int n, int C, int H, int W, int k,
+                    int s, int pad, int OH, int OW);
+    void (*maxpool_backward)(float *dx, const float *dy, const int32_t *argmax, int n, int C, int H,
+                             int W, int OH, int OW); /* = */
+    /* bilinear resampling (n, C, H, W) → (n, C, OH, OW), PyTorch align_corners = False,
+       no antialiasing */
+    void (*resize_bilinear)(float *y, const float *x, int n, int C, int H, int W, int OH, int OW);
+    void (*resize_bilinear_backward)(float *dx, const float *dy, int n, int C, int H, int W, int OH,
+                                     int OW); /* = */
+
+    /* ---- random (counter-based: element i depends only on (seed, offset + i), so a stream
+       is reproducible on one device and can be drawn in pieces) ---- */
+    void (*rand_uniform)(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t offset);
+    void (*rand_normal)(float *x, size_t n, float mean, float std, uint64_t seed, uint64_t offset);
+
+    /* ---- optimiser ----
+       Adam (Kingma & Ba) with bias correction at step t ≥ 1 and decoupled weight decay wd:
+       m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; p −= lr·(m̂/(√v̂ + eps) + wd·p) */
+    void (*adam)(float *p, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2,
+                 float eps, float wd, int t);
+};
+
+/* The two implementations. cuda returns NULL (with a reason in *why) when no GPU is visible
+   or when the build has no CUDA backend. */
+const clpdd_ops *clpdd_ops_cpu(void);
+const clpdd_ops *clpdd_ops_cuda(const char **why);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

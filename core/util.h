@@ -1,0 +1,55 @@
+/* clpdd core utilities: error messages, checked allocation, files, hashing.
+ * Two error levels (STYLE §7): CLPDD_ASSERT for programming mistakes (aborts with
+ * file:line); a clpdd_err message + non-zero status for anything a user can cause. */
+#ifndef CLPDD_UTIL_H
+#define CLPDD_UTIL_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct clpdd_err {
+    char msg[2048];
+} clpdd_err;
+
+/* printf-style; returns -1 so `return clpdd_err_set(e, ...)` reads naturally. e may be NULL. */
+int clpdd_err_set(clpdd_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define CLPDD_ASSERT(cond)                                                                   \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "clpdd: internal error: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+            abort();                                                                         \
+        }                                                                                    \
+    } while (0)
+
+void *clpdd_xmalloc(size_t bytes);  /* aborts on exhaustion (host bookkeeping only) */
+void *clpdd_xcalloc(size_t n, size_t size);
+char *clpdd_xstrdup(const char *s);
+
+/* whole file into memory (NUL-terminated for convenience); -1 + message on failure */
+int clpdd_read_file(const char *path, uint8_t **data, size_t *len, clpdd_err *e);
+/* write all bytes to path atomically: path.tmp.<pid>, fsync, rename */
+int clpdd_write_file_atomic(const char *path, const void *data, size_t len, clpdd_err *e);
+/* mkdir -p */
+int clpdd_mkdirs(const char *path, clpdd_err *e);
+int clpdd_file_exists(const char *path);
+
+/* FNV-1a 64-bit, chainable: h = clpdd_hash64(h, data, len), start with CLPDD_HASH_SEED */
+#define CLPDD_HASH_SEED 0xcbf29ce484222325ULL
+uint64_t clpdd_hash64(uint64_t h, const void *data, size_t len);
+uint64_t clpdd_hash_str(uint64_t h, const char *s);
+
+/* a growing string */
+typedef struct clpdd_strbuf {
+    char *s;
+    size_t len, cap;
+} clpdd_strbuf;
+void clpdd_sb_printf(clpdd_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* JSON string literal of s (quoted, escaped) */
+void clpdd_sb_json_str(clpdd_strbuf *b, const char *s);
+
+double clpdd_now(void);             /* monotonic seconds */
+size_t clpdd_peak_rss_bytes(void);  /* VmHWM of this process */
+
+#endif

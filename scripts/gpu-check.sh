@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# One-shot check of the CUDA backend on a machine with a GPU (budget: under 8 minutes).
+#   bash scripts/gpu-check.sh
+# Steps: list the GPUs, configure a fresh build-gpu with the CUDA backend, build, run the
+# CUDA-vs-CPU op tests (tests/test_ops_cuda.c), then the quickstart (added by the lead).
+# Every step runs under its own time limit; a failing step is recorded and the script goes
+# on to the summary table. Full logs are tee'd into $LOG_DIR (default "${OUT:-results/gpu}").
+# Exit status: 0 when every step passed, 1 otherwise.
+#
+# Environment (all optional):
+#   CUDA_ARCHS   CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200; one arch keeps nvcc fast)
+#   BUILD_DIR    build directory (default build-gpu; wiped first)
+#   JOBS         parallel build jobs (default 16)
+#   LOG_DIR      where logs go (default ${OUT:-results/gpu})
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CUDA_ARCHS="${CUDA_ARCHS:-90}"
+BUILD_DIR="${BUILD_DIR:-build-gpu}"
+JOBS="${JOBS:-16}"
+LOG_DIR="${LOG_DIR:-${OUT:-results/gpu}}"
+mkdir -p "$LOG_DIR"
+START=$(date +%s)
+
+names=()
+statuses=()
+times=()
+
+# step NAME LIMIT_SECONDS COMMAND...: runs COMMAND with output tee'd to $LOG_DIR/NAME.log,
+# records PASS / FAIL (rc) / TIMEOUT and the wall time; never stops the script
+step() {
+  local name="$1" limit="$2"
+  shift 2
+  local log="$LOG_DIR/$name.log" t0 rc
+  t0=$(date +%s)
+  echo "==== [$name] $* (limit ${limit}s)" | tee "$log"
+  set +e
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  names+=("$name")
+  times+=("$(($(date +%s) - t0))s")
+  if [ "$rc" -eq 0 ]; then
+    statuses+=("PASS")
+  elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    statuses+=("TIMEOUT")
+  else
+    statuses+=("FAIL (rc $rc)")
+  fi
+  echo "==== [$name] rc $rc" | tee -a "$log"
+  return 0
+}
+
+# ---- the machine ----
+step gpus 30 bash -c 'nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv'
+step prereqs 30 bash -c '
+  ok=0
+  for p in inih openblas lapacke criterion; do
+    pkg-config --exists "$p" || { echo "missing pkg-config package: $p"; ok=1; }
+  done
+  nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+  if [ -x "$nvcc" ]; then "$nvcc" --version | tail -n 2; else echo "no nvcc found"; ok=1; fi
+  cmake --version | head -n 1
+  exit $ok'
+
+# ---- configure + build (fresh) ----
+rm -rf "$BUILD_DIR"
+step configure 120 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCLPDD_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS"
+step build 300 cmake --build "$BUILD_DIR" -j "$JOBS"
+
+# ---- CUDA backend vs CPU reference ----
+# CRITERION_VERBOSITY_LEVEL=1 makes the tests print [SKIP] lines: a test that skips (no GPU
+# visible, e.g. a driver older than the CUDA runtime) must not count as a pass here.
+step ops_cuda 240 env CRITERION_VERBOSITY_LEVEL=1 \
+  ctest --test-dir "$BUILD_DIR" -R ops_cuda --output-on-failure -V
+if grep -q '\[SKIP\]' "$LOG_DIR/ops_cuda.log" 2>/dev/null; then
+  for i in "${!names[@]}"; do
+    if [ "${names[$i]}" = ops_cuda ] && [ "${statuses[$i]}" = PASS ]; then
+      statuses[$i]="SKIPPED (see [SKIP] in ops_cuda.log)"
+    fi
+  done
+fi
+
+# quickstart on the GPU (added by the lead)
+# step quickstart 180 ...
+
+# ---- summary ----
+{
+  echo
+  echo "==== gpu-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(($(date +%s) - START))s total, logs in $LOG_DIR)"
+  printf '%-12s %-8s %s\n' step time status
+  for i in "${!names[@]}"; do printf '%-12s %-8s %s\n' "${names[$i]}" "${times[$i]}" "${statuses[$i]}"; done
+  grep -h 'Synthesis' "$LOG_DIR/ops_cuda.log" 2>/dev/null | tail -n 1 || true
+} | tee "$LOG_DIR/summary.txt"
+
+for s in "${statuses[@]}"; do [ "$s" = PASS ] || exit 1; done
+exit 0

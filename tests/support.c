@@ -1,0 +1,123 @@
+#include "support.h"
+
+#include "loader.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint64_t splitmix(test_rng *r) {
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+double test_uniform(test_rng *r) { return (double)(splitmix(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+double test_normal(test_rng *r) {
+    double u1 = test_uniform(r), u2 = test_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed) {
+    test_rng r = {seed};
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)test_uniform(&r);
+}
+
+void test_fill_normal(float *x, size_t n, float std, uint64_t seed) {
+    test_rng r = {seed};
+    for (size_t i = 0; i < n; i++) x[i] = std * (float)test_normal(&r);
+}
+
+void test_fill_normal_d(double *x, size_t n, double std, uint64_t seed) {
+    test_rng r = {seed};
+    for (size_t i = 0; i < n; i++) x[i] = std * test_normal(&r);
+}
+
+double test_rel_err(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(ref[i])) return INFINITY;
+        double d = (double)a[i] - (double)ref[i];
+        num += d * d;
+        den += (double)ref[i] * (double)ref[i];
+    }
+    return sqrt(num) / fmax(sqrt(den), 1e-30);
+}
+
+double test_rel_err_fd(const float *a, const double *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(ref[i])) return INFINITY;
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num) / fmax(sqrt(den), 1e-30);
+}
+
+double test_max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+    }
+    return m;
+}
+
+void test_fd_grad(double *g, test_scalar_fn f, double *x, size_t n, double h, void *ctx) {
+    for (size_t i = 0; i < n; i++) {
+        double x0 = x[i];
+        x[i] = x0 + h;
+        double fp = f(x, ctx);
+        x[i] = x0 - h;
+        double fm = f(x, ctx);
+        x[i] = x0;
+        g[i] = (fp - fm) / (2 * h);
+    }
+}
+
+const char *test_model_file(const char *file) {
+    static char buf[8][4096];
+    static int slot;
+    const char *dirs = getenv("CLPDD_MODEL_PATH");
+    if (!dirs || !*dirs) return NULL;
+    char *copy = strdup(dirs), *save = NULL;
+    const char *found = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char *out = buf[slot];
+        snprintf(out, sizeof buf[0], "%s/%s", d, file);
+        if (access(out, R_OK) == 0) {
+            slot = (slot + 1) % 8;
+            found = out;
+            break;
+        }
+    }
+    free(copy);
+    return found;
+}
+
+const char *test_fixture(const char *file) {
+    static char buf[8][4096];
+    static int slot;
+    char *out = buf[slot];
+    slot = (slot + 1) % 8;
+    snprintf(out, sizeof buf[0], "%s/tests/fixtures/%s", CLPDD_SOURCE_DIR, file);
+    return out;
+}
+
+const struct clpdd_plugin *test_plugin(const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.so", CLPDD_PLUGIN_BUILD_DIR, name);
+    clpdd_loaded p;
+    clpdd_err e;
+    if (clpdd_plugin_open(path, &p, &e)) {
+        fprintf(stderr, "test_plugin: %s\n", e.msg);
+        return NULL;
+    }
+    return p.desc; /* the handle stays open for the test's lifetime */
+}

@@ -1,0 +1,35 @@
+/* Shared test helpers: deterministic random data, normalised errors, float64 finite
+ * differences, locating the real checkpoints and fixtures. */
+#ifndef CLPDD_TEST_SUPPORT_H
+#define CLPDD_TEST_SUPPORT_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* splitmix64 stream for test data (independent of the ops' generators) */
+typedef struct { uint64_t s; } test_rng;
+double test_uniform(test_rng *r);                   /* [0, 1) */
+double test_normal(test_rng *r);                    /* N(0, 1) */
+void test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
+void test_fill_normal(float *x, size_t n, float std, uint64_t seed);
+void test_fill_normal_d(double *x, size_t n, double std, uint64_t seed);
+
+/* ‖a − ref‖₂ / max(‖ref‖₂, tiny); NaN anywhere → +Inf */
+double test_rel_err(const float *a, const float *ref, size_t n);
+double test_rel_err_fd(const float *a, const double *ref, size_t n);
+double test_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* central finite differences of a float64 scalar function: g[i] = (f(x+h e_i) − f(x−h e_i))/2h */
+typedef double (*test_scalar_fn)(const double *x, void *ctx);
+void test_fd_grad(double *g, test_scalar_fn f, double *x, size_t n, double h, void *ctx);
+
+/* $CLPDD_MODEL_PATH/<file>, or NULL when the variable is unset or the file is missing
+   (tests that need real weights then skip with a message) */
+const char *test_model_file(const char *file);
+/* CLPDD_SOURCE_DIR/tests/fixtures/<file> */
+const char *test_fixture(const char *file);
+
+/* a plugin from the build tree (CLPDD_PLUGIN_BUILD_DIR/<name>.so), loaded once and kept */
+struct clpdd_plugin;
+const struct clpdd_plugin *test_plugin(const char *name);
+
+#endif

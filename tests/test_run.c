@@ -1,0 +1,113 @@
+/* A tiny end-to-end distillation on the real Fashion-MNIST files and the real mnist-vit
+ * weights: every output is written, the distilled set beats random real images, the feature
+ * cache is reused, and two runs with one seed give the same distilled images on the CPU.
+ * Skips (with the reason) when the weights or the dataset are absent. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "experiment.h"
+#include "run.h"
+#include "support.h"
+#include "util.h"
+
+static const char *skip_reason(void) {
+    if (!test_model_file("mnist-vit.safetensors")) return "mnist-vit.safetensors not in CLPDD_MODEL_PATH";
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
+        return "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+    return NULL;
+}
+
+static double json_number_after(const char *json, const char *a, const char *b) {
+    const char *p = strstr(json, a);
+    cr_assert_not_null(p, "no %s in metrics.json", a);
+    p = strstr(p, b);
+    cr_assert_not_null(p, "no %s after %s", b, a);
+    return strtod(p + strlen(b), NULL);
+}
+
+static void run_once(const char *dir, const char *cache, char **metrics) {
+    char ini[512];
+    snprintf(ini, sizeof ini, "%s/tiny.ini", dir);
+    FILE *f = fopen(ini, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "[experiment]\nseed = 1\n[data]\ntrain_limit = 2000\ntest_limit = 2000\ncache_dir = %s\n"
+            "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
+            "[distill]\nipc = 1\nsteps = 40\nreal_batch = 512\nlog_every = 5\n[eval]\nseeds = 3\nepochs = 300\n",
+            cache);
+    fclose(f);
+    char out[512];
+    snprintf(out, sizeof out, "%s/run", dir);
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    clpdd_experiment x;
+    clpdd_err e = {{0}};
+    cr_assert_eq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s", e.msg);
+    clpdd_run_opts o = {"cpu", out, 1};
+    cr_assert_eq(clpdd_run(&x, &o, &e), 0, "%s", e.msg);
+    clpdd_experiment_free(&x);
+    clpdd_plugin_dirs_free(&dirs);
+    const char *files[] = {"config.ini", "metrics.json", "log.csv", "distilled.safetensors", "distilled.png", "loss.png"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        struct stat st;
+        cr_expect(stat(p, &st) == 0 && st.st_size > 0, "missing or empty %s", p);
+    }
+    char p[700];
+    snprintf(p, sizeof p, "%s/metrics.json", out);
+    uint8_t *data;
+    size_t len;
+    cr_assert_eq(clpdd_read_file(p, &data, &len, &e), 0, "%s", e.msg);
+    *metrics = (char *)data;
+}
+
+static uint8_t *read_all(const char *path, size_t *len) {
+    uint8_t *d;
+    clpdd_err e;
+    cr_assert_eq(clpdd_read_file(path, &d, len, &e), 0, "%s", e.msg);
+    return d;
+}
+
+Test(run, tiny_distillation_end_to_end, .timeout = 600) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    char dir[] = "/tmp/clpdd-test-run-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cache[600], a[700], b[700];
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+
+    char *m1;
+    run_once(dir, cache, &m1);
+    double acc = json_number_after(m1, "\"accuracy\"", "\"mean\": ");
+    double rnd = json_number_after(m1, "\"random_real\"", "\"mean\": ");
+    double diag = json_number_after(m1, "\"solver_diagnostic\"", "\"accuracy\": ");
+    cr_expect(strstr(m1, "\"from_cache\": false"), "first run extracts features");
+    cr_expect(acc > rnd, "distilled %.4f must beat random real %.4f", acc, rnd);
+    cr_expect(acc > 0.3 && acc <= 1.0, "accuracy %.4f out of the plausible range", acc);
+    cr_expect(diag > 0.1 && diag <= 1.0, "ridge diagnostic %.4f", diag);
+    cr_expect(strstr(m1, "\"device\": \"cpu\""));
+    cr_expect(strstr(m1, "\"peak_host_mb\""));
+    snprintf(a, sizeof a, "%s/run/distilled.safetensors", dir);
+    snprintf(b, sizeof b, "%s/first.safetensors", dir);
+    cr_assert_eq(rename(a, b), 0);
+
+    char *m2;
+    run_once(dir, cache, &m2); /* same seed: cache hit, same images */
+    cr_expect(strstr(m2, "\"from_cache\": true"), "second run must reuse the feature cache");
+    size_t la, lb;
+    uint8_t *da = read_all(a, &la), *db = read_all(b, &lb);
+    cr_expect(la == lb && memcmp(da, db, la) == 0, "two CPU runs with one seed must give identical distilled images");
+    free(da);
+    free(db);
+    free(m1);
+    free(m2);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp >/dev/null && exit 1; rm -rf '%s'", cache, dir);
+    cr_expect_eq(system(cmd), 0, "no temporary files may be left in the cache");
+}
