@@ -12,6 +12,7 @@
 #   BUILD_DIR    build directory (default build-gpu; wiped first)
 #   JOBS         parallel build jobs (default 16)
 #   LOG_DIR      where logs go (default ${OUT:-results/gpu})
+#   BUDGET_S     total seconds for all steps (default 470)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,7 @@ JOBS="${JOBS:-16}"
 LOG_DIR="${LOG_DIR:-${OUT:-results/gpu}}"
 mkdir -p "$LOG_DIR"
 START=$(date +%s)
+DEADLINE=$((START + ${BUDGET_S:-470})) # every step's limit is cut to what is left of this
 
 names=()
 statuses=()
@@ -31,8 +33,15 @@ times=()
 step() {
   local name="$1" limit="$2"
   shift 2
-  local log="$LOG_DIR/$name.log" t0 rc
+  local log="$LOG_DIR/$name.log" t0 rc left
   t0=$(date +%s)
+  left=$((DEADLINE - t0))
+  if [ "$left" -lt 5 ]; then
+    echo "==== [$name] not run: the ${BUDGET_S:-470}s budget is spent" | tee "$log"
+    names+=("$name"); times+=("0s"); statuses+=("NOT RUN (time budget)")
+    return 0
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   echo "==== [$name] $* (limit ${limit}s)" | tee "$log"
   set +e
   timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
@@ -52,8 +61,8 @@ step() {
 }
 
 # ---- the machine ----
-step gpus 30 bash -c 'nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv'
-step prereqs 30 bash -c '
+step gpus 20 bash -c 'nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv'
+step prereqs 20 bash -c '
   ok=0
   for p in inih openblas lapacke criterion; do
     pkg-config --exists "$p" || { echo "missing pkg-config package: $p"; ok=1; }
@@ -65,14 +74,14 @@ step prereqs 30 bash -c '
 
 # ---- configure + build (fresh) ----
 rm -rf "$BUILD_DIR"
-step configure 120 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCLPDD_CUDA=ON \
+step configure 60 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCLPDD_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS"
-step build 300 cmake --build "$BUILD_DIR" -j "$JOBS"
+step build 200 cmake --build "$BUILD_DIR" -j "$JOBS"
 
 # ---- CUDA backend vs CPU reference ----
 # CRITERION_VERBOSITY_LEVEL=1 makes the tests print [SKIP] lines: a test that skips (no GPU
 # visible, e.g. a driver older than the CUDA runtime) must not count as a pass here.
-step ops_cuda 240 env CRITERION_VERBOSITY_LEVEL=1 \
+step ops_cuda 150 env CRITERION_VERBOSITY_LEVEL=1 \
   ctest --test-dir "$BUILD_DIR" -R ops_cuda --output-on-failure -V
 if grep -q '\[SKIP\]' "$LOG_DIR/ops_cuda.log" 2>/dev/null; then
   for i in "${!names[@]}"; do

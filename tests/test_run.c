@@ -37,7 +37,7 @@ static void run_once(const char *dir, const char *cache, char **metrics) {
     cr_assert_not_null(f);
     fprintf(f,
             "[experiment]\nseed = 1\n[data]\ntrain_limit = 2000\ntest_limit = 2000\ncache_dir = %s\n"
-            "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
+            "[backbone]\nname = vit\n[solver]\nname = ridge\nlambda = 0.3\n[loss]\nname = ce\n"
             "[distill]\nipc = 1\nsteps = 40\nreal_batch = 512\nlog_every = 5\n[eval]\nseeds = 3\nepochs = 300\n",
             cache);
     fclose(f);

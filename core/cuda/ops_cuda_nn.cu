@@ -216,7 +216,10 @@ __global__ void k_argmax_rows(int32_t *out, const float *x, int cols) {
 void clpdd_cuda_argmax_rows(int32_t *out, const float *x, int rows, int cols) {
     CLPDD_CUDA_ASSERT(rows >= 0 && cols >= 0);
     if (!rows) return;
-    CLPDD_CUDA_ASSERT(cols > 0);
+    if (!cols) { /* as the CPU: index 0 for every (empty) row */
+        CUDA_CHECK(cudaMemset(out, 0, (size_t)rows * sizeof(int32_t)));
+        return;
+    }
     CLPDD_LAUNCH(k_argmax_rows, (unsigned)rows, clpdd_row_threads(cols), 0, out, x, cols);
 }
 
@@ -230,13 +233,13 @@ __global__ void k_layernorm(float *y, float *mean, float *rstd, const float *x, 
     const float *xr = x + o;
     double s = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) s += xr[c];
-    double mu = clpdd_block_sum(s, shd) / cols;
+    double mu = cols > 0 ? clpdd_block_sum(s, shd) / cols : 0.0;
     double v = 0.0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         double d = (double)xr[c] - mu;
         v += d * d;
     }
-    v = clpdd_block_sum(v, shd) / cols;
+    v = cols > 0 ? clpdd_block_sum(v, shd) / cols : 0.0;
     float m = (float)mu, rs = (float)(1.0 / sqrt(v + (double)eps));
     for (int c = threadIdx.x; c < cols; c += blockDim.x)
         y[o + c] = (xr[c] - m) * rs * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
@@ -248,7 +251,7 @@ __global__ void k_layernorm(float *y, float *mean, float *rstd, const float *x, 
 void clpdd_cuda_layernorm(float *y, float *mean, float *rstd, const float *x, const float *gamma,
                           const float *beta, int rows, int cols, float eps) {
     CLPDD_CUDA_ASSERT(rows >= 0 && cols >= 0);
-    if (!rows || !cols) return;
+    if (!rows) return; /* cols = 0 still writes mean = 0, rstd = 1/√eps, as the CPU */
     CLPDD_LAUNCH(k_layernorm, (unsigned)rows, clpdd_row_threads(cols), 0, y, mean, rstd, x, gamma, beta, cols, eps);
 }
 
