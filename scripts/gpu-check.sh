@@ -13,6 +13,7 @@
 #   JOBS         parallel build jobs (default 16)
 #   LOG_DIR      where logs go (default ${OUT:-results/gpu})
 #   BUDGET_S     total seconds for all steps (default 470)
+#   SKIP_BUILD   1: use an existing $BUILD_DIR as it is (e.g. built elsewhere and carried over)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +63,7 @@ step() {
 
 # ---- the machine ----
 step gpus 20 bash -c 'nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv'
-step prereqs 20 bash -c '
+[ "${SKIP_BUILD:-0}" = 1 ] || step prereqs 20 bash -c '
   ok=0
   for p in inih openblas lapacke criterion; do
     pkg-config --exists "$p" || { echo "missing pkg-config package: $p"; ok=1; }
@@ -73,16 +74,18 @@ step prereqs 20 bash -c '
   exit $ok'
 
 # ---- configure + build (fresh) ----
-rm -rf "$BUILD_DIR"
-step configure 60 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCLPDD_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS"
-step build 200 cmake --build "$BUILD_DIR" -j "$JOBS"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  rm -rf "$BUILD_DIR"
+  step configure 60 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCLPDD_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS"
+  step build 200 cmake --build "$BUILD_DIR" -j "$JOBS"
+fi
 
 # ---- CUDA backend vs CPU reference ----
 # CRITERION_VERBOSITY_LEVEL=1 makes the tests print [SKIP] lines: a test that skips (no GPU
 # visible, e.g. a driver older than the CUDA runtime) must not count as a pass here.
 step ops_cuda 150 env CRITERION_VERBOSITY_LEVEL=1 \
-  ctest --test-dir "$BUILD_DIR" -R ops_cuda --output-on-failure -V
+  ctest --test-dir "$BUILD_DIR" -R 'ops_cuda|plugins_cuda' --output-on-failure -V
 if grep -q '\[SKIP\]' "$LOG_DIR/ops_cuda.log" 2>/dev/null; then
   for i in "${!names[@]}"; do
     if [ "${names[$i]}" = ops_cuda ] && [ "${statuses[$i]}" = PASS ]; then
@@ -91,8 +94,14 @@ if grep -q '\[SKIP\]' "$LOG_DIR/ops_cuda.log" 2>/dev/null; then
   done
 fi
 
-# quickstart on the GPU (added by the lead)
-# step quickstart 180 ...
+# ---- the quickstart on the GPU, then on this machine's CPU, side by side ----
+# The first run extracts and caches the real features (on the GPU); both runs then time the
+# same distillation loop, so ms/step compares the devices on one machine.
+export CLPDD_CACHE_DIR="${CLPDD_CACHE_DIR:-$LOG_DIR/cache}"
+step quickstart_cuda 150 "$BUILD_DIR/clpdd" run experiments/quickstart.ini --device cuda \
+  --output "$LOG_DIR/quickstart-cuda"
+step quickstart_cpu 150 "$BUILD_DIR/clpdd" run experiments/quickstart.ini --device cpu \
+  --output "$LOG_DIR/quickstart-cpu"
 
 # ---- summary ----
 {
@@ -100,7 +109,11 @@ fi
   echo "==== gpu-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(($(date +%s) - START))s total, logs in $LOG_DIR)"
   printf '%-12s %-8s %s\n' step time status
   for i in "${!names[@]}"; do printf '%-12s %-8s %s\n' "${names[$i]}" "${times[$i]}" "${statuses[$i]}"; done
-  grep -h 'Synthesis' "$LOG_DIR/ops_cuda.log" 2>/dev/null | tail -n 1 || true
+  grep -h 'Synthesis' "$LOG_DIR/ops_cuda.log" 2>/dev/null || true
+  for d in cuda cpu; do
+    m="$LOG_DIR/quickstart-$d/metrics.json"
+    [ -f "$m" ] && printf 'quickstart %-4s %s\n' "$d" "$(tr -d '\n' <"$m" | grep -o '"accuracy": {"mean": [0-9.]*\|"ms_per_step": [0-9.]*\|"peak_device_mb": [0-9.a-z]*\|"device": "[^"]*"' | tr '\n' ' ')"
+  done
 } | tee "$LOG_DIR/summary.txt"
 
 for s in "${statuses[@]}"; do [ "$s" = PASS ] || exit 1; done

@@ -30,7 +30,7 @@ static double json_number_after(const char *json, const char *a, const char *b) 
     return strtod(p + strlen(b), NULL);
 }
 
-static void run_once(const char *dir, const char *cache, char **metrics) {
+static void run_once(const char *dir, const char *cache, const char *extra, char **metrics) {
     char ini[512];
     snprintf(ini, sizeof ini, "%s/tiny.ini", dir);
     FILE *f = fopen(ini, "w");
@@ -40,6 +40,7 @@ static void run_once(const char *dir, const char *cache, char **metrics) {
             "[backbone]\nname = vit\n[solver]\nname = ridge\nlambda = 0.3\n[loss]\nname = ce\n"
             "[distill]\nipc = 1\nsteps = 40\nreal_batch = 512\nlog_every = 5\n[eval]\nseeds = 3\nepochs = 300\n",
             cache);
+    if (extra) fputs(extra, f); /* a [section] line re-opens that section */
     fclose(f);
     char out[512];
     snprintf(out, sizeof out, "%s/run", dir);
@@ -83,7 +84,7 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
     snprintf(cache, sizeof cache, "%s/cache", dir);
 
     char *m1;
-    run_once(dir, cache, &m1);
+    run_once(dir, cache, NULL, &m1);
     double acc = json_number_after(m1, "\"accuracy\"", "\"mean\": ");
     double rnd = json_number_after(m1, "\"random_real\"", "\"mean\": ");
     double diag = json_number_after(m1, "\"solver_diagnostic\"", "\"accuracy\": ");
@@ -98,15 +99,23 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
     cr_assert_eq(rename(a, b), 0);
 
     char *m2;
-    run_once(dir, cache, &m2); /* same seed: cache hit, same images */
+    run_once(dir, cache, NULL, &m2); /* same seed: cache hit, same images */
     cr_expect(strstr(m2, "\"from_cache\": true"), "second run must reuse the feature cache");
     size_t la, lb;
     uint8_t *da = read_all(a, &la), *db = read_all(b, &lb);
     cr_expect(la == lb && memcmp(da, db, la) == 0, "two CPU runs with one seed must give identical distilled images");
     free(da);
     free(db);
+    /* an input of the features changes (the backbone's normalisation): a new cache entry */
+    char *m3;
+    run_once(dir, cache, "[backbone]\nstd = 0.3\n", &m3);
+    cr_expect(strstr(m3, "\"from_cache\": false"), "a changed backbone key must rebuild the features");
+    char count[700];
+    snprintf(count, sizeof count, "test $(ls %s/*.safetensors | wc -l) -eq 4", cache);
+    cr_expect_eq(system(count), 0, "train and test caches for two backbone configurations");
     free(m1);
     free(m2);
+    free(m3);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp >/dev/null && exit 1; rm -rf '%s'", cache, dir);
     cr_expect_eq(system(cmd), 0, "no temporary files may be left in the cache");

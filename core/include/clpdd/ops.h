@@ -5,7 +5,10 @@
  *    (host memory for cpu, device memory for cuda) unless a comment says "host".
  *  - outputs first, then inputs, then dimensions; nothing allocates inside an op
  *    (callers pass scratch where one is needed).
- *  - "=" overwrites the output, "+=" accumulates; each op says which.
+ *  - "=" overwrites the output, "+=" accumulates; each op says which. Where an op takes a
+ *    beta (gemm, syrk, sum_rows), beta = 0 means the output is not read (NaN there is fine).
+ *  - aliasing: only where a comment allows it (out = in for elementwise ops, y = x for
+ *    channel_affine, softmax_rows and layernorm, dx = dy for the activation backwards).
  *  - ops never fail on valid input; programming errors (bad dims, CUDA faults) abort
  *    with file:line. The only user-causable failure, a non-positive-definite Cholesky,
  *    is returned as a status.
@@ -41,7 +44,7 @@ struct clpdd_ops {
     void (*free)(void *p);                                      /* NULL is a no-op */
     void (*to_device)(void *dst, const void *src_host, size_t bytes);
     void (*to_host)(void *dst_host, const void *src, size_t bytes);
-    void (*copy)(void *dst, const void *src, size_t bytes);     /* device → device */
+    void (*copy)(void *dst, const void *src, size_t bytes);     /* device → device, no overlap */
     void (*synchronize)(void);
     size_t (*peak_bytes)(void); /* high-water mark of memory taken through malloc */
 
@@ -52,7 +55,7 @@ struct clpdd_ops {
     void (*axpby)(float *out, float a, const float *x, float b, const float *y, size_t n);
                                                           /* out = a·x + b·y; out may alias x or y */
     void (*mul)(float *out, const float *x, const float *y, size_t n);     /* out = x ⊙ y */
-    void (*clamp)(float *x, float lo, float hi, size_t n);                 /* x = min(max(x,lo),hi) */
+    void (*clamp)(float *x, float lo, float hi, size_t n);  /* x = min(max(x,lo),hi); NaN → lo */
     void (*sigmoid)(float *y, const float *x, size_t n);                   /* y = σ(x) */
 
     /* ---- 2-D layout ---- */
@@ -114,7 +117,8 @@ struct clpdd_ops {
     void (*onehot)(float *Y, const int32_t *labels, int rows, int cols, float on, float off);
     /* out[i] = argmax_c x[i, c] (first maximum) */
     void (*argmax_rows)(int32_t *out, const float *x, int rows, int cols);
-    /* y = (x − μ)·rstd·gamma + beta per row; mean, rstd (rows) saved when not NULL */
+    /* y = (x − μ)·rstd·gamma + beta per row; mean, rstd (rows) saved when not NULL;
+       gamma and beta are required */
     void (*layernorm)(float *y, float *mean, float *rstd, const float *x, const float *gamma,
                       const float *beta, int rows, int cols, float eps);
     /* dx = (from dy, saved mean/rstd);  dgamma += , dbeta +=  (either may be NULL) */
@@ -145,7 +149,8 @@ struct clpdd_ops {
     /* (n, C, H, W) → (n, C): mean over H·W */
     void (*global_avgpool)(float *y, const float *x, int n, int C, int HW);
     void (*global_avgpool_backward)(float *dx, const float *dy, int n, int C, int HW); /* = */
-    /* max pooling k×k, stride s, padding pad (−∞ padding); argmax (int32, n·C·OH·OW) saved */
+    /* max pooling k×k, stride s, padding pad (−∞ padding); argmax (int32, n·C·OH·OW) saved as
+       iy·W + ix within the image plane (first maximum; −1 for a window wholly in padding) */
     void (*maxpool)(float *y, int32_t *argmax, const float *x, int n, int C, int H, int W, int k,
                     int s, int pad, int OH, int OW);
     void (*maxpool_backward)(float *dx, const float *dy, const int32_t *argmax, int n, int C, int H,

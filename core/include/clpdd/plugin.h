@@ -115,7 +115,9 @@ typedef struct clpdd_backbone_info {
     int channels, height, width; /* input the encoder expects */
     int feature_dim;             /* d */
     float mean[3], std[3];       /* normalisation of [0,1] pixels the weights were trained with */
-    const char *weights_id;      /* weights file as resolved (part of the feature-cache key) */
+    const char *weights_id;      /* weights file as configured; the core resolves it like
+                                    weights_open and hashes its bytes into the feature-cache key
+                                    (NULL: no weights file) */
 } clpdd_backbone_info;
 
 typedef struct clpdd_backbone_vt {

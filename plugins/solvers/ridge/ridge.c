@@ -50,7 +50,9 @@ typedef struct ridge {
 } ridge;
 
 static const clpdd_key ridge_keys[] = {
-    {"lambda", CLPDD_KEY_FLOAT, "1e-3", "ridge regulariser; relative mode multiplies it by tr(K)/m", 0, 1e12, NULL},
+    {"lambda", CLPDD_KEY_FLOAT, "0.3",
+     "ridge regulariser; relative mode multiplies it by tr(K)/m (0.3 transferred best to a probe in results/lambda-sweep)",
+     0, 1e12, NULL},
     {"lambda_mode", CLPDD_KEY_ENUM, "relative", "relative: lambda*tr(K)/m (KIP/FRePo/RFAD); absolute: lambda", 1, 0,
      "relative|absolute"},
     {"bias", CLPDD_KEY_BOOL, "false", "fit an intercept: an extra constant feature beta (K += beta^2 11^T)", 1, 0, NULL},
