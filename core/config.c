@@ -298,7 +298,7 @@ clpdd_section *clpdd_section_from_string(const char *name, const char *text, con
 
 /* ---- whole INI files ---- */
 
-static clpdd_section *ini_get_or_add(clpdd_ini *ini, const char *name) {
+clpdd_section *clpdd_ini_section_add(clpdd_ini *ini, const char *name) {
     clpdd_section *s = clpdd_ini_section(ini, name);
     if (s) return s;
     ini->sections = realloc(ini->sections, (size_t)(ini->n_sections + 1) * sizeof *ini->sections);
@@ -344,7 +344,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         c->failed = 1;
         return 0;
     }
-    clpdd_section *s = ini_get_or_add(c->ini, section);
+    clpdd_section *s = clpdd_ini_section_add(c->ini, section);
     int prev_line;
     const char *prev_file;
     if (clpdd_section_raw(s, name, &prev_line, &prev_file)) {
@@ -386,7 +386,7 @@ int clpdd_ini_set(clpdd_ini *ini, const char *assignment, clpdd_err *err) {
     memcpy(key, dot + 1, lk);
     key[lk] = 0;
     char *val = clpdd_xstrdup(eq + 1);
-    clpdd_section *s = ini_get_or_add(ini, trim(section));
+    clpdd_section *s = clpdd_ini_section_add(ini, trim(section));
     /* line -1 marks a command-line override; report it as "--set" */
     clpdd_section_put(s, trim(key), trim(val), "--set", -1);
     free(val);

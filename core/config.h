@@ -43,6 +43,7 @@ int clpdd_ini_load(const char *path, clpdd_ini *ini, clpdd_err *e);
 /* --set section.key=value */
 int clpdd_ini_set(clpdd_ini *ini, const char *assignment, clpdd_err *e);
 clpdd_section *clpdd_ini_section(const clpdd_ini *ini, const char *name); /* NULL when absent */
+clpdd_section *clpdd_ini_section_add(clpdd_ini *ini, const char *name);    /* existing or new, empty */
 void clpdd_ini_free(clpdd_ini *ini);
 
 #endif

@@ -75,14 +75,10 @@ static void section_where(const clpdd_section *s, char *buf, size_t n) {
     else snprintf(buf, n, "%s", file ? file : "?");
 }
 
-static clpdd_section *ensure_section(clpdd_ini *ini, const char *name) {
-    clpdd_section *s = clpdd_ini_section(ini, name);
-    if (s) return s;
-    ini->sections = realloc(ini->sections, (size_t)(ini->n_sections + 1) * sizeof *ini->sections);
-    CLPDD_ASSERT(ini->sections);
-    s = clpdd_section_create(name, ini->path);
-    ini->sections[ini->n_sections++] = s;
-    return s;
+/* a value the core derives (not from the file): stored as a default, then re-validated */
+static int derive(clpdd_section *s, const char *key, const char *value, const clpdd_key *keys, int n_keys, clpdd_err *e) {
+    clpdd_section_put(s, key, value, "<derived>", 0);
+    return clpdd_section_validate(s, keys, n_keys, e);
 }
 
 /* load the plugin named in section `sec` and validate the section against name + its keys */
@@ -143,7 +139,7 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
         }
     }
     for (int j = 0; j < N(core_sections); j++) {
-        clpdd_section *s = ensure_section(&x->ini, core_sections[j].name);
+        clpdd_section *s = clpdd_ini_section_add(&x->ini, core_sections[j].name);
         if (clpdd_section_validate(s, core_sections[j].keys, core_sections[j].n_keys, e)) return -1;
     }
     clpdd_section *s = clpdd_ini_section(&x->ini, "experiment");
@@ -155,18 +151,15 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
         snprintf(buf, sizeof buf, "%s", base);
         char *dot = strrchr(buf, '.');
         if (dot && dot != buf) *dot = 0;
-        clpdd_section_put(s, "name", buf, "<derived>", 0);
-        if (clpdd_section_validate(s, experiment_keys, N(experiment_keys), e)) return -1;
+        if (derive(s, "name", buf, experiment_keys, N(experiment_keys), e)) return -1;
         x->name = clpdd_section_str(s, "name");
     }
     x->seed = (uint64_t)clpdd_section_int(s, "seed");
-    x->device = clpdd_section_str(s, "device");
     x->output = clpdd_section_str(s, "output");
     if (!*x->output) {
         char buf[4096];
         snprintf(buf, sizeof buf, "runs/%s", x->name);
-        clpdd_section_put(s, "output", buf, "<derived>", 0);
-        if (clpdd_section_validate(s, experiment_keys, N(experiment_keys), e)) return -1;
+        if (derive(s, "output", buf, experiment_keys, N(experiment_keys), e)) return -1;
         x->name = clpdd_section_str(s, "name");
         x->output = clpdd_section_str(s, "output");
     }
@@ -179,8 +172,7 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     if (!*x->root) {
         if (strcmp(x->dataset, "fashion-mnist") != 0)
             return clpdd_err_set(e, "%s: [data] dataset = %s needs root = <directory of its IDX files>", x->ini.path, x->dataset);
-        clpdd_section_put(s, "root", "/usr/share/datasets/fashion-mnist", "<derived>", 0);
-        if (clpdd_section_validate(s, data_keys, N(data_keys), e)) return -1;
+        if (derive(s, "root", "/usr/share/datasets/fashion-mnist", data_keys, N(data_keys), e)) return -1;
         x->dataset = clpdd_section_str(s, "dataset");
         x->root = clpdd_section_str(s, "root");
     }

@@ -55,7 +55,7 @@ static void print_keys(const clpdd_key *keys, int n) {
         printf("    %-16s %-7s default %-12s %s", k->name, type_name(k->type),
                k->default_value ? (*k->default_value ? k->default_value : "\"\"") : "(required)", k->help);
         if (k->type == CLPDD_KEY_ENUM) printf(" [%s]", k->choices);
-        else if ((k->type == CLPDD_KEY_INT || k->type == CLPDD_KEY_FLOAT) && k->min <= k->max) printf(" [%g, %g]", k->min, k->max);
+        else if ((k->type == CLPDD_KEY_INT || k->type == CLPDD_KEY_FLOAT) && k->min <= k->max) printf(" [%.10g, %.10g]", k->min, k->max);
         printf("\n");
     }
 }
@@ -122,7 +122,8 @@ static int cmd_plugins(int argc, char **argv) {
     for (int i = 0; i < dirs.n; i++) printf(" %s", dirs.dirs[i]);
     printf("\n");
     for (int kind = 0; kind < CLPDD_KIND_COUNT; kind++) {
-        printf("\n%ss:\n", clpdd_kind_name((clpdd_plugin_kind)kind));
+        static const char *plural[] = {"backbones", "solvers", "losses"};
+        printf("\n%s:\n", plural[kind]);
         for (int i = 0; i < n; i++) {
             const clpdd_plugin *d = list[i].desc;
             if ((int)d->kind != kind) continue;

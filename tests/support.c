@@ -1,5 +1,7 @@
 #include "support.h"
 
+#include <criterion/criterion.h>
+
 #include "loader.h"
 
 #include <math.h>
@@ -98,6 +100,12 @@ const char *test_model_file(const char *file) {
         }
     }
     free(copy);
+    /* set but wrong is a broken setup, not a reason to skip: ctest runs each test in
+       build/tests, so a relative CLPDD_MODEL_PATH from the repository root misses */
+    if (!found)
+        cr_assert_fail("CLPDD_MODEL_PATH=%s has no readable %s (a relative path is taken from the test's working "
+                       "directory; give an absolute one, e.g. CLPDD_MODEL_PATH=$PWD/../shared/models)",
+                       dirs, file);
     return found;
 }
 

@@ -22,8 +22,8 @@ double test_max_abs_diff(const float *a, const float *b, size_t n);
 typedef double (*test_scalar_fn)(const double *x, void *ctx);
 void test_fd_grad(double *g, test_scalar_fn f, double *x, size_t n, double h, void *ctx);
 
-/* $CLPDD_MODEL_PATH/<file>, or NULL when the variable is unset or the file is missing
-   (tests that need real weights then skip with a message) */
+/* $CLPDD_MODEL_PATH/<file>; NULL when the variable is unset (tests that need real weights then
+   skip with a message); a failed assertion when it is set but holds no such file */
 const char *test_model_file(const char *file);
 /* CLPDD_SOURCE_DIR/tests/fixtures/<file> */
 const char *test_fixture(const char *file);
