@@ -153,7 +153,7 @@ Test(config, wrong_kind) {
 
 Test(config, abi_mismatch) {
     EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = bad_abi\n", "bad_abi.so", "ABI mismatch", "plugin 99.0",
-                      "core 1.0");
+                      "core 1.1");
 }
 
 Test(config, missing_symbol) {

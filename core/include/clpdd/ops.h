@@ -171,6 +171,13 @@ struct clpdd_ops {
        m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; p −= lr·(m̂/(√v̂ + eps) + wd·p) */
     void (*adam)(float *p, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2,
                  float eps, float wd, int t);
+
+    /* ==== ABI 1.1: new ops go below, at the end only (plugins built against 1.0 read the
+       table up to here) ==== */
+
+    /* ---- transformer extras (ABI 1.1) ---- */
+
+    /* ---- augmentation (ABI 1.1) ---- */
 };
 
 /* The two implementations. cuda returns NULL (with a reason in *why) when no GPU is visible

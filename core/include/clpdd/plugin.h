@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define CLPDD_ABI_MAJOR 1
-#define CLPDD_ABI_MINOR 0
+#define CLPDD_ABI_MINOR 1 /* 1: ops added at the end of clpdd_ops (transformer extras, augmentation) */
 #define CLPDD_PLUGIN_ENTRY_SYMBOL "clpdd_plugin_entry"
 
 #ifdef _WIN32
