@@ -36,6 +36,7 @@ static const clpdd_key distill_keys[] = {
     {"param", CLPDD_KEY_ENUM, "pixels", "parameterisation of the synthetic images", UNBOUNDED, "pixels"},
     {"augment", CLPDD_KEY_ENUM, "none", "differentiable augmentation of the synthetic images", UNBOUNDED, "none"},
     {"log_every", CLPDD_KEY_INT, "10", "write a log.csv row every N steps", 1, 1e9, NULL},
+    {"chunk", CLPDD_KEY_INT, "0", "0: one backbone tape for all m images; k > 0: forward without activations, then recompute and backpropagate k images at a time (memory grows with k, not m; one extra forward)", 0, 1e9, NULL},
 };
 
 static const clpdd_key eval_keys[] = {
@@ -45,6 +46,8 @@ static const clpdd_key eval_keys[] = {
     {"batch", CLPDD_KEY_INT, "100", "probe batch: min(batch, m)", 1, 1e6, NULL},
     {"lr", CLPDD_KEY_FLOAT, "0.001", "probe Adam lr per 256 samples: lr * batch / 256 (LGM)", 0, 1e3, NULL},
     {"baseline_random", CLPDD_KEY_BOOL, "true", "also score ipc random real images per class (a fresh draw per seed)", UNBOUNDED, NULL},
+    {"baseline_full", CLPDD_KEY_BOOL, "false", "also score a probe trained on every real training feature (the ceiling), for full_epochs", UNBOUNDED, NULL},
+    {"full_epochs", CLPDD_KEY_INT, "30", "epochs of the full-data probe (same head, optimiser and schedule)", 1, 1e6, NULL},
     {"ridge_diagnostic", CLPDD_KEY_BOOL, "true", "also score the run's closed-form solver fitted on the distilled features", UNBOUNDED, NULL},
 };
 
@@ -193,6 +196,7 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->param = clpdd_section_str(s, "param");
     x->augment = clpdd_section_str(s, "augment");
     x->log_every = (int)clpdd_section_int(s, "log_every");
+    x->chunk = (int)clpdd_section_int(s, "chunk");
 
     s = clpdd_ini_section(&x->ini, "eval");
     x->protocol = clpdd_section_str(s, "protocol");
@@ -202,6 +206,8 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->eval_lr = (float)clpdd_section_float(s, "lr");
     x->baseline_random = clpdd_section_bool(s, "baseline_random");
     x->ridge_diagnostic = clpdd_section_bool(s, "ridge_diagnostic");
+    x->baseline_full = clpdd_section_bool(s, "baseline_full");
+    x->full_epochs = (int)clpdd_section_int(s, "full_epochs");
 
     if (load_plugin(x, "backbone", CLPDD_KIND_BACKBONE, dirs, &x->backbone, &x->backbone_cfg, e)) return -1;
     if (load_plugin(x, "solver", CLPDD_KIND_SOLVER, dirs, &x->solver, &x->solver_cfg, e)) return -1;

@@ -18,14 +18,14 @@ typedef struct clpdd_experiment {
     uint64_t subset_seed;
     const char *adapt; /* resize */
     /* [distill] */
-    int ipc, steps, real_batch, log_every;
+    int ipc, steps, real_batch, log_every, chunk;
     float lr, adam_b1, adam_b2;
     const char *init, *param, *augment;
     /* [eval] */
     const char *protocol;
     int eval_seeds, eval_epochs, eval_batch;
     float eval_lr;
-    int baseline_random, ridge_diagnostic;
+    int baseline_random, ridge_diagnostic, baseline_full, full_epochs;
     /* plugins */
     clpdd_loaded backbone, solver, loss; /* loss.dl == NULL for objective solvers */
     clpdd_section *backbone_cfg, *solver_cfg, *loss_cfg;

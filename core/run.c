@@ -1,7 +1,7 @@
 /* One distillation run.
  *
  * Legend: N real training images, m = C·ipc synthetic, n real batch per step, d feature dim,
- * C classes, px = c·H·W pixels of a dataset image, bpx those of the backbone's input.
+ * C classes, px = c·H·W pixels of a dataset image.
  *
  * Step (DESIGN §1): X_s → adapter → backbone (tape) → Φ_s; Z = solver(Φ_s, Y_s; Φ_b);
  * L = loss(Z, y_b); dZ → solver.backward → dΦ_s → backbone.backward → adapter.backward → dX_s;
@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "adapter.h"
 #include "dataset.h"
+#include "encode.h"
 #include "eval.h"
 #include "feature_cache.h"
 #include "host.h"
@@ -39,23 +39,21 @@ typedef struct run {
     clpdd_host *h;
     const clpdd_ops *ops;
     clpdd_backbone bb;
-    void *tape;
+    clpdd_encoder enc;
     const clpdd_solver_vt *svt;
     void *solver;
     const clpdd_loss_vt *lvt;
     void *loss;
     clpdd_dataset train, test;
     clpdd_features ftrain, ftest;
-    clpdd_adapter ad;
     int quiet;
 } run;
 
 static void run_free(run *r) {
     if (r->loss) r->lvt->destroy(r->loss);
     if (r->solver) r->svt->destroy(r->solver);
-    if (r->tape) r->bb.vt->tape_destroy(r->bb.self, r->tape);
+    clpdd_encoder_free(&r->enc);
     if (r->bb.self) r->bb.vt->destroy(r->bb.self);
-    clpdd_adapter_free(&r->ad);
     clpdd_features_free(&r->ftrain);
     clpdd_features_free(&r->ftest);
     clpdd_dataset_free(&r->train);
@@ -147,7 +145,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     int C = r.train.classes, ipc = x->ipc, m = C * ipc, N = r.train.n;
     int n = x->real_batch < N ? x->real_batch : N;
     int c = r.train.c, H = r.train.H, W = r.train.W;
-    size_t px = (size_t)c * H * W, bpx = (size_t)info->channels * info->height * info->width;
+    size_t px = (size_t)c * H * W;
 
     /* ---- solver, loss ---- */
     clpdd_solver_dims dims = {m, d, C, n};
@@ -165,12 +163,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
             goto done;
         }
     }
-    if (r.bb.vt->tape_create(r.bb.self, m, &r.tape)) {
-        r.tape = NULL;
-        plugin_fail(&r, "backbone", r.bb.desc->name, e);
-        goto done;
-    }
-    if (clpdd_adapter_init(&r.ad, r.h, c, H, W, info, m, e)) goto done;
+    if (clpdd_encoder_init(&r.enc, &r.bb, m, x->chunk, c, H, W, e)) goto done;
 
     /* ---- the synthetic set: class-major, labels fixed ---- */
     clpdd_rng rng = {x->seed * 0xD1B54A32D192ED03ULL + 1};
@@ -181,7 +174,6 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     size_t szX = (size_t)m * px * sizeof(float);
     float *Xs = r.h->alloc(r.h, szX), *adam_m = r.h->alloc(r.h, szX), *adam_v = r.h->alloc(r.h, szX);
     float *dXs = r.h->alloc(r.h, szX);
-    float *Xin = r.h->alloc(r.h, (size_t)m * bpx * sizeof(float)), *dXin = r.h->alloc(r.h, (size_t)m * bpx * sizeof(float));
     float *phis = r.h->alloc(r.h, (size_t)m * d * sizeof(float)), *dphis = r.h->alloc(r.h, (size_t)m * d * sizeof(float));
     float *Ys = r.h->alloc(r.h, (size_t)m * C * sizeof(float));
     int32_t *ys = r.h->alloc(r.h, (size_t)m * sizeof(int32_t));
@@ -189,7 +181,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     float *phib = r.h->alloc(r.h, (size_t)n * d * sizeof(float));
     float *Z = r.h->alloc(r.h, (size_t)n * C * sizeof(float)), *dZ = r.h->alloc(r.h, (size_t)n * C * sizeof(float));
     int32_t *idx = r.h->alloc(r.h, (size_t)n * sizeof(int32_t)), *yb = r.h->alloc(r.h, (size_t)n * sizeof(int32_t));
-    if (!Xs || !adam_m || !adam_v || !dXs || !Xin || !dXin || !phis || !dphis || !Ys || !ys || !Phi || !phib || !Z || !dZ ||
+    if (!Xs || !adam_m || !adam_v || !dXs || !phis || !dphis || !Ys || !ys || !Phi || !phib || !Z || !dZ ||
         !idx || !yb) {
         clpdd_err_set(e, "run: %s", clpdd_host_error(r.h));
         goto done;
@@ -234,8 +226,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
         ops->to_device(yb, yb_host, (size_t)n * sizeof(int32_t));
         ops->gather_rows(phib, Phi, idx, (size_t)n, (size_t)d);
 
-        clpdd_adapter_forward(&r.ad, Xin, Xs, m);
-        if (r.bb.vt->forward(r.bb.self, phis, Xin, m, r.tape)) failed = plugin_fail(&r, "backbone", r.bb.desc->name, e);
+        if (clpdd_encoder_forward(&r.enc, phis, Xs, e)) failed = -1;
         else if (r.svt->objective) {
             if (r.svt->objective(r.solver, &L, phis, Ys, phib, yb, n) || r.svt->backward(r.solver, dphis, NULL, NULL))
                 failed = plugin_fail(&r, "solver", x->solver.desc->name, e);
@@ -250,11 +241,10 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
             clpdd_err_set(e, "step %d: %.1900s", step, e->msg);
             break;
         }
-        if (r.bb.vt->backward(r.bb.self, dXin, dphis, m, r.tape)) {
-            failed = plugin_fail(&r, "backbone", r.bb.desc->name, e);
+        if (clpdd_encoder_backward(&r.enc, dXs, dphis, Xs, e)) {
+            failed = clpdd_err_set(e, "step %d: %.1900s", step, e->msg);
             break;
         }
-        clpdd_adapter_backward(&r.ad, dXs, dXin, m);
         if (!isfinite(L) || !ops->all_finite(dXs, (size_t)m * px)) {
             failed = clpdd_err_set(e, "step %d: the loss or the image gradient is not finite (loss %g); lower [distill] lr?", step, L);
             break;
@@ -303,6 +293,17 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
                                                     x->seed * 1000 + 1 + (uint64_t)k);
         }
         clpdd_score_finish(&base);
+    }
+    clpdd_score full = {0};
+    if (x->baseline_full) {
+        if (!r.quiet) fprintf(stderr, "eval: full-data probe on %d training features (%d seeds x %d epochs)\n", N, x->eval_seeds,
+                              x->full_epochs);
+        clpdd_probe_cfg cfg = {x->full_epochs, x->eval_batch, x->eval_lr};
+        full.n = acc.n;
+        for (int k = 0; k < full.n; k++)
+            full.per_seed[k] = clpdd_probe_accuracy(r.ftrain.x, r.ftrain.y, N, r.ftest.x, r.ftest.y, r.ftest.n, d, C, &cfg,
+                                                    x->seed * 1000 + 1 + (uint64_t)k);
+        clpdd_score_finish(&full);
     }
     double ridge_acc = NAN;
     if (x->ridge_diagnostic && r.svt->forward) {
@@ -365,6 +366,10 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     for (int k = 0; k < acc.n; k++) clpdd_sb_printf(&json, "%s%.6f", k ? ", " : "", acc.per_seed[k]);
     clpdd_sb_printf(&json, "]},\n  \"baselines\": {");
     if (x->baseline_random) clpdd_json_score(&json, "random_real", &base);
+    if (x->baseline_full) {
+        if (x->baseline_random) clpdd_sb_printf(&json, ", ");
+        clpdd_json_score(&json, "full_data", &full);
+    }
     clpdd_sb_printf(&json, "},\n  \"solver_diagnostic\": ");
     if (isfinite(ridge_acc)) clpdd_sb_printf(&json, "{\"classifier\": \"%s fitted on the distilled features\", \"accuracy\": %.6f}",
                                              x->solver.desc->name, ridge_acc);
@@ -386,6 +391,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     if (!r.quiet) {
         fprintf(stderr, "\nresult: distilled %.2f%% +- %.2f", 100 * acc.mean, 100 * acc.std);
         if (x->baseline_random) fprintf(stderr, "   random real %.2f%% +- %.2f", 100 * base.mean, 100 * base.std);
+        if (x->baseline_full) fprintf(stderr, "   full data %.2f%% +- %.2f", 100 * full.mean, 100 * full.std);
         if (isfinite(ridge_acc)) fprintf(stderr, "   (%s classifier %.2f%%)", x->solver.desc->name, 100 * ridge_acc);
         fprintf(stderr, "\n        %d steps, %.2f ms/step, peak RSS %.0f MB, total %.1f s\n        wrote %s/{metrics.json,log.csv,config.ini,distilled.safetensors,distilled.png,loss.png}\n",
                 steps, steps > 0 ? 1000.0 * loop_s / steps : 0.0, peak_host / 1048576.0, total_s, outdir);

@@ -38,7 +38,7 @@ static void run_once(const char *dir, const char *cache, const char *extra, char
     fprintf(f,
             "[experiment]\nseed = 1\n[data]\ntrain_limit = 2000\ntest_limit = 2000\ncache_dir = %s\n"
             "[backbone]\nname = vit\n[solver]\nname = ridge\nlambda = 0.3\n[loss]\nname = ce\n"
-            "[distill]\nipc = 1\nsteps = 40\nreal_batch = 512\nlog_every = 5\n[eval]\nseeds = 3\nepochs = 300\n",
+            "[distill]\nipc = 1\nsteps = 40\nreal_batch = 512\nlog_every = 5\n[eval]\nseeds = 3\nepochs = 300\nbaseline_full = true\nfull_epochs = 5\n",
             cache);
     if (extra) fputs(extra, f); /* a [section] line re-opens that section */
     fclose(f);
@@ -88,6 +88,8 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
     double acc = json_number_after(m1, "\"accuracy\"", "\"mean\": ");
     double rnd = json_number_after(m1, "\"random_real\"", "\"mean\": ");
     double diag = json_number_after(m1, "\"solver_diagnostic\"", "\"accuracy\": ");
+    double full = json_number_after(m1, "\"full_data\"", "\"mean\": ");
+    cr_expect(full > rnd, "the full-data probe %.4f must beat 10 random images %.4f", full, rnd);
     cr_expect(strstr(m1, "\"from_cache\": false"), "first run extracts features");
     cr_expect(acc > rnd, "distilled %.4f must beat random real %.4f", acc, rnd);
     cr_expect(acc > 0.3 && acc <= 1.0, "accuracy %.4f out of the plausible range", acc);
