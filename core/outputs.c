@@ -16,17 +16,99 @@ int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, clpd
     return rc;
 }
 
+/* "name": {"mean": …, "std": …, "per_seed": […]} */
+static void json_score(clpdd_strbuf *b, const char *name, const clpdd_score *s) {
+    clpdd_sb_json_str(b, name);
+    clpdd_sb_printf(b, ": {\"mean\": %.6f, \"std\": %.6f, \"per_seed\": [", s->mean, s->std);
+    for (int i = 0; i < s->n; i++) clpdd_sb_printf(b, "%s%.6f", i ? ", " : "", s->per_seed[i]);
+    clpdd_sb_printf(b, "]}");
+}
+
+static void json_key_str(clpdd_strbuf *b, const char *key, const char *value) {
+    clpdd_sb_json_str(b, key);
+    clpdd_sb_printf(b, ": ");
+    if (value) clpdd_sb_json_str(b, value);
+    else clpdd_sb_printf(b, "null");
+}
+
+static void json_num_or_null(clpdd_strbuf *b, double v) {
+    if (isfinite(v)) clpdd_sb_printf(b, "%.6g", v);
+    else clpdd_sb_printf(b, "null");
+}
+
+int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) {
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "{\n  \"method\": {");
+    json_key_str(&b, "solver", s->solver);
+    clpdd_sb_printf(&b, ", ");
+    json_key_str(&b, "loss", s->loss);
+    clpdd_sb_printf(&b, ", ");
+    json_key_str(&b, "backbone", s->backbone);
+    clpdd_sb_printf(&b, ", \"ipc\": %d, ", s->ipc);
+    json_key_str(&b, "init", s->init);
+    clpdd_sb_printf(&b, ", \"steps\": %d, \"lr\": %g, \"real_batch\": %d, \"seed\": %llu},\n  ", s->steps, s->lr,
+                    s->real_batch, (unsigned long long)s->seed);
+    json_key_str(&b, "name", s->name);
+    clpdd_sb_printf(&b, ",\n  ");
+    json_key_str(&b, "dataset", s->dataset);
+    clpdd_sb_printf(&b, ",\n  ");
+    json_key_str(&b, "test_set", s->test_set);
+    clpdd_sb_printf(&b, ",\n  \"eval\": {");
+    json_key_str(&b, "protocol", s->protocol);
+    clpdd_sb_printf(&b, ", \"seeds\": %d, \"epochs\": %d, \"batch\": %d, \"lr_base\": %g},\n  ", s->eval_seeds,
+                    s->eval_epochs, s->eval_batch, s->eval_lr);
+    json_score(&b, "accuracy", &s->acc);
+    clpdd_sb_printf(&b, ",\n  \"baselines\": {");
+    if (s->has_random) json_score(&b, "random_real", &s->random_real);
+    if (s->has_full) {
+        if (s->has_random) clpdd_sb_printf(&b, ", ");
+        json_score(&b, "full_data", &s->full_data);
+    }
+    clpdd_sb_printf(&b, "},\n  \"solver_diagnostic\": ");
+    if (isfinite(s->solver_acc))
+        clpdd_sb_printf(&b, "{\"classifier\": \"%s fitted on the distilled features\", \"accuracy\": %.6f}", s->solver,
+                        s->solver_acc);
+    else clpdd_sb_printf(&b, "null");
+    clpdd_sb_printf(&b, ",\n  \"loss\": {\"first\": ");
+    json_num_or_null(&b, s->first_loss);
+    clpdd_sb_printf(&b, ", \"last\": ");
+    json_num_or_null(&b, s->last_loss);
+    clpdd_sb_printf(&b, "},\n  \"timing\": {\"ms_per_step\": %.4f, \"steps\": %d, \"loop_s\": %.3f, "
+                        "\"feature_extraction_s\": %.3f, \"total_s\": %.3f},\n",
+                    s->ms_per_step, s->steps, s->loop_s, s->features_s, s->total_s);
+    clpdd_sb_printf(&b, "  \"features\": {\"train\": %d, \"test\": %d, \"dim\": %d, \"from_cache\": %s},\n", s->n_train,
+                    s->n_test, s->dim, s->from_cache ? "true" : "false");
+    clpdd_sb_printf(&b, "  \"memory\": {\"peak_host_mb\": %.1f, \"peak_device_mb\": ", s->peak_host_mb);
+    json_num_or_null(&b, s->peak_device_mb);
+    clpdd_sb_printf(&b, ", \"peak_plugin_alloc_mb\": %.1f},\n  ", s->peak_alloc_mb);
+    json_key_str(&b, "device", s->device);
+    clpdd_sb_printf(&b, "\n}\n");
+    int rc = clpdd_write_file_atomic(path, b.s, b.len, e);
+    free(b.s);
+    return rc;
+}
+
 int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, int m, int c, int H, int W,
-                          int ipc, int C, const char *meta_json, clpdd_err *e) {
+                          int ipc, int C, const clpdd_summary *s, clpdd_err *e) {
     char path[4096];
+    clpdd_strbuf meta = {0};
+    clpdd_sb_printf(&meta, "{");
+    json_key_str(&meta, "name", s->name);
+    clpdd_sb_printf(&meta, ", ");
+    json_key_str(&meta, "backbone", s->backbone);
+    clpdd_sb_printf(&meta, ", ");
+    json_key_str(&meta, "solver", s->solver);
+    clpdd_sb_printf(&meta, ", \"ipc\": %d, \"steps\": %d, \"seed\": %llu}", ipc, s->steps, (unsigned long long)s->seed);
     snprintf(path, sizeof path, "%s/distilled.safetensors", dir);
     clpdd_st_entry ent[2] = {
         {"images", CLPDD_DT_F32, 4, {m, c, H, W}, images},
         {"labels", CLPDD_DT_I32, 1, {m}, labels},
     };
     const char *mk[] = {"format", "run"};
-    const char *mv[] = {"clpdd distilled set v1: images (m, c, H, W) in [0, 1] pixel space, class-major", meta_json};
-    if (clpdd_st_write(path, ent, 2, mk, mv, 2, e)) return -1;
+    const char *mv[] = {"clpdd distilled set v1: images (m, c, H, W) in [0, 1] pixel space, class-major", meta.s};
+    int st = clpdd_st_write(path, ent, 2, mk, mv, 2, e);
+    free(meta.s);
+    if (st) return -1;
     /* grid: one column per class, row r = the r-th image of every class */
     size_t px = (size_t)c * H * W;
     float *grid = clpdd_xmalloc((size_t)m * px * sizeof(float));
@@ -52,11 +134,4 @@ int clpdd_write_loss_plot(const char *path, const clpdd_log_row *rows, int n, co
     free(x);
     free(y);
     return rc;
-}
-
-void clpdd_json_score(clpdd_strbuf *b, const char *name, const clpdd_score *s) {
-    clpdd_sb_json_str(b, name);
-    clpdd_sb_printf(b, ": {\"mean\": %.6f, \"std\": %.6f, \"per_seed\": [", s->mean, s->std);
-    for (int i = 0; i < s->n; i++) clpdd_sb_printf(b, "%s%.6f", i ? ", " : "", s->per_seed[i]);
-    clpdd_sb_printf(b, "]}");
 }

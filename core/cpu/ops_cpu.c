@@ -246,6 +246,11 @@ static const clpdd_ops cpu_ops = {
     /* .rand_uniform = */ cpu_rand_uniform,
     /* .rand_normal = */ cpu_rand_normal,
     /* .adam = */ cpu_adam,
+    /* ---- transformer extras (ABI 1.1; designated so that the order of the blocks below
+       the ABI 1.0 table does not matter) ---- */
+    .rope = cpu_rope,
+    .swiglu = cpu_swiglu,
+    .swiglu_backward = cpu_swiglu_backward,
 };
 
 const clpdd_ops *clpdd_ops_cpu(void) { return &cpu_ops; }

@@ -76,6 +76,12 @@ CPU_FN void cpu_resize_bilinear(float *y, const float *x, int n, int C, int H, i
 CPU_FN void cpu_resize_bilinear_backward(float *dx, const float *dy, int n, int C, int H, int W, int OH,
                                          int OW);
 
+/* ---- transformer extras (ABI 1.1): ops_cpu_vitx.c ---- */
+CPU_FN void cpu_rope(float *x, const float *sin, const float *cos, int n, int T, int t0, int ld, int nblk, int hd,
+                     int inverse);
+CPU_FN void cpu_swiglu(float *y, const float *u, int rows, int F);
+CPU_FN void cpu_swiglu_backward(float *du, const float *dy, const float *u, int rows, int F);
+
 /* ops_cpu_random.c */
 CPU_FN void cpu_rand_uniform(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t offset);
 CPU_FN void cpu_rand_normal(float *x, size_t n, float mean, float std, uint64_t seed, uint64_t offset);

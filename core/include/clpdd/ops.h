@@ -176,6 +176,20 @@ struct clpdd_ops {
        table up to here) ==== */
 
     /* ---- transformer extras (ABI 1.1) ---- */
+    /* rotary position embedding (RoPE), in place on token rows x (n, T, ld): for every token
+       t ≥ t0 and every head block of hd columns among the first nblk·hd columns of the row,
+       each column pair (2i, 2i+1) of the block is rotated by the angle of (t − t0, i):
+         (a, b) ← (a·c − b·s, b·c + a·s),  c = cos[(t − t0)·hd/2 + i], s = sin[...]
+       sin, cos (T − t0, hd/2). inverse = 1 rotates by the opposite angle, which is also the
+       adjoint (the backward: dx = rope(dy, inverse = 1)). hd even, nblk·hd ≤ ld.
+       (timm's apply_rot_embed_cat with half = False: EVA-02's 2-D RoPE on q and k.) */
+    void (*rope)(float *x, const float *sin, const float *cos, int n, int T, int t0, int ld, int nblk,
+                 int hd, int inverse);
+    /* SwiGLU gate: u (rows, 2F) holds [g | v] per row; y (rows, F) = silu(g) ⊙ v  (=),
+       silu(g) = g·σ(g) */
+    void (*swiglu)(float *y, const float *u, int rows, int F);
+    /* du (rows, 2F) = [dy ⊙ v ⊙ silu'(g) | dy ⊙ silu(g)]  (=); du must not alias dy or u */
+    void (*swiglu_backward)(float *du, const float *dy, const float *u, int rows, int F);
 
     /* ---- augmentation (ABI 1.1) ---- */
 };
