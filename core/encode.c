@@ -17,7 +17,7 @@ int clpdd_encoder_init(clpdd_encoder *en, clpdd_backbone *bb, int m, int chunk, 
     en->c = c, en->H = H, en->W = W;
     en->px = (size_t)c * H * W;
     en->bpx = (size_t)bb->info.channels * bb->info.height * bb->info.width;
-    if (clpdd_adapter_init(&en->ad, h, c, H, W, &bb->info, en->k, e)) return -1;
+    if (clpdd_adapter_init_mode(&en->ad, h, c, H, W, &bb->info, en->k, bb->adapt, e)) return -1;
     en->Xin = h->alloc(h, (size_t)en->k * en->bpx * sizeof(float));
     en->dXin = h->alloc(h, (size_t)en->k * en->bpx * sizeof(float));
     if (en->k < m) en->scratch = h->alloc(h, (size_t)en->k * bb->info.feature_dim * sizeof(float));

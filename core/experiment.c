@@ -22,7 +22,7 @@ static const clpdd_key data_keys[] = {
     {"test_limit", CLPDD_KEY_INT, "0", "evaluate on the first N test images (0 = all)", 0, 1e9, NULL},
     {"subset_seed", CLPDD_KEY_INT, "0", "seed of the train_limit subset (kept apart from the run seed so runs share one feature cache)", 0, 4294967295.0, NULL},
     {"cache_dir", CLPDD_KEY_STRING, "", "feature cache directory (default: $CLPDD_CACHE_DIR, else $XDG_CACHE_HOME/clpdd, else ~/.cache/clpdd)", UNBOUNDED, NULL},
-    {"adapt", CLPDD_KEY_ENUM, "resize", "how images of another size reach the backbone: bilinear resize", UNBOUNDED, "resize"},
+    {"adapt", CLPDD_KEY_ENUM, "resize", "how images of another size reach the backbone: resize = bilinear; pad = centred zero border on the [0,1] image (28x28 -> 32x32: 2 px each side), backward = crop", UNBOUNDED, "resize|pad"},
 };
 
 static const clpdd_key distill_keys[] = {
@@ -33,8 +33,17 @@ static const clpdd_key distill_keys[] = {
     {"adam_b2", CLPDD_KEY_FLOAT, "0.999", "Adam beta2", 0, 0.99999999, NULL},
     {"real_batch", CLPDD_KEY_INT, "1024", "real features sampled per step (n)", 1, 1e8, NULL},
     {"init", CLPDD_KEY_ENUM, "real", "real: random real images of each class; noise: uniform [0, 1]", UNBOUNDED, "real|noise"},
-    {"param", CLPDD_KEY_ENUM, "pixels", "parameterisation of the synthetic images", UNBOUNDED, "pixels"},
-    {"augment", CLPDD_KEY_ENUM, "none", "differentiable augmentation of the synthetic images", UNBOUNDED, "none"},
+    {"param", CLPDD_KEY_ENUM, "pixels", "what Adam optimises: pixels (clamped to [0, 1]), or LGM's pyramid (levels 1x1, 2x2, ... upsampled and summed, colour-decorrelated, sigmoid(2x))", UNBOUNDED, "pixels|pyramid"},
+    {"pyramid_every", CLPDD_KEY_INT, "200", "pyramid: steps between added levels (0: all levels from the start); Adam state starts fresh for each new level", 0, 1e9, NULL},
+    {"pyramid_init_std", CLPDD_KEY_FLOAT, "0.01", "pyramid with init = noise: std of the initial coarse levels", 0, 10, NULL},
+    {"decorrelate", CLPDD_KEY_BOOL, "true", "pyramid: Lucid's colour decorrelation for 3-channel images", UNBOUNDED, NULL},
+    {"augment", CLPDD_KEY_ENUM, "none", "differentiable augmentation: none, or dsa (LGM's flip, random-resized-crop, noise) of the synthetic copies and the real batch, whose features are then recomputed through the backbone every step", UNBOUNDED, "none|dsa"},
+    {"augs_per_batch", CLPDD_KEY_INT, "1", "dsa: augmented copies of the synthetic set per step", 1, 1024, NULL},
+    {"dsa_flip_p", CLPDD_KEY_FLOAT, "0.5", "dsa: probability of a horizontal flip", 0, 1, NULL},
+    {"dsa_scale_min", CLPDD_KEY_FLOAT, "0.08", "dsa: smallest crop area fraction of random-resized-crop (ratio 3/4 to 4/3)", 1e-3, 1, NULL},
+    {"dsa_noise_p", CLPDD_KEY_FLOAT, "0.5", "dsa: probability of additive Gaussian noise on an image", 0, 1, NULL},
+    {"dsa_noise_mean", CLPDD_KEY_FLOAT, "0.5", "dsa: mean of the additive noise (in [0, 1] pixel units)", -10, 10, NULL},
+    {"dsa_noise_std", CLPDD_KEY_FLOAT, "0.2", "dsa: std of the additive noise", 0, 10, NULL},
     {"log_every", CLPDD_KEY_INT, "10", "write a log.csv row every N steps", 1, 1e9, NULL},
     {"chunk", CLPDD_KEY_INT, "0", "0: one backbone tape for all m images; k > 0: forward without activations, then recompute and backpropagate k images at a time (memory grows with k, not m; one extra forward)", 0, 1e9, NULL},
 };
@@ -194,7 +203,16 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->real_batch = (int)clpdd_section_int(s, "real_batch");
     x->init = clpdd_section_str(s, "init");
     x->param = clpdd_section_str(s, "param");
+    x->pyramid_every = (int)clpdd_section_int(s, "pyramid_every");
+    x->pyramid_init_std = (float)clpdd_section_float(s, "pyramid_init_std");
+    x->decorrelate = clpdd_section_bool(s, "decorrelate");
     x->augment = clpdd_section_str(s, "augment");
+    x->augs_per_batch = (int)clpdd_section_int(s, "augs_per_batch");
+    x->dsa_flip_p = (float)clpdd_section_float(s, "dsa_flip_p");
+    x->dsa_scale_min = (float)clpdd_section_float(s, "dsa_scale_min");
+    x->dsa_noise_p = (float)clpdd_section_float(s, "dsa_noise_p");
+    x->dsa_noise_mean = (float)clpdd_section_float(s, "dsa_noise_mean");
+    x->dsa_noise_std = (float)clpdd_section_float(s, "dsa_noise_std");
     x->log_every = (int)clpdd_section_int(s, "log_every");
     x->chunk = (int)clpdd_section_int(s, "chunk");
 

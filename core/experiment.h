@@ -21,6 +21,8 @@ typedef struct clpdd_experiment {
     int ipc, steps, real_batch, log_every, chunk;
     float lr, adam_b1, adam_b2;
     const char *init, *param, *augment;
+    int pyramid_every, decorrelate, augs_per_batch;
+    float pyramid_init_std, dsa_flip_p, dsa_scale_min, dsa_noise_p, dsa_noise_mean, dsa_noise_std;
     /* [eval] */
     const char *protocol;
     int eval_seeds, eval_epochs, eval_batch;

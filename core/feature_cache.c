@@ -38,8 +38,8 @@ static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *sp
     }
     const clpdd_backbone_info *in = &bb->info;
     if (len < n)
-        len += (size_t)snprintf(desc + len, n - len, "; input=%dx%dx%d mean=%g,%g,%g std=%g,%g,%g; data=%s; split=%s; id=%016llx",
-                                in->channels, in->height, in->width, in->mean[0], in->mean[1], in->mean[2], in->std[0],
+        len += (size_t)snprintf(desc + len, n - len, "; input=%dx%dx%d adapt=%s mean=%g,%g,%g std=%g,%g,%g; data=%s; split=%s; id=%016llx",
+                                in->channels, in->height, in->width, clpdd_adapter_mode_name(bb->adapt), in->mean[0], in->mean[1], in->mean[2], in->std[0],
                                 in->std[1], in->std[2], ds->desc, split, (unsigned long long)ds->id);
     h = clpdd_hash_str(h, desc);
     if (in->weights_id && *in->weights_id) {
@@ -59,7 +59,7 @@ int clpdd_features_of_images(float *out, clpdd_backbone *bb, const float *images
     int d = bb->info.feature_dim;
     if (batch > n) batch = n > 0 ? n : 1;
     clpdd_adapter ad;
-    if (clpdd_adapter_init(&ad, h, c, H, W, &bb->info, batch, e)) {
+    if (clpdd_adapter_init_mode(&ad, h, c, H, W, &bb->info, batch, bb->adapt, e)) {
         clpdd_adapter_free(&ad);
         return -1;
     }

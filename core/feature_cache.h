@@ -14,6 +14,7 @@
 #include "config.h"
 #include "dataset.h"
 
+/* a backbone plugin instance and how dataset images reach it (the adapter's size mode) */
 typedef struct clpdd_backbone {
     const clpdd_host *h;
     const clpdd_plugin *desc;
@@ -21,6 +22,7 @@ typedef struct clpdd_backbone {
     void *self;
     clpdd_backbone_info info;
     const clpdd_section *cfg;
+    clpdd_adapt_mode adapt; /* [data] adapt */
 } clpdd_backbone;
 
 typedef struct clpdd_features {

@@ -4,9 +4,13 @@
  * Legend: N real training images, m = C·ipc synthetic, n real batch per step, d feature dim,
  * C classes, px = c·H·W pixels of a dataset image.
  *
- * Step (DESIGN §1): X_s → adapter → backbone (tape) → Φ_s; Z = solver(Φ_s, Y_s; Φ_b);
- * L = loss(Z, y_b); dZ → solver.backward → dΦ_s → backbone.backward → adapter.backward → dX_s;
- * Adam on X_s, then X_s is clamped to [0, 1] (the pixel space the real images live in). */
+ * Step (DESIGN §1): params → X_s (pixels: the images; pyramid: rendered) → [DSA: k augmented
+ * copies] → adapter → backbone (tape) → Φ_s; Z = solver(Φ_s, Y_s; Φ_b); L = loss(Z, y_b);
+ * dZ → solver.backward → dΦ_s → backbone.backward → adapter.backward → [DSA backward, copies
+ * summed] → dX_s → params; Adam on the params (pixels are then clamped to [0, 1], the space the
+ * real images live in). With DSA the real batch is augmented too, so its features are
+ * recomputed through the backbone every step (the cost LGM pays); otherwise they come from
+ * the cache. me = k·m is the support size the solver sees. */
 #define _GNU_SOURCE
 #include "run.h"
 
@@ -15,12 +19,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "augment.h"
 #include "dataset.h"
 #include "encode.h"
 #include "eval.h"
 #include "feature_cache.h"
 #include "host.h"
 #include "outputs.h"
+#include "param.h"
 
 const clpdd_ops *clpdd_select_device(const char *device, clpdd_err *e) {
     if (strcmp(device, "cpu") == 0) return clpdd_ops_cpu();
@@ -49,13 +55,19 @@ typedef struct run {
     clpdd_dataset train, test;
     clpdd_features ftrain, ftest;
     clpdd_rng rng;
-    int C, ipc, m, N, n, d, c, H, W;
+    int C, ipc, m, N, n, d, c, H, W, k, me;
     size_t px;
+    clpdd_param *param;
+    clpdd_augment *aug_syn, *aug_real; /* NULL without DSA */
+    clpdd_adapter ad_real;             /* DSA: the real batch's adapter */
     /* device */
-    float *Xs, *adam_m, *adam_v, *dXs; /* (m, px) */
-    float *phis, *dphis;               /* (m, d) */
-    float *Ys;                         /* (m, C) encoded support labels */
-    int32_t *ys;                       /* (m) */
+    float *Xs, *dXs;                   /* (m, px) rendered images and their gradient */
+    float *adam_m, *adam_v, *dvals;    /* (param capacity) */
+    float *Xa, *dXa;                   /* DSA: (me, px) augmented copies */
+    float *Xr, *Xr_aug, *Xr_in;        /* DSA: (n, px), (n, px), (n, backbone pixels) */
+    float *phis, *dphis;               /* (me, d) */
+    float *Ys;                         /* (me, C) encoded support labels */
+    int32_t *ys;                       /* (me) */
     float *Phi;                        /* (N, d) cached real features */
     float *phib;                       /* (n, d) */
     float *Z, *dZ;                     /* (n, C) */
@@ -64,6 +76,8 @@ typedef struct run {
     float *Xs_host;   /* (m, px) */
     int32_t *ys_host; /* (m) */
     int *perm;        /* (N) sampling permutation */
+    float *Xr_host;   /* DSA: (n, px) */
+    int *pick;        /* (n) */
     int32_t *idx_host, *yb_host;
     clpdd_log_row *log;
     int nlog, caplog;
@@ -74,6 +88,10 @@ static void run_free(run *r) {
     if (r->loss) r->lvt->destroy(r->loss);
     if (r->solver) r->svt->destroy(r->solver);
     clpdd_encoder_free(&r->enc);
+    clpdd_param_destroy(r->param);
+    clpdd_augment_destroy(r->aug_syn);
+    clpdd_augment_destroy(r->aug_real);
+    clpdd_adapter_free(&r->ad_real);
     if (r->bb.self) r->bb.vt->destroy(r->bb.self);
     clpdd_features_free(&r->ftrain);
     clpdd_features_free(&r->ftest);
@@ -83,6 +101,8 @@ static void run_free(run *r) {
     free(r->Xs_host);
     free(r->ys_host);
     free(r->perm);
+    free(r->Xr_host);
+    free(r->pick);
     free(r->idx_host);
     free(r->yb_host);
     free(r->log);
@@ -109,7 +129,8 @@ static int setup(run *r, const char *device, clpdd_err *e) {
     const clpdd_ops *ops = r->ops;
     if (!r->quiet) fprintf(stderr, "clpdd: run '%s' on %s\n", x->name, ops->name);
 
-    r->bb = (clpdd_backbone){r->h, x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_cfg};
+    r->bb = (clpdd_backbone){r->h,          x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_cfg,
+                             (clpdd_adapt_mode)clpdd_adapter_mode_parse(x->adapt)};
     if (r->bb.vt->create(r->h, x->backbone_cfg, &r->bb.self)) {
         r->bb.self = NULL;
         return plugin_fail(r, "backbone", r->bb.desc->name, e);
@@ -128,9 +149,12 @@ static int setup(run *r, const char *device, clpdd_err *e) {
     r->n = x->real_batch < r->N ? x->real_batch : r->N;
     r->c = r->train.c, r->H = r->train.H, r->W = r->train.W;
     r->px = (size_t)r->c * r->H * r->W;
-    int m = r->m, d = r->d, C = r->C, n = r->n, N = r->N;
+    int dsa = strcmp(x->augment, "dsa") == 0;
+    r->k = dsa ? x->augs_per_batch : 1;
+    r->me = r->m * r->k;
+    int m = r->m, d = r->d, C = r->C, n = r->n, N = r->N, me = r->me;
 
-    clpdd_solver_dims dims = {m, d, C, n};
+    clpdd_solver_dims dims = {me, d, C, n};
     r->svt = x->solver.desc->vtable;
     if (r->svt->create(r->h, x->solver_cfg, &dims, &r->solver)) {
         r->solver = NULL;
@@ -143,44 +167,73 @@ static int setup(run *r, const char *device, clpdd_err *e) {
             return plugin_fail(r, "loss", x->loss.desc->name, e);
         }
     }
-    if (clpdd_encoder_init(&r->enc, &r->bb, m, x->chunk, r->c, r->H, r->W, e)) return -1;
+    if (clpdd_encoder_init(&r->enc, &r->bb, me, x->chunk, r->c, r->H, r->W, e)) return -1;
 
     int fail = 0;
     size_t szX = (size_t)m * r->px * sizeof(float);
-    r->Xs = dalloc(r, szX, &fail), r->adam_m = dalloc(r, szX, &fail), r->adam_v = dalloc(r, szX, &fail);
-    r->dXs = dalloc(r, szX, &fail);
-    r->phis = dalloc(r, (size_t)m * d * sizeof(float), &fail), r->dphis = dalloc(r, (size_t)m * d * sizeof(float), &fail);
-    r->Ys = dalloc(r, (size_t)m * C * sizeof(float), &fail), r->ys = dalloc(r, (size_t)m * sizeof(int32_t), &fail);
+    r->Xs = dalloc(r, szX, &fail), r->dXs = dalloc(r, szX, &fail);
+    r->phis = dalloc(r, (size_t)me * d * sizeof(float), &fail), r->dphis = dalloc(r, (size_t)me * d * sizeof(float), &fail);
+    r->Ys = dalloc(r, (size_t)me * C * sizeof(float), &fail), r->ys = dalloc(r, (size_t)me * sizeof(int32_t), &fail);
     r->Phi = dalloc(r, (size_t)N * d * sizeof(float), &fail), r->phib = dalloc(r, (size_t)n * d * sizeof(float), &fail);
     r->Z = dalloc(r, (size_t)n * C * sizeof(float), &fail), r->dZ = dalloc(r, (size_t)n * C * sizeof(float), &fail);
     r->idx = dalloc(r, (size_t)n * sizeof(int32_t), &fail), r->yb = dalloc(r, (size_t)n * sizeof(int32_t), &fail);
     if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
 
-    /* the synthetic set: class-major, labels fixed */
+    /* the synthetic set: class-major, labels fixed; the k augmented copies repeat them */
     r->rng = (clpdd_rng){x->seed * 0xD1B54A32D192ED03ULL + 1};
     r->Xs_host = clpdd_xmalloc(szX);
-    r->ys_host = clpdd_xmalloc((size_t)m * sizeof(int32_t));
-    for (int i = 0; i < m; i++) r->ys_host[i] = i / r->ipc;
+    r->ys_host = clpdd_xmalloc((size_t)me * sizeof(int32_t));
+    for (int i = 0; i < me; i++) r->ys_host[i] = (i % m) / r->ipc;
+    const float *init = NULL;
     if (strcmp(x->init, "real") == 0) {
         int *init_idx = clpdd_xmalloc((size_t)m * sizeof(int));
         int rc = clpdd_sample_per_class(r->train.labels, N, C, r->ipc, &r->rng, init_idx, e);
         if (rc == 0) clpdd_dataset_gather_float(&r->train, init_idx, m, r->Xs_host);
         free(init_idx);
         if (rc) return -1;
-        ops->to_device(r->Xs, r->Xs_host, szX);
-    } else {
-        ops->rand_uniform(r->Xs, (size_t)m * r->px, 0.0f, 1.0f, x->seed, 0);
+        init = r->Xs_host;
     }
-    ops->fill(r->adam_m, 0.0f, (size_t)m * r->px);
-    ops->fill(r->adam_v, 0.0f, (size_t)m * r->px);
-    ops->to_device(r->ys, r->ys_host, (size_t)m * sizeof(int32_t));
-    if (r->lvt && r->lvt->encode_labels) r->lvt->encode_labels(r->loss, r->Ys, r->ys, m);
-    else ops->onehot(r->Ys, r->ys, m, C, 1.0f, 0.0f);
+    clpdd_param_cfg pc;
+    clpdd_param_cfg_default(&pc);
+    pc.kind = (clpdd_param_kind)clpdd_param_kind_parse(x->param);
+    pc.pyramid_every = x->pyramid_every;
+    pc.init_std = x->pyramid_init_std;
+    pc.decorrelate = x->decorrelate;
+    if (clpdd_param_create(&r->param, r->h, &pc, m, r->c, r->H, r->W, init, x->seed, e)) return -1;
+    size_t cap = clpdd_param_capacity(r->param);
+    r->adam_m = dalloc(r, cap * sizeof(float), &fail), r->adam_v = dalloc(r, cap * sizeof(float), &fail);
+    r->dvals = dalloc(r, cap * sizeof(float), &fail);
+    if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
+    ops->fill(r->adam_m, 0.0f, cap);
+    ops->fill(r->adam_v, 0.0f, cap);
+    ops->to_device(r->ys, r->ys_host, (size_t)me * sizeof(int32_t));
+    if (r->lvt && r->lvt->encode_labels) r->lvt->encode_labels(r->loss, r->Ys, r->ys, me);
+    else ops->onehot(r->Ys, r->ys, me, C, 1.0f, 0.0f);
+
+    if (dsa) {
+        clpdd_augment_cfg ac;
+        clpdd_augment_cfg_default(&ac);
+        ac.flip_p = x->dsa_flip_p;
+        ac.scale_lo = x->dsa_scale_min;
+        ac.noise_p = x->dsa_noise_p;
+        ac.noise_mean = x->dsa_noise_mean;
+        ac.noise_std = x->dsa_noise_std;
+        if (clpdd_augment_create(&r->aug_syn, r->h, &ac, r->c, r->H, r->W, me, e)) return -1;
+        if (clpdd_augment_create(&r->aug_real, r->h, &ac, r->c, r->H, r->W, n, e)) return -1;
+        if (clpdd_adapter_init_mode(&r->ad_real, r->h, r->c, r->H, r->W, &r->bb.info, n, r->bb.adapt, e)) return -1;
+        size_t bpx = (size_t)r->bb.info.channels * r->bb.info.height * r->bb.info.width;
+        r->Xa = dalloc(r, (size_t)me * r->px * sizeof(float), &fail), r->dXa = dalloc(r, (size_t)me * r->px * sizeof(float), &fail);
+        r->Xr = dalloc(r, (size_t)n * r->px * sizeof(float), &fail), r->Xr_aug = dalloc(r, (size_t)n * r->px * sizeof(float), &fail);
+        r->Xr_in = dalloc(r, (size_t)n * bpx * sizeof(float), &fail);
+        if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
+        r->Xr_host = clpdd_xmalloc((size_t)n * r->px * sizeof(float));
+    }
     ops->to_device(r->Phi, r->ftrain.x, (size_t)N * d * sizeof(float));
 
     r->perm = clpdd_xmalloc((size_t)N * sizeof(int));
     for (int i = 0; i < N; i++) r->perm[i] = i;
     r->idx_host = clpdd_xmalloc((size_t)n * sizeof(int32_t));
+    r->pick = clpdd_xmalloc((size_t)n * sizeof(int));
     r->yb_host = clpdd_xmalloc((size_t)n * sizeof(int32_t));
     r->caplog = x->steps / x->log_every + 2;
     r->log = clpdd_xmalloc((size_t)r->caplog * sizeof *r->log);
@@ -205,25 +258,44 @@ static void progress(int step, int total, float loss, double elapsed, int tty, i
     fflush(stderr);
 }
 
-/* a real batch without replacement: the first n of a partial Fisher-Yates shuffle */
-static void sample_real_batch(run *r) {
+/* a real batch without replacement (the first n of a partial Fisher-Yates shuffle) and its
+   features Φ_b: from the cache, or (DSA) of freshly augmented images through the backbone */
+static int real_batch(run *r, int step, clpdd_err *e) {
     for (int i = 0; i < r->n; i++) {
         int j = i + clpdd_rng_below(&r->rng, r->N - i);
         int t = r->perm[i];
         r->perm[i] = r->perm[j];
         r->perm[j] = t;
-        r->idx_host[i] = r->perm[i];
+        r->pick[i] = r->idx_host[i] = r->perm[i];
         r->yb_host[i] = r->ftrain.y[r->perm[i]];
     }
-    r->ops->to_device(r->idx, r->idx_host, (size_t)r->n * sizeof(int32_t));
-    r->ops->to_device(r->yb, r->yb_host, (size_t)r->n * sizeof(int32_t));
-    r->ops->gather_rows(r->phib, r->Phi, r->idx, (size_t)r->n, (size_t)r->d);
+    const clpdd_ops *ops = r->ops;
+    ops->to_device(r->yb, r->yb_host, (size_t)r->n * sizeof(int32_t));
+    if (!r->aug_real) {
+        ops->to_device(r->idx, r->idx_host, (size_t)r->n * sizeof(int32_t));
+        ops->gather_rows(r->phib, r->Phi, r->idx, (size_t)r->n, (size_t)r->d);
+        return 0;
+    }
+    clpdd_dataset_gather_float(&r->train, r->pick, r->n, r->Xr_host);
+    ops->to_device(r->Xr, r->Xr_host, (size_t)r->n * r->px * sizeof(float));
+    /* its own stream (seed + 1), so the real and the synthetic draws never coincide */
+    clpdd_augment_sample(r->aug_real, r->n, r->x->seed + 1, (uint64_t)step * (uint64_t)r->n);
+    clpdd_augment_forward(r->aug_real, r->Xr_aug, r->Xr, r->n);
+    clpdd_adapter_forward(&r->ad_real, r->Xr_in, r->Xr_aug, r->n);
+    if (r->bb.vt->forward(r->bb.self, r->phib, r->Xr_in, r->n, NULL)) return plugin_fail(r, "backbone", r->bb.desc->name, e);
+    return 0;
 }
 
 /* L and dX_s for the current X_s and real batch */
-static int loss_and_grad(run *r, float *L, clpdd_err *e) {
+static int loss_and_grad(run *r, int step, float *L, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
-    if (clpdd_encoder_forward(&r->enc, r->phis, r->Xs, e)) return -1;
+    const float *in = r->Xs;
+    if (r->aug_syn) {
+        clpdd_augment_sample(r->aug_syn, r->me, x->seed, (uint64_t)step * (uint64_t)r->me);
+        clpdd_augment_forward_tiled(r->aug_syn, r->Xa, r->Xs, r->m, r->k);
+        in = r->Xa;
+    }
+    if (clpdd_encoder_forward(&r->enc, r->phis, in, e)) return -1;
     if (r->svt->objective) {
         if (r->svt->objective(r->solver, L, r->phis, r->Ys, r->phib, r->yb, r->n) ||
             r->svt->backward(r->solver, r->dphis, NULL, NULL))
@@ -234,24 +306,32 @@ static int loss_and_grad(run *r, float *L, clpdd_err *e) {
         if (r->lvt->forward(r->loss, L, r->dZ, r->Z, r->yb, r->n)) return plugin_fail(r, "loss", x->loss.desc->name, e);
         if (r->svt->backward(r->solver, r->dphis, NULL, r->dZ)) return plugin_fail(r, "solver", x->solver.desc->name, e);
     }
-    return clpdd_encoder_backward(&r->enc, r->dXs, r->dphis, r->Xs, e);
+    if (!r->aug_syn) return clpdd_encoder_backward(&r->enc, r->dXs, r->dphis, r->Xs, e);
+    if (clpdd_encoder_backward(&r->enc, r->dXa, r->dphis, r->Xa, e)) return -1;
+    clpdd_augment_backward_tiled(r->aug_syn, r->dXs, r->dXa, r->m, r->k);
+    return 0;
 }
 
 static int distill(run *r, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     const clpdd_ops *ops = r->ops;
     size_t np = (size_t)r->m * r->px;
+    int pixels = strcmp(x->param, "pixels") == 0;
     int steps = x->steps, tty = isatty(2) && !r->quiet;
     int every = x->progress_every > 0 ? x->progress_every : (steps >= 20 ? steps / 20 : 1);
     float L = NAN;
     double t0 = clpdd_now(), last_tty = 0;
     for (int step = 1; step <= steps; step++) {
-        sample_real_batch(r);
-        if (loss_and_grad(r, &L, e)) return clpdd_err_set(e, "step %d: %.1900s", step, e->msg);
+        if (clpdd_param_on_step(r->param, step) && !r->quiet && !tty)
+            fprintf(stderr, "distill: step %d: pyramid level %d of %d added\n", step, clpdd_param_active_levels(r->param),
+                    clpdd_param_levels(r->param));
+        clpdd_param_render(r->param, r->Xs);
+        if (real_batch(r, step, e) || loss_and_grad(r, step, &L, e)) return clpdd_err_set(e, "step %d: %.1900s", step, e->msg);
         if (!isfinite(L) || !ops->all_finite(r->dXs, np))
             return clpdd_err_set(e, "step %d: the loss or the image gradient is not finite (loss %g); lower [distill] lr?", step, L);
-        ops->adam(r->Xs, r->adam_m, r->adam_v, r->dXs, np, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f, step);
-        ops->clamp(r->Xs, 0.0f, 1.0f, np);
+        clpdd_param_backward(r->param, r->dvals, r->dXs);
+        clpdd_param_adam(r->param, r->adam_m, r->adam_v, r->dvals, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f);
+        if (pixels) ops->clamp(clpdd_param_values(r->param), 0.0f, 1.0f, np);
         if (step == 1) r->sum.first_loss = L;
         double now = clpdd_now();
         if ((step % x->log_every == 0 || step == 1 || step == steps) && r->nlog < r->caplog)
@@ -264,6 +344,7 @@ static int distill(run *r, clpdd_err *e) {
             progress(step, steps, L, now - t0, 0, 1);
         }
     }
+    clpdd_param_render(r->param, r->Xs);
     ops->synchronize();
     r->sum.loop_s = clpdd_now() - t0;
     r->sum.last_loss = L;
@@ -332,7 +413,8 @@ static int evaluate(run *r, clpdd_err *e) {
     s->solver_acc = NAN;
     if (x->ridge_diagnostic && r->svt->forward) {
         /* the closed-form classifier the run optimised, fitted on the distilled features */
-        ops->to_device(r->phis, phis, (size_t)m * d * sizeof(float));
+        for (int j = 0; j < r->k; j++) /* the support the solver was built for: k copies */
+            ops->to_device(r->phis + (size_t)j * m * d, phis, (size_t)m * d * sizeof(float));
         float *Zte = clpdd_xmalloc((size_t)r->ftest.n * C * sizeof(float));
         int ok = 1;
         for (int i = 0; i < r->ftest.n && ok; i += r->n) {
