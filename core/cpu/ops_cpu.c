@@ -251,6 +251,9 @@ static const clpdd_ops cpu_ops = {
     .rope = cpu_rope,
     .swiglu = cpu_swiglu,
     .swiglu_backward = cpu_swiglu_backward,
+    /* ---- augmentation (ABI 1.1): ops_cpu_augment.c ---- */
+    .crop_resize_bilinear = cpu_crop_resize_bilinear,
+    .crop_resize_bilinear_backward = cpu_crop_resize_bilinear_backward,
 };
 
 const clpdd_ops *clpdd_ops_cpu(void) { return &cpu_ops; }

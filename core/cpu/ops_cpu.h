@@ -86,4 +86,10 @@ CPU_FN void cpu_swiglu_backward(float *du, const float *dy, const float *u, int 
 CPU_FN void cpu_rand_uniform(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t offset);
 CPU_FN void cpu_rand_normal(float *x, size_t n, float mean, float std, uint64_t seed, uint64_t offset);
 
+/* ---- augmentation (ABI 1.1): ops_cpu_augment.c ---- */
+CPU_FN void cpu_crop_resize_bilinear(float *y, const float *x, const float *boxes, const int32_t *flips, int n, int C,
+                                     int H, int W, int OH, int OW);
+CPU_FN void cpu_crop_resize_bilinear_backward(float *dx, const float *dy, const float *boxes, const int32_t *flips,
+                                              int n, int C, int H, int W, int OH, int OW);
+
 #endif

@@ -500,6 +500,18 @@ static char g_why[512];
 static std::once_flag g_once;
 static const clpdd_ops *g_table; /* NULL when initialisation failed (reason in g_why) */
 
+/* transformer extras (ABI 1.1), defined in ops_cuda_vitx.cu */
+CLPDD_CUDA_FN void clpdd_cuda_rope(float *x, const float *sin, const float *cos, int n, int T, int t0, int ld,
+                                   int nblk, int hd, int inverse);
+CLPDD_CUDA_FN void clpdd_cuda_swiglu(float *y, const float *u, int rows, int F);
+CLPDD_CUDA_FN void clpdd_cuda_swiglu_backward(float *du, const float *dy, const float *u, int rows, int F);
+/* augmentation (ABI 1.1), defined in ops_cuda_augment.cu */
+CLPDD_CUDA_FN void clpdd_cuda_crop_resize_bilinear(float *y, const float *x, const float *boxes, const int32_t *flips,
+                                                   int n, int C, int H, int W, int OH, int OW);
+CLPDD_CUDA_FN void clpdd_cuda_crop_resize_bilinear_backward(float *dx, const float *dy, const float *boxes,
+                                                            const int32_t *flips, int n, int C, int H, int W, int OH,
+                                                            int OW);
+
 static void cuda_init(void) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -602,6 +614,13 @@ static void cuda_init(void) {
     o->rand_uniform = clpdd_cuda_rand_uniform;
     o->rand_normal = clpdd_cuda_rand_normal;
     o->adam = clpdd_cuda_adam;
+    /* transformer extras (ABI 1.1): ops_cuda_vitx.cu */
+    o->rope = clpdd_cuda_rope;
+    o->swiglu = clpdd_cuda_swiglu;
+    o->swiglu_backward = clpdd_cuda_swiglu_backward;
+    /* augmentation (ABI 1.1): ops_cuda_augment.cu */
+    o->crop_resize_bilinear = clpdd_cuda_crop_resize_bilinear;
+    o->crop_resize_bilinear_backward = clpdd_cuda_crop_resize_bilinear_backward;
     g_table = o;
 }
 

@@ -192,6 +192,20 @@ struct clpdd_ops {
     void (*swiglu_backward)(float *du, const float *dy, const float *u, int rows, int F);
 
     /* ---- augmentation (ABI 1.1) ---- */
+    /* crop + resize + horizontal flip per image, x (n, C, H, W) → y (n, C, OH, OW) (=):
+       torchvision F.resized_crop(img, top, left, h, w, (OH, OW), bilinear, antialias=False),
+       i.e. bilinear interpolation of the crop with align_corners = False, then mirrored
+       when flips[b] ≠ 0. boxes (n, 4) float (y0, x0, h, w) in input pixels, flips (n) int32
+       (NULL: no flips), both in op memory. Along each axis, output index o (ox' = OW−1−ox
+       when flipped) samples s = clamp((o + 0.5)·len/out − 0.5, 0, len − 1) + start with taps
+       ⌊s⌋ and ⌊s⌋ + 1 (clamped to the image); for integer boxes inside the image this is
+       PyTorch's value. The identity box (0, 0, H, W) at OH = H, OW = W copies exactly. */
+    void (*crop_resize_bilinear)(float *y, const float *x, const float *boxes, const int32_t *flips,
+                                 int n, int C, int H, int W, int OH, int OW);
+    /* its exact adjoint: dx (n, C, H, W) = (overwrite) */
+    void (*crop_resize_bilinear_backward)(float *dx, const float *dy, const float *boxes,
+                                          const int32_t *flips, int n, int C, int H, int W, int OH,
+                                          int OW);
 };
 
 /* The two implementations. cuda returns NULL (with a reason in *why) when no GPU is visible

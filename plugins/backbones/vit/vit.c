@@ -10,59 +10,174 @@
 
 #include "vit.h"
 
-/* ---- variants: name maps + flags ---- */
+/* ---- variants: name maps + defaults ---- */
+
+#define IMAGENET_MEAN {0.485f, 0.456f, 0.406f}
+#define IMAGENET_STD {0.229f, 0.224f, 0.225f}
+#define CLIP_MEAN {0.48145466f, 0.4578275f, 0.40821073f}
+#define CLIP_STD {0.26862954f, 0.26130258f, 0.27577711f}
+
+/* timm's names (VisionTransformer and Eva use the same ones), every layout member from
+   .patch_order on */
+#define TIMM_NAMES                                                                          \
+    /* .patch_order = */ VIT_PATCH_CPP, /* .patch_w_4d = */ 1,                              \
+    /* .patch_w = */ "patch_embed.proj.weight", /* .patch_b = */ "patch_embed.proj.bias",   \
+    /* .cls = */ "cls_token", /* .reg = */ "reg_token", /* .pos = */ "pos_embed",          \
+    /* .pre_w = */ "norm_pre.weight", /* .pre_b = */ "norm_pre.bias",                      \
+    /* .ln1_w = */ "blocks.%d.norm1.weight", /* .ln1_b = */ "blocks.%d.norm1.bias",        \
+    /* .qkv_w = */ "blocks.%d.attn.qkv.weight", /* .qkv_b = */ "blocks.%d.attn.qkv.bias",  \
+    /* .q_bias = */ "blocks.%d.attn.q_bias", /* .v_bias = */ "blocks.%d.attn.v_bias",      \
+    /* .q_w = */ "blocks.%d.attn.q_proj.weight", /* .k_w = */ "blocks.%d.attn.k_proj.weight", \
+    /* .v_w = */ "blocks.%d.attn.v_proj.weight",                                           \
+    /* .q_b = */ "blocks.%d.attn.q_proj.bias", /* .k_b = */ "blocks.%d.attn.k_proj.bias",  \
+    /* .v_b = */ "blocks.%d.attn.v_proj.bias",                                             \
+    /* .proj_w = */ "blocks.%d.attn.proj.weight", /* .proj_b = */ "blocks.%d.attn.proj.bias", \
+    /* .ls1 = */ "blocks.%d.ls1.gamma", /* .ls2 = */ "blocks.%d.ls2.gamma",                \
+    /* .ln2_w = */ "blocks.%d.norm2.weight", /* .ln2_b = */ "blocks.%d.norm2.bias",        \
+    /* .fc1_w = */ "blocks.%d.mlp.fc1.weight", /* .fc1_b = */ "blocks.%d.mlp.fc1.bias",    \
+    /* .fc1g_w = */ "blocks.%d.mlp.fc1_g.weight", /* .fc1g_b = */ "blocks.%d.mlp.fc1_g.bias", \
+    /* .fc1x_w = */ "blocks.%d.mlp.fc1_x.weight", /* .fc1x_b = */ "blocks.%d.mlp.fc1_x.bias", \
+    /* .mlpn_w = */ "blocks.%d.mlp.norm.weight", /* .mlpn_b = */ "blocks.%d.mlp.norm.bias", \
+    /* .fc2_w = */ "blocks.%d.mlp.fc2.weight", /* .fc2_b = */ "blocks.%d.mlp.fc2.bias",    \
+    /* .norm_w = */ "norm.weight", /* .norm_b = */ "norm.bias",                            \
+    /* .fcn_w = */ "fc_norm.weight", /* .fcn_b = */ "fc_norm.bias",                        \
+    /* .head_w = */ "head.weight", /* .head_b = */ "head.bias"
+
+/* the ViT-B/16-style defaults shared by the timm variants (weights, patch, act, mean/std
+   and the flags follow) */
+#define TIMM_VITB 224, 3
 
 static const vit_variant vit_variants[] = {
     {
         /* .name = */ "lucid",
-        /* .patch_order = */ VIT_PATCH_PPC,
+        /* .weights = */ "mnist-vit.safetensors",
+        /* image_size, channels, patch, dim, depth, heads, dim_head, mlp_dim = */ 28, 1, 4, 64, 6, 4, 64, 128,
+        /* .mlp_ratio = */ 2.0, /* .norm_eps = */ 1e-5,
+        /* .mean = */ {0.1307f, 0.1307f, 0.1307f}, /* .std = */ {0.3081f, 0.3081f, 0.3081f},
         /* .act = */ VIT_ACT_RELU,
+        /* qkv_bias, layer_scale, norm_pre, registers, pos_grid = */ 0, 0, 0, 0, 0,
+        /* .pos_kind = */ VIT_POS_LEARNED, /* .pool = */ VIT_POOL_CLS, /* .proj = */ 0,
+        /* .rope = */ 0, /* .rope_ref = */ 0,
+        /* .patch_order = */ VIT_PATCH_PPC,
         /* .patch_w_4d = */ 0,
         /* .patch_w = */ "to_patch_embedding.1.weight",
         /* .patch_b = */ "to_patch_embedding.1.bias",
         /* .cls = */ "cls_token",
+        /* .reg = */ NULL,
         /* .pos = */ "pos_embedding",
+        /* .pre_w = */ NULL, /* .pre_b = */ NULL,
         /* .ln1_w = */ "transformer.layers.%d.0.norm.weight",
         /* .ln1_b = */ "transformer.layers.%d.0.norm.bias",
         /* .qkv_w = */ "transformer.layers.%d.0.fn.to_qkv.weight",
         /* .qkv_b = */ NULL,
+        /* .q_bias = */ NULL, /* .v_bias = */ NULL,
+        /* .q_w = */ NULL, /* .k_w = */ NULL, /* .v_w = */ NULL,
+        /* .q_b = */ NULL, /* .k_b = */ NULL, /* .v_b = */ NULL,
         /* .proj_w = */ "transformer.layers.%d.0.fn.to_out.0.weight",
         /* .proj_b = */ "transformer.layers.%d.0.fn.to_out.0.bias",
+        /* .ls1 = */ NULL, /* .ls2 = */ NULL,
         /* .ln2_w = */ "transformer.layers.%d.1.norm.weight",
         /* .ln2_b = */ "transformer.layers.%d.1.norm.bias",
         /* .fc1_w = */ "transformer.layers.%d.1.fn.net.0.weight",
         /* .fc1_b = */ "transformer.layers.%d.1.fn.net.0.bias",
+        /* .fc1g_w = */ NULL, /* .fc1g_b = */ NULL, /* .fc1x_w = */ NULL, /* .fc1x_b = */ NULL,
+        /* .mlpn_w = */ NULL, /* .mlpn_b = */ NULL,
         /* .fc2_w = */ "transformer.layers.%d.1.fn.net.3.weight",
         /* .fc2_b = */ "transformer.layers.%d.1.fn.net.3.bias",
         /* .norm_w = */ "mlp_head.0.weight",
         /* .norm_b = */ "mlp_head.0.bias",
+        /* .fcn_w = */ NULL, /* .fcn_b = */ NULL, /* .head_w = */ NULL, /* .head_b = */ NULL,
+    },
+    {
+        /* timm vit_base_patch16_224 (augreg: mean = std = 0.5) */
+        "vit", "vit_base_patch16_224.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-6,
+        {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_CLS, 0,
+        0, 0, TIMM_NAMES,
+    },
+    {
+        /* timm deit_base_patch16_224 */
+        "deit", "deit_base_patch16_224.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-6, IMAGENET_MEAN,
+        IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_CLS, 0, 0, 0, TIMM_NAMES,
+    },
+    {
+        /* timm vit_base_patch14_dinov2 (pos_embed for 518 px: a 37×37 grid) */
+        "dinov2", "vit_base_patch14_dinov2.safetensors", TIMM_VITB, 14, 768, 12, 12, 0, 0, 4.0, 1e-6,
+        IMAGENET_MEAN, IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 1, 0, 0, 37, VIT_POS_LEARNED, VIT_POOL_CLS, 0, 0, 0,
+        TIMM_NAMES,
+    },
+    {
+        /* timm vit_base_patch16_clip_quickgelu_224 (OpenAI CLIP ViT-B/16 image tower) */
+        "clip", "vit_base_patch16_clip_quickgelu_224.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-5,
+        CLIP_MEAN, CLIP_STD, VIT_ACT_GELU_QUICK, 1, 0, 1, 0, 0, VIT_POS_LEARNED, VIT_POOL_CLS, 512, 0, 0,
+        TIMM_NAMES,
+    },
+    {
+        /* MoCo v3 vit_base (original repo, module.base_encoder. prefix stripped) */
+        "mocov3", "mocov3_vit_base.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-6, IMAGENET_MEAN,
+        IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_SINCOS, VIT_POOL_CLS, 0, 0, 0, TIMM_NAMES,
+    },
+    {
+        /* timm eva02_base_patch14_224.mim_in22k */
+        "eva02", "eva02_base_patch14_224.safetensors", TIMM_VITB, 14, 768, 12, 12, 0, 0, 4.0 * 2.0 / 3.0, 1e-6,
+        CLIP_MEAN, CLIP_STD, VIT_ACT_SWIGLU, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_MEAN, 0, 1, 16, TIMM_NAMES,
     },
 };
 #define VIT_N_VARIANTS ((int)(sizeof vit_variants / sizeof vit_variants[0]))
 
-/* ---- keys ---- */
+static const char *const act_names[VIT_ACT_COUNT] = {"relu", "gelu", "quick_gelu", "swiglu"};
+static const char *const pool_names[VIT_POOL_COUNT] = {"cls", "mean"};
+
+/* ---- keys (the defaults shown are lucid's; another variant brings its own, see vit.h) ---- */
 
 static const clpdd_key vit_keys[] = {
     {"variant", CLPDD_KEY_ENUM, "lucid",
-     "architecture and tensor-name map: lucid (lucidrains ViT: linear patch embedding, no qkv bias, ReLU MLP)", 1, 0,
-     "lucid"},
+     "architecture, tensor names and defaults: lucid (lucidrains), vit / deit (timm), dinov2 (LayerScale, "
+     "registers), clip (OpenAI: norm_pre, QuickGELU, projection), mocov3 (sin-cos positions), eva02 (SwiGLU, RoPE, "
+     "mean pool); every key below defaults to the variant's value",
+     1, 0, "lucid|vit|deit|dinov2|clip|mocov3|eva02"},
     {"weights", CLPDD_KEY_STRING, "mnist-vit.safetensors",
-     "safetensors checkpoint; a relative path is looked up in CLPDD_MODEL_PATH, then the working directory", 1, 0,
+     "safetensors checkpoint (tensor names as timm / the original repo, tools/export_timm.py); a relative path is "
+     "looked up in CLPDD_MODEL_PATH, then the working directory (default: per variant)",
+     1, 0, NULL},
+    {"image_size", CLPDD_KEY_INT, "28", "input side S (square images, a multiple of patch; timm variants 224)", 1, 4096,
      NULL},
-    {"image_size", CLPDD_KEY_INT, "28", "input side S (square images, a multiple of patch)", 1, 4096, NULL},
-    {"channels", CLPDD_KEY_INT, "1", "input channels c", 1, 3, NULL},
-    {"patch", CLPDD_KEY_INT, "4", "patch side p", 1, 1024, NULL},
-    {"dim", CLPDD_KEY_INT, "64", "model width D (= the feature dimension)", 1, 65536, NULL},
-    {"depth", CLPDD_KEY_INT, "6", "transformer blocks", 0, 1024, NULL},
-    {"heads", CLPDD_KEY_INT, "4", "attention heads", 1, 1024, NULL},
-    {"dim_head", CLPDD_KEY_INT, "64", "width of one attention head (lucid: independent of dim)", 1, 65536, NULL},
-    {"mlp_dim", CLPDD_KEY_INT, "128", "hidden width of the MLP", 1, 1048576, NULL},
-    {"norm_eps", CLPDD_KEY_FLOAT, "1e-5", "LayerNorm epsilon", 0, 1, NULL},
+    {"channels", CLPDD_KEY_INT, "1", "input channels c (timm variants 3)", 1, 3, NULL},
+    {"patch", CLPDD_KEY_INT, "4", "patch side p (timm variants 16, dinov2 and eva02 14)", 1, 1024, NULL},
+    {"dim", CLPDD_KEY_INT, "64", "model width D (timm variants 768)", 1, 65536, NULL},
+    {"depth", CLPDD_KEY_INT, "6", "transformer blocks (timm variants 12)", 0, 1024, NULL},
+    {"heads", CLPDD_KEY_INT, "4", "attention heads (timm variants 12)", 1, 1024, NULL},
+    {"dim_head", CLPDD_KEY_INT, "64", "width of one attention head (lucid: independent of dim; others dim/heads)", 1,
+     65536, NULL},
+    {"mlp_dim", CLPDD_KEY_INT, "128", "hidden width F of the MLP (others: dim·mlp_ratio)", 1, 1048576, NULL},
+    {"mlp_ratio", CLPDD_KEY_FLOAT, "2", "F = (int)(dim·mlp_ratio) when mlp_dim is not set (timm 4, eva02 8/3)", 0.01,
+     64, NULL},
+    {"norm_eps", CLPDD_KEY_FLOAT, "1e-5", "LayerNorm epsilon (timm variants 1e-6, clip 1e-5)", 0, 1, NULL},
     {"mean", CLPDD_KEY_FLOATS, "0.1307",
      "per-channel mean of [0,1] pixels the weights were trained with (one value: every channel)", 1, 0, NULL},
     {"std", CLPDD_KEY_FLOATS, "0.3081",
      "per-channel std of [0,1] pixels the weights were trained with (one value: every channel)", 1, 0, NULL},
     {"batch", CLPDD_KEY_INT, "256", "images per piece in inference (feature extraction)", 1, 1 << 20, NULL},
+    {"act", CLPDD_KEY_ENUM, "relu", "MLP activation (vit/deit/dinov2/mocov3 gelu, clip quick_gelu, eva02 swiglu)", 1,
+     0, "relu|gelu|quick_gelu|swiglu"},
+    {"qkv_bias", CLPDD_KEY_BOOL, "false", "q, k, v projections have biases (all but lucid)", 1, 0, NULL},
+    {"layer_scale", CLPDD_KEY_BOOL, "false", "LayerScale ls1/ls2 after attention and MLP (dinov2)", 1, 0, NULL},
+    {"norm_pre", CLPDD_KEY_BOOL, "false", "LayerNorm of the embedded tokens before the blocks (clip's ln_pre)", 1, 0,
+     NULL},
+    {"registers", CLPDD_KEY_INT, "0", "register tokens after CLS (dinov2 *_reg4: 4)", 0, 256, NULL},
+    {"pos_grid", CLPDD_KEY_INT, "0",
+     "grid side of the checkpoint's position embedding, resampled bicubically to image_size/patch when different "
+     "(0: the run's grid; dinov2 37)",
+     0, 4096, NULL},
+    {"pos_prefix", CLPDD_KEY_BOOL, "true",
+     "the position embedding has rows for CLS and registers (timm no_embed_class = false; dinov2 with registers: "
+     "false)",
+     1, 0, NULL},
+    {"pool", CLPDD_KEY_ENUM, "cls",
+     "feature: cls (final norm of CLS) or mean (fc_norm of the patch-token mean; eva02)", 1, 0, "cls|mean"},
+    {"proj", CLPDD_KEY_INT, "0", "width of the projection ('head') after pooling, 0 = none (clip 512)", 0, 65536, NULL},
+    {"rope", CLPDD_KEY_BOOL, "false", "2-D rotary embedding on q and k of the patch tokens (eva02)", 1, 0, NULL},
+    {"rope_ref", CLPDD_KEY_INT, "0", "RoPE reference grid side, timm's ref_feat_shape (0: the run's grid; eva02 16)",
+     0, 4096, NULL},
 };
 #define VIT_N_KEYS ((int)(sizeof vit_keys / sizeof vit_keys[0]))
 
@@ -81,8 +196,8 @@ static size_t acts_layout(const vit *v, vit_acts *a, size_t n, int taped, float 
     size_t off = 0;
 #define CARVE(count) carve(base, &off, (count), 64) /* 256-byte aligned buffers */
     const size_t T = (size_t)v->T, D = (size_t)v->D, P = (size_t)v->P, K = (size_t)v->K;
-    const size_t I = (size_t)v->I, F = (size_t)v->F, Hh = (size_t)v->Hh;
-    const int L = v->L;
+    const size_t I = (size_t)v->I, F = (size_t)v->F, Fu = (size_t)v->Fu, Hh = (size_t)v->Hh;
+    const int L = v->L, glu = v->act == VIT_ACT_SWIGLU;
     const size_t NT = n * T;
     for (int j = 0; j <= 2 * L; j++) a->xs[j] = (taped || j == 0) ? CARVE(NT * D) : a->xs[0];
     for (int l = 0; l < L; l++) {
@@ -91,11 +206,18 @@ static size_t acts_layout(const vit *v, vit_acts *a, size_t n, int taped, float 
         a->rstd1[l] = taped ? CARVE(NT) : NULL;
         a->mean2[l] = taped ? CARVE(NT) : NULL;
         a->rstd2[l] = taped ? CARVE(NT) : NULL;
+        a->mean3[l] = taped && glu ? CARVE(NT) : NULL;
+        a->rstd3[l] = taped && glu ? CARVE(NT) : NULL;
         a->qkv[l] = fresh ? CARVE(NT * 3 * I) : a->qkv[0];
         a->att[l] = fresh ? CARVE(n * Hh * T * T) : a->att[0];
-        a->u[l] = fresh ? CARVE(NT * F) : a->u[0];
+        a->u[l] = fresh ? CARVE(NT * Fu) : a->u[0];
+        a->m[l] = !glu ? NULL : fresh ? CARVE(NT * F) : a->m[0];
     }
+    a->x0 = v->norm_pre ? CARVE(NT * D) : NULL;
+    a->meanp = taped && v->norm_pre ? CARVE(NT) : NULL;
+    a->rstdp = taped && v->norm_pre ? CARVE(NT) : NULL;
     a->cls = CARVE(n * D);
+    a->pooln = CARVE(n * D);
     a->meanf = taped ? CARVE(n) : NULL;
     a->rstdf = taped ? CARVE(n) : NULL;
     a->patches = CARVE(n * P * K);
@@ -107,12 +229,13 @@ static size_t acts_layout(const vit *v, vit_acts *a, size_t n, int taped, float 
         a->dx = CARVE(NT * D);
         a->dh = CARVE(NT * D);
         a->dln = CARVE(NT * D);
-        a->dbig = CARVE(NT * (3 * I > F ? 3 * I : F));
+        a->dbig = CARVE(NT * (3 * I > Fu ? 3 * I : Fu));
         a->dao = CARVE(NT * I);
         a->datt = CARVE(n * Hh * T * T);
         a->dcls = CARVE(n * D);
+        a->dpool = CARVE(n * D);
     } else {
-        a->dx = a->dh = a->dln = a->dbig = a->dao = a->datt = a->dcls = NULL;
+        a->dx = a->dh = a->dln = a->dbig = a->dao = a->datt = a->dcls = a->dpool = NULL;
     }
 #undef CARVE
     return off;
@@ -127,7 +250,7 @@ static void acts_free(const vit *v, vit_acts *a) {
 static int acts_alloc(const vit *v, vit_acts *a, int max_n, int taped) {
     memset(a, 0, sizeof *a);
     const int L = v->L;
-    a->ptrs = calloc((size_t)(2 * L + 1) + 7 * (size_t)L + 1, sizeof(float *));
+    a->ptrs = calloc((size_t)(2 * L + 1) + 10 * (size_t)L + 1, sizeof(float *));
     if (!a->ptrs) return v->h->error(v->h, "vit: out of host memory"), -1;
     float **p = a->ptrs;
     a->xs = p, p += 2 * L + 1;
@@ -137,7 +260,10 @@ static int acts_alloc(const vit *v, vit_acts *a, int max_n, int taped) {
     a->att = p, p += L;
     a->mean2 = p, p += L;
     a->rstd2 = p, p += L;
-    a->u = p;
+    a->u = p, p += L;
+    a->m = p, p += L;
+    a->mean3 = p, p += L;
+    a->rstd3 = p;
     size_t floats = acts_layout(v, a, (size_t)max_n, taped, NULL);
     a->block = v->h->alloc(v->h, floats * sizeof(float));
     if (!a->block) {
@@ -154,11 +280,46 @@ static int acts_alloc(const vit *v, vit_acts *a, int max_n, int taped) {
 
 /* ---- weights ---- */
 
+static void name_of(char *buf, size_t len, const char *fmt, int layer) { snprintf(buf, len, fmt, layer); }
+
+static int has_named(vit *v, clpdd_weights *w, const char *fmt, int layer) {
+    if (!fmt) return 0;
+    char name[512];
+    name_of(name, sizeof name, fmt, layer);
+    return v->h->weights_has(v->h, w, name);
+}
+
 static int read_named(vit *v, clpdd_weights *w, const char *fmt, int layer, int ndim, const int64_t *shape,
                       float *dst) {
     char name[512];
-    snprintf(name, sizeof name, fmt, layer);
+    name_of(name, sizeof name, fmt, layer);
     return v->h->weights_read(v->h, w, name, ndim, shape, dst);
+}
+
+/* a tensor into host memory (through a temporary buffer in ops memory) */
+static int read_host(vit *v, clpdd_weights *w, const char *fmt, int layer, int ndim, const int64_t *shape,
+                     float *host) {
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) count *= (size_t)shape[i];
+    float *tmp = v->h->alloc(v->h, count * sizeof(float) + 1);
+    if (!tmp) return -1;
+    int rc = read_named(v, w, fmt, layer, ndim, shape, tmp);
+    if (!rc) v->ops->to_host(host, tmp, count * sizeof(float));
+    v->h->free(v->h, tmp);
+    return rc;
+}
+
+/* a flag asks for tensors the variant has no names for */
+static int no_names(vit *v, const char *what, const char *key) {
+    return v->h->error(v->h, "vit: variant %s has no tensor names for %s (key %s)", v->var->name, what, key), -1;
+}
+
+/* the checkpoint holds a tensor that the configuration ignores: refuse rather than compute
+   something else silently */
+static int unexpected(vit *v, const char *fmt, int layer, const char *key) {
+    char name[512];
+    name_of(name, sizeof name, fmt, layer);
+    return v->h->error(v->h, "vit: the checkpoint has '%s' but %s = false", name, key), -1;
 }
 
 /* the patch-embedding weight (D, K), its columns reordered to ops->patchify's (c, py, px) */
@@ -187,68 +348,305 @@ static int load_patch_weight(vit *v, clpdd_weights *w) {
     return 0;
 }
 
+/* PyTorch's cubic convolution weights (A = −0.75) for the fractional offset t */
+static void cubic_weights(double t, double wt[4]) {
+    const double A = -0.75;
+#define CC1(x) ((((A + 2.0) * (x)) - (A + 3.0)) * (x) * (x) + 1.0)
+#define CC2(x) ((((A * (x)) - 5.0 * A) * (x) + 8.0 * A) * (x) - 4.0 * A)
+    wt[0] = CC2(t + 1.0);
+    wt[1] = CC1(t);
+    wt[2] = CC1(1.0 - t);
+    wt[3] = CC2(2.0 - t);
+#undef CC1
+#undef CC2
+}
+
+/* Bicubic resampling of a (G0, G0, D) grid of rows to (G, G, D), as F.interpolate(mode =
+   'bicubic', size = (G, G), align_corners = False, antialias = False): timm's
+   resample_abs_pos_embed with antialias off. Source coordinate (o + ½)·G0/G − ½, taps
+   clamped to the border. */
+static void resample_bicubic(float *dst, const float *src, int G0, int G, int D) {
+    const double scale = (double)(float)((float)G0 / (float)G); /* PyTorch computes it in float */
+    for (int oy = 0; oy < G; oy++) {
+        double ry = scale * (oy + 0.5) - 0.5, fy = floor(ry), wy[4];
+        cubic_weights(ry - fy, wy);
+        for (int ox = 0; ox < G; ox++) {
+            double rx = scale * (ox + 0.5) - 0.5, fx = floor(rx), wx[4];
+            cubic_weights(rx - fx, wx);
+            float *o = dst + ((size_t)oy * G + ox) * D;
+            for (int d = 0; d < D; d++) {
+                double acc = 0;
+                for (int a = 0; a < 4; a++) {
+                    int iy = (int)fy - 1 + a;
+                    iy = iy < 0 ? 0 : iy >= G0 ? G0 - 1 : iy;
+                    double row = 0;
+                    for (int b = 0; b < 4; b++) {
+                        int ix = (int)fx - 1 + b;
+                        ix = ix < 0 ? 0 : ix >= G0 ? G0 - 1 : ix;
+                        row += wx[b] * src[((size_t)iy * G0 + ix) * D + d];
+                    }
+                    acc += wy[a] * row;
+                }
+                o[d] = (float)acc;
+            }
+        }
+    }
+}
+
+/* MoCo v3's build_2d_sincos_position_embedding (temperature 10000) for patch t = y·G + x:
+   [sin(y·ω_k), cos(y·ω_k), sin(x·ω_k), cos(x·ω_k)], ω_k = 10000^(−k/(D/4)), k < D/4. (Its
+   meshgrid(grid_w, grid_h) with 'ij' indexing puts the row index y in the "w" half.) */
+static void sincos_table(float *pos, int G, int D) {
+    const int pd = D / 4;
+    for (int y = 0; y < G; y++)
+        for (int x = 0; x < G; x++) {
+            float *o = pos + ((size_t)y * G + x) * D;
+            for (int k = 0; k < pd; k++) {
+                float omega = 1.0f / powf(10000.0f, (float)k / (float)pd);
+                float ay = (float)y * omega, ax = (float)x * omega;
+                o[k] = sinf(ay);
+                o[pd + k] = cosf(ay);
+                o[2 * pd + k] = sinf(ax);
+                o[3 * pd + k] = cosf(ax);
+            }
+        }
+}
+
+/* timm's RotaryEmbeddingCat (in_pixels = False, temperature 10000, 'ij' grid) for patch
+   t = y·G + x: pair i < hd/4 turns by y'·b_i, pair hd/4 + i by x'·b_i, b_i = 10000^(−i/(hd/4)),
+   y' = y·ref/G (EVA's rescaling to the reference grid; y' = y when ref = 0). */
+static void rope_tables(float *sn, float *cs, int G, int hd, int ref) {
+    const int nb = hd / 4, half = hd / 2;
+    for (int y = 0; y < G; y++)
+        for (int x = 0; x < G; x++) {
+            float ty = (float)y, tx = (float)x;
+            if (ref > 0) {
+                ty = ty / (float)G * (float)ref;
+                tx = tx / (float)G * (float)ref;
+            }
+            size_t row = ((size_t)y * G + x) * (size_t)half;
+            for (int i = 0; i < half; i++) {
+                int k = i < nb ? i : i - nb;
+                float band = 1.0f / powf(10000.0f, (float)k / (float)nb);
+                float ang = (i < nb ? ty : tx) * band;
+                sn[row + i] = sinf(ang);
+                cs[row + i] = cosf(ang);
+            }
+        }
+}
+
+/* rows r of a (rows, cols) matrix in ops memory scaled by g[r] (host): LayerScale folding */
+static int scale_rows(vit *v, float *m, int rows, int cols, const float *g) {
+    size_t count = (size_t)rows * (size_t)cols;
+    float *tmp = malloc(count * sizeof(float));
+    if (!tmp) return v->h->error(v->h, "vit: out of host memory"), -1;
+    v->ops->to_host(tmp, m, count * sizeof(float));
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) tmp[(size_t)r * cols + c] *= g[r];
+    v->ops->to_device(m, tmp, count * sizeof(float));
+    free(tmp);
+    return 0;
+}
+
+/* tok_init (T, D): CLS and registers with their position rows, patch rows = pos + patch bias */
+static int load_tokens(vit *v, clpdd_weights *w) {
+    const vit_variant *var = v->var;
+    const int D = v->D, T = v->T, P = v->P, R = v->R, npt = v->npt;
+    const int G0 = v->pos_grid ? v->pos_grid : v->G, pp = v->pos_prefix ? npt : 0;
+    const int64_t sD[1] = {D}, sCls[3] = {1, 1, D}, sReg[3] = {1, R, D};
+    const int64_t sPos[3] = {1, pp + (int64_t)G0 * G0, D};
+    float *tok = calloc((size_t)T * D, sizeof(float)), *bias = malloc((size_t)D * sizeof(float));
+    float *pos = calloc((size_t)(pp + G0 * G0) * D, sizeof(float)), *grid = malloc((size_t)P * D * sizeof(float));
+    int rc = 0;
+    if (!tok || !bias || !pos || !grid) rc = (v->h->error(v->h, "vit: out of host memory"), -1);
+    if (!rc) rc = read_host(v, w, var->cls, 0, 3, sCls, tok);
+    if (!rc && R) rc = var->reg ? read_host(v, w, var->reg, 0, 3, sReg, tok + D) : no_names(v, "registers", "registers");
+    /* timm drops the patch bias with norm_pre (CLIP's conv1 has none): optional there only */
+    if (!rc && v->norm_pre && !has_named(v, w, var->patch_b, 0)) memset(bias, 0, (size_t)D * sizeof(float));
+    else if (!rc) rc = read_host(v, w, var->patch_b, 0, 1, sD, bias);
+    if (!rc && v->pos_kind == VIT_POS_LEARNED) {
+        rc = read_host(v, w, var->pos, 0, 3, sPos, pos);
+        if (!rc && G0 != v->G) resample_bicubic(grid, pos + (size_t)pp * D, G0, v->G, D);
+        else if (!rc) memcpy(grid, pos + (size_t)pp * D, (size_t)P * D * sizeof(float));
+    } else if (!rc) {
+        sincos_table(grid, v->G, D); /* MoCo v3: the CLS position row is zero */
+    }
+    if (!rc) {
+        for (int t = 0; t < npt && t < pp; t++)
+            for (int d = 0; d < D; d++) tok[(size_t)t * D + d] += pos[(size_t)t * D + d];
+        for (int j = 0; j < P; j++)
+            for (int d = 0; d < D; d++) tok[(size_t)(npt + j) * D + d] = grid[(size_t)j * D + d] + bias[d];
+        v->ops->to_device(v->tok_init, tok, (size_t)T * D * sizeof(float));
+    }
+    free(tok), free(bias), free(pos), free(grid);
+    return rc;
+}
+
+/* q, k, v projections of block l into b->qkv_w (3I, D) and b->qkv_b (3I): a fused weight, or
+   separate q/k/v projections; biases fused, as separate q and v biases (k: 0), or per
+   projection */
+static int load_qkv(vit *v, clpdd_weights *w, int l, vit_block *b) {
+    const vit_variant *var = v->var;
+    const int64_t I = v->I, D = v->D, sQkv[2] = {3 * I, D}, sI[1] = {I}, s3I[1] = {3 * I}, sProj[2] = {I, D};
+    const size_t ID = (size_t)I * (size_t)D;
+    int fused = !var->q_w || has_named(v, w, var->qkv_w, l) || !has_named(v, w, var->q_w, l);
+    int rc;
+    if (fused) {
+        rc = var->qkv_w ? read_named(v, w, var->qkv_w, l, 2, sQkv, b->qkv_w) : no_names(v, "qkv", "variant");
+    } else {
+        rc = read_named(v, w, var->q_w, l, 2, sProj, b->qkv_w);
+        if (!rc) rc = read_named(v, w, var->k_w, l, 2, sProj, b->qkv_w + ID);
+        if (!rc) rc = read_named(v, w, var->v_w, l, 2, sProj, b->qkv_w + 2 * ID);
+    }
+    const char *any_bias = has_named(v, w, var->qkv_b, l)    ? var->qkv_b
+                           : has_named(v, w, var->q_bias, l) ? var->q_bias
+                           : has_named(v, w, var->q_b, l)    ? var->q_b
+                                                             : NULL;
+    if (rc) return rc;
+    if (!v->qkv_bias) return any_bias ? unexpected(v, any_bias, l, "qkv_bias") : 0;
+    if (fused && var->qkv_b && (has_named(v, w, var->qkv_b, l) || !var->q_bias))
+        return read_named(v, w, var->qkv_b, l, 1, s3I, b->qkv_b);
+    v->ops->fill(b->qkv_b, 0.0f, (size_t)(3 * I));
+    const char *qb = fused ? var->q_bias : var->q_b, *vb = fused ? var->v_bias : var->v_b;
+    if (!qb || !vb) return no_names(v, "q/v biases", "qkv_bias");
+    rc = read_named(v, w, qb, l, 1, sI, b->qkv_b);
+    if (!rc && !fused && has_named(v, w, var->k_b, l)) rc = read_named(v, w, var->k_b, l, 1, sI, b->qkv_b + I);
+    if (!rc) rc = read_named(v, w, vb, l, 1, sI, b->qkv_b + 2 * I);
+    return rc;
+}
+
+/* LayerScale gamma (D) of block l folded into the rows of W (D, cols) and b (D) */
+static int fold_layer_scale(vit *v, clpdd_weights *w, const char *fmt, int l, float *W, int cols, float *bvec) {
+    const int64_t sD[1] = {v->D};
+    float *g = malloc((size_t)v->D * sizeof(float));
+    if (!g) return v->h->error(v->h, "vit: out of host memory"), -1;
+    int rc = read_host(v, w, fmt, l, 1, sD, g);
+    if (!rc) rc = scale_rows(v, W, v->D, cols, g);
+    if (!rc) rc = scale_rows(v, bvec, v->D, 1, g);
+    free(g);
+    return rc;
+}
+
+static int load_block(vit *v, clpdd_weights *w, int l) {
+    const vit_variant *var = v->var;
+    vit_block *b = &v->blocks[l];
+    const int64_t D = v->D, I = v->I, F = v->F;
+    const int64_t sD[1] = {D}, sProj[2] = {D, I}, sFc1[2] = {F, D}, sF[1] = {F}, sFc2[2] = {D, F};
+    int rc = read_named(v, w, var->ln1_w, l, 1, sD, b->ln1_w);
+    if (!rc) rc = read_named(v, w, var->ln1_b, l, 1, sD, b->ln1_b);
+    if (!rc) rc = load_qkv(v, w, l, b);
+    if (!rc) rc = read_named(v, w, var->proj_w, l, 2, sProj, b->proj_w);
+    if (!rc) rc = read_named(v, w, var->proj_b, l, 1, sD, b->proj_b);
+    if (!rc) rc = read_named(v, w, var->ln2_w, l, 1, sD, b->ln2_w);
+    if (!rc) rc = read_named(v, w, var->ln2_b, l, 1, sD, b->ln2_b);
+    if (!rc && v->act == VIT_ACT_SWIGLU) {
+        if (!var->fc1g_w || !var->fc1x_w || !var->mlpn_w) return no_names(v, "a SwiGLU MLP", "act");
+        const size_t FD = (size_t)F * (size_t)D;
+        rc = read_named(v, w, var->fc1g_w, l, 2, sFc1, b->fc1_w);
+        if (!rc) rc = read_named(v, w, var->fc1g_b, l, 1, sF, b->fc1_b);
+        if (!rc) rc = read_named(v, w, var->fc1x_w, l, 2, sFc1, b->fc1_w + FD);
+        if (!rc) rc = read_named(v, w, var->fc1x_b, l, 1, sF, b->fc1_b + F);
+        if (!rc) rc = read_named(v, w, var->mlpn_w, l, 1, sF, b->mlpn_w);
+        if (!rc) rc = read_named(v, w, var->mlpn_b, l, 1, sF, b->mlpn_b);
+    } else if (!rc) {
+        rc = read_named(v, w, var->fc1_w, l, 2, sFc1, b->fc1_w);
+        if (!rc) rc = read_named(v, w, var->fc1_b, l, 1, sF, b->fc1_b);
+    }
+    if (!rc) rc = read_named(v, w, var->fc2_w, l, 2, sFc2, b->fc2_w);
+    if (!rc) rc = read_named(v, w, var->fc2_b, l, 1, sD, b->fc2_b);
+    if (!rc && v->layer_scale) {
+        if (!var->ls1 || !var->ls2) return no_names(v, "LayerScale", "layer_scale");
+        rc = fold_layer_scale(v, w, var->ls1, l, b->proj_w, v->I, b->proj_b);
+        if (!rc) rc = fold_layer_scale(v, w, var->ls2, l, b->fc2_w, v->F, b->fc2_b);
+    } else if (!rc && has_named(v, w, var->ls1, l)) {
+        rc = unexpected(v, var->ls1, l, "layer_scale");
+    }
+    return rc;
+}
+
 static int load_weights(vit *v, const char *path) {
     const clpdd_host *h = v->h;
-    const clpdd_ops *ops = v->ops;
     const vit_variant *var = v->var;
     clpdd_weights *w = h->weights_open(h, path);
     if (!w) return -1; /* the host's message names the path */
-    const int64_t D = v->D, T = v->T, I = v->I, F = v->F;
-    const int64_t sD[1] = {D}, sCls[3] = {1, 1, D}, sPos[3] = {1, T, D}, sQkv[2] = {3 * I, D}, sQkvB[1] = {3 * I},
-                  sProj[2] = {D, I}, sFc1[2] = {F, D}, sFc1B[1] = {F}, sFc2[2] = {D, F};
+    const int64_t D = v->D, E = v->E, sD[1] = {D}, sHead[2] = {E, D}, sE[1] = {E};
     int rc = load_patch_weight(v, w);
-    /* tok_init = pos; row 0 += cls; rows 1.. += patch bias (the scratch rows of h hold the
-       pieces: nothing else uses them yet) */
-    float *tmp = v->infer.h; /* ≥ T·D floats */
-    if (!rc) rc = h->weights_read(h, w, var->pos, 3, sPos, v->tok_init);
-    if (!rc) rc = h->weights_read(h, w, var->cls, 3, sCls, tmp);
-    if (!rc) rc = h->weights_read(h, w, var->patch_b, 1, sD, tmp + D);
-    if (!rc) {
-        ops->add2d(v->tok_init, (size_t)D, tmp, 0, 1, (size_t)D);
-        ops->add2d(v->tok_init + D, (size_t)D, tmp + D, 0, (size_t)v->P, (size_t)D);
+    if (!rc && v->norm_pre) { /* before the tokens: norm_pre decides whether the patch bias is optional */
+        if (!var->pre_w) rc = no_names(v, "norm_pre", "norm_pre");
+        if (!rc) rc = h->weights_read(h, w, var->pre_w, 1, sD, v->pre_w);
+        if (!rc) rc = h->weights_read(h, w, var->pre_b, 1, sD, v->pre_b);
+    } else if (!rc && has_named(v, w, var->pre_w, 0)) {
+        rc = unexpected(v, var->pre_w, 0, "norm_pre");
     }
-    for (int l = 0; l < v->L && !rc; l++) {
-        vit_block *b = &v->blocks[l];
-        rc = read_named(v, w, var->ln1_w, l, 1, sD, b->ln1_w);
-        if (!rc) rc = read_named(v, w, var->ln1_b, l, 1, sD, b->ln1_b);
-        if (!rc) rc = read_named(v, w, var->qkv_w, l, 2, sQkv, b->qkv_w);
-        if (!rc && var->qkv_b) rc = read_named(v, w, var->qkv_b, l, 1, sQkvB, b->qkv_b);
-        if (!rc) rc = read_named(v, w, var->proj_w, l, 2, sProj, b->proj_w);
-        if (!rc) rc = read_named(v, w, var->proj_b, l, 1, sD, b->proj_b);
-        if (!rc) rc = read_named(v, w, var->ln2_w, l, 1, sD, b->ln2_w);
-        if (!rc) rc = read_named(v, w, var->ln2_b, l, 1, sD, b->ln2_b);
-        if (!rc) rc = read_named(v, w, var->fc1_w, l, 2, sFc1, b->fc1_w);
-        if (!rc) rc = read_named(v, w, var->fc1_b, l, 1, sFc1B, b->fc1_b);
-        if (!rc) rc = read_named(v, w, var->fc2_w, l, 2, sFc2, b->fc2_w);
-        if (!rc) rc = read_named(v, w, var->fc2_b, l, 1, sD, b->fc2_b);
+    if (!rc) rc = load_tokens(v, w);
+    for (int l = 0; l < v->L && !rc; l++) rc = load_block(v, w, l);
+    const char *nw = v->pool == VIT_POOL_MEAN ? var->fcn_w : var->norm_w;
+    const char *nb = v->pool == VIT_POOL_MEAN ? var->fcn_b : var->norm_b;
+    if (!rc && !nw) rc = no_names(v, "fc_norm", "pool");
+    if (!rc) rc = h->weights_read(h, w, nw, 1, sD, v->norm_w);
+    if (!rc) rc = h->weights_read(h, w, nb, 1, sD, v->norm_b);
+    if (!rc && v->E) {
+        if (!var->head_w) rc = no_names(v, "a projection", "proj");
+        if (!rc) rc = h->weights_read(h, w, var->head_w, 2, sHead, v->head_w);
+        if (!rc && var->head_b && h->weights_has(h, w, var->head_b))
+            rc = h->weights_read(h, w, var->head_b, 1, sE, v->head_b);
+        else if (!rc)
+            v->ops->fill(v->head_b, 0.0f, (size_t)E);
     }
-    if (!rc) rc = h->weights_read(h, w, var->norm_w, 1, sD, v->norm_w);
-    if (!rc) rc = h->weights_read(h, w, var->norm_b, 1, sD, v->norm_b);
     h->weights_close(h, w);
-    return rc;
+    if (rc) return rc;
+    if (v->pool == VIT_POOL_MEAN) {
+        float *one = malloc((size_t)v->P * sizeof(float));
+        if (!one) return h->error(h, "vit: out of host memory"), -1;
+        for (int i = 0; i < v->P; i++) one[i] = 1.0f;
+        v->ops->to_device(v->ones, one, (size_t)v->P * sizeof(float));
+        free(one);
+    }
+    if (v->rope) {
+        size_t count = (size_t)v->P * (size_t)(v->hd / 2);
+        float *sn = malloc(count * sizeof(float)), *cs = malloc(count * sizeof(float));
+        if (!sn || !cs) {
+            free(sn), free(cs);
+            return h->error(h, "vit: out of host memory"), -1;
+        }
+        rope_tables(sn, cs, v->G, v->hd, v->rope_ref);
+        v->ops->to_device(v->rope_sin, sn, count * sizeof(float));
+        v->ops->to_device(v->rope_cos, cs, count * sizeof(float));
+        free(sn), free(cs);
+    }
+    return 0;
 }
 
 /* carve the parameters out of one allocation; base = NULL counts */
 static size_t params_layout(vit *v, float *base) {
     size_t off = 0;
 #define PCARVE(count) carve(base, &off, (count), 1)
-    const size_t D = (size_t)v->D, I = (size_t)v->I, F = (size_t)v->F;
+    const size_t D = (size_t)v->D, I = (size_t)v->I, F = (size_t)v->F, Fu = (size_t)v->Fu, E = (size_t)v->E;
     v->patch_w = PCARVE(D * (size_t)v->K);
     v->tok_init = PCARVE((size_t)v->T * D);
+    v->pre_w = v->norm_pre ? PCARVE(D) : NULL;
+    v->pre_b = v->norm_pre ? PCARVE(D) : NULL;
     v->norm_w = PCARVE(D);
     v->norm_b = PCARVE(D);
+    v->head_w = E ? PCARVE(E * D) : NULL;
+    v->head_b = E ? PCARVE(E) : NULL;
+    v->ones = v->pool == VIT_POOL_MEAN ? PCARVE((size_t)v->P) : NULL;
+    v->rope_sin = v->rope ? PCARVE((size_t)v->P * (size_t)(v->hd / 2)) : NULL;
+    v->rope_cos = v->rope ? PCARVE((size_t)v->P * (size_t)(v->hd / 2)) : NULL;
     for (int l = 0; l < v->L; l++) {
         vit_block *b = &v->blocks[l];
         b->ln1_w = PCARVE(D);
         b->ln1_b = PCARVE(D);
         b->qkv_w = PCARVE(3 * I * D);
-        b->qkv_b = v->var->qkv_b ? PCARVE(3 * I) : NULL;
+        b->qkv_b = v->qkv_bias ? PCARVE(3 * I) : NULL;
         b->proj_w = PCARVE(D * I);
         b->proj_b = PCARVE(D);
         b->ln2_w = PCARVE(D);
         b->ln2_b = PCARVE(D);
-        b->fc1_w = PCARVE(F * D);
-        b->fc1_b = PCARVE(F);
+        b->fc1_w = PCARVE(Fu * D);
+        b->fc1_b = PCARVE(Fu);
+        b->mlpn_w = v->act == VIT_ACT_SWIGLU ? PCARVE(F) : NULL;
+        b->mlpn_b = v->act == VIT_ACT_SWIGLU ? PCARVE(F) : NULL;
         b->fc2_w = PCARVE(D * F);
         b->fc2_b = PCARVE(D);
     }
@@ -268,7 +666,12 @@ static void vit_destroy(void *self) {
     free(v);
 }
 
-static int read_norm(const clpdd_host *h, const clpdd_section *cfg, const char *key, int c, float *out) {
+static int read_norm(const clpdd_host *h, const clpdd_section *cfg, const char *key, int c, const float *vdef,
+                     float *out) {
+    if (!h->cfg_is_set(h, cfg, key)) {
+        for (int i = 0; i < 3; i++) out[i] = vdef[i];
+        return 0;
+    }
     double vals[16];
     int k = h->cfg_floats(h, cfg, key, vals, 16);
     if (k != 1 && k != c)
@@ -278,6 +681,25 @@ static int read_norm(const clpdd_host *h, const clpdd_section *cfg, const char *
         if (!strcmp(key, "std") && !(out[i] > 0)) return h->error(h, "vit: std must be positive (got %g)", out[i]), -1;
     }
     return 0;
+}
+
+/* a key's value when the INI sets it, else the variant's default */
+static int key_int(const clpdd_host *h, const clpdd_section *cfg, const char *key, int vdef) {
+    return h->cfg_is_set(h, cfg, key) ? (int)h->cfg_int(h, cfg, key) : vdef;
+}
+static double key_float(const clpdd_host *h, const clpdd_section *cfg, const char *key, double vdef) {
+    return h->cfg_is_set(h, cfg, key) ? h->cfg_float(h, cfg, key) : vdef;
+}
+static int key_bool(const clpdd_host *h, const clpdd_section *cfg, const char *key, int vdef) {
+    return h->cfg_is_set(h, cfg, key) ? h->cfg_bool(h, cfg, key) : vdef;
+}
+static int key_enum(const clpdd_host *h, const clpdd_section *cfg, const char *key, const char *const *names,
+                    int count, int vdef) {
+    if (!h->cfg_is_set(h, cfg, key)) return vdef;
+    const char *s = h->cfg_str(h, cfg, key);
+    for (int i = 0; i < count; i++)
+        if (!strcmp(names[i], s)) return i;
+    return vdef; /* unreachable: the core validated the choice */
 }
 
 static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out) {
@@ -293,27 +715,73 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
     v->h = h;
     v->ops = h->ops;
     v->var = var;
-    v->c = (int)h->cfg_int(h, cfg, "channels");
-    v->S = (int)h->cfg_int(h, cfg, "image_size");
-    v->p = (int)h->cfg_int(h, cfg, "patch");
-    v->D = (int)h->cfg_int(h, cfg, "dim");
-    v->L = (int)h->cfg_int(h, cfg, "depth");
-    v->Hh = (int)h->cfg_int(h, cfg, "heads");
-    v->hd = (int)h->cfg_int(h, cfg, "dim_head");
-    v->F = (int)h->cfg_int(h, cfg, "mlp_dim");
+    v->c = key_int(h, cfg, "channels", var->channels);
+    v->S = key_int(h, cfg, "image_size", var->image_size);
+    v->p = key_int(h, cfg, "patch", var->patch);
+    v->D = key_int(h, cfg, "dim", var->dim);
+    v->L = key_int(h, cfg, "depth", var->depth);
+    v->Hh = key_int(h, cfg, "heads", var->heads);
     v->batch = (int)h->cfg_int(h, cfg, "batch");
-    v->eps = (float)h->cfg_float(h, cfg, "norm_eps");
+    v->eps = (float)key_float(h, cfg, "norm_eps", var->norm_eps);
+    v->act = (vit_act)key_enum(h, cfg, "act", act_names, VIT_ACT_COUNT, var->act);
+    v->qkv_bias = key_bool(h, cfg, "qkv_bias", var->qkv_bias);
+    v->layer_scale = key_bool(h, cfg, "layer_scale", var->layer_scale);
+    v->norm_pre = key_bool(h, cfg, "norm_pre", var->norm_pre);
+    v->R = key_int(h, cfg, "registers", var->registers);
+    v->pos_grid = key_int(h, cfg, "pos_grid", var->pos_grid);
+    v->pos_prefix = key_bool(h, cfg, "pos_prefix", v->R == 0); /* timm: registers ⇒ no_embed_class */
+    v->pos_kind = var->pos_kind;
+    v->pool = (vit_pool)key_enum(h, cfg, "pool", pool_names, VIT_POOL_COUNT, var->pool);
+    v->E = key_int(h, cfg, "proj", var->proj);
+    v->rope = key_bool(h, cfg, "rope", var->rope);
+    v->rope_ref = key_int(h, cfg, "rope_ref", var->rope_ref);
+    if (h->cfg_is_set(h, cfg, "dim_head") || var->dim_head) {
+        v->hd = key_int(h, cfg, "dim_head", var->dim_head);
+    } else if (v->D % v->Hh) {
+        h->error(h, "vit: dim %d is not a multiple of heads %d (set dim_head)", v->D, v->Hh);
+        goto fail;
+    } else {
+        v->hd = v->D / v->Hh;
+    }
+    if (h->cfg_is_set(h, cfg, "mlp_dim") || (var->mlp_dim && !h->cfg_is_set(h, cfg, "mlp_ratio")))
+        v->F = key_int(h, cfg, "mlp_dim", var->mlp_dim);
+    else
+        v->F = (int)(v->D * key_float(h, cfg, "mlp_ratio", var->mlp_ratio));
+    if (v->F < 1) {
+        h->error(h, "vit: MLP width %d (dim·mlp_ratio) must be at least 1", v->F);
+        goto fail;
+    }
+    v->Fu = v->act == VIT_ACT_SWIGLU ? 2 * v->F : v->F;
     if (v->S % v->p) {
         h->error(h, "vit: image_size %d is not a multiple of patch %d", v->S, v->p);
         goto fail;
     }
-    v->P = (v->S / v->p) * (v->S / v->p);
-    v->T = v->P + 1;
+    if (v->pos_kind == VIT_POS_SINCOS && v->D % 4) {
+        h->error(h, "vit: dim %d must be a multiple of 4 for the 2-D sin-cos position embedding", v->D);
+        goto fail;
+    }
+    if (v->rope && v->hd % 4) {
+        h->error(h, "vit: dim_head %d must be a multiple of 4 for 2-D RoPE", v->hd);
+        goto fail;
+    }
+    if (v->rope && !v->ops->rope) {
+        h->error(h, "vit: the ops (%s) have no rope (ABI 1.0 core)", v->ops->name);
+        goto fail;
+    }
+    if (v->act == VIT_ACT_SWIGLU && !v->ops->swiglu) {
+        h->error(h, "vit: the ops (%s) have no swiglu (ABI 1.0 core)", v->ops->name);
+        goto fail;
+    }
+    v->G = v->S / v->p;
+    v->P = v->G * v->G;
+    v->npt = 1 + v->R;
+    v->T = v->npt + v->P;
     v->K = v->c * v->p * v->p;
     v->I = v->Hh * v->hd;
     v->scale = 1.0f / sqrtf((float)v->hd);
-    if (read_norm(h, cfg, "mean", v->c, v->mean) || read_norm(h, cfg, "std", v->c, v->std)) goto fail;
-    v->weights_id = strdup(h->cfg_str(h, cfg, "weights"));
+    if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
+        goto fail;
+    v->weights_id = strdup(h->cfg_is_set(h, cfg, "weights") ? h->cfg_str(h, cfg, "weights") : var->weights);
     v->blocks = calloc((size_t)v->L + 1, sizeof *v->blocks);
     if (!v->weights_id || !v->blocks) {
         h->error(h, "vit: out of host memory");
@@ -341,7 +809,7 @@ static int vit_describe(void *self, clpdd_backbone_info *info) {
     info->channels = v->c;
     info->height = v->S;
     info->width = v->S;
-    info->feature_dim = v->D;
+    info->feature_dim = v->E ? v->E : v->D;
     for (int i = 0; i < 3; i++) {
         info->mean[i] = v->mean[i];
         info->std[i] = v->std[i];
@@ -374,10 +842,10 @@ static int vit_forward(void *self, float *features, const float *images, int n, 
     vit *v = self;
     if (n < 0) return v->h->error(v->h, "vit: forward of %d images", n), -1;
     if (!tape) {
-        const size_t img = (size_t)v->c * (size_t)v->S * (size_t)v->S;
+        const size_t img = (size_t)v->c * (size_t)v->S * (size_t)v->S, d = (size_t)(v->E ? v->E : v->D);
         for (int i = 0; i < n; i += v->batch) {
             int b = n - i < v->batch ? n - i : v->batch;
-            vit_forward_pass(v, &v->infer, features + (size_t)i * (size_t)v->D, images + (size_t)i * img, b);
+            vit_forward_pass(v, &v->infer, features + (size_t)i * d, images + (size_t)i * img, b);
         }
         return 0;
     }
@@ -414,8 +882,9 @@ static const clpdd_plugin vit_plugin = {
     /* .abi_minor = */ CLPDD_ABI_MINOR,
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "vit",
-    /* .version = */ "1.0.0",
-    /* .summary = */ "Vision Transformer family (variant lucid); CLS feature after the final LayerNorm",
+    /* .version = */ "1.1.0",
+    /* .summary = */ "Vision Transformer family (lucid, timm vit/deit, dinov2, clip, mocov3, eva02); pooled, normalised "
+                     "(and projected) features",
     /* .keys = */ vit_keys,
     /* .n_keys = */ VIT_N_KEYS,
     /* .vtable = */ &vit_vt,

@@ -2,17 +2,28 @@
  *
  * Dimension legend (every file of this plugin):
  *   n  images in a call; b images in one inference chunk (b ≤ batch)
- *   c  input channels, S image side (H = W = S), p patch side, P = (S/p)² patches,
- *   T  = P + 1 tokens (CLS first), K = c·p·p patch length, D model width (dim),
- *   Hh heads, hd head width (dim_head), I = Hh·hd attention inner width, F MLP width,
- *   L  depth (blocks).
+ *   c  input channels, S image side (H = W = S), p patch side, G = S/p grid side, P = G² patches,
+ *   R  register tokens, npt = 1 + R prefix tokens (CLS first, then registers),
+ *   T  = npt + P tokens, K = c·p·p patch length, D model width (dim),
+ *   Hh heads, hd head width (dim_head), I = Hh·hd attention inner width, F MLP width
+ *      (Fu = 2F MLP pre-activation width for SwiGLU, else F), E projection width (0: none),
+ *   L  depth (blocks), d = E or D the feature width.
  *
- * Variants differ only in a name map and a few flags (vit_variant); the forward and
- * backward read those flags, never the variant's name. Implemented: lucid
- * (lucidrains' simple ViT: Linear patch embedding on (p1 p2 c)-ordered patches, learned
- * position embedding, pre-norm blocks with qkv without bias, ReLU MLP, final LayerNorm of
- * the CLS token). Slots for timm vit/deit, dinov2, clip, mocov3, eva02 are the commented
- * flags below.
+ * Variants differ only in a name map and defaults (vit_variant); every default is a key
+ * the INI may override, and the forward and backward read the resolved flags in `vit`,
+ * never the variant's name:
+ *   lucid   lucidrains' simple ViT: Linear patch embedding on (p1 p2 c)-ordered patches,
+ *           learned position embedding, qkv without bias, ReLU MLP, final LayerNorm of CLS
+ *   vit, deit  timm VisionTransformer: conv patch embedding, qkv bias, GELU, CLS pooling
+ *   dinov2  timm vit_*_dinov2: + LayerScale (ls1/ls2, folded into proj/fc2 at load), patch 14,
+ *           position embedding resampled bicubically from its own grid, optional registers
+ *   clip    timm vit_*_clip_quickgelu (OpenAI): norm_pre (ln_pre), QuickGELU, LayerNorm eps
+ *           1e-5, feature = head(norm(CLS)) (the CLIP projection, with timm's zero bias)
+ *   mocov3  MoCo v3 (timm VisionTransformer + fixed 2-D sin-cos position embedding, computed
+ *           here exactly as MoCo v3's build_2d_sincos_position_embedding; zero for CLS)
+ *   eva02   timm Eva (EVA-02): SwiGLU MLP with sub-LayerNorm, 2-D RoPE on q and k of the
+ *           patch tokens, separate q/k/v projections (q and v biased), feature =
+ *           fc_norm(mean of the patch tokens)
  *
  * All tensors are in host->ops memory (device memory on CUDA): never dereferenced here. */
 #ifndef CLPDD_VIT_H
@@ -28,28 +39,69 @@ typedef enum {
 
 typedef enum {
     VIT_ACT_RELU = 0,
-    VIT_ACT_GELU_ERF = 1,   /* timm, dinov2 (later) */
-    VIT_ACT_GELU_QUICK = 2, /* clip (later) */
+    VIT_ACT_GELU_ERF = 1,   /* timm vit/deit, dinov2, mocov3 */
+    VIT_ACT_GELU_QUICK = 2, /* OpenAI CLIP */
+    VIT_ACT_SWIGLU = 3,     /* EVA-02: silu(x·Wgᵀ + bg) ⊙ (x·Wxᵀ + bx), then a LayerNorm over F */
     VIT_ACT_COUNT
 } vit_act;
 
-/* The name map of a variant. Per-block names contain one %d (the block index).
- * A NULL name means the tensor does not exist in this variant (e.g. qkv bias). */
+typedef enum {
+    VIT_POS_LEARNED = 0, /* read from the checkpoint, resampled to the run's grid when it differs */
+    VIT_POS_SINCOS = 1,  /* MoCo v3's fixed 2-D sin-cos table (none for CLS) */
+    VIT_POS_COUNT
+} vit_pos_kind;
+
+typedef enum {
+    VIT_POOL_CLS = 0,  /* final norm of the CLS token */
+    VIT_POOL_MEAN = 1, /* fc_norm of the mean of the patch tokens (prefix tokens excluded) */
+    VIT_POOL_COUNT
+} vit_pool;
+
+/* The name map and defaults of a variant. Per-block names contain one %d (the block
+ * index). A NULL name means the variant has no such tensor. Alternatives are tried in the
+ * order listed (e.g. a fused qkv first, then separate q/k/v projections). */
 typedef struct vit_variant {
     const char *name;
-    vit_patch_order patch_order;
+    /* ---- defaults (each overridable by the key of the same name) ---- */
+    const char *weights;
+    int image_size, channels, patch, dim, depth, heads;
+    int dim_head;         /* 0: dim / heads */
+    int mlp_dim;          /* 0: (int)(dim · mlp_ratio) */
+    double mlp_ratio;
+    double norm_eps;
+    float mean[3], std[3];
     vit_act act;
+    int qkv_bias, layer_scale, norm_pre, registers;
+    int pos_grid;         /* checkpoint position-embedding grid side; 0: the run's grid */
+    vit_pos_kind pos_kind;
+    vit_pool pool;
+    int proj;             /* projection width after pooling; 0: none */
+    int rope;             /* 2-D RoPE on q, k of the patch tokens */
+    int rope_ref;         /* RoPE reference grid (timm's ref_feat_shape); 0: the run's grid */
+    /* ---- layout ---- */
+    vit_patch_order patch_order;
     int patch_w_4d;                    /* 1: weight stored (D, c, p, p) as a conv; 0: (D, K) */
     const char *patch_w, *patch_b;     /* (D, K), (D) */
     const char *cls;                   /* (1, 1, D) */
-    const char *pos;                   /* (1, T, D) */
+    const char *reg;                   /* (1, R, D) */
+    const char *pos;                   /* (1, pos_prefix + G0², D) */
+    const char *pre_w, *pre_b;         /* norm_pre (D) */
     const char *ln1_w, *ln1_b;         /* (D) */
-    const char *qkv_w, *qkv_b;         /* (3I, D), (3I) or NULL */
+    const char *qkv_w, *qkv_b;         /* fused (3I, D), (3I) */
+    const char *q_bias, *v_bias;       /* fused weight with separate q and v biases (I) (k: 0) */
+    const char *q_w, *k_w, *v_w;       /* separate projections (I, D) */
+    const char *q_b, *k_b, *v_b;       /* their biases (I); k's usually absent (0) */
     const char *proj_w, *proj_b;       /* (D, I), (D) */
+    const char *ls1, *ls2;             /* LayerScale (D) */
     const char *ln2_w, *ln2_b;         /* (D) */
     const char *fc1_w, *fc1_b;         /* (F, D), (F) */
+    const char *fc1g_w, *fc1g_b;       /* SwiGLU gate (F, D), (F) */
+    const char *fc1x_w, *fc1x_b;       /* SwiGLU value (F, D), (F) */
+    const char *mlpn_w, *mlpn_b;       /* SwiGLU sub-LayerNorm (F) */
     const char *fc2_w, *fc2_b;         /* (D, F), (D) */
-    const char *norm_w, *norm_b;       /* final LayerNorm (D) */
+    const char *norm_w, *norm_b;       /* final LayerNorm (D), CLS pooling */
+    const char *fcn_w, *fcn_b;         /* fc_norm (D), mean pooling */
+    const char *head_w, *head_b;       /* projection (E, D), (E) (bias optional) */
 } vit_variant;
 
 /* parameters of one block (pointers into vit.params) */
@@ -57,13 +109,14 @@ typedef struct vit_block {
     float *ln1_w, *ln1_b; /* (D) */
     float *qkv_w;         /* (3I, D) */
     float *qkv_b;         /* (3I) or NULL */
-    float *proj_w;        /* (D, I) */
-    float *proj_b;        /* (D) */
+    float *proj_w;        /* (D, I), LayerScale ls1 folded in (rows scaled) */
+    float *proj_b;        /* (D), ls1 folded in */
     float *ln2_w, *ln2_b; /* (D) */
-    float *fc1_w;         /* (F, D) */
-    float *fc1_b;         /* (F) */
-    float *fc2_w;         /* (D, F) */
-    float *fc2_b;         /* (D) */
+    float *fc1_w;         /* (Fu, D): SwiGLU stacks [gate; value] */
+    float *fc1_b;         /* (Fu) */
+    float *mlpn_w, *mlpn_b; /* (F) SwiGLU sub-LayerNorm, or NULL */
+    float *fc2_w;         /* (D, F), ls2 folded in */
+    float *fc2_b;         /* (D), ls2 folded in */
 } vit_block;
 
 /* Activations of one pass over n images. The tape's pointers are all distinct (what
@@ -78,8 +131,13 @@ typedef struct vit_acts {
     float **qkv;         /* [L] (n, T, 3I) */
     float **att;         /* [L] (n, Hh, T, T) attention probabilities */
     float **mean2, **rstd2; /* [L] (n·T) LayerNorm statistics before the MLP */
-    float **u;           /* [L] (n, T, F) MLP pre-activation */
-    float *cls;          /* (n, D) CLS rows of xs[2L], contiguous */
+    float **u;           /* [L] (n, T, Fu) MLP pre-activation */
+    float **m;           /* [L] (n, T, F) SwiGLU product = input of the MLP's LayerNorm (SwiGLU only) */
+    float **mean3, **rstd3; /* [L] (n·T) statistics of the MLP's LayerNorm (SwiGLU only) */
+    float *x0;           /* (n, T, D) embedding before norm_pre (norm_pre only) */
+    float *meanp, *rstdp; /* (n·T) norm_pre statistics, or NULL */
+    float *cls;          /* (n, D) pooled tokens of xs[2L] (CLS row or patch mean), contiguous */
+    float *pooln;        /* (n, D) pooled after the final norm (projection input; scratch) */
     float *meanf, *rstdf; /* (n) final LayerNorm statistics, or NULL */
     /* scratch (not read by backward) */
     float *patches;      /* (n, P, K) */
@@ -95,6 +153,7 @@ typedef struct vit_acts {
     float *dao;          /* (n, T, I) */
     float *datt;         /* (n, Hh, T, T) */
     float *dcls;         /* (n, D) */
+    float *dpool;        /* (n, D) gradient of pooln */
     int last_n;          /* images of the last taped forward (0: none) */
     void *block;         /* the single allocation all of the above point into */
     void *ptrs;          /* host memory of the pointer arrays */
@@ -104,23 +163,32 @@ typedef struct vit {
     const clpdd_host *h;
     const clpdd_ops *ops;
     const vit_variant *var;
-    int c, S, p, P, T, K, D, L, Hh, hd, I, F, batch;
+    int c, S, p, G, P, R, npt, T, K, D, L, Hh, hd, I, F, Fu, E, batch;
     float eps, scale;
     float mean[3], std[3];
+    /* resolved flags (variant defaults + keys) */
+    vit_act act;
+    int qkv_bias, layer_scale, norm_pre, pos_grid, rope, rope_ref, pos_prefix;
+    vit_pos_kind pos_kind;
+    vit_pool pool;
     char *weights_id;
     /* parameters, one allocation */
     float *params;
     float *patch_w;  /* (D, K), columns in ops->patchify's (c, py, px) order */
-    float *tok_init; /* (T, D): row 0 = cls + pos[0], row t ≥ 1 = pos[t] + patch bias */
-    float *norm_w, *norm_b; /* (D) */
+    float *tok_init; /* (T, D): prefix rows = cls/registers (+ their pos), row npt + j = pos_j + patch bias */
+    float *pre_w, *pre_b;   /* (D) norm_pre, or NULL */
+    float *norm_w, *norm_b; /* (D) final norm (CLS pooling) or fc_norm (mean pooling) */
+    float *head_w, *head_b; /* (E, D), (E), or NULL */
+    float *ones;            /* (P) ones: mean pooling as a GEMM */
+    float *rope_sin, *rope_cos; /* (P, hd/2), or NULL */
     vit_block *blocks; /* [L] */
     vit_acts infer;    /* inference scratch for `batch` images */
 } vit;
 
-/* vit_forward.c: features (n, D) = f(images (n, c, S, S)) for n ≤ a->max_n, keeping in `a`
+/* vit_forward.c: features (n, d) = f(images (n, c, S, S)) for n ≤ a->max_n, keeping in `a`
    what backward needs when a's buffers are distinct */
 void vit_forward_pass(const vit *v, vit_acts *a, float *features, const float *images, int n);
-/* vit_backward.c: dimages (n, c, S, S) = from dfeatures (n, D) and the tape of the last pass */
+/* vit_backward.c: dimages (n, c, S, S) = from dfeatures (n, d) and the tape of the last pass */
 void vit_backward_pass(const vit *v, vit_acts *a, float *dimages, const float *dfeatures, int n);
 
 #endif

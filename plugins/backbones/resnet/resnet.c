@@ -1,0 +1,476 @@
+/* resnet: torchvision ResNet-18/34/50 and the CIFAR ResNets as one backbone plugin —
+ * descriptor, keys, architectures, weights (BatchNorm folded at load), tapes.
+ *
+ * The forward pass and the input-gradient backward are in resnet_pass.c; dimensions are
+ * named as in resnet.h. Tensor names are the checkpoints' own: torchvision's
+ * (conv1, bn1, layer{1..4}.{i}.{conv1,bn1,conv2,bn2[,conv3,bn3],downsample.{0,1}}) and
+ * akamaster/pytorch_resnet_cifar10's (the same for 3 stages, under `module.`). */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resnet.h"
+
+/* ---- architectures ---- */
+
+typedef struct rn_arch {
+    const char *name;
+    rn_family family;
+    int bottleneck;
+    int blocks[4]; /* per stage; CIFAR: 3 stages */
+} rn_arch;
+
+static const rn_arch rn_archs[] = {
+    {"resnet20", RN_FAMILY_CIFAR, 0, {3, 3, 3, 0}},
+    {"resnet32", RN_FAMILY_CIFAR, 0, {5, 5, 5, 0}},
+    {"resnet44", RN_FAMILY_CIFAR, 0, {7, 7, 7, 0}},
+    {"resnet56", RN_FAMILY_CIFAR, 0, {9, 9, 9, 0}},
+    {"resnet18", RN_FAMILY_TORCHVISION, 0, {2, 2, 2, 2}},
+    {"resnet34", RN_FAMILY_TORCHVISION, 0, {3, 4, 6, 3}},
+    {"resnet50", RN_FAMILY_TORCHVISION, 1, {3, 4, 6, 3}},
+};
+#define RN_N_ARCHS ((int)(sizeof rn_archs / sizeof rn_archs[0]))
+
+/* ---- keys ---- */
+
+static const clpdd_key rn_keys[] = {
+    {"arch", CLPDD_KEY_ENUM, "resnet20",
+     "CIFAR ResNets resnet20|32|44|56 (3 stages of 16/32/64 channels, option-A shortcuts, 64-d feature) or "
+     "torchvision resnet18|34 (512-d) and resnet50 (2048-d)",
+     1, 0, "resnet20|resnet32|resnet44|resnet56|resnet18|resnet34|resnet50"},
+    {"weights", CLPDD_KEY_STRING, "auto",
+     "safetensors checkpoint (relative: looked up in CLPDD_MODEL_PATH, then the working directory); auto = "
+     "cifar10-<arch>.safetensors (CIFAR) or <arch>-imagenet.safetensors (torchvision, tools/export_resnet.py)",
+     1, 0, NULL},
+    {"prefix", CLPDD_KEY_STRING, "auto",
+     "prefix of every tensor name; auto = 'module.' when the file has module.conv1.weight (the CIFAR "
+     "checkpoints), else none (torchvision)",
+     1, 0, NULL},
+    {"width", CLPDD_KEY_INT, "0", "base channel width; 0 = the arch's (16 CIFAR, 64 torchvision)", 0, 65536, NULL},
+    {"image_size", CLPDD_KEY_INT, "0", "input side S (square, 3 channels); 0 = the arch's (32 CIFAR, 224 torchvision)",
+     0, 4096, NULL},
+    {"bn_eps", CLPDD_KEY_FLOAT, "1e-5", "BatchNorm epsilon (folded with the running statistics at load)", 0, 1, NULL},
+    {"mean", CLPDD_KEY_FLOATS, "0.485, 0.456, 0.406",
+     "per-channel mean of [0,1] pixels the weights were trained with (one value: every channel)", 1, 0, NULL},
+    {"std", CLPDD_KEY_FLOATS, "0.229, 0.224, 0.225",
+     "per-channel std of [0,1] pixels the weights were trained with (one value: every channel)", 1, 0, NULL},
+    {"batch", CLPDD_KEY_INT, "64", "images per piece in inference (feature extraction)", 1, 1 << 20, NULL},
+};
+#define RN_N_KEYS ((int)(sizeof rn_keys / sizeof rn_keys[0]))
+
+/* ---- geometry ---- */
+
+static int conv_side(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+static void conv_set(rn *r, rn_conv *c, int cin, int cout, int k, int s, int p, int H, int W, const char *name,
+                     const char *bn) {
+    c->cin = cin, c->cout = cout, c->k = k, c->s = s, c->p = p;
+    c->H = H, c->W = W;
+    c->OH = conv_side(H, k, s, p), c->OW = conv_side(W, k, s, p);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->bn, sizeof c->bn, "%s", bn);
+    size_t out = (size_t)cout * c->OH * c->OW;
+    if (out > r->A) r->A = out;
+    if (!(k == 1 && s == 1 && p == 0)) {
+        size_t kp = (size_t)cin * k * k * c->OH * c->OW;
+        if (kp > r->KP) r->KP = kp;
+    }
+    if (cout > r->max_c) r->max_c = cout;
+}
+
+static int build(rn *r, const rn_arch *arch) {
+    const clpdd_host *h = r->h;
+    const int w = r->width, S = r->S;
+    char name[40], bn[40];
+    r->A = r->KP = 0;
+    r->max_c = 0;
+    r->nblocks = 0;
+    if (arch->family == RN_FAMILY_CIFAR) {
+        conv_set(r, &r->stem, 3, w, 3, 1, 1, S, S, "conv1", "bn1");
+        r->maxpool = 0;
+    } else {
+        conv_set(r, &r->stem, 3, w, 7, 2, 3, S, S, "conv1", "bn1");
+        r->maxpool = 1;
+    }
+    r->C0 = w, r->H0 = r->stem.OH, r->W0 = r->stem.OW;
+    r->H1 = r->maxpool ? conv_side(r->H0, 3, 2, 1) : r->H0;
+    r->W1 = r->maxpool ? conv_side(r->W0, 3, 2, 1) : r->W0;
+    if ((size_t)r->C0 * r->H1 * r->W1 > r->A) r->A = (size_t)r->C0 * r->H1 * r->W1;
+    const int stages = arch->family == RN_FAMILY_CIFAR ? 3 : 4, expansion = arch->bottleneck ? 4 : 1;
+    int cin = w, H = r->H1, W = r->W1;
+    for (int st = 0; st < stages; st++) {
+        const int planes = w << st, cout = planes * expansion;
+        for (int j = 0; j < arch->blocks[st]; j++) {
+            if (r->nblocks == RN_MAX_BLOCKS) return h->error(h, "resnet: more than %d blocks", RN_MAX_BLOCKS), -1;
+            rn_block *b = &r->blocks[r->nblocks++];
+            const int s = (st > 0 && j == 0) ? 2 : 1;
+            b->cin = cin, b->H = H, b->W = W, b->cout = cout;
+            int hh = H, ww = W;
+#define CONV(idx, ci, co, k, st_, p)                                                  \
+    do {                                                                          \
+        snprintf(name, sizeof name, "layer%d.%d.conv%d", st + 1, j, (idx) + 1);   \
+        snprintf(bn, sizeof bn, "layer%d.%d.bn%d", st + 1, j, (idx) + 1);         \
+        conv_set(r, &b->conv[idx], ci, co, k, st_, p, hh, ww, name, bn);          \
+        hh = b->conv[idx].OH, ww = b->conv[idx].OW;                               \
+    } while (0)
+            if (arch->bottleneck) { /* torchvision v1.5: the stride is on the 3×3 */
+                b->nconv = 3;
+                CONV(0, cin, planes, 1, 1, 0);
+                CONV(1, planes, planes, 3, s, 1);
+                CONV(2, planes, cout, 1, 1, 0);
+            } else {
+                b->nconv = 2;
+                CONV(0, cin, planes, 3, s, 1);
+                CONV(1, planes, planes, 3, 1, 1);
+            }
+#undef CONV
+            b->OH = hh, b->OW = ww;
+            if (s == 1 && cin == cout) {
+                b->sc = RN_SC_IDENTITY;
+            } else if (arch->family == RN_FAMILY_CIFAR) {
+                b->sc = RN_SC_OPTION_A;
+                b->sc_pad = planes / 4;
+                if (cin + 2 * b->sc_pad != cout)
+                    return h->error(h, "resnet: width %d: option-A shortcut pads %d channels to %d (use an even width)",
+                                    w, cin, cout), -1;
+                if (s != 2 || conv_side(H, 1, 2, 0) != b->OH)
+                    return h->error(h, "resnet: internal: option-A shortcut geometry"), -1;
+            } else {
+                b->sc = RN_SC_CONV;
+                snprintf(name, sizeof name, "layer%d.%d.downsample.0", st + 1, j);
+                snprintf(bn, sizeof bn, "layer%d.%d.downsample.1", st + 1, j);
+                conv_set(r, &b->down, cin, cout, 1, s, 0, H, W, name, bn);
+            }
+            cin = cout, H = b->OH, W = b->OW;
+        }
+    }
+    r->Cf = cin, r->Hf = H, r->Wf = W;
+    return 0;
+}
+
+/* ---- parameters ---- */
+
+static float *carve(float *base, size_t *off, size_t count) {
+    size_t at = *off;
+    *off += (count + 63) / 64 * 64; /* 256-byte aligned buffers */
+    return base ? base + at : NULL;
+}
+
+static void conv_params(rn_conv *c, float *base, size_t *off) {
+    c->w = carve(base, off, (size_t)c->cout * c->cin * c->k * c->k);
+    c->shift = carve(base, off, (size_t)c->cout);
+}
+
+static size_t params_layout(rn *r, float *base) {
+    size_t off = 0;
+    conv_params(&r->stem, base, &off);
+    for (int i = 0; i < r->nblocks; i++) {
+        rn_block *b = &r->blocks[i];
+        for (int j = 0; j < b->nconv; j++) conv_params(&b->conv[j], base, &off);
+        if (b->sc == RN_SC_CONV) conv_params(&b->down, base, &off);
+    }
+    r->ones = carve(base, &off, (size_t)r->max_c);
+    return off;
+}
+
+typedef struct loader {
+    rn *r;
+    clpdd_weights *w;
+    float *dev;          /* device staging: largest weight + 4·max_c */
+    float *host_w, *host_bn; /* host copies */
+    double eps;
+} loader;
+
+/* reads conv weight + BN statistics, folds scale into the rows, uploads */
+static int load_conv(loader *L, rn_conv *c) {
+    rn *r = L->r;
+    const clpdd_host *h = r->h;
+    const clpdd_ops *ops = r->ops;
+    const int K = c->cin * c->k * c->k, C = c->cout;
+    char name[160];
+    const int64_t sw[4] = {C, c->cin, c->k, c->k}, sc[1] = {C};
+    snprintf(name, sizeof name, "%s%s.weight", r->prefix, c->name);
+    if (h->weights_read(h, L->w, name, 4, sw, L->dev)) return -1;
+    ops->to_host(L->host_w, L->dev, (size_t)C * K * sizeof(float));
+    static const char *stats[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int q = 0; q < 4; q++) {
+        snprintf(name, sizeof name, "%s%s.%s", r->prefix, c->bn, stats[q]);
+        if (h->weights_read(h, L->w, name, 1, sc, L->dev + (size_t)q * C)) return -1;
+    }
+    ops->to_host(L->host_bn, L->dev, (size_t)4 * C * sizeof(float));
+    const float *gamma = L->host_bn, *beta = gamma + C, *mu = beta + C, *var = mu + C;
+    float *shift = L->host_bn + 4 * (size_t)C; /* room for C more: see staging size */
+    for (int o = 0; o < C; o++) {
+        if (!(var[o] + L->eps > 0) || !isfinite(var[o]))
+            return h->error(h, "resnet: %s%s.running_var[%d] = %g: not a variance", r->prefix, c->bn, o, var[o]), -1;
+        double s = (double)gamma[o] / sqrt((double)var[o] + L->eps);
+        shift[o] = (float)((double)beta[o] - (double)mu[o] * s);
+        for (int i = 0; i < K; i++) L->host_w[(size_t)o * K + i] = (float)(L->host_w[(size_t)o * K + i] * s);
+    }
+    ops->to_device(c->w, L->host_w, (size_t)C * K * sizeof(float));
+    ops->to_device(c->shift, shift, (size_t)C * sizeof(float));
+    return 0;
+}
+
+static int load_weights(rn *r, const char *path, const char *prefix, double eps) {
+    const clpdd_host *h = r->h;
+    clpdd_weights *w = h->weights_open(h, path);
+    if (!w) return -1; /* the host's message names the path */
+    if (!strcmp(prefix, "auto")) {
+        if (h->weights_has(h, w, "module.conv1.weight"))
+            prefix = "module.";
+        else if (h->weights_has(h, w, "conv1.weight"))
+            prefix = "";
+        else {
+            h->weights_close(h, w);
+            return h->error(h, "resnet: %s has neither conv1.weight nor module.conv1.weight: not a ResNet checkpoint "
+                               "(or set prefix)", path), -1;
+        }
+    }
+    snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
+    size_t maxw = 0;
+    rn_conv *all[1 + 4 * RN_MAX_BLOCKS];
+    int nc = 0;
+    all[nc++] = &r->stem;
+    for (int i = 0; i < r->nblocks; i++) {
+        for (int j = 0; j < r->blocks[i].nconv; j++) all[nc++] = &r->blocks[i].conv[j];
+        if (r->blocks[i].sc == RN_SC_CONV) all[nc++] = &r->blocks[i].down;
+    }
+    for (int i = 0; i < nc; i++) {
+        size_t s = (size_t)all[i]->cout * all[i]->cin * all[i]->k * all[i]->k;
+        if (s > maxw) maxw = s;
+    }
+    loader L = {r, w, NULL, NULL, NULL, eps};
+    L.dev = h->alloc(h, (maxw > 4 * (size_t)r->max_c ? maxw : 4 * (size_t)r->max_c) * sizeof(float));
+    L.host_w = malloc(maxw * sizeof(float));
+    L.host_bn = malloc(5 * (size_t)r->max_c * sizeof(float));
+    int rc = 0;
+    if (!L.dev || !L.host_w || !L.host_bn) rc = (h->error(h, "resnet: out of memory loading %s", path), -1);
+    for (int i = 0; i < nc && !rc; i++) rc = load_conv(&L, all[i]);
+    if (L.dev) h->free(h, L.dev);
+    free(L.host_w);
+    free(L.host_bn);
+    h->weights_close(h, w);
+    return rc;
+}
+
+/* ---- activations ---- */
+
+static size_t acts_layout(const rn *r, rn_acts *a, size_t n, int taped, float *base) {
+    size_t off = 0;
+    const size_t A = r->A, stem = (size_t)r->C0 * r->H0 * r->W0, pool = (size_t)r->C0 * r->H1 * r->W1;
+    float *X = NULL, *Y = NULL;
+    if (!taped) {
+        X = carve(base, &off, n * A);
+        Y = carve(base, &off, n * A);
+    }
+    a->stem = taped ? carve(base, &off, n * stem) : X;
+    a->argmax = r->maxpool ? (int32_t *)carve(base, &off, n * pool) : NULL;
+    a->pool = r->maxpool ? (taped ? carve(base, &off, n * pool) : Y) : NULL;
+    float *m0 = taped ? NULL : carve(base, &off, n * A), *m1 = taped ? NULL : carve(base, &off, n * A);
+    const float *in = r->maxpool ? a->pool : a->stem;
+    for (int i = 0; i < r->nblocks; i++) {
+        const rn_block *b = &r->blocks[i];
+        for (int j = 0; j < 2; j++) {
+            const rn_conv *c = &b->conv[j];
+            a->mid[i][j] = j < b->nconv - 1 ? (taped ? carve(base, &off, n * c->cout * c->OH * c->OW) : (j ? m1 : m0))
+                                            : NULL;
+        }
+        a->out[i] = taped ? carve(base, &off, n * b->cout * b->OH * b->OW) : (in == X ? Y : X);
+        in = a->out[i];
+    }
+    a->s = carve(base, &off, n * A);
+    a->g0 = taped ? carve(base, &off, n * A) : NULL;
+    a->g1 = taped ? carve(base, &off, n * A) : NULL;
+    a->m0 = taped ? carve(base, &off, n * A) : NULL;
+    a->m1 = taped ? carve(base, &off, n * A) : NULL;
+    /* im2col groups: up to 32 MiB of columns, at least one image */
+    size_t g = r->KP ? ((size_t)1 << 23) / r->KP : n;
+    if (g < 1) g = 1;
+    if (g > n) g = n;
+    a->col_g = (int)g;
+    a->col = carve(base, &off, g * (r->KP ? r->KP : 1));
+    return off;
+}
+
+static void acts_free(const rn *r, rn_acts *a) {
+    if (a->block) r->h->free(r->h, a->block);
+    memset(a, 0, sizeof *a);
+}
+
+static int acts_alloc(const rn *r, rn_acts *a, int max_n, int taped) {
+    memset(a, 0, sizeof *a);
+    size_t floats = acts_layout(r, a, (size_t)max_n, taped, NULL);
+    a->block = r->h->alloc(r->h, floats * sizeof(float));
+    if (!a->block)
+        return r->h->error(r->h, "resnet: cannot allocate %s for %d images (%.1f MiB)",
+                           taped ? "a tape" : "inference scratch", max_n, floats * 4.0 / 1048576.0), -1;
+    acts_layout(r, a, (size_t)max_n, taped, a->block);
+    a->max_n = max_n;
+    a->taped = taped;
+    return 0;
+}
+
+/* ---- vtable ---- */
+
+static void rn_destroy(void *self) {
+    rn *r = self;
+    if (!r) return;
+    acts_free(r, &r->infer);
+    if (r->params) r->h->free(r->h, r->params);
+    free(r->weights_id);
+    free(r);
+}
+
+static int read_norm(const clpdd_host *h, const clpdd_section *cfg, const char *key, float *out) {
+    double vals[16];
+    int k = h->cfg_floats(h, cfg, key, vals, 16);
+    if (k != 1 && k != 3)
+        return h->error(h, "resnet: %s has %d values; give 1 (every channel) or 3 (one per channel)", key, k), -1;
+    for (int i = 0; i < 3; i++) {
+        out[i] = (float)vals[k == 1 ? 0 : i];
+        if (!strcmp(key, "std") && !(out[i] > 0))
+            return h->error(h, "resnet: std must be positive (got %g)", out[i]), -1;
+    }
+    return 0;
+}
+
+static int rn_create(const clpdd_host *h, const clpdd_section *cfg, void **out) {
+    *out = NULL;
+    const char *aname = h->cfg_str(h, cfg, "arch");
+    const rn_arch *arch = NULL;
+    for (int i = 0; i < RN_N_ARCHS; i++)
+        if (!strcmp(rn_archs[i].name, aname)) arch = &rn_archs[i];
+    if (!arch) return h->error(h, "resnet: unknown arch '%s'", aname), -1;
+    rn *r = calloc(1, sizeof *r);
+    if (!r) return h->error(h, "resnet: out of host memory"), -1;
+    r->h = h;
+    r->ops = h->ops;
+    r->family = arch->family;
+    r->arch = arch->name;
+    const int cifar = arch->family == RN_FAMILY_CIFAR;
+    r->width = (int)h->cfg_int(h, cfg, "width");
+    if (!r->width) r->width = cifar ? 16 : 64;
+    r->S = (int)h->cfg_int(h, cfg, "image_size");
+    if (!r->S) r->S = cifar ? 32 : 224;
+    r->batch = (int)h->cfg_int(h, cfg, "batch");
+    if (read_norm(h, cfg, "mean", r->mean) || read_norm(h, cfg, "std", r->std)) goto fail;
+    const char *wk = h->cfg_str(h, cfg, "weights");
+    if (!strcmp(wk, "auto")) {
+        if (asprintf(&r->weights_id, cifar ? "cifar10-%s.safetensors" : "%s-imagenet.safetensors", arch->name) < 0)
+            r->weights_id = NULL;
+    } else {
+        r->weights_id = strdup(wk);
+    }
+    if (!r->weights_id) {
+        h->error(h, "resnet: out of host memory");
+        goto fail;
+    }
+    if (build(r, arch)) goto fail;
+    size_t np = params_layout(r, NULL);
+    r->params = h->alloc(h, np * sizeof(float));
+    if (!r->params) {
+        h->error(h, "resnet: cannot allocate %.1f MiB of parameters", np * 4.0 / 1048576.0);
+        goto fail;
+    }
+    params_layout(r, r->params);
+    r->ops->fill(r->ones, 1.0f, (size_t)r->max_c);
+    if (load_weights(r, r->weights_id, h->cfg_str(h, cfg, "prefix"), h->cfg_float(h, cfg, "bn_eps"))) goto fail;
+    if (acts_alloc(r, &r->infer, r->batch, 0)) goto fail;
+    *out = r;
+    return 0;
+fail:
+    rn_destroy(r);
+    return -1;
+}
+
+static int rn_describe(void *self, clpdd_backbone_info *info) {
+    rn *r = self;
+    memset(info, 0, sizeof *info);
+    info->channels = 3;
+    info->height = r->S;
+    info->width = r->S;
+    info->feature_dim = r->Cf;
+    for (int i = 0; i < 3; i++) {
+        info->mean[i] = r->mean[i];
+        info->std[i] = r->std[i];
+    }
+    info->weights_id = r->weights_id;
+    return 0;
+}
+
+static int rn_tape_create(void *self, int max_n, void **tape) {
+    rn *r = self;
+    *tape = NULL;
+    if (max_n < 1) return r->h->error(r->h, "resnet: tape for %d images", max_n), -1;
+    rn_acts *a = calloc(1, sizeof *a);
+    if (!a) return r->h->error(r->h, "resnet: out of host memory"), -1;
+    if (acts_alloc(r, a, max_n, 1)) {
+        free(a);
+        return -1;
+    }
+    *tape = a;
+    return 0;
+}
+
+static void rn_tape_destroy(void *self, void *tape) {
+    if (!tape) return;
+    acts_free(self, tape);
+    free(tape);
+}
+
+static int rn_forward(void *self, float *features, const float *images, int n, void *tape) {
+    rn *r = self;
+    if (n < 0) return r->h->error(r->h, "resnet: forward of %d images", n), -1;
+    const size_t img = (size_t)3 * r->S * r->S;
+    if (!tape) {
+        for (int i = 0; i < n; i += r->batch) {
+            int b = n - i < r->batch ? n - i : r->batch;
+            rn_forward_pass(r, &r->infer, features + (size_t)i * r->Cf, images + (size_t)i * img, b);
+        }
+        return 0;
+    }
+    rn_acts *a = tape;
+    if (n > a->max_n) return r->h->error(r->h, "resnet: forward of %d images on a tape for %d", n, a->max_n), -1;
+    a->last_n = 0;
+    if (n) rn_forward_pass(r, a, features, images, n);
+    a->last_n = n;
+    return 0;
+}
+
+static int rn_backward(void *self, float *dimages, const float *dfeatures, int n, void *tape) {
+    rn *r = self;
+    rn_acts *a = tape;
+    if (!a) return r->h->error(r->h, "resnet: backward needs the tape of a forward"), -1;
+    if (n != a->last_n)
+        return r->h->error(r->h, "resnet: backward of %d images after a taped forward of %d", n, a->last_n), -1;
+    if (n) rn_backward_pass(r, a, dimages, dfeatures, n);
+    return 0;
+}
+
+static const clpdd_backbone_vt rn_vt = {
+    /* .create = */ rn_create,
+    /* .destroy = */ rn_destroy,
+    /* .describe = */ rn_describe,
+    /* .tape_create = */ rn_tape_create,
+    /* .tape_destroy = */ rn_tape_destroy,
+    /* .forward = */ rn_forward,
+    /* .backward = */ rn_backward,
+};
+
+static const clpdd_plugin rn_plugin = {
+    /* .abi_major = */ CLPDD_ABI_MAJOR,
+    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
+    /* .kind = */ CLPDD_KIND_BACKBONE,
+    /* .name = */ "resnet",
+    /* .version = */ "1.0.0",
+    /* .summary = */ "ResNets: CIFAR resnet20/32/44/56 (option A) and torchvision resnet18/34/50, frozen BN; "
+                     "global-average-pool feature",
+    /* .keys = */ rn_keys,
+    /* .n_keys = */ RN_N_KEYS,
+    /* .vtable = */ &rn_vt,
+};
+
+CLPDD_DEFINE_PLUGIN(rn_plugin)
