@@ -21,11 +21,25 @@ static void add_path_list(clpdd_plugin_dirs *d, const char *list) {
     free(copy);
 }
 
+/* <directory of this libclpdd>/clpdd/plugins: where an installed tree keeps its plugins, found
+   even when the install was moved after configuring (the compiled-in prefix is then stale) */
+static void add_beside_library(clpdd_plugin_dirs *d) {
+    Dl_info info;
+    if (!dladdr((void *)&clpdd_plugin_dirs_init, &info) || !info.dli_fname) return;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", info.dli_fname);
+    char *slash = strrchr(buf, '/');
+    if (!slash) return;
+    snprintf(slash, sizeof buf - (size_t)(slash - buf), "/clpdd/plugins");
+    if (access(buf, R_OK) == 0) add_dir(d, buf);
+}
+
 void clpdd_plugin_dirs_init(clpdd_plugin_dirs *d, const char *cli_path) {
     memset(d, 0, sizeof *d);
     add_path_list(d, cli_path);
     add_path_list(d, getenv("CLPDD_PLUGIN_PATH"));
     add_dir(d, CLPDD_PLUGIN_BUILD_DIR);
+    add_beside_library(d);
     add_dir(d, CLPDD_PLUGIN_INSTALL_DIR);
 }
 

@@ -1,5 +1,6 @@
 /* Plugin loading (libdl). Search order: --plugin-path, CLPDD_PLUGIN_PATH (':'-separated),
- * the build tree, the install prefix. Each way of failing has its own message naming the
+ * the build tree, <libclpdd's directory>/clpdd/plugins (an install moved after configuring),
+ * the install prefix. Each way of failing has its own message naming the
  * path and dlerror(): not found, cannot open, missing symbol, ABI mismatch, wrong kind,
  * incomplete vtable. dlclose on every failure path. */
 #ifndef CLPDD_LOADER_H

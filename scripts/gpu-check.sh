@@ -84,8 +84,10 @@ fi
 # ---- CUDA backend vs CPU reference ----
 # CRITERION_VERBOSITY_LEVEL=1 makes the tests print [SKIP] lines: a test that skips (no GPU
 # visible, e.g. a driver older than the CUDA runtime) must not count as a pass here.
+# every test with a CUDA part: the op tables, the plugins (vit variants, ridge, ntk, unrolled,
+# lgm) and the augmentation, each against the CPU reference
 step ops_cuda 150 env CRITERION_VERBOSITY_LEVEL=1 \
-  ctest --test-dir "$BUILD_DIR" -R 'ops_cuda|plugins_cuda' --output-on-failure -V
+  ctest --test-dir "$BUILD_DIR" -R 'cuda|ntk|unrolled|lgm|resnet' --output-on-failure -V
 if grep -q '\[SKIP\]' "$LOG_DIR/ops_cuda.log" 2>/dev/null; then
   for i in "${!names[@]}"; do
     if [ "${names[$i]}" = ops_cuda ] && [ "${statuses[$i]}" = PASS ]; then
@@ -103,6 +105,10 @@ step quickstart_cuda 150 "$BUILD_DIR/clpdd" run experiments/quickstart.ini --dev
 step quickstart_cpu 150 "$BUILD_DIR/clpdd" run experiments/quickstart.ini --device cpu \
   --output "$LOG_DIR/quickstart-cpu"
 
+# ---- ViT-B/16 at 224²: forward + input-backward against the device's own GEMM rate ----
+step bench_vitb_cuda 90 "$BUILD_DIR/bench/clpdd-bench-vitb" --device cuda --batch 64 --reps 10 --out "$LOG_DIR/bench-vitb.md"
+step bench_vitb_cpu 120 "$BUILD_DIR/bench/clpdd-bench-vitb" --device cpu --batch 4 --reps 3 --out "$LOG_DIR/bench-vitb.md"
+
 # ---- summary ----
 {
   echo
@@ -110,6 +116,7 @@ step quickstart_cpu 150 "$BUILD_DIR/clpdd" run experiments/quickstart.ini --devi
   printf '%-12s %-8s %s\n' step time status
   for i in "${!names[@]}"; do printf '%-12s %-8s %s\n' "${names[$i]}" "${times[$i]}" "${statuses[$i]}"; done
   grep -h 'Synthesis' "$LOG_DIR/ops_cuda.log" 2>/dev/null || true
+  cat "$LOG_DIR/bench-vitb.md" 2>/dev/null || true
   for d in cuda cpu; do
     m="$LOG_DIR/quickstart-$d/metrics.json"
     [ -f "$m" ] && printf 'quickstart %-4s %s\n' "$d" "$(tr -d '\n' <"$m" | grep -o '"accuracy": {"mean": [0-9.]*\|"ms_per_step": [0-9.]*\|"peak_device_mb": [0-9.a-z]*\|"device": "[^"]*"' | tr '\n' ' ')"

@@ -328,7 +328,11 @@ static void check_fixture(const clpdd_ops *ops, const char *cfg_fmt, const char 
     h->ops->fill(dfeat, NAN, nf);
     cr_assert_eq(g_vt->forward(bb1, dfeat, dx, n, NULL), 0);
     dev_download(h, feat2, dfeat, nf);
-    cr_expect(test_rel_err(feat2, feat, nf) <= 1e-6, "%s: chunked inference differs", label);
+    /* the same arithmetic on the CPU (bit-identical in practice); cuBLAS may pick another
+       algorithm for another batch count, hence fp32 rounding-level differences there */
+    const double same_tol = ops->is_device ? 1e-5 : 1e-6;
+    double e_chunk = test_rel_err(feat2, feat, nf);
+    cr_expect(e_chunk <= same_tol, "%s: chunked inference differs (rel %.3g)", label, e_chunk);
 
     /* taped forward (tape for n + 2) = inference; backward vs PyTorch autograd */
     void *tape = NULL;
@@ -336,7 +340,8 @@ static void check_fixture(const clpdd_ops *ops, const char *cfg_fmt, const char 
     h->ops->fill(dfeat, NAN, nf);
     cr_assert_eq(g_vt->forward(bb, dfeat, dx, n, tape), 0, "%s", clpdd_host_error(h));
     dev_download(h, feat2, dfeat, nf);
-    cr_expect(test_rel_err(feat2, feat, nf) <= 1e-6, "%s: taped forward differs from inference", label);
+    double e_tape = test_rel_err(feat2, feat, nf);
+    cr_expect(e_tape <= same_tol, "%s: taped forward differs from inference (rel %.3g)", label, e_tape);
     h->ops->fill(dimg, NAN, nin);
     cr_assert_eq(g_vt->backward(bb, dimg, ddf, n, tape), 0, "%s", clpdd_host_error(h));
     dev_download(h, grad, dimg, nin);

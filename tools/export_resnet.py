@@ -305,7 +305,10 @@ def write_fixtures(outdir, models_dir):
             continue
         sd = st_load(src)
         model = make_model(arch, 16)
-        model.load_state_dict({k[len("module."):]: v for k, v in sd.items()}, strict=False)
+        res = model.load_state_dict({k[len("module."):]: v for k, v in sd.items()}, strict=False)
+        missing = [k for k in res.missing_keys if not k.endswith("num_batches_tracked")]
+        assert not missing and not res.unexpected_keys, f"{src}: {missing[:4]} {res.unexpected_keys[:4]}"
+
         pixels = cifar_like_images(3, gen)
         x = (pixels - IMAGENET_MEAN) / IMAGENET_STD
         dfeat = torch.randn(3, 64, generator=gen)
