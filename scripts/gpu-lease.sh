@@ -20,7 +20,7 @@ if [ "$mode" = pack ]; then
     awk '/=> \// {print $3}' | sort -u |
     grep -v -E '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libcuda|libcudart|libcublas|libcublasLt|libcusolver|libcurand|libcusparse|libnvJitLink|libstdc\+\+|libgcc_s)\.so' |
     grep -v "$root" | while read -r lib; do cp -L "$lib" .gpu/stage/lib/; done
-  cp "$CLPDD_MODEL_PATH/mnist-vit.safetensors" .gpu/stage/models/
+  cp "$CLPDD_MODEL_PATH"/*.safetensors .gpu/stage/models/ # mnist-vit and the CIFAR ResNets
   cp /usr/share/datasets/fashion-mnist/*.gz .gpu/stage/fashion-mnist/
   tar -C . -cf - build-gpu | tar -C .gpu/stage -xf -
   tar -C .gpu/stage -cJf .gpu/bundle.tar.xz .

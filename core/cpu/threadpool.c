@@ -1,0 +1,115 @@
+/* CPU backend thread pool: see threadpool.h.
+ *
+ * One job at a time: (fn, ctx, n), a generation number the sleeping workers wait on, and an
+ * atomic cursor that hands out chunks of indices. The caller takes chunks too; when the cursor
+ * passes n it closes the job (workers that wake later skip it) and waits only for the workers
+ * that joined. A worker that the scheduler is slow to wake (a loaded machine) therefore never
+ * delays the caller: its share is taken by whoever is running. */
+#define _GNU_SOURCE
+#include "cpu/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "util.h"
+
+enum { POOL_MAX_THREADS = 64 };
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen; /* bumped once per job (under mu) */
+    int open;          /* workers may still join the current job (under mu) */
+    int active;        /* workers inside the current job (under mu) */
+    cpu_range_fn fn;   /* the job: set under mu before gen is bumped, read-only until closed */
+    void *ctx;
+    int n, chunk;
+    atomic_int next;   /* first index not yet handed out */
+    int threads;       /* pool size, caller included (set once) */
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, NULL, 0, 1, 0, 1};
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_busy = PTHREAD_MUTEX_INITIALIZER; /* held by the caller of a running job */
+
+/* take chunks until none are left */
+static void run_chunks(void) {
+    const int n = g_pool.n, chunk = g_pool.chunk;
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&g_pool.next, chunk, memory_order_relaxed);
+        if (b >= n) return;
+        g_pool.fn(g_pool.ctx, b, n - b < chunk ? n : b + chunk);
+    }
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&g_pool.mu);
+    for (;;) {
+        while (g_pool.gen == seen) pthread_cond_wait(&g_pool.go, &g_pool.mu);
+        seen = g_pool.gen;
+        if (!g_pool.open) continue; /* woke after the caller finished it */
+        g_pool.active++;
+        pthread_mutex_unlock(&g_pool.mu);
+        run_chunks();
+        pthread_mutex_lock(&g_pool.mu);
+        if (--g_pool.active == 0 && !g_pool.open) pthread_cond_signal(&g_pool.done);
+    }
+    return NULL;
+}
+
+static void pool_start(void) {
+    int want = 0;
+    const char *env = getenv("CLPDD_CPU_THREADS");
+    if (env && *env) want = atoi(env);
+    if (want <= 0) {
+        cpu_set_t set;
+        want = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    }
+    if (want < 1) want = 1;
+    if (want > POOL_MAX_THREADS) want = POOL_MAX_THREADS;
+    int started = 1;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (int w = 1; w < want; w++) {
+        pthread_t t;
+        if (pthread_create(&t, &attr, worker, NULL)) break; /* fewer threads: still correct */
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    g_pool.threads = started;
+}
+
+int cpu_pool_threads(void) {
+    pthread_once(&g_once, pool_start);
+    return g_pool.threads;
+}
+
+void cpu_parallel_for(int n, cpu_range_fn fn, void *ctx) {
+    CLPDD_ASSERT(n >= 0 && fn);
+    if (n == 0) return;
+    const int nt = cpu_pool_threads();
+    if (nt <= 1 || n == 1 || pthread_mutex_trylock(&g_busy) != 0) {
+        fn(ctx, 0, n);
+        return;
+    }
+    /* ~8 chunks per thread: small enough to even out a slow thread, large enough that the
+       cursor is touched rarely */
+    int chunk = n / (8 * nt);
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.fn = fn, g_pool.ctx = ctx, g_pool.n = n, g_pool.chunk = chunk > 0 ? chunk : 1;
+    atomic_store_explicit(&g_pool.next, 0, memory_order_relaxed);
+    g_pool.open = 1;
+    g_pool.gen++;
+    pthread_cond_broadcast(&g_pool.go);
+    pthread_mutex_unlock(&g_pool.mu);
+    run_chunks();
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.open = 0;
+    while (g_pool.active > 0) pthread_cond_wait(&g_pool.done, &g_pool.mu);
+    pthread_mutex_unlock(&g_pool.mu);
+    pthread_mutex_unlock(&g_busy);
+}
