@@ -129,3 +129,32 @@ const struct clpdd_plugin *test_plugin(const char *name) {
     }
     return p.desc; /* the handle stays open for the test's lifetime */
 }
+
+test_solver_data test_solver_data_make(int m, int d, int C, int n, uint64_t seed) {
+    test_solver_data x;
+    x.phi = malloc(sizeof(double) * m * d);
+    x.Y = calloc((size_t)m * C, sizeof(double));
+    x.phib = malloc(sizeof(double) * n * d);
+    x.R = malloc(sizeof(double) * n * C);
+    test_fill_normal_d(x.phi, (size_t)m * d, 1.0, seed);
+    test_fill_normal_d(x.phib, (size_t)n * d, 1.0, seed + 1);
+    test_fill_normal_d(x.R, (size_t)n * C, 1.0, seed + 2);
+    for (int i = 0; i < m; i++) x.Y[i * C + i % C] = 1.0;
+    for (int i = 0; i < m * d; i++) x.phi[i] = (float)x.phi[i];
+    for (int i = 0; i < n * d; i++) x.phib[i] = (float)x.phib[i];
+    for (int i = 0; i < n * C; i++) x.R[i] = (float)x.R[i];
+    return x;
+}
+
+void test_solver_data_free(test_solver_data *x) {
+    free(x->phi);
+    free(x->Y);
+    free(x->phib);
+    free(x->R);
+}
+
+void test_solver_result_free(test_solver_result *r) {
+    free(r->Z);
+    free(r->dphi);
+    free(r->dY);
+}

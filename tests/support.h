@@ -28,6 +28,23 @@ const char *test_model_file(const char *file);
 /* CLPDD_SOURCE_DIR/tests/fixtures/<file> */
 const char *test_fixture(const char *file);
 
+/* A predictive solver's test case (ridge, ntk, unrolled): float64 inputs already rounded to
+   float32 (what the plugin sees), one-hot support labels (row i → class i mod C), and a random
+   cotangent R for the scalar ⟨R, Z⟩ whose gradient backward computes. */
+typedef struct test_solver_data {
+    double *phi, *Y, *phib, *R; /* (m, d), (m, C), (n, d), (n, C) */
+} test_solver_data;
+test_solver_data test_solver_data_make(int m, int d, int C, int n, uint64_t seed);
+void test_solver_data_free(test_solver_data *x);
+
+/* what a solver returned: predictions, gradients, status and the host's error message */
+typedef struct test_solver_result {
+    float *Z, *dphi, *dY;
+    int status;
+    char error[512];
+} test_solver_result;
+void test_solver_result_free(test_solver_result *r);
+
 /* a plugin from the build tree (CLPDD_PLUGIN_BUILD_DIR/<name>.so), loaded once and kept */
 struct clpdd_plugin;
 const struct clpdd_plugin *test_plugin(const char *name);

@@ -30,77 +30,7 @@
 #define TOL_ELEM 1e-6
 #define TOL_TRANS 1e-5
 
-static const clpdd_ops *cpu, *dev;
-
-static const clpdd_ops *device_table(const char **why) {
-    const char *self = getenv("CLPDD_TEST_OPS_SELF");
-    if (self && *self && strcmp(self, "0") != 0) return clpdd_ops_cpu();
-    return clpdd_ops_cuda(why);
-}
-
-#define NEED_GPU()                                                                \
-    do {                                                                          \
-        const char *why_ = "unknown reason";                                      \
-        dev = device_table(&why_);                                                \
-        if (!dev) cr_skip_test("no GPU: %s", why_ ? why_ : "unknown reason");     \
-        cpu = clpdd_ops_cpu();                                                    \
-    } while (0)
-
-/* ---- guarded device buffers (as test_ops_cuda.c) ---- */
-#define GUARD 67
-#define SENTINEL 1234.5f
-#define MAX_BUFS 64
-
-typedef struct {
-    char *base;
-    size_t bytes;
-} dbuf;
-static dbuf bufs[MAX_BUFS];
-static int nbufs;
-
-static void *dalloc(size_t bytes) {
-    cr_assert(nbufs < MAX_BUFS, "test harness: too many buffers");
-    size_t g = GUARD * sizeof(float);
-    char *base = dev->malloc(bytes + 2 * g);
-    cr_assert(base, "%s: malloc(%zu) failed", dev->name, bytes + 2 * g);
-    float sent[GUARD];
-    for (int i = 0; i < GUARD; i++) sent[i] = SENTINEL;
-    dev->to_device(base, sent, g);
-    dev->to_device(base + g + bytes, sent, g);
-    bufs[nbufs].base = base;
-    bufs[nbufs].bytes = bytes;
-    nbufs++;
-    return base + g;
-}
-static float *dput(const float *h, size_t n) {
-    float *d = dalloc(n * sizeof(float));
-    dev->to_device(d, h, n * sizeof(float));
-    return d;
-}
-static int32_t *dput_i(const int32_t *h, size_t n) {
-    int32_t *d = dalloc(n * sizeof(int32_t));
-    dev->to_device(d, h, n * sizeof(int32_t));
-    return d;
-}
-static float *dpoison(size_t n) {
-    float *d = dalloc(n * sizeof(float));
-    dev->fill(d, NAN, n);
-    return d;
-}
-static void done(void) {
-    size_t g = GUARD * sizeof(float);
-    for (int b = 0; b < nbufs; b++) {
-        float h[2][GUARD];
-        dev->to_host(h[0], bufs[b].base, g);
-        dev->to_host(h[1], bufs[b].base + g + bufs[b].bytes, g);
-        for (int s = 0; s < 2; s++)
-            for (int i = 0; i < GUARD; i++)
-                cr_assert(h[s][i] == SENTINEL, "buffer %d (%zu bytes): guard %s the data overwritten at %d", b,
-                          bufs[b].bytes, s ? "after" : "before", s ? i : GUARD - i);
-        dev->free(bufs[b].base);
-    }
-    nbufs = 0;
-}
+#include "cuda_harness.h"
 
 static float *fa(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 static float *frand(size_t n, float std, uint64_t seed) { float *x = fa(n); test_fill_normal(x, n, std, seed); return x; }

@@ -107,11 +107,12 @@ static double objective(const double *v, void *p) {
 }
 
 /* ---- running the plugin ---- */
-typedef struct result {
-    float *Z, *dphi, *dY;
-    int status;
-    char error[512];
-} result;
+/* the shared solver-test scaffolding (tests/support.h) under this file's short names */
+typedef test_solver_data data;
+typedef test_solver_result result;
+#define make_data(c, seed) test_solver_data_make((c)->m, (c)->d, (c)->C, (c)->n, (seed))
+#define free_data test_solver_data_free
+#define free_result test_solver_result_free
 
 static void to_f(float *o, const double *i, size_t n) {
     for (size_t k = 0; k < n; k++) o[k] = (float)i[k];
@@ -153,41 +154,6 @@ static result run_plugin(const cfg *c, const double *phi, const double *Y, const
     free(fb);
     free(fR);
     return r;
-}
-
-static void free_result(result *r) {
-    free(r->Z);
-    free(r->dphi);
-    free(r->dY);
-}
-
-typedef struct data {
-    double *phi, *Y, *phib, *R;
-} data;
-
-static data make_data(const cfg *c, uint64_t seed) {
-    data x;
-    int m = c->m, d = c->d, C = c->C, n = c->n;
-    x.phi = malloc(sizeof(double) * m * d);
-    x.Y = calloc((size_t)m * C, sizeof(double));
-    x.phib = malloc(sizeof(double) * n * d);
-    x.R = malloc(sizeof(double) * n * C);
-    test_fill_normal_d(x.phi, (size_t)m * d, 1.0, seed);
-    test_fill_normal_d(x.phib, (size_t)n * d, 1.0, seed + 1);
-    test_fill_normal_d(x.R, (size_t)n * C, 1.0, seed + 2);
-    for (int i = 0; i < m; i++) x.Y[i * C + i % C] = 1.0;
-    /* float32 copies are what the plugin sees: round the reference's inputs the same way */
-    for (int i = 0; i < m * d; i++) x.phi[i] = (float)x.phi[i];
-    for (int i = 0; i < n * d; i++) x.phib[i] = (float)x.phib[i];
-    for (int i = 0; i < n * C; i++) x.R[i] = (float)x.R[i];
-    return x;
-}
-
-static void free_data(data *x) {
-    free(x->phi);
-    free(x->Y);
-    free(x->phib);
-    free(x->R);
 }
 
 /* forward vs float64 and both gradients vs float64 finite differences */

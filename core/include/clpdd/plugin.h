@@ -6,8 +6,11 @@
  * differs from the core's or whose minor is newer. Then come kind, name, summary, the
  * keys the plugin accepts in its INI section, and the vtable for its kind.
  *
- * Plugins are plain C. They never call CUDA, never allocate outside host->alloc, never
- * print, never exit: on bad input they call host->error(...) and return a non-zero status.
+ * Plugins are plain C. They never call CUDA, never print, never exit: on bad input they call
+ * host->error(...) and return a non-zero status. Tensors (op memory, device memory on CUDA)
+ * come from host->alloc, so the core counts them; a plugin's own host-side state and host
+ * scratch (e.g. a small recursion run in double on the host) may use malloc, allocated in
+ * create and freed in destroy, never inside a hot call.
  * All tensors are fp32, row-major, in the memory of host->ops (device memory on CUDA).
  * A plugin may keep pointers to the inputs of its last forward: the core leaves them
  * unchanged until the matching backward has returned.
