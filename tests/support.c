@@ -158,3 +158,37 @@ void test_solver_result_free(test_solver_result *r) {
     free(r->dphi);
     free(r->dY);
 }
+
+int test_chol(double *A, int n) {
+    for (int j = 0; j < n; j++) {
+        double s = A[j * n + j];
+        for (int k = 0; k < j; k++) s -= A[j * n + k] * A[j * n + k];
+        if (s <= 0) return -1;
+        A[j * n + j] = sqrt(s);
+        for (int i = j + 1; i < n; i++) {
+            double t = A[i * n + j];
+            for (int k = 0; k < j; k++) t -= A[i * n + k] * A[j * n + k];
+            A[i * n + j] = t / A[j * n + j];
+        }
+    }
+    return 0;
+}
+
+void test_chol_solve(const double *L, int n, double *B, int nrhs) {
+    for (int r = 0; r < nrhs; r++) {
+        for (int i = 0; i < n; i++) {
+            double t = B[i * nrhs + r];
+            for (int k = 0; k < i; k++) t -= L[i * n + k] * B[k * nrhs + r];
+            B[i * nrhs + r] = t / L[i * n + i];
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            double t = B[i * nrhs + r];
+            for (int k = i + 1; k < n; k++) t -= L[k * n + i] * B[k * nrhs + r];
+            B[i * nrhs + r] = t / L[i * n + i];
+        }
+    }
+}
+
+void test_to_float(float *o, const double *i, size_t n) {
+    for (size_t k = 0; k < n; k++) o[k] = (float)i[k];
+}

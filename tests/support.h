@@ -28,6 +28,13 @@ const char *test_model_file(const char *file);
 /* CLPDD_SOURCE_DIR/tests/fixtures/<file> */
 const char *test_fixture(const char *file);
 
+/* float64 linear algebra for reference transcriptions: in-place lower Cholesky (-1 when not
+   positive definite) and the solve of (L Lᵀ) X = B in place (B n × nrhs, row-major) */
+int test_chol(double *A, int n);
+void test_chol_solve(const double *L, int n, double *B, int nrhs);
+/* o[k] = (float)i[k] */
+void test_to_float(float *o, const double *i, size_t n);
+
 /* A predictive solver's test case (ridge, ntk, unrolled): float64 inputs already rounded to
    float32 (what the plugin sees), one-hot support labels (row i → class i mod C), and a random
    cotangent R for the scalar ⟨R, Z⟩ whose gradient backward computes. */

@@ -14,6 +14,8 @@
 #include "host.h"
 #include "support.h"
 
+#define to_f test_to_float /* shared helpers (support.h) */
+
 #define LGM_SALT 0x6c676d5f68656164ULL /* as in plugins/solvers/lgm/lgm.c */
 #define SEED 11
 
@@ -94,10 +96,6 @@ typedef struct result {
     int status;
     char error[512];
 } result;
-
-static void to_f(float *o, const double *i, size_t n) {
-    for (size_t k = 0; k < n; k++) o[k] = (float)i[k];
-}
 
 static clpdd_section *section(const cfg *c) {
     const clpdd_plugin *p = test_plugin("lgm");

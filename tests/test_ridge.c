@@ -12,6 +12,10 @@
 #include "host.h"
 #include "support.h"
 
+#define chol test_chol
+#define chol_solve test_chol_solve
+#define to_f test_to_float /* shared helpers (support.h) */
+
 typedef struct cfg {
     int m, d, C, n;
     double lambda;
@@ -21,36 +25,6 @@ typedef struct cfg {
 } cfg;
 
 /* ---- float64 reference: dual kernel ridge with the bias as a constant feature β ---- */
-static int chol(double *A, int n) { /* lower, in place */
-    for (int j = 0; j < n; j++) {
-        double s = A[j * n + j];
-        for (int k = 0; k < j; k++) s -= A[j * n + k] * A[j * n + k];
-        if (s <= 0) return -1;
-        A[j * n + j] = sqrt(s);
-        for (int i = j + 1; i < n; i++) {
-            double t = A[i * n + j];
-            for (int k = 0; k < j; k++) t -= A[i * n + k] * A[j * n + k];
-            A[i * n + j] = t / A[j * n + j];
-        }
-    }
-    return 0;
-}
-
-static void chol_solve(const double *L, int n, double *B, int nrhs) {
-    for (int r = 0; r < nrhs; r++) {
-        for (int i = 0; i < n; i++) {
-            double t = B[i * nrhs + r];
-            for (int k = 0; k < i; k++) t -= L[i * n + k] * B[k * nrhs + r];
-            B[i * nrhs + r] = t / L[i * n + i];
-        }
-        for (int i = n - 1; i >= 0; i--) {
-            double t = B[i * nrhs + r];
-            for (int k = i + 1; k < n; k++) t -= L[k * n + i] * B[k * nrhs + r];
-            B[i * nrhs + r] = t / L[i * n + i];
-        }
-    }
-}
-
 /* Z (n, C) from phi (m, d), Y (m, C), phib (n, d) */
 static void ref_ridge(double *Z, const double *phi, const double *Y, const double *phib, const cfg *c) {
     int m = c->m, d = c->d, C = c->C, n = c->n, dp = d + c->bias;
@@ -113,10 +87,6 @@ typedef test_solver_result result;
 #define make_data(c, seed) test_solver_data_make((c)->m, (c)->d, (c)->C, (c)->n, (seed))
 #define free_data test_solver_data_free
 #define free_result test_solver_result_free
-
-static void to_f(float *o, const double *i, size_t n) {
-    for (size_t k = 0; k < n; k++) o[k] = (float)i[k];
-}
 
 static result run_plugin(const cfg *c, const double *phi, const double *Y, const double *phib, const double *R) {
     const clpdd_plugin *p = test_plugin("ridge");

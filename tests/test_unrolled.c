@@ -14,6 +14,8 @@
 #include "host.h"
 #include "support.h"
 
+#define to_f test_to_float /* shared helpers (support.h) */
+
 #define UNROLLED_SALT 0x756e726f6c6c6564ULL /* as in plugins/solvers/unrolled/unrolled.c */
 #define SEED 7
 
@@ -106,10 +108,6 @@ typedef test_solver_result result;
 #define make_data(c, seed) test_solver_data_make((c)->m, (c)->d, (c)->C, (c)->n, (seed))
 #define free_data test_solver_data_free
 #define free_result test_solver_result_free
-
-static void to_f(float *o, const double *i, size_t n) {
-    for (size_t k = 0; k < n; k++) o[k] = (float)i[k];
-}
 
 static clpdd_section *section(const cfg *c) {
     const clpdd_plugin *p = test_plugin("unrolled");
