@@ -154,10 +154,20 @@ Test(config, wrong_kind) {
 Test(config, abi_mismatch) {
     EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = bad_abi\n", "bad_abi.so", "ABI mismatch", "plugin 99.0",
                       "core 1.1");
+    /* (99 = CLPDD_ABI_MAJOR + 98 in tests/plugins/bad_abi.c; 1.1 = this core) */
 }
 
 Test(config, missing_symbol) {
     EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = no_entry\n", "no_entry.so", "missing symbol 'clpdd_plugin_entry'");
+}
+
+Test(config, an_objective_solver_refuses_a_loss_section) {
+    EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = lgm\n[loss]\nname = ce\n", "x.ini:6",
+                      "solver 'lgm' computes its own objective", "[loss] section is an error");
+    clpdd_experiment x;
+    clpdd_err e = {{0}};
+    cr_expect_eq(load("[backbone]\nname = vit\n[solver]\nname = lgm\n", NULL, 0, &e, &x), 0, "%s", e.msg);
+    clpdd_experiment_free(&x);
 }
 
 Test(config, incomplete_vtable) {
