@@ -34,6 +34,7 @@ static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *sp
     size_t len = (size_t)snprintf(desc, n, "backbone=%s %s;", bb->desc->name, bb->desc->version);
     for (int i = 0; i < clpdd_section_count(bb->cfg) && len < n; i++) {
         const char *k = clpdd_section_key_at(bb->cfg, i);
+        if (strcmp(k, CLPDD_KEY_INFERENCE_BATCH) == 0) continue; /* a speed knob, not an input */
         len += (size_t)snprintf(desc + len, n - len, " %s=%s", k, clpdd_section_raw(bb->cfg, k, NULL, NULL));
     }
     const clpdd_backbone_info *in = &bb->info;

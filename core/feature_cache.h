@@ -1,7 +1,7 @@
 /* Frozen-encoder features of a dataset, computed once and cached.
  *
  * The cache key hashes everything that determines the features: the backbone plugin (name,
- * version, every resolved key of its section), the weights file's bytes, the adapter (input
+ * version, every resolved key of its section but the inference `batch`), the weights file's bytes, the adapter (input
  * size, mean/std), and the dataset (its files' names, sizes and mtimes, the split and the
  * subset). The file, <cache_dir>/<hash>.safetensors with tensors "features" (N, d) F32 and
  * "labels" (N) I32 and the key's description as metadata, is written atomically, so an

@@ -109,6 +109,11 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
     cr_expect(la == lb && memcmp(da, db, la) == 0, "two CPU runs with one seed must give identical distilled images");
     free(da);
     free(db);
+    /* the inference chunk size is no input of the features: still a cache hit */
+    char *m4;
+    run_once(dir, cache, "[backbone]\nbatch = 17\n", &m4);
+    cr_expect(strstr(m4, "\"from_cache\": true"), "backbone.batch must not invalidate the feature cache");
+    free(m4);
     /* an input of the features changes (the backbone's normalisation): a new cache entry */
     char *m3;
     run_once(dir, cache, "[backbone]\nstd = 0.3\n", &m3);

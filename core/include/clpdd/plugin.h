@@ -56,6 +56,10 @@ typedef enum {
     CLPDD_KEY_TYPE_COUNT
 } clpdd_key_type;
 
+/* A backbone key with this name is its inference chunk size: a speed knob that must not change
+   the features, so the core leaves it out of the feature-cache key. */
+#define CLPDD_KEY_INFERENCE_BATCH "batch"
+
 typedef struct clpdd_key {
     const char *name;
     clpdd_key_type type;
