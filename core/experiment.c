@@ -45,6 +45,7 @@ static const clpdd_key distill_keys[] = {
     {"dsa_noise_mean", CLPDD_KEY_FLOAT, "0.5", "dsa: mean of the additive noise (in [0, 1] pixel units)", -10, 10, NULL},
     {"dsa_noise_std", CLPDD_KEY_FLOAT, "0.2", "dsa: std of the additive noise", 0, 10, NULL},
     {"log_every", CLPDD_KEY_INT, "10", "write a log.csv row every N steps", 1, 1e9, NULL},
+    {"checkpoint_every", CLPDD_KEY_INT, "100", "write <run dir>/checkpoint.safetensors every N steps (0: never), for `clpdd run --resume` after a crash; removed when the run finishes", 0, 1e9, NULL},
     {"chunk", CLPDD_KEY_INT, "0", "0: one backbone tape for all m images; k > 0: forward without activations, then recompute and backpropagate k images at a time (memory grows with k, not m; one extra forward)", 0, 1e9, NULL},
 };
 
@@ -215,6 +216,7 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->dsa_noise_std = (float)clpdd_section_float(s, "dsa_noise_std");
     x->log_every = (int)clpdd_section_int(s, "log_every");
     x->chunk = (int)clpdd_section_int(s, "chunk");
+    x->checkpoint_every = (int)clpdd_section_int(s, "checkpoint_every");
 
     s = clpdd_ini_section(&x->ini, "eval");
     x->protocol = clpdd_section_str(s, "protocol");

@@ -18,7 +18,7 @@ typedef struct clpdd_experiment {
     uint64_t subset_seed;
     const char *adapt; /* resize */
     /* [distill] */
-    int ipc, steps, real_batch, log_every, chunk;
+    int ipc, steps, real_batch, log_every, chunk, checkpoint_every;
     float lr, adam_b1, adam_b2;
     const char *init, *param, *augment;
     int pyramid_every, decorrelate, augs_per_batch;

@@ -25,12 +25,14 @@ static const char *usage_main =
 
 static const char *usage_run =
     "usage: clpdd run FILE.ini [--set section.key=value]... [--device auto|cpu|cuda] [--output DIR]\n"
-    "                          [--plugin-path DIR[:DIR...]] [--quiet]\n"
+    "                          [--plugin-path DIR[:DIR...]] [--resume] [--quiet]\n"
     "\n"
     "Runs the experiment: features of the real images (cached), the distillation loop, the\n"
     "evaluation (probe on the distilled set and baselines) and writes into the run directory:\n"
     "config.ini (resolved), metrics.json, log.csv, distilled.safetensors, distilled.png, loss.png.\n"
-    "--set overrides any key (repeatable); --device and --output override [experiment].\n";
+    "--set overrides any key (repeatable); --device and --output override [experiment].\n"
+    "--resume continues from DIR/checkpoint.safetensors (written every [distill] checkpoint_every\n"
+    "steps, removed when the run finishes) when the configuration is the same.\n";
 
 static const char *usage_check =
     "usage: clpdd check FILE.ini [--set section.key=value]... [--plugin-path DIR[:DIR...]]\n"
@@ -63,7 +65,7 @@ static void print_keys(const clpdd_key *keys, int n) {
 typedef struct args {
     const char *file, *device, *output, *plugin_path;
     const char *sets[256];
-    int n_sets, quiet, help;
+    int n_sets, quiet, help, resume;
 } args;
 
 static int parse_args(int argc, char **argv, args *a, int want_file, const char *usage) {
@@ -77,6 +79,7 @@ static int parse_args(int argc, char **argv, args *a, int want_file, const char 
         int r;
         if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) a->help = 1;
         else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0) a->quiet = 1;
+        else if (strcmp(s, "--resume") == 0) a->resume = 1;
         else if ((r = TAKE("--set")) != 0) {
             if (r < 0) goto missing;
             if (a->n_sets == 256) return fprintf(stderr, "clpdd: too many --set options\n"), -1;
@@ -178,7 +181,7 @@ static int cmd_run(int argc, char **argv, int check_only) {
             fprintf(stderr, "clpdd: %s\n", e.msg);
             rc = 2;
         } else {
-            clpdd_run_opts o = {a.device, a.output, a.quiet};
+            clpdd_run_opts o = {a.device, a.output, a.quiet, a.resume};
             rc = clpdd_run(&x, &o, &e) ? 1 : 0;
             if (rc) fprintf(stderr, "clpdd: %s\n", e.msg);
         }

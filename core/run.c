@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "augment.h"
+#include "checkpoint.h"
 #include "dataset.h"
 #include "encode.h"
 #include "eval.h"
@@ -43,7 +44,9 @@ const clpdd_ops *clpdd_select_device(const char *device, clpdd_err *e) {
 /* the run's state, freed in one place */
 typedef struct run {
     clpdd_experiment *x;
-    int quiet;
+    int quiet, resume;
+    const char *outdir;
+    char ckpt_path[4200];
     clpdd_host *h;
     const clpdd_ops *ops;
     clpdd_backbone bb;
@@ -312,6 +315,53 @@ static int loss_and_grad(run *r, int step, float *L, clpdd_err *e) {
     return 0;
 }
 
+/* the loop's whole state, between devices and the checkpoint file */
+static clpdd_checkpoint checkpoint_view(run *r, float *host) {
+    size_t cap = clpdd_param_capacity(r->param);
+    return (clpdd_checkpoint){0, 0, r->rng.s, host, host + cap, host + 2 * cap, cap, r->perm, r->N, r->log, r->nlog, r->caplog};
+}
+
+static int checkpoint_save(run *r, int step, uint64_t hash, clpdd_err *e) {
+    size_t cap = clpdd_param_capacity(r->param);
+    float *host = clpdd_xmalloc(3 * cap * sizeof(float));
+    r->ops->to_host(host, clpdd_param_values(r->param), cap * sizeof(float));
+    r->ops->to_host(host + cap, r->adam_m, cap * sizeof(float));
+    r->ops->to_host(host + 2 * cap, r->adam_v, cap * sizeof(float));
+    clpdd_checkpoint c = checkpoint_view(r, host);
+    c.config_hash = hash, c.step = step;
+    int rc = clpdd_mkdirs(r->outdir, e) || clpdd_checkpoint_write(r->ckpt_path, &c, e);
+    free(host);
+    return rc ? -1 : 0;
+}
+
+/* the last completed step of a checkpoint restored into the run, or 0 to start afresh */
+static int checkpoint_restore(run *r, uint64_t hash, clpdd_err *e) {
+    size_t cap = clpdd_param_capacity(r->param);
+    float *host = clpdd_xmalloc(3 * cap * sizeof(float));
+    clpdd_checkpoint c = checkpoint_view(r, host);
+    c.config_hash = hash;
+    int rc = clpdd_checkpoint_read(r->ckpt_path, &c, e);
+    if (rc == 0) {
+        r->ops->to_device(clpdd_param_values(r->param), host, cap * sizeof(float));
+        r->ops->to_device(r->adam_m, host + cap, cap * sizeof(float));
+        r->ops->to_device(r->adam_v, host + 2 * cap, cap * sizeof(float));
+        r->rng.s = c.rng_state;
+        r->nlog = c.nlog;
+        if (!r->quiet) fprintf(stderr, "distill: resuming after step %d from %s\n", c.step, r->ckpt_path);
+    } else if (rc == 1 && !r->quiet) {
+        fprintf(stderr, "distill: no checkpoint at %s; starting from step 1\n", r->ckpt_path);
+    }
+    free(host);
+    return rc < 0 ? -1 : (rc == 0 ? c.step : 0);
+}
+
+static uint64_t config_hash(const clpdd_experiment *x) {
+    char *ini = clpdd_experiment_resolved_ini(x);
+    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, ini);
+    free(ini);
+    return h;
+}
+
 static int distill(run *r, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     const clpdd_ops *ops = r->ops;
@@ -319,9 +369,15 @@ static int distill(run *r, clpdd_err *e) {
     int pixels = strcmp(x->param, "pixels") == 0;
     int steps = x->steps, tty = isatty(2) && !r->quiet;
     int every = x->progress_every > 0 ? x->progress_every : (steps >= 20 ? steps / 20 : 1);
+    uint64_t hash = config_hash(x);
+    int done = r->resume ? checkpoint_restore(r, hash, e) : 0;
+    if (done < 0) return -1;
+    /* test seam: end the loop with an error after this step, as a crash would */
+    const char *crash = getenv("CLPDD_TEST_CRASH_AFTER");
+    int crash_after = crash ? atoi(crash) : 0;
     float L = NAN;
-    double t0 = clpdd_now(), last_tty = 0;
-    for (int step = 1; step <= steps; step++) {
+    double t0 = clpdd_now() - (r->nlog ? r->log[r->nlog - 1].seconds : 0.0), t_start = clpdd_now(), last_tty = 0;
+    for (int step = done + 1; step <= steps; step++) {
         if (clpdd_param_on_step(r->param, step) && !r->quiet && !tty)
             fprintf(stderr, "distill: step %d: pyramid level %d of %d added\n", step, clpdd_param_active_levels(r->param),
                     clpdd_param_levels(r->param));
@@ -332,6 +388,10 @@ static int distill(run *r, clpdd_err *e) {
         clpdd_param_backward(r->param, r->dvals, r->dXs);
         clpdd_param_adam(r->param, r->adam_m, r->adam_v, r->dvals, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f);
         if (pixels) ops->clamp(clpdd_param_values(r->param), 0.0f, 1.0f, np);
+        if (x->checkpoint_every > 0 && step % x->checkpoint_every == 0 && step < steps &&
+            checkpoint_save(r, step, hash, e))
+            return clpdd_err_set(e, "step %d: checkpoint: %.1900s", step, e->msg);
+        if (step == crash_after) return clpdd_err_set(e, "simulated crash after step %d (CLPDD_TEST_CRASH_AFTER)", step);
         if (step == 1) r->sum.first_loss = L;
         double now = clpdd_now();
         if ((step % x->log_every == 0 || step == 1 || step == steps) && r->nlog < r->caplog)
@@ -346,10 +406,10 @@ static int distill(run *r, clpdd_err *e) {
     }
     clpdd_param_render(r->param, r->Xs);
     ops->synchronize();
-    r->sum.loop_s = clpdd_now() - t0;
+    r->sum.loop_s = clpdd_now() - t_start; /* this process's share of the loop */
     r->sum.last_loss = L;
     r->sum.steps = steps;
-    r->sum.ms_per_step = steps > 0 ? 1000.0 * r->sum.loop_s / steps : 0.0;
+    r->sum.ms_per_step = steps > done ? 1000.0 * r->sum.loop_s / (steps - done) : 0.0;
     ops->to_host(r->Xs_host, r->Xs, np * sizeof(float));
     return 0;
 }
@@ -487,13 +547,17 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     memset(&r, 0, sizeof r);
     r.x = x;
     r.quiet = opts && opts->quiet;
+    r.resume = opts && opts->resume;
     r.sum.first_loss = r.sum.last_loss = NAN;
     const char *device = opts && opts->device ? opts->device : x->device;
     const char *outdir = opts && opts->output ? opts->output : x->output;
+    r.outdir = outdir;
+    snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", outdir);
     int rc = setup(&r, device, e);
     if (rc == 0) rc = distill(&r, e);
     if (rc == 0) rc = evaluate(&r, e);
     if (rc == 0) rc = write_outputs(&r, outdir, t_start, e);
+    if (rc == 0) unlink(r.ckpt_path); /* finished: nothing to resume */
     if (rc == 0 && !r.quiet) report(&r, outdir);
     run_free(&r);
     return rc ? -1 : 0;

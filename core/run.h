@@ -8,6 +8,7 @@ typedef struct clpdd_run_opts {
     const char *device;   /* overrides [experiment] device when not NULL */
     const char *output;   /* overrides [experiment] output when not NULL */
     int quiet;
+    int resume;           /* continue from <output>/checkpoint.safetensors when there is one */
 } clpdd_run_opts;
 
 /* choose the device ops: "auto" | "cpu" | "cuda"; NULL + message when cuda is asked for and absent */

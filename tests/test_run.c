@@ -50,7 +50,7 @@ static void run_once(const char *dir, const char *cache, const char *extra, char
     clpdd_experiment x;
     clpdd_err e = {{0}};
     cr_assert_eq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s", e.msg);
-    clpdd_run_opts o = {"cpu", out, 1};
+    clpdd_run_opts o = {"cpu", out, 1, 0};
     cr_assert_eq(clpdd_run(&x, &o, &e), 0, "%s", e.msg);
     clpdd_experiment_free(&x);
     clpdd_plugin_dirs_free(&dirs);
@@ -156,7 +156,7 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
     clpdd_experiment x;
     clpdd_err e = {{0}};
     cr_assert_eq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s", e.msg);
-    clpdd_run_opts o = {"cpu", out, 1};
+    clpdd_run_opts o = {"cpu", out, 1, 0};
     cr_assert_eq(clpdd_run(&x, &o, &e), 0, "%s", e.msg);
     clpdd_experiment_free(&x);
     clpdd_plugin_dirs_free(&dirs);
@@ -168,6 +168,62 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
     double last = json_number_after((char *)data, "\"loss\"", "\"last\": ");
     cr_expect(isfinite(last) && last > 0, "last loss %g", last);
     free(data);
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* A run that crashes after step 7 (the test seam CLPDD_TEST_CRASH_AFTER) and is resumed from its
+   step-5 checkpoint ends with exactly the images of the uninterrupted run; the checkpoint is gone
+   once the run has finished, and one of another configuration is refused. */
+static int run_dir(const char *ini, const char *out, int resume, clpdd_err *e, const char *const *sets, int n_sets) {
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    clpdd_experiment x;
+    int rc = clpdd_experiment_load(&x, ini, sets, n_sets, &dirs, e);
+    cr_assert_eq(rc, 0, "%s", e->msg);
+    clpdd_run_opts o = {"cpu", out, 1, resume};
+    rc = clpdd_run(&x, &o, e);
+    clpdd_experiment_free(&x);
+    clpdd_plugin_dirs_free(&dirs);
+    return rc;
+}
+
+Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    char dir[] = "/tmp/clpdd-test-run3-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ini[700], a[700], b[700], pa[800], pb[800], ck[800];
+    snprintf(ini, sizeof ini, "%s/r.ini", dir);
+    FILE *f = fopen(ini, "w");
+    fprintf(f,
+            "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\ncache_dir = %s/cache\n"
+            "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
+            "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\n[eval]\nseeds = 1\nepochs = 10\n",
+            dir);
+    fclose(f);
+    snprintf(a, sizeof a, "%s/whole", dir);
+    snprintf(b, sizeof b, "%s/crashed", dir);
+    clpdd_err e = {{0}};
+    cr_assert_eq(run_dir(ini, a, 0, &e, NULL, 0), 0, "%s", e.msg);
+    setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
+    cr_assert_neq(run_dir(ini, b, 0, &e, NULL, 0), 0);
+    unsetenv("CLPDD_TEST_CRASH_AFTER");
+    cr_expect(strstr(e.msg, "simulated crash after step 7"), "%s", e.msg);
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", b);
+    cr_assert(access(ck, R_OK) == 0, "the step-5 checkpoint must exist after the crash");
+    const char *other[] = {"distill.lr=0.02"};
+    cr_expect_neq(run_dir(ini, b, 1, &e, other, 1), 0, "a checkpoint of another configuration is refused");
+    cr_expect(strstr(e.msg, "another configuration"), "%s", e.msg);
+    cr_assert_eq(run_dir(ini, b, 1, &e, NULL, 0), 0, "%s", e.msg);
+    cr_expect(access(ck, F_OK) != 0, "a finished run removes its checkpoint");
+    snprintf(pa, sizeof pa, "%s/distilled.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/distilled.safetensors", b);
+    size_t la, lb;
+    uint8_t *da = read_all(pa, &la), *db = read_all(pb, &lb);
+    cr_expect(la == lb && memcmp(da, db, la) == 0, "the resumed run must end with the uninterrupted run's images");
+    free(da), free(db);
     char cmd[800];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
