@@ -23,6 +23,13 @@ double clpdd_top1(const float *logits, const int32_t *y, int n, int C) {
 
 double clpdd_probe_accuracy(const float *Xtr, const int32_t *ytr, int m, const float *Xte, const int32_t *yte, int nte,
                             int d, int C, const clpdd_probe_cfg *cfg, uint64_t seed) {
+    return clpdd_probe_accuracy_epochs(NULL, NULL, Xtr, ytr, m, Xte, yte, nte, d, C, cfg, seed);
+}
+
+double clpdd_probe_accuracy_epochs(clpdd_epoch_features_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
+                                   const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_probe_cfg *cfg,
+                                   uint64_t seed) {
+    float *Xep = fn ? clpdd_xmalloc((size_t)m * d * sizeof(float)) : NULL;
     clpdd_rng r = {seed * 0x9E3779B97F4A7C15ULL + 0x1234567};
     int P = (d + 1) * C; /* W (d, C) then b (C) */
     float *p = clpdd_xcalloc((size_t)P, sizeof *p), *g = clpdd_xcalloc((size_t)P, sizeof *g);
@@ -37,6 +44,13 @@ double clpdd_probe_accuracy(const float *Xtr, const int32_t *ytr, int m, const f
     float *z = clpdd_xmalloc((size_t)B * C * sizeof *z);
     long t = 0;
     for (int ep = 0; ep < cfg->epochs; ep++) {
+        if (fn) {
+            if (fn(ctx, ep, Xep)) {
+                free(Xep), free(z), free(order), free(p), free(g), free(am), free(av);
+                return NAN;
+            }
+            Xtr = Xep;
+        }
         clpdd_rng_shuffle(&r, order, m);
         for (int s = 0; s < m; s += B, t++) {
             int bs = m - s < B ? m - s : B;
@@ -75,6 +89,7 @@ double clpdd_probe_accuracy(const float *Xtr, const int32_t *ytr, int m, const f
         correct += (int)lround(clpdd_top1(logits, yte + i, k, C) * k);
     }
     free(logits);
+    free(Xep);
     free(z);
     free(order);
     free(p);

@@ -18,6 +18,14 @@ typedef struct clpdd_probe_cfg {
 double clpdd_probe_accuracy(const float *Xtr, const int32_t *ytr, int m, const float *Xte, const int32_t *yte, int nte,
                             int d, int C, const clpdd_probe_cfg *cfg, uint64_t seed);
 
+/* protocol `lgm`: the probe's training features are recomputed every epoch (from freshly
+   augmented images); fn writes the m features of `epoch` into X (m, d) and returns 0, or
+   non-zero to abort (the accuracy is then NaN). With fn NULL, Xtr is used every epoch. */
+typedef int (*clpdd_epoch_features_fn)(void *ctx, int epoch, float *X);
+double clpdd_probe_accuracy_epochs(clpdd_epoch_features_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
+                                   const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_probe_cfg *cfg,
+                                   uint64_t seed);
+
 /* top-1 of given logits (n, C) */
 double clpdd_top1(const float *logits, const int32_t *y, int n, int C);
 

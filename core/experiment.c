@@ -50,7 +50,7 @@ static const clpdd_key distill_keys[] = {
 };
 
 static const clpdd_key eval_keys[] = {
-    {"protocol", CLPDD_KEY_ENUM, "fast", "fast: the LGM probe without augmentation on cached features", UNBOUNDED, "fast"},
+    {"protocol", CLPDD_KEY_ENUM, "fast", "fast: LGM's probe on features computed once; lgm: the same probe on features of images flipped and random-resized-cropped afresh every epoch (a backbone pass per epoch)", UNBOUNDED, "fast|lgm"},
     {"seeds", CLPDD_KEY_INT, "5", "probe trainings (seeds) per evaluated set", 1, 1000, NULL},
     {"epochs", CLPDD_KEY_INT, "1000", "probe epochs", 1, 1e7, NULL},
     {"batch", CLPDD_KEY_INT, "100", "probe batch: min(batch, m)", 1, 1e6, NULL},

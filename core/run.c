@@ -416,13 +416,67 @@ static int distill(run *r, clpdd_err *e) {
 
 /* ---- evaluate ---- */
 
-static void score_probe(clpdd_score *s, const float *X, const int32_t *y, int m, int epochs, const run *r, uint64_t seed) {
+/* protocol lgm: every epoch the probe sees the features of freshly flipped and
+   random-resized-cropped images (LGM's evaluation augmentation, no noise), recomputed through
+   the backbone */
+typedef struct epoch_ctx {
+    run *r;
+    int m;
+    clpdd_augment *aug;
+    float *dev_in, *dev_out; /* (m, px) */
+    float *host;             /* (m, px) */
+    uint64_t seed;
+    clpdd_err *e;
+} epoch_ctx;
+
+static int epoch_features(void *p, int epoch, float *X) {
+    epoch_ctx *c = p;
+    run *r = c->r;
+    clpdd_augment_sample(c->aug, c->m, c->seed, (uint64_t)epoch * (uint64_t)c->m);
+    clpdd_augment_forward(c->aug, c->dev_out, c->dev_in, c->m);
+    r->ops->to_host(c->host, c->dev_out, (size_t)c->m * r->px * sizeof(float));
+    return clpdd_features_of_images(X, &r->bb, c->host, c->m, r->c, r->H, r->W, 256, c->e);
+}
+
+/* one probe training: on fixed features (protocol fast, or no images), or on features of images
+   augmented afresh every epoch (protocol lgm) */
+static double probe_once(run *r, const float *images, const float *feats, const int32_t *labels, int m, int epochs,
+                         uint64_t seed, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     clpdd_probe_cfg cfg = {epochs, x->eval_batch, x->eval_lr};
-    s->n = x->eval_seeds < 64 ? x->eval_seeds : 64;
+    if (!images || strcmp(x->protocol, "lgm") != 0)
+        return clpdd_probe_accuracy(feats, labels, m, r->ftest.x, r->ftest.y, r->ftest.n, r->d, r->C, &cfg, seed);
+    clpdd_augment_cfg ac;
+    clpdd_augment_cfg_default(&ac);
+    ac.noise_p = 0.0f; /* flip + random-resized-crop only */
+    epoch_ctx c = {r, m, NULL, NULL, NULL, NULL, seed ^ 0x6576616cULL, e};
+    double acc = NAN;
+    size_t bytes = (size_t)m * r->px * sizeof(float);
+    if (clpdd_augment_create(&c.aug, r->h, &ac, r->c, r->H, r->W, m, e) == 0) {
+        c.dev_in = r->h->alloc(r->h, bytes), c.dev_out = r->h->alloc(r->h, bytes);
+        c.host = clpdd_xmalloc(bytes);
+        if (c.dev_in && c.dev_out) {
+            r->ops->to_device(c.dev_in, images, bytes);
+            acc = clpdd_probe_accuracy_epochs(epoch_features, &c, NULL, labels, m, r->ftest.x, r->ftest.y, r->ftest.n, r->d,
+                                              r->C, &cfg, seed);
+        } else {
+            clpdd_err_set(e, "eval: %s", clpdd_host_error(r->h));
+        }
+        r->h->free(r->h, c.dev_in);
+        r->h->free(r->h, c.dev_out);
+        free(c.host);
+        clpdd_augment_destroy(c.aug);
+    }
+    return acc;
+}
+
+static int score_probe(clpdd_score *s, run *r, const float *images, const float *X, const int32_t *y, int m, int epochs,
+                       uint64_t seed, clpdd_err *e) {
+    s->n = r->x->eval_seeds < 64 ? r->x->eval_seeds : 64;
     for (int k = 0; k < s->n; k++)
-        s->per_seed[k] = clpdd_probe_accuracy(X, y, m, r->ftest.x, r->ftest.y, r->ftest.n, r->d, r->C, &cfg, seed + (uint64_t)k);
+        if (isnan(s->per_seed[k] = probe_once(r, images, X, y, m, epochs, seed + (uint64_t)k, e))) return -1;
     clpdd_score_finish(s);
+    return 0;
 }
 
 static int evaluate(run *r, clpdd_err *e) {
@@ -431,20 +485,25 @@ static int evaluate(run *r, clpdd_err *e) {
     int m = r->m, d = r->d, C = r->C, N = r->N, ipc = r->ipc;
     uint64_t seed = x->seed * 1000 + 1;
     clpdd_summary *s = &r->sum;
-    if (!r->quiet) fprintf(stderr, "eval: probe on the distilled set (%d seeds x %d epochs)\n", x->eval_seeds, x->eval_epochs);
+    if (!r->quiet)
+        fprintf(stderr, "eval: probe on the distilled set (%s protocol, %d seeds x %d epochs)\n", x->protocol, x->eval_seeds,
+                x->eval_epochs);
     float *phis = clpdd_xmalloc((size_t)m * d * sizeof(float));
     if (clpdd_features_of_images(phis, &r->bb, r->Xs_host, m, r->c, r->H, r->W, 256, e)) {
         free(phis);
         return -1;
     }
-    score_probe(&s->acc, phis, r->ys_host, m, x->eval_epochs, r, seed);
+    if (score_probe(&s->acc, r, r->Xs_host, phis, r->ys_host, m, x->eval_epochs, seed, e)) {
+        free(phis);
+        return -1;
+    }
 
     if ((s->has_random = x->baseline_random)) {
         /* ipc random real images per class, a fresh draw per seed, through the same probe */
         float *feats = clpdd_xmalloc((size_t)m * d * sizeof(float));
+        float *images = clpdd_xmalloc((size_t)m * r->px * sizeof(float));
         int32_t *labels = clpdd_xmalloc((size_t)m * sizeof(int32_t));
         int *pick = clpdd_xmalloc((size_t)m * sizeof(int));
-        clpdd_probe_cfg cfg = {x->eval_epochs, x->eval_batch, x->eval_lr};
         s->random_real.n = s->acc.n;
         int rc = 0;
         for (int k = 0; k < s->random_real.n && rc == 0; k++) {
@@ -454,10 +513,11 @@ static int evaluate(run *r, clpdd_err *e) {
                 memcpy(feats + (size_t)i * d, r->ftrain.x + (size_t)pick[i] * d, (size_t)d * sizeof(float));
                 labels[i] = r->ftrain.y[pick[i]];
             }
-            s->random_real.per_seed[k] = clpdd_probe_accuracy(feats, labels, m, r->ftest.x, r->ftest.y, r->ftest.n, d, C, &cfg,
-                                                              seed + (uint64_t)k);
+            clpdd_dataset_gather_float(&r->train, pick, m, images);
+            s->random_real.per_seed[k] = probe_once(r, images, feats, labels, m, x->eval_epochs, seed + (uint64_t)k, e);
+            if (isnan(s->random_real.per_seed[k])) rc = -1;
         }
-        free(feats), free(labels), free(pick);
+        free(feats), free(images), free(labels), free(pick);
         if (rc) {
             free(phis);
             return -1;
@@ -468,7 +528,12 @@ static int evaluate(run *r, clpdd_err *e) {
         if (!r->quiet)
             fprintf(stderr, "eval: full-data probe on %d training features (%d seeds x %d epochs)\n", N, x->eval_seeds,
                     x->full_epochs);
-        score_probe(&s->full_data, r->ftrain.x, r->ftrain.y, N, x->full_epochs, r, seed);
+        /* on the cached features whatever the protocol: augmenting every training image each
+           epoch would cost N backbone passes per epoch */
+        if (score_probe(&s->full_data, r, NULL, r->ftrain.x, r->ftrain.y, N, x->full_epochs, seed, e)) {
+            free(phis);
+            return -1;
+        }
     }
     s->solver_acc = NAN;
     if (x->ridge_diagnostic && r->svt->forward) {

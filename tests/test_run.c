@@ -146,7 +146,7 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
             "[experiment]\nseed = 2\n[data]\ntrain_limit = 500\ntest_limit = 300\ncache_dir = %s\n"
             "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
             "[distill]\nipc = 2\nsteps = 6\nreal_batch = 64\nparam = pyramid\ninit = noise\npyramid_every = 2\n"
-            "augment = dsa\naugs_per_batch = 2\nchunk = 7\nlr = 0.05\n[eval]\nseeds = 1\nepochs = 20\n",
+            "augment = dsa\naugs_per_batch = 2\nchunk = 7\nlr = 0.05\n[eval]\nseeds = 1\nepochs = 20\nprotocol = lgm\n",
             cache);
     fclose(f);
     char out[700];
@@ -167,6 +167,9 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
     cr_assert_eq(clpdd_read_file(p, &data, &len, &e), 0, "%s", e.msg);
     double last = json_number_after((char *)data, "\"loss\"", "\"last\": ");
     cr_expect(isfinite(last) && last > 0, "last loss %g", last);
+    double acc = json_number_after((char *)data, "\"accuracy\"", "\"mean\": ");
+    cr_expect(acc > 0 && acc <= 1, "accuracy under the lgm protocol %g", acc);
+    cr_expect(strstr((char *)data, "\"protocol\": \"lgm\""), "the protocol is reported");
     free(data);
     char cmd[800];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

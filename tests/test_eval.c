@@ -1,0 +1,62 @@
+/* The probe of the evaluation: learns a separable toy problem, is seeded, and the per-epoch
+ * feature path (protocol lgm) with unchanging features is exactly the fixed-feature probe. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "support.h"
+
+enum { M = 40, NT = 400, D = 6, C = 4 };
+
+/* class c: a Gaussian blob around 3·e_c */
+static void blobs(float *X, int32_t *y, int n, uint64_t seed) {
+    test_fill_normal(X, (size_t)n * D, 0.5f, seed);
+    for (int i = 0; i < n; i++) {
+        y[i] = i % C;
+        X[i * D + y[i]] += 3.0f;
+    }
+}
+
+typedef struct fixed {
+    const float *X;
+    int calls;
+} fixed;
+
+static int fixed_features(void *p, int epoch, float *X) {
+    fixed *f = p;
+    cr_assert_eq(epoch, f->calls, "epochs are visited in order");
+    f->calls++;
+    memcpy(X, f->X, sizeof(float) * M * D);
+    return 0;
+}
+
+static int failing_features(void *p, int epoch, float *X) { return epoch == 2; }
+
+Test(eval, probe_learns_and_the_epoch_path_matches) {
+    float Xtr[M * D], Xte[NT * D];
+    int32_t ytr[M], yte[NT];
+    blobs(Xtr, ytr, M, 1);
+    blobs(Xte, yte, NT, 2);
+    clpdd_probe_cfg cfg = {200, 10, 0.1f};
+    double a = clpdd_probe_accuracy(Xtr, ytr, M, Xte, yte, NT, D, C, &cfg, 7);
+    cr_expect_gt(a, 0.95, "separable blobs: %g", a);
+    cr_expect_eq(a, clpdd_probe_accuracy(Xtr, ytr, M, Xte, yte, NT, D, C, &cfg, 7), "seeded");
+    fixed f = {Xtr, 0};
+    double b = clpdd_probe_accuracy_epochs(fixed_features, &f, NULL, ytr, M, Xte, yte, NT, D, C, &cfg, 7);
+    cr_expect_eq(a, b, "fixed features through the per-epoch path: %g vs %g", a, b);
+    cr_expect_eq(f.calls, cfg.epochs);
+    cr_expect(isnan(clpdd_probe_accuracy_epochs(failing_features, NULL, NULL, ytr, M, Xte, yte, NT, D, C, &cfg, 7)),
+              "a failing feature callback aborts with NaN");
+}
+
+Test(eval, scores) {
+    clpdd_score s = {.n = 3, .per_seed = {0.5, 0.7, 0.6}};
+    clpdd_score_finish(&s);
+    cr_expect_float_eq(s.mean, 0.6, 1e-12);
+    cr_expect_float_eq(s.std, sqrt(0.02 / 3), 1e-12);
+    float logits[6] = {0, 1, 2, 5, 1, 0};
+    int32_t y[2] = {2, 1};
+    cr_expect_float_eq(clpdd_top1(logits, y, 2, 3), 0.5, 1e-12);
+}
