@@ -35,15 +35,22 @@ void clpdd_rng_shuffle(clpdd_rng *r, int *a, int n) {
 }
 
 int clpdd_sample_per_class(const int32_t *labels, int n, int C, int per_class, clpdd_rng *r, int *out, clpdd_err *e) {
+    /* check every class first, so that an error leaves out untouched */
+    int *count = clpdd_xcalloc((size_t)C, sizeof *count);
+    for (int i = 0; i < n; i++)
+        if (labels[i] >= 0 && labels[i] < C) count[labels[i]]++;
+    for (int c = 0; c < C; c++)
+        if (count[c] < per_class) {
+            int k = count[c];
+            free(count);
+            return clpdd_err_set(e, "class %d has %d images, fewer than the %d asked for", c, k, per_class);
+        }
+    free(count);
     int *idx = clpdd_xmalloc((size_t)n * sizeof *idx);
     for (int c = 0; c < C; c++) {
         int k = 0;
         for (int i = 0; i < n; i++)
             if (labels[i] == c) idx[k++] = i;
-        if (k < per_class) {
-            free(idx);
-            return clpdd_err_set(e, "class %d has %d images, fewer than the %d asked for", c, k, per_class);
-        }
         /* partial Fisher-Yates: the first per_class of a random permutation */
         for (int j = 0; j < per_class; j++) {
             int t = j + clpdd_rng_below(r, k - j);

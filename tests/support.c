@@ -127,7 +127,8 @@ const struct clpdd_plugin *test_plugin(const char *name) {
         fprintf(stderr, "test_plugin: %s\n", e.msg);
         return NULL;
     }
-    return p.desc; /* the handle stays open for the test's lifetime */
+    free(p.path); /* the handle stays open for the test's lifetime; only the descriptor is needed */
+    return p.desc;
 }
 
 test_solver_data test_solver_data_make(int m, int d, int C, int n, uint64_t seed) {

@@ -43,13 +43,15 @@ Test(data, missing_dataset_names_the_files_and_the_package) {
 
 Test(data, sample_per_class) {
     int32_t labels[12] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 1};
-    int out[6];
+    int out[12];
     clpdd_rng r = {5};
     clpdd_err e;
     cr_assert_eq(clpdd_sample_per_class(labels, 12, 3, 2, &r, out, &e), 0);
     for (int i = 0; i < 6; i++) cr_expect_eq(labels[out[i]], i / 2);
     cr_expect_neq(out[0], out[1]);
+    for (int i = 0; i < 12; i++) out[i] = -7;
     cr_expect_neq(clpdd_sample_per_class(labels, 12, 3, 4, &r, out, &e), 0);
+    for (int i = 0; i < 12; i++) cr_expect_eq(out[i], -7, "an error leaves the output untouched");
     cr_expect(strstr(e.msg, "class 2 has 3 images"), "%s", e.msg);
 }
 
