@@ -2,6 +2,7 @@
 
 #include <criterion/criterion.h>
 
+#include "clpdd/plugin.h"
 #include "loader.h"
 
 #include <math.h>
@@ -192,4 +193,27 @@ void test_chol_solve(const double *L, int n, double *B, int nrhs) {
 
 void test_to_float(float *o, const double *i, size_t n) {
     for (size_t k = 0; k < n; k++) o[k] = (float)i[k];
+}
+
+const struct clpdd_ops *test_cuda_or_skip(void) {
+    const char *why = NULL;
+    const clpdd_ops *ops = clpdd_ops_cuda(&why);
+    if (!ops) cr_skip_test("no GPU: %s", why ? why : "?");
+    return ops;
+}
+
+float *test_dev_alloc(const struct clpdd_host *h, size_t count) {
+    float *p = h->alloc(h, count * sizeof(float));
+    cr_assert_not_null(p, "host->alloc(%zu floats) failed", count);
+    return p;
+}
+
+float *test_dev_upload(const struct clpdd_host *h, const float *src, size_t count) {
+    float *p = test_dev_alloc(h, count);
+    h->ops->to_device(p, src, count * sizeof(float));
+    return p;
+}
+
+void test_dev_download(const struct clpdd_host *h, float *dst, const float *src, size_t count) {
+    h->ops->to_host(dst, src, count * sizeof(float));
 }

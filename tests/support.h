@@ -52,6 +52,16 @@ typedef struct test_solver_result {
 } test_solver_result;
 void test_solver_result_free(test_solver_result *r);
 
+/* the CUDA op table, or skip the calling test with the reason there is none */
+struct clpdd_ops;
+const struct clpdd_ops *test_cuda_or_skip(void);
+
+/* op-memory buffers of a host (device memory on CUDA), asserting on failure */
+struct clpdd_host;
+float *test_dev_alloc(const struct clpdd_host *h, size_t count);
+float *test_dev_upload(const struct clpdd_host *h, const float *src, size_t count);
+void test_dev_download(const struct clpdd_host *h, float *dst, const float *src, size_t count);
+
 /* a plugin from the build tree (CLPDD_PLUGIN_BUILD_DIR/<name>.so), loaded once and kept */
 struct clpdd_plugin;
 const struct clpdd_plugin *test_plugin(const char *name);

@@ -14,6 +14,8 @@
 #include "host.h"
 #include "support.h"
 
+#define cuda_or_skip test_cuda_or_skip /* shared helpers (support.h) */
+
 #define to_f test_to_float /* shared helpers (support.h) */
 
 #define LGM_SALT 0x6c676d5f68656164ULL /* as in plugins/solvers/lgm/lgm.c */
@@ -328,13 +330,6 @@ Test(lgm, bad_key_values_are_rejected) {
 }
 
 /* ---- the same plugin on the CUDA ops (skips without a GPU) ---- */
-static const clpdd_ops *cuda_or_skip(void) {
-    const char *why = NULL;
-    const clpdd_ops *ops = clpdd_ops_cuda(&why);
-    if (!ops) cr_skip_test("no GPU: %s", why ? why : "?");
-    return ops;
-}
-
 static void *up(const clpdd_host *h, const void *x, size_t bytes) {
     void *d = h->alloc(h, bytes);
     cr_assert_not_null(d);

@@ -16,6 +16,9 @@
 #include "host.h"
 #include "support.h"
 
+#define cuda_or_skip test_cuda_or_skip
+#define up test_dev_upload /* shared helpers (support.h) */
+
 #define chol test_chol
 #define chol_solve test_chol_solve
 #define to_f test_to_float /* shared helpers (support.h) */
@@ -385,20 +388,6 @@ Test(ntk, batch_larger_than_n_max_is_an_error) {
 }
 
 /* ---- the same plugin on the CUDA ops (skips without a GPU) ---- */
-static const clpdd_ops *cuda_or_skip(void) {
-    const char *why = NULL;
-    const clpdd_ops *ops = clpdd_ops_cuda(&why);
-    if (!ops) cr_skip_test("no GPU: %s", why ? why : "?");
-    return ops;
-}
-
-static float *up(const clpdd_host *h, const float *x, size_t n) {
-    float *d = h->alloc(h, n * sizeof(float));
-    cr_assert_not_null(d);
-    h->ops->to_device(d, x, n * sizeof(float));
-    return d;
-}
-
 /* Z, dphi, dY of the plugin on `ops` from host inputs */
 static void ntk_on(const clpdd_ops *ops, const char *keys, const clpdd_solver_dims *dm, const float *phi, const float *Y,
                    const float *phib, const float *R, float *Z, float *dphi, float *dY) {

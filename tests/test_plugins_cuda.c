@@ -10,21 +10,10 @@
 #include "host.h"
 #include "support.h"
 
-static const clpdd_ops *cuda_or_skip(void) {
-    const char *why = NULL;
-    const clpdd_ops *ops = clpdd_ops_cuda(&why);
-    if (!ops) cr_skip_test("no GPU: %s", why ? why : "?");
-    return ops;
-}
+#define cuda_or_skip test_cuda_or_skip
+#define up test_dev_upload /* shared helpers (support.h) */
 
 /* device buffer with host contents */
-static float *up(const clpdd_host *h, const float *x, size_t n) {
-    float *d = h->alloc(h, n * sizeof(float));
-    cr_assert_not_null(d);
-    h->ops->to_device(d, x, n * sizeof(float));
-    return d;
-}
-
 static void down(const clpdd_host *h, float *x, const float *d, size_t n) { h->ops->to_host(x, d, n * sizeof(float)); }
 
 /* vit: features and input gradients of m images, on one device */

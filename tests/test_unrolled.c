@@ -14,6 +14,9 @@
 #include "host.h"
 #include "support.h"
 
+#define cuda_or_skip test_cuda_or_skip
+#define up test_dev_upload /* shared helpers (support.h) */
+
 #define to_f test_to_float /* shared helpers (support.h) */
 
 #define UNROLLED_SALT 0x756e726f6c6c6564ULL /* as in plugins/solvers/unrolled/unrolled.c */
@@ -306,20 +309,6 @@ Test(unrolled, bad_key_values_are_rejected) {
 }
 
 /* ---- the same plugin on the CUDA ops (skips without a GPU) ---- */
-static const clpdd_ops *cuda_or_skip(void) {
-    const char *why = NULL;
-    const clpdd_ops *ops = clpdd_ops_cuda(&why);
-    if (!ops) cr_skip_test("no GPU: %s", why ? why : "?");
-    return ops;
-}
-
-static float *up(const clpdd_host *h, const float *x, size_t n) {
-    float *d = h->alloc(h, n * sizeof(float));
-    cr_assert_not_null(d);
-    h->ops->to_device(d, x, n * sizeof(float));
-    return d;
-}
-
 static void unrolled_on(const clpdd_ops *ops, const cfg *c, const float *phi, const float *Y, const float *phib,
                         const float *R, float *Z, float *dphi, float *dY) {
     const clpdd_plugin *p = test_plugin("unrolled");

@@ -21,6 +21,10 @@
 #include "io/safetensors.h"
 #include "support.h"
 
+#define dev_alloc test_dev_alloc
+#define dev_upload test_dev_upload
+#define dev_download test_dev_download /* shared helpers (support.h) */
+
 /* ---- the plugin ---- */
 
 static void *g_dl;
@@ -57,19 +61,6 @@ static int bb_create(clpdd_host *h, const char *text, void **bb) {
     return rc;
 }
 
-static float *dev_alloc(clpdd_host *h, size_t count) {
-    float *p = h->alloc(h, count * sizeof(float));
-    cr_assert(p);
-    return p;
-}
-static float *dev_upload(clpdd_host *h, const float *src, size_t count) {
-    float *p = dev_alloc(h, count);
-    h->ops->to_device(p, src, count * sizeof(float));
-    return p;
-}
-static void dev_download(clpdd_host *h, float *dst, const float *src, size_t count) {
-    h->ops->to_host(dst, src, count * sizeof(float));
-}
 
 /* ---- a tiny lucid ViT with random weights, and its float64 transcription ---- */
 

@@ -26,6 +26,8 @@
 #include "io/safetensors.h"
 #include "support.h"
 
+#define dev_upload test_dev_upload /* shared helpers (support.h) */
+
 static const clpdd_plugin *g_desc;
 static const clpdd_backbone_vt *g_vt;
 
@@ -111,12 +113,6 @@ static int bb_create(clpdd_host *h, const fixture *fx, const char *extra, void *
     return rc;
 }
 
-static float *dev_upload(clpdd_host *h, const float *src, size_t count) {
-    float *p = h->alloc(h, count * sizeof(float));
-    cr_assert(p);
-    h->ops->to_device(p, src, count * sizeof(float));
-    return p;
-}
 
 /* features and input gradients of the fixture's images vs timm's float64; extra keys (NULL:
    none) change the configuration. Returns the features' error; *eg_out the gradients'. */

@@ -19,12 +19,7 @@
 #include "io/safetensors.h"
 #include "support.h"
 
-static const clpdd_ops *cuda_or_skip(void) {
-    const char *why = NULL;
-    const clpdd_ops *ops = clpdd_ops_cuda(&why);
-    if (!ops) cr_skip_test("no GPU: %s", why ? why : "?");
-    return ops;
-}
+#define cuda_or_skip test_cuda_or_skip /* shared helpers (support.h) */
 
 typedef struct fixture {
     char path[4096], cfg[1024];
