@@ -135,7 +135,8 @@ int main(int argc, char **argv) {
     }
     if (reps < 1 || reps > 64) reps = 5;
     clpdd_err e = {{0}};
-    const clpdd_ops *ops = clpdd_select_device(device, &e);
+    if (clpdd_device_parse(device) < 0) return fprintf(stderr, "clpdd-bench-vitb: --device %s: expected cpu or cuda\n", device), 2;
+    const clpdd_ops *ops = clpdd_select_device((clpdd_device_kind)clpdd_device_parse(device), &e);
     if (!ops) return fprintf(stderr, "clpdd-bench-vitb: %s\n", e.msg), 1;
     if (batch <= 0) batch = ops->is_device ? 64 : 2;
     char wpath[256];

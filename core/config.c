@@ -1,13 +1,14 @@
-/* INI sections: raw entries with provenance, validation against declared keys, typed access. */
+/* INI files and sections: the reader, raw entries with provenance, validation against declared
+ * keys, typed access. */
 #define _GNU_SOURCE
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct entry {
     char *key, *value, *file;
@@ -25,9 +26,6 @@ struct clpdd_section {
     char *name, *file;
     entry *entries;
     int n, cap;
-    const clpdd_key *keys;
-    int n_keys;
-    int validated;
 };
 
 clpdd_section *clpdd_section_create(const char *name, const char *file) {
@@ -78,7 +76,6 @@ void clpdd_section_put(clpdd_section *s, const char *key, const char *value, con
     e->value = clpdd_xstrdup(value);
     e->file = clpdd_xstrdup(file ? file : "<none>");
     e->line = line;
-    s->validated = 0;
 }
 
 const char *clpdd_section_raw(const clpdd_section *s, const char *key, int *line, const char **file) {
@@ -189,13 +186,14 @@ static int parse_value(entry *e, const clpdd_key *k) {
 
 /* "file:line" for a value from a file, "--set" for a command-line override */
 static const char *where(const entry *e, char *buf, size_t n) {
-    if (e->line < 0) snprintf(buf, n, "--set %s", e->key);
+    char k[256];
+    if (e->line < 0) snprintf(buf, n, "--set %s", clpdd_escape(e->key, k, sizeof k));
     else snprintf(buf, n, "%s:%d", e->file, e->line);
     return buf;
 }
 
 int clpdd_section_validate(clpdd_section *s, const clpdd_key *keys, int n_keys, clpdd_err *err) {
-    char form[256], loc[1024];
+    char form[256], loc[1024], ek[256], es[256], ev[512];
     for (int i = 0; i < s->n; i++) {
         entry *e = &s->entries[i];
         const clpdd_key *k = NULL;
@@ -208,18 +206,20 @@ int clpdd_section_validate(clpdd_section *s, const clpdd_key *keys, int n_keys, 
                 strncat(known, keys[j].name, sizeof known - strlen(known) - 1);
             }
             return clpdd_err_set(err, "%s: unknown key '%s' in section [%s] (known keys: %s)",
-                                 where(e, loc, sizeof loc), e->key, s->name, n_keys ? known : "none");
+                                 where(e, loc, sizeof loc), clpdd_escape(e->key, ek, sizeof ek),
+                                 clpdd_escape(s->name, es, sizeof es), n_keys ? known : "none");
         }
         e->decl = k;
         if (parse_value(e, k))
-            return clpdd_err_set(err, "%s: [%s] %s = '%s': expected %s", where(e, loc, sizeof loc), s->name, e->key,
-                                 e->value, type_form(k, form, sizeof form));
+            return clpdd_err_set(err, "%s: [%s] %s = '%s': expected %s", where(e, loc, sizeof loc),
+                                 clpdd_escape(s->name, es, sizeof es), clpdd_escape(e->key, ek, sizeof ek),
+                                 clpdd_escape(e->value, ev, sizeof ev), type_form(k, form, sizeof form));
     }
     /* defaults for what the file did not set; a NULL default means required */
     for (int j = 0; j < n_keys; j++) {
         if (find(s, keys[j].name)) continue;
         if (!keys[j].default_value)
-            return clpdd_err_set(err, "%s: section [%s] needs key '%s' (%s: %s)", s->file, s->name, keys[j].name,
+            return clpdd_err_set(err, "%s: section [%s] needs key '%s' (%s: %s)", s->file, clpdd_escape(s->name, es, sizeof es), keys[j].name,
                                  type_form(&keys[j], form, sizeof form), keys[j].help);
         clpdd_section_put(s, keys[j].name, keys[j].default_value, "<default>", 0);
         entry *e = find(s, keys[j].name);
@@ -228,9 +228,6 @@ int clpdd_section_validate(clpdd_section *s, const clpdd_key *keys, int n_keys, 
             return clpdd_err_set(err, "internal: default '%s' of key [%s] %s is not %s", keys[j].default_value,
                                  s->name, keys[j].name, type_form(&keys[j], form, sizeof form));
     }
-    s->keys = keys;
-    s->n_keys = n_keys;
-    s->validated = 1;
     return 0;
 }
 
@@ -278,7 +275,9 @@ clpdd_section *clpdd_section_from_string(const char *name, const char *text, con
         char *eq = strchr(tok, '=');
         if (!eq) {
             if (*trim(tok)) {
-                clpdd_err_set(err, "<string>:%d: expected key = value, got '%s'", line, trim(tok));
+                char shown[256];
+                clpdd_err_set(err, "<string>:%d: expected key = value, got '%s'", line,
+                              clpdd_escape(trim(tok), shown, sizeof shown));
                 free(copy);
                 clpdd_section_destroy(s);
                 return NULL;
@@ -308,79 +307,206 @@ clpdd_section *clpdd_ini_section_add(clpdd_ini *ini, const char *name) {
     return s;
 }
 
-/* Debian's inih is built without INI_HANDLER_LINENO, so line numbers come from our own
-   reader: inih reads one line per call and calls the handler before reading the next. */
-typedef struct {
-    clpdd_ini *ini;
-    clpdd_err *err;
-    FILE *f;
-    int line;         /* the line last handed to inih */
-    int continuation; /* it began with whitespace (inih then treats it as a continuation) */
-    int failed;
-} ini_ctx;
+/* ---- the INI reader ----
+ *
+ * Our own, not inih: inih reads through a fixed line buffer (200 bytes in Debian's build), so a
+ * long value was cut into a bogus syntax error at the wrong line and the tail of a long comment
+ * became a live key; it has no notion of a per-file limit, binary input or line numbers (Debian
+ * builds it without INI_HANDLER_LINENO). The format is the simple INI inih reads:
+ *   [section]                        a section header (whitespace or a comment may follow)
+ *   key = value   or   key : value   split at the first '=' or ':'; both sides trimmed
+ *   ; comment   or   # comment       whole-line comments; " ;" starts an inline comment
+ * plus: a UTF-8 byte-order mark is skipped, CRLF line ends are accepted, an indented key line
+ * is an error (inih would read it as a continuation of the previous value).
+ * Limits: CLPDD_INI_MAX_LINE bytes per line, CLPDD_INI_MAX_FILE bytes per file; beyond them,
+ * a NUL byte, a control byte or invalid UTF-8 the reader stops with an error naming file:line,
+ * so /dev/zero or a binary file ends at its first line. */
 
-static char *read_line(char *str, int num, void *stream) {
-    ini_ctx *c = stream;
-    char *r = fgets(str, num, c->f);
-    if (r) {
-        c->line++;
-        c->continuation = (str[0] == ' ' || str[0] == '\t');
+/* the length of a valid UTF-8 sequence at p (at most n bytes), 0 when invalid */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    size_t k;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) k = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) k = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) k = 4, min = 0x10000;
+    else return 0;
+    if (n < k) return 0;
+    unsigned cp = c & (0x7f >> k);
+    for (size_t i = 1; i < k; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
     }
-    return r;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return k;
 }
 
-static int on_entry(void *user, const char *section, const char *name, const char *value) {
-    ini_ctx *c = user;
-    int line = c->line;
-    if (c->failed) return 0;
-    if (c->continuation) {
-        clpdd_err_set(c->err, "%s:%d: indented line is read as a continuation of '%s'; remove the indentation",
-                      c->ini->path, line, name);
-        c->failed = 1;
-        return 0;
+/* 0 when the line is text; else the message names the first bad byte */
+static int check_text(const char *path, int line, const char *s, size_t n, clpdd_err *err) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        if (p[i] == 0)
+            return clpdd_err_set(err, "%s:%d: NUL byte at column %zu (a binary file, not an INI file?)", path, line, i + 1);
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+            return clpdd_err_set(err, "%s:%d: control character \\x%02x at column %zu (not a text INI file?)", path, line,
+                                 p[i], i + 1);
+        size_t k = utf8_len(p + i, n - i);
+        if (!k)
+            return clpdd_err_set(err, "%s:%d: invalid UTF-8 (byte \\x%02x at column %zu; not a text INI file?)", path,
+                                 line, p[i], i + 1);
+        i += k;
     }
-    if (!*section) {
-        clpdd_err_set(c->err, "%s:%d: key '%s' outside any [section]", c->ini->path, line, name);
-        c->failed = 1;
-        return 0;
-    }
-    clpdd_section *s = clpdd_ini_section_add(c->ini, section);
-    int prev_line;
-    const char *prev_file;
-    if (clpdd_section_raw(s, name, &prev_line, &prev_file)) {
-        clpdd_err_set(c->err, "%s:%d: [%s] %s is set twice (first at line %d)", c->ini->path, line, section, name,
-                      prev_line);
-        c->failed = 1;
-        return 0;
-    }
-    clpdd_section_put(s, name, value, c->ini->path, line);
-    return 1;
-}
-
-int clpdd_ini_load(const char *path, clpdd_ini *ini, clpdd_err *err) {
-    memset(ini, 0, sizeof *ini);
-    ini->path = clpdd_xstrdup(path);
-    FILE *f = fopen(path, "r");
-    if (!f) return clpdd_err_set(err, "%s: cannot open experiment file: %s", path, strerror(errno));
-    ini_ctx c = {ini, err, f, 0, 0, 0};
-    int rc = ini_parse_stream(read_line, &c, on_entry, &c);
-    fclose(f);
-    if (c.failed) return -1;
-    if (rc > 0)
-        return clpdd_err_set(err, "%s:%d: syntax error (expected '[section]', 'key = value' or a '#'/';' comment)",
-                             path, rc);
-    if (rc < 0) return clpdd_err_set(err, "%s: cannot read experiment file", path);
     return 0;
 }
 
+/* strip an inline " ;" comment, then trailing whitespace */
+static char *strip_inline_comment(char *s) {
+    for (char *p = s; *p; p++)
+        if (*p == ';' && p > s && isspace((unsigned char)p[-1])) {
+            *p = 0;
+            break;
+        }
+    return trim(s);
+}
+
+/* one logical line (NUL-terminated, without its newline); 0 or -1 with a message */
+static int ini_line(clpdd_ini *ini, char *line, int lineno, char *section, size_t section_n, clpdd_err *err) {
+    const char *path = ini->path;
+    char k1[256], k2[256];
+    char *s = line;
+    int indented = (*s == ' ' || *s == '\t');
+    s = trim(s);
+    if (!*s || *s == ';' || *s == '#') return 0;
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (!close) return clpdd_err_set(err, "%s:%d: syntax error: '[' without a closing ']'", path, lineno);
+        char *rest = trim(close + 1);
+        if (*rest && *rest != ';' && *rest != '#')
+            return clpdd_err_set(err, "%s:%d: syntax error: '%s' after the section header", path, lineno,
+                                 clpdd_escape(rest, k1, sizeof k1));
+        *close = 0;
+        char *name = trim(s + 1);
+        if (!*name) return clpdd_err_set(err, "%s:%d: syntax error: empty section name '[]'", path, lineno);
+        if (strlen(name) >= section_n)
+            return clpdd_err_set(err, "%s:%d: section name longer than %zu bytes", path, lineno, section_n - 1);
+        snprintf(section, section_n, "%s", name);
+        return 0;
+    }
+    char *eq = strpbrk(s, "=:");
+    if (!eq)
+        return clpdd_err_set(err, "%s:%d: syntax error (expected '[section]', 'key = value' or a '#'/';' comment), got '%s'",
+                             path, lineno, clpdd_escape(s, k1, sizeof k1));
+    *eq = 0;
+    char *key = trim(s), *value = strip_inline_comment(eq + 1);
+    if (!*key) return clpdd_err_set(err, "%s:%d: syntax error: no key before '='", path, lineno);
+    if (indented)
+        return clpdd_err_set(err, "%s:%d: indented line is read as a continuation of the previous value; remove the indentation before '%s'",
+                             path, lineno, clpdd_escape(key, k1, sizeof k1));
+    if (!*section)
+        return clpdd_err_set(err, "%s:%d: key '%s' outside any [section]", path, lineno, clpdd_escape(key, k1, sizeof k1));
+    clpdd_section *sec = clpdd_ini_section_add(ini, section);
+    int prev_line;
+    if (clpdd_section_raw(sec, key, &prev_line, NULL))
+        return clpdd_err_set(err, "%s:%d: [%s] %s is set twice (first at line %d)", path, lineno,
+                             clpdd_escape(section, k2, sizeof k2), clpdd_escape(key, k1, sizeof k1), prev_line);
+    clpdd_section_put(sec, key, value, path, lineno);
+    return 0;
+}
+
+static int ini_read(FILE *f, clpdd_ini *ini, clpdd_err *err);
+
+int clpdd_ini_load(const char *path, clpdd_ini *ini, clpdd_err *err) {
+    memset(ini, 0, sizeof *ini);
+    char shown[1024];
+    clpdd_escape(path, shown, sizeof shown);
+    ini->path = clpdd_xstrdup(shown); /* every message names the file as it can be shown */
+    FILE *f = fopen(path, "r");
+    if (!f) return clpdd_err_set(err, "%s: cannot open experiment file: %s", shown, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return clpdd_err_set(err, "%s: is a directory, not an experiment (.ini) file", shown);
+    }
+    int rc = ini_read(f, ini, err);
+    fclose(f);
+    return rc;
+}
+
+int clpdd_ini_load_memory(const char *buf, size_t len, const char *label, clpdd_ini *ini, clpdd_err *err) {
+    memset(ini, 0, sizeof *ini);
+    char shown[1024];
+    ini->path = clpdd_xstrdup(clpdd_escape(label, shown, sizeof shown));
+    if (len == 0) return 0;
+    FILE *f = fmemopen((void *)buf, len, "r");
+    if (!f) return clpdd_err_set(err, "%s: cannot read: %s", shown, strerror(errno));
+    int rc = ini_read(f, ini, err);
+    fclose(f);
+    return rc;
+}
+
+static int ini_read(FILE *f, clpdd_ini *ini, clpdd_err *err) {
+    const char *shown = ini->path;
+    size_t cap = 4096, len = 0, total = 0;
+    char *line = clpdd_xmalloc(cap);
+    char section[256] = "";
+    int lineno = 1, rc = 0, c;
+    for (;;) {
+        c = getc(f);
+        if (c != EOF && ++total > CLPDD_INI_MAX_FILE) {
+            rc = clpdd_err_set(err, "%s:%d: file longer than %d bytes (the limit for an experiment file)", shown, lineno,
+                               CLPDD_INI_MAX_FILE);
+            break;
+        }
+        if (c != EOF && c != '\n') {
+            if (len + 1 > CLPDD_INI_MAX_LINE) {
+                rc = clpdd_err_set(err, "%s:%d: line longer than %d bytes (the limit for one INI line)", shown, lineno,
+                                   CLPDD_INI_MAX_LINE);
+                break;
+            }
+            if (len + 2 > cap) {
+                line = realloc(line, cap *= 2);
+                CLPDD_ASSERT(line);
+            }
+            line[len++] = (char)c;
+            if (c == 0) { /* stop at the first NUL: don't read the rest of /dev/zero */
+                rc = check_text(shown, lineno, line, len, err);
+                break;
+            }
+            continue;
+        }
+        if (c == EOF && ferror(f)) {
+            rc = clpdd_err_set(err, "%s:%d: read error: %s", shown, lineno, strerror(errno));
+            break;
+        }
+        if (len && line[len - 1] == '\r') len--;
+        size_t skip = 0;
+        if (lineno == 1 && len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) skip = 3; /* UTF-8 BOM */
+        line[len] = 0;
+        if ((rc = check_text(shown, lineno, line + skip, len - skip, err))) break;
+        if ((rc = ini_line(ini, line + skip, lineno, section, sizeof section, err))) break;
+        if (c == EOF) break;
+        len = 0;
+        lineno++;
+    }
+    free(line);
+    return rc;
+}
+
 int clpdd_ini_set(clpdd_ini *ini, const char *assignment, clpdd_err *err) {
+    char shown[512];
+    clpdd_err why;
+    if (check_text("--set", 0, assignment, strlen(assignment), &why))
+        return clpdd_err_set(err, "--set '%s': %s", clpdd_escape(assignment, shown, sizeof shown),
+                             strstr(why.msg, ": ") + 2);
     const char *dot = strchr(assignment, '.');
     const char *eq = strchr(assignment, '=');
     if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
-        return clpdd_err_set(err, "--set '%s': expected section.key=value", assignment);
+        return clpdd_err_set(err, "--set '%s': expected section.key=value", clpdd_escape(assignment, shown, sizeof shown));
     char section[128], key[128];
     size_t ls = (size_t)(dot - assignment), lk = (size_t)(eq - dot - 1);
-    if (ls >= sizeof section || lk >= sizeof key) return clpdd_err_set(err, "--set '%s': name too long", assignment);
+    if (ls >= sizeof section || lk >= sizeof key)
+        return clpdd_err_set(err, "--set '%s': name too long", clpdd_escape(assignment, shown, sizeof shown));
     memcpy(section, assignment, ls);
     section[ls] = 0;
     memcpy(key, dot + 1, lk);

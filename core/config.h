@@ -1,4 +1,4 @@
-/* Configuration: INI sections (read with inih) validated against declared keys.
+/* Configuration: INI sections (our own reader, see config.c) validated against declared keys.
  *
  * A clpdd_section holds the raw key = value pairs of one INI section with the file and line
  * each came from; clpdd_section_validate checks them against a key table (unknown key, bad
@@ -32,14 +32,24 @@ int clpdd_section_is_set(const clpdd_section *s, const char *key);
 clpdd_section *clpdd_section_from_string(const char *name, const char *text, const clpdd_key *keys,
                                          int n_keys, clpdd_err *e);
 
+/* The reader's limits: a longer line or file is an error naming file:line. Generous (the longest
+   line in experiments/ is ~200 bytes) yet bounded, so /dev/zero or a huge file stops early. */
+#define CLPDD_INI_MAX_LINE (64 * 1024)
+#define CLPDD_INI_MAX_FILE (16 * 1024 * 1024)
+
 /* a whole INI file: sections in order of first appearance */
 typedef struct clpdd_ini {
-    char *path;
+    char *path; /* as given, control bytes escaped (clpdd_escape): for messages and comments */
     clpdd_section **sections;
     int n_sections;
 } clpdd_ini;
 
+/* -1 + a message naming file:line for: a missing/unreadable file, a directory, a line or file
+   over the limits, a NUL/control byte or invalid UTF-8, a syntax error, a key outside a
+   section, a key set twice, an indented key line. Free ini even on failure. */
 int clpdd_ini_load(const char *path, clpdd_ini *ini, clpdd_err *e);
+/* the same over a buffer (the fuzz target's entry); label names it in messages */
+int clpdd_ini_load_memory(const char *buf, size_t len, const char *label, clpdd_ini *ini, clpdd_err *e);
 /* --set section.key=value */
 int clpdd_ini_set(clpdd_ini *ini, const char *assignment, clpdd_err *e);
 clpdd_section *clpdd_ini_section(const clpdd_ini *ini, const char *name); /* NULL when absent */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file_id.h"
 #include "io/idx.h"
 
 uint64_t clpdd_rng_next(clpdd_rng *r) {
@@ -71,9 +72,7 @@ static int find_idx(const char *root, const char *stem, char *out, size_t n, uin
         snprintf(out, n, "%s/%s%s", root, stem, suffix[i]);
         struct stat st;
         if (stat(out, &st) == 0) {
-            *h = clpdd_hash_str(*h, out);
-            *h = clpdd_hash64(*h, &st.st_size, sizeof st.st_size);
-            *h = clpdd_hash64(*h, &st.st_mtime, sizeof st.st_mtime);
+            *h = clpdd_hash_str(*h, stem); /* the content itself is hashed once read */
             return 0;
         }
     }
@@ -104,6 +103,11 @@ int clpdd_dataset_load_idx(clpdd_dataset *ds, const char *name, const char *root
         clpdd_err_set(e, "%s: expected %d labels to match %s, got %d-d with %d", lpath, im.dims[0], ipath, lb.ndim, lb.dims[0]);
         goto done;
     }
+    /* the dataset's identity is its content: the decoded bytes (already in memory, so no second read
+       and nothing a same-size rewrite with its mtime put back can fool), with their shapes */
+    uint64_t content[4] = {clpdd_xxh3(im.data, im.count), clpdd_xxh3(lb.data, lb.count), (uint64_t)im.count,
+                           (uint64_t)lb.count};
+    h = clpdd_hash64(h, content, sizeof content);
     int N = im.dims[0], H = im.dims[1], W = im.dims[2];
     int C = 0;
     for (int i = 0; i < N; i++) {

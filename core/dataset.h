@@ -9,7 +9,7 @@ typedef struct clpdd_dataset {
     int classes;     /* 1 + the largest label */
     uint8_t *pixels; /* (n, c, H, W) */
     int32_t *labels; /* (n) */
-    uint64_t id;     /* hash of the files it came from (name, size, mtime) and the selection */
+    uint64_t id;     /* hash of its content (the decoded files, XXH3) and the selection */
     char desc[512];  /* "fashion-mnist train (60000 of 60000)" */
 } clpdd_dataset;
 

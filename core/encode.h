@@ -12,7 +12,7 @@
 #ifndef CLPDD_ENCODE_H
 #define CLPDD_ENCODE_H
 #include "adapter.h"
-#include "feature_cache.h"
+#include "backbone.h"
 
 typedef struct clpdd_encoder {
     clpdd_backbone *bb;

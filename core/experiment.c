@@ -1,28 +1,90 @@
 #define _GNU_SOURCE
 #include "experiment.h"
 
+#include "host.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define UNBOUNDED 1, 0
 
+/* each enum key's choices, in the order of its C enum (experiment.h) */
+#define DEVICE_CHOICES "auto|cpu|cuda"
+#define DATASET_CHOICES "fashion-mnist|mnist"
+#define INIT_CHOICES "real|noise"
+#define PARAM_CHOICES "pixels|pyramid"
+#define AUGMENT_CHOICES "none|dsa"
+#define ADAPT_CHOICES "resize|pad"
+#define PROTOCOL_CHOICES "probe|fast|lgm"
+
+/* the i-th name of a "a|b|c" choices string */
+static const char *choice_name(const char *choices, int i, char *buf, size_t n) {
+    const char *p = choices;
+    for (; i > 0 && p; i--) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    if (!p) return "?";
+    size_t len = strcspn(p, "|");
+    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), p);
+    return buf;
+}
+
+/* a validated enum value's index in its choices */
+static int choice_index(const clpdd_section *s, const char *key, const char *choices) {
+    const char *v = clpdd_section_str(s, key);
+    char buf[64];
+    for (int i = 0;; i++) {
+        const char *name = choice_name(choices, i, buf, sizeof buf);
+        if (!strcmp(name, "?")) break;
+        if (!strcmp(name, v)) return i;
+    }
+    CLPDD_ASSERT(!"validated enum value not among its choices");
+    return 0;
+}
+
+/* an enum key's value as its C enum; the key's choices and the enum's name table must agree */
+#define PARSE_ENUM(s, key, choices, table) parse_enum(s, key, choices, table, (int)(sizeof table / sizeof table[0]))
+static int parse_enum(const clpdd_section *s, const char *key, const char *choices, const char *const *names, int count) {
+    int i = choice_index(s, key, choices);
+    CLPDD_ASSERT(i < count && !strcmp(names[i], clpdd_section_str(s, key)));
+    return i;
+}
+
+/* the names, for messages and metrics (parse_enum checks each table against its choices) */
+static const char *const device_names[CLPDD_DEVICE_COUNT] = {"auto", "cpu", "cuda"};
+static const char *const dataset_names[CLPDD_DATASET_COUNT] = {"fashion-mnist", "mnist"};
+static const char *const protocol_names[CLPDD_PROTOCOL_COUNT] = {"probe", "fast", "lgm"};
+static const char *const init_names[CLPDD_INIT_COUNT] = {"real", "noise"};
+static const char *const augment_names[CLPDD_AUGMENT_COUNT] = {"none", "dsa"};
+#define NAME_OF(table, k) ((unsigned)(k) < sizeof table / sizeof table[0] ? table[k] : "?")
+const char *clpdd_device_name(clpdd_device_kind k) { return NAME_OF(device_names, k); }
+int clpdd_device_parse(const char *name) {
+    for (int i = 0; i < CLPDD_DEVICE_COUNT; i++)
+        if (name && !strcmp(name, device_names[i])) return i;
+    return -1;
+}
+const char *clpdd_dataset_kind_name(clpdd_dataset_kind k) { return NAME_OF(dataset_names, k); }
+const char *clpdd_protocol_name(clpdd_protocol p) { return NAME_OF(protocol_names, p); }
+const char *clpdd_init_name(clpdd_init_kind k) { return NAME_OF(init_names, k); }
+
 static const clpdd_key experiment_keys[] = {
     {"name", CLPDD_KEY_STRING, "", "run name (default: the INI file's base name)", UNBOUNDED, NULL},
     {"seed", CLPDD_KEY_INT, "0", "seed of everything random in the run (init, batches, eval)", 0, 4294967295.0, NULL},
-    {"device", CLPDD_KEY_ENUM, "auto", "auto = cuda when a GPU is visible, else cpu", UNBOUNDED, "auto|cpu|cuda"},
+    {"device", CLPDD_KEY_ENUM, "auto", "auto = cuda when a GPU is visible, else cpu", UNBOUNDED, DEVICE_CHOICES},
     {"output", CLPDD_KEY_STRING, "", "run directory (default: runs/<name>)", UNBOUNDED, NULL},
     {"progress_every", CLPDD_KEY_INT, "0", "progress line every N steps when not a terminal (0 = about 20 lines)", 0, 1e9, NULL},
 };
 
 static const clpdd_key data_keys[] = {
-    {"dataset", CLPDD_KEY_ENUM, "fashion-mnist", "IDX dataset: fashion-mnist or mnist", UNBOUNDED, "fashion-mnist|mnist"},
+    {"dataset", CLPDD_KEY_ENUM, "fashion-mnist", "IDX dataset: fashion-mnist or mnist", UNBOUNDED, DATASET_CHOICES},
     {"root", CLPDD_KEY_STRING, "", "directory of the IDX files (default for fashion-mnist: /usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)", UNBOUNDED, NULL},
     {"train_limit", CLPDD_KEY_INT, "0", "use a random class-stratified subset of this many training images for the real features (0 = all)", 0, 1e9, NULL},
     {"test_limit", CLPDD_KEY_INT, "0", "evaluate on the first N test images (0 = all)", 0, 1e9, NULL},
+    {"val_size", CLPDD_KEY_INT, "1000", "training images held out (stratified by class, drawn with subset_seed) as the validation split: never distillation targets, never probe training data; every selection (the probe's L2, sweeps' hyper-parameters) uses it, and the test split is only reported (0 = none)", 0, 1e9, NULL},
     {"subset_seed", CLPDD_KEY_INT, "0", "seed of the train_limit subset (kept apart from the run seed so runs share one feature cache)", 0, 4294967295.0, NULL},
     {"cache_dir", CLPDD_KEY_STRING, "", "feature cache directory (default: $CLPDD_CACHE_DIR, else $XDG_CACHE_HOME/clpdd, else ~/.cache/clpdd)", UNBOUNDED, NULL},
-    {"adapt", CLPDD_KEY_ENUM, "resize", "how images of another size reach the backbone: resize = bilinear; pad = centred zero border on the [0,1] image (28x28 -> 32x32: 2 px each side), backward = crop", UNBOUNDED, "resize|pad"},
+    {"adapt", CLPDD_KEY_ENUM, "resize", "how images of another size reach the backbone: resize = bilinear; pad = centred zero border on the [0,1] image (28x28 -> 32x32: 2 px each side), backward = crop", UNBOUNDED, ADAPT_CHOICES},
 };
 
 static const clpdd_key distill_keys[] = {
@@ -32,12 +94,12 @@ static const clpdd_key distill_keys[] = {
     {"adam_b1", CLPDD_KEY_FLOAT, "0.9", "Adam beta1", 0, 0.999999, NULL},
     {"adam_b2", CLPDD_KEY_FLOAT, "0.999", "Adam beta2", 0, 0.99999999, NULL},
     {"real_batch", CLPDD_KEY_INT, "1024", "real features sampled per step (n)", 1, 1e8, NULL},
-    {"init", CLPDD_KEY_ENUM, "real", "real: random real images of each class; noise: uniform [0, 1]", UNBOUNDED, "real|noise"},
-    {"param", CLPDD_KEY_ENUM, "pixels", "what Adam optimises: pixels (clamped to [0, 1]), or LGM's pyramid (levels 1x1, 2x2, ... upsampled and summed, colour-decorrelated, sigmoid(2x))", UNBOUNDED, "pixels|pyramid"},
+    {"init", CLPDD_KEY_ENUM, "real", "real: random real images of each class; noise: uniform [0, 1]", UNBOUNDED, INIT_CHOICES},
+    {"param", CLPDD_KEY_ENUM, "pixels", "what Adam optimises: pixels (clamped to [0, 1]), or LGM's pyramid (levels 1x1, 2x2, ... upsampled and summed, colour-decorrelated, sigmoid(2x))", UNBOUNDED, PARAM_CHOICES},
     {"pyramid_every", CLPDD_KEY_INT, "200", "pyramid: steps between added levels (0: all levels from the start); Adam state starts fresh for each new level", 0, 1e9, NULL},
     {"pyramid_init_std", CLPDD_KEY_FLOAT, "0.01", "pyramid with init = noise: std of the initial coarse levels", 0, 10, NULL},
     {"decorrelate", CLPDD_KEY_BOOL, "true", "pyramid: Lucid's colour decorrelation for 3-channel images", UNBOUNDED, NULL},
-    {"augment", CLPDD_KEY_ENUM, "none", "differentiable augmentation: none, or dsa (LGM's flip, random-resized-crop, noise) of the synthetic copies and the real batch, whose features are then recomputed through the backbone every step", UNBOUNDED, "none|dsa"},
+    {"augment", CLPDD_KEY_ENUM, "none", "differentiable augmentation: none, or dsa (LGM's flip, random-resized-crop, noise) of the synthetic copies and the real batch, whose features are then recomputed through the backbone every step", UNBOUNDED, AUGMENT_CHOICES},
     {"augs_per_batch", CLPDD_KEY_INT, "1", "dsa: augmented copies of the synthetic set per step", 1, 1024, NULL},
     {"dsa_flip_p", CLPDD_KEY_FLOAT, "0.5", "dsa: probability of a horizontal flip", 0, 1, NULL},
     {"dsa_scale_min", CLPDD_KEY_FLOAT, "0.08", "dsa: smallest crop area fraction of random-resized-crop (ratio 3/4 to 4/3)", 1e-3, 1, NULL},
@@ -50,14 +112,17 @@ static const clpdd_key distill_keys[] = {
 };
 
 static const clpdd_key eval_keys[] = {
-    {"protocol", CLPDD_KEY_ENUM, "fast", "fast: LGM's probe on features computed once; lgm: the same probe on features of images flipped and random-resized-cropped afresh every epoch (a backbone pass per epoch)", UNBOUNDED, "fast|lgm"},
-    {"seeds", CLPDD_KEY_INT, "5", "probe trainings (seeds) per evaluated set", 1, 1000, NULL},
-    {"epochs", CLPDD_KEY_INT, "1000", "probe epochs", 1, 1e7, NULL},
-    {"batch", CLPDD_KEY_INT, "100", "probe batch: min(batch, m)", 1, 1e6, NULL},
-    {"lr", CLPDD_KEY_FLOAT, "0.001", "probe Adam lr per 256 samples: lr * batch / 256 (LGM)", 0, 1e3, NULL},
+    {"protocol", CLPDD_KEY_ENUM, "probe", "probe: multinomial logistic regression on the features solved to convergence (L-BFGS, float64), L2 on the weights chosen from `wd` on the validation split; fast: LGM's Adam probe on features computed once; lgm: LGM's probe on features of images flipped and random-resized-cropped afresh every epoch (fast and lgm are faithful at the paper's sizes only: at m = 10 they do not train)", UNBOUNDED, PROTOCOL_CHOICES},
+    {"wd", CLPDD_KEY_FLOATS, "1e-5, 1e-4, 1e-3, 1e-2, 1e-1", "probe: the L2 strengths tried (mean cross-entropy + wd/2 |W|^2); the one with the best validation accuracy is reported", 0, 1e6, NULL},
+    {"probe_max_iter", CLPDD_KEY_INT, "1000", "probe: L-BFGS iteration cap (convergence is reported in metrics.json)", 1, 1e6, NULL},
+    {"seeds", CLPDD_KEY_INT, "5", "random draws per baseline (and, for fast/lgm, probe trainings per evaluated set; the probe protocol's fit is deterministic)", 1, CLPDD_MAX_SEEDS, NULL},
+    {"epochs", CLPDD_KEY_INT, "1000", "fast/lgm: probe epochs", 1, 1e7, NULL},
+    {"batch", CLPDD_KEY_INT, "100", "fast/lgm: probe batch, min(batch, m)", 1, 1e6, NULL},
+    {"lr", CLPDD_KEY_FLOAT, "0.001", "fast/lgm: probe Adam lr per 256 samples, lr * batch / 256 (LGM)", 0, 1e3, NULL},
     {"baseline_random", CLPDD_KEY_BOOL, "true", "also score ipc random real images per class (a fresh draw per seed)", UNBOUNDED, NULL},
-    {"baseline_full", CLPDD_KEY_BOOL, "false", "also score a probe trained on every real training feature (the ceiling), for full_epochs", UNBOUNDED, NULL},
-    {"full_epochs", CLPDD_KEY_INT, "30", "epochs of the full-data probe (same head, optimiser and schedule)", 1, 1e6, NULL},
+    {"baseline_centroids", CLPDD_KEY_BOOL, "true", "also score class centroids: per class, the ipc real images nearest the class's mean feature", UNBOUNDED, NULL},
+    {"baseline_full", CLPDD_KEY_BOOL, "true", "also score a probe trained on every real training feature (the ceiling)", UNBOUNDED, NULL},
+    {"full_epochs", CLPDD_KEY_INT, "30", "fast/lgm: epochs of the full-data probe (same head, optimiser and schedule)", 1, 1e6, NULL},
     {"ridge_diagnostic", CLPDD_KEY_BOOL, "true", "also score the run's closed-form solver fitted on the distilled features", UNBOUNDED, NULL},
 };
 
@@ -94,6 +159,31 @@ static int derive(clpdd_section *s, const char *key, const char *value, const cl
     return clpdd_section_validate(s, keys, n_keys, e);
 }
 
+/* Unset keys whose default the plugin derives from other keys (ABI ≥ 1.2 key_default) get the
+   value in force, still marked as defaults, so config.ini and `clpdd check` show what runs. */
+#define PLUGIN_DEFAULT "<plugin default>"
+static int resolve_plugin_defaults(const clpdd_plugin *d, clpdd_section *s, const clpdd_key *keys, int nk, clpdd_err *e) {
+    if (d->abi_minor < 2 || !d->key_default) return 0;
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 0);
+    clpdd_host_set_quiet(h, 1);
+    int n = 0;
+    char **vals = clpdd_xcalloc((size_t)nk, sizeof *vals);
+    for (int i = 1; i < nk; i++) { /* keys[0] is the name */
+        char buf[1024];
+        const char *v = clpdd_section_is_set(s, keys[i].name) ? NULL : d->key_default(h, s, keys[i].name, buf, sizeof buf);
+        if (v) vals[i] = clpdd_xstrdup(v), n++;
+    }
+    clpdd_host_destroy(h);
+    for (int i = 1; i < nk; i++)
+        if (vals[i]) clpdd_section_put(s, keys[i].name, vals[i], PLUGIN_DEFAULT, 0);
+    for (int i = 0; i < nk; i++) free(vals[i]);
+    free(vals);
+    clpdd_err inner;
+    if (n == 0 || clpdd_section_validate(s, keys, nk, &inner) == 0) return 0;
+    return clpdd_err_set(e, "plugin '%s' resolved a default that fails its own key check (a plugin bug): %s", d->name,
+                         inner.msg);
+}
+
 /* load the plugin named in section `sec` and validate the section against name + its keys */
 static int load_plugin(clpdd_experiment *x, const char *secname, clpdd_plugin_kind kind, const clpdd_plugin_dirs *dirs,
                        clpdd_loaded *out, clpdd_section **cfg, clpdd_err *e) {
@@ -128,7 +218,7 @@ static int load_plugin(clpdd_experiment *x, const char *secname, clpdd_plugin_ki
     }
     x->plugin_keys[kind] = keys;
     *cfg = s;
-    return 0;
+    return resolve_plugin_defaults(d, s, keys, nk, e);
 }
 
 int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *const *sets, int n_sets,
@@ -144,10 +234,11 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
         int known = 0;
         for (int j = 0; j < N(core_sections); j++) known |= strcmp(name, core_sections[j].name) == 0;
         for (int j = 0; j < 3; j++) known |= strcmp(name, plugin_sections[j]) == 0;
+        known |= strcmp(name, "sweep") == 0; /* read by `clpdd sweep`; a single run ignores it */
         if (!known) {
             char where[1100];
             section_where(x->ini.sections[i], where, sizeof where);
-            return clpdd_err_set(e, "%s: unknown section [%s] (known: experiment, data, backbone, solver, loss, distill, eval)",
+            return clpdd_err_set(e, "%s: unknown section [%s] (known: experiment, data, backbone, solver, loss, distill, eval, sweep)",
                                  where, name);
         }
     }
@@ -167,6 +258,13 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
         if (derive(s, "name", buf, experiment_keys, N(experiment_keys), e)) return -1;
         x->name = clpdd_section_str(s, "name");
     }
+    if (!strcmp(x->name, ".") || !strcmp(x->name, "..") || strchr(x->name, '/')) {
+        char where[1100], esc[300];
+        section_where(s, where, sizeof where);
+        return clpdd_err_set(e, "%s: [experiment] name = '%s' must be one path component (no '/', not . or ..): runs go to "
+                                "runs/<name>; set [experiment] output to write elsewhere",
+                             where, clpdd_escape(x->name, esc, sizeof esc));
+    }
     x->seed = (uint64_t)clpdd_section_int(s, "seed");
     x->output = clpdd_section_str(s, "output");
     if (!*x->output) {
@@ -176,24 +274,26 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
         x->name = clpdd_section_str(s, "name");
         x->output = clpdd_section_str(s, "output");
     }
-    x->device = clpdd_section_str(s, "device");
+    x->device = (clpdd_device_kind)PARSE_ENUM(s, "device", DEVICE_CHOICES, device_names);
     x->progress_every = (int)clpdd_section_int(s, "progress_every");
 
     s = clpdd_ini_section(&x->ini, "data");
-    x->dataset = clpdd_section_str(s, "dataset");
+    x->dataset = (clpdd_dataset_kind)PARSE_ENUM(s, "dataset", DATASET_CHOICES, dataset_names);
     x->root = clpdd_section_str(s, "root");
     if (!*x->root) {
-        if (strcmp(x->dataset, "fashion-mnist") != 0)
-            return clpdd_err_set(e, "%s: [data] dataset = %s needs root = <directory of its IDX files>", x->ini.path, x->dataset);
+        if (x->dataset != CLPDD_DATASET_FASHION_MNIST)
+            return clpdd_err_set(e, "%s: [data] dataset = %s needs root = <directory of its IDX files>", x->ini.path,
+                                 clpdd_dataset_kind_name(x->dataset));
         if (derive(s, "root", "/usr/share/datasets/fashion-mnist", data_keys, N(data_keys), e)) return -1;
-        x->dataset = clpdd_section_str(s, "dataset");
         x->root = clpdd_section_str(s, "root");
     }
     x->train_limit = (long)clpdd_section_int(s, "train_limit");
     x->test_limit = (long)clpdd_section_int(s, "test_limit");
+    x->val_size = (long)clpdd_section_int(s, "val_size");
     x->subset_seed = (uint64_t)clpdd_section_int(s, "subset_seed");
     x->cache_dir = clpdd_section_str(s, "cache_dir");
-    x->adapt = clpdd_section_str(s, "adapt");
+    x->adapt = (clpdd_adapt_mode)clpdd_adapter_mode_parse(clpdd_section_str(s, "adapt"));
+    CLPDD_ASSERT((int)x->adapt >= 0);
 
     s = clpdd_ini_section(&x->ini, "distill");
     x->ipc = (int)clpdd_section_int(s, "ipc");
@@ -202,12 +302,13 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->adam_b1 = (float)clpdd_section_float(s, "adam_b1");
     x->adam_b2 = (float)clpdd_section_float(s, "adam_b2");
     x->real_batch = (int)clpdd_section_int(s, "real_batch");
-    x->init = clpdd_section_str(s, "init");
-    x->param = clpdd_section_str(s, "param");
+    x->init = (clpdd_init_kind)PARSE_ENUM(s, "init", INIT_CHOICES, init_names);
+    x->param = (clpdd_param_kind)clpdd_param_kind_parse(clpdd_section_str(s, "param"));
+    CLPDD_ASSERT((int)x->param >= 0);
     x->pyramid_every = (int)clpdd_section_int(s, "pyramid_every");
     x->pyramid_init_std = (float)clpdd_section_float(s, "pyramid_init_std");
     x->decorrelate = clpdd_section_bool(s, "decorrelate");
-    x->augment = clpdd_section_str(s, "augment");
+    x->augment = (clpdd_augment_kind)PARSE_ENUM(s, "augment", AUGMENT_CHOICES, augment_names);
     x->augs_per_batch = (int)clpdd_section_int(s, "augs_per_batch");
     x->dsa_flip_p = (float)clpdd_section_float(s, "dsa_flip_p");
     x->dsa_scale_min = (float)clpdd_section_float(s, "dsa_scale_min");
@@ -219,7 +320,10 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->checkpoint_every = (int)clpdd_section_int(s, "checkpoint_every");
 
     s = clpdd_ini_section(&x->ini, "eval");
-    x->protocol = clpdd_section_str(s, "protocol");
+    x->protocol = (clpdd_protocol)PARSE_ENUM(s, "protocol", PROTOCOL_CHOICES, protocol_names);
+    x->n_wd = clpdd_section_floats(s, "wd", x->wd, CLPDD_MAX_WD);
+    x->probe_max_iter = (int)clpdd_section_int(s, "probe_max_iter");
+    x->baseline_centroids = clpdd_section_bool(s, "baseline_centroids");
     x->eval_seeds = (int)clpdd_section_int(s, "seeds");
     x->eval_epochs = (int)clpdd_section_int(s, "epochs");
     x->eval_batch = (int)clpdd_section_int(s, "batch");
@@ -228,6 +332,12 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->ridge_diagnostic = clpdd_section_bool(s, "ridge_diagnostic");
     x->baseline_full = clpdd_section_bool(s, "baseline_full");
     x->full_epochs = (int)clpdd_section_int(s, "full_epochs");
+    if (x->protocol == CLPDD_PROTOCOL_PROBE && x->n_wd > 1 && x->val_size == 0) {
+        char where[1100];
+        section_where(s, where, sizeof where);
+        return clpdd_err_set(e, "%s: [eval] protocol = probe chooses wd on the validation split, but [data] val_size = 0: "
+                                "set val_size > 0, or give a single wd value", where);
+    }
 
     if (load_plugin(x, "backbone", CLPDD_KIND_BACKBONE, dirs, &x->backbone, &x->backbone_cfg, e)) return -1;
     if (load_plugin(x, "solver", CLPDD_KIND_SOLVER, dirs, &x->solver, &x->solver_cfg, e)) return -1;
@@ -262,7 +372,9 @@ static void dump_section(clpdd_strbuf *b, const clpdd_section *s) {
         int line;
         const char *file;
         const char *v = clpdd_section_raw(s, k, &line, &file);
-        clpdd_sb_printf(b, "%s = %s%s\n", k, v, line == 0 ? "    ; default" : line < 0 ? "    ; --set" : "");
+        const char *mark = line < 0 ? "    ; --set" : "";
+        if (line == 0) mark = file && !strcmp(file, PLUGIN_DEFAULT) ? "    ; default (the plugin's, for these settings)" : "    ; default";
+        clpdd_sb_printf(b, "%s = %s%s\n", k, v, mark);
     }
     clpdd_sb_printf(b, "\n");
 }
@@ -275,5 +387,45 @@ char *clpdd_experiment_resolved_ini(const clpdd_experiment *x) {
         const clpdd_section *s = clpdd_ini_section(&x->ini, order[i]);
         if (s) dump_section(&b, s);
     }
+    return b.s;
+}
+
+/* keys that never change what the distillation computes */
+static int outside_distillation(const char *section, const char *key) {
+    static const char *const skip[][2] = {{"experiment", "name"},     {"experiment", "output"},
+                                          {"experiment", "device"},   {"experiment", "progress_every"},
+                                          {"distill", "checkpoint_every"}, {"backbone", CLPDD_KEY_INFERENCE_BATCH}};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strcmp(section, skip[i][0]) && !strcmp(key, skip[i][1])) return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char *clpdd_experiment_distill_ini(const clpdd_experiment *x) {
+    /* "section.key = value" lines, sorted: neither key order nor file names nor comments matter */
+    int n = 0, cap = 0;
+    char **lines = NULL;
+    const char *order[] = {"experiment", "data", "backbone", "solver", "loss", "distill"};
+    for (int i = 0; i < 6; i++) {
+        const clpdd_section *s = clpdd_ini_section(&x->ini, order[i]);
+        for (int j = 0; s && j < clpdd_section_count(s); j++) {
+            const char *k = clpdd_section_key_at(s, j);
+            if (outside_distillation(order[i], k)) continue;
+            if (n == cap) lines = realloc(lines, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *lines);
+            CLPDD_ASSERT(lines);
+            clpdd_strbuf line = {0};
+            clpdd_sb_printf(&line, "%s.%s = %s\n", order[i], k, clpdd_section_raw(s, k, NULL, NULL));
+            lines[n++] = line.s;
+        }
+    }
+    qsort(lines, (size_t)n, sizeof *lines, cmp_str);
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "%s", "");
+    for (int i = 0; i < n; i++) {
+        clpdd_sb_printf(&b, "%s", lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
     return b.s;
 }

@@ -1,12 +1,18 @@
 #define _GNU_SOURCE
 #include "feature_cache.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
+#include "file_id.h"
 #include "host.h"
 #include "io/safetensors.h"
+
+#define CACHE_FORMAT "clpdd feature cache v2"
 
 void clpdd_cache_dir(const char *configured, char *out, size_t n) {
     const char *env;
@@ -17,19 +23,9 @@ void clpdd_cache_dir(const char *configured, char *out, size_t n) {
     else snprintf(out, n, ".cache/clpdd");
 }
 
-static int hash_file(uint64_t *h, const char *path, clpdd_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return clpdd_err_set(e, "%s: cannot read weights for the cache key", path);
-    static uint8_t buf[1 << 16];
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0) *h = clpdd_hash64(*h, buf, got);
-    fclose(f);
-    return 0;
-}
-
 /* the key: a readable description (stored as metadata) and its hash (the file name) */
-static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *split, char *desc, size_t n,
-                     uint64_t *hash, clpdd_err *e) {
+static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *split, const char *cache_dir, char *desc,
+                     size_t n, uint64_t *hash, clpdd_err *e) {
     uint64_t h = CLPDD_HASH_SEED;
     size_t len = (size_t)snprintf(desc, n, "backbone=%s %s;", bb->desc->name, bb->desc->version);
     for (int i = 0; i < clpdd_section_count(bb->cfg) && len < n; i++) {
@@ -47,7 +43,9 @@ static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *sp
         /* the weights' bytes, so a retrained file with the same name gets new features */
         char full[4096];
         clpdd_resolve_model_path(in->weights_id, full, sizeof full);
-        if (hash_file(&h, full, e)) return -1;
+        uint64_t wh;
+        if (clpdd_file_content_hash(full, cache_dir, &wh, e)) return clpdd_err_prefix(e, "weights for the cache key: ");
+        h = clpdd_hash64(h, &wh, sizeof wh);
     }
     *hash = h;
     return 0;
@@ -87,27 +85,85 @@ int clpdd_features_of_images(float *out, clpdd_backbone *bb, const float *images
     return rc;
 }
 
-static int try_read_cache(clpdd_features *f, const char *path, const char *desc, int n, int d) {
+/* XXH3-64 over the payload: the features' bytes, then the labels' */
+static uint64_t payload_checksum(const float *x, const int32_t *y, int n, int d) {
+    XXH3_state_t *st = XXH3_createState();
+    CLPDD_ASSERT(st);
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, x, (size_t)n * d * sizeof(float));
+    XXH3_64bits_update(st, y, (size_t)n * sizeof(int32_t));
+    uint64_t h = (uint64_t)XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+/* A cache file is never trusted: another process, another user of a shared directory or a bad
+   disk may have written it. 0 = read and valid; 1 = no file; -1 = present but unusable (why in
+   *e: the caller warns and rebuilds). Checked: the format, the key, the shapes (n, d) expected,
+   the payload checksum, the labels equal to the dataset's (so in 0..classes-1) and every feature
+   finite. */
+int clpdd_features_read_cache(clpdd_features *f, const char *path, const char *desc, const clpdd_dataset *ds, int d,
+                              clpdd_err *e) {
+    int n = ds->n;
+    if (access(path, F_OK) != 0) return 1;
     clpdd_st_file *st;
-    clpdd_err e;
-    if (access(path, R_OK) != 0 || clpdd_st_open(path, &st, &e)) return -1;
-    int ok = 0;
-    const char *key = clpdd_st_metadata(st, "key");
+    if (access(path, R_OK) != 0) return clpdd_err_set(e, "%s: cannot read: %s", path, strerror(errno));
+    if (clpdd_st_open(path, &st, e)) return -1;
+    int rc = -1;
+    float *x = NULL;
+    int32_t *y = NULL;
+    const char *key = clpdd_st_metadata(st, "key"), *fmt = clpdd_st_metadata(st, "format"),
+               *sum = clpdd_st_metadata(st, "checksum");
     const clpdd_st_tensor *tx = clpdd_st_find(st, "features"), *ty = clpdd_st_find(st, "labels");
-    if (key && strcmp(key, desc) == 0 && tx && ty && tx->dtype == CLPDD_DT_F32 && tx->ndim == 2 && tx->shape[0] == n &&
-        tx->shape[1] == d && ty->dtype == CLPDD_DT_I32 && ty->ndim == 1 && ty->shape[0] == n) {
-        f->x = clpdd_xmalloc((size_t)n * d * sizeof(float));
-        f->y = clpdd_xmalloc((size_t)n * sizeof(int32_t));
-        ok = clpdd_st_read_raw(st, tx, f->x, &e) == 0 && clpdd_st_read_raw(st, ty, f->y, &e) == 0;
-        if (!ok) {
-            free(f->x);
-            free(f->y);
-            f->x = NULL;
-            f->y = NULL;
-        }
+    unsigned long long want = 0;
+    char tail;
+    if (!fmt || strcmp(fmt, CACHE_FORMAT) != 0) {
+        clpdd_err_set(e, "%s: not a '%s' file (format %s)", path, CACHE_FORMAT, fmt ? fmt : "missing");
+        goto done;
     }
+    if (!key || strcmp(key, desc) != 0) {
+        clpdd_err_set(e, "%s: written for other inputs (its key differs)", path);
+        goto done;
+    }
+    if (!sum || sscanf(sum, "%16llx%c", &want, &tail) != 1) {
+        clpdd_err_set(e, "%s: no payload checksum", path);
+        goto done;
+    }
+    if (!tx || !ty || tx->dtype != CLPDD_DT_F32 || tx->ndim != 2 || tx->shape[0] != n || tx->shape[1] != d ||
+        ty->dtype != CLPDD_DT_I32 || ty->ndim != 1 || ty->shape[0] != n) {
+        clpdd_err_set(e, "%s: tensors 'features' F32 (%d, %d) and 'labels' I32 (%d) expected", path, n, d, n);
+        goto done;
+    }
+    x = clpdd_xmalloc((size_t)n * d * sizeof(float));
+    y = clpdd_xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    if (clpdd_st_read_raw(st, tx, x, e) || clpdd_st_read_raw(st, ty, y, e)) goto done;
+    uint64_t got = payload_checksum(x, y, n, d);
+    if (got != (uint64_t)want) {
+        clpdd_err_set(e, "%s: payload checksum mismatch (stored %016llx, computed %016llx): corrupt", path, want,
+                      (unsigned long long)got);
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= ds->classes || (ds->labels && y[i] != ds->labels[i])) {
+            clpdd_err_set(e, "%s: label %d of image %d is not the dataset's (%d of %d classes)", path, (int)y[i], i,
+                          ds->labels ? (int)ds->labels[i] : -1, ds->classes);
+            goto done;
+        }
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        if (!isfinite(x[i])) {
+            clpdd_err_set(e, "%s: feature %zu is not finite", path, i);
+            goto done;
+        }
+    f->x = x;
+    f->y = y;
+    x = NULL;
+    y = NULL;
+    rc = 0;
+done:
+    free(x);
+    free(y);
     clpdd_st_close(st);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_dataset *ds, const char *split,
@@ -118,13 +174,16 @@ int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_datase
     char desc[4096];
     uint64_t hash = 0;
     if (cache_dir) {
-        if (cache_key(bb, ds, split, desc, sizeof desc, &hash, e)) return -1;
+        if (cache_key(bb, ds, split, cache_dir, desc, sizeof desc, &hash, e)) return -1;
         snprintf(f->path, sizeof f->path, "%s/%016llx.safetensors", cache_dir, (unsigned long long)hash);
-        if (try_read_cache(f, f->path, desc, f->n, f->d) == 0) {
+        clpdd_err ce = {{0}};
+        int got = clpdd_features_read_cache(f, f->path, desc, ds, f->d, &ce);
+        if (got == 0) {
             f->from_cache = 1;
             if (verbose) fprintf(stderr, "features: %s from cache %s\n", ds->desc, f->path);
             return 0;
         }
+        if (got < 0) fprintf(stderr, "warning: feature cache %s; extracting the features again\n", ce.msg);
     }
     if (verbose) fprintf(stderr, "features: extracting %s through %s (%d images)...\n", ds->desc, bb->desc->name, ds->n);
     double t0 = clpdd_now();
@@ -157,9 +216,11 @@ int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_datase
                 {"features", CLPDD_DT_F32, 2, {f->n, f->d}, f->x},
                 {"labels", CLPDD_DT_I32, 1, {f->n}, f->y},
             };
-            const char *mk[] = {"key", "format"};
-            const char *mv[] = {desc, "clpdd feature cache v1"};
-            if (clpdd_st_write(f->path, ent, 2, mk, mv, 2, &we) != 0)
+            char sum[32];
+            snprintf(sum, sizeof sum, "%016llx", (unsigned long long)payload_checksum(f->x, f->y, f->n, f->d));
+            const char *mk[] = {"key", "format", "checksum"};
+            const char *mv[] = {desc, CACHE_FORMAT, sum};
+            if (clpdd_st_write(f->path, ent, 2, mk, mv, 3, &we) != 0)
                 fprintf(stderr, "warning: feature cache not written: %s\n", we.msg);
         } else {
             fprintf(stderr, "warning: feature cache not written: %s\n", we.msg);

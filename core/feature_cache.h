@@ -1,29 +1,21 @@
 /* Frozen-encoder features of a dataset, computed once and cached.
  *
  * The cache key hashes everything that determines the features: the backbone plugin (name,
- * version, every resolved key of its section but the inference `batch`), the weights file's bytes, the adapter (input
- * size, mean/std), and the dataset (its files' names, sizes and mtimes, the split and the
- * subset). The file, <cache_dir>/<hash>.safetensors with tensors "features" (N, d) F32 and
- * "labels" (N) I32 and the key's description as metadata, is written atomically, so an
- * interrupted extraction never leaves a half-written cache; a changed input changes the hash,
- * and the features are rebuilt. The device is not part of the key (CPU and CUDA agree to
- * ~1e-6). */
+ * version, every resolved key of its section but the inference `batch`), the weights file's bytes
+ * (XXH3, remembered by file_id.h), the adapter (input size, mean/std), and the dataset (ds->id: its
+ * content, the split and the subset). The file, <cache_dir>/<hash>.safetensors with tensors
+ * "features" (N, d) F32 and "labels" (N) I32 and as metadata the key's description and an XXH3
+ * checksum of the payload, is written atomically, so an interrupted extraction never leaves a
+ * half-written cache; a changed input changes the hash, and the features are rebuilt. On load
+ * nothing is trusted (clpdd_features_read_cache): a corrupt, foreign or unreadable file is
+ * reported as a warning and the features are extracted again. The device is not part of the key
+ * (CPU and CUDA agree to ~1e-6). */
 #ifndef CLPDD_FEATURE_CACHE_H
 #define CLPDD_FEATURE_CACHE_H
 #include "adapter.h"
+#include "backbone.h"
 #include "config.h"
 #include "dataset.h"
-
-/* a backbone plugin instance and how dataset images reach it (the adapter's size mode) */
-typedef struct clpdd_backbone {
-    const clpdd_host *h;
-    const clpdd_plugin *desc;
-    const clpdd_backbone_vt *vt;
-    void *self;
-    clpdd_backbone_info info;
-    const clpdd_section *cfg;
-    clpdd_adapt_mode adapt; /* [data] adapt */
-} clpdd_backbone;
 
 typedef struct clpdd_features {
     int n, d;
@@ -45,5 +37,12 @@ int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_datase
 int clpdd_features_of_images(float *out, clpdd_backbone *bb, const float *images, int n, int c, int H, int W,
                              int batch, clpdd_err *e);
 void clpdd_features_free(clpdd_features *f);
+
+/* one cache file, never trusted: 0 = read and valid (f->x, f->y set); 1 = no such file; -1 = present
+   but unusable, why in e (not clpdd format, another key, shapes other than (ds->n, d), payload
+   checksum mismatch, a label not the dataset's, a non-finite feature): the caller rebuilds.
+   clpdd_features_get does this and warns. */
+int clpdd_features_read_cache(clpdd_features *f, const char *path, const char *desc, const clpdd_dataset *ds, int d,
+                              clpdd_err *e);
 
 #endif

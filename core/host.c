@@ -2,9 +2,12 @@
 #define _GNU_SOURCE
 #include "host.h"
 
+#include <dlfcn.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -110,32 +113,108 @@ static int h_cfg_is_set(const clpdd_host *h, const clpdd_section *s, const char 
     return clpdd_section_is_set(s, k);
 }
 
-/* a relative weights path is looked up in CLPDD_MODEL_PATH, then the working directory */
-int clpdd_resolve_model_path(const char *path, char *out, size_t n) {
-    if (path[0] != '/') {
-        const char *dirs = getenv("CLPDD_MODEL_PATH");
-        if (dirs && *dirs) {
-            char *copy = clpdd_xstrdup(dirs), *save = NULL;
-            for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-                snprintf(out, n, "%s/%s", d, path);
-                if (access(out, R_OK) == 0) {
-                    free(copy);
-                    return 0;
-                }
-            }
-            free(copy);
+/* The directories a relative weights path is looked up in, in order: each entry of
+ * CLPDD_MODEL_PATH (':'-separated), the source tree's models/ (a build tree; only when it
+ * exists), the install prefix's share/clpdd/models (found beside libclpdd, so a moved prefix
+ * still works, then the configured prefix), and last the working directory ("."). */
+#define MODEL_DIRS_MAX 16
+typedef struct model_dirs {
+    char dir[MODEL_DIRS_MAX][4096];
+    int n;
+} model_dirs;
+
+static void model_dirs_add(model_dirs *m, const char *d) {
+    if (!d || !*d || m->n == MODEL_DIRS_MAX) return;
+    for (int i = 0; i < m->n; i++)
+        if (strcmp(m->dir[i], d) == 0) return;
+    snprintf(m->dir[m->n++], sizeof m->dir[0], "%s", d);
+}
+
+static int is_dir(const char *d) {
+    struct stat st;
+    return stat(d, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void model_dirs_init(model_dirs *m) {
+    m->n = 0;
+    const char *env = getenv("CLPDD_MODEL_PATH");
+    if (env && *env) {
+        char *copy = clpdd_xstrdup(env), *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) model_dirs_add(m, d);
+        free(copy);
+    }
+#ifdef CLPDD_SOURCE_MODELS_DIR
+    if (is_dir(CLPDD_SOURCE_MODELS_DIR)) model_dirs_add(m, CLPDD_SOURCE_MODELS_DIR);
+#endif
+#ifdef CLPDD_LIB_TO_MODELS
+    Dl_info info; /* <libdir>/libclpdd.so → <libdir>/CLPDD_LIB_TO_MODELS */
+    if (dladdr((void *)&clpdd_resolve_model_path, &info) && info.dli_fname) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", info.dli_fname);
+        char *slash = strrchr(buf, '/');
+        if (slash) {
+            snprintf(slash, sizeof buf - (size_t)(slash - buf), "/%s", CLPDD_LIB_TO_MODELS);
+            char real[PATH_MAX];
+            if (realpath(buf, real)) model_dirs_add(m, real);
         }
     }
+#endif
+#ifdef CLPDD_MODEL_INSTALL_DIR
+    if (is_dir(CLPDD_MODEL_INSTALL_DIR)) model_dirs_add(m, CLPDD_MODEL_INSTALL_DIR);
+#endif
+    model_dirs_add(m, ".");
+}
+
+int clpdd_resolve_model_path(const char *path, char *out, size_t n) {
+    if (path[0] == '/') {
+        snprintf(out, n, "%s", path);
+        return access(out, R_OK) == 0 ? 0 : -1;
+    }
+    model_dirs m;
+    model_dirs_init(&m);
+    for (int i = 0; i < m.n; i++) {
+        if (strcmp(m.dir[i], ".") == 0)
+            snprintf(out, n, "%s", path);
+        else
+            snprintf(out, n, "%s/%s", m.dir[i], path);
+        if (access(out, R_OK) == 0) return 0;
+    }
     snprintf(out, n, "%s", path);
-    return access(out, R_OK) == 0 ? 0 : -1;
+    return -1;
+}
+
+void clpdd_model_path_places(char *buf, size_t n) {
+    model_dirs m;
+    model_dirs_init(&m);
+    const char *env = getenv("CLPDD_MODEL_PATH");
+    size_t len = (size_t)snprintf(buf, n, "CLPDD_MODEL_PATH=%s", env && *env ? env : "(unset)");
+    for (int i = 0; i < m.n && len < n; i++) {
+        /* CLPDD_MODEL_PATH's own entries are in the line already */
+        int from_env = 0;
+        if (env && *env) {
+            char *copy = clpdd_xstrdup(env), *save = NULL;
+            for (char *d = strtok_r(copy, ":", &save); d && !from_env; d = strtok_r(NULL, ":", &save))
+                from_env = strcmp(d, m.dir[i]) == 0;
+            free(copy);
+        }
+        if (from_env) continue;
+        if (strcmp(m.dir[i], ".") == 0)
+            len += (size_t)snprintf(buf + len, n - len, ", the working directory");
+        else
+            len += (size_t)snprintf(buf + len, n - len, ", %s", m.dir[i]);
+    }
 }
 
 static clpdd_weights *h_weights_open(const clpdd_host *h, const char *path) {
     char full[4096];
     if (clpdd_resolve_model_path(path, full, sizeof full)) {
-        const char *mp = getenv("CLPDD_MODEL_PATH");
-        h_error(h, "weights file '%s' not found (looked in CLPDD_MODEL_PATH=%s and the working directory)", path,
-                mp ? mp : "(unset)");
+        if (path[0] == '/') {
+            h_error(h, "weights file '%s' not found or not readable", path);
+        } else {
+            char places[2048];
+            clpdd_model_path_places(places, sizeof places);
+            h_error(h, "weights file '%s' not found (looked in %s)", path, places);
+        }
         return NULL;
     }
     clpdd_err e;

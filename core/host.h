@@ -17,8 +17,11 @@ size_t clpdd_host_peak_bytes(const clpdd_host *h);
 /* 0: warnings and info go to stderr (default); 1: silent */
 void clpdd_host_set_quiet(clpdd_host *h, int quiet);
 
-/* a weights path as the host resolves it: relative → first hit in CLPDD_MODEL_PATH, then the
-   working directory; 0 when readable */
+/* a weights path as the host resolves it; 0 when readable. A relative path is the first hit in:
+   CLPDD_MODEL_PATH (':'-separated), the source tree's models/ (a build tree), the install
+   prefix's share/clpdd/models, the working directory. */
 int clpdd_resolve_model_path(const char *path, char *out, size_t n);
+/* those places as one line for an error message: "CLPDD_MODEL_PATH=…, /src/models, …" */
+void clpdd_model_path_places(char *buf, size_t n);
 
 #endif

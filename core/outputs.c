@@ -16,12 +16,37 @@ int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, clpd
     return rc;
 }
 
-/* "name": {"mean": …, "std": …, "per_seed": […]} */
+static void json_num_or_null(clpdd_strbuf *b, double v);
+
+static void json_array(clpdd_strbuf *b, const double *v, int n) {
+    clpdd_sb_printf(b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) clpdd_sb_printf(b, ", ");
+        json_num_or_null(b, v[i]);
+    }
+    clpdd_sb_printf(b, "]");
+}
+
+/* "name": {"protocol": …, "mean": …, "std": …, "per_seed": […]} on the test split; the probe
+   protocol adds the validation scores, the chosen L2 strengths and the fits' convergence */
 static void json_score(clpdd_strbuf *b, const char *name, const clpdd_score *s) {
     clpdd_sb_json_str(b, name);
-    clpdd_sb_printf(b, ": {\"mean\": %.6f, \"std\": %.6f, \"per_seed\": [", s->mean, s->std);
-    for (int i = 0; i < s->n; i++) clpdd_sb_printf(b, "%s%.6f", i ? ", " : "", s->per_seed[i]);
-    clpdd_sb_printf(b, "]}");
+    clpdd_sb_printf(b, ": {\"protocol\": \"%s\", \"mean\": %.6f, \"std\": %.6f, \"per_seed\": ", clpdd_protocol_name(s->protocol),
+                    s->mean, s->std);
+    json_array(b, s->per_seed, s->n);
+    if (s->protocol == CLPDD_PROTOCOL_PROBE) {
+        clpdd_sb_printf(b, ", \"val\": {\"mean\": ");
+        json_num_or_null(b, s->val_mean);
+        clpdd_sb_printf(b, ", \"std\": ");
+        json_num_or_null(b, isfinite(s->val_mean) ? s->val_std : NAN);
+        clpdd_sb_printf(b, ", \"per_seed\": ");
+        json_array(b, s->val_per_seed, s->n);
+        clpdd_sb_printf(b, "}, \"wd\": ");
+        json_array(b, s->wd_per_seed, s->n);
+        clpdd_sb_printf(b, ", \"convergence\": {\"converged\": %s, \"max_iterations\": %d, \"max_grad_norm\": %.3g}",
+                        s->all_converged ? "true" : "false", s->max_iterations, s->max_grad_norm);
+    }
+    clpdd_sb_printf(b, "}");
 }
 
 static void json_key_str(clpdd_strbuf *b, const char *key, const char *value) {
@@ -53,17 +78,20 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     json_key_str(&b, "dataset", s->dataset);
     clpdd_sb_printf(&b, ",\n  ");
     json_key_str(&b, "test_set", s->test_set);
+    if (s->source) {
+        clpdd_sb_printf(&b, ",\n  ");
+        json_key_str(&b, "evaluated_set", s->source);
+    }
     clpdd_sb_printf(&b, ",\n  \"eval\": {");
     json_key_str(&b, "protocol", s->protocol);
     clpdd_sb_printf(&b, ", \"seeds\": %d, \"epochs\": %d, \"batch\": %d, \"lr_base\": %g},\n  ", s->eval_seeds,
                     s->eval_epochs, s->eval_batch, s->eval_lr);
     json_score(&b, "accuracy", &s->acc);
     clpdd_sb_printf(&b, ",\n  \"baselines\": {");
-    if (s->has_random) json_score(&b, "random_real", &s->random_real);
-    if (s->has_full) {
-        if (s->has_random) clpdd_sb_printf(&b, ", ");
-        json_score(&b, "full_data", &s->full_data);
-    }
+    const char *sep = "\n    ";
+    if (s->has_random) json_score(&b, "random_real", &s->random_real), sep = ",\n    ";
+    if (s->has_centroids) clpdd_sb_printf(&b, "%s", sep), json_score(&b, "centroids", &s->centroids), sep = ",\n    ";
+    if (s->has_full) clpdd_sb_printf(&b, "%s", sep), json_score(&b, "full_data", &s->full_data);
     clpdd_sb_printf(&b, "},\n  \"solver_diagnostic\": ");
     if (isfinite(s->solver_acc))
         clpdd_sb_printf(&b, "{\"classifier\": \"%s fitted on the distilled features\", \"accuracy\": %.6f}", s->solver,
@@ -76,8 +104,8 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     clpdd_sb_printf(&b, "},\n  \"timing\": {\"ms_per_step\": %.4f, \"steps\": %d, \"loop_s\": %.3f, "
                         "\"feature_extraction_s\": %.3f, \"total_s\": %.3f},\n",
                     s->ms_per_step, s->steps, s->loop_s, s->features_s, s->total_s);
-    clpdd_sb_printf(&b, "  \"features\": {\"train\": %d, \"test\": %d, \"dim\": %d, \"from_cache\": %s},\n", s->n_train,
-                    s->n_test, s->dim, s->from_cache ? "true" : "false");
+    clpdd_sb_printf(&b, "  \"features\": {\"train\": %d, \"val\": %d, \"test\": %d, \"dim\": %d, \"from_cache\": %s},\n",
+                    s->n_train, s->n_val, s->n_test, s->dim, s->from_cache ? "true" : "false");
     clpdd_sb_printf(&b, "  \"memory\": {\"peak_host_mb\": %.1f, \"peak_device_mb\": ", s->peak_host_mb);
     json_num_or_null(&b, s->peak_device_mb);
     clpdd_sb_printf(&b, ", \"peak_plugin_alloc_mb\": %.1f},\n  ", s->peak_alloc_mb);

@@ -2,7 +2,7 @@
 #ifndef CLPDD_OUTPUTS_H
 #define CLPDD_OUTPUTS_H
 #include <stdint.h>
-#include "eval.h"
+#include "evaluate.h"
 #include "util.h"
 
 typedef struct clpdd_log_row {
@@ -15,15 +15,17 @@ typedef struct clpdd_log_row {
 typedef struct clpdd_summary {
     const char *name, *backbone, *solver, *loss /* NULL: objective solver */, *init, *protocol, *device;
     const char *dataset, *test_set;
+    const char *source; /* clpdd eval: the evaluated set's path (NULL in a run) */
     int ipc, steps, real_batch, eval_seeds, eval_epochs, eval_batch;
     uint64_t seed;
     double lr, eval_lr;
-    clpdd_score acc, random_real, full_data;
-    int has_random, has_full;
+    clpdd_score acc, random_real, centroids, full_data;
+    int has_random, has_centroids, has_full;
     double solver_acc; /* NaN: none */
     double first_loss, last_loss;
     double ms_per_step, loop_s, features_s, total_s;
-    int n_train, n_test, dim, from_cache;
+    int n_train, n_val, n_test, dim, from_cache;
+    int wrote_loss_plot;
     double peak_host_mb, peak_device_mb /* NaN on the CPU */, peak_alloc_mb;
 } clpdd_summary;
 

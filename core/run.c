@@ -23,18 +23,20 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "encode.h"
-#include "eval.h"
+#include "evaluate.h"
 #include "feature_cache.h"
 #include "host.h"
 #include "outputs.h"
 #include "param.h"
+#include "probe.h"
+#include "rundir.h"
 
-const clpdd_ops *clpdd_select_device(const char *device, clpdd_err *e) {
-    if (strcmp(device, "cpu") == 0) return clpdd_ops_cpu();
+const clpdd_ops *clpdd_select_device(clpdd_device_kind device, clpdd_err *e) {
+    if (device == CLPDD_DEVICE_CPU) return clpdd_ops_cpu();
     const char *why = NULL;
     const clpdd_ops *cuda = clpdd_ops_cuda(&why);
     if (cuda) return cuda;
-    if (strcmp(device, "cuda") == 0) {
+    if (device == CLPDD_DEVICE_CUDA) {
         clpdd_err_set(e, "device = cuda, but %s", why ? why : "CUDA is unavailable");
         return NULL;
     }
@@ -56,7 +58,16 @@ typedef struct run {
     const clpdd_loss_vt *lvt;
     void *loss;
     clpdd_dataset train, test;
-    clpdd_features ftrain, ftest;
+    clpdd_features ftrain, ftest; /* every training image's features (dataset order), the test split's */
+    /* the training features split in two ([data] val_size): the distillation targets (what the
+       real batches, init = real and the baselines draw from) and the validation split (what
+       every selection uses); target row i is dataset image target_rows[i] */
+    float *target_x, *val_x;       /* (N, d), (nv, d) host */
+    int32_t *target_y, *val_y;     /* (N), (nv) */
+    int *target_rows;              /* (N) */
+    int nv;
+    clpdd_rundir dir;
+    const clpdd_image_set *eval_set; /* clpdd eval: the set scored (NULL in a run) */
     clpdd_rng rng;
     int C, ipc, m, N, n, d, c, H, W, k, me;
     size_t px;
@@ -98,6 +109,7 @@ static void run_free(run *r) {
     if (r->bb.self) r->bb.vt->destroy(r->bb.self);
     clpdd_features_free(&r->ftrain);
     clpdd_features_free(&r->ftest);
+    free(r->target_x), free(r->val_x), free(r->target_y), free(r->val_y), free(r->target_rows);
     clpdd_dataset_free(&r->train);
     clpdd_dataset_free(&r->test);
     if (r->h) clpdd_host_destroy(r->h); /* frees every device buffer */
@@ -109,6 +121,7 @@ static void run_free(run *r) {
     free(r->idx_host);
     free(r->yb_host);
     free(r->log);
+    clpdd_rundir_release(&r->dir);
 }
 
 static int plugin_fail(run *r, const char *what, const char *name, clpdd_err *e) {
@@ -123,37 +136,100 @@ static void *dalloc(run *r, size_t bytes, int *fail) {
 
 /* ---- setup ---- */
 
-static int setup(run *r, const char *device, clpdd_err *e) {
+/* the datasets, checked before any expensive work, then their features (cached) and the
+   split of the training features into distillation targets and the validation split */
+static int load_data(run *r, clpdd_err *e) {
+    const clpdd_experiment *x = r->x;
+    const char *name = clpdd_dataset_kind_name(x->dataset);
+    if (clpdd_dataset_load_idx(&r->train, name, x->root, "train", x->train_limit, x->subset_seed, e)) return -1;
+    if (clpdd_dataset_load_idx(&r->test, name, x->root, "test", x->test_limit, 0, e)) return -1;
+    clpdd_dataset *tr = &r->train, *te = &r->test;
+    r->C = tr->classes, r->c = tr->c, r->H = tr->H, r->W = tr->W;
+    r->px = (size_t)r->c * r->H * r->W;
+    if (te->c != tr->c || te->H != tr->H || te->W != tr->W)
+        return clpdd_err_set(e, "data: the test images are %dx%dx%d but the training images %dx%dx%d (%s, %s)", te->c, te->H,
+                             te->W, tr->c, tr->H, tr->W, te->desc, tr->desc);
+    if (te->classes > tr->classes)
+        return clpdd_err_set(e, "data: the test split has label %d but the training split only %d classes (%s)",
+                             te->classes - 1, tr->classes, te->desc);
+    /* every class 0..C-1 present, with enough images for what the run draws per class */
+    int *count = clpdd_xcalloc((size_t)r->C, sizeof *count);
+    for (int i = 0; i < tr->n; i++) count[tr->labels[i]]++;
+    int need = x->ipc + (x->val_size > 0 ? 1 : 0), rc = 0;
+    for (int c = 0; c < r->C && rc == 0; c++) {
+        if (count[c] == 0)
+            rc = clpdd_err_set(e, "data: class %d has no training images, but the largest label is %d, so labels are read as "
+                                  "0..%d (%s): a label out of range?", c, r->C - 1, r->C - 1, tr->desc);
+        else if (count[c] < need)
+            rc = clpdd_err_set(e, "data: class %d has %d training images; the run needs %d per class (ipc %d%s)%s", c, count[c],
+                               need, x->ipc, x->val_size > 0 ? " + 1 held out for validation" : "",
+                               x->train_limit ? ": raise [data] train_limit" : "");
+    }
+    free(count);
+    if (rc) return -1;
+    int N = tr->n, nv = (int)x->val_size;
+    int *target = clpdd_xmalloc((size_t)N * sizeof(int)), *val = clpdd_xmalloc((size_t)(nv > 0 ? nv : 1) * sizeof(int));
+    if (nv > 0) {
+        if (nv >= N) rc = clpdd_err_set(e, "data: [data] val_size = %d leaves no training image of the %d", nv, N);
+        else if (clpdd_split_stratified(tr->labels, N, r->C, nv, x->subset_seed, target, NULL, val, e)) rc = clpdd_err_prefix(e, "data: [data] val_size = %d: ", nv);
+    } else {
+        for (int i = 0; i < N; i++) target[i] = i;
+    }
+    if (rc == 0) {
+        char cache[4096];
+        clpdd_cache_dir(x->cache_dir, cache, sizeof cache);
+        if (clpdd_features_get(&r->ftrain, &r->bb, tr, "train", cache, 256, !r->quiet, e) ||
+            clpdd_features_get(&r->ftest, &r->bb, te, "test", cache, 256, !r->quiet, e))
+            rc = -1;
+    }
+    if (rc) {
+        free(target), free(val);
+        return -1;
+    }
+    int d = r->d;
+    r->N = N - nv, r->nv = nv;
+    r->target_rows = target;
+    r->target_x = clpdd_xmalloc((size_t)r->N * d * sizeof(float)), r->target_y = clpdd_xmalloc((size_t)r->N * sizeof(int32_t));
+    r->val_x = clpdd_xmalloc((size_t)(nv ? nv : 1) * d * sizeof(float)), r->val_y = clpdd_xmalloc((size_t)(nv ? nv : 1) * sizeof(int32_t));
+    for (int i = 0; i < r->N; i++) {
+        memcpy(r->target_x + (size_t)i * d, r->ftrain.x + (size_t)target[i] * d, (size_t)d * sizeof(float));
+        r->target_y[i] = r->ftrain.y[target[i]];
+    }
+    for (int i = 0; i < nv; i++) {
+        memcpy(r->val_x + (size_t)i * d, r->ftrain.x + (size_t)val[i] * d, (size_t)d * sizeof(float));
+        r->val_y[i] = r->ftrain.y[val[i]];
+    }
+    free(val);
+    return 0;
+}
+
+/* the host, the backbone and the data: what a run and an evaluation share */
+static int setup_data(run *r, const clpdd_ops *ops, const char *what, clpdd_err *e) {
     clpdd_experiment *x = r->x;
-    r->ops = clpdd_select_device(device, e);
-    if (!r->ops) return -1;
+    r->ops = ops;
     r->h = clpdd_host_create(r->ops, x->seed);
     clpdd_host_set_quiet(r->h, r->quiet);
-    const clpdd_ops *ops = r->ops;
-    if (!r->quiet) fprintf(stderr, "clpdd: run '%s' on %s\n", x->name, ops->name);
-
-    r->bb = (clpdd_backbone){r->h,          x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_cfg,
-                             (clpdd_adapt_mode)clpdd_adapter_mode_parse(x->adapt)};
+    if (!r->quiet) fprintf(stderr, "clpdd: %s '%s' on %s\n", what, x->name, ops->name);
+    r->bb = (clpdd_backbone){r->h, x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_cfg, x->adapt};
     if (r->bb.vt->create(r->h, x->backbone_cfg, &r->bb.self)) {
         r->bb.self = NULL;
         return plugin_fail(r, "backbone", r->bb.desc->name, e);
     }
     if (r->bb.vt->describe(r->bb.self, &r->bb.info)) return plugin_fail(r, "backbone", r->bb.desc->name, e);
     r->d = r->bb.info.feature_dim;
+    return load_data(r, e);
+}
 
-    if (clpdd_dataset_load_idx(&r->train, x->dataset, x->root, "train", x->train_limit, x->subset_seed, e)) return -1;
-    if (clpdd_dataset_load_idx(&r->test, x->dataset, x->root, "test", x->test_limit, 0, e)) return -1;
-    char cache[4096];
-    clpdd_cache_dir(x->cache_dir, cache, sizeof cache);
-    if (clpdd_features_get(&r->ftrain, &r->bb, &r->train, "train", cache, 256, !r->quiet, e)) return -1;
-    if (clpdd_features_get(&r->ftest, &r->bb, &r->test, "test", cache, 256, !r->quiet, e)) return -1;
-
-    r->C = r->train.classes, r->ipc = x->ipc, r->m = r->C * r->ipc, r->N = r->train.n;
+/* the plugins, the synthetic set and the loop's buffers */
+static int setup_loop(run *r, clpdd_err *e) {
+    clpdd_experiment *x = r->x;
+    const clpdd_ops *ops = r->ops;
+    r->ipc = x->ipc, r->m = r->C * r->ipc;
     r->n = x->real_batch < r->N ? x->real_batch : r->N;
-    r->c = r->train.c, r->H = r->train.H, r->W = r->train.W;
-    r->px = (size_t)r->c * r->H * r->W;
-    int dsa = strcmp(x->augment, "dsa") == 0;
-    r->k = dsa ? x->augs_per_batch : 1;
+    if (r->n < x->real_batch && !r->quiet)
+        fprintf(stderr, "warning: [distill] real_batch = %d is more than the %d distillation targets: each step uses all %d\n",
+                x->real_batch, r->N, r->n);
+    r->k = x->augment == CLPDD_AUGMENT_DSA ? x->augs_per_batch : 1;
     r->me = r->m * r->k;
     int m = r->m, d = r->d, C = r->C, n = r->n, N = r->N, me = r->me;
 
@@ -188,9 +264,10 @@ static int setup(run *r, const char *device, clpdd_err *e) {
     r->ys_host = clpdd_xmalloc((size_t)me * sizeof(int32_t));
     for (int i = 0; i < me; i++) r->ys_host[i] = (i % m) / r->ipc;
     const float *init = NULL;
-    if (strcmp(x->init, "real") == 0) {
+    if (x->init == CLPDD_INIT_REAL) {
         int *init_idx = clpdd_xmalloc((size_t)m * sizeof(int));
-        int rc = clpdd_sample_per_class(r->train.labels, N, C, r->ipc, &r->rng, init_idx, e);
+        int rc = clpdd_sample_per_class(r->target_y, N, C, r->ipc, &r->rng, init_idx, e);
+        for (int i = 0; rc == 0 && i < m; i++) init_idx[i] = r->target_rows[init_idx[i]];
         if (rc == 0) clpdd_dataset_gather_float(&r->train, init_idx, m, r->Xs_host);
         free(init_idx);
         if (rc) return -1;
@@ -198,7 +275,7 @@ static int setup(run *r, const char *device, clpdd_err *e) {
     }
     clpdd_param_cfg pc;
     clpdd_param_cfg_default(&pc);
-    pc.kind = (clpdd_param_kind)clpdd_param_kind_parse(x->param);
+    pc.kind = x->param;
     pc.pyramid_every = x->pyramid_every;
     pc.init_std = x->pyramid_init_std;
     pc.decorrelate = x->decorrelate;
@@ -213,7 +290,7 @@ static int setup(run *r, const char *device, clpdd_err *e) {
     if (r->lvt && r->lvt->encode_labels) r->lvt->encode_labels(r->loss, r->Ys, r->ys, me);
     else ops->onehot(r->Ys, r->ys, me, C, 1.0f, 0.0f);
 
-    if (dsa) {
+    if (x->augment == CLPDD_AUGMENT_DSA) {
         clpdd_augment_cfg ac;
         clpdd_augment_cfg_default(&ac);
         ac.flip_p = x->dsa_flip_p;
@@ -231,7 +308,7 @@ static int setup(run *r, const char *device, clpdd_err *e) {
         if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
         r->Xr_host = clpdd_xmalloc((size_t)n * r->px * sizeof(float));
     }
-    ops->to_device(r->Phi, r->ftrain.x, (size_t)N * d * sizeof(float));
+    ops->to_device(r->Phi, r->target_x, (size_t)N * d * sizeof(float));
 
     r->perm = clpdd_xmalloc((size_t)N * sizeof(int));
     for (int i = 0; i < N; i++) r->perm[i] = i;
@@ -269,8 +346,9 @@ static int real_batch(run *r, int step, clpdd_err *e) {
         int t = r->perm[i];
         r->perm[i] = r->perm[j];
         r->perm[j] = t;
-        r->pick[i] = r->idx_host[i] = r->perm[i];
-        r->yb_host[i] = r->ftrain.y[r->perm[i]];
+        r->idx_host[i] = r->perm[i];
+        r->pick[i] = r->target_rows[r->perm[i]];
+        r->yb_host[i] = r->target_y[r->perm[i]];
     }
     const clpdd_ops *ops = r->ops;
     ops->to_device(r->yb, r->yb_host, (size_t)r->n * sizeof(int32_t));
@@ -347,6 +425,7 @@ static int checkpoint_restore(run *r, uint64_t hash, clpdd_err *e) {
         r->ops->to_device(r->adam_v, host + 2 * cap, cap * sizeof(float));
         r->rng.s = c.rng_state;
         r->nlog = c.nlog;
+        if (r->nlog > 0 && r->log[0].step == 1) r->sum.first_loss = r->log[0].loss; /* step 1 is always logged */
         if (!r->quiet) fprintf(stderr, "distill: resuming after step %d from %s\n", c.step, r->ckpt_path);
     } else if (rc == 1 && !r->quiet) {
         fprintf(stderr, "distill: no checkpoint at %s; starting from step 1\n", r->ckpt_path);
@@ -355,8 +434,10 @@ static int checkpoint_restore(run *r, uint64_t hash, clpdd_err *e) {
     return rc < 0 ? -1 : (rc == 0 ? c.step : 0);
 }
 
+/* the resolved values that determine the distillation (not the file's path, nor whether a
+   value was a default, nor the [eval] keys) */
 static uint64_t config_hash(const clpdd_experiment *x) {
-    char *ini = clpdd_experiment_resolved_ini(x);
+    char *ini = clpdd_experiment_distill_ini(x);
     uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, ini);
     free(ini);
     return h;
@@ -366,7 +447,7 @@ static int distill(run *r, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     const clpdd_ops *ops = r->ops;
     size_t np = (size_t)r->m * r->px;
-    int pixels = strcmp(x->param, "pixels") == 0;
+    int pixels = x->param == CLPDD_PARAM_PIXELS;
     int steps = x->steps, tty = isatty(2) && !r->quiet;
     int every = x->progress_every > 0 ? x->progress_every : (steps >= 20 ? steps / 20 : 1);
     uint64_t hash = config_hash(x);
@@ -382,15 +463,19 @@ static int distill(run *r, clpdd_err *e) {
             fprintf(stderr, "distill: step %d: pyramid level %d of %d added\n", step, clpdd_param_active_levels(r->param),
                     clpdd_param_levels(r->param));
         clpdd_param_render(r->param, r->Xs);
-        if (real_batch(r, step, e) || loss_and_grad(r, step, &L, e)) return clpdd_err_set(e, "step %d: %.1900s", step, e->msg);
+        if (real_batch(r, step, e) || loss_and_grad(r, step, &L, e)) return clpdd_err_prefix(e, "step %d: ", step);
         if (!isfinite(L) || !ops->all_finite(r->dXs, np))
             return clpdd_err_set(e, "step %d: the loss or the image gradient is not finite (loss %g); lower [distill] lr?", step, L);
         clpdd_param_backward(r->param, r->dvals, r->dXs);
         clpdd_param_adam(r->param, r->adam_m, r->adam_v, r->dvals, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f);
         if (pixels) ops->clamp(clpdd_param_values(r->param), 0.0f, 1.0f, np);
-        if (x->checkpoint_every > 0 && step % x->checkpoint_every == 0 && step < steps &&
-            checkpoint_save(r, step, hash, e))
-            return clpdd_err_set(e, "step %d: checkpoint: %.1900s", step, e->msg);
+        if (x->checkpoint_every > 0 && step % x->checkpoint_every == 0 && step < steps) {
+            clpdd_err ce;
+            /* a failed write (disk full) must not end hours of work: the last good checkpoint
+               stays (writes are atomic), and the run goes on */
+            if (checkpoint_save(r, step, hash, &ce) && !r->quiet)
+                fprintf(stderr, "warning: step %d: checkpoint not written (%s); the last good one is kept\n", step, ce.msg);
+        }
         if (step == crash_after) return clpdd_err_set(e, "simulated crash after step %d (CLPDD_TEST_CRASH_AFTER)", step);
         if (step == 1) r->sum.first_loss = L;
         double now = clpdd_now();
@@ -414,149 +499,87 @@ static int distill(run *r, clpdd_err *e) {
     return 0;
 }
 
-/* ---- evaluate ---- */
-
-/* protocol lgm: every epoch the probe sees the features of freshly flipped and
-   random-resized-cropped images (LGM's evaluation augmentation, no noise), recomputed through
-   the backbone */
-typedef struct epoch_ctx {
-    run *r;
-    int m;
-    clpdd_augment *aug;
-    float *dev_in, *dev_out; /* (m, px) */
-    float *host;             /* (m, px) */
-    uint64_t seed;
-    clpdd_err *e;
-} epoch_ctx;
-
-static int epoch_features(void *p, int epoch, float *X) {
-    epoch_ctx *c = p;
-    run *r = c->r;
-    clpdd_augment_sample(c->aug, c->m, c->seed, (uint64_t)epoch * (uint64_t)c->m);
-    clpdd_augment_forward(c->aug, c->dev_out, c->dev_in, c->m);
-    r->ops->to_host(c->host, c->dev_out, (size_t)c->m * r->px * sizeof(float));
-    return clpdd_features_of_images(X, &r->bb, c->host, c->m, r->c, r->H, r->W, 256, c->e);
-}
-
-/* one probe training: on fixed features (protocol fast, or no images), or on features of images
-   augmented afresh every epoch (protocol lgm) */
-static double probe_once(run *r, const float *images, const float *feats, const int32_t *labels, int m, int epochs,
-                         uint64_t seed, clpdd_err *e) {
-    const clpdd_experiment *x = r->x;
-    clpdd_probe_cfg cfg = {epochs, x->eval_batch, x->eval_lr};
-    if (!images || strcmp(x->protocol, "lgm") != 0)
-        return clpdd_probe_accuracy(feats, labels, m, r->ftest.x, r->ftest.y, r->ftest.n, r->d, r->C, &cfg, seed);
-    clpdd_augment_cfg ac;
-    clpdd_augment_cfg_default(&ac);
-    ac.noise_p = 0.0f; /* flip + random-resized-crop only */
-    epoch_ctx c = {r, m, NULL, NULL, NULL, NULL, seed ^ 0x6576616cULL, e};
+/* the closed-form classifier the run optimised, fitted on the distilled features phis (m, d)
+   host, scored on the test split: the gap to the probe is worth seeing (DESIGN §7) */
+static double solver_diagnostic(run *r, const float *phis) {
+    const clpdd_ops *ops = r->ops;
+    int m = r->m, d = r->d, C = r->C;
     double acc = NAN;
-    size_t bytes = (size_t)m * r->px * sizeof(float);
-    if (clpdd_augment_create(&c.aug, r->h, &ac, r->c, r->H, r->W, m, e) == 0) {
-        c.dev_in = r->h->alloc(r->h, bytes), c.dev_out = r->h->alloc(r->h, bytes);
-        c.host = clpdd_xmalloc(bytes);
-        if (c.dev_in && c.dev_out) {
-            r->ops->to_device(c.dev_in, images, bytes);
-            acc = clpdd_probe_accuracy_epochs(epoch_features, &c, NULL, labels, m, r->ftest.x, r->ftest.y, r->ftest.n, r->d,
-                                              r->C, &cfg, seed);
-        } else {
-            clpdd_err_set(e, "eval: %s", clpdd_host_error(r->h));
-        }
-        r->h->free(r->h, c.dev_in);
-        r->h->free(r->h, c.dev_out);
-        free(c.host);
-        clpdd_augment_destroy(c.aug);
+    for (int j = 0; j < r->k; j++) /* the support the solver was built for: k copies */
+        ops->to_device(r->phis + (size_t)j * m * d, phis, (size_t)m * d * sizeof(float));
+    float *Zte = clpdd_xmalloc((size_t)r->ftest.n * C * sizeof(float));
+    int ok = 1;
+    for (int i = 0; i < r->ftest.n && ok; i += r->n) {
+        int k = r->ftest.n - i < r->n ? r->ftest.n - i : r->n;
+        ops->to_device(r->phib, r->ftest.x + (size_t)i * d, (size_t)k * d * sizeof(float));
+        ok = r->svt->forward(r->solver, r->Z, r->phis, r->Ys, r->phib, k) == 0;
+        if (ok) ops->to_host(Zte + (size_t)i * C, r->Z, (size_t)k * C * sizeof(float));
     }
+    if (ok) acc = clpdd_top1(Zte, r->ftest.y, r->ftest.n, C);
+    else if (!r->quiet) fprintf(stderr, "warning: solver diagnostic failed: %s\n", clpdd_host_error(r->h));
+    free(Zte);
     return acc;
 }
 
-static int score_probe(clpdd_score *s, run *r, const float *images, const float *X, const int32_t *y, int m, int epochs,
-                       uint64_t seed, clpdd_err *e) {
-    s->n = r->x->eval_seeds < 64 ? r->x->eval_seeds : 64;
-    for (int k = 0; k < s->n; k++)
-        if (isnan(s->per_seed[k] = probe_once(r, images, X, y, m, epochs, seed + (uint64_t)k, e))) return -1;
-    clpdd_score_finish(s);
-    return 0;
-}
+/* ---- evaluate ---- */
 
 static int evaluate(run *r, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
-    const clpdd_ops *ops = r->ops;
-    int m = r->m, d = r->d, C = r->C, N = r->N, ipc = r->ipc;
-    uint64_t seed = x->seed * 1000 + 1;
     clpdd_summary *s = &r->sum;
-    if (!r->quiet)
-        fprintf(stderr, "eval: probe on the distilled set (%s protocol, %d seeds x %d epochs)\n", x->protocol, x->eval_seeds,
-                x->eval_epochs);
+    int m = r->m, d = r->d;
+    clpdd_eval_cfg cfg;
+    clpdd_eval_cfg_from_experiment(&cfg, x);
+    clpdd_evaluator ev;
+    clpdd_labelled train = {r->target_x, r->target_y, r->N}, val = {r->val_x, r->val_y, r->nv},
+                   test = {r->ftest.x, r->ftest.y, r->ftest.n};
+    int max_m = m > r->C * r->ipc ? m : r->C * r->ipc; /* the set, or a baseline of ipc per class */
+    if (clpdd_evaluator_init(&ev, &r->bb, r->c, r->H, r->W, r->C, train, val, test, &r->train, r->target_rows, &cfg, max_m,
+                             r->quiet, e)) {
+        clpdd_evaluator_free(&ev);
+        return -1;
+    }
+    if (!r->quiet) {
+        if (x->protocol == CLPDD_PROTOCOL_PROBE)
+            fprintf(stderr, "eval: converged probe (L-BFGS; L2 from %d values on %d validation images)\n", x->n_wd, r->nv);
+        else
+            fprintf(stderr, "eval: %s protocol (LGM's probe: %d seeds x %d epochs)\n", clpdd_protocol_name(x->protocol),
+                    x->eval_seeds, x->eval_epochs);
+    }
     float *phis = clpdd_xmalloc((size_t)m * d * sizeof(float));
-    if (clpdd_features_of_images(phis, &r->bb, r->Xs_host, m, r->c, r->H, r->W, 256, e)) {
-        free(phis);
-        return -1;
+    int rc = clpdd_evaluator_features(&ev, phis, r->Xs_host, m, e) ||
+             clpdd_evaluate_set(&ev, &s->acc, r->Xs_host, phis, r->ys_host, m, e);
+    if (rc == 0 && (s->has_random = x->baseline_random)) rc = clpdd_evaluate_random_real(&ev, &s->random_real, r->ipc, e);
+    if (rc == 0 && (s->has_centroids = x->baseline_centroids)) rc = clpdd_evaluate_centroids(&ev, &s->centroids, r->ipc, e);
+    if (rc == 0 && (s->has_full = x->baseline_full)) {
+        if (!r->quiet) fprintf(stderr, "eval: full-data probe on %d training features\n", r->N);
+        rc = clpdd_evaluate_full(&ev, &s->full_data, e);
     }
-    if (score_probe(&s->acc, r, r->Xs_host, phis, r->ys_host, m, x->eval_epochs, seed, e)) {
-        free(phis);
-        return -1;
-    }
-
-    if ((s->has_random = x->baseline_random)) {
-        /* ipc random real images per class, a fresh draw per seed, through the same probe */
-        float *feats = clpdd_xmalloc((size_t)m * d * sizeof(float));
-        float *images = clpdd_xmalloc((size_t)m * r->px * sizeof(float));
-        int32_t *labels = clpdd_xmalloc((size_t)m * sizeof(int32_t));
-        int *pick = clpdd_xmalloc((size_t)m * sizeof(int));
-        s->random_real.n = s->acc.n;
-        int rc = 0;
-        for (int k = 0; k < s->random_real.n && rc == 0; k++) {
-            clpdd_rng br = {x->seed * 7919 + 100 + (uint64_t)k};
-            if ((rc = clpdd_sample_per_class(r->ftrain.y, N, C, ipc, &br, pick, e))) break;
-            for (int i = 0; i < m; i++) {
-                memcpy(feats + (size_t)i * d, r->ftrain.x + (size_t)pick[i] * d, (size_t)d * sizeof(float));
-                labels[i] = r->ftrain.y[pick[i]];
-            }
-            clpdd_dataset_gather_float(&r->train, pick, m, images);
-            s->random_real.per_seed[k] = probe_once(r, images, feats, labels, m, x->eval_epochs, seed + (uint64_t)k, e);
-            if (isnan(s->random_real.per_seed[k])) rc = -1;
-        }
-        free(feats), free(images), free(labels), free(pick);
-        if (rc) {
-            free(phis);
-            return -1;
-        }
-        clpdd_score_finish(&s->random_real);
-    }
-    if ((s->has_full = x->baseline_full)) {
-        if (!r->quiet)
-            fprintf(stderr, "eval: full-data probe on %d training features (%d seeds x %d epochs)\n", N, x->eval_seeds,
-                    x->full_epochs);
-        /* on the cached features whatever the protocol: augmenting every training image each
-           epoch would cost N backbone passes per epoch */
-        if (score_probe(&s->full_data, r, NULL, r->ftrain.x, r->ftrain.y, N, x->full_epochs, seed, e)) {
-            free(phis);
-            return -1;
-        }
-    }
+    clpdd_evaluator_free(&ev);
     s->solver_acc = NAN;
-    if (x->ridge_diagnostic && r->svt->forward) {
-        /* the closed-form classifier the run optimised, fitted on the distilled features */
-        for (int j = 0; j < r->k; j++) /* the support the solver was built for: k copies */
-            ops->to_device(r->phis + (size_t)j * m * d, phis, (size_t)m * d * sizeof(float));
-        float *Zte = clpdd_xmalloc((size_t)r->ftest.n * C * sizeof(float));
-        int ok = 1;
-        for (int i = 0; i < r->ftest.n && ok; i += r->n) {
-            int k = r->ftest.n - i < r->n ? r->ftest.n - i : r->n;
-            ops->to_device(r->phib, r->ftest.x + (size_t)i * d, (size_t)k * d * sizeof(float));
-            ok = r->svt->forward(r->solver, r->Z, r->phis, r->Ys, r->phib, k) == 0;
-            if (ok) ops->to_host(Zte + (size_t)i * C, r->Z, (size_t)k * C * sizeof(float));
-        }
-        if (ok) s->solver_acc = clpdd_top1(Zte, r->ftest.y, r->ftest.n, C);
-        else if (!r->quiet) fprintf(stderr, "warning: solver diagnostic failed: %s\n", clpdd_host_error(r->h));
-        free(Zte);
-    }
+    if (rc == 0 && x->ridge_diagnostic && r->solver && r->svt->forward) s->solver_acc = solver_diagnostic(r, phis);
     free(phis);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 /* ---- write ---- */
+
+/* what metrics.json reports beside the scores */
+static void fill_summary(run *r) {
+    const clpdd_experiment *x = r->x;
+    clpdd_summary *s = &r->sum;
+    s->name = x->name, s->backbone = r->bb.desc->name, s->solver = x->solver.desc->name;
+    s->loss = x->loss.desc ? x->loss.desc->name : NULL;
+    s->init = clpdd_init_name(x->init), s->protocol = clpdd_protocol_name(x->protocol), s->device = r->ops->name;
+    s->dataset = r->train.desc, s->test_set = r->test.desc;
+    s->ipc = r->ipc, s->real_batch = r->n, s->lr = x->lr, s->seed = x->seed;
+    s->eval_seeds = x->eval_seeds, s->eval_epochs = x->eval_epochs, s->eval_batch = x->eval_batch, s->eval_lr = x->eval_lr;
+    s->n_train = r->N, s->n_val = r->nv, s->n_test = r->ftest.n, s->dim = r->d;
+    s->from_cache = r->ftrain.from_cache && r->ftest.from_cache;
+    s->features_s = r->ftrain.seconds + r->ftest.seconds;
+    s->peak_host_mb = clpdd_peak_rss_bytes() / 1048576.0;
+    s->peak_device_mb = r->ops->is_device ? r->ops->peak_bytes() / 1048576.0 : NAN;
+    s->peak_alloc_mb = clpdd_host_peak_bytes(r->h) / 1048576.0;
+}
 
 static int write_outputs(run *r, const char *outdir, double t_start, clpdd_err *e) {
     clpdd_experiment *x = r->x;
@@ -571,58 +594,127 @@ static int write_outputs(run *r, const char *outdir, double t_start, clpdd_err *
     snprintf(path, sizeof path, "%s/log.csv", outdir);
     if (clpdd_write_log_csv(path, r->log, r->nlog, e)) return -1;
 
-    s->name = x->name, s->backbone = r->bb.desc->name, s->solver = x->solver.desc->name;
-    s->loss = x->loss.desc ? x->loss.desc->name : NULL;
-    s->init = x->init, s->protocol = x->protocol, s->device = r->ops->name;
-    s->dataset = r->train.desc, s->test_set = r->test.desc;
-    s->ipc = r->ipc, s->real_batch = r->n, s->lr = x->lr, s->seed = x->seed;
-    s->eval_seeds = x->eval_seeds, s->eval_epochs = x->eval_epochs, s->eval_batch = x->eval_batch, s->eval_lr = x->eval_lr;
-    s->n_train = r->ftrain.n, s->n_test = r->ftest.n, s->dim = r->d;
-    s->from_cache = r->ftrain.from_cache && r->ftest.from_cache;
-    s->features_s = r->ftrain.seconds + r->ftest.seconds;
-    s->peak_host_mb = clpdd_peak_rss_bytes() / 1048576.0;
-    s->peak_device_mb = r->ops->is_device ? r->ops->peak_bytes() / 1048576.0 : NAN;
-    s->peak_alloc_mb = clpdd_host_peak_bytes(r->h) / 1048576.0;
-
+    fill_summary(r);
     if (clpdd_write_distilled(outdir, r->Xs_host, r->ys_host, r->m, r->c, r->H, r->W, r->ipc, r->C, s, e)) return -1;
     snprintf(path, sizeof path, "%s/loss.png", outdir);
     char title[512];
     snprintf(title, sizeof title, "%s: %s + %s, %s, ipc %d", x->name, s->solver, s->loss ? s->loss : "objective", s->backbone,
              r->ipc);
     if (r->nlog > 0 && clpdd_write_loss_plot(path, r->log, r->nlog, title, e)) return -1;
+    s->wrote_loss_plot = r->nlog > 0;
     s->total_s = clpdd_now() - t_start; /* metrics.json last: its presence marks a finished run */
     snprintf(path, sizeof path, "%s/metrics.json", outdir);
     return clpdd_write_metrics(path, s, e);
 }
 
+/* config.ini, metrics.json and the grid of an evaluated set (clpdd eval) */
+static int write_eval_outputs(run *r, const char *outdir, double t_start, clpdd_err *e) {
+    clpdd_experiment *x = r->x;
+    clpdd_summary *s = &r->sum;
+    char path[4096];
+    char *resolved = clpdd_experiment_resolved_ini(x);
+    snprintf(path, sizeof path, "%s/config.ini", outdir);
+    int rc = clpdd_write_file_atomic(path, resolved, strlen(resolved), e);
+    free(resolved);
+    if (rc) return -1;
+    fill_summary(r);
+    if (!r->eval_set->from_run) s->solver = s->loss = NULL; /* made elsewhere: not this configuration's method */
+    if (clpdd_write_distilled(outdir, r->Xs_host, r->ys_host, r->m, r->c, r->H, r->W, r->ipc, r->C, s, e)) return -1;
+    s->total_s = clpdd_now() - t_start;
+    snprintf(path, sizeof path, "%s/metrics.json", outdir);
+    return clpdd_write_metrics(path, s, e);
+}
+
+static void print_score(const char *name, const clpdd_score *s) {
+    fprintf(stderr, "   %s %.2f%%", name, 100 * s->mean);
+    if (s->n > 1) fprintf(stderr, " +- %.2f", 100 * s->std);
+}
+
 static void report(const run *r, const char *outdir) {
     const clpdd_summary *s = &r->sum;
-    fprintf(stderr, "\nresult: distilled %.2f%% +- %.2f", 100 * s->acc.mean, 100 * s->acc.std);
-    if (s->has_random) fprintf(stderr, "   random real %.2f%% +- %.2f", 100 * s->random_real.mean, 100 * s->random_real.std);
-    if (s->has_full) fprintf(stderr, "   full data %.2f%% +- %.2f", 100 * s->full_data.mean, 100 * s->full_data.std);
+    fprintf(stderr, "\nresult (%s protocol, test split):", s->protocol);
+    print_score("distilled", &s->acc);
+    if (s->has_random) print_score("random real", &s->random_real);
+    if (s->has_centroids) print_score("centroids", &s->centroids);
+    if (s->has_full) print_score("full data", &s->full_data);
     if (isfinite(s->solver_acc)) fprintf(stderr, "   (%s classifier %.2f%%)", s->solver, 100 * s->solver_acc);
+    if (r->x->protocol == CLPDD_PROTOCOL_PROBE && r->nv > 0)
+        fprintf(stderr, "\n        validation: distilled %.2f%% at wd %g%s", 100 * s->acc.val_mean, s->acc.wd_per_seed[0],
+                s->acc.all_converged ? "" : " (the probe did NOT converge: raise [eval] probe_max_iter)");
     fprintf(stderr, "\n        %d steps, %.2f ms/step, peak RSS %.0f MB, total %.1f s\n"
-                    "        wrote %s/{metrics.json,log.csv,config.ini,distilled.safetensors,distilled.png,loss.png}\n",
-            s->steps, s->ms_per_step, s->peak_host_mb, s->total_s, outdir);
+                    "        wrote %s/{metrics.json,log.csv,config.ini,distilled.safetensors,distilled.png%s}\n",
+            s->steps, s->ms_per_step, s->peak_host_mb, s->total_s, outdir, s->wrote_loss_plot ? ",loss.png" : "");
 }
 
 int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     double t_start = clpdd_now();
     run r;
     memset(&r, 0, sizeof r);
+    r.dir.lock_fd = -1;
     r.x = x;
     r.quiet = opts && opts->quiet;
     r.resume = opts && opts->resume;
     r.sum.first_loss = r.sum.last_loss = NAN;
-    const char *device = opts && opts->device ? opts->device : x->device;
+    const clpdd_ops *ops = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
+    if (!ops) return -1;
     const char *outdir = opts && opts->output ? opts->output : x->output;
     r.outdir = outdir;
     snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", outdir);
-    int rc = setup(&r, device, e);
+    int rc = clpdd_rundir_acquire(&r.dir, outdir, r.resume, opts && opts->force, e);
+    if (rc == 0) rc = setup_data(&r, ops, "run", e);
+    if (rc == 0) rc = setup_loop(&r, e);
     if (rc == 0) rc = distill(&r, e);
     if (rc == 0) rc = evaluate(&r, e);
     if (rc == 0) rc = write_outputs(&r, outdir, t_start, e);
     if (rc == 0) unlink(r.ckpt_path); /* finished: nothing to resume */
+    if (rc == 0 && !r.quiet) report(&r, outdir);
+    run_free(&r);
+    return rc ? -1 : 0;
+}
+
+int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_run_opts *opts, clpdd_err *e) {
+    double t_start = clpdd_now();
+    run r;
+    memset(&r, 0, sizeof r);
+    r.dir.lock_fd = -1;
+    r.x = x;
+    r.quiet = opts && opts->quiet;
+    const clpdd_ops *ops = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
+    if (!ops) return -1;
+    const char *outdir = opts && opts->output ? opts->output : x->output;
+    int rc = clpdd_rundir_acquire(&r.dir, outdir, 0, opts && opts->force, e);
+    if (rc == 0) rc = setup_data(&r, ops, "eval", e);
+    if (rc == 0 && (set->c != r.c || set->H != r.H || set->W != r.W))
+        rc = clpdd_err_set(e, "eval: %s holds %dx%dx%d images but the configuration's dataset has %dx%dx%d (%s)", set->source,
+                           set->c, set->H, set->W, r.c, r.H, r.W, r.train.desc);
+    for (int i = 0; rc == 0 && i < set->m; i++)
+        if (set->labels[i] < 0 || set->labels[i] >= r.C)
+            rc = clpdd_err_set(e, "eval: %s: image %d has label %d; the dataset has classes 0..%d", set->source, i,
+                               set->labels[i], r.C - 1);
+    /* class-major, ipc per class: the layout of a distilled set (and of its grid) */
+    int *count = clpdd_xcalloc((size_t)(r.C > 0 ? r.C : 1), sizeof *count);
+    for (int i = 0; rc == 0 && i < set->m; i++) count[set->labels[i]]++;
+    for (int c = 0; rc == 0 && c < r.C; c++)
+        if (count[c] != x->ipc)
+            rc = clpdd_err_set(e, "eval: %s has %d images of class %d; a distilled set has the same number (here %d) of "
+                                  "every class 0..%d", set->source, count[c], c, x->ipc, r.C - 1);
+    free(count);
+    if (rc == 0) {
+        r.m = set->m, r.ipc = x->ipc, r.n = 1, r.k = 1;
+        r.Xs_host = clpdd_xmalloc((size_t)r.m * r.px * sizeof(float));
+        r.ys_host = clpdd_xmalloc((size_t)r.m * sizeof(int32_t));
+        for (int c = 0, j = 0; c < r.C; c++) /* stable: a set's own order within a class is kept */
+            for (int i = 0; i < set->m; i++)
+                if (set->labels[i] == c) {
+                    memcpy(r.Xs_host + (size_t)j * r.px, set->images + (size_t)i * r.px, r.px * sizeof(float));
+                    r.ys_host[j++] = c;
+                }
+        r.sum.first_loss = r.sum.last_loss = NAN;
+        r.sum.source = set->source;
+        r.eval_set = set;
+        rc = evaluate(&r, e);
+    }
+    if (rc == 0) rc = write_eval_outputs(&r, outdir, t_start, e);
     if (rc == 0 && !r.quiet) report(&r, outdir);
     run_free(&r);
     return rc ? -1 : 0;

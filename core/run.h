@@ -5,15 +5,30 @@
 #include "experiment.h"
 
 typedef struct clpdd_run_opts {
-    const char *device;   /* overrides [experiment] device when not NULL */
+    const clpdd_ops *ops; /* the device, chosen once by the caller (clpdd_select_device) */
     const char *output;   /* overrides [experiment] output when not NULL */
     int quiet;
     int resume;           /* continue from <output>/checkpoint.safetensors when there is one */
+    int force;            /* replace another run's files in <output> (core/rundir.h) */
 } clpdd_run_opts;
 
-/* choose the device ops: "auto" | "cpu" | "cuda"; NULL + message when cuda is asked for and absent */
-const clpdd_ops *clpdd_select_device(const char *device, clpdd_err *e);
+/* the device ops for [experiment] device; NULL + message when cuda is asked for and absent */
+const clpdd_ops *clpdd_select_device(clpdd_device_kind device, clpdd_err *e);
 
 int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e);
+
+/* an image set to evaluate (clpdd eval): host images in [0, 1] in the dataset's image space */
+typedef struct clpdd_image_set {
+    const float *images;   /* (m, c, H, W) */
+    const int32_t *labels; /* (m) */
+    int m, c, H, W;
+    const char *source;    /* where it came from, for messages and metrics.json */
+    int from_run;          /* 1: a clpdd run directory, whose config.ini is the method's */
+} clpdd_image_set;
+
+/* the evaluation of a run, on a given set: the same data, features, validation split and
+   evaluator as `clpdd run`, writing config.ini, metrics.json, distilled.{safetensors,png} into
+   opts->output (or [experiment] output). [distill] ipc sizes the baselines. */
+int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_run_opts *opts, clpdd_err *e);
 
 #endif

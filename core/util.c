@@ -72,26 +72,38 @@ int clpdd_read_file(const char *path, uint8_t **data, size_t *len, clpdd_err *e)
     return 0;
 }
 
-int clpdd_write_file_atomic(const char *path, const void *data, size_t len, clpdd_err *e) {
+int clpdd_write_atomic(const char *path, clpdd_write_fn fill, void *ctx, clpdd_err *e) {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return clpdd_err_set(e, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return clpdd_err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            close(fd);
-            unlink(tmp);
-            return clpdd_err_set(e, "%s: write failed: %s", tmp, strerror(err));
-        }
-        p += w;
-        left -= (size_t)w;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int err = errno;
+        close(fd);
+        unlink(tmp);
+        return clpdd_err_set(e, "%s: cannot create: %s", tmp, strerror(err));
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    errno = 0;
+    if (fill(f, ctx, e) != 0) {
+        fclose(f);
+        unlink(tmp);
+        return -1; /* fill set the message */
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        int err = errno ? errno : EIO;
+        fclose(f);
+        unlink(tmp);
+        return clpdd_err_set(e, "%s: write failed: %s", tmp, strerror(err));
+    }
+    if (fsync(fileno(f)) != 0) {
+        int err = errno;
+        fclose(f);
+        unlink(tmp);
+        return clpdd_err_set(e, "%s: cannot flush: %s", tmp, strerror(err));
+    }
+    if (fclose(f) != 0) {
         int err = errno;
         unlink(tmp);
         return clpdd_err_set(e, "%s: cannot flush: %s", tmp, strerror(err));
@@ -102,6 +114,23 @@ int clpdd_write_file_atomic(const char *path, const void *data, size_t len, clpd
         return clpdd_err_set(e, "%s: cannot rename into place: %s", path, strerror(err));
     }
     return 0;
+}
+
+typedef struct bytes_ctx {
+    const void *data;
+    size_t len;
+} bytes_ctx;
+
+static int write_bytes(FILE *f, void *ctx, clpdd_err *e) {
+    const bytes_ctx *b = ctx;
+    (void)e; /* a short write sets the stream's error flag, which clpdd_write_atomic reports */
+    if (b->len) fwrite(b->data, 1, b->len, f);
+    return 0;
+}
+
+int clpdd_write_file_atomic(const char *path, const void *data, size_t len, clpdd_err *e) {
+    bytes_ctx b = {data, len};
+    return clpdd_write_atomic(path, write_bytes, &b, e);
 }
 
 int clpdd_mkdirs(const char *path, clpdd_err *e) {
@@ -122,11 +151,6 @@ int clpdd_mkdirs(const char *path, clpdd_err *e) {
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return clpdd_err_set(e, "%s: not a directory", path);
     return 0;
-}
-
-int clpdd_file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 uint64_t clpdd_hash64(uint64_t h, const void *data, size_t len) {
@@ -160,6 +184,19 @@ void clpdd_sb_printf(clpdd_strbuf *b, const char *fmt, ...) {
     }
 }
 
+void clpdd_sb_put(clpdd_strbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (b->len + n + 1 > c) c *= 2;
+        b->s = realloc(b->s, c);
+        CLPDD_ASSERT(b->s);
+        b->cap = c;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
 void clpdd_sb_json_str(clpdd_strbuf *b, const char *s) {
     clpdd_sb_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -189,4 +226,45 @@ size_t clpdd_peak_rss_bytes(void) {
     }
     fclose(f);
     return kb * 1024;
+}
+
+int clpdd_err_prefix(clpdd_err *e, const char *fmt, ...) {
+    if (!e) return -1;
+    char old[sizeof e->msg];
+    memcpy(old, e->msg, sizeof old);
+    old[sizeof old - 1] = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n < sizeof e->msg) snprintf(e->msg + n, sizeof e->msg - (size_t)n, "%s", old);
+    return -1;
+}
+
+const char *clpdd_escape(const char *s, char *out, size_t n) {
+    if (!out || n == 0) return "";
+    if (!s) s = "(null)";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char tmp[5];
+        size_t k;
+        if (*p == '\\') k = (size_t)snprintf(tmp, sizeof tmp, "\\\\");
+        else if (*p == '\n') k = (size_t)snprintf(tmp, sizeof tmp, "\\n");
+        else if (*p == '\t') k = (size_t)snprintf(tmp, sizeof tmp, "\\t");
+        else if (*p == '\r') k = (size_t)snprintf(tmp, sizeof tmp, "\\r");
+        else if (*p < 0x20 || *p == 0x7f) k = (size_t)snprintf(tmp, sizeof tmp, "\\x%02x", *p);
+        else tmp[0] = (char)*p, tmp[1] = 0, k = 1;
+        if (o + k + 1 > n) {
+            /* no room: end with "..." when it fits */
+            size_t cut = n >= 4 ? n - 4 : 0;
+            if (o > cut) o = cut;
+            if (n >= 4) memcpy(out + o, "...", 3), o += 3;
+            break;
+        }
+        memcpy(out + o, tmp, k);
+        o += k;
+    }
+    out[o < n ? o : n - 1] = 0;
+    return out;
 }

@@ -29,11 +29,16 @@ char *clpdd_xstrdup(const char *s);
 
 /* whole file into memory (NUL-terminated for convenience); -1 + message on failure */
 int clpdd_read_file(const char *path, uint8_t **data, size_t *len, clpdd_err *e);
-/* write all bytes to path atomically: path.tmp.<pid>, fsync, rename */
+/* The one atomic writer: fill(f, ctx, e) writes the contents to f, a stream on
+   path.tmp.<pid>; then fflush, fsync, fclose and rename onto path. fill returns 0, or -1 with
+   e set; a write error on f (its error flag) is reported here. On any failure the temporary is
+   removed and path is left as it was: no half-written file under the real name. */
+typedef int (*clpdd_write_fn)(FILE *f, void *ctx, clpdd_err *e);
+int clpdd_write_atomic(const char *path, clpdd_write_fn fill, void *ctx, clpdd_err *e);
+/* all of data[0..len) to path through clpdd_write_atomic */
 int clpdd_write_file_atomic(const char *path, const void *data, size_t len, clpdd_err *e);
 /* mkdir -p */
 int clpdd_mkdirs(const char *path, clpdd_err *e);
-int clpdd_file_exists(const char *path);
 
 /* FNV-1a 64-bit, chainable: h = clpdd_hash64(h, data, len), start with CLPDD_HASH_SEED */
 #define CLPDD_HASH_SEED 0xcbf29ce484222325ULL
@@ -46,10 +51,21 @@ typedef struct clpdd_strbuf {
     size_t len, cap;
 } clpdd_strbuf;
 void clpdd_sb_printf(clpdd_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* n bytes of s (may hold NULs); b->s stays NUL-terminated */
+void clpdd_sb_put(clpdd_strbuf *b, const char *s, size_t n);
 /* JSON string literal of s (quoted, escaped) */
 void clpdd_sb_json_str(clpdd_strbuf *b, const char *s);
 
 double clpdd_now(void);             /* monotonic seconds */
 size_t clpdd_peak_rss_bytes(void);  /* VmHWM of this process */
+
+/* Prefix e->msg safely: e->msg = <fmt ...> + old e->msg. Formatting e->msg into itself
+   (clpdd_err_set(e, "step %d: %s", step, e->msg)) is undefined behaviour; use this instead.
+   Returns -1 like clpdd_err_set; e may be NULL. */
+int clpdd_err_prefix(clpdd_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s with control bytes (< 0x20, 0x7f) and backslashes escaped (\n, \t, \x1b, \\) so that a
+   key, value or path from a hostile file never reaches the terminal raw; truncated with "..."
+   to fit n bytes (n >= 4). Returns out, so it can be passed straight to printf. */
+const char *clpdd_escape(const char *s, char *out, size_t n);
 
 #endif

@@ -14,6 +14,8 @@
 #   LOG_DIR      where logs go (default ${OUT:-results/gpu})
 #   BUDGET_S     total seconds for all steps (default 470)
 #   SKIP_BUILD   1: use an existing $BUILD_DIR as it is (e.g. built elsewhere and carried over)
+# The weights are the repository's models/ (found by the build without CLPDD_MODEL_PATH; a set
+# CLPDD_MODEL_PATH is searched first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,23 +4,22 @@
 # Prepare on the development machine:  bash scripts/gpu-lease.sh pack   (writes .gpu/bundle.tar.xz)
 # Run on the GPU machine:              bash scripts/gpu-lease.sh run    (logs and a tarball in $OUT)
 # The bundle holds a CUDA build (sm_90) made here, the shared libraries it needs that are not
-# glibc's or CUDA's, the mnist-vit weights and the Fashion-MNIST files.
+# glibc's or CUDA's, and the Fashion-MNIST files. The weights are the repository's models/, which
+# travel with the working tree (the build looks there without CLPDD_MODEL_PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
 root="$PWD"
 
 if [ "$mode" = pack ]; then
-  : "${CLPDD_MODEL_PATH:?set CLPDD_MODEL_PATH to the directory with mnist-vit.safetensors}"
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCLPDD_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
   cmake --build build-gpu -j "$(nproc)"
-  rm -rf .gpu/stage && mkdir -p .gpu/stage/lib .gpu/stage/models .gpu/stage/fashion-mnist
+  rm -rf .gpu/stage && mkdir -p .gpu/stage/lib .gpu/stage/fashion-mnist
   # non-glibc, non-CUDA shared libraries of every binary
   find build-gpu -type f \( -name '*.so*' -o -perm -u+x \) -print0 | xargs -0 ldd 2>/dev/null |
     awk '/=> \// {print $3}' | sort -u |
-    grep -v -E '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libcuda|libcudart|libcublas|libcublasLt|libcusolver|libcurand|libcusparse|libnvJitLink|libstdc\+\+|libgcc_s)\.so' |
+    grep -v -E '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libcuda|libcudart|libcublas|libcublasLt|libcusolver|libcusparse|libnvJitLink|libstdc\+\+|libgcc_s)\.so' |
     grep -v "$root" | while read -r lib; do cp -L "$lib" .gpu/stage/lib/; done
-  cp "$CLPDD_MODEL_PATH"/*.safetensors .gpu/stage/models/ # mnist-vit and the CIFAR ResNets
   cp /usr/share/datasets/fashion-mnist/*.gz .gpu/stage/fashion-mnist/
   tar -C . -cf - build-gpu | tar -C .gpu/stage -xf -
   tar -C .gpu/stage -cJf .gpu/bundle.tar.xz .
@@ -39,10 +38,10 @@ if [ "$mode" = run ]; then
   dev_root=$(grep -m1 '^CMAKE_HOME_DIRECTORY' build-gpu/CMakeCache.txt | cut -d= -f2)
   if [ "$dev_root" != "$root" ] && [ ! -e "$dev_root" ]; then mkdir -p "$(dirname "$dev_root")" && ln -s "$root" "$dev_root"; fi
   mkdir -p /usr/share/datasets && rm -rf /usr/share/datasets/fashion-mnist && cp -r "$stage/fashion-mnist" /usr/share/datasets/
-  cuda_dirs=$(for l in libcublas.so.13 libcusolver.so.12 libcurand.so.10 libcudart.so.13; do
+  cuda_dirs=$(for l in libcublas.so.13 libcusolver.so.12 libcudart.so.13; do
     find / -xdev -name "$l" -not -path '*/proc/*' 2>/dev/null | head -n 1 | xargs -r dirname; done | sort -u | tr '\n' ':')
   export LD_LIBRARY_PATH="$stage/lib:${cuda_dirs}${LD_LIBRARY_PATH:-}"
-  export CLPDD_MODEL_PATH="$stage/models"
+  unset CLPDD_MODEL_PATH # the weights: models/ of this tree (through the dev_root link above)
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
   ldd build-gpu/clpdd | grep -E 'not found|cublas|cudart|openblas' || true
   set +e

@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libinih-dev libcriterion-dev libopenblas-dev liblapacke-dev
-          zlib1g-dev libpng-dev dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libxxhash-dev libcriterion-dev libopenblas-dev liblapacke-dev
+          zlib1g-dev libpng-dev liblbfgs-dev libturbojpeg0-dev dataset-fashion-mnist gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,4 +25,4 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLPDD_CUDA="${CLPDD_CUDA:-AUTO}
 cmake --build build -j "$jobs"
 echo
 echo "setup: built ./build/clpdd and its plugins (./build/plugins)."
-echo "       next: export CLPDD_MODEL_PATH=<directory with mnist-vit.safetensors>; ./build/clpdd run experiments/quickstart.ini"
+echo "       next: ./build/clpdd run experiments/quickstart.ini   (tests: ctest --test-dir build --output-on-failure)"

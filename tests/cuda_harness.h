@@ -1,7 +1,9 @@
 /* The harness of the CUDA-vs-CPU tests (test_*_cuda.c): the device table (or the CPU table in
  * self-check mode, CLPDD_TEST_OPS_SELF=1, to test the harness itself on a machine without a GPU),
- * a skip without a GPU, and device buffers between sentinel guard zones that done() checks for
- * overruns. Static on purpose: each test executable has its own state. */
+ * and device buffers between sentinel guard zones that done() checks for overruns. Without a GPU
+ * the whole executable exits 77 before any test runs (tests/support.c, CLPDD_TEST_GPU_SUITE), which
+ * ctest reports as Skipped; NEED_GPU() still skips a single test should the device vanish after
+ * that check. Static on purpose: each test executable has its own state. */
 #ifndef CLPDD_TEST_CUDA_HARNESS_H
 #define CLPDD_TEST_CUDA_HARNESS_H
 #include <criterion/criterion.h>

@@ -3,12 +3,15 @@
 #include <criterion/criterion.h>
 
 #include "clpdd/plugin.h"
+#include "config.h"
+#include "host.h"
 #include "loader.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static uint64_t splitmix(test_rng *r) {
@@ -87,27 +90,28 @@ void test_fd_grad(double *g, test_scalar_fn f, double *x, size_t n, double h, vo
 const char *test_model_file(const char *file) {
     static char buf[8][4096];
     static int slot;
+    char *out = buf[slot];
     const char *dirs = getenv("CLPDD_MODEL_PATH");
-    if (!dirs || !*dirs) return NULL;
-    char *copy = strdup(dirs), *save = NULL;
-    const char *found = NULL;
-    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        char *out = buf[slot];
-        snprintf(out, sizeof buf[0], "%s/%s", d, file);
-        if (access(out, R_OK) == 0) {
+    if (dirs && *dirs) {
+        char *copy = strdup(dirs), *save = NULL;
+        int found = 0;
+        for (char *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+            snprintf(out, sizeof buf[0], "%s/%s", d, file);
+            found = access(out, R_OK) == 0;
+        }
+        free(copy);
+        if (found) {
             slot = (slot + 1) % 8;
-            found = out;
-            break;
+            return out;
         }
     }
-    free(copy);
-    /* set but wrong is a broken setup, not a reason to skip: ctest runs each test in
-       build/tests, so a relative CLPDD_MODEL_PATH from the repository root misses */
-    if (!found)
-        cr_assert_fail("CLPDD_MODEL_PATH=%s has no readable %s (a relative path is taken from the test's working "
-                       "directory; give an absolute one, e.g. CLPDD_MODEL_PATH=$PWD/../shared/models)",
-                       dirs, file);
-    return found;
+    snprintf(out, sizeof buf[0], "%s/models/%s", CLPDD_SOURCE_DIR, file);
+    cr_assert(access(out, R_OK) == 0,
+              "%s not found: looked in CLPDD_MODEL_PATH=%s (a relative entry is taken from the test's working "
+              "directory) and %s/models, the repository's copy",
+              file, dirs && *dirs ? dirs : "(unset)", CLPDD_SOURCE_DIR);
+    slot = (slot + 1) % 8;
+    return out;
 }
 
 const char *test_fixture(const char *file) {
@@ -161,6 +165,106 @@ void test_solver_result_free(test_solver_result *r) {
     free(r->dY);
 }
 
+struct clpdd_section *test_section(const struct clpdd_plugin *p, const char *kind, const char *text) {
+    cr_assert_not_null(p, "plugin not loaded");
+    clpdd_err e;
+    clpdd_section *s = clpdd_section_from_string(kind, text, p->keys, p->n_keys, &e);
+    cr_assert_not_null(s, "%s", e.msg);
+    return s;
+}
+
+test_solver_result test_solver_run(const char *plugin, const char *keys, uint64_t seed, int m, int d, int C, int n,
+                                   const double *phi, const double *Y, const double *phib, const double *R,
+                                   int calls) {
+    const clpdd_plugin *p = test_plugin(plugin);
+    cr_assert_not_null(p, "no plugin %s", plugin);
+    const clpdd_solver_vt *vt = p->vtable;
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), seed);
+    clpdd_host_set_quiet(h, 1);
+    clpdd_section *s = test_section(p, "solver", keys);
+    clpdd_solver_dims dims = {m, d, C, n};
+    void *self;
+    cr_assert_eq(vt->create(h, s, &dims, &self), 0, "%s", clpdd_host_error(h));
+    float *fphi = malloc(sizeof(float) * m * d), *fY = malloc(sizeof(float) * m * C);
+    float *fb = malloc(sizeof(float) * n * d), *fR = malloc(sizeof(float) * n * C);
+    test_to_float(fphi, phi, (size_t)m * d);
+    test_to_float(fY, Y, (size_t)m * C);
+    test_to_float(fb, phib, (size_t)n * d);
+    test_to_float(fR, R, (size_t)n * C);
+    test_solver_result r = {malloc(sizeof(float) * n * C), malloc(sizeof(float) * m * d),
+                            malloc(sizeof(float) * m * C), 0, ""};
+    for (int call = 0; call < calls && r.status == 0; call++) {
+        for (int i = 0; i < n * C; i++) r.Z[i] = NAN; /* poisoned: every output must be written */
+        for (int i = 0; i < m * d; i++) r.dphi[i] = NAN;
+        for (int i = 0; i < m * C; i++) r.dY[i] = NAN;
+        r.status = vt->forward(self, r.Z, fphi, fY, fb, n);
+        if (r.status == 0) r.status = vt->backward(self, r.dphi, r.dY, fR);
+    }
+    snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
+    vt->destroy(self);
+    clpdd_section_destroy(s);
+    clpdd_host_destroy(h);
+    free(fphi);
+    free(fY);
+    free(fb);
+    free(fR);
+    return r;
+}
+
+typedef struct pair_ctx {
+    test_pair_fn f;
+    double *phi, *Y;
+    void *ctx;
+    int wrt; /* 0: phi, 1: Y */
+} pair_ctx;
+
+static double pair_partial(const double *v, void *p) {
+    pair_ctx *c = p;
+    return c->f(c->wrt == 0 ? v : c->phi, c->wrt == 1 ? v : c->Y, c->ctx);
+}
+
+void test_fd_grad_pair(double *gphi, double *gY, test_pair_fn f, double *phi, size_t nphi, double *Y, size_t nY,
+                       double h_phi, double h_Y, void *ctx) {
+    pair_ctx c = {f, phi, Y, ctx, 0};
+    test_fd_grad(gphi, pair_partial, phi, nphi, h_phi, &c);
+    c.wrt = 1;
+    test_fd_grad(gY, pair_partial, Y, nY, h_Y, &c);
+}
+
+typedef struct solver_ref_ctx {
+    test_solver_ref_fn ref;
+    void *ctx;
+    const double *phib, *R;
+    int n, C;
+} solver_ref_ctx;
+
+static double solver_ref_dot(const double *phi, const double *Y, void *p) { /* ⟨R, ref(phi, Y)⟩ */
+    solver_ref_ctx *c = p;
+    double *Z = malloc(sizeof(double) * c->n * c->C);
+    c->ref(Z, phi, Y, c->phib, c->ctx);
+    double s = 0;
+    for (int i = 0; i < c->n * c->C; i++) s += c->R[i] * Z[i];
+    free(Z);
+    return s;
+}
+
+test_solver_errors test_solver_errors_of(const test_solver_result *r, test_solver_data *x, int m, int d, int C, int n,
+                                         test_solver_ref_fn ref, void *ctx, double h_phi, double h_Y) {
+    test_solver_errors out;
+    double *Zref = malloc(sizeof(double) * n * C);
+    ref(Zref, x->phi, x->Y, x->phib, ctx);
+    out.z = test_rel_err_fd(r->Z, Zref, (size_t)n * C);
+    double *g = malloc(sizeof(double) * m * d), *gy = malloc(sizeof(double) * m * C);
+    solver_ref_ctx c = {ref, ctx, x->phib, x->R, n, C};
+    test_fd_grad_pair(g, gy, solver_ref_dot, x->phi, (size_t)m * d, x->Y, (size_t)m * C, h_phi, h_Y, &c);
+    out.dphi = test_rel_err_fd(r->dphi, g, (size_t)m * d);
+    out.dY = test_rel_err_fd(r->dY, gy, (size_t)m * C);
+    free(g);
+    free(gy);
+    free(Zref);
+    return out;
+}
+
 int test_chol(double *A, int n) {
     for (int j = 0; j < n; j++) {
         double s = A[j * n + j];
@@ -194,6 +298,59 @@ void test_chol_solve(const double *L, int n, double *B, int nrhs) {
 void test_to_float(float *o, const double *i, size_t n) {
     for (size_t k = 0; k < n; k++) o[k] = (float)i[k];
 }
+
+#ifdef CLPDD_TEST_GPU_SUITE
+/* A suite whose every test needs a GPU (tests/test_*_cuda.c; tests/CMakeLists.txt defines
+ * CLPDD_TEST_GPU_SUITE for them and sets SKIP_RETURN_CODE 77): without a device the executable
+ * prints why and exits 77 before Criterion starts, so ctest reports it Skipped rather than
+ * Passed. The device is probed in a child process: the CUDA runtime is not fork-safe, and
+ * Criterion forks its workers from this process. A worker inherits CLPDD_TEST_GPU_PRESENT and
+ * does not probe again. CLPDD_TEST_OPS_SELF=1 (the harness's self-check on the CPU table)
+ * never skips. */
+
+__attribute__((constructor)) static void gpu_suite_gate(void) {
+    const char *self = getenv("CLPDD_TEST_OPS_SELF");
+    if (self && *self && strcmp(self, "0") != 0) return;
+    if (getenv("CLPDD_TEST_GPU_PRESENT")) return;
+    int fd[2];
+    if (pipe(fd)) return; /* cannot probe: let the tests skip one by one */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        const char *why = NULL;
+        const clpdd_ops *ops = clpdd_ops_cuda(&why);
+        if (!ops && why) {
+            ssize_t w = write(fd[1], why, strlen(why));
+            (void)w;
+        }
+        _exit(ops ? 0 : 1);
+    }
+    close(fd[1]);
+    char why[512] = "";
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < sizeof why && (r = read(fd[0], why + len, sizeof why - 1 - len)) > 0) len += (size_t)r;
+    why[len] = 0;
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        setenv("CLPDD_TEST_GPU_PRESENT", "1", 1);
+        return;
+    }
+    printf("SKIPPED: every test of this suite needs a GPU, and there is none: %s\n",
+           *why ? why : WIFEXITED(status) ? "no reason given" : "the device probe crashed");
+    fflush(stdout);
+    _exit(77);
+}
+#endif
 
 const struct clpdd_ops *test_cuda_or_skip(void) {
     const char *why = NULL;

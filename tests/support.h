@@ -22,8 +22,8 @@ double test_max_abs_diff(const float *a, const float *b, size_t n);
 typedef double (*test_scalar_fn)(const double *x, void *ctx);
 void test_fd_grad(double *g, test_scalar_fn f, double *x, size_t n, double h, void *ctx);
 
-/* $CLPDD_MODEL_PATH/<file>; NULL when the variable is unset (tests that need real weights then
-   skip with a message); a failed assertion when it is set but holds no such file */
+/* the first readable <dir>/<file> for dir in $CLPDD_MODEL_PATH, else the repository's
+   CLPDD_SOURCE_DIR/models/<file>; a failed assertion naming both when neither has it (never NULL) */
 const char *test_model_file(const char *file);
 /* CLPDD_SOURCE_DIR/tests/fixtures/<file> */
 const char *test_fixture(const char *file);
@@ -51,6 +51,34 @@ typedef struct test_solver_result {
     char error[512];
 } test_solver_result;
 void test_solver_result_free(test_solver_result *r);
+
+/* a plugin's INI section parsed from "key = value; ..." against its declared keys (asserts) */
+struct clpdd_plugin;
+struct clpdd_section;
+struct clpdd_section *test_section(const struct clpdd_plugin *p, const char *kind, const char *text);
+
+/* a predictive solver plugin on the mock host (CPU ops, quiet, host seed `seed`) configured by
+   `keys`: `calls` rounds of forward + backward(R) on one instance, every output poisoned with NaN
+   before each round; the last round's outputs. A failed create is an assertion. */
+test_solver_result test_solver_run(const char *plugin, const char *keys, uint64_t seed, int m, int d, int C, int n,
+                                   const double *phi, const double *Y, const double *phib, const double *R,
+                                   int calls);
+
+/* a scalar of both solver inputs, f(phi (m, d), Y (m, C)), and its central differences in
+   each: gphi with step h_phi, gY with step h_Y */
+typedef double (*test_pair_fn)(const double *phi, const double *Y, void *ctx);
+void test_fd_grad_pair(double *gphi, double *gY, test_pair_fn f, double *phi, size_t nphi, double *Y, size_t nY,
+                       double h_phi, double h_Y, void *ctx);
+
+/* a float64 reference of a predictive solver: Z (n, C) from phi (m, d), Y (m, C), phib (n, d) */
+typedef void (*test_solver_ref_fn)(double *Z, const double *phi, const double *Y, const double *phib, void *ctx);
+/* relative errors of a run against the reference: Z against ref(x), dphi and dY against central
+   differences of ⟨R, ref(phi, Y)⟩ (steps h_phi, h_Y) */
+typedef struct test_solver_errors {
+    double z, dphi, dY;
+} test_solver_errors;
+test_solver_errors test_solver_errors_of(const test_solver_result *r, test_solver_data *x, int m, int d, int C, int n,
+                                         test_solver_ref_fn ref, void *ctx, double h_phi, double h_Y);
 
 /* the CUDA op table, or skip the calling test with the reason there is none */
 struct clpdd_ops;

@@ -81,15 +81,14 @@ static double ref_lgm(const double *phi, const double *Y, const double *phib, co
 
 typedef struct fdctx {
     const cfg *c;
-    double *phi, *Y, *phib;
-    int *yb;
+    const double *phib;
+    const int *yb;
     int call;
-    int wrt; /* 0: phi, 1: Y */
 } fdctx;
 
-static double objective(const double *v, void *p) {
+static double objective(const double *phi, const double *Y, void *p) {
     fdctx *f = p;
-    return ref_lgm(f->wrt == 0 ? v : f->phi, f->wrt == 1 ? v : f->Y, f->phib, f->yb, f->c, f->call);
+    return ref_lgm(phi, Y, f->phib, f->yb, f->c, f->call);
 }
 
 /* ---- running the plugin ---- */
@@ -100,14 +99,9 @@ typedef struct result {
 } result;
 
 static clpdd_section *section(const cfg *c) {
-    const clpdd_plugin *p = test_plugin("lgm");
-    cr_assert_not_null(p);
     char text[256];
     snprintf(text, sizeof text, "head_std = %.17g; heads = %d; bias = %s", c->head_std, c->heads, c->bias ? "true" : "false");
-    clpdd_err e;
-    clpdd_section *s = clpdd_section_from_string("solver", text, p->keys, p->n_keys, &e);
-    cr_assert_not_null(s, "%s", e.msg);
-    return s;
+    return test_section(test_plugin("lgm"), "solver", text);
 }
 
 /* `calls` objective + backward rounds on one instance; the last one's outputs (Ls[i] per call if
@@ -192,14 +186,12 @@ static void check_against_reference(const cfg *c, uint64_t seed, int calls, cons
     /* L = 1 − cos ∈ [0, 2]: fp32 dots of O(1e-2) gradients, ~1e-6 absolute */
     double el = fabs(r.L - Lref);
     cr_expect_lt(el, 1e-5, "%s: L %.9g vs %.9g", what, r.L, Lref);
-    fdctx f = {c, x.phi, x.Y, x.phib, x.yb, calls - 1, 0};
+    fdctx f = {c, x.phib, x.yb, calls - 1};
     double *g = malloc(sizeof(double) * m * d), *gy = malloc(sizeof(double) * m * C);
-    test_fd_grad(g, objective, x.phi, (size_t)m * d, 1e-6, &f);
+    test_fd_grad_pair(g, gy, objective, x.phi, (size_t)m * d, x.Y, (size_t)m * C, 1e-6, 1e-6, &f);
     double eg = test_rel_err_fd(r.dphi, g, (size_t)m * d);
     /* fp32 vs fp64 central differences (truncation ~h² = 1e-12): ~1e-6 */
     cr_expect_lt(eg, 1e-4, "%s: dphi rel err %g", what, eg);
-    f.wrt = 1;
-    test_fd_grad(gy, objective, x.Y, (size_t)m * C, 1e-6, &f);
     double ey = test_rel_err_fd(r.dY, gy, (size_t)m * C);
     cr_expect_lt(ey, 1e-4, "%s: dY rel err %g", what, ey);
     if (getenv("CLPDD_TEST_VERBOSE"))
@@ -252,11 +244,9 @@ Test(lgm, soft_targets) {
     result r = run_plugin_calls(&c, x.phi, x.Y, x.phib, x.yb, 1, NULL);
     cr_assert_eq(r.status, 0, "%s", r.error);
     cr_expect_lt(fabs(r.L - ref_lgm(x.phi, x.Y, x.phib, x.yb, &c, 0)), 1e-5);
-    fdctx f = {&c, x.phi, x.Y, x.phib, x.yb, 0, 0};
+    fdctx f = {&c, x.phib, x.yb, 0};
     double *g = malloc(sizeof(double) * m * d), *gy = malloc(sizeof(double) * m * C);
-    test_fd_grad(g, objective, x.phi, (size_t)m * d, 1e-6, &f);
-    f.wrt = 1;
-    test_fd_grad(gy, objective, x.Y, (size_t)m * C, 1e-6, &f);
+    test_fd_grad_pair(g, gy, objective, x.phi, (size_t)m * d, x.Y, (size_t)m * C, 1e-6, 1e-6, &f);
     cr_expect_lt(test_rel_err_fd(r.dphi, g, (size_t)m * d), 1e-4);
     cr_expect_lt(test_rel_err_fd(r.dY, gy, (size_t)m * C), 1e-4);
     free(g);

@@ -44,9 +44,7 @@ static void check(const char *name, const char *text, ctx *c) {
     cr_assert_not_null(p);
     const clpdd_loss_vt *vt = p->vtable;
     clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 0);
-    clpdd_err e;
-    clpdd_section *s = clpdd_section_from_string("loss", text, p->keys, p->n_keys, &e);
-    cr_assert_not_null(s, "%s", e.msg);
+    clpdd_section *s = test_section(p, "loss", text);
     void *self;
     cr_assert_eq(vt->create(h, s, C, N, &self), 0, "%s", clpdd_host_error(h));
     double Zd[N * C];

@@ -21,7 +21,6 @@
 
 #define chol test_chol
 #define chol_solve test_chol_solve
-#define to_f test_to_float /* shared helpers (support.h) */
 
 typedef struct cfg {
     int m, d, C, n;
@@ -89,25 +88,11 @@ static void ref_ntk(double *Z, const double *phi, const double *Y, const double 
     free(A);
 }
 
-typedef struct fdctx {
-    const cfg *c;
-    double *phi, *Y, *phib, *R;
-    int wrt; /* 0: phi, 1: Y */
-} fdctx;
-
-static double objective(const double *v, void *p) {
-    fdctx *f = p;
-    int n = f->c->n, C = f->c->C;
-    double *Z = malloc(sizeof(double) * n * C);
-    ref_ntk(Z, f->wrt == 0 ? v : f->phi, f->wrt == 1 ? v : f->Y, f->phib, f->c);
-    double s = 0;
-    for (int i = 0; i < n * C; i++) s += f->R[i] * Z[i];
-    free(Z);
-    return s;
+static void ref_fn(double *Z, const double *phi, const double *Y, const double *phib, void *c) {
+    ref_ntk(Z, phi, Y, phib, c);
 }
 
-/* ---- running the plugin ---- */
-/* the shared solver-test scaffolding (tests/support.h) under this file's short names */
+/* ---- running the plugin (the shared solver harness, tests/support.h) ---- */
 typedef test_solver_data data;
 typedef test_solver_result result;
 #define make_data(c, seed) test_solver_data_make((c)->m, (c)->d, (c)->C, (c)->n, (seed))
@@ -115,67 +100,23 @@ typedef test_solver_result result;
 #define free_result test_solver_result_free
 
 static result run_plugin(const cfg *c, const double *phi, const double *Y, const double *phib, const double *R) {
-    const clpdd_plugin *p = test_plugin("ntk");
-    cr_assert_not_null(p);
-    const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
-    clpdd_host_set_quiet(h, 1);
-    char text[512];
-    snprintf(text, sizeof text, "depth = %d; w_var = %.17g; b_var = %.17g; lambda = %.17g; lambda_mode = %s", c->depth,
+    char keys[512];
+    snprintf(keys, sizeof keys, "depth = %d; w_var = %.17g; b_var = %.17g; lambda = %.17g; lambda_mode = %s", c->depth,
              c->w_var, c->b_var, c->lambda, c->relative ? "relative" : "absolute");
-    clpdd_err e;
-    clpdd_section *s = clpdd_section_from_string("solver", text, p->keys, p->n_keys, &e);
-    cr_assert_not_null(s, "%s", e.msg);
-    clpdd_solver_dims dims = {c->m, c->d, c->C, c->n};
-    void *self;
-    cr_assert_eq(vt->create(h, s, &dims, &self), 0, "%s", clpdd_host_error(h));
-    int m = c->m, d = c->d, C = c->C, n = c->n;
-    float *fphi = malloc(sizeof(float) * m * d), *fY = malloc(sizeof(float) * m * C);
-    float *fb = malloc(sizeof(float) * n * d), *fR = malloc(sizeof(float) * n * C);
-    to_f(fphi, phi, (size_t)m * d);
-    to_f(fY, Y, (size_t)m * C);
-    to_f(fb, phib, (size_t)n * d);
-    to_f(fR, R, (size_t)n * C);
-    result r = {malloc(sizeof(float) * n * C), malloc(sizeof(float) * m * d), malloc(sizeof(float) * m * C), 0, ""};
-    for (int i = 0; i < n * C; i++) r.Z[i] = NAN; /* poisoned: every output must be written */
-    for (int i = 0; i < m * d; i++) r.dphi[i] = NAN;
-    for (int i = 0; i < m * C; i++) r.dY[i] = NAN;
-    r.status = vt->forward(self, r.Z, fphi, fY, fb, n);
-    if (r.status == 0) r.status = vt->backward(self, r.dphi, r.dY, fR);
-    snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
-    free(fphi);
-    free(fY);
-    free(fb);
-    free(fR);
-    return r;
+    return test_solver_run("ntk", keys, 1, c->m, c->d, c->C, c->n, phi, Y, phib, R, 1);
 }
 
-/* forward vs float64 and both gradients vs float64 central differences with step h */
-static void check_against_reference(const cfg *c, const data *x, double h, double tol_z, double tol_g, const char *what) {
-    int m = c->m, d = c->d, C = c->C, n = c->n;
+/* forward vs float64 and both gradients vs float64 central differences (step h in Φ, 1e-6 in Y) */
+static void check_against_reference(const cfg *c, data *x, double h, double tol_z, double tol_g, const char *what) {
     result r = run_plugin(c, x->phi, x->Y, x->phib, x->R);
     cr_assert_eq(r.status, 0, "%s: plugin failed: %s", what, r.error);
-    double *Zref = malloc(sizeof(double) * n * C);
-    ref_ntk(Zref, x->phi, x->Y, x->phib, c);
-    double ez = test_rel_err_fd(r.Z, Zref, (size_t)n * C);
-    cr_expect_lt(ez, tol_z, "%s: forward rel err %g (depth %d, relative %d)", what, ez, c->depth, c->relative);
-    fdctx f = {c, x->phi, x->Y, x->phib, x->R, 0};
-    double *g = malloc(sizeof(double) * m * d), *gy = malloc(sizeof(double) * m * C);
-    test_fd_grad(g, objective, x->phi, (size_t)m * d, h, &f);
-    double eg = test_rel_err_fd(r.dphi, g, (size_t)m * d);
-    cr_expect_lt(eg, tol_g, "%s: dphi rel err %g (depth %d, relative %d)", what, eg, c->depth, c->relative);
-    f.wrt = 1;
-    test_fd_grad(gy, objective, x->Y, (size_t)m * C, 1e-6, &f);
-    double ey = test_rel_err_fd(r.dY, gy, (size_t)m * C);
-    cr_expect_lt(ey, tol_g, "%s: dY rel err %g (depth %d)", what, ey, c->depth);
+    test_solver_errors er = test_solver_errors_of(&r, x, c->m, c->d, c->C, c->n, ref_fn, (void *)c, h, 1e-6);
+    cr_expect_lt(er.z, tol_z, "%s: forward rel err %g (depth %d, relative %d)", what, er.z, c->depth, c->relative);
+    cr_expect_lt(er.dphi, tol_g, "%s: dphi rel err %g (depth %d, relative %d)", what, er.dphi, c->depth, c->relative);
+    cr_expect_lt(er.dY, tol_g, "%s: dY rel err %g (depth %d)", what, er.dY, c->depth);
     if (getenv("CLPDD_TEST_VERBOSE"))
-        fprintf(stderr, "ntk %s depth %d rel %d: Z %.2e dphi %.2e dY %.2e\n", what, c->depth, c->relative, ez, eg, ey);
-    free(g);
-    free(gy);
-    free(Zref);
+        fprintf(stderr, "ntk %s depth %d rel %d: Z %.2e dphi %.2e dY %.2e\n", what, c->depth, c->relative, er.z,
+                er.dphi, er.dY);
     free_result(&r);
 }
 

@@ -989,3 +989,110 @@ Test(ops_cpu, size_zero) {
     O->resize_bilinear(z, z, 0, 3, 4, 4, 2, 2), O->resize_bilinear_backward(z, z, 0, 3, 4, 4, 2, 2);
     O->rand_uniform(z, 0, 0, 1, 1, 0), O->adam(z, z, z, z, 0, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1);
 }
+
+/* ---- convolution (ABI 1.2): conv2d forward against a float64 direct convolution, its
+   backward by the adjoint identity (with and without the ReLU mask), at every group size ---- */
+
+/* y = relu?(w ∗ x + bias + shortcut(res)) in float64, straight from the ops.h comment */
+static void ref_conv2d(double *y, const float *x, const float *w, const float *bias, const float *res,
+                       const clpdd_conv2d_desc *d) {
+    const int k = d->k, K = d->cin * k * k;
+    for (int i = 0; i < d->n; i++)
+        for (int o = 0; o < d->cout; o++)
+            for (int oy = 0; oy < d->OH; oy++)
+                for (int ox = 0; ox < d->OW; ox++) {
+                    double s = bias ? bias[o] : 0.0;
+                    for (int c = 0; c < d->cin; c++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * d->stride - d->pad + ky, ix = ox * d->stride - d->pad + kx;
+                                if (iy < 0 || iy >= d->H || ix < 0 || ix >= d->W) continue;
+                                s += (double)w[(size_t)o * K + (c * k + ky) * k + kx] *
+                                     x[(((size_t)i * d->cin + c) * d->H + iy) * d->W + ix];
+                            }
+                    int c = o - d->res_pad;
+                    if (res && c >= 0 && c < d->res_c)
+                        s += res[(((size_t)i * d->res_c + c) * d->res_H + oy * d->res_stride) * d->res_W +
+                                 ox * d->res_stride];
+                    if (d->relu && s < 0) s = 0;
+                    y[(((size_t)i * d->cout + o) * d->OH + oy) * d->OW + ox] = s;
+                }
+}
+
+static clpdd_conv2d_desc conv_case(int n, int cin, int H, int W, int cout, int k, int s, int p) {
+    clpdd_conv2d_desc d = {n, cin, H, W, cout, k, s, p, (H + 2 * p - k) / s + 1, (W + 2 * p - k) / s + 1,
+                           0, 0, 0, 0, 0, 0};
+    return d;
+}
+
+Test(ops_cpu, conv2d_forward) {
+    /* 3×3 s1 p1 with an identity shortcut; 3×3 s2 p1 on odd sides with the option-A shortcut;
+       1×1 s2 p0 (torchvision downsample); 2×3-sided images with k = 2, s = 1, p = 0 */
+    struct { clpdd_conv2d_desc d; int res; } cases[4] = {
+        {conv_case(3, 5, 6, 7, 5, 3, 1, 1), 1},
+        {conv_case(3, 4, 9, 7, 8, 3, 2, 1), 2},
+        {conv_case(2, 6, 8, 8, 12, 1, 2, 0), 0},
+        {conv_case(4, 3, 2, 3, 4, 2, 1, 0), 0},
+    };
+    for (int t = 0; t < 4; t++) {
+        clpdd_conv2d_desc d = cases[t].d;
+        const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
+        const size_t Nw = (size_t)d.cout * d.cin * d.k * d.k;
+        float *x = frand(Nx, 1, 300 + t), *w = frand(Nw, 0.3f, 310 + t), *b = frand(d.cout, 1, 320 + t);
+        float *res = NULL;
+        if (cases[t].res == 1) { /* identity */
+            d.res_c = d.cout, d.res_pad = 0, d.res_stride = 1, d.res_H = d.OH, d.res_W = d.OW;
+        } else if (cases[t].res == 2) { /* option A: the block input, subsampled, padded by cout/4 */
+            d.res_c = d.cin, d.res_pad = d.cout / 4, d.res_stride = 2, d.res_H = d.H, d.res_W = d.W;
+        }
+        if (cases[t].res) res = frand((size_t)d.n * d.res_c * d.res_H * d.res_W, 1, 330 + t);
+        float *y = fa(Ny);
+        double *r = da(Ny);
+        for (int relu = 0; relu < 2; relu++) {
+            d.relu = relu;
+            ref_conv2d(r, x, w, relu ? b : NULL, relu ? res : NULL, &d);
+            /* groups of 1, 2 and all n images per GEMM */
+            const int gs[3] = {1, 2, d.n};
+            for (int q = 0; q < 3; q++) {
+                size_t wf = CLPDD_CONV2D_WORK(&d, gs[q]);
+                float *work = fa(wf);
+                poison(work, wf), poison(y, Ny);
+                O->conv2d(y, work, wf, x, w, relu ? b : NULL, relu ? res : NULL, &d);
+                char what[96];
+                snprintf(what, sizeof what, "conv2d case %d relu %d group %d", t, relu, gs[q]);
+                CHECK_ERR(y, r, Ny, TOL_RED, what);
+                free(work);
+            }
+        }
+        free(x), free(w), free(b), free(res), free(y), free(r);
+    }
+}
+
+Test(ops_cpu, conv2d_backward_adjoint) {
+    clpdd_conv2d_desc cases[3] = {conv_case(3, 5, 6, 7, 6, 3, 1, 1), conv_case(3, 4, 9, 7, 8, 3, 2, 1),
+                                  conv_case(2, 6, 8, 8, 12, 1, 2, 0)};
+    for (int t = 0; t < 3; t++) {
+        clpdd_conv2d_desc d = cases[t];
+        const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
+        const size_t Nw = (size_t)d.cout * d.cin * d.k * d.k;
+        float *x = frand(Nx, 1, 400 + t), *w = frand(Nw, 0.3f, 410 + t), *dy = frand(Ny, 1, 420 + t);
+        float *mask = frand(Ny, 1, 430 + t), *dym = fa(Ny), *y = fa(Ny), *dx = fa(Nx);
+        for (size_t i = 0; i < Ny; i++) dym[i] = mask[i] > 0 ? dy[i] : 0.0f;
+        const int gs[2] = {1, d.n};
+        for (int q = 0; q < 2; q++) {
+            size_t wf = CLPDD_CONV2D_WORK(&d, gs[q]);
+            float *work = fa(wf);
+            poison(work, wf), poison(y, Ny);
+            O->conv2d(y, work, wf, x, w, NULL, NULL, &d);
+            poison(work, wf), poison(dx, Nx);
+            O->conv2d_backward(dx, work, wf, dy, NULL, w, &d);
+            CHECK_ADJ(y, dy, Ny, x, dx, Nx, "conv2d_backward");
+            /* with the mask: the adjoint applied to dy ⊙ [mask > 0] */
+            poison(work, wf), poison(dx, Nx);
+            O->conv2d_backward(dx, work, wf, dy, mask, w, &d);
+            CHECK_ADJ(y, dym, Ny, x, dx, Nx, "conv2d_backward masked");
+            free(work);
+        }
+        free(x), free(w), free(dy), free(mask), free(dym), free(y), free(dx);
+    }
+}

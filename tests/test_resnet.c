@@ -437,16 +437,16 @@ Test(resnet, fd_resnet20) { check_fd("resnet_tiny_resnet20.safetensors", TINY_CF
 Test(resnet, fd_resnet18) { check_fd("resnet_tiny_resnet18.safetensors", TINY_CFG("resnet18", 4), "resnet18", 4, 13, 1); }
 Test(resnet, fd_resnet50) { check_fd("resnet_tiny_resnet50.safetensors", TINY_CFG("resnet50", 2), "resnet50", 2, 12, 1); }
 
-/* ---- the real CIFAR-10 checkpoints (weights from CLPDD_MODEL_PATH, not committed) ---- */
+/* ---- the real CIFAR-10 checkpoints (the repository's models/, or CLPDD_MODEL_PATH) ---- */
 
 static void check_real(const char *arch) {
     char file[128], fxname[128];
     snprintf(file, sizeof file, "cifar10-%s.safetensors", arch);
     snprintf(fxname, sizeof fxname, "resnet_cifar10_%s.safetensors", arch);
-    if (!test_model_file(file)) cr_skip_test("%s not found: set CLPDD_MODEL_PATH (e.g. ../shared/models)", file);
+    test_model_file(file); /* asserts the checkpoint is there */
     fixture fx;
     fixture_load(&fx, test_fixture(fxname));
-    /* every key but arch at its default: weights = auto resolves through CLPDD_MODEL_PATH,
+    /* every key but arch at its default: weights = auto resolves through the host's model lookup,
        prefix = auto finds module., image_size 32, width 16 */
     char fmt[128];
     snprintf(fmt, sizeof fmt, "arch = %s; weights = %%s; image_size = %%d; batch = %%d", arch);
@@ -490,7 +490,8 @@ Test(resnet, cuda_matches_fixtures) {
         check_fixture(cuda, tiny[i].cfg, test_fixture(tiny[i].file), &fx, label);
         fixture_free(&fx);
     }
-    if (test_model_file("cifar10-resnet56.safetensors")) {
+    {
+        test_model_file("cifar10-resnet56.safetensors"); /* asserts the checkpoint is there */
         fixture fx;
         fixture_load(&fx, test_fixture("resnet_cifar10_resnet56.safetensors"));
         check_fixture(cuda, "arch = resnet56; weights = %s; image_size = %d; batch = %d", "auto", &fx,

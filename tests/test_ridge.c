@@ -14,7 +14,6 @@
 
 #define chol test_chol
 #define chol_solve test_chol_solve
-#define to_f test_to_float /* shared helpers (support.h) */
 
 typedef struct cfg {
     int m, d, C, n;
@@ -61,27 +60,11 @@ static void ref_ridge(double *Z, const double *phi, const double *Y, const doubl
     free(W);
 }
 
-typedef struct fdctx {
-    const cfg *c;
-    double *phi, *Y, *phib, *R;
-    int wrt; /* 0: phi, 1: Y */
-} fdctx;
-
-static double objective(const double *v, void *p) {
-    fdctx *f = p;
-    int m = f->c->m, d = f->c->d, C = f->c->C, n = f->c->n;
-    double *Z = malloc((size_t)n * C * sizeof *Z);
-    ref_ridge(Z, f->wrt == 0 ? v : f->phi, f->wrt == 1 ? v : f->Y, f->phib, f->c);
-    double s = 0;
-    for (int i = 0; i < n * C; i++) s += f->R[i] * Z[i];
-    free(Z);
-    (void)m;
-    (void)d;
-    return s;
+static void ref_fn(double *Z, const double *phi, const double *Y, const double *phib, void *c) {
+    ref_ridge(Z, phi, Y, phib, c);
 }
 
-/* ---- running the plugin ---- */
-/* the shared solver-test scaffolding (tests/support.h) under this file's short names */
+/* ---- running the plugin (the shared solver harness, tests/support.h) ---- */
 typedef test_solver_data data;
 typedef test_solver_result result;
 #define make_data(c, seed) test_solver_data_make((c)->m, (c)->d, (c)->C, (c)->n, (seed))
@@ -89,69 +72,25 @@ typedef test_solver_result result;
 #define free_result test_solver_result_free
 
 static result run_plugin(const cfg *c, const double *phi, const double *Y, const double *phib, const double *R) {
-    const clpdd_plugin *p = test_plugin("ridge");
-    cr_assert_not_null(p);
-    const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
-    clpdd_host_set_quiet(h, 1);
-    char text[512];
-    snprintf(text, sizeof text, "lambda = %g; lambda_mode = %s; bias = %s; bias_scale = %g; form = %s", c->lambda,
+    char keys[512];
+    snprintf(keys, sizeof keys, "lambda = %g; lambda_mode = %s; bias = %s; bias_scale = %g; form = %s", c->lambda,
              c->relative ? "relative" : "absolute", c->bias ? "true" : "false", c->beta, c->form);
-    clpdd_err e;
-    clpdd_section *s = clpdd_section_from_string("solver", text, p->keys, p->n_keys, &e);
-    cr_assert_not_null(s, "%s", e.msg);
-    clpdd_solver_dims dims = {c->m, c->d, c->C, c->n};
-    void *self;
-    cr_assert_eq(vt->create(h, s, &dims, &self), 0, "%s", clpdd_host_error(h));
-    int m = c->m, d = c->d, C = c->C, n = c->n;
-    float *fphi = malloc(sizeof(float) * m * d), *fY = malloc(sizeof(float) * m * C);
-    float *fb = malloc(sizeof(float) * n * d), *fR = malloc(sizeof(float) * n * C);
-    to_f(fphi, phi, (size_t)m * d);
-    to_f(fY, Y, (size_t)m * C);
-    to_f(fb, phib, (size_t)n * d);
-    to_f(fR, R, (size_t)n * C);
-    result r = {malloc(sizeof(float) * n * C), malloc(sizeof(float) * m * d), malloc(sizeof(float) * m * C), 0, ""};
-    for (int i = 0; i < m * d; i++) r.dphi[i] = NAN; /* poisoned: backward must write all */
-    for (int i = 0; i < m * C; i++) r.dY[i] = NAN;
-    r.status = vt->forward(self, r.Z, fphi, fY, fb, n);
-    if (r.status == 0) r.status = vt->backward(self, r.dphi, r.dY, fR);
-    snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
-    free(fphi);
-    free(fY);
-    free(fb);
-    free(fR);
-    return r;
+    return test_solver_run("ridge", keys, 1, c->m, c->d, c->C, c->n, phi, Y, phib, R, 1);
 }
 
 /* forward vs float64 and both gradients vs float64 finite differences */
 static void check_against_reference(const cfg *c, uint64_t seed) {
-    int m = c->m, d = c->d, C = c->C, n = c->n;
     data x = make_data(c, seed);
     result r = run_plugin(c, x.phi, x.Y, x.phib, x.R);
     cr_assert_eq(r.status, 0, "plugin failed: %s", r.error);
-    double *Zref = malloc(sizeof(double) * n * C);
-    ref_ridge(Zref, x.phi, x.Y, x.phib, c);
+    test_solver_errors er = test_solver_errors_of(&r, &x, c->m, c->d, c->C, c->n, ref_fn, (void *)c, 1e-6, 1e-6);
     /* fp32 Cholesky of a system with condition ~1e2–1e3: ~1e-5 relative */
-    double ez = test_rel_err_fd(r.Z, Zref, (size_t)n * C);
-    cr_expect_lt(ez, 1e-4, "forward rel err %g (form %s, bias %d, relative %d)", ez, c->form, c->bias, c->relative);
-    fdctx f = {c, x.phi, x.Y, x.phib, x.R, 0};
-    double *g = malloc(sizeof(double) * m * d);
-    test_fd_grad(g, objective, x.phi, (size_t)m * d, 1e-6, &f);
+    cr_expect_lt(er.z, 1e-4, "forward rel err %g (form %s, bias %d, relative %d)", er.z, c->form, c->bias, c->relative);
     /* fp32 backward against fp64 central differences (truncation ~h² = 1e-12): the error is the
        fp32 arithmetic, ~1e-5 per solve; 2e-3 leaves room for ill-conditioned draws */
-    double eg = test_rel_err_fd(r.dphi, g, (size_t)m * d);
-    cr_expect_lt(eg, 2e-3, "dphi rel err %g (form %s, bias %d, relative %d)", eg, c->form, c->bias, c->relative);
-    double *gy = malloc(sizeof(double) * m * C);
-    f.wrt = 1;
-    test_fd_grad(gy, objective, x.Y, (size_t)m * C, 1e-6, &f);
-    double ey = test_rel_err_fd(r.dY, gy, (size_t)m * C);
-    cr_expect_lt(ey, 2e-3, "dY rel err %g (form %s)", ey, c->form);
-    free(g);
-    free(gy);
-    free(Zref);
+    cr_expect_lt(er.dphi, 2e-3, "dphi rel err %g (form %s, bias %d, relative %d)", er.dphi, c->form, c->bias,
+                 c->relative);
+    cr_expect_lt(er.dY, 2e-3, "dY rel err %g (form %s)", er.dY, c->form);
     free_result(&r);
     free_data(&x);
 }

@@ -50,7 +50,7 @@ static void run_once(const char *dir, const char *cache, const char *extra, char
     clpdd_experiment x;
     clpdd_err e = {{0}};
     cr_assert_eq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s", e.msg);
-    clpdd_run_opts o = {"cpu", out, 1, 0};
+    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, 0, 1}; /* --force: each call replaces the last run */
     cr_assert_eq(clpdd_run(&x, &o, &e), 0, "%s", e.msg);
     clpdd_experiment_free(&x);
     clpdd_plugin_dirs_free(&dirs);
@@ -143,7 +143,7 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
     snprintf(ini, sizeof ini, "%s/lgm.ini", dir);
     FILE *f = fopen(ini, "w");
     fprintf(f,
-            "[experiment]\nseed = 2\n[data]\ntrain_limit = 500\ntest_limit = 300\ncache_dir = %s\n"
+            "[experiment]\nseed = 2\n[data]\ntrain_limit = 500\ntest_limit = 300\nval_size = 100\ncache_dir = %s\n"
             "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
             "[distill]\nipc = 2\nsteps = 6\nreal_batch = 64\nparam = pyramid\ninit = noise\npyramid_every = 2\n"
             "augment = dsa\naugs_per_batch = 2\nchunk = 7\nlr = 0.05\n[eval]\nseeds = 1\nepochs = 20\nprotocol = lgm\n",
@@ -156,7 +156,7 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
     clpdd_experiment x;
     clpdd_err e = {{0}};
     cr_assert_eq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s", e.msg);
-    clpdd_run_opts o = {"cpu", out, 1, 0};
+    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, 0};
     cr_assert_eq(clpdd_run(&x, &o, &e), 0, "%s", e.msg);
     clpdd_experiment_free(&x);
     clpdd_plugin_dirs_free(&dirs);
@@ -185,7 +185,7 @@ static int run_dir(const char *ini, const char *out, int resume, clpdd_err *e, c
     clpdd_experiment x;
     int rc = clpdd_experiment_load(&x, ini, sets, n_sets, &dirs, e);
     cr_assert_eq(rc, 0, "%s", e->msg);
-    clpdd_run_opts o = {"cpu", out, 1, resume};
+    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, resume};
     rc = clpdd_run(&x, &o, e);
     clpdd_experiment_free(&x);
     clpdd_plugin_dirs_free(&dirs);
@@ -201,7 +201,7 @@ Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
     snprintf(ini, sizeof ini, "%s/r.ini", dir);
     FILE *f = fopen(ini, "w");
     fprintf(f,
-            "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\ncache_dir = %s/cache\n"
+            "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\nval_size = 100\ncache_dir = %s/cache\n"
             "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
             "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\n[eval]\nseeds = 1\nepochs = 10\n",
             dir);

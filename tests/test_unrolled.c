@@ -87,79 +87,41 @@ static void ref_unrolled(double *Z, const double *phi, const double *Y, const do
     free(gW);
 }
 
-typedef struct fdctx {
+typedef struct ref_ctx {
     const cfg *c;
-    double *phi, *Y, *phib, *R, *W0;
-    int wrt; /* 0: phi, 1: Y */
-} fdctx;
+    const double *W0;
+} ref_ctx;
 
-static double objective(const double *v, void *p) {
-    fdctx *f = p;
-    int n = f->c->n, C = f->c->C;
-    double *Z = malloc(sizeof(double) * n * C);
-    ref_unrolled(Z, f->wrt == 0 ? v : f->phi, f->wrt == 1 ? v : f->Y, f->phib, f->W0, f->c);
-    double s = 0;
-    for (int i = 0; i < n * C; i++) s += f->R[i] * Z[i];
-    free(Z);
-    return s;
+static void ref_fn(double *Z, const double *phi, const double *Y, const double *phib, void *p) {
+    ref_ctx *r = p;
+    ref_unrolled(Z, phi, Y, phib, r->W0, r->c);
 }
 
-/* ---- running the plugin ---- */
-/* the shared solver-test scaffolding (tests/support.h) under this file's short names */
+/* ---- running the plugin (the shared solver harness, tests/support.h) ---- */
 typedef test_solver_data data;
 typedef test_solver_result result;
 #define make_data(c, seed) test_solver_data_make((c)->m, (c)->d, (c)->C, (c)->n, (seed))
 #define free_data test_solver_data_free
 #define free_result test_solver_result_free
 
-static clpdd_section *section(const cfg *c) {
-    const clpdd_plugin *p = test_plugin("unrolled");
-    cr_assert_not_null(p);
-    char text[512];
-    snprintf(text, sizeof text,
+static void keys_of(const cfg *c, char *text, size_t n) {
+    snprintf(text, n,
              "steps = %d; lr = %.17g; weight_decay = %.17g; init = %s; init_std = %.17g; checkpoint_every = %d; resample = %s",
              c->steps, c->lr, c->wd, c->normal ? "normal" : "zero", c->init_std, c->every, c->resample ? "true" : "false");
-    clpdd_err e;
-    clpdd_section *s = clpdd_section_from_string("solver", text, p->keys, p->n_keys, &e);
-    cr_assert_not_null(s, "%s", e.msg);
-    return s;
+}
+
+static clpdd_section *section(const cfg *c) {
+    char text[512];
+    keys_of(c, text, sizeof text);
+    return test_section(test_plugin("unrolled"), "solver", text);
 }
 
 /* `calls` forwards (each with its backward) on one plugin instance; the last one's outputs */
 static result run_plugin_calls(const cfg *c, const double *phi, const double *Y, const double *phib, const double *R,
                                int calls) {
-    const clpdd_plugin *p = test_plugin("unrolled");
-    const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), SEED);
-    clpdd_host_set_quiet(h, 1);
-    clpdd_section *s = section(c);
-    clpdd_solver_dims dims = {c->m, c->d, c->C, c->n};
-    void *self;
-    cr_assert_eq(vt->create(h, s, &dims, &self), 0, "%s", clpdd_host_error(h));
-    int m = c->m, d = c->d, C = c->C, n = c->n;
-    float *fphi = malloc(sizeof(float) * m * d), *fY = malloc(sizeof(float) * m * C);
-    float *fb = malloc(sizeof(float) * n * d), *fR = malloc(sizeof(float) * n * C);
-    to_f(fphi, phi, (size_t)m * d);
-    to_f(fY, Y, (size_t)m * C);
-    to_f(fb, phib, (size_t)n * d);
-    to_f(fR, R, (size_t)n * C);
-    result r = {malloc(sizeof(float) * n * C), malloc(sizeof(float) * m * d), malloc(sizeof(float) * m * C), 0, ""};
-    for (int call = 0; call < calls && r.status == 0; call++) {
-        for (int i = 0; i < n * C; i++) r.Z[i] = NAN; /* poisoned: every output must be written */
-        for (int i = 0; i < m * d; i++) r.dphi[i] = NAN;
-        for (int i = 0; i < m * C; i++) r.dY[i] = NAN;
-        r.status = vt->forward(self, r.Z, fphi, fY, fb, n);
-        if (r.status == 0) r.status = vt->backward(self, r.dphi, r.dY, fR);
-    }
-    snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
-    free(fphi);
-    free(fY);
-    free(fb);
-    free(fR);
-    return r;
+    char text[512];
+    keys_of(c, text, sizeof text);
+    return test_solver_run("unrolled", text, SEED, c->m, c->d, c->C, c->n, phi, Y, phib, R, calls);
 }
 
 static result run_plugin(const cfg *c, const double *phi, const double *Y, const double *phib, const double *R) {
@@ -169,32 +131,21 @@ static result run_plugin(const cfg *c, const double *phi, const double *Y, const
 /* forward vs float64 and both gradients vs float64 central differences; the plugin's `calls`-th
    forward (its W₀ differs per call with resample) */
 static void check_against_reference(const cfg *c, uint64_t seed, int calls, const char *what) {
-    int m = c->m, d = c->d, C = c->C, n = c->n;
     data x = make_data(c, seed);
     result r = run_plugin_calls(c, x.phi, x.Y, x.phib, x.R, calls);
     cr_assert_eq(r.status, 0, "%s: plugin failed: %s", what, r.error);
-    double *W0 = malloc(sizeof(double) * d * C), *Zref = malloc(sizeof(double) * n * C);
+    double *W0 = malloc(sizeof(double) * c->d * c->C);
     draw_w0(W0, c, calls - 1);
-    ref_unrolled(Zref, x.phi, x.Y, x.phib, W0, c);
+    ref_ctx rc = {c, W0};
+    test_solver_errors er = test_solver_errors_of(&r, &x, c->m, c->d, c->C, c->n, ref_fn, &rc, 1e-6, 1e-6);
     /* fp32 GD over T ≤ 20 contracting steps: rounding ~1e-7 per step */
-    double ez = test_rel_err_fd(r.Z, Zref, (size_t)n * C);
-    cr_expect_lt(ez, 1e-5, "%s: forward rel err %g", what, ez);
-    fdctx f = {c, x.phi, x.Y, x.phib, x.R, W0, 0};
-    double *g = malloc(sizeof(double) * m * d), *gy = malloc(sizeof(double) * m * C);
-    test_fd_grad(g, objective, x.phi, (size_t)m * d, 1e-6, &f);
-    double eg = test_rel_err_fd(r.dphi, g, (size_t)m * d);
+    cr_expect_lt(er.z, 1e-5, "%s: forward rel err %g", what, er.z);
     /* fp32 reverse mode vs fp64 central differences (truncation ~h² = 1e-12): ~1e-6 */
-    cr_expect_lt(eg, 1e-4, "%s: dphi rel err %g", what, eg);
-    f.wrt = 1;
-    test_fd_grad(gy, objective, x.Y, (size_t)m * C, 1e-6, &f);
-    double ey = test_rel_err_fd(r.dY, gy, (size_t)m * C);
-    cr_expect_lt(ey, 1e-4, "%s: dY rel err %g", what, ey);
+    cr_expect_lt(er.dphi, 1e-4, "%s: dphi rel err %g", what, er.dphi);
+    cr_expect_lt(er.dY, 1e-4, "%s: dY rel err %g", what, er.dY);
     if (getenv("CLPDD_TEST_VERBOSE"))
-        fprintf(stderr, "unrolled %s: Z %.2e dphi %.2e dY %.2e\n", what, ez, eg, ey);
+        fprintf(stderr, "unrolled %s: Z %.2e dphi %.2e dY %.2e\n", what, er.z, er.dphi, er.dY);
     free(W0);
-    free(Zref);
-    free(g);
-    free(gy);
     free_result(&r);
     free_data(&x);
 }

@@ -254,6 +254,9 @@ static const clpdd_ops cpu_ops = {
     /* ---- augmentation (ABI 1.1): ops_cpu_augment.c ---- */
     .crop_resize_bilinear = cpu_crop_resize_bilinear,
     .crop_resize_bilinear_backward = cpu_crop_resize_bilinear_backward,
+    /* ---- convolution (ABI 1.2): ops_cpu_conv.c ---- */
+    .conv2d = cpu_conv2d,
+    .conv2d_backward = cpu_conv2d_backward,
 };
 
 const clpdd_ops *clpdd_ops_cpu(void) { return &cpu_ops; }

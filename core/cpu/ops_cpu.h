@@ -82,6 +82,12 @@ CPU_FN void cpu_rope(float *x, const float *sin, const float *cos, int n, int T,
 CPU_FN void cpu_swiglu(float *y, const float *u, int rows, int F);
 CPU_FN void cpu_swiglu_backward(float *du, const float *dy, const float *u, int rows, int F);
 
+/* ---- convolution (ABI 1.2): ops_cpu_conv.c ---- */
+CPU_FN void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const float *w, const float *bias,
+                       const float *res, const clpdd_conv2d_desc *d);
+CPU_FN void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy, const float *mask,
+                                const float *w, const clpdd_conv2d_desc *d);
+
 /* ops_cpu_random.c */
 CPU_FN void cpu_rand_uniform(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t offset);
 CPU_FN void cpu_rand_normal(float *x, size_t n, float mean, float std, uint64_t seed, uint64_t offset);

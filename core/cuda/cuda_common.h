@@ -1,6 +1,6 @@
 /* clpdd CUDA backend, internal header shared by the .cu files of core/cuda.
  *
- * Error levels (STYLE §6, §7): every CUDA runtime, cuBLAS, cuSOLVER and cuRAND call and
+ * Error levels (STYLE §6, §7): every CUDA runtime, cuBLAS and cuSOLVER call and
  * every kernel launch goes through ONE checking macro, CLPDD_CUDA_CHECK_GEN, which aborts
  * with the statement, the function, file:line and the device. Failures there are hardware
  * or programming errors, never user errors. The only exception is clpdd_ops_cuda()'s own
@@ -18,7 +18,6 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <curand.h>
 #include <cusolverDn.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,14 +44,11 @@
     } while (0)
 
 CLPDD_CUDA_FN const char *clpdd_cusolver_status_string(cusolverStatus_t s);
-CLPDD_CUDA_FN const char *clpdd_curand_status_string(curandStatus_t s);
 
 #define CUDA_CHECK(call) CLPDD_CUDA_CHECK_GEN(call, cudaSuccess, cudaGetErrorString)
 #define CUBLAS_CHECK(call) CLPDD_CUDA_CHECK_GEN(call, CUBLAS_STATUS_SUCCESS, cublasGetStatusString)
 #define CUSOLVER_CHECK(call) \
     CLPDD_CUDA_CHECK_GEN(call, CUSOLVER_STATUS_SUCCESS, clpdd_cusolver_status_string)
-#define CURAND_CHECK(call) \
-    CLPDD_CUDA_CHECK_GEN(call, CURAND_STATUS_SUCCESS, clpdd_curand_status_string)
 
 /* kernel launch + cudaGetLastError through the same macro; the statement in the message
    names the kernel. A zero-sized grid is a caller bug here (ops return early on empty

@@ -1,5 +1,5 @@
-/* PNG output (see png.h): libpng with setjmp error handling, written to path.tmp.<pid>, fsync'd
- * and renamed, so a failed write never leaves a half-written PNG under the real name.
+/* PNG output (see png.h): libpng with setjmp error handling, written through
+ * clpdd_write_atomic, so a failed write never leaves a half-written PNG under the real name.
  * Plots are drawn on an RGB canvas with the 5×7 font in font5x7.h (at 2× for legibility). */
 #define _GNU_SOURCE
 #include "io/png.h"
@@ -59,40 +59,29 @@ static int png_encode(FILE *fp, const uint8_t *pixels, int w, int h, int channel
     return 0;
 }
 
+/* what clpdd_write_atomic streams: the encoded PNG */
+typedef struct png_out {
+    const char *path;
+    const uint8_t *pixels;
+    int w, h, channels;
+} png_out;
+
+static int png_stream(FILE *fp, void *vctx, clpdd_err *e) {
+    const png_out *o = vctx;
+    png_errctx ctx = {{0}};
+    if (png_encode(fp, o->pixels, o->w, o->h, o->channels, &ctx))
+        return clpdd_err_set(e, "%s: png write failed: %s", o->path, ctx.msg);
+    return 0;
+}
+
 int clpdd_png_write(const char *path, const uint8_t *pixels, int w, int h, int channels, clpdd_err *e) {
     if (!pixels) return clpdd_err_set(e, "%s: png write: no pixels", path);
     if (w <= 0 || h <= 0 || w > PNG_MAX_DIM || h > PNG_MAX_DIM)
         return clpdd_err_set(e, "%s: png write: bad size %d × %d (1..%d each)", path, w, h, PNG_MAX_DIM);
     if (channels != 1 && channels != 3)
         return clpdd_err_set(e, "%s: png write: %d channels (1 = grey or 3 = RGB)", path, channels);
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return clpdd_err_set(e, "%s: path too long", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) return clpdd_err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
-    png_errctx ctx = {{0}};
-    if (png_encode(fp, pixels, w, h, channels, &ctx)) {
-        fclose(fp);
-        unlink(tmp);
-        return clpdd_err_set(e, "%s: png write failed: %s", path, ctx.msg);
-    }
-    if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) != 0) {
-        int err = errno;
-        fclose(fp);
-        unlink(tmp);
-        return clpdd_err_set(e, "%s: write failed: %s", tmp, strerror(err));
-    }
-    if (fclose(fp) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return clpdd_err_set(e, "%s: write failed: %s", tmp, strerror(err));
-    }
-    if (rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return clpdd_err_set(e, "%s: cannot rename into place: %s", path, strerror(err));
-    }
-    return 0;
+    png_out o = {path, pixels, w, h, channels};
+    return clpdd_write_atomic(path, png_stream, &o, e);
 }
 
 int clpdd_png_read(const char *path, uint8_t **pixels, int *w, int *h, int *channels, clpdd_err *e) {

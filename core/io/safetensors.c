@@ -666,65 +666,6 @@ int clpdd_st_read_f32(clpdd_st_file *f, const clpdd_st_tensor *t, float *dst, cl
 
 /* ---- writer ---- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 1024;
-        while (b->n + n + 1 > c) c *= 2;
-        b->p = realloc(b->p, c);
-        CLPDD_ASSERT(b->p);
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    CLPDD_ASSERT(n >= 0 && (size_t)n < sizeof tmp);
-    sb_put(b, tmp, (size_t)n);
-}
-
-static void sb_json_string(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            sb_put(b, esc, 2);
-        } else if (c < 0x20) {
-            sb_printf(b, "\\u%04x", c);
-        } else {
-            sb_put(b, (const char *)&c, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
-static int write_all(int fd, const void *data, size_t len) {
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 static int check_entries(const char *path, const clpdd_st_entry *en, int n, const char *const *mk,
                          const char *const *mv, int n_meta, size_t *nbytes, clpdd_err *e) {
     char b1[96], sb[256];
@@ -773,6 +714,28 @@ static int check_entries(const char *path, const clpdd_st_entry *en, int n, cons
     return 0;
 }
 
+/* what clpdd_write_atomic streams: the 8-byte little-endian header length, the header, then
+   every tensor's bytes in order */
+typedef struct st_out {
+    const char *header;
+    size_t header_len;
+    const clpdd_st_entry *entries;
+    const size_t *nbytes;
+    int n;
+} st_out;
+
+static int st_stream(FILE *f, void *ctx, clpdd_err *e) {
+    const st_out *o = ctx;
+    (void)e; /* write errors: the stream's error flag, reported by clpdd_write_atomic */
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)o->header_len >> (8 * i));
+    fwrite(len8, 1, 8, f);
+    fwrite(o->header, 1, o->header_len, f);
+    for (int i = 0; i < o->n && !ferror(f); i++)
+        if (o->nbytes[i]) fwrite(o->entries[i].data, 1, o->nbytes[i], f);
+    return 0;
+}
+
 int clpdd_st_write(const char *path, const clpdd_st_entry *entries, int n, const char *const *meta_keys,
                    const char *const *meta_values, int n_meta, clpdd_err *e) {
     CLPDD_ASSERT(n >= 0 && n_meta >= 0 && (n == 0 || entries));
@@ -782,74 +745,39 @@ int clpdd_st_write(const char *path, const clpdd_st_entry *entries, int n, const
         return -1;
     }
     /* header: metadata first (as the reference library writes it), then tensors in order */
-    sbuf h = {0};
-    sb_put(&h, "{", 1);
+    clpdd_strbuf h = {0};
+    clpdd_sb_put(&h, "{", 1);
     int first = 1;
     if (n_meta > 0) {
-        sb_put(&h, "\"__metadata__\":{", 16);
+        clpdd_sb_put(&h, "\"__metadata__\":{", 16);
         for (int i = 0; i < n_meta; i++) {
-            if (i) sb_put(&h, ",", 1);
-            sb_json_string(&h, meta_keys[i]);
-            sb_put(&h, ":", 1);
-            sb_json_string(&h, meta_values[i]);
+            if (i) clpdd_sb_put(&h, ",", 1);
+            clpdd_sb_json_str(&h, meta_keys[i]);
+            clpdd_sb_put(&h, ":", 1);
+            clpdd_sb_json_str(&h, meta_values[i]);
         }
-        sb_put(&h, "}", 1);
+        clpdd_sb_put(&h, "}", 1);
         first = 0;
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const clpdd_st_entry *t = &entries[i];
-        if (!first) sb_put(&h, ",", 1);
+        if (!first) clpdd_sb_put(&h, ",", 1);
         first = 0;
-        sb_json_string(&h, t->name);
-        sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtypes[t->dtype].name);
-        for (int d = 0; d < t->ndim; d++) sb_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-        sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-                  (unsigned long long)(off + nbytes[i]));
+        clpdd_sb_json_str(&h, t->name);
+        clpdd_sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtypes[t->dtype].name);
+        for (int d = 0; d < t->ndim; d++) clpdd_sb_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        clpdd_sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                        (unsigned long long)(off + nbytes[i]));
         off += nbytes[i];
     }
-    sb_put(&h, "}", 1);
-    while (h.n % 8) sb_put(&h, " ", 1); /* 8-byte aligned data section, space padding */
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
+    clpdd_sb_put(&h, "}", 1);
+    while (h.len % 8) clpdd_sb_put(&h, " ", 1); /* 8-byte aligned data section, space padding */
 
-    /* stream to path.tmp.<pid>, fsync, rename: no half-written file under the real name */
-    char tmp[4096];
-    int rc = -1;
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
-        clpdd_err_set(e, "%s: path too long", path);
-        goto out;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        clpdd_err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
-        goto out;
-    }
-    int bad = write_all(fd, len8, 8) || write_all(fd, h.p, h.n);
-    for (int i = 0; i < n && !bad; i++)
-        if (nbytes[i]) bad = write_all(fd, entries[i].data, nbytes[i]);
-    if (bad) {
-        int err = errno;
-        close(fd);
-        unlink(tmp);
-        clpdd_err_set(e, "%s: write failed: %s", tmp, strerror(err));
-        goto out;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int err = errno;
-        unlink(tmp);
-        clpdd_err_set(e, "%s: cannot flush: %s", tmp, strerror(err));
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        clpdd_err_set(e, "%s: cannot rename into place: %s", path, strerror(err));
-        goto out;
-    }
-    rc = 0;
-out:
-    free(h.p);
+    st_out o = {h.s, h.len, entries, nbytes, n};
+    int rc = clpdd_write_atomic(path, st_stream, &o, e);
+    free(h.s);
     free(nbytes);
     return rc;
 }
+

@@ -34,6 +34,24 @@ typedef enum {
     CLPDD_GELU_COUNT
 } clpdd_gelu_kind;
 
+/* A 2-D convolution (ABI 1.2: conv2d, conv2d_backward), zero padding, dilation 1, no groups:
+   x (n, cin, H, W) → y (n, cout, OH, OW), OH = (H + 2·pad − k)/stride + 1 (likewise OW),
+   weight w (cout, cin·k·k), each row in (c, ky, kx) order (PyTorch's (cout, cin, k, k)).
+   Optional epilogue of the forward, in this order: + bias[o]; + a shortcut read from
+   res (n, res_c, res_H, res_W): y[i, res_pad + c, oy, ox] += res[i, c, oy·res_stride, ox·res_stride]
+   for c < res_c (identity: res_c = cout, res_pad = 0, res_stride = 1; the CIFAR ResNets'
+   option A: res_c = cin, res_pad = cout/4, res_stride = 2, res_H = H); then max(·, 0) when relu. */
+typedef struct clpdd_conv2d_desc {
+    int n, cin, H, W, cout, k, stride, pad, OH, OW;
+    int relu;                                   /* forward only */
+    int res_c, res_pad, res_H, res_W, res_stride; /* forward only, read when res ≠ NULL */
+} clpdd_conv2d_desc;
+
+/* scratch floats conv2d / conv2d_backward need for g images sharing one GEMM (g ≥ 1; g = n is
+   fastest): g·OH·OW·(cin·k·k + cout) */
+#define CLPDD_CONV2D_WORK(desc, g) \
+    ((size_t)(g) * (size_t)(desc)->OH * (desc)->OW * ((size_t)(desc)->cin * (desc)->k * (desc)->k + (desc)->cout))
+
 typedef struct clpdd_ops clpdd_ops;
 struct clpdd_ops {
     const char *name; /* "cpu" or "cuda:<device name>" */
@@ -206,6 +224,21 @@ struct clpdd_ops {
     void (*crop_resize_bilinear_backward)(float *dx, const float *dy, const float *boxes,
                                           const int32_t *flips, int n, int C, int H, int W, int OH,
                                           int OW);
+
+    /* ==== ABI 1.2: new ops go below, at the end only ==== */
+
+    /* ---- convolution (ABI 1.2), the shapes of clpdd_conv2d_desc above ---- */
+    /* y (n, cout, OH, OW) = epilogue(w ∗ x)  (=); bias (cout) and res may be NULL.
+       work: scratch of work_floats ≥ CLPDD_CONV2D_WORK(d, 1); the images are taken in groups
+       of g = work_floats / CLPDD_CONV2D_WORK(d, 1) per GEMM. y must not alias x, res or work. */
+    void (*conv2d)(float *y, float *work, size_t work_floats, const float *x, const float *w,
+                   const float *bias, const float *res, const clpdd_conv2d_desc *d);
+    /* input gradient: dx (n, cin, H, W) = wᵀ ∗ (dy ⊙ [mask > 0])  (=), the adjoint of the
+       linear part of conv2d; mask (n, cout, OH, OW) or NULL (no mask: plain adjoint). Passing
+       the forward's ReLU output as mask folds that ReLU's backward in. relu and res_* are
+       ignored. dx must not alias dy, mask or work. */
+    void (*conv2d_backward)(float *dx, float *work, size_t work_floats, const float *dy,
+                            const float *mask, const float *w, const clpdd_conv2d_desc *d);
 };
 
 /* The two implementations. cuda returns NULL (with a reason in *why) when no GPU is visible

@@ -29,7 +29,9 @@ extern "C" {
 #endif
 
 #define CLPDD_ABI_MAJOR 1
-#define CLPDD_ABI_MINOR 1 /* 1: ops added at the end of clpdd_ops (transformer extras, augmentation) */
+/* minor 1: ops added at the end of clpdd_ops (transformer extras, augmentation);
+   minor 2: clpdd_plugin.key_default, ops added at the end of clpdd_ops (batched convolution) */
+#define CLPDD_ABI_MINOR 2
 #define CLPDD_PLUGIN_ENTRY_SYMBOL "clpdd_plugin_entry"
 
 #ifdef _WIN32
@@ -187,6 +189,13 @@ typedef struct clpdd_plugin {
     const clpdd_key *keys;
     int n_keys;
     const void *vtable; /* clpdd_backbone_vt / clpdd_solver_vt / clpdd_loss_vt by kind */
+    /* ABI ≥ 1.2, optional (NULL): the value in force for `key` when the INI leaves it unset and
+       its default depends on other keys (vit: every architecture key follows the variant).
+       Writes it into buf (n bytes) as it would be written in the INI and returns buf, or NULL
+       when the declared default applies. The core calls it for every unset key before a run
+       or `clpdd check`, so config.ini shows what runs. Pure: reads cfg only (through
+       h->cfg_*), loads nothing. The loader reads this member only from plugins of minor ≥ 2. */
+    const char *(*key_default)(const clpdd_host *h, const clpdd_section *cfg, const char *key, char *buf, size_t n);
 } clpdd_plugin;
 
 typedef const clpdd_plugin *(*clpdd_plugin_entry_fn)(void);

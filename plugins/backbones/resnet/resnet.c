@@ -57,6 +57,10 @@ static const clpdd_key rn_keys[] = {
     {"std", CLPDD_KEY_FLOATS, "0.229, 0.224, 0.225",
      "per-channel std of [0,1] pixels the weights were trained with (one value: every channel)", 1, 0, NULL},
     {"batch", CLPDD_KEY_INT, "64", "images per piece in inference (feature extraction)", 1, 1 << 20, NULL},
+    {"conv", CLPDD_KEY_ENUM, "fast",
+     "convolution path: fast (many images per GEMM, bias + ReLU + shortcut fused; device ops of ABI 1.2) or "
+     "reference (im2col + one GEMM per image, separate passes: the readable path the fast one is tested against)",
+     1, 0, "fast|reference"},
 };
 #define RN_N_KEYS ((int)(sizeof rn_keys / sizeof rn_keys[0]))
 
@@ -77,6 +81,8 @@ static void conv_set(rn *r, rn_conv *c, int cin, int cout, int k, int s, int p, 
         size_t kp = (size_t)cin * k * k * c->OH * c->OW;
         if (kp > r->KP) r->KP = kp;
     }
+    clpdd_conv2d_desc d = {1, cin, H, W, cout, k, s, p, c->OH, c->OW, 0, 0, 0, 0, 0, 0};
+    if (CLPDD_CONV2D_WORK(&d, 1) > r->WK) r->WK = CLPDD_CONV2D_WORK(&d, 1);
     if (cout > r->max_c) r->max_c = cout;
 }
 
@@ -84,7 +90,7 @@ static int build(rn *r, const rn_arch *arch) {
     const clpdd_host *h = r->h;
     const int w = r->width, S = r->S;
     char name[40], bn[40];
-    r->A = r->KP = 0;
+    r->A = r->KP = r->WK = 0;
     r->max_c = 0;
     r->nblocks = 0;
     if (arch->family == RN_FAMILY_CIFAR) {
@@ -258,6 +264,15 @@ static int load_weights(rn *r, const char *path, const char *prefix, double eps)
 
 /* ---- activations ---- */
 
+/* the fast path's conv2d scratch per tape: 2²⁴ floats (64 MiB) by default ($CLPDD_RESNET_WORK_MB
+   overrides, for measuring); each conv then multiplies as many images at once as fit */
+static size_t rn_work_floats(void) {
+    const char *env = getenv("CLPDD_RESNET_WORK_MB");
+    long mb = env && *env ? atol(env) : 64;
+    return (size_t)(mb > 0 ? mb : 64) << 18;
+}
+#define RN_WORK_FLOATS rn_work_floats()
+
 static size_t acts_layout(const rn *r, rn_acts *a, size_t n, int taped, float *base) {
     size_t off = 0;
     const size_t A = r->A, stem = (size_t)r->C0 * r->H0 * r->W0, pool = (size_t)r->C0 * r->H1 * r->W1;
@@ -286,12 +301,22 @@ static size_t acts_layout(const rn *r, rn_acts *a, size_t n, int taped, float *b
     a->g1 = taped ? carve(base, &off, n * A) : NULL;
     a->m0 = taped ? carve(base, &off, n * A) : NULL;
     a->m1 = taped ? carve(base, &off, n * A) : NULL;
+    if (r->fast) { /* conv2d work: up to RN_WORK_FLOATS, at least one image of the largest conv */
+        size_t g = RN_WORK_FLOATS / r->WK;
+        if (g < 1) g = 1;
+        if (g > n) g = n;
+        a->col_g = 0;
+        a->work_floats = g * r->WK;
+        a->col = carve(base, &off, a->work_floats);
+        return off;
+    }
     /* im2col groups: up to 32 MiB of columns, at least one image */
     size_t g = r->KP ? ((size_t)1 << 23) / r->KP : n;
     if (g < 1) g = 1;
     if (g > n) g = n;
     a->col_g = (int)g;
     a->col = carve(base, &off, g * (r->KP ? r->KP : 1));
+    a->work_floats = 0;
     return off;
 }
 
@@ -356,6 +381,7 @@ static int rn_create(const clpdd_host *h, const clpdd_section *cfg, void **out) 
     r->S = (int)h->cfg_int(h, cfg, "image_size");
     if (!r->S) r->S = cifar ? 32 : 224;
     r->batch = (int)h->cfg_int(h, cfg, "batch");
+    r->fast = strcmp(h->cfg_str(h, cfg, "conv"), "reference") != 0;
     if (read_norm(h, cfg, "mean", r->mean) || read_norm(h, cfg, "std", r->std)) goto fail;
     const char *wk = h->cfg_str(h, cfg, "weights");
     if (!strcmp(wk, "auto")) {
@@ -462,7 +488,7 @@ static const clpdd_backbone_vt rn_vt = {
 
 static const clpdd_plugin rn_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
+    /* .abi_minor = */ 2, /* conv = fast uses ops->conv2d / conv2d_backward (ABI 1.2) */
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "resnet",
     /* .version = */ "1.0.0",
@@ -471,6 +497,7 @@ static const clpdd_plugin rn_plugin = {
     /* .keys = */ rn_keys,
     /* .n_keys = */ RN_N_KEYS,
     /* .vtable = */ &rn_vt,
+    /* .key_default = */ NULL,
 };
 
 CLPDD_DEFINE_PLUGIN(rn_plugin)

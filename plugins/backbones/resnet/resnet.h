@@ -11,8 +11,14 @@
  *
  * Every convolution is followed by a frozen BatchNorm, folded at load time into the conv:
  *   y = (W·diag(scale)) ∗ x + shift,  scale = γ/√(var + eps),  shift = β − mean·scale,
- * so a conv+BN is im2col + one GEMM per image + a per-channel shift (ops->channel_affine
- * with a vector of ones), and its input-gradient is one GEMM + col2im. Parameters are frozen:
+ * Two implementations of the convolutions (key `conv`):
+ *   fast       ops->conv2d / conv2d_backward (ABI 1.2): many images per GEMM, with the shift,
+ *              the ReLU and the residual shortcut fused into the GEMM's epilogue, and each
+ *              ReLU's backward folded into the next conv2d_backward (mask);
+ *   reference  the plain path, kept readable as the fast one's reference: im2col + one GEMM
+ *              per image + a per-channel shift (ops->channel_affine with a vector of ones),
+ *              separate ReLU and shortcut passes; input-gradient one GEMM + col2im per image.
+ * Parameters are frozen:
  * backward forms the gradient with respect to the (normalised) input images only, "=" into
  * dimages; block gradients are summed "+=" where a shortcut meets the main path.
  *
@@ -69,8 +75,9 @@ typedef struct rn_acts {
     float *s;         /* option-A subsample / downsample output / shortcut gradient */
     float *g0, *g1;   /* backward: gradient of a block's output / input (taped only) */
     float *m0, *m1;   /* backward: gradients inside a block (taped only) */
-    float *col;       /* (g, KP) im2col columns of g images */
-    int col_g;        /* g */
+    float *col;       /* reference: (g, KP) im2col columns of g images; fast: the conv2d work */
+    int col_g;        /* g (reference) */
+    size_t work_floats; /* fast: floats at col (≥ CLPDD_CONV2D_WORK of every conv for one image) */
 } rn_acts;
 
 typedef struct rn {
@@ -90,6 +97,8 @@ typedef struct rn {
     rn_block blocks[RN_MAX_BLOCKS];
     int Cf, Hf, Wf;   /* last stage output; d = Cf */
     size_t A, KP;     /* largest activation and im2col column block per image (floats) */
+    size_t WK;        /* largest CLPDD_CONV2D_WORK(conv, 1) (fast path) */
+    int fast;         /* conv = fast: the batched conv2d ops (ABI 1.2); 0 = reference */
     int max_c;        /* widest layer (length of ones) */
     float *params;    /* one allocation: weights, shifts, ones */
     float *ones;      /* (max_c) */

@@ -9,6 +9,83 @@
  *             (y > 0 ⟺ x > 0), so the tape holds only ReLU outputs and the max-pool argmax. */
 #include "resnet.h"
 
+/* ---- fast path (conv = fast): ops->conv2d with the epilogue fused ---- */
+
+static clpdd_conv2d_desc conv_desc(const rn_conv *c, int n) {
+    clpdd_conv2d_desc d = {n, c->cin, c->H, c->W, c->cout, c->k, c->s, c->p, c->OH, c->OW, 0, 0, 0, 0, 0, 0};
+    return d;
+}
+
+/* y (n, cout, OH, OW) = [relu](conv(x) + shift [+ shortcut(res)]); sc: how res enters
+   (RN_SC_IDENTITY: same shape; RN_SC_OPTION_A: b's subsample + channel padding) */
+static void conv_fwd_fast(const rn *r, rn_acts *a, const rn_conv *c, float *y, const float *x, int n, int relu,
+                          const float *res, rn_shortcut sc, const rn_block *b) {
+    clpdd_conv2d_desc d = conv_desc(c, n);
+    d.relu = relu;
+    if (res && sc == RN_SC_OPTION_A) {
+        d.res_c = b->cin, d.res_pad = b->sc_pad, d.res_H = b->H, d.res_W = b->W, d.res_stride = 2;
+    } else if (res) {
+        d.res_c = c->cout, d.res_pad = 0, d.res_H = c->OH, d.res_W = c->OW, d.res_stride = 1;
+    }
+    r->ops->conv2d(y, a->col, a->work_floats, x, c->w, c->shift, res, &d);
+}
+
+/* dx (n, cin, H, W) = convᵀ(dy ⊙ [mask > 0])  (=); mask NULL: none */
+static void conv_bwd_fast(const rn *r, rn_acts *a, const rn_conv *c, float *dx, const float *dy, const float *mask,
+                          int n) {
+    clpdd_conv2d_desc d = conv_desc(c, n);
+    r->ops->conv2d_backward(dx, a->col, a->work_floats, dy, mask, c->w, &d);
+}
+
+static void block_forward_fast(const rn *r, rn_acts *a, const rn_block *b, float *out, float *const *mid,
+                               const float *x, int n) {
+    const float *h = x;
+    for (int j = 0; j < b->nconv - 1; j++) {
+        conv_fwd_fast(r, a, &b->conv[j], mid[j], h, n, 1, NULL, RN_SC_IDENTITY, b);
+        h = mid[j];
+    }
+    const float *res = x;
+    rn_shortcut sc = b->sc;
+    if (b->sc == RN_SC_CONV) { /* the downsample branch first, then added like an identity */
+        conv_fwd_fast(r, a, &b->down, a->s, x, n, 0, NULL, RN_SC_IDENTITY, b);
+        res = a->s, sc = RN_SC_IDENTITY;
+    }
+    conv_fwd_fast(r, a, &b->conv[b->nconv - 1], out, h, n, 1, res, sc, b);
+}
+
+static void block_backward_fast(const rn *r, rn_acts *a, const rn_block *b, float *dx, float *dout,
+                                float *const *mid, const float *out, int n) {
+    const clpdd_ops *ops = r->ops;
+    const size_t P = (size_t)b->OH * b->OW, IP = (size_t)b->H * b->W;
+    const size_t nout = (size_t)n * b->cout * P, nin = (size_t)n * b->cin * IP;
+    ops->relu_backward(dout, dout, out, nout); /* both the main path and the shortcut read it */
+    float *g = dout, *bufs[2] = {a->m0, a->m1};
+    const float *mask = NULL; /* the ReLU between conv j − 1 and conv j, folded into conv j − 1's backward */
+    for (int j = b->nconv - 1; j >= 1; j--) {
+        float *dh = bufs[j & 1];
+        conv_bwd_fast(r, a, &b->conv[j], dh, g, mask, n);
+        mask = mid[j - 1];
+        g = dh;
+    }
+    conv_bwd_fast(r, a, &b->conv[0], dx, g, mask, n);
+    switch (b->sc) {
+    case RN_SC_IDENTITY: ops->axpy(dx, 1.0f, dout, nin); break;
+    case RN_SC_OPTION_A:
+        ops->copy2d(a->m0, (size_t)b->cin * P, dout + (size_t)b->sc_pad * P, (size_t)b->cout * P, (size_t)n,
+                    (size_t)b->cin * P);
+        ops->col2im(a->s, a->m0, n * b->cin, b->H, b->W, 1, 1, 2, 0, b->OH, b->OW);
+        ops->axpy(dx, 1.0f, a->s, nin);
+        break;
+    case RN_SC_CONV:
+        conv_bwd_fast(r, a, &b->down, a->s, dout, NULL, n);
+        ops->axpy(dx, 1.0f, a->s, nin);
+        break;
+    default: break;
+    }
+}
+
+/* ---- reference path (conv = reference) ---- */
+
 /* y (n, cout, OH, OW) = conv(x (n, cin, H, W)) + shift  (BN folded) */
 static void conv_forward(const rn *r, rn_acts *a, const rn_conv *c, float *y, const float *x, int n) {
     const clpdd_ops *ops = r->ops;
@@ -79,15 +156,22 @@ static void block_forward(const rn *r, rn_acts *a, const rn_block *b, float *out
 
 void rn_forward_pass(const rn *r, rn_acts *a, float *features, const float *images, int n) {
     const clpdd_ops *ops = r->ops;
-    conv_forward(r, a, &r->stem, a->stem, images, n);
-    ops->relu(a->stem, a->stem, (size_t)n * r->C0 * r->H0 * r->W0);
+    if (r->fast) {
+        conv_fwd_fast(r, a, &r->stem, a->stem, images, n, 1, NULL, RN_SC_IDENTITY, NULL);
+    } else {
+        conv_forward(r, a, &r->stem, a->stem, images, n);
+        ops->relu(a->stem, a->stem, (size_t)n * r->C0 * r->H0 * r->W0);
+    }
     const float *x = a->stem;
     if (r->maxpool) {
         ops->maxpool(a->pool, a->argmax, a->stem, n, r->C0, r->H0, r->W0, 3, 2, 1, r->H1, r->W1);
         x = a->pool;
     }
     for (int i = 0; i < r->nblocks; i++) {
-        block_forward(r, a, &r->blocks[i], a->out[i], a->mid[i], x, n);
+        if (r->fast)
+            block_forward_fast(r, a, &r->blocks[i], a->out[i], a->mid[i], x, n);
+        else
+            block_forward(r, a, &r->blocks[i], a->out[i], a->mid[i], x, n);
         x = a->out[i];
     }
     ops->global_avgpool(features, x, n, r->Cf, r->Hf * r->Wf);
@@ -132,7 +216,10 @@ void rn_backward_pass(const rn *r, rn_acts *a, float *dimages, const float *dfea
     float *g = a->g0, *d = a->g1; /* gradient of the current block's output / input */
     ops->global_avgpool_backward(g, dfeatures, n, r->Cf, r->Hf * r->Wf);
     for (int i = r->nblocks - 1; i >= 0; i--) {
-        block_backward(r, a, &r->blocks[i], d, g, a->mid[i], a->out[i], n);
+        if (r->fast)
+            block_backward_fast(r, a, &r->blocks[i], d, g, a->mid[i], a->out[i], n);
+        else
+            block_backward(r, a, &r->blocks[i], d, g, a->mid[i], a->out[i], n);
         float *t = g;
         g = d;
         d = t;
@@ -140,6 +227,10 @@ void rn_backward_pass(const rn *r, rn_acts *a, float *dimages, const float *dfea
     if (r->maxpool) {
         ops->maxpool_backward(d, g, a->argmax, n, r->C0, r->H0, r->W0, r->H1, r->W1);
         g = d;
+    }
+    if (r->fast) { /* the stem's ReLU backward folded in as the mask */
+        conv_bwd_fast(r, a, &r->stem, dimages, g, a->stem, n);
+        return;
     }
     ops->relu_backward(g, g, a->stem, (size_t)n * r->C0 * r->H0 * r->W0);
     conv_backward(r, a, &r->stem, dimages, g, n);

@@ -702,16 +702,14 @@ static int key_enum(const clpdd_host *h, const clpdd_section *cfg, const char *k
     return vdef; /* unreachable: the core validated the choice */
 }
 
-static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out) {
-    *out = NULL;
+/* the architecture in force: every key the INI sets, else the variant's default (shared by
+   create and key_default, so config.ini shows exactly what create builds) */
+static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v) {
     const char *vname = h->cfg_str(h, cfg, "variant");
     const vit_variant *var = NULL;
     for (int i = 0; i < VIT_N_VARIANTS; i++)
         if (!strcmp(vit_variants[i].name, vname)) var = &vit_variants[i];
     if (!var) return h->error(h, "vit: unknown variant '%s'", vname), -1;
-
-    vit *v = calloc(1, sizeof *v);
-    if (!v) return h->error(h, "vit: out of host memory"), -1;
     v->h = h;
     v->ops = h->ops;
     v->var = var;
@@ -739,7 +737,7 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
         v->hd = key_int(h, cfg, "dim_head", var->dim_head);
     } else if (v->D % v->Hh) {
         h->error(h, "vit: dim %d is not a multiple of heads %d (set dim_head)", v->D, v->Hh);
-        goto fail;
+        return -1;
     } else {
         v->hd = v->D / v->Hh;
     }
@@ -749,28 +747,20 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
         v->F = (int)(v->D * key_float(h, cfg, "mlp_ratio", var->mlp_ratio));
     if (v->F < 1) {
         h->error(h, "vit: MLP width %d (dim·mlp_ratio) must be at least 1", v->F);
-        goto fail;
+        return -1;
     }
     v->Fu = v->act == VIT_ACT_SWIGLU ? 2 * v->F : v->F;
     if (v->S % v->p) {
         h->error(h, "vit: image_size %d is not a multiple of patch %d", v->S, v->p);
-        goto fail;
+        return -1;
     }
     if (v->pos_kind == VIT_POS_SINCOS && v->D % 4) {
         h->error(h, "vit: dim %d must be a multiple of 4 for the 2-D sin-cos position embedding", v->D);
-        goto fail;
+        return -1;
     }
     if (v->rope && v->hd % 4) {
         h->error(h, "vit: dim_head %d must be a multiple of 4 for 2-D RoPE", v->hd);
-        goto fail;
-    }
-    if (v->rope && !v->ops->rope) {
-        h->error(h, "vit: the ops (%s) have no rope (ABI 1.0 core)", v->ops->name);
-        goto fail;
-    }
-    if (v->act == VIT_ACT_SWIGLU && !v->ops->swiglu) {
-        h->error(h, "vit: the ops (%s) have no swiglu (ABI 1.0 core)", v->ops->name);
-        goto fail;
+        return -1;
     }
     v->G = v->S / v->p;
     v->P = v->G * v->G;
@@ -780,7 +770,18 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
     v->I = v->Hh * v->hd;
     v->scale = 1.0f / sqrtf((float)v->hd);
     if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
-        goto fail;
+        return -1;
+    if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
+        return -1;
+    return 0;
+}
+
+static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out) {
+    *out = NULL;
+    vit *v = calloc(1, sizeof *v);
+    if (!v) return h->error(h, "vit: out of host memory"), -1;
+    if (vit_read_config(h, cfg, v)) goto fail;
+    const vit_variant *var = v->var;
     v->weights_id = strdup(h->cfg_is_set(h, cfg, "weights") ? h->cfg_str(h, cfg, "weights") : var->weights);
     v->blocks = calloc((size_t)v->L + 1, sizeof *v->blocks);
     if (!v->weights_id || !v->blocks) {
@@ -801,6 +802,36 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
 fail:
     vit_destroy(v);
     return -1;
+}
+
+/* the value in force of an unset key, as the INI would write it (clpdd_plugin.key_default) */
+static const char *vit_key_default(const clpdd_host *h, const clpdd_section *cfg, const char *key, char *buf, size_t n) {
+    vit v;
+    memset(&v, 0, sizeof v);
+    if (vit_read_config(h, cfg, &v)) return NULL; /* create reports the error */
+    const struct { const char *key; int value; } ints[] = {
+        {"image_size", v.S}, {"channels", v.c}, {"patch", v.p}, {"dim", v.D}, {"depth", v.L}, {"heads", v.Hh},
+        {"dim_head", v.hd}, {"mlp_dim", v.F}, {"registers", v.R}, {"pos_grid", v.pos_grid}, {"proj", v.E},
+        {"rope_ref", v.rope_ref}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!strcmp(key, ints[i].key)) return snprintf(buf, n, "%d", ints[i].value), buf;
+    const struct { const char *key; int value; } bools[] = {{"qkv_bias", v.qkv_bias}, {"layer_scale", v.layer_scale},
+                                                            {"norm_pre", v.norm_pre}, {"pos_prefix", v.pos_prefix},
+                                                            {"rope", v.rope}};
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
+        if (!strcmp(key, bools[i].key)) return snprintf(buf, n, "%s", bools[i].value ? "true" : "false"), buf;
+    if (!strcmp(key, "mlp_ratio")) return snprintf(buf, n, "%.9g", (double)v.F / v.D), buf;
+    if (!strcmp(key, "norm_eps")) return snprintf(buf, n, "%.9g", (double)v.eps), buf;
+    if (!strcmp(key, "act")) return snprintf(buf, n, "%s", act_names[v.act]), buf;
+    if (!strcmp(key, "pool")) return snprintf(buf, n, "%s", pool_names[v.pool]), buf;
+    if (!strcmp(key, "weights")) return snprintf(buf, n, "%s", v.var->weights), buf;
+    if (!strcmp(key, "mean") || !strcmp(key, "std")) {
+        const float *x = key[0] == 'm' ? v.mean : v.std;
+        if (v.c == 1 || (x[0] == x[1] && x[1] == x[2])) snprintf(buf, n, "%.9g", (double)x[0]);
+        else snprintf(buf, n, "%.9g, %.9g, %.9g", (double)x[0], (double)x[1], (double)x[2]);
+        return buf;
+    }
+    return NULL; /* variant, batch: the declared default */
 }
 
 static int vit_describe(void *self, clpdd_backbone_info *info) {
@@ -879,7 +910,7 @@ static const clpdd_backbone_vt vit_vt = {
 
 static const clpdd_plugin vit_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ CLPDD_ABI_MINOR,
+    /* .abi_minor = */ 2, /* key_default */
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "vit",
     /* .version = */ "1.1.0",
@@ -888,6 +919,7 @@ static const clpdd_plugin vit_plugin = {
     /* .keys = */ vit_keys,
     /* .n_keys = */ VIT_N_KEYS,
     /* .vtable = */ &vit_vt,
+    /* .key_default = */ vit_key_default,
 };
 
 CLPDD_DEFINE_PLUGIN(vit_plugin)

@@ -73,7 +73,7 @@ static const clpdd_loss_vt mse_vt = {
 
 static const clpdd_plugin mse_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ CLPDD_ABI_MINOR,
+    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_LOSS,
     /* .name = */ "mse",
     /* .version = */ "1.0.0",

@@ -186,7 +186,7 @@ static const clpdd_solver_vt lgm_vt = {
 
 static const clpdd_plugin lgm_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ CLPDD_ABI_MINOR,
+    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "lgm",
     /* .version = */ "1.0.0",

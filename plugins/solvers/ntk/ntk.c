@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clpdd/linalg.h"
 #include "clpdd/plugin.h"
 
 #define NTK_MAX_DEPTH 32
@@ -265,29 +266,23 @@ static int ntk_create(const clpdd_host *h, const clpdd_section *cfg, const clpdd
     return 0;
 }
 
-/* sys = gss + v·I, then Cholesky; on failure retry with growing jitter (warned once) */
+/* sys = gss + λ_eff·I, then Cholesky; on failure retry with growing jitter (warned once) */
 static int factor(ntk *s, double trace) {
-    const clpdd_ops *ops = s->ops;
     int m = s->m;
     double scale = trace > 0 ? trace / m : 1.0;
-    for (int attempt = 0; attempt < 8; attempt++) {
-        float jitter = attempt == 0 ? 0.0f : (float)(scale * pow(10.0, -7 + attempt));
-        float diag = s->lambda_eff + jitter;
-        ops->copy(s->sys, s->gss, (size_t)m * m * sizeof(float));
-        ops->to_device(s->scal, &diag, sizeof diag);
-        ops->add2d(s->sys, (size_t)m + 1, s->scal, 0, (size_t)m, 1); /* diagonal += diag */
-        if (ops->potrf(s->sys, m, m) == 0) {
-            if (attempt > 0 && !s->warned_jitter) {
-                s->warned_jitter = 1;
-                s->h->warn(s->h, "ntk: Theta_ss not positive definite; added jitter %.3g (lambda_eff %.3g); warned once", jitter,
-                           s->lambda_eff);
-            }
-            return 0;
-        }
+    float jitter = 0;
+    int attempt = clpdd_chol_jitter(s->ops, s->sys, s->gss, m, s->lambda_eff, scale, s->scal, &jitter);
+    if (attempt < 0) {
+        s->h->error(s->h, "ntk: Theta_ss (%d x %d) not positive definite even with jitter up to %.3g (tr = %g): features degenerate?",
+                    m, m, scale * 0.1, trace);
+        return -1;
     }
-    s->h->error(s->h, "ntk: Theta_ss (%d x %d) not positive definite even with jitter up to %.3g (tr = %g): features degenerate?",
-                m, m, scale * 0.1, trace);
-    return -1;
+    if (attempt > 0 && !s->warned_jitter) {
+        s->warned_jitter = 1;
+        s->h->warn(s->h, "ntk: Theta_ss not positive definite; added jitter %.3g (lambda_eff %.3g); warned once", jitter,
+                   s->lambda_eff);
+    }
+    return 0;
 }
 
 static int all_finite_host(const float *x, size_t n) {
@@ -414,7 +409,7 @@ static const clpdd_solver_vt ntk_vt = {
 
 static const clpdd_plugin ntk_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ CLPDD_ABI_MINOR,
+    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "ntk",
     /* .version = */ "1.0.0",

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clpdd/linalg.h"
 #include "clpdd/plugin.h"
 
 typedef struct ridge {
@@ -120,29 +121,22 @@ static int ridge_create(const clpdd_host *h, const clpdd_section *cfg, const clp
     return 0;
 }
 
-/* sys = sys0 + v·I, then Cholesky; on failure retry with growing jitter (warned once) */
+/* sys = sys0 + λ_eff·I, then Cholesky; on failure retry with growing jitter (warned once) */
 static int factor(ridge *r, int s, float trace) {
-    const clpdd_ops *ops = r->ops;
-    float base = r->lambda_eff;
     double scale = trace > 0 ? (double)trace / r->m : 1.0;
-    for (int attempt = 0; attempt < 8; attempt++) {
-        float jitter = attempt == 0 ? 0.0f : (float)(scale * pow(10.0, -7 + attempt));
-        float diag = base + jitter;
-        ops->copy(r->sys, r->sys0, (size_t)s * (size_t)s * sizeof(float));
-        ops->to_device(r->scal, &diag, sizeof diag);
-        ops->add2d(r->sys, (size_t)s + 1, r->scal, 0, (size_t)s, 1); /* diagonal += diag */
-        if (ops->potrf(r->sys, s, s) == 0) {
-            if (attempt > 0 && !r->warned_jitter) {
-                r->warned_jitter = 1;
-                r->h->warn(r->h, "ridge: %s system not positive definite; added jitter %.3g (lambda_eff %.3g); warned once",
-                           r->primal ? "primal" : "dual", jitter, base);
-            }
-            return 0;
-        }
+    float jitter = 0;
+    int attempt = clpdd_chol_jitter(r->ops, r->sys, r->sys0, s, r->lambda_eff, scale, r->scal, &jitter);
+    if (attempt < 0) {
+        r->h->error(r->h, "ridge: %s system (%d x %d) not positive definite even with jitter up to %.3g (tr(K) = %g): features degenerate?",
+                    r->primal ? "primal" : "dual", s, s, scale * 0.1, trace);
+        return -1;
     }
-    r->h->error(r->h, "ridge: %s system (%d x %d) not positive definite even with jitter up to %.3g (tr(K) = %g): features degenerate?",
-                r->primal ? "primal" : "dual", s, s, scale * 0.1, trace);
-    return -1;
+    if (attempt > 0 && !r->warned_jitter) {
+        r->warned_jitter = 1;
+        r->h->warn(r->h, "ridge: %s system not positive definite; added jitter %.3g (lambda_eff %.3g); warned once",
+                   r->primal ? "primal" : "dual", jitter, r->lambda_eff);
+    }
+    return 0;
 }
 
 static int ridge_forward(void *p, float *Z, const float *phi_s, const float *Y, const float *phi_b, int n) {
@@ -230,7 +224,7 @@ static const clpdd_solver_vt ridge_vt = {
 
 static const clpdd_plugin ridge_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ CLPDD_ABI_MINOR,
+    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "ridge",
     /* .version = */ "1.0.0",

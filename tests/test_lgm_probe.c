@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval.h"
+#include "evaluate.h"
+#include "lgm_probe.h"
 #include "support.h"
 
 enum { M = 40, NT = 400, D = 6, C = 4 };
@@ -34,24 +35,24 @@ static int fixed_features(void *p, int epoch, float *X) {
 
 static int failing_features(void *p, int epoch, float *X) { return epoch == 2; }
 
-Test(eval, probe_learns_and_the_epoch_path_matches) {
+Test(lgm_probe, probe_learns_and_the_epoch_path_matches) {
     float Xtr[M * D], Xte[NT * D];
     int32_t ytr[M], yte[NT];
     blobs(Xtr, ytr, M, 1);
     blobs(Xte, yte, NT, 2);
-    clpdd_probe_cfg cfg = {200, 10, 0.1f};
-    double a = clpdd_probe_accuracy(Xtr, ytr, M, Xte, yte, NT, D, C, &cfg, 7);
+    clpdd_lgm_probe_cfg cfg = {200, 10, 0.1f};
+    double a = clpdd_lgm_probe(Xtr, ytr, M, Xte, yte, NT, D, C, &cfg, 7);
     cr_expect_gt(a, 0.95, "separable blobs: %g", a);
-    cr_expect_eq(a, clpdd_probe_accuracy(Xtr, ytr, M, Xte, yte, NT, D, C, &cfg, 7), "seeded");
+    cr_expect_eq(a, clpdd_lgm_probe(Xtr, ytr, M, Xte, yte, NT, D, C, &cfg, 7), "seeded");
     fixed f = {Xtr, 0};
-    double b = clpdd_probe_accuracy_epochs(fixed_features, &f, NULL, ytr, M, Xte, yte, NT, D, C, &cfg, 7);
+    double b = clpdd_lgm_probe_epochs(fixed_features, &f, NULL, ytr, M, Xte, yte, NT, D, C, &cfg, 7);
     cr_expect_eq(a, b, "fixed features through the per-epoch path: %g vs %g", a, b);
     cr_expect_eq(f.calls, cfg.epochs);
-    cr_expect(isnan(clpdd_probe_accuracy_epochs(failing_features, NULL, NULL, ytr, M, Xte, yte, NT, D, C, &cfg, 7)),
+    cr_expect(isnan(clpdd_lgm_probe_epochs(failing_features, NULL, NULL, ytr, M, Xte, yte, NT, D, C, &cfg, 7)),
               "a failing feature callback aborts with NaN");
 }
 
-Test(eval, scores) {
+Test(lgm_probe, scores) {
     clpdd_score s = {.n = 3, .per_seed = {0.5, 0.7, 0.6}};
     clpdd_score_finish(&s);
     cr_expect_float_eq(s.mean, 0.6, 1e-12);

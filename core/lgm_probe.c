@@ -1,4 +1,4 @@
-#include "eval.h"
+#include "lgm_probe.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -6,28 +6,16 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "evaluate.h"
 #include "util.h"
 
-double clpdd_top1(const float *logits, const int32_t *y, int n, int C) {
-    if (n <= 0) return 0;
-    int correct = 0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * C;
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (z[c] > z[best]) best = c;
-        correct += best == y[i];
-    }
-    return (double)correct / n;
+double clpdd_lgm_probe(const float *Xtr, const int32_t *ytr, int m, const float *Xte, const int32_t *yte, int nte,
+                            int d, int C, const clpdd_lgm_probe_cfg *cfg, uint64_t seed) {
+    return clpdd_lgm_probe_epochs(NULL, NULL, Xtr, ytr, m, Xte, yte, nte, d, C, cfg, seed);
 }
 
-double clpdd_probe_accuracy(const float *Xtr, const int32_t *ytr, int m, const float *Xte, const int32_t *yte, int nte,
-                            int d, int C, const clpdd_probe_cfg *cfg, uint64_t seed) {
-    return clpdd_probe_accuracy_epochs(NULL, NULL, Xtr, ytr, m, Xte, yte, nte, d, C, cfg, seed);
-}
-
-double clpdd_probe_accuracy_epochs(clpdd_epoch_features_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
-                                   const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_probe_cfg *cfg,
+double clpdd_lgm_probe_epochs(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
+                                   const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
                                    uint64_t seed) {
     float *Xep = fn ? clpdd_xmalloc((size_t)m * d * sizeof(float)) : NULL;
     clpdd_rng r = {seed * 0x9E3779B97F4A7C15ULL + 0x1234567};
@@ -99,11 +87,3 @@ double clpdd_probe_accuracy_epochs(clpdd_epoch_features_fn fn, void *ctx, const 
     return nte > 0 ? (double)correct / nte : 0;
 }
 
-void clpdd_score_finish(clpdd_score *s) {
-    double mean = 0, var = 0;
-    for (int i = 0; i < s->n; i++) mean += s->per_seed[i];
-    mean = s->n ? mean / s->n : 0;
-    for (int i = 0; i < s->n; i++) var += (s->per_seed[i] - mean) * (s->per_seed[i] - mean);
-    s->mean = mean;
-    s->std = s->n ? sqrt(var / s->n) : 0;
-}

@@ -1,0 +1,251 @@
+/* The evaluation of a run and of any distilled set (issue 9), and the run directory's rules
+ * (issue 11): a tiny real distillation (mnist-vit, Fashion-MNIST) under the converged probe with
+ * a validation split; `clpdd eval` of its run directory gives exactly the run's numbers, and a
+ * folder of PNGs of the same images gives nearly the same; a run directory is never shared by two
+ * runs, never mixes two runs' files, and is checked before any expensive work. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "eval_cmd.h"
+#include "experiment.h"
+#include "io/png.h"
+#include "io/safetensors.h"
+#include "run.h"
+#include "support.h"
+#include "util.h"
+
+static const char *skip_reason(void) {
+    if (!test_model_file("mnist-vit.safetensors")) return "mnist-vit.safetensors not found";
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
+        return "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+    return NULL;
+}
+
+static char tmp[64];
+
+static void write_ini(const char *path, const char *extra) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "[experiment]\nseed = 3\n[data]\ntrain_limit = 1200\ntest_limit = 600\nval_size = 200\ncache_dir = %s/cache\n"
+            "[backbone]\nname = vit\n[solver]\nname = ridge\nlambda = 0.3\n[loss]\nname = ce\n"
+            "[distill]\nipc = 1\nsteps = 15\nreal_batch = 256\ncheckpoint_every = 4\n"
+            "[eval]\nseeds = 2\nwd = 1e-3, 1e-1\n%s",
+            tmp, extra ? extra : "");
+    fclose(f);
+}
+
+/* run `ini` (with --set overrides) into out; the return code, e holds the message */
+static int run_into(const char *ini, const char *out, int resume, int force, const char *const *sets, int n, clpdd_err *e) {
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    clpdd_experiment x;
+    int rc = clpdd_experiment_load(&x, ini, sets, n, &dirs, e);
+    cr_assert_eq(rc, 0, "%s", e->msg);
+    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, resume, force};
+    rc = clpdd_run(&x, &o, e);
+    clpdd_experiment_free(&x);
+    clpdd_plugin_dirs_free(&dirs);
+    return rc;
+}
+
+static char *slurp(const char *path) {
+    uint8_t *d;
+    size_t n;
+    clpdd_err e;
+    cr_assert_eq(clpdd_read_file(path, &d, &n, &e), 0, "%s", e.msg);
+    return (char *)d;
+}
+
+/* the number after `key` inside the object that follows `where` */
+static double number(const char *json, const char *where, const char *key) {
+    const char *p = strstr(json, where);
+    cr_assert_not_null(p, "no %s", where);
+    p = strstr(p, key);
+    cr_assert_not_null(p, "no %s after %s", key, where);
+    return strtod(p + strlen(key), NULL);
+}
+
+static void setup_tmp(void) {
+    snprintf(tmp, sizeof tmp, "/tmp/clpdd-test-eval-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown_tmp(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(evaluate, .init = setup_tmp, .fini = teardown_tmp, .timeout = 600);
+
+Test(evaluate, probe_run_and_eval_agree) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    char ini[128], out[128], path[256];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    snprintf(out, sizeof out, "%s/run", tmp);
+    write_ini(ini, NULL);
+    clpdd_err e = {{0}};
+    cr_assert_eq(run_into(ini, out, 0, 0, NULL, 0, &e), 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%s/metrics.json", out);
+    char *m = slurp(path);
+    /* the converged probe, with its validation scores and convergence, for the set and every baseline */
+    cr_expect(strstr(m, "\"accuracy\": {\"protocol\": \"probe\""), "%s", m);
+    for (const char *b = "random_real\0centroids\0full_data\0"; *b; b += strlen(b) + 1) {
+        char key[64];
+        snprintf(key, sizeof key, "\"%s\": {\"protocol\": \"probe\"", b);
+        cr_expect(strstr(m, key), "baseline %s under the probe protocol", b);
+    }
+    cr_expect(strstr(m, "\"converged\": true"), "the probe converges on the tiny set");
+    cr_expect(!strstr(m, "\"converged\": false"), "every fit converges");
+    cr_expect_eq(number(m, "\"features\"", "\"train\": "), 1000, "1200 training images less the 200 held out");
+    cr_expect_eq(number(m, "\"features\"", "\"val\": "), 200);
+    double acc = number(m, "\"accuracy\"", "\"mean\": "), val = number(m, "\"accuracy\"", "\"val\": {\"mean\": ");
+    double rnd = number(m, "\"random_real\"", "\"mean\": "), full = number(m, "\"full_data\"", "\"mean\": ");
+    cr_expect(acc > 0.3 && acc <= 1 && val > 0.3 && val <= 1, "distilled test %g, val %g", acc, val);
+    cr_expect(full > rnd, "full data %g must beat random real %g", full, rnd);
+    double wd = number(m, "\"accuracy\"", "\"wd\": [");
+    cr_expect(wd == 1e-3 || wd == 1e-1, "the chosen wd %g is a grid point", wd);
+
+    /* the same set through `clpdd eval` of the run directory: the same numbers, to the digit */
+    char *argv[] = {out, "--quiet", NULL};
+    cr_assert_eq(clpdd_cmd_eval(2, argv), 0);
+    snprintf(path, sizeof path, "%s/eval-probe/metrics.json", out);
+    char *m2 = slurp(path);
+    for (const char *k = "\"accuracy\"\0\"random_real\"\0\"centroids\"\0\"full_data\"\0"; *k; k += strlen(k) + 1) {
+        cr_expect_eq(number(m, k, "\"mean\": "), number(m2, k, "\"mean\": "), "%s: run and eval differ", k);
+        cr_expect_eq(number(m, k, "\"val\": {\"mean\": "), number(m2, k, "\"val\": {\"mean\": "), "%s (val)", k);
+    }
+    cr_expect(strstr(m2, "\"evaluated_set\""), "eval names the set it scored");
+    cr_expect(strstr(m2, "\"solver\": \"ridge\""), "a run directory's method is its config's");
+
+    /* the same images as a folder of PNGs in class sub-folders, as other tools write them */
+    snprintf(path, sizeof path, "%s/run/distilled.safetensors", tmp);
+    clpdd_st_file *f;
+    cr_assert_eq(clpdd_st_open(path, &f, &e), 0, "%s", e.msg);
+    const clpdd_st_tensor *t = clpdd_st_find(f, "images");
+    int n = (int)t->shape[0], px = (int)(t->shape[1] * t->shape[2] * t->shape[3]);
+    float *img = malloc((size_t)n * px * sizeof(float));
+    cr_assert_eq(clpdd_st_read_f32(f, t, img, &e), 0, "%s", e.msg);
+    clpdd_st_close(f);
+    uint8_t *u8 = malloc((size_t)px);
+    for (int i = 0; i < n; i++) { /* ipc 1: image i is class i */
+        char dir[256], file[300];
+        snprintf(dir, sizeof dir, "%s/pngs/class%d", tmp, i);
+        cr_assert_eq(clpdd_mkdirs(dir, &e), 0, "%s", e.msg);
+        for (int j = 0; j < px; j++) u8[j] = (uint8_t)lrintf(img[(size_t)i * px + j] * 255.0f);
+        snprintf(file, sizeof file, "%s/img.png", dir);
+        cr_assert_eq(clpdd_png_write(file, u8, (int)t->shape[3], (int)t->shape[2], 1, &e), 0, "%s", e.msg);
+    }
+    free(u8), free(img);
+    char folder[128], pout[128];
+    snprintf(folder, sizeof folder, "%s/pngs", tmp);
+    snprintf(pout, sizeof pout, "%s/png-eval", tmp);
+    char *argv2[] = {folder, "--config", ini, "--output", pout, "--quiet", NULL};
+    cr_assert_eq(clpdd_cmd_eval(6, argv2), 0);
+    snprintf(path, sizeof path, "%s/metrics.json", pout);
+    char *m3 = slurp(path);
+    double acc3 = number(m3, "\"accuracy\"", "\"mean\": ");
+    cr_expect(fabs(acc3 - acc) < 0.05, "8-bit PNGs of the set score %g, the float set %g", acc3, acc);
+    cr_expect(strstr(m3, "\"solver\": null"), "a set from elsewhere has no method of this configuration");
+    free(m), free(m2), free(m3);
+}
+
+Test(evaluate, a_run_directory_holds_one_run) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    char ini[128], out[128], path[256];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    snprintf(out, sizeof out, "%s/run", tmp);
+    write_ini(ini, "baseline_full = false\nbaseline_centroids = false\n");
+    clpdd_err e = {{0}};
+    cr_assert_eq(run_into(ini, out, 0, 0, NULL, 0, &e), 0, "%s", e.msg);
+    /* a second run into it: refused, nothing touched */
+    const char *ipc3[] = {"distill.ipc=3"};
+    cr_expect_neq(run_into(ini, out, 0, 0, ipc3, 1, &e), 0);
+    cr_expect(strstr(e.msg, "holds another run's files") && strstr(e.msg, "--force"), "%s", e.msg);
+    cr_expect(strstr(e.msg, out), "the message names the directory: %s", e.msg);
+    cr_expect_neq(run_into(ini, out, 1, 0, NULL, 0, &e), 0, "a finished run is not resumed");
+    cr_expect(strstr(e.msg, "finished run"), "%s", e.msg);
+    /* --force with a run that then fails: the old run's results are gone, not mixed with the new */
+    setenv("CLPDD_TEST_CRASH_AFTER", "2", 1);
+    cr_expect_neq(run_into(ini, out, 0, 1, ipc3, 1, &e), 0);
+    unsetenv("CLPDD_TEST_CRASH_AFTER");
+    for (const char *f = "metrics.json\0distilled.safetensors\0config.ini\0log.csv\0"; *f; f += strlen(f) + 1) {
+        snprintf(path, sizeof path, "%s/%s", out, f);
+        cr_expect(access(path, F_OK) != 0, "%s of the replaced run must be gone after a failed rerun", f);
+    }
+    /* another process holds the directory: refused, naming its pid */
+    snprintf(path, sizeof path, "%s/.lock", out);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    cr_assert(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    cr_assert_eq(pwrite(fd, "4242\n", 5, 0), 5);
+    cr_expect_neq(run_into(ini, out, 0, 1, NULL, 0, &e), 0);
+    cr_expect(strstr(e.msg, "in use by another clpdd run (pid 4242)"), "%s", e.msg);
+    close(fd);
+}
+
+Test(evaluate, checked_before_the_expensive_work) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    char ini[128], out[256], path[256];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    write_ini(ini, NULL);
+    /* an output directory that cannot be created: the error comes before the features exist */
+    snprintf(path, sizeof path, "%s/a-file", tmp);
+    FILE *f = fopen(path, "w");
+    fclose(f);
+    snprintf(out, sizeof out, "%s/a-file/run", tmp);
+    clpdd_err e = {{0}};
+    cr_expect_neq(run_into(ini, out, 0, 0, NULL, 0, &e), 0);
+    cr_expect(strstr(e.msg, "run directory"), "%s", e.msg);
+    snprintf(path, sizeof path, "%s/cache", tmp);
+    cr_expect(access(path, F_OK) != 0, "no features were extracted for a run that cannot write its results");
+    /* a checkpoint that cannot be written warns and the run goes on to the end */
+    snprintf(out, sizeof out, "%s/ck", tmp);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors.tmp.%ld", out, (long)getpid());
+    cr_assert_eq(clpdd_mkdirs(path, &e), 0, "%s", e.msg); /* a directory where the temporary file goes */
+    cr_expect_eq(run_into(ini, out, 0, 0, NULL, 0, &e), 0, "a failed checkpoint must not end the run: %s", e.msg);
+    snprintf(path, sizeof path, "%s/metrics.json", out);
+    cr_expect(access(path, R_OK) == 0);
+}
+
+Test(evaluate, configuration_errors) {
+    char ini[128];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    write_ini(ini, NULL);
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    clpdd_experiment x;
+    clpdd_err e = {{0}};
+    const char *noval[] = {"data.val_size=0"};
+    cr_expect_neq(clpdd_experiment_load(&x, ini, noval, 1, &dirs, &e), 0, "a wd grid needs a validation split");
+    cr_expect(strstr(e.msg, "val_size"), "%s", e.msg);
+    clpdd_experiment_free(&x);
+    const char *one_wd[] = {"data.val_size=0", "eval.wd=0.01"};
+    cr_expect_eq(clpdd_experiment_load(&x, ini, one_wd, 2, &dirs, &e), 0, "one wd needs no split: %s", e.msg);
+    clpdd_experiment_free(&x);
+    const char *escape[] = {"experiment.name=../../escaped"};
+    cr_expect_neq(clpdd_experiment_load(&x, ini, escape, 1, &dirs, &e), 0, "a name is one path component");
+    cr_expect(strstr(e.msg, "one path component"), "%s", e.msg);
+    clpdd_experiment_free(&x);
+    const char *seeds[] = {"eval.seeds=101"};
+    cr_expect_neq(clpdd_experiment_load(&x, ini, seeds, 1, &dirs, &e), 0, "seeds beyond what a score holds");
+    clpdd_experiment_free(&x);
+    /* typed: every enum parsed once */
+    cr_assert_eq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s", e.msg);
+    cr_expect_eq(x.protocol, CLPDD_PROTOCOL_PROBE);
+    cr_expect_eq(x.n_wd, 2);
+    cr_expect_str_eq(clpdd_protocol_name(x.protocol), "probe");
+    clpdd_experiment_free(&x);
+    clpdd_plugin_dirs_free(&dirs);
+}

@@ -1,0 +1,348 @@
+/* Sweeps: the grid (product, ranges, zip, plugin-conditional keys and the merging they cause),
+ * --sweep, point names, the syntax errors, validation of every point before anything is written,
+ * --list, --shard partitions, and (with the real mnist-vit weights and Fashion-MNIST) tiny real
+ * sweeps: a failing point recorded while the others finish, a kill inside every point resumed
+ * bit-for-bit, a kill between points, finished points skipped. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support.h"
+#include "sweep.h"
+#include "sweep_cmd.h"
+
+static char root[256];
+static clpdd_plugin_dirs dirs;
+
+static void setup_dir(void) {
+    snprintf(root, sizeof root, "/tmp/clpdd-test-sweep-%d", (int)getpid());
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", root, root);
+    cr_assert_eq(system(cmd), 0);
+    clpdd_plugin_dirs_init(&dirs, NULL);
+}
+
+static void teardown_dir(void) {
+    clpdd_plugin_dirs_free(&dirs);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", root);
+}
+
+/* a tiny experiment (real data, a few steps) + the given [sweep] lines; returns the file's path */
+static const char *write_ini(const char *name, const char *base_extra, const char *sweep) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s.ini", root, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "[experiment]\nseed = 0\n[data]\ntrain_limit = 300\ntest_limit = 200\nval_size = 50\ncache_dir = %s/../clpdd-test-sweep-cache\n"
+            "[backbone]\nname = vit\nweights = mnist-vit.safetensors\n"
+            "[solver]\nname = ridge\n[distill]\nipc = 1\nsteps = 4\nreal_batch = 64\ncheckpoint_every = 2\nlog_every = 1\n"
+            "[eval]\nseeds = 1\nepochs = 20\n%s[sweep]\n%s",
+            root, base_extra ? base_extra : "", sweep);
+    fclose(f);
+    return path;
+}
+
+static int expand(clpdd_sweep *s, const char *path, const char *const *sweeps, int n_sweeps, clpdd_err *e) {
+    clpdd_sweep_opts o = {NULL, 0, sweeps, n_sweeps, NULL, &dirs};
+    return clpdd_sweep_expand(s, path, &o, e);
+}
+
+static int has_point(const clpdd_sweep *s, const char *name) {
+    for (int i = 0; i < s->n_points; i++)
+        if (strcmp(s->points[i].name, name) == 0) return 1;
+    return 0;
+}
+
+Test(sweep, product_ranges_order_and_names, .init = setup_dir, .fini = teardown_dir) {
+    const char *p = write_ini("grid", "[loss]\nname = ce\n", "solver.lambda = 0.1, 1, 10\nexperiment.seed = 0..1\n");
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    cr_expect_eq(s.n_points, 6);
+    cr_expect_eq(s.n_grid, 6);
+    cr_expect_str_eq(s.name, "grid");
+    /* the first key varies slowest */
+    cr_expect_str_eq(s.points[0].name, "lambda=0.1,seed=0");
+    cr_expect_str_eq(s.points[1].name, "lambda=0.1,seed=1");
+    cr_expect_str_eq(s.points[5].name, "lambda=10,seed=1");
+    char want[600];
+    snprintf(want, sizeof want, "runs/grid/lambda=10,seed=1");
+    cr_expect_str_eq(s.points[5].dir, want);
+    int found = 0;
+    for (int i = 0; i < s.points[3].n_sets; i++) found += !strcmp(s.points[3].sets[i], "solver.lambda=1") + !strcmp(s.points[3].sets[i], "experiment.seed=1");
+    cr_expect_eq(found, 2, "point 3 sets solver.lambda=1 and experiment.seed=1");
+    clpdd_sweep_free(&s);
+}
+
+Test(sweep, zip_pairs_lists, .init = setup_dir, .fini = teardown_dir) {
+    const char *p = write_ini("zip", "[loss]\nname = ce\n",
+                              "solver.lambda = 0.1, 1\nloss.temperature = 0.01, 0.1\nexperiment.seed = 0..2\nzip = solver.lambda, loss.temperature\n");
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    cr_expect_eq(s.n_points, 6, "2 zipped pairs x 3 seeds, not 2 x 2 x 3");
+    cr_expect(has_point(&s, "lambda=0.1,temperature=0.01,seed=2"));
+    cr_expect(has_point(&s, "lambda=1,temperature=0.1,seed=0"));
+    cr_expect(!has_point(&s, "lambda=0.1,temperature=0.1,seed=0"));
+    clpdd_sweep_free(&s);
+}
+
+Test(sweep, plugin_conditional_keys_merge_points, .init = setup_dir, .fini = teardown_dir) {
+    /* lgm takes no [loss]: 2 losses x lgm = one point per seed; mse has no temperature: one mse
+       point per seed; lambda: ridge's key, not lgm's */
+    const char *p = write_ini("cond", NULL,
+                              "solver.name = ridge, lgm\nloss.name = ce, mse\nloss.temperature = 0.1\nsolver.lambda = 0.3\nexperiment.seed = 0..1\n");
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    cr_expect_eq(s.n_grid, 8);
+    cr_expect_eq(s.n_points, 6, "ridge+ce, ridge+mse, lgm; x 2 seeds");
+    cr_expect(has_point(&s, "solver=ridge,loss=ce,seed=0"));
+    cr_expect(has_point(&s, "solver=ridge,loss=mse,seed=1"));
+    cr_expect(has_point(&s, "solver=lgm,seed=0"));
+    cr_expect(has_point(&s, "solver=lgm,seed=1"));
+    for (int i = 0; i < s.n_points; i++)
+        if (strstr(s.points[i].name, "lgm"))
+            for (int k = 0; k < s.points[i].n_sets; k++) cr_expect(strncmp(s.points[i].sets[k], "loss.", 5) != 0);
+    clpdd_sweep_opts o = {NULL, 0, NULL, 0, NULL, &dirs};
+    cr_expect_eq(clpdd_sweep_validate(&s, &o, &e), 0, "every point loads: %s", e.msg);
+    clpdd_sweep_free(&s);
+}
+
+Test(sweep, command_line_sweep_adds_and_replaces, .init = setup_dir, .fini = teardown_dir) {
+    const char *p = write_ini("cli", "[loss]\nname = ce\n", "solver.lambda = 0.1, 1\n");
+    const char *sw[] = {"solver.lambda=5", "loss.name=ce,mse"};
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, sw, 2, &e), 0, "%s", e.msg);
+    cr_expect_eq(s.n_points, 2);
+    cr_expect_str_eq(s.points[0].name, "loss=ce"); /* one lambda: not in the name */
+    cr_expect_str_eq(s.points[1].name, "loss=mse");
+    cr_expect_str_eq(s.points[1].sets[0], "solver.lambda=5");
+    cr_expect_str_eq(s.keys[0].where, "--sweep");
+    clpdd_sweep_free(&s);
+}
+
+static void expect_error(const char *sweep, const char *const *cli, int n_cli, const char *needle) {
+    const char *p = write_ini("bad", "[loss]\nname = ce\n", sweep);
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_expect_eq(expand(&s, p, cli, n_cli, &e), -1, "accepted: %s", sweep);
+    cr_expect(strstr(e.msg, needle) != NULL, "message '%s' lacks '%s'", e.msg, needle);
+}
+
+Test(sweep, syntax_errors_name_the_line, .init = setup_dir, .fini = teardown_dir) {
+    expect_error("solver.lambda = 0.1, , 1\n", NULL, 0, "bad.ini:25: [sweep] solver.lambda = '0.1, , 1': empty value");
+    expect_error("lambda = 1, 2\n", NULL, 0, "bad.ini:25: [sweep] 'lambda': expected section.key");
+    expect_error("experiment.seed = 5..1\n", NULL, 0, "range '5..1' must be a..b with a <= b");
+    expect_error("solver.lambda = 1, 2\nloss.temperature = 1\nzip = solver.lambda, loss.temperature\n", NULL, 0,
+                 "bad.ini:27: [sweep] zip: 'loss.temperature' has 1 values but 'solver.lambda' has 2");
+    expect_error("solver.lambda = 1, 2\nzip = solver.lambda, solver.nope\n", NULL, 0, "'solver.nope' is not a swept key");
+    expect_error("solver.lamda = 1, 2\n", NULL, 0, "bad.ini:25: [sweep] solver.lamda applies at no point");
+    expect_error("eval.seeds = 1\n", (const char *[]){"solver.lambda"}, 1, "--sweep 'solver.lambda': expected section.key=v1,v2");
+}
+
+Test(sweep, every_point_validated_before_anything_is_written, .init = setup_dir, .fini = teardown_dir) {
+    /* point 3 (ipc = -1) is invalid: the sweep stops naming the [sweep] line, nothing is written */
+    const char *p = write_ini("val", "[loss]\nname = ce\n", "experiment.seed = 0..1\ndistill.ipc = 1, -1\n");
+    char cwd[600], out[600];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir(root), 0);
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    clpdd_sweep_opts o = {NULL, 0, NULL, 0, NULL, &dirs};
+    clpdd_sweep_run_opts ro = {clpdd_ops_cpu(), 1, 0, 1, 1};
+    clpdd_sweep_result res;
+    cr_expect_eq(clpdd_sweep_run(&s, &o, &ro, &res, &e), -1);
+    cr_expect(strstr(e.msg, "val.ini:26: [sweep] distill.ipc: point 1 of 4 (seed=0,ipc=-1)") != NULL, "%s", e.msg);
+    cr_expect(strstr(e.msg, "[distill] ipc = '-1'") != NULL, "%s", e.msg);
+    cr_expect_eq(res.ran + res.failed + res.skipped, 0);
+    snprintf(out, sizeof out, "%s/runs", root);
+    cr_expect(access(out, F_OK) != 0, "%s was created", out);
+    /* the command says the same, exits 2, writes nothing (--list too) */
+    char *argv[] = {(char *)p, "--list", NULL};
+    cr_expect_eq(clpdd_cmd_sweep(2, argv), 2);
+    char *argv2[] = {(char *)p, NULL};
+    cr_expect_eq(clpdd_cmd_sweep(1, argv2), 2);
+    cr_expect(access(out, F_OK) != 0, "%s was created", out);
+    clpdd_sweep_free(&s);
+    cr_assert_eq(chdir(cwd), 0);
+}
+
+Test(sweep, shards_partition_the_points, .init = setup_dir, .fini = teardown_dir) {
+    const char *p = write_ini("shard", "[loss]\nname = ce\n", "solver.lambda = 0.1, 1\nexperiment.seed = 0..4\n");
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(s.n_points, 10);
+    for (int N = 1; N <= 4; N++) {
+        int count[10] = {0};
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < s.n_points; k++) count[k] += clpdd_sweep_in_shard(k, i, N);
+        for (int k = 0; k < s.n_points; k++) cr_expect_eq(count[k], 1, "N=%d: point %d in %d shards", N, k, count[k]);
+    }
+    int i, n;
+    cr_expect_eq(clpdd_sweep_shard_parse("2/3", &i, &n, &e), 0);
+    cr_expect(i == 2 && n == 3);
+    cr_expect_eq(clpdd_sweep_shard_parse("3/3", &i, &n, &e), -1);
+    cr_expect(strstr(e.msg, "0 <= i < N") != NULL, "%s", e.msg);
+    cr_expect_eq(clpdd_sweep_shard_parse("1-3", &i, &n, &e), -1);
+    clpdd_sweep_free(&s);
+}
+
+/* run clpdd_cmd_sweep with stdout into a file; returns the text */
+static char *capture(int argc, char **argv, int *rc) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/stdout.txt", root);
+    fflush(stdout);
+    int saved = dup(1), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(fd >= 0 && saved >= 0);
+    dup2(fd, 1);
+    close(fd);
+    *rc = clpdd_cmd_sweep(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    uint8_t *d;
+    size_t n;
+    clpdd_err e;
+    cr_assert_eq(clpdd_read_file(path, &d, &n, &e), 0);
+    return (char *)d;
+}
+
+Test(sweep, list_prints_points_and_runs_nothing, .init = setup_dir, .fini = teardown_dir) {
+    const char *p = write_ini("lst", NULL, "solver.name = ridge, lgm\nloss.name = ce, mse\n");
+    char out[600];
+    snprintf(out, sizeof out, "%s/out", root);
+    char *argv[] = {(char *)p, "--list", "--output", out, "--shard", "0/2", NULL};
+    int rc;
+    char *text = capture(6, argv, &rc);
+    cr_expect_eq(rc, 0);
+    char want[800];
+    cr_expect(strstr(text, "sweep lst: 3 points (4 in the grid; 1 merged") != NULL, "%s", text);
+    cr_expect(strstr(text, "2 in shard 0/2") != NULL, "%s", text);
+    snprintf(want, sizeof want, "[0] solver=ridge,loss=ce\n    dir   %s/solver=ridge,loss=ce\n    state new\n"
+                                "    set   --set solver.name=ridge --set loss.name=ce\n", out);
+    cr_expect(strstr(text, want) != NULL, "%s", text);
+    cr_expect(strstr(text, "[2] solver=lgm\n") != NULL, "%s", text);
+    cr_expect(strstr(text, "[1] ") == NULL, "point 1 is in shard 1/2:\n%s", text);
+    cr_expect(access(out, F_OK) != 0, "--list wrote %s", out);
+    free(text);
+}
+
+/* ---- real runs ---- */
+
+static const char *skip_reason(void) {
+    if (!test_model_file("mnist-vit.safetensors")) return "mnist-vit.safetensors not in CLPDD_MODEL_PATH";
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
+        return "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+    return NULL;
+}
+
+static void run_sweep(const char *path, const char *out, int shard_i, int shard_n, clpdd_sweep_result *res) {
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    clpdd_sweep_opts o = {NULL, 0, NULL, 0, out, &dirs};
+    cr_assert_eq(clpdd_sweep_expand(&s, path, &o, &e), 0, "%s", e.msg);
+    clpdd_sweep_run_opts ro = {clpdd_ops_cpu(), 1, shard_i, shard_n, 1};
+    cr_assert_eq(clpdd_sweep_run(&s, &o, &ro, res, &e), 0, "%s", e.msg);
+    clpdd_sweep_free(&s);
+}
+
+static int file_in(const char *dir, const char *point, const char *file) {
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s/%s", dir, point, file);
+    return access(p, F_OK) == 0;
+}
+
+static uint8_t *read_in(const char *dir, const char *point, const char *file, size_t *n) {
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s/%s", dir, point, file);
+    uint8_t *d;
+    clpdd_err e;
+    cr_assert_eq(clpdd_read_file(p, &d, n, &e), 0, "%s", e.msg);
+    return d;
+}
+
+Test(sweep, failing_point_recorded_others_finish, .init = setup_dir, .fini = teardown_dir, .timeout = 300) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    /* the second root has no IDX files: validation can't know, the run fails */
+    const char *p = write_ini("fail", "[loss]\nname = ce\n", "data.root = /usr/share/datasets/fashion-mnist, /nonexistent\n");
+    char out[600];
+    snprintf(out, sizeof out, "%s/fail-runs", root);
+    clpdd_sweep_result res;
+    run_sweep(p, out, 0, 1, &res);
+    cr_expect_eq(res.ran, 1);
+    cr_expect_eq(res.failed, 1);
+    cr_expect(file_in(out, "root=_usr_share_datasets_fashion-mnist", "metrics.json"));
+    cr_expect(file_in(out, "root=_nonexistent", "error.txt"));
+    cr_expect(!file_in(out, "root=_nonexistent", "metrics.json"));
+    size_t n;
+    char *err = (char *)read_in(out, "root=_nonexistent", "error.txt", &n);
+    cr_expect(strstr(err, "/nonexistent") != NULL, "%s", err);
+    free(err);
+    /* the command: exit 1, summary.md lists the failure */
+    char *argv[] = {(char *)p, "--output", out, "--quiet", NULL};
+    cr_expect_eq(clpdd_cmd_sweep(4, argv), 1);
+    char *md = (char *)read_in(out, ".", "summary.md", &n);
+    cr_expect(strstr(md, "## Failed runs (1)") != NULL, "%s", md);
+    cr_expect(strstr(md, "root=_nonexistent") != NULL, "%s", md);
+    free(md);
+}
+
+Test(sweep, resume_inside_and_between_points_skip_finished, .init = setup_dir, .fini = teardown_dir, .timeout = 600) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    const char *p = write_ini("res", NULL, "loss.name = ce, mse\nexperiment.seed = 0..1\n");
+    char out[600], ref[600];
+    snprintf(out, sizeof out, "%s/res-runs", root);
+    snprintf(ref, sizeof ref, "%s/ref-runs", root);
+    clpdd_sweep_result res;
+    /* killed inside every point after step 3 (checkpoint at step 2) */
+    setenv("CLPDD_TEST_CRASH_AFTER", "3", 1);
+    run_sweep(p, out, 0, 1, &res);
+    unsetenv("CLPDD_TEST_CRASH_AFTER");
+    cr_expect_eq(res.failed, 4);
+    cr_expect(file_in(out, "loss=ce,seed=0", "checkpoint.safetensors"));
+    cr_expect(file_in(out, "loss=ce,seed=0", "error.txt"));
+    /* rerun: every point resumes from its checkpoint and finishes */
+    run_sweep(p, out, 0, 1, &res);
+    cr_expect_eq(res.ran, 4);
+    cr_expect_eq(res.failed, 0);
+    cr_expect(!file_in(out, "loss=mse,seed=1", "error.txt"));
+    cr_expect(!file_in(out, "loss=mse,seed=1", "checkpoint.safetensors"));
+    /* bit-for-bit the uninterrupted point (same sweep file, another root; shard 0/4 = point 0) */
+    run_sweep(p, ref, 0, 4, &res);
+    cr_expect_eq(res.ran, 1);
+    size_t na, nb;
+    uint8_t *a = read_in(out, "loss=ce,seed=0", "distilled.safetensors", &na);
+    uint8_t *b = read_in(ref, "loss=ce,seed=0", "distilled.safetensors", &nb);
+    cr_expect(na == nb && memcmp(a, b, na) == 0, "resumed point differs from the uninterrupted one");
+    free(a), free(b);
+    /* everything finished: a rerun skips all */
+    run_sweep(p, out, 0, 1, &res);
+    cr_expect_eq(res.skipped, 4);
+    cr_expect_eq(res.ran, 0);
+    /* killed between points: one point's results gone, only it runs again */
+    char m[900];
+    snprintf(m, sizeof m, "%s/loss=mse,seed=0/metrics.json", out);
+    cr_assert_eq(unlink(m), 0);
+    run_sweep(p, out, 0, 1, &res);
+    cr_expect_eq(res.ran, 1);
+    cr_expect_eq(res.skipped, 3);
+    /* a changed configuration is not "finished": it reruns */
+    write_ini("res", "[distill]\nlr = 0.02\n", "loss.name = ce, mse\nexperiment.seed = 0..1\n");
+    run_sweep(p, out, 0, 2, &res);
+    cr_expect_eq(res.ran, 2, "lr changed: shard 0/2's two points rerun");
+    cr_expect_eq(res.skipped, 0);
+}
