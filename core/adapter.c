@@ -1,8 +1,9 @@
 #include "adapter.h"
 
+#include <math.h>
 #include <string.h>
 
-static const char *const mode_names[CLPDD_ADAPT_COUNT] = {"resize", "pad"};
+static const char *const mode_names[CLPDD_ADAPT_COUNT] = {"resize", "pad", "crop"};
 
 int clpdd_adapter_mode_parse(const char *name) {
     for (int i = 0; i < CLPDD_ADAPT_COUNT; i++)
@@ -38,6 +39,14 @@ int clpdd_adapter_init_mode(clpdd_adapter *a, const clpdd_host *h, int c_in, int
                                  H_in, W_in, a->H_out, a->W_out);
         a->pad_top = (a->H_out - H_in) / 2;
         a->pad_left = (a->W_out - W_in) / 2;
+    }
+    if (mode == CLPDD_ADAPT_CROP) {
+        if (H_in < a->H_out || W_in < a->W_out)
+            return clpdd_err_set(e, "adapter: crop cannot cut the backbone's %dx%d input out of %dx%d images (use adapt = resize)",
+                                 a->H_out, a->W_out, H_in, W_in);
+        /* torchvision CenterCrop: int(round((in - out) / 2.0)), Python's round (half to even) */
+        a->pad_top = (int)nearbyint((H_in - a->H_out) / 2.0);
+        a->pad_left = (int)nearbyint((W_in - a->W_out) / 2.0);
     }
     if (!(c_in == a->c_out || (c_in == 1 && a->c_out == 3)))
         return clpdd_err_set(e, "adapter: images have %d channels but the backbone wants %d (only equal counts or grey -> RGB are supported)",
@@ -106,6 +115,23 @@ static void pad_backward(clpdd_adapter *a, float *dx, const float *dy, int n) {
                     (size_t)a->W_out, (size_t)a->H_in, (size_t)a->W_in);
 }
 
+/* crop: y (n, c_in, H_out, W_out) = the window at (pad_top, pad_left) of x (n, c_in, H_in, W_in) */
+static void crop_forward(clpdd_adapter *a, float *y, const float *x, int n) {
+    const size_t out_px = (size_t)a->H_out * a->W_out, in_px = (size_t)a->H_in * a->W_in;
+    for (int q = 0; q < n * a->c_in; q++)
+        a->h->ops->copy2d(y + q * out_px, (size_t)a->W_out, x + q * in_px + (size_t)a->pad_top * a->W_in + a->pad_left,
+                          (size_t)a->W_in, (size_t)a->H_out, (size_t)a->W_out);
+}
+
+/* dx (n, c_in, H_in, W_in) = dy in the window, 0 outside  (=) */
+static void crop_backward(clpdd_adapter *a, float *dx, const float *dy, int n) {
+    const size_t out_px = (size_t)a->H_out * a->W_out, in_px = (size_t)a->H_in * a->W_in;
+    a->h->ops->fill(dx, 0.0f, (size_t)n * a->c_in * in_px);
+    for (int q = 0; q < n * a->c_in; q++)
+        a->h->ops->copy2d(dx + q * in_px + (size_t)a->pad_top * a->W_in + a->pad_left, (size_t)a->W_in, dy + q * out_px,
+                          (size_t)a->W_out, (size_t)a->H_out, (size_t)a->W_out);
+}
+
 void clpdd_adapter_forward(clpdd_adapter *a, float *out, const float *in, int n) {
     const clpdd_ops *ops = a->h->ops;
     CLPDD_ASSERT(n <= a->max_n);
@@ -113,6 +139,9 @@ void clpdd_adapter_forward(clpdd_adapter *a, float *out, const float *in, int n)
     const float *x = in;
     if (a->resized && a->mode == CLPDD_ADAPT_PAD) {
         pad_forward(a, a->resized, in, n);
+        x = a->resized;
+    } else if (a->resized && a->mode == CLPDD_ADAPT_CROP) {
+        crop_forward(a, a->resized, in, n);
         x = a->resized;
     } else if (a->resized) {
         ops->resize_bilinear(a->resized, in, n, a->c_in, a->H_in, a->W_in, a->H_out, a->W_out);
@@ -141,6 +170,8 @@ void clpdd_adapter_backward(clpdd_adapter *a, float *din, const float *dout, int
     }
     if (a->resized && a->mode == CLPDD_ADAPT_PAD)
         pad_backward(a, din, a->resized, n);
+    else if (a->resized && a->mode == CLPDD_ADAPT_CROP)
+        crop_backward(a, din, a->resized, n);
     else if (a->resized)
         ops->resize_bilinear_backward(din, a->resized, n, a->c_in, a->H_in, a->W_in, a->H_out, a->W_out);
 }

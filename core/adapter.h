@@ -9,7 +9,9 @@
  *   pad     zero padding of the [0, 1] image, centred: (H_out − H_in)/2 rows above (the odd
  *           one below), likewise columns; Fashion-MNIST 28×28 → 32×32 is 2 pixels on every
  *           side, as CIFAR-trained models are usually fed MNIST-like digits. The padding is
- *           0 (black) before normalisation. Backward = crop. Needs H_out ≥ H_in, W_out ≥ W_in. */
+ *           0 (black) before normalisation. Backward = crop. Needs H_out ≥ H_in, W_out ≥ W_in.
+ *   crop    the centred H_out × W_out window (torchvision CenterCrop's rounding), as LGM feeds
+ *           256-pixel images to a 224 backbone; backward = zero padding. Needs H_out ≤ H_in. */
 #ifndef CLPDD_ADAPTER_H
 #define CLPDD_ADAPTER_H
 #include "clpdd/plugin.h"
@@ -18,6 +20,7 @@
 typedef enum {
     CLPDD_ADAPT_RESIZE = 0,
     CLPDD_ADAPT_PAD = 1,
+    CLPDD_ADAPT_CROP = 2,
     CLPDD_ADAPT_COUNT
 } clpdd_adapt_mode;
 
@@ -25,7 +28,7 @@ typedef struct clpdd_adapter {
     const clpdd_host *h;
     int c_in, H_in, W_in, c_out, H_out, W_out, max_n;
     clpdd_adapt_mode mode;
-    int pad_top, pad_left; /* pad mode */
+    int pad_top, pad_left; /* pad: where the image sits in the output; crop: where the window sits in the image */
     float *scale, *shift;  /* (c_out) 1/std, −mean/std */
     float *resized;        /* (max_n, c_in, H_out, W_out), resized or padded; NULL when sizes agree */
     float *grad;           /* (max_n, c_out, H_out, W_out) scratch for backward */

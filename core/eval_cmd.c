@@ -21,7 +21,7 @@
 #include "io/safetensors.h"
 #include "run.h"
 
-static const char *usage_eval =
+const char *const clpdd_usage_eval =
     "usage: clpdd eval PATH [--config FILE.ini] [--protocol probe|fast|lgm] [--set section.key=value]...\n"
     "                       [--output DIR] [--device auto|cpu|cuda] [--plugin-path DIR[:DIR...]] [--force] [--quiet]\n"
     "\n"
@@ -54,15 +54,15 @@ static int parse(int argc, char **argv, eval_args *a) {
         else if (!strcmp(s, "--set")) {
             if (a->n_sets == 256) return fprintf(stderr, "clpdd eval: too many --set options\n"), -1;
             slot = &a->sets[a->n_sets++];
-        } else if (s[0] == '-' && s[1]) return fprintf(stderr, "clpdd eval: unknown option '%s'\n\n%s", s, usage_eval), -1;
+        } else if (s[0] == '-' && s[1]) return fprintf(stderr, "clpdd eval: unknown option '%s'\n\n%s", s, clpdd_usage_eval), -1;
         else if (!a->path) a->path = s;
-        else return fprintf(stderr, "clpdd eval: unexpected argument '%s'\n\n%s", s, usage_eval), -1;
+        else return fprintf(stderr, "clpdd eval: unexpected argument '%s'\n\n%s", s, clpdd_usage_eval), -1;
         if (slot) {
-            if (i + 1 >= argc) return fprintf(stderr, "clpdd eval: option %s needs a value\n\n%s", s, usage_eval), -1;
+            if (i + 1 >= argc) return fprintf(stderr, "clpdd eval: option %s needs a value\n\n%s", s, clpdd_usage_eval), -1;
             *slot = argv[++i];
         }
     }
-    if (!a->path && !a->help) return fprintf(stderr, "clpdd eval: missing PATH\n\n%s", usage_eval), -1;
+    if (!a->path && !a->help) return fprintf(stderr, "clpdd eval: missing PATH\n\n%s", clpdd_usage_eval), -1;
     if (a->device && clpdd_device_parse(a->device) < 0)
         return fprintf(stderr, "clpdd eval: --device %s: expected auto, cpu or cuda\n", a->device), -1;
     return 0;
@@ -131,7 +131,7 @@ static int images_per_class(const int32_t *labels, int m) {
 int clpdd_cmd_eval(int argc, char **argv) {
     eval_args a;
     if (parse(argc, argv, &a)) return 2;
-    if (a.help) return fputs(usage_eval, stdout), 0;
+    if (a.help) return fputs(clpdd_usage_eval, stdout), 0;
     char st_path[4200], cfg_path[4200], out[4200];
     int from_run = is_dir(a.path) && (snprintf(st_path, sizeof st_path, "%s/distilled.safetensors", a.path),
                                       access(st_path, R_OK) == 0);

@@ -10,11 +10,12 @@
 
 /* each enum key's choices, in the order of its C enum (experiment.h) */
 #define DEVICE_CHOICES "auto|cpu|cuda"
-#define DATASET_CHOICES "fashion-mnist|mnist"
+#define DATASET_CHOICES "fashion-mnist|mnist|imagefolder|manifest|cifar10|cifar100"
 #define INIT_CHOICES "real|noise"
 #define PARAM_CHOICES "pixels|pyramid"
 #define AUGMENT_CHOICES "none|dsa"
-#define ADAPT_CHOICES "resize|pad"
+#define ADAPT_CHOICES "resize|pad|crop"
+#define BAD_IMAGE_CHOICES "error|skip"
 #define PROTOCOL_CHOICES "probe|fast|lgm"
 
 /* the i-th name of a "a|b|c" choices string */
@@ -53,7 +54,9 @@ static int parse_enum(const clpdd_section *s, const char *key, const char *choic
 
 /* the names, for messages and metrics (parse_enum checks each table against its choices) */
 static const char *const device_names[CLPDD_DEVICE_COUNT] = {"auto", "cpu", "cuda"};
-static const char *const dataset_names[CLPDD_DATASET_COUNT] = {"fashion-mnist", "mnist"};
+static const char *const dataset_names[CLPDD_DATASET_COUNT] = {"fashion-mnist", "mnist",   "imagefolder",
+                                                                 "manifest",      "cifar10", "cifar100"};
+static const char *const bad_image_names[] = {"error", "skip"};
 static const char *const protocol_names[CLPDD_PROTOCOL_COUNT] = {"probe", "fast", "lgm"};
 static const char *const init_names[CLPDD_INIT_COUNT] = {"real", "noise"};
 static const char *const augment_names[CLPDD_AUGMENT_COUNT] = {"none", "dsa"};
@@ -77,14 +80,23 @@ static const clpdd_key experiment_keys[] = {
 };
 
 static const clpdd_key data_keys[] = {
-    {"dataset", CLPDD_KEY_ENUM, "fashion-mnist", "IDX dataset: fashion-mnist or mnist", UNBOUNDED, DATASET_CHOICES},
-    {"root", CLPDD_KEY_STRING, "", "directory of the IDX files (default for fashion-mnist: /usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)", UNBOUNDED, NULL},
+    {"dataset", CLPDD_KEY_ENUM, "fashion-mnist", "fashion-mnist, mnist (IDX files); imagefolder (root/<split>/<class>/<image>, torchvision's ImageFolder: ImageNet's layout); manifest (root = a CSV of path,label[,split] rows); cifar10, cifar100 (the binary versions)", UNBOUNDED, DATASET_CHOICES},
+    {"root", CLPDD_KEY_STRING, "", "the dataset's directory (manifest: its CSV file); default for fashion-mnist: /usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist)", UNBOUNDED, NULL},
+    {"classes", CLPDD_KEY_STRING, "", "imagefolder, manifest: a file with one class name per line (label i = line i; '#' lines skipped); selects a subset too, e.g. ImageNet-100 (default: every class folder, sorted by name)", UNBOUNDED, NULL},
+    {"train_split", CLPDD_KEY_STRING, "", "the training split: imagefolder's sub-folder, a manifest's split value (default: train)", UNBOUNDED, NULL},
+    {"test_split", CLPDD_KEY_STRING, "", "the test split (default: imagefolder val, manifest and cifar test)", UNBOUNDED, NULL},
+    {"resize", CLPDD_KEY_INT, "0", "image datasets: training images resized so the shorter side is this (torchvision Resize: Pillow bilinear with antialias; 0 = stored size)", 0, 65536, NULL},
+    {"crop", CLPDD_KEY_INT, "0", "image datasets: then the centred crop x crop window (torchvision CenterCrop; 0 = none); the synthetic images live at this size", 0, 65536, NULL},
+    {"test_resize", CLPDD_KEY_INT, "-1", "test images' resize (-1: as resize)", -1, 65536, NULL},
+    {"test_crop", CLPDD_KEY_INT, "-1", "test images' centre crop (-1: as crop)", -1, 65536, NULL},
+    {"workers", CLPDD_KEY_INT, "0", "image datasets: decoder threads (0 = the machine's cores)", 0, 4096, NULL},
+    {"on_bad_image", CLPDD_KEY_ENUM, "error", "an unreadable or truncated image: error (stop, naming the file) or skip (leave it out; counted in metrics.json)", UNBOUNDED, BAD_IMAGE_CHOICES},
     {"train_limit", CLPDD_KEY_INT, "0", "use a random class-stratified subset of this many training images for the real features (0 = all)", 0, 1e9, NULL},
     {"test_limit", CLPDD_KEY_INT, "0", "evaluate on the first N test images (0 = all)", 0, 1e9, NULL},
     {"val_size", CLPDD_KEY_INT, "1000", "training images held out (stratified by class, drawn with subset_seed) as the validation split: never distillation targets, never probe training data; every selection (the probe's L2, sweeps' hyper-parameters) uses it, and the test split is only reported (0 = none)", 0, 1e9, NULL},
     {"subset_seed", CLPDD_KEY_INT, "0", "seed of the train_limit subset (kept apart from the run seed so runs share one feature cache)", 0, 4294967295.0, NULL},
     {"cache_dir", CLPDD_KEY_STRING, "", "feature cache directory (default: $CLPDD_CACHE_DIR, else $XDG_CACHE_HOME/clpdd, else ~/.cache/clpdd)", UNBOUNDED, NULL},
-    {"adapt", CLPDD_KEY_ENUM, "resize", "how images of another size reach the backbone: resize = bilinear; pad = centred zero border on the [0,1] image (28x28 -> 32x32: 2 px each side), backward = crop", UNBOUNDED, ADAPT_CHOICES},
+    {"adapt", CLPDD_KEY_ENUM, "resize", "how images of another size reach the backbone (synthetic and real alike, differentiably): resize = bilinear; pad = centred zero border on the [0,1] image (28x28 -> 32x32: 2 px each side); crop = the centred window (256 -> 224, as LGM)", UNBOUNDED, ADAPT_CHOICES},
 };
 
 static const clpdd_key distill_keys[] = {
@@ -282,10 +294,28 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     x->root = clpdd_section_str(s, "root");
     if (!*x->root) {
         if (x->dataset != CLPDD_DATASET_FASHION_MNIST)
-            return clpdd_err_set(e, "%s: [data] dataset = %s needs root = <directory of its IDX files>", x->ini.path,
-                                 clpdd_dataset_kind_name(x->dataset));
+            return clpdd_err_set(e, "%s: [data] dataset = %s needs root = <%s>", x->ini.path, clpdd_dataset_kind_name(x->dataset),
+                                 x->dataset == CLPDD_DATASET_MANIFEST ? "its CSV file" : "its directory");
         if (derive(s, "root", "/usr/share/datasets/fashion-mnist", data_keys, N(data_keys), e)) return -1;
         x->root = clpdd_section_str(s, "root");
+    }
+    x->classes_file = clpdd_section_str(s, "classes");
+    x->train_split = clpdd_section_str(s, "train_split");
+    x->test_split = clpdd_section_str(s, "test_split");
+    x->resize = (int)clpdd_section_int(s, "resize");
+    x->crop = (int)clpdd_section_int(s, "crop");
+    x->test_resize = (int)clpdd_section_int(s, "test_resize");
+    x->test_crop = (int)clpdd_section_int(s, "test_crop");
+    if (x->test_resize < 0) x->test_resize = x->resize;
+    if (x->test_crop < 0) x->test_crop = x->crop;
+    x->workers = (int)clpdd_section_int(s, "workers");
+    x->skip_bad_images = PARSE_ENUM(s, "on_bad_image", BAD_IMAGE_CHOICES, bad_image_names);
+    int idx = x->dataset == CLPDD_DATASET_FASHION_MNIST || x->dataset == CLPDD_DATASET_MNIST;
+    if (idx && (x->resize || x->crop || x->test_resize || x->test_crop || *x->classes_file)) {
+        char where[1100];
+        section_where(s, where, sizeof where);
+        return clpdd_err_set(e, "%s: [data] resize, crop, test_resize, test_crop and classes are for image datasets "
+                                "(imagefolder, manifest, cifar10, cifar100), not %s", where, clpdd_dataset_kind_name(x->dataset));
     }
     x->train_limit = (long)clpdd_section_int(s, "train_limit");
     x->test_limit = (long)clpdd_section_int(s, "test_limit");

@@ -11,7 +11,15 @@
 /* Every enum key is parsed once, here, into these types; each enum's order is its key's
    `choices` string's order (experiment.c keeps the two side by side). */
 typedef enum { CLPDD_DEVICE_AUTO = 0, CLPDD_DEVICE_CPU, CLPDD_DEVICE_CUDA, CLPDD_DEVICE_COUNT } clpdd_device_kind;
-typedef enum { CLPDD_DATASET_FASHION_MNIST = 0, CLPDD_DATASET_MNIST, CLPDD_DATASET_COUNT } clpdd_dataset_kind;
+typedef enum {
+    CLPDD_DATASET_FASHION_MNIST = 0,
+    CLPDD_DATASET_MNIST,
+    CLPDD_DATASET_IMAGEFOLDER,
+    CLPDD_DATASET_MANIFEST,
+    CLPDD_DATASET_CIFAR10,
+    CLPDD_DATASET_CIFAR100,
+    CLPDD_DATASET_COUNT
+} clpdd_dataset_kind;
 typedef enum { CLPDD_INIT_REAL = 0, CLPDD_INIT_NOISE, CLPDD_INIT_COUNT } clpdd_init_kind;
 typedef enum { CLPDD_AUGMENT_NONE = 0, CLPDD_AUGMENT_DSA, CLPDD_AUGMENT_COUNT } clpdd_augment_kind;
 /* probe: converged L-BFGS logistic regression, L2 chosen on the validation split;
@@ -35,7 +43,8 @@ typedef struct clpdd_experiment {
     int progress_every;
     /* [data] */
     clpdd_dataset_kind dataset;
-    const char *root, *cache_dir;
+    const char *root, *cache_dir, *classes_file, *train_split, *test_split; /* "" = the dataset's default */
+    int resize, crop, test_resize, test_crop, workers, skip_bad_images;
     long train_limit, test_limit, val_size;
     uint64_t subset_seed;
     clpdd_adapt_mode adapt;

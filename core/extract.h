@@ -8,7 +8,7 @@
 #ifndef CLPDD_EXTRACT_H
 #define CLPDD_EXTRACT_H
 #include "adapter.h"
-#include "feature_cache.h" /* clpdd_backbone */
+#include "backbone.h"
 
 typedef struct clpdd_extractor {
     clpdd_backbone *bb;

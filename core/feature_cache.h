@@ -38,7 +38,10 @@ int clpdd_features_of_images(float *out, clpdd_backbone *bb, const float *images
                              int batch, clpdd_err *e);
 void clpdd_features_free(clpdd_features *f);
 
-/* one cache file, never trusted: 0 = read and valid (f->x, f->y set); 1 = no such file; -1 = present
+#define CLPDD_FEATURE_CACHE_FORMAT "clpdd feature cache v2"
+/* the payload checksum stored in a cache file's metadata: XXH3-64 over x's bytes then y's */
+uint64_t clpdd_features_checksum(const float *x, const int32_t *y, int n, int d);
+/* one cache file (core/cache_file.c), never trusted: 0 = read and valid (f->x, f->y set); 1 = no such file; -1 = present
    but unusable, why in e (not clpdd format, another key, shapes other than (ds->n, d), payload
    checksum mismatch, a label not the dataset's, a non-finite feature): the caller rebuilds.
    clpdd_features_get does this and warns. */

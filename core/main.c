@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval_cmd.h"
 #include "experiment.h"
 #include "loader.h"
 #include "run.h"
+#include "sweep_cmd.h"
 
 static const char *usage_main =
     "clpdd " CLPDD_VERSION " - dataset distillation on frozen pre-trained encoders (CLP-DD and its ablations)\n"
@@ -17,11 +19,15 @@ static const char *usage_main =
     "commands:\n"
     "  run FILE.ini      distil, evaluate and write a run directory\n"
     "  check FILE.ini    validate an experiment file and its plugins without running it\n"
+    "  eval PATH         evaluate an existing distilled set (a run, a .safetensors, an image folder)\n"
+    "  sweep FILE.ini    run the grid of an experiment's [sweep] section, then report it\n"
+    "  report DIR...     collect run directories into summary.csv, summary.md and plots\n"
     "  plugins           list the plugins found, with their keys\n"
     "  keys              list the keys of the core sections\n"
     "  help [COMMAND]    this text, or a command's\n"
     "\n"
-    "environment: CLPDD_MODEL_PATH (weights), CLPDD_PLUGIN_PATH (plugins), CLPDD_CACHE_DIR (feature cache)\n";
+    "environment: CLPDD_MODEL_PATH (weights, before the shipped models/), CLPDD_PLUGIN_PATH (plugins),\n"
+    "             CLPDD_CACHE_DIR (feature cache)\n";
 
 static const char *usage_run =
     "usage: clpdd run FILE.ini [--set section.key=value]... [--device auto|cpu|cuda] [--output DIR]\n"
@@ -240,6 +246,9 @@ int main(int argc, char **argv) {
         if (!strcmp(what, "check")) return fputs(usage_check, stdout), 0;
         if (!strcmp(what, "plugins")) return fputs(usage_plugins, stdout), 0;
         if (!strcmp(what, "keys")) return cmd_keys();
+        if (!strcmp(what, "eval")) return fputs(clpdd_usage_eval, stdout), 0;
+        if (!strcmp(what, "sweep")) return fputs(clpdd_usage_sweep, stdout), 0;
+        if (!strcmp(what, "report")) return fputs(clpdd_usage_report, stdout), 0;
         if (!strcmp(what, "help")) return fputs(usage_main, stdout), 0;
         return fprintf(stderr, "clpdd: help: unknown command '%s'\n\n%s", clpdd_escape(what, shown, sizeof shown),
                        usage_main), 2;
@@ -247,6 +256,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2, 0);
     if (!strcmp(cmd, "check")) return cmd_run(argc - 2, argv + 2, 1);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return clpdd_cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sweep")) return clpdd_cmd_sweep(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return clpdd_cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "keys")) {
         if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) && argc == 3) return cmd_keys();
         if (argc > 2)

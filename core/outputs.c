@@ -106,6 +106,10 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
                     s->ms_per_step, s->steps, s->loop_s, s->features_s, s->total_s);
     clpdd_sb_printf(&b, "  \"features\": {\"train\": %d, \"val\": %d, \"test\": %d, \"dim\": %d, \"from_cache\": %s},\n",
                     s->n_train, s->n_val, s->n_test, s->dim, s->from_cache ? "true" : "false");
+    clpdd_sb_printf(&b, "  \"skipped_images\": {\"count\": %ld, \"first\": ", s->skipped_images);
+    if (s->skipped_first) clpdd_sb_json_str(&b, s->skipped_first);
+    else clpdd_sb_printf(&b, "null");
+    clpdd_sb_printf(&b, "},\n");
     clpdd_sb_printf(&b, "  \"memory\": {\"peak_host_mb\": %.1f, \"peak_device_mb\": ", s->peak_host_mb);
     json_num_or_null(&b, s->peak_device_mb);
     clpdd_sb_printf(&b, ", \"peak_plugin_alloc_mb\": %.1f},\n  ", s->peak_alloc_mb);

@@ -26,6 +26,8 @@ typedef struct clpdd_summary {
     double ms_per_step, loop_s, features_s, total_s;
     int n_train, n_val, n_test, dim, from_cache;
     int wrote_loss_plot;
+    long skipped_images;       /* [data] on_bad_image = skip: images left out */
+    const char *skipped_first; /* the first of them, "path: why" */
     double peak_host_mb, peak_device_mb /* NaN on the CPU */, peak_alloc_mb;
 } clpdd_summary;
 

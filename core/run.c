@@ -21,6 +21,7 @@
 
 #include "augment.h"
 #include "checkpoint.h"
+#include "data_source.h"
 #include "dataset.h"
 #include "encode.h"
 #include "evaluate.h"
@@ -58,6 +59,7 @@ typedef struct run {
     const clpdd_loss_vt *lvt;
     void *loss;
     clpdd_dataset train, test;
+    clpdd_data_info train_info, test_info; /* image datasets: class names, skipped files */
     clpdd_features ftrain, ftest; /* every training image's features (dataset order), the test split's */
     /* the training features split in two ([data] val_size): the distillation targets (what the
        real batches, init = real and the baselines draw from) and the validation split (what
@@ -112,6 +114,8 @@ static void run_free(run *r) {
     free(r->target_x), free(r->val_x), free(r->target_y), free(r->val_y), free(r->target_rows);
     clpdd_dataset_free(&r->train);
     clpdd_dataset_free(&r->test);
+    clpdd_data_info_free(&r->train_info);
+    clpdd_data_info_free(&r->test_info);
     if (r->h) clpdd_host_destroy(r->h); /* frees every device buffer */
     free(r->Xs_host);
     free(r->ys_host);
@@ -136,17 +140,49 @@ static void *dalloc(run *r, size_t bytes, int *fail) {
 
 /* ---- setup ---- */
 
+/* the two splits in memory: IDX files, or an image dataset decoded and preprocessed
+   (core/data_source.h) with the [data] keys; images get the backbone's channel count (grey or RGB) */
+static int load_datasets(run *r, clpdd_err *e) {
+    const clpdd_experiment *x = r->x;
+    const char *name = clpdd_dataset_kind_name(x->dataset);
+    if (x->dataset == CLPDD_DATASET_FASHION_MNIST || x->dataset == CLPDD_DATASET_MNIST)
+        return clpdd_dataset_load_idx(&r->train, name, x->root, "train", x->train_limit, x->subset_seed, e) ||
+                       clpdd_dataset_load_idx(&r->test, name, x->root, "test", x->test_limit, 0, e)
+                   ? -1
+                   : 0;
+    int folder = x->dataset == CLPDD_DATASET_IMAGEFOLDER;
+    const char *train_split = *x->train_split ? x->train_split : "train";
+    const char *test_split = *x->test_split ? x->test_split : folder ? "val" : "test";
+    clpdd_data_cfg cfg = {name, x->root, *x->classes_file ? x->classes_file : NULL, train_split, x->resize, x->crop,
+                          x->workers, x->skip_bad_images, r->bb.info.channels == 1, 0, x->train_limit, x->subset_seed};
+    if (clpdd_dataset_load_source(&r->train, &r->train_info, &cfg, e)) return clpdd_err_prefix(e, "[data] train split: ");
+    cfg.split = test_split, cfg.resize = x->test_resize, cfg.crop = x->test_crop, cfg.limit = 0;
+    if (clpdd_dataset_load_source(&r->test, &r->test_info, &cfg, e)) return clpdd_err_prefix(e, "[data] test split: ");
+    if (x->test_limit > 0 && x->test_limit < r->test.n) { /* the first test_limit images, as for IDX */
+        r->test.n = (int)x->test_limit;
+        r->test.id = clpdd_hash64(r->test.id, &r->test.n, sizeof r->test.n);
+        size_t len = strlen(r->test.desc);
+        snprintf(r->test.desc + len, sizeof r->test.desc - len, ", the first %d", r->test.n);
+    }
+    if (clpdd_data_same_classes(&r->train_info, "the train split", &r->test_info, "the test split", e)) return -1;
+    r->sum.skipped_images = r->train_info.skipped + r->test_info.skipped;
+    for (int i = 0; i < CLPDD_DATA_REPORT_FIRST && !r->sum.skipped_first; i++)
+        r->sum.skipped_first = r->train_info.skipped_first[i] ? r->train_info.skipped_first[i] : r->test_info.skipped_first[i];
+    if (r->sum.skipped_images && !r->quiet)
+        fprintf(stderr, "warning: %ld unreadable images left out ([data] on_bad_image = skip), the first: %s\n",
+                r->sum.skipped_images, r->sum.skipped_first ? r->sum.skipped_first : "?");
+    return 0;
+}
+
 /* the datasets, checked before any expensive work, then their features (cached) and the
    split of the training features into distillation targets and the validation split */
 static int load_data(run *r, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
-    const char *name = clpdd_dataset_kind_name(x->dataset);
-    if (clpdd_dataset_load_idx(&r->train, name, x->root, "train", x->train_limit, x->subset_seed, e)) return -1;
-    if (clpdd_dataset_load_idx(&r->test, name, x->root, "test", x->test_limit, 0, e)) return -1;
+    if (load_datasets(r, e)) return -1;
     clpdd_dataset *tr = &r->train, *te = &r->test;
     r->C = tr->classes, r->c = tr->c, r->H = tr->H, r->W = tr->W;
     r->px = (size_t)r->c * r->H * r->W;
-    if (te->c != tr->c || te->H != tr->H || te->W != tr->W)
+    if (te->c != tr->c || ((te->H != tr->H || te->W != tr->W) && x->test_resize == x->resize && x->test_crop == x->crop))
         return clpdd_err_set(e, "data: the test images are %dx%dx%d but the training images %dx%dx%d (%s, %s)", te->c, te->H,
                              te->W, tr->c, tr->H, tr->W, te->desc, tr->desc);
     if (te->classes > tr->classes)
@@ -396,7 +432,8 @@ static int loss_and_grad(run *r, int step, float *L, clpdd_err *e) {
 /* the loop's whole state, between devices and the checkpoint file */
 static clpdd_checkpoint checkpoint_view(run *r, float *host) {
     size_t cap = clpdd_param_capacity(r->param);
-    return (clpdd_checkpoint){0, 0, r->rng.s, host, host + cap, host + 2 * cap, cap, r->perm, r->N, r->log, r->nlog, r->caplog};
+    return (clpdd_checkpoint){0,      0, r->rng.s, host,    host + cap, host + 2 * cap, cap, r->perm, r->N,
+                              r->log, r->nlog, r->caplog, r->x->steps};
 }
 
 static int checkpoint_save(run *r, int step, uint64_t hash, clpdd_err *e) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -152,9 +153,11 @@ Test(config, wrong_kind) {
 }
 
 Test(config, abi_mismatch) {
+    char core[32];
+    snprintf(core, sizeof core, "core %d.%d", CLPDD_ABI_MAJOR, CLPDD_ABI_MINOR);
     EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = bad_abi\n", "bad_abi.so", "ABI mismatch", "plugin 99.0",
-                      "core 1.1");
-    /* (99 = CLPDD_ABI_MAJOR + 98 in tests/plugins/bad_abi.c; 1.1 = this core) */
+                      core);
+    /* (99 = CLPDD_ABI_MAJOR + 98 in tests/plugins/bad_abi.c) */
 }
 
 Test(config, missing_symbol) {
@@ -183,7 +186,7 @@ Test(config, cannot_open_a_file_that_is_not_a_shared_object) {
     clpdd_loaded p;
     clpdd_err e;
     cr_assert_neq(clpdd_plugin_open(path, &p, &e), 0);
-    cr_expect(strstr(e.msg, "cannot open plugin") && strstr(e.msg, "junk.so") && strstr(e.msg, "ldd"), "%s", e.msg);
+    cr_expect(strstr(e.msg, "truncated or not a shared object") && strstr(e.msg, "junk.so"), "%s", e.msg);
     cr_assert_neq(clpdd_plugin_open("/nonexistent/x.so", &p, &e), 0);
     cr_expect(strstr(e.msg, "plugin file not found"), "%s", e.msg);
 }
@@ -239,4 +242,222 @@ Test(config, check_prints_the_resolved_configuration) {
     snprintf(args, sizeof args, "check %s", path);
     cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "[solver]") && strstr(out, "form = auto"), "%s", out);
+}
+
+/* ---- issue 11: the INI reader without a line limit, hostile input, the driver's small ones ---- */
+
+static int has_raw_control(const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p < 0x20 && *p != '\n') || *p == 0x7f) return 1;
+    return 0;
+}
+
+Test(config, long_lines_are_read_whole_and_long_comments_stay_comments) {
+    /* the issue's case: a 200-byte buffer made the comment's tail a live key */
+    char text[8192];
+    char xs[4001];
+    memset(xs, 'x', 4000), xs[4000] = 0;
+    snprintf(text, sizeof text, "[experiment]\n; %.196s seed = 1234\n%s", xs, good_ini + strlen("[experiment]\nseed = 3\n"));
+    clpdd_experiment x;
+    clpdd_err e = {{0}};
+    cr_assert_eq(load(text, NULL, 0, &e, &x), 0, "%s", e.msg);
+    cr_expect_eq(x.seed, 0, "the comment's tail must not set seed");
+    clpdd_experiment_free(&x);
+    /* a 4000-byte comment, then a key on the next line: the right value and line numbers */
+    snprintf(text, sizeof text, "[experiment]\n; %s seed = 99\nseed = 5\n[distill]\nstepz = 1\n", xs);
+    EXPECT_LOAD_ERROR(text, "x.ini:5", "unknown key 'stepz'");
+    /* a long value is one value (an absolute path of 274 characters) */
+    clpdd_ini ini;
+    char val[275];
+    memset(val, 'a', 274), val[274] = 0;
+    val[0] = '/';
+    snprintf(text, sizeof text, "[backbone]\nweights = %s\n[solver]\nname = ridge\n", val);
+    cr_assert_eq(clpdd_ini_load_memory(text, strlen(text), "m.ini", &ini, &e), 0, "%s", e.msg);
+    int line;
+    const char *got = clpdd_section_raw(clpdd_ini_section(&ini, "backbone"), "weights", &line, NULL);
+    cr_expect_str_eq(got, val);
+    cr_expect_eq(line, 2);
+    cr_expect_str_eq(clpdd_section_raw(clpdd_ini_section(&ini, "solver"), "name", &line, NULL), "ridge");
+    cr_expect_eq(line, 4);
+    clpdd_ini_free(&ini);
+    /* over the documented limit: a clear error naming the line */
+    size_t big = CLPDD_INI_MAX_LINE + 10;
+    char *huge = malloc(big + 64);
+    int n = sprintf(huge, "[a]\n\nk = ");
+    memset(huge + n, 'v', big), huge[n + big] = 0;
+    cr_assert_neq(clpdd_ini_load_memory(huge, strlen(huge), "h.ini", &ini, &e), 0);
+    cr_expect(strstr(e.msg, "h.ini:3") && strstr(e.msg, "line longer than 65536 bytes"), "%s", e.msg);
+    clpdd_ini_free(&ini);
+    free(huge);
+    /* CRLF, a BOM and an inline comment */
+    const char *crlf = "\xef\xbb\xbf[a]\r\nk = v ; note\r\nq=w\r\n";
+    cr_assert_eq(clpdd_ini_load_memory(crlf, strlen(crlf), "c.ini", &ini, &e), 0, "%s", e.msg);
+    cr_expect_str_eq(clpdd_section_raw(clpdd_ini_section(&ini, "a"), "k", NULL, NULL), "v");
+    cr_expect_str_eq(clpdd_section_raw(clpdd_ini_section(&ini, "a"), "q", NULL, NULL), "w");
+    clpdd_ini_free(&ini);
+}
+
+Test(config, binary_and_special_files_stop_at_the_first_error, .timeout = 20) {
+    clpdd_ini ini;
+    clpdd_err e = {{0}};
+    cr_assert_neq(clpdd_ini_load("/dev/zero", &ini, &e), 0);
+    cr_expect(strstr(e.msg, "/dev/zero:1") && strstr(e.msg, "NUL byte"), "%s", e.msg);
+    clpdd_ini_free(&ini);
+    cr_assert_neq(clpdd_ini_load("/dev/urandom", &ini, &e), 0);
+    cr_expect(strstr(e.msg, "/dev/urandom:"), "%s", e.msg);
+    cr_expect(!has_raw_control(e.msg), "no raw control byte in: %s", e.msg);
+    clpdd_ini_free(&ini);
+    cr_assert_neq(clpdd_ini_load(tmpdir, &ini, &e), 0);
+    cr_expect(strstr(e.msg, tmpdir) && strstr(e.msg, "is a directory"), "%s", e.msg);
+    clpdd_ini_free(&ini);
+    const char *bad[][2] = {
+        {"[a]\nna\x1b[31mme = x\n", "m.ini:2: control character \\x1b"},
+        {"[a]\nk = caf\xc3\n", "m.ini:2: invalid UTF-8"},
+        {"[a]\nk = \xff\xfe\n", "m.ini:2: invalid UTF-8 (byte \\xff"},
+        {"[a]\nk = v\n\nx\0y = 1\n", "m.ini:4: NUL byte"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t len = strlen(bad[i][0]);
+        if (i == 3) len = 17;
+        cr_assert_neq(clpdd_ini_load_memory(bad[i][0], len, "m.ini", &ini, &e), 0, "case %zu", i);
+        cr_expect(strstr(e.msg, bad[i][1]), "case %zu: %s", i, e.msg);
+        cr_expect(!has_raw_control(e.msg), "no raw control byte in: %s", e.msg);
+        clpdd_ini_free(&ini);
+    }
+    /* UTF-8 text is fine */
+    const char *u = "[a]\nk = Fashion-MNIST — «ok» ✓\n";
+    cr_expect_eq(clpdd_ini_load_memory(u, strlen(u), "u.ini", &ini, &e), 0, "%s", e.msg);
+    clpdd_ini_free(&ini);
+    /* --set with a control byte is refused, escaped */
+    cr_assert_eq(clpdd_ini_load_memory("", 0, "e.ini", &ini, &e), 0);
+    cr_expect_neq(clpdd_ini_set(&ini, "distill.ipc=\x1b[2J", &e), 0);
+    cr_expect(strstr(e.msg, "\\x1b") && !has_raw_control(e.msg), "%s", e.msg);
+    clpdd_ini_free(&ini);
+}
+
+/* deterministic mutations of a valid INI: an error naming the file or a clean load, never a crash */
+Test(config, ini_mutation_loop) {
+    const char *seed = good_ini;
+    size_t n = strlen(seed);
+    char *m = malloc(n + 64);
+    test_rng r = {11};
+    int bad = 0;
+    for (int it = 0; it < 20000; it++) {
+        memcpy(m, seed, n);
+        size_t len = n;
+        int k = 1 + (int)(test_uniform(&r) * 4);
+        for (int j = 0; j < k; j++) {
+            double op = test_uniform(&r);
+            size_t at = (size_t)(test_uniform(&r) * len);
+            if (op < 0.6) m[at] = (char)(test_uniform(&r) * 256);
+            else if (op < 0.8 && len > 1) len = at + 1; /* truncate */
+            else m[at] = "[]=;#\n \t:"[(int)(test_uniform(&r) * 9)];
+        }
+        clpdd_ini ini;
+        clpdd_err e = {{0}};
+        if (clpdd_ini_load_memory(m, len, "mut.ini", &ini, &e)) {
+            bad++;
+            cr_assert(strncmp(e.msg, "mut.ini", 7) == 0, "every error names the file: %s", e.msg);
+            cr_assert(!has_raw_control(e.msg), "escaped: %s", e.msg);
+        }
+        clpdd_ini_free(&ini);
+    }
+    free(m);
+    cr_log_info("ini mutation loop: %d of 20000 rejected", bad);
+    cr_expect_gt(bad, 1000);
+}
+
+Test(config, escape_and_err_prefix) {
+    char out[64];
+    cr_expect_str_eq(clpdd_escape("a\x1b[31m\n\\", out, sizeof out), "a\\x1b[31m\\n\\\\");
+    cr_expect_str_eq(clpdd_escape("abcdefghij", out, 8), "abcd...");
+    clpdd_err e;
+    clpdd_err_set(&e, "checkpoint: %s", "disk full");
+    cr_expect_eq(clpdd_err_prefix(&e, "step %d: ", 5), -1);
+    cr_expect_str_eq(e.msg, "step 5: checkpoint: disk full");
+    clpdd_err_prefix(&e, "%s", "");
+    cr_expect_str_eq(e.msg, "step 5: checkpoint: disk full");
+}
+
+Test(config, driver_small_ones) {
+    char out[16384], args[1024];
+    const char *path = write_ini("ok.ini", good_ini);
+    snprintf(args, sizeof args, "check %s --output /tmp/x", path);
+    cr_expect_eq(driver(args, out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "check does not take --output"), "%s", out);
+    cr_expect_eq(driver("help bogus", out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "unknown command 'bogus'"), "%s", out);
+    cr_expect_eq(driver("keys extra", out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "keys takes no arguments"), "%s", out);
+    cr_expect_eq(driver("help keys", out, sizeof out), 0, "%s", out);
+    snprintf(args, sizeof args, "check %s", tmpdir);
+    cr_expect_eq(driver(args, out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "is a directory"), "%s", out);
+    cr_expect_eq(driver("check \"$(printf 'x\\033[2J.ini')\"", out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "\\x1b") && !has_raw_control(out), "%s", out);
+    cr_expect_eq(driver("help \"$(printf '\\033[2J')\"", out, sizeof out), 2, "%s", out);
+    cr_expect(!has_raw_control(out), "%s", out);
+}
+
+/* a plugin named by path runs its code when loaded: refused unless trusted */
+Test(config, plugin_paths_need_an_opt_in) {
+    char so[600], text[1400], args[1024], out[16384];
+    snprintf(so, sizeof so, "%s/mine.so", tmpdir);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp %s/ridge.so %s", CLPDD_PLUGIN_BUILD_DIR, so);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(text, sizeof text, "[backbone]\nname = vit\n[solver]\nname = %s\n[loss]\nname = ce\n", so);
+    const char *path = write_ini("p.ini", text);
+    snprintf(args, sizeof args, "check %s", path);
+    cr_expect_eq(driver(args, out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "p.ini:4") && strstr(out, "refusing to load a plugin by path") &&
+              strstr(out, "--allow-plugin-path") && strstr(out, "CLPDD_PLUGIN_PATH"), "%s", out);
+    snprintf(args, sizeof args, "check %s --allow-plugin-path", path);
+    cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
+    snprintf(args, sizeof args, "check %s --plugin-path %s", path, tmpdir); /* its directory is searched: trusted */
+    cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
+    /* by name from the search path: as before */
+    snprintf(text, sizeof text, "[backbone]\nname = vit\n[solver]\nname = mine\n[loss]\nname = ce\n");
+    path = write_ini("q.ini", text);
+    snprintf(args, sizeof args, "check %s --plugin-path %s", path, tmpdir);
+    cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
+    /* the loader itself (the experiment layer's route) */
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    clpdd_loaded p;
+    clpdd_err e = {{0}};
+    cr_expect_neq(clpdd_plugin_find(&dirs, CLPDD_KIND_SOLVER, so, &p, &e), 0);
+    cr_expect(strstr(e.msg, "refusing"), "%s", e.msg);
+    dirs.allow_paths = 1;
+    cr_expect_eq(clpdd_plugin_find(&dirs, CLPDD_KIND_SOLVER, so, &p, &e), 0, "%s", e.msg);
+    clpdd_plugin_close(&p);
+    clpdd_plugin_dirs_free(&dirs);
+}
+
+/* a truncated plugin killed the driver with SIGBUS inside dlopen */
+Test(config, truncated_plugins_are_refused_before_dlopen) {
+    char src[600], dir[600], cut[700], args[1024], out[65536];
+    snprintf(src, sizeof src, "%s/ridge.so", CLPDD_PLUGIN_BUILD_DIR);
+    snprintf(dir, sizeof dir, "%s/p", tmpdir);
+    mkdir(dir, 0755);
+    snprintf(cut, sizeof cut, "%s/trunc.so", dir);
+    uint8_t *data;
+    size_t len;
+    clpdd_err e;
+    cr_assert_eq(clpdd_read_file(src, &data, &len, &e), 0, "%s", e.msg);
+    cr_assert_eq(clpdd_write_file_atomic(cut, data, 3000, &e), 0);
+    snprintf(args, sizeof args, "plugins --plugin-path %s", dir);
+    cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "truncated or not a shared object: ") && strstr(out, cut), "%s", out);
+    /* every truncation length (in steps) in-process: refused, never a crash */
+    for (size_t n = 0; n < len; n += len / 97 + 1) {
+        cr_assert_eq(clpdd_write_file_atomic(cut, data, n, &e), 0);
+        clpdd_loaded p;
+        cr_assert_neq(clpdd_plugin_open(cut, &p, &e), 0, "truncated at %zu of %zu accepted", n, len);
+        cr_assert(strstr(e.msg, "truncated or not a shared object"), "%zu: %s", n, e.msg);
+    }
+    /* the whole file is fine */
+    cr_assert_eq(clpdd_write_file_atomic(cut, data, len, &e), 0);
+    cr_expect_eq(clpdd_elf_check(cut, &e), 0, "%s", e.msg);
+    free(data);
 }

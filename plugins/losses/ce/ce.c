@@ -73,6 +73,7 @@ static const clpdd_plugin ce_plugin = {
     /* .keys = */ ce_keys,
     /* .n_keys = */ (int)(sizeof ce_keys / sizeof ce_keys[0]),
     /* .vtable = */ &ce_vt,
+    /* .key_default = */ NULL,
 };
 
 CLPDD_DEFINE_PLUGIN(ce_plugin)

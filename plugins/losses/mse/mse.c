@@ -81,6 +81,7 @@ static const clpdd_plugin mse_plugin = {
     /* .keys = */ mse_keys,
     /* .n_keys = */ (int)(sizeof mse_keys / sizeof mse_keys[0]),
     /* .vtable = */ &mse_vt,
+    /* .key_default = */ NULL,
 };
 
 CLPDD_DEFINE_PLUGIN(mse_plugin)

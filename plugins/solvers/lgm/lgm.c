@@ -194,6 +194,7 @@ static const clpdd_plugin lgm_plugin = {
     /* .keys = */ lgm_keys,
     /* .n_keys = */ (int)(sizeof lgm_keys / sizeof lgm_keys[0]),
     /* .vtable = */ &lgm_vt,
+    /* .key_default = */ NULL,
 };
 
 CLPDD_DEFINE_PLUGIN(lgm_plugin)

@@ -417,6 +417,7 @@ static const clpdd_plugin ntk_plugin = {
     /* .keys = */ ntk_keys,
     /* .n_keys = */ (int)(sizeof ntk_keys / sizeof ntk_keys[0]),
     /* .vtable = */ &ntk_vt,
+    /* .key_default = */ NULL,
 };
 
 CLPDD_DEFINE_PLUGIN(ntk_plugin)

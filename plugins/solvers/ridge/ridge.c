@@ -232,6 +232,7 @@ static const clpdd_plugin ridge_plugin = {
     /* .keys = */ ridge_keys,
     /* .n_keys = */ (int)(sizeof ridge_keys / sizeof ridge_keys[0]),
     /* .vtable = */ &ridge_vt,
+    /* .key_default = */ NULL,
 };
 
 CLPDD_DEFINE_PLUGIN(ridge_plugin)

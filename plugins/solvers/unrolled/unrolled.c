@@ -257,6 +257,7 @@ static const clpdd_plugin unrolled_plugin = {
     /* .keys = */ unrolled_keys,
     /* .n_keys = */ (int)(sizeof unrolled_keys / sizeof unrolled_keys[0]),
     /* .vtable = */ &unrolled_vt,
+    /* .key_default = */ NULL,
 };
 
 CLPDD_DEFINE_PLUGIN(unrolled_plugin)
