@@ -779,3 +779,50 @@ Test(ops_cuda, adam) {
     free(p), free(m), free(v);
     done();
 }
+
+/* ---- convolution (ABI 1.2): conv2d with bias + shortcut + ReLU, conv2d_backward with and
+   without the mask, CUDA against the CPU reference (whose own tests are against float64),
+   at a group of 1 image and of all n per GEMM ---- */
+Test(ops_cuda, conv2d) {
+    NEED_GPU();
+    /* 3×3 s1 p1 + identity shortcut; 3×3 s2 p1 on odd sides + option-A; 1×1 s2 p0 */
+    const int cfg[][9] = {{3, 5, 6, 7, 5, 3, 1, 1, 1}, {3, 4, 9, 7, 8, 3, 2, 1, 2}, {2, 6, 8, 8, 12, 1, 2, 0, 0}};
+    for (int t = 0; t < 3; t++) {
+        clpdd_conv2d_desc d = {cfg[t][0], cfg[t][1], cfg[t][2], cfg[t][3], cfg[t][4], cfg[t][5], cfg[t][6], cfg[t][7],
+                               0, 0, 1, 0, 0, 0, 0, 0};
+        d.OH = (d.H + 2 * d.pad - d.k) / d.stride + 1, d.OW = (d.W + 2 * d.pad - d.k) / d.stride + 1;
+        if (cfg[t][8] == 1) d.res_c = d.cout, d.res_pad = 0, d.res_stride = 1, d.res_H = d.OH, d.res_W = d.OW;
+        if (cfg[t][8] == 2) d.res_c = d.cin, d.res_pad = d.cout / 4, d.res_stride = 2, d.res_H = d.H, d.res_W = d.W;
+        const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
+        const size_t Nw = (size_t)d.cout * d.cin * d.k * d.k, Nr = (size_t)d.n * d.res_c * d.res_H * d.res_W;
+        float *x = frand(Nx, 1.0f, 700 + t), *w = frand(Nw, 0.3f, 710 + t), *b = frand(d.cout, 1.0f, 720 + t);
+        float *res = cfg[t][8] ? frand(Nr, 1.0f, 730 + t) : NULL, *dy = frand(Ny, 1.0f, 740 + t);
+        float *mask = frand(Ny, 1.0f, 750 + t), *y = fa(Ny), *dx = fa(Nx), *dxm = fa(Nx);
+        size_t wf = CLPDD_CONV2D_WORK(&d, d.n);
+        float *work = fa(wf);
+        cpu->conv2d(y, work, wf, x, w, b, res, &d);
+        cpu->conv2d_backward(dx, work, wf, dy, NULL, w, &d);
+        cpu->conv2d_backward(dxm, work, wf, dy, mask, w, &d);
+        float *dX = dput(x, Nx), *dW = dput(w, Nw), *dB = dput(b, d.cout), *dR = res ? dput(res, Nr) : NULL;
+        float *dDY = dput(dy, Ny), *dM = dput(mask, Ny);
+        const int gs[2] = {1, d.n};
+        for (int q = 0; q < 2; q++) {
+            size_t wq = CLPDD_CONV2D_WORK(&d, gs[q]);
+            float *dwork = dpoison(wq), *o = dpoison(Ny);
+            char what[96];
+            dev->conv2d(o, dwork, wq, dX, dW, dB, dR, &d);
+            snprintf(what, sizeof what, "conv2d case %d group %d", t, gs[q]);
+            EXPECT_CLOSE(what, o, y, Ny, TOL_RED);
+            float *g = dpoison(Nx);
+            dev->conv2d_backward(g, dwork, wq, dDY, NULL, dW, &d);
+            snprintf(what, sizeof what, "conv2d_backward case %d group %d", t, gs[q]);
+            EXPECT_CLOSE(what, g, dx, Nx, TOL_RED);
+            g = dpoison(Nx);
+            dev->conv2d_backward(g, dwork, wq, dDY, dM, dW, &d);
+            snprintf(what, sizeof what, "conv2d_backward masked case %d group %d", t, gs[q]);
+            EXPECT_CLOSE(what, g, dxm, Nx, TOL_RED);
+        }
+        free(x), free(w), free(b), free(res), free(dy), free(mask), free(y), free(dx), free(dxm), free(work);
+    }
+    done();
+}

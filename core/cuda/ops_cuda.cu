@@ -493,6 +493,12 @@ CLPDD_CUDA_FN void clpdd_cuda_crop_resize_bilinear_backward(float *dx, const flo
                                                             const int32_t *flips, int n, int C, int H, int W, int OH,
                                                             int OW);
 
+/* convolution (ABI 1.2), defined in ops_cuda_conv.cu */
+CLPDD_CUDA_FN void clpdd_cuda_conv2d(float *y, float *work, size_t work_floats, const float *x, const float *w,
+                                     const float *bias, const float *res, const clpdd_conv2d_desc *d);
+CLPDD_CUDA_FN void clpdd_cuda_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy,
+                                              const float *mask, const float *w, const clpdd_conv2d_desc *d);
+
 static void cuda_init(void) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -602,6 +608,9 @@ static void cuda_init(void) {
     /* augmentation (ABI 1.1): ops_cuda_augment.cu */
     o->crop_resize_bilinear = clpdd_cuda_crop_resize_bilinear;
     o->crop_resize_bilinear_backward = clpdd_cuda_crop_resize_bilinear_backward;
+    /* convolution (ABI 1.2): ops_cuda_conv.cu */
+    o->conv2d = clpdd_cuda_conv2d;
+    o->conv2d_backward = clpdd_cuda_conv2d_backward;
     g_table = o;
 }
 
