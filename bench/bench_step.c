@@ -57,6 +57,13 @@ static double cpu_s(void) { /* this process's CPU time, all threads */
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+/* perf record -D -1 --control fifo:CTL: with $CLPDD_PERF_CTL = CTL only the timed steps are sampled */
+static void perf_ctl(const char *cmd) {
+    const char *path = getenv("CLPDD_PERF_CTL");
+    if (!path || !*path) return;
+    FILE *f = fopen(path, "w");
+    if (f) fprintf(f, "%s\n", cmd), fclose(f);
+}
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -416,12 +423,14 @@ int main(int argc, char **argv) {
                 cips[c] = s.extract_ips;
                 step_run(&s), step_run(&s); /* warm-up */
                 double tmp[MAX_SAMPLES], cpu[MAX_SAMPLES];
+                perf_ctl("enable");
                 for (int k = 0; k < steps; k++) {
                     double t0 = now_s(), c0 = cpu_s();
                     step_run(&s);
                     cms[c][cn[c]++] = (now_s() - t0) * 1e3;
                     cpu[k] = (cpu_s() - c0) * 1e3;
                 }
+                perf_ctl("disable");
                 step_free(&s);
                 memcpy(tmp, cms[c] + cn[c] - steps, sizeof(double) * steps);
                 printf("round %d  %-9s m=%-4d clpdd %8.2f ms (CPU time %.2f ms)", r + 1, bbl[b], m, median(tmp, steps),

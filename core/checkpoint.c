@@ -45,12 +45,39 @@ int clpdd_checkpoint_write(const char *path, const clpdd_checkpoint *c, clpdd_er
     char hash[32], sum[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->config_hash);
     snprintf(sum, sizeof sum, "%016llx", (unsigned long long)checksum(ent, CKPT_TENSORS));
-    const char *mk[] = {"format", "config_hash", "checksum"};
-    const char *mv[] = {CKPT_FORMAT, hash, sum};
-    int rc = clpdd_st_write(path, ent, CKPT_TENSORS, mk, mv, 3, e);
+    const char *mk[] = {"format", "config_hash", "checksum", "config"};
+    const char *mv[] = {CKPT_FORMAT, hash, sum, c->config ? c->config : ""};
+    int rc = clpdd_st_write(path, ent, CKPT_TENSORS, mk, mv, 4, e);
     free(perm);
     free(log);
     return rc;
+}
+
+/* the "section.key = value" lines in which two configurations differ, for the refusal message */
+static void config_diff(const char *theirs, const char *ours, char *out, size_t n) {
+    size_t len = (size_t)snprintf(out, n, "differing:");
+    int found = 0;
+    for (int side = 0; side < 2; side++) {
+        const char *a = side ? theirs : ours, *b = side ? ours : theirs;
+        for (const char *p = a ? a : ""; *p && len < n;) {
+            const char *eol = strchr(p, '\n');
+            size_t l = eol ? (size_t)(eol - p) : strlen(p);
+            int present = 0;
+            for (const char *q = b ? b : ""; *q && !present;) {
+                const char *qe = strchr(q, '\n');
+                size_t ql = qe ? (size_t)(qe - q) : strlen(q);
+                present = ql == l && !memcmp(p, q, l);
+                q += ql + (qe != NULL);
+            }
+            if (!present && l) {
+                len += (size_t)snprintf(out + len, n - len, " %s %.*s;", side ? "checkpoint" : "this run", (int)l, p);
+                found = 1;
+            }
+            p += l + (eol != NULL);
+        }
+    }
+    if (!found) snprintf(out, n, "a checkpoint without its configuration");
+    else if (len >= n && n > 4) memcpy(out + n - 4, "...", 4);
 }
 
 static const clpdd_st_tensor *need(clpdd_st_file *f, const char *path, const char *name, clpdd_dtype dt, int64_t n0,
@@ -83,8 +110,10 @@ int clpdd_checkpoint_read(const char *path, clpdd_checkpoint *c, clpdd_err *e) {
         goto done;
     }
     if (!h || strcmp(h, hash) != 0) {
-        clpdd_err_set(e, "%s was written by another configuration (hash %s, this run %s); remove it or run without --resume",
-                      path, h ? h : "none", hash);
+        char diff[1200];
+        config_diff(clpdd_st_metadata(f, "config"), c->config, diff, sizeof diff);
+        clpdd_err_set(e, "%s was written by another configuration (%s); remove it, run with --force, or without --resume", path,
+                      diff);
         goto done;
     }
     unsigned long long want;

@@ -26,6 +26,8 @@ typedef struct clpdd_checkpoint {
     int N;
     clpdd_log_row *log;  /* (nlog) host, capacity caplog */
     int nlog, caplog;
+    const char *config;  /* the configuration's "section.key = value" lines (clpdd_experiment_distill_ini):
+                            written beside the hash, so a refusal names the keys that differ */
     int steps;           /* set before a read: the run's [distill] steps; the step read must lie in
                             [1, steps) (0: only >= 1 is checked) */
 } clpdd_checkpoint;

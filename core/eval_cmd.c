@@ -23,7 +23,8 @@
 
 const char *const clpdd_usage_eval =
     "usage: clpdd eval PATH [--config FILE.ini] [--protocol probe|fast|lgm] [--set section.key=value]...\n"
-    "                       [--output DIR] [--device auto|cpu|cuda] [--plugin-path DIR[:DIR...]] [--force] [--quiet]\n"
+    "                       [--output DIR] [--device auto|cpu|cuda] [--plugin-path DIR[:DIR...]] [--allow-plugin-path]\n"
+    "                       [--force] [--quiet]\n"
     "\n"
     "Scores an existing distilled set exactly as `clpdd run` scores its own: PATH is a run directory,\n"
     "a distilled.safetensors file (\"images\" (m, c, H, W) float32 in [0, 1], \"labels\" (m) int32), or a\n"
@@ -35,7 +36,7 @@ const char *const clpdd_usage_eval =
 typedef struct eval_args {
     const char *path, *config, *protocol, *output, *device, *plugin_path;
     const char *sets[256];
-    int n_sets, force, quiet, help;
+    int n_sets, force, quiet, help, allow_plugin_path;
 } eval_args;
 
 static int parse(int argc, char **argv, eval_args *a) {
@@ -45,6 +46,7 @@ static int parse(int argc, char **argv, eval_args *a) {
         const char **slot = NULL;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) a->help = 1;
         else if (!strcmp(s, "--force")) a->force = 1;
+        else if (!strcmp(s, "--allow-plugin-path")) a->allow_plugin_path = 1;
         else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) a->quiet = 1;
         else if (!strcmp(s, "--config")) slot = &a->config;
         else if (!strcmp(s, "--protocol")) slot = &a->protocol;
@@ -148,6 +150,7 @@ int clpdd_cmd_eval(int argc, char **argv) {
     if (a.protocol) snprintf(proto, sizeof proto, "eval.protocol=%s", a.protocol), sets[n++] = proto;
     clpdd_plugin_dirs dirs;
     clpdd_plugin_dirs_init(&dirs, a.plugin_path);
+    dirs.allow_paths = a.allow_plugin_path;
     clpdd_experiment x;
     clpdd_err e = {{0}};
     loaded_set ls;

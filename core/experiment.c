@@ -403,7 +403,7 @@ static void dump_section(clpdd_strbuf *b, const clpdd_section *s) {
         const char *file;
         const char *v = clpdd_section_raw(s, k, &line, &file);
         const char *mark = line < 0 ? "    ; --set" : "";
-        if (line == 0) mark = file && !strcmp(file, PLUGIN_DEFAULT) ? "    ; default (the plugin's, for these settings)" : "    ; default";
+        if (line == 0) mark = file && !strcmp(file, PLUGIN_DEFAULT) ? "    ; default, as the plugin resolves it" : "    ; default";
         clpdd_sb_printf(b, "%s = %s%s\n", k, v, mark);
     }
     clpdd_sb_printf(b, "\n");

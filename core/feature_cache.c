@@ -15,7 +15,12 @@ void clpdd_cache_dir(const char *configured, char *out, size_t n) {
     else if ((env = getenv("CLPDD_CACHE_DIR")) && *env) snprintf(out, n, "%s", env);
     else if ((env = getenv("XDG_CACHE_HOME")) && *env) snprintf(out, n, "%s/clpdd", env);
     else if ((env = getenv("HOME")) && *env) snprintf(out, n, "%s/.cache/clpdd", env);
-    else snprintf(out, n, ".cache/clpdd");
+    else { /* not the working directory: a per-user temporary one, said out loud */
+        env = getenv("TMPDIR");
+        snprintf(out, n, "%s/clpdd-cache-%ld", env && *env ? env : "/tmp", (long)getuid());
+        fprintf(stderr, "warning: HOME is unset: the feature cache goes to %s (set CLPDD_CACHE_DIR or [data] cache_dir "
+                        "to keep it elsewhere)\n", out);
+    }
 }
 
 /* the key: a readable description (stored as metadata) and its hash (the file name) */

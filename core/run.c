@@ -69,6 +69,7 @@ typedef struct run {
     int *target_rows;              /* (N) */
     int nv;
     clpdd_rundir dir;
+    char *config;                     /* the distillation's configuration lines (checkpoints) */
     const clpdd_image_set *eval_set; /* clpdd eval: the set scored (NULL in a run) */
     clpdd_rng rng;
     int C, ipc, m, N, n, d, c, H, W, k, me;
@@ -126,6 +127,7 @@ static void run_free(run *r) {
     free(r->yb_host);
     free(r->log);
     clpdd_rundir_release(&r->dir);
+    free(r->config);
 }
 
 static int plugin_fail(run *r, const char *what, const char *name, clpdd_err *e) {
@@ -214,6 +216,10 @@ static int load_data(run *r, clpdd_err *e) {
     if (rc == 0) {
         char cache[4096];
         clpdd_cache_dir(x->cache_dir, cache, sizeof cache);
+        clpdd_err ce;
+        if ((clpdd_mkdirs(cache, &ce) || access(cache, W_OK) != 0) && !r->quiet) /* said before the extraction, not after */
+            fprintf(stderr, "warning: feature cache directory %s is not writable: the features will be extracted but not kept\n",
+                    cache);
         if (clpdd_features_get(&r->ftrain, &r->bb, tr, "train", cache, 256, !r->quiet, e) ||
             clpdd_features_get(&r->ftest, &r->bb, te, "test", cache, 256, !r->quiet, e))
             rc = -1;
@@ -432,8 +438,8 @@ static int loss_and_grad(run *r, int step, float *L, clpdd_err *e) {
 /* the loop's whole state, between devices and the checkpoint file */
 static clpdd_checkpoint checkpoint_view(run *r, float *host) {
     size_t cap = clpdd_param_capacity(r->param);
-    return (clpdd_checkpoint){0,      0, r->rng.s, host,    host + cap, host + 2 * cap, cap, r->perm, r->N,
-                              r->log, r->nlog, r->caplog, r->x->steps};
+    return (clpdd_checkpoint){0,      0,       r->rng.s,  host,       host + cap, host + 2 * cap, cap, r->perm, r->N,
+                              r->log, r->nlog, r->caplog, r->config, r->x->steps};
 }
 
 static int checkpoint_save(run *r, int step, uint64_t hash, clpdd_err *e) {
@@ -473,11 +479,10 @@ static int checkpoint_restore(run *r, uint64_t hash, clpdd_err *e) {
 
 /* the resolved values that determine the distillation (not the file's path, nor whether a
    value was a default, nor the [eval] keys) */
-static uint64_t config_hash(const clpdd_experiment *x) {
-    char *ini = clpdd_experiment_distill_ini(x);
-    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, ini);
-    free(ini);
-    return h;
+static uint64_t config_hash(run *r) {
+    free(r->config);
+    r->config = clpdd_experiment_distill_ini(r->x);
+    return clpdd_hash_str(CLPDD_HASH_SEED, r->config);
 }
 
 static int distill(run *r, clpdd_err *e) {
@@ -487,7 +492,7 @@ static int distill(run *r, clpdd_err *e) {
     int pixels = x->param == CLPDD_PARAM_PIXELS;
     int steps = x->steps, tty = isatty(2) && !r->quiet;
     int every = x->progress_every > 0 ? x->progress_every : (steps >= 20 ? steps / 20 : 1);
-    uint64_t hash = config_hash(x);
+    uint64_t hash = config_hash(r);
     int done = r->resume ? checkpoint_restore(r, hash, e) : 0;
     if (done < 0) return -1;
     /* test seam: end the loop with an error after this step, as a crash would */

@@ -12,7 +12,7 @@
 const char *const clpdd_usage_sweep =
     "usage: clpdd sweep FILE.ini [--list] [--sweep section.key=v1,v2,...]... [--set section.key=value]...\n"
     "                            [--jobs N] [--shard i/N] [--output DIR] [--device auto|cpu|cuda]\n"
-    "                            [--plugin-path DIR[:DIR...]] [--no-report] [--quiet]\n"
+    "                            [--plugin-path DIR[:DIR...]] [--allow-plugin-path] [--no-report] [--quiet]\n"
     "\n"
     "Runs the grid of FILE's [sweep] section: `section.key = v1, v2, ...` (or a..b for integers)\n"
     "per swept key, the product of the lists; `zip = a.b, c.d` pairs lists instead of crossing\n"
@@ -49,7 +49,7 @@ const char *const clpdd_usage_report =
 typedef struct sargs {
     const char *file, *output, *device, *plugin_path, *shard, *title;
     const char *sets[256], *sweeps[256], *dirs[256];
-    int n_sets, n_sweeps, n_dirs, list, jobs, quiet, help, no_report, no_plots;
+    int n_sets, n_sweeps, n_dirs, list, jobs, quiet, help, no_report, no_plots, allow_plugin_path;
 } sargs;
 
 static int parse(int argc, char **argv, sargs *a, int is_report) {
@@ -97,6 +97,8 @@ static int parse(int argc, char **argv, sargs *a, int is_report) {
             if (strcmp(val, "auto") && strcmp(val, "cpu") && strcmp(val, "cuda"))
                 return fprintf(stderr, "clpdd: --device %s: expected auto, cpu or cuda\n", val), -1;
             a->device = val;
+        } else if (!is_report && !strcmp(s, "--allow-plugin-path")) {
+            a->allow_plugin_path = 1;
         } else if (!is_report && (r = TAKE("--plugin-path")) != 0) {
             if (r < 0) goto missing;
             a->plugin_path = val;
@@ -155,6 +157,7 @@ int clpdd_cmd_sweep(int argc, char **argv) {
     if (a.shard && clpdd_sweep_shard_parse(a.shard, &si, &sn, &e)) return fprintf(stderr, "clpdd: %s\n", e.msg), 2;
     clpdd_plugin_dirs dirs;
     clpdd_plugin_dirs_init(&dirs, a.plugin_path);
+    dirs.allow_paths = a.allow_plugin_path;
     clpdd_sweep_opts o = {a.sets, a.n_sets, a.sweeps, a.n_sweeps, a.output, &dirs};
     clpdd_sweep s;
     int rc = 0;

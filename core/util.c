@@ -76,7 +76,7 @@ int clpdd_write_atomic(const char *path, clpdd_write_fn fill, void *ctx, clpdd_e
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return clpdd_err_set(e, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) return clpdd_err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
     FILE *f = fdopen(fd, "wb");
     if (!f) {

@@ -67,7 +67,7 @@ step() {
 step gpus 20 bash -c 'nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv'
 [ "${SKIP_BUILD:-0}" = 1 ] || step prereqs 20 bash -c '
   ok=0
-  for p in inih openblas lapacke criterion; do
+  for p in libxxhash liblbfgs libturbojpeg openblas lapacke criterion; do
     pkg-config --exists "$p" || { echo "missing pkg-config package: $p"; ok=1; }
   done
   nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs scripts/gpu-check.sh on a lent GPU machine that has CUDA, CMake and a compiler but none
-# of the Debian packages clpdd links (inih, OpenBLAS, LAPACKE, Criterion) and no Fashion-MNIST.
+# of the Debian packages clpdd links (xxHash, liblbfgs, libjpeg-turbo, OpenBLAS, LAPACKE, Criterion) and no Fashion-MNIST.
 # Prepare on the development machine:  bash scripts/gpu-lease.sh pack   (writes .gpu/bundle.tar.xz)
 # Run on the GPU machine:              bash scripts/gpu-lease.sh run    (logs and a tarball in $OUT)
 # The bundle holds a CUDA build (sm_90) made here, the shared libraries it needs that are not

@@ -134,9 +134,10 @@ Test(evaluate, probe_run_and_eval_agree) {
     cr_assert_eq(clpdd_st_open(path, &f, &e), 0, "%s", e.msg);
     const clpdd_st_tensor *t = clpdd_st_find(f, "images");
     int n = (int)t->shape[0], px = (int)(t->shape[1] * t->shape[2] * t->shape[3]);
+    int H = (int)t->shape[2], W = (int)t->shape[3];
     float *img = malloc((size_t)n * px * sizeof(float));
     cr_assert_eq(clpdd_st_read_f32(f, t, img, &e), 0, "%s", e.msg);
-    clpdd_st_close(f);
+    clpdd_st_close(f); /* t is gone with it */
     uint8_t *u8 = malloc((size_t)px);
     for (int i = 0; i < n; i++) { /* ipc 1: image i is class i */
         char dir[256], file[300];
@@ -144,7 +145,7 @@ Test(evaluate, probe_run_and_eval_agree) {
         cr_assert_eq(clpdd_mkdirs(dir, &e), 0, "%s", e.msg);
         for (int j = 0; j < px; j++) u8[j] = (uint8_t)lrintf(img[(size_t)i * px + j] * 255.0f);
         snprintf(file, sizeof file, "%s/img.png", dir);
-        cr_assert_eq(clpdd_png_write(file, u8, (int)t->shape[3], (int)t->shape[2], 1, &e), 0, "%s", e.msg);
+        cr_assert_eq(clpdd_png_write(file, u8, W, H, 1, &e), 0, "%s", e.msg);
     }
     free(u8), free(img);
     char folder[128], pout[128];
@@ -197,7 +198,7 @@ Test(evaluate, a_run_directory_holds_one_run) {
 Test(evaluate, checked_before_the_expensive_work) {
     const char *why = skip_reason();
     if (why) cr_skip_test("%s", why);
-    char ini[128], out[256], path[256];
+    char ini[128], out[256], path[512];
     snprintf(ini, sizeof ini, "%s/e.ini", tmp);
     write_ini(ini, NULL);
     /* an output directory that cannot be created: the error comes before the features exist */
@@ -219,7 +220,7 @@ Test(evaluate, checked_before_the_expensive_work) {
     cr_expect(access(path, R_OK) == 0);
 }
 
-Test(evaluate, configuration_errors) {
+Test(evaluate, configuration) {
     char ini[128];
     snprintf(ini, sizeof ini, "%s/e.ini", tmp);
     write_ini(ini, NULL);
@@ -246,6 +247,17 @@ Test(evaluate, configuration_errors) {
     cr_expect_eq(x.protocol, CLPDD_PROTOCOL_PROBE);
     cr_expect_eq(x.n_wd, 2);
     cr_expect_str_eq(clpdd_protocol_name(x.protocol), "probe");
+    clpdd_experiment_free(&x);
+    /* the resolved configuration shows the values in force: dinov2's, not the declared (lucid) defaults */
+    const char *dino[] = {"backbone.variant=dinov2"};
+    cr_assert_eq(clpdd_experiment_load(&x, ini, dino, 1, &dirs, &e), 0, "%s", e.msg);
+    char *resolved = clpdd_experiment_resolved_ini(&x);
+    const char *want[] = {"weights = vit_base_patch14_dinov2.safetensors", "image_size = 224", "patch = 14", "dim = 768",
+                          "mean = 0.485, 0.456, 0.406", "norm_eps = 1e-06", "layer_scale = true"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(strstr(resolved, want[i]), "config.ini must show '%s':\n%s", want[i], resolved);
+    cr_expect(!strstr(resolved, "mnist-vit"), "lucid's weights are not dinov2's");
+    free(resolved);
     clpdd_experiment_free(&x);
     clpdd_plugin_dirs_free(&dirs);
 }

@@ -22,6 +22,15 @@
 
 #include <string.h>
 
+/* the passes around the GEMM are plain loops over contiguous rows: let GCC vectorise them for
+   AVX-512 / AVX2 at run time, as ops_cpu_attention.c does (only the loop width changes: every
+   element is computed by the same float operations, so the clones agree bit for bit) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define CONV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CONV_CLONES
+#endif
+
 /* ---- im2col of g images into one (K, g·P) matrix ---- */
 
 typedef struct conv_job {
@@ -60,7 +69,7 @@ static void im2col_row(float *dst, const float *xc, int H, int W, int ky, int kx
 }
 
 /* items: (row r, image j) pairs, r-major */
-static void im2col_range(void *ctx, int begin, int end) {
+CONV_CLONES static void im2col_range(void *ctx, int begin, int end) {
     const conv_job *J = ctx;
     const clpdd_conv2d_desc *d = J->d;
     const int k = d->k, P = d->OH * d->OW;
@@ -74,15 +83,15 @@ static void im2col_range(void *ctx, int begin, int end) {
 }
 
 /* items: output planes (image j, channel o) */
-static void epilogue_range(void *ctx, int begin, int end) {
+CONV_CLONES static void epilogue_range(void *ctx, int begin, int end) {
     const conv_job *J = ctx;
     const clpdd_conv2d_desc *d = J->d;
     const int P = d->OH * d->OW, OW = d->OW;
     const size_t gP = (size_t)J->g * P;
     for (int it = begin; it < end; it++) {
         int j = it / d->cout, o = it % d->cout;
-        const float *t = J->T + (size_t)o * gP + (size_t)j * P;
-        float *yo = J->y + ((size_t)j * d->cout + o) * P;
+        const float *restrict t = J->T + (size_t)o * gP + (size_t)j * P;
+        float *restrict yo = J->y + ((size_t)j * d->cout + o) * P;
         const float b = J->bias ? J->bias[o] : 0.0f;
         for (int q = 0; q < P; q++) yo[q] = t[q] + b;
         int c = o - d->res_pad;
@@ -141,7 +150,7 @@ void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const
 /* ---- backward ---- */
 
 /* items: planes (image j, channel o) of dy: T[o, j·P + q] = dy[j, o, q]·[mask > 0] */
-static void regroup_range(void *ctx, int begin, int end) {
+CONV_CLONES static void regroup_range(void *ctx, int begin, int end) {
     const conv_job *J = ctx;
     const clpdd_conv2d_desc *d = J->d;
     const int P = d->OH * d->OW;
@@ -149,9 +158,9 @@ static void regroup_range(void *ctx, int begin, int end) {
     for (int it = begin; it < end; it++) {
         int j = it / d->cout, o = it % d->cout;
         const size_t src = ((size_t)j * d->cout + o) * P;
-        float *t = J->T + (size_t)o * gP + (size_t)j * P;
+        float *restrict t = J->T + (size_t)o * gP + (size_t)j * P;
         if (J->mask) {
-            const float *dy = J->x + src, *m = J->mask + src;
+            const float *restrict dy = J->x + src, *restrict m = J->mask + src;
             for (int q = 0; q < P; q++) t[q] = m[q] > 0.0f ? dy[q] : 0.0f;
         } else {
             memcpy(t, J->x + src, sizeof(float) * (size_t)P);
@@ -160,7 +169,7 @@ static void regroup_range(void *ctx, int begin, int end) {
 }
 
 /* items: planes (image j, input channel c): dx[j, c] = Σ over (ky, kx) of the col entries reading it */
-static void col2im_range(void *ctx, int begin, int end) {
+CONV_CLONES static void col2im_range(void *ctx, int begin, int end) {
     const conv_job *J = ctx;
     const clpdd_conv2d_desc *d = J->d;
     const int k = d->k, s = d->stride, p = d->pad, H = d->H, W = d->W, OH = d->OH, OW = d->OW, P = OH * OW;
@@ -181,8 +190,8 @@ static void col2im_range(void *ctx, int begin, int end) {
                     float *xr = dx + (size_t)iy * W;
                     const float *cc = cr + (size_t)oy * OW;
                     if (s == 1) {
-                        float *xo = xr + (ox0 + kx - p);
-                        const float *co = cc + ox0;
+                        float *restrict xo = xr + (ox0 + kx - p);
+                        const float *restrict co = cc + ox0;
                         for (int q = 0; q < ox1 - ox0; q++) xo[q] += co[q];
                     } else {
                         for (int ox = ox0; ox < ox1; ox++) xr[ox * s + kx - p] += cc[ox];

@@ -821,14 +821,15 @@ static const char *vit_key_default(const clpdd_host *h, const clpdd_section *cfg
     for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
         if (!strcmp(key, bools[i].key)) return snprintf(buf, n, "%s", bools[i].value ? "true" : "false"), buf;
     if (!strcmp(key, "mlp_ratio")) return snprintf(buf, n, "%.9g", (double)v.F / v.D), buf;
-    if (!strcmp(key, "norm_eps")) return snprintf(buf, n, "%.9g", (double)v.eps), buf;
+    /* float fields: 7 significant digits give back the decimal the variant table holds */
+    if (!strcmp(key, "norm_eps")) return snprintf(buf, n, "%.7g", (double)v.eps), buf;
     if (!strcmp(key, "act")) return snprintf(buf, n, "%s", act_names[v.act]), buf;
     if (!strcmp(key, "pool")) return snprintf(buf, n, "%s", pool_names[v.pool]), buf;
     if (!strcmp(key, "weights")) return snprintf(buf, n, "%s", v.var->weights), buf;
     if (!strcmp(key, "mean") || !strcmp(key, "std")) {
         const float *x = key[0] == 'm' ? v.mean : v.std;
-        if (v.c == 1 || (x[0] == x[1] && x[1] == x[2])) snprintf(buf, n, "%.9g", (double)x[0]);
-        else snprintf(buf, n, "%.9g, %.9g, %.9g", (double)x[0], (double)x[1], (double)x[2]);
+        if (v.c == 1 || (x[0] == x[1] && x[1] == x[2])) snprintf(buf, n, "%.7g", (double)x[0]);
+        else snprintf(buf, n, "%.7g, %.7g, %.7g", (double)x[0], (double)x[1], (double)x[2]);
         return buf;
     }
     return NULL; /* variant, batch: the declared default */
