@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "extract.h"
 #include "file_id.h"
 #include "host.h"
 #include "io/safetensors.h"
@@ -51,39 +52,6 @@ static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *sp
     return 0;
 }
 
-int clpdd_features_of_images(float *out, clpdd_backbone *bb, const float *images, int n, int c, int H, int W,
-                             int batch, clpdd_err *e) {
-    const clpdd_host *h = bb->h;
-    const clpdd_ops *ops = h->ops;
-    int d = bb->info.feature_dim;
-    if (batch > n) batch = n > 0 ? n : 1;
-    clpdd_adapter ad;
-    if (clpdd_adapter_init_mode(&ad, h, c, H, W, &bb->info, batch, bb->adapt, e)) {
-        clpdd_adapter_free(&ad);
-        return -1;
-    }
-    size_t in_px = (size_t)c * H * W, bb_px = (size_t)bb->info.channels * bb->info.height * bb->info.width;
-    float *dx = h->alloc(h, (size_t)batch * in_px * sizeof(float));
-    float *dxin = h->alloc(h, (size_t)batch * bb_px * sizeof(float));
-    float *dfeat = h->alloc(h, (size_t)batch * d * sizeof(float));
-    int rc = 0;
-    if (!dx || !dxin || !dfeat) rc = clpdd_err_set(e, "features: %s", clpdd_host_error(h));
-    for (int i = 0; i < n && rc == 0; i += batch) {
-        int k = n - i < batch ? n - i : batch;
-        ops->to_device(dx, images + (size_t)i * in_px, (size_t)k * in_px * sizeof(float));
-        clpdd_adapter_forward(&ad, dxin, dx, k);
-        if (bb->vt->forward(bb->self, dfeat, dxin, k, NULL)) {
-            rc = clpdd_err_set(e, "backbone %s: %s", bb->desc->name, clpdd_host_error(h));
-            break;
-        }
-        ops->to_host(out + (size_t)i * d, dfeat, (size_t)k * d * sizeof(float));
-    }
-    h->free(h, dx);
-    h->free(h, dxin);
-    h->free(h, dfeat);
-    clpdd_adapter_free(&ad);
-    return rc;
-}
 
 int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_dataset *ds, const char *split,
                        const char *cache_dir, int batch, int verbose, clpdd_err *e) {
@@ -109,23 +77,29 @@ int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_datase
     f->x = clpdd_xmalloc((size_t)f->n * f->d * sizeof(float));
     f->y = clpdd_xmalloc((size_t)f->n * sizeof(int32_t));
     memcpy(f->y, ds->labels, (size_t)f->n * sizeof(int32_t));
-    /* convert pixels in slabs so host memory stays O(slab) */
+    /* convert pixels in slabs so host memory stays O(slab); one extractor for every slab */
     int slab = batch * 8;
     size_t per = (size_t)ds->c * ds->H * ds->W;
     float *buf = clpdd_xmalloc((size_t)slab * per * sizeof(float));
-    for (int i = 0; i < f->n; i += slab) {
+    clpdd_extractor ex;
+    int rc = clpdd_extractor_init(&ex, bb, ds->c, ds->H, ds->W, batch, e);
+    int tty = isatty(2), every = f->n / 10 > slab ? f->n / 10 : slab; /* not a terminal: about ten lines */
+    for (int i = 0; i < f->n && rc == 0; i += slab) {
         int k = f->n - i < slab ? f->n - i : slab;
         clpdd_dataset_to_float(ds, i, k, buf);
-        if (clpdd_features_of_images(f->x + (size_t)i * f->d, bb, buf, k, ds->c, ds->H, ds->W, batch, e)) {
-            free(buf);
-            clpdd_features_free(f);
-            return -1;
-        }
-        if (verbose && isatty(2))
-            fprintf(stderr, "\rfeatures: %d/%d images (%.0f img/s)   ", i + k, f->n, (i + k) / (clpdd_now() - t0));
+        rc = clpdd_extractor_run(&ex, f->x + (size_t)i * f->d, buf, k, 0, e);
+        double dt = clpdd_now() - t0, rate = (i + k) / (dt > 1e-9 ? dt : 1e-9);
+        if (verbose && (tty || (i + k) / every != i / every || i + k == f->n))
+            fprintf(stderr, "%sfeatures: %d/%d images, %.0f img/s, ETA %.0f s%s", tty ? "\r" : "", i + k, f->n, rate,
+                    (f->n - i - k) / rate, tty ? "   " : "\n");
     }
-    if (verbose && isatty(2)) fprintf(stderr, "\n");
+    clpdd_extractor_free(&ex);
     free(buf);
+    if (rc) {
+        clpdd_features_free(f);
+        return -1;
+    }
+    if (verbose && tty) fprintf(stderr, "\n");
     f->seconds = clpdd_now() - t0;
     if (verbose) fprintf(stderr, "features: %d images in %.1f s (%.0f img/s)\n", f->n, f->seconds, f->n / f->seconds);
     if (cache_dir) {

@@ -33,9 +33,6 @@ void clpdd_cache_dir(const char *configured, char *out, size_t n);
    (uses the cache when cache_dir is non-NULL) */
 int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_dataset *ds, const char *split,
                        const char *cache_dir, int batch, int verbose, clpdd_err *e);
-/* features of host images (n, c, H, W) in [0, 1], no cache */
-int clpdd_features_of_images(float *out, clpdd_backbone *bb, const float *images, int n, int c, int H, int W,
-                             int batch, clpdd_err *e);
 void clpdd_features_free(clpdd_features *f);
 
 #define CLPDD_FEATURE_CACHE_FORMAT "clpdd feature cache v2"
