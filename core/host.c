@@ -256,6 +256,11 @@ static int h_weights_read(const clpdd_host *h, clpdd_weights *w, const char *nam
         h_error(h, "%s: tensor '%s' has shape %s, expected %s", w->path, name, got, want);
         return -1;
     }
+    if (t->dtype != CLPDD_DT_F32 && t->dtype != CLPDD_DT_F16 && t->dtype != CLPDD_DT_BF16 && t->dtype != CLPDD_DT_F64) {
+        /* an integer tensor where weights belong is a wrong file, not a value to convert */
+        h_error(h, "%s: tensor '%s' is %s; weights must be F32, F16, BF16 or F64", w->path, name, clpdd_dtype_name(t->dtype));
+        return -1;
+    }
     size_t numel = (size_t)clpdd_st_numel(t);
     float *tmp = clpdd_xmalloc(numel * sizeof(float));
     clpdd_err e;

@@ -195,7 +195,10 @@ static int load_data(run *r, clpdd_err *e) {
     for (int i = 0; i < tr->n; i++) count[tr->labels[i]]++;
     int need = x->ipc + (x->val_size > 0 ? 1 : 0), rc = 0;
     for (int c = 0; c < r->C && rc == 0; c++) {
-        if (count[c] == 0)
+        if (count[c] == 0 && x->train_limit > 0)
+            rc = clpdd_err_set(e, "data: class %d has no image in the [data] train_limit = %ld subset (%s): raise train_limit", c,
+                               x->train_limit, tr->desc);
+        else if (count[c] == 0)
             rc = clpdd_err_set(e, "data: class %d has no training images, but the largest label is %d, so labels are read as "
                                   "0..%d (%s): a label out of range?", c, r->C - 1, r->C - 1, tr->desc);
         else if (count[c] < need)

@@ -261,3 +261,65 @@ Test(evaluate, configuration) {
     clpdd_experiment_free(&x);
     clpdd_plugin_dirs_free(&dirs);
 }
+
+/* IDX files of n 28x28 images with the given labels, as root/<prefix>-{images-idx3,labels-idx1}-ubyte */
+static void write_idx(const char *root, const char *prefix, const uint8_t *labels, int n) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", root, prefix);
+    FILE *f = fopen(p, "wb");
+    uint8_t hl[8] = {0, 0, 8, 1, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    fwrite(hl, 1, 8, f), fwrite(labels, 1, (size_t)n, f), fclose(f);
+    snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", root, prefix);
+    f = fopen(p, "wb");
+    uint8_t hi[16] = {0, 0, 8, 3, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n, 0, 0, 0, 28, 0, 0, 0, 28};
+    fwrite(hi, 1, 16, f);
+    for (int i = 0; i < n * 28 * 28; i++) fputc((i * 37) & 255, f);
+    fclose(f);
+}
+
+/* mismatches that used to pass silently or fail late: each a clear error before any feature
+   is extracted (no cache directory appears), or a stated adjustment */
+Test(evaluate, silent_mismatches_are_errors) {
+    const char *why = skip_reason();
+    if (why) cr_skip_test("%s", why);
+    char ini[128], out[256], cache[256], root[128];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    snprintf(cache, sizeof cache, "%s/cache", tmp);
+    snprintf(root, sizeof root, "%s/idx", tmp);
+    clpdd_err e = {{0}};
+    cr_assert_eq(clpdd_mkdirs(root, &e), 0, "%s", e.msg);
+    uint8_t lab[40];
+    for (int i = 0; i < 40; i++) lab[i] = (uint8_t)(i % 10);
+    write_idx(root, "t10k", lab, 40);
+    lab[7] = 200; /* one training label out of range: 201 "classes" */
+    write_idx(root, "train", lab, 40);
+    char rootset[200];
+    snprintf(rootset, sizeof rootset, "data.root=%s", root);
+    const char *idx[] = {"data.dataset=mnist", rootset, "data.val_size=0", "data.train_limit=0", "data.test_limit=0", "eval.wd=0.01"};
+    write_ini(ini, NULL);
+    snprintf(out, sizeof out, "%s/r1", tmp);
+    cr_expect_neq(run_into(ini, out, 0, 0, idx, 6, &e), 0);
+    cr_expect(strstr(e.msg, "class 10 has no training images") && strstr(e.msg, "label out of range"), "%s", e.msg);
+    /* the test split has a class the training split lacks */
+    lab[7] = 7;
+    write_idx(root, "train", lab, 40);
+    lab[3] = 12;
+    write_idx(root, "t10k", lab, 40);
+    cr_expect_neq(run_into(ini, out, 0, 0, idx, 6, &e), 0);
+    cr_expect(strstr(e.msg, "test split has label 12 but the training split only 10 classes"), "%s", e.msg);
+    cr_expect(access(cache, F_OK) != 0, "no features were extracted for either");
+    /* train_limit too small for ipc + the validation image: the message names the key */
+    const char *small[] = {"data.train_limit=15"};
+    cr_expect_neq(run_into(ini, out, 0, 0, small, 1, &e), 0);
+    cr_expect(strstr(e.msg, "train_limit"), "%s", e.msg);
+    cr_expect(access(cache, F_OK) != 0, "nor for a subset too small");
+    /* steps = 0: evaluated at the initial images, and no loss plot claimed or written */
+    const char *zero[] = {"distill.steps=0", "eval.baseline_full=false", "eval.baseline_centroids=false"};
+    snprintf(out, sizeof out, "%s/r0", tmp);
+    cr_expect_eq(run_into(ini, out, 0, 0, zero, 3, &e), 0, "%s", e.msg);
+    char path[300];
+    snprintf(path, sizeof path, "%s/loss.png", out);
+    cr_expect(access(path, F_OK) != 0, "no loss curve without steps");
+    snprintf(path, sizeof path, "%s/metrics.json", out);
+    cr_expect(access(path, R_OK) == 0);
+}
