@@ -92,7 +92,8 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     if (s->has_random) json_score(&b, "random_real", &s->random_real), sep = ",\n    ";
     if (s->has_centroids) clpdd_sb_printf(&b, "%s", sep), json_score(&b, "centroids", &s->centroids), sep = ",\n    ";
     if (s->has_full) clpdd_sb_printf(&b, "%s", sep), json_score(&b, "full_data", &s->full_data);
-    clpdd_sb_printf(&b, "},\n  \"solver_diagnostic\": ");
+    clpdd_sb_printf(&b, "},\n  \"baselines_from_cache\": %s", s->baselines_from_cache ? "true" : "false");
+    clpdd_sb_printf(&b, ",\n  \"solver_diagnostic\": ");
     if (isfinite(s->solver_acc))
         clpdd_sb_printf(&b, "{\"classifier\": \"%s fitted on the distilled features\", \"accuracy\": %.6f}", s->solver,
                         s->solver_acc);

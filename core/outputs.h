@@ -21,6 +21,7 @@ typedef struct clpdd_summary {
     double lr, eval_lr;
     clpdd_score acc, random_real, centroids, full_data;
     int has_random, has_centroids, has_full;
+    int baselines_from_cache; /* the baselines' scores came from core/score_cache.h */
     double solver_acc; /* NaN: none */
     double first_loss, last_loss;
     double ms_per_step, loop_s, features_s, total_s;

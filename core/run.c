@@ -31,6 +31,7 @@
 #include "param.h"
 #include "probe.h"
 #include "rundir.h"
+#include "score_cache.h"
 
 const clpdd_ops *clpdd_select_device(clpdd_device_kind device, clpdd_err *e) {
     if (device == CLPDD_DEVICE_CPU) return clpdd_ops_cpu();
@@ -70,6 +71,7 @@ typedef struct run {
     int nv;
     clpdd_rundir dir;
     char *config;                     /* the distillation's configuration lines (checkpoints) */
+    char cache_dir[4096];             /* features and baseline scores */
     const clpdd_image_set *eval_set; /* clpdd eval: the set scored (NULL in a run) */
     clpdd_rng rng;
     int C, ipc, m, N, n, d, c, H, W, k, me;
@@ -217,8 +219,8 @@ static int load_data(run *r, clpdd_err *e) {
         for (int i = 0; i < N; i++) target[i] = i;
     }
     if (rc == 0) {
-        char cache[4096];
-        clpdd_cache_dir(x->cache_dir, cache, sizeof cache);
+        char *cache = r->cache_dir;
+        clpdd_cache_dir(x->cache_dir, cache, sizeof r->cache_dir);
         clpdd_err ce;
         if ((clpdd_mkdirs(cache, &ce) || access(cache, W_OK) != 0) && !r->quiet) /* said before the extraction, not after */
             fprintf(stderr, "warning: feature cache directory %s is not writable: the features will be extracted but not kept\n",
@@ -568,6 +570,21 @@ static double solver_diagnostic(run *r, const float *phis) {
 
 /* ---- evaluate ---- */
 
+/* what the baselines' scores depend on (core/score_cache.h): the features (their cache files
+   name backbone, weights, adapter and data), the split, the evaluation, ipc and the run's seed */
+static char *baselines_key(const run *r) {
+    const clpdd_experiment *x = r->x;
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "train=%s test=%s val=%ld/%llu protocol=%s seeds=%d epochs=%d batch=%d lr=%.9g full_epochs=%d "
+                        "max_iter=%d ipc=%d seed=%llu random=%d centroids=%d full=%d wd=",
+                    r->ftrain.path, r->ftest.path, x->val_size, (unsigned long long)x->subset_seed,
+                    clpdd_protocol_name(x->protocol), x->eval_seeds, x->eval_epochs, x->eval_batch, x->eval_lr, x->full_epochs,
+                    x->probe_max_iter, r->ipc, (unsigned long long)x->seed, x->baseline_random, x->baseline_centroids,
+                    x->baseline_full);
+    for (int i = 0; i < x->n_wd; i++) clpdd_sb_printf(&b, "%s%.9g", i ? "," : "", x->wd[i]);
+    return b.s;
+}
+
 static int evaluate(run *r, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     clpdd_summary *s = &r->sum;
@@ -593,12 +610,28 @@ static int evaluate(run *r, clpdd_err *e) {
     float *phis = clpdd_xmalloc((size_t)m * d * sizeof(float));
     int rc = clpdd_evaluator_features(&ev, phis, r->Xs_host, m, e) ||
              clpdd_evaluate_set(&ev, &s->acc, r->Xs_host, phis, r->ys_host, m, e);
-    if (rc == 0 && (s->has_random = x->baseline_random)) rc = clpdd_evaluate_random_real(&ev, &s->random_real, r->ipc, e);
-    if (rc == 0 && (s->has_centroids = x->baseline_centroids)) rc = clpdd_evaluate_centroids(&ev, &s->centroids, r->ipc, e);
-    if (rc == 0 && (s->has_full = x->baseline_full)) {
-        if (!r->quiet) fprintf(stderr, "eval: full-data probe on %d training features\n", r->N);
-        rc = clpdd_evaluate_full(&ev, &s->full_data, e);
+    s->has_random = x->baseline_random, s->has_centroids = x->baseline_centroids, s->has_full = x->baseline_full;
+    char *key = baselines_key(r);
+    clpdd_baseline_scores b;
+    if (rc == 0 && (s->has_random || s->has_centroids || s->has_full)) {
+        if (clpdd_scores_load(r->cache_dir, key, &b) == 0) {
+            s->baselines_from_cache = 1;
+            if (!r->quiet) fprintf(stderr, "eval: baselines from the cache (the same data, split, evaluation, ipc and seed)\n");
+        } else {
+            memset(&b, 0, sizeof b);
+            if (rc == 0 && s->has_random) rc = clpdd_evaluate_random_real(&ev, &b.random_real, r->ipc, e);
+            if (rc == 0 && s->has_centroids) rc = clpdd_evaluate_centroids(&ev, &b.centroids, r->ipc, e);
+            if (rc == 0 && s->has_full) {
+                if (!r->quiet) fprintf(stderr, "eval: full-data probe on %d training features\n", r->N);
+                rc = clpdd_evaluate_full(&ev, &b.full_data, e);
+            }
+            clpdd_err se;
+            if (rc == 0 && clpdd_scores_save(r->cache_dir, key, &b, &se) && !r->quiet)
+                fprintf(stderr, "warning: baseline scores not cached: %s\n", se.msg);
+        }
+        s->random_real = b.random_real, s->centroids = b.centroids, s->full_data = b.full_data;
     }
+    free(key);
     clpdd_evaluator_free(&ev);
     s->solver_acc = NAN;
     if (rc == 0 && x->ridge_diagnostic && r->solver && r->svt->forward) s->solver_acc = solver_diagnostic(r, phis);

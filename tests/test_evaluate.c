@@ -126,6 +126,8 @@ Test(evaluate, probe_run_and_eval_agree) {
         cr_expect_eq(number(m, k, "\"val\": {\"mean\": "), number(m2, k, "\"val\": {\"mean\": "), "%s (val)", k);
     }
     cr_expect(strstr(m2, "\"evaluated_set\""), "eval names the set it scored");
+    cr_expect(strstr(m, "\"baselines_from_cache\": false") && strstr(m2, "\"baselines_from_cache\": true"),
+              "the run computes the baselines, eval of the same configuration reuses them");
     cr_expect(strstr(m2, "\"solver\": \"ridge\""), "a run directory's method is its config's");
 
     /* the same images as a folder of PNGs in class sub-folders, as other tools write them */
