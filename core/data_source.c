@@ -470,55 +470,130 @@ static int *subset(const int32_t *labels, int N, int C, long limit, uint64_t see
     return keep;
 }
 
-/* ---------------------------------------------------------------- decode into the dataset */
+/* ---------------------------------------------------------------- images on demand */
 
-typedef struct load_ctx {
-    const clpdd_data_list *l;
-    const int *idx;      /* (n) listing indices */
-    const clpdd_data_cfg *cfg;
-    clpdd_image_decoder **dec; /* (workers) */
-    clpdd_image *img;    /* (n) when the size is not fixed by crop */
-    uint8_t *dst;        /* (n, c, H, W) when it is */
-    int c, H, W;
-    char **err;          /* (n) message of a failed item */
-} load_ctx;
+/* An image folder / manifest dataset keeps its file list, not its pixels: images are read,
+   decoded and preprocessed when asked for (the pool for requests of more than a few). */
+typedef struct lazy_src {
+    clpdd_data_list l;
+    int *idx;                  /* (n) dataset index → listing index */
+    int n, c, H, W;
+    int resize, crop, grey, dct_scaling, workers;
+    const char *first;         /* the file whose size is the dataset's (into l) */
+} lazy_src;
 
-/* (h, w, c) interleaved → (c, h, w) planes */
-static void to_planar(uint8_t *dst, const uint8_t *src, int h, int w, int c) {
+/* (h, w, c) interleaved uint8 → (c, h, w) planes of floats in [0, 1] */
+static void to_planar_float(float *dst, const uint8_t *src, int h, int w, int c) {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
-            for (int k = 0; k < c; k++) dst[((size_t)k * h + y) * w + x] = src[((size_t)y * w + x) * c + k];
+            for (int k = 0; k < c; k++)
+                dst[((size_t)k * h + y) * w + x] = src[((size_t)y * w + x) * c + k] * (1.0f / 255.0f);
 }
 
-static int load_one(void *vctx, int worker, long i) {
-    load_ctx *x = vctx;
-    const clpdd_data_item *it = &x->l->items[x->idx[i]];
-    clpdd_err e;
-    clpdd_image im;
+/* decode + preprocess listing item it; name carries the CSV line for manifests */
+static int decode_item(const lazy_src *s, const clpdd_data_item *it, clpdd_image_decoder *dec, clpdd_image *im,
+                       clpdd_err *e) {
     /* DCT scaling only under a Resize (a crop alone must see the stored pixels) */
-    int ms = x->cfg->dct_scaling && x->cfg->resize > 0 ? x->cfg->resize : 0;
-    clpdd_decode_opt o = {.grey = x->cfg->grey, .min_side = ms};
+    int ms = s->dct_scaling && s->resize > 0 ? s->resize : 0;
+    clpdd_decode_opt o = {.grey = s->grey, .min_side = ms};
     char name[4400];
-    if (it->line) snprintf(name, sizeof name, "%s (%s:%d)", it->path, x->l->where, it->line);
+    if (it->line) snprintf(name, sizeof name, "%s (%s:%d)", it->path, s->l.where, it->line);
     else snprintf(name, sizeof name, "%s", it->path);
     uint8_t *buf;
     size_t len;
-    if (clpdd_read_file(it->path, &buf, &len, &e) == 0) {
-        int rc = clpdd_image_decode(x->dec[worker], buf, len, name, &o, &im, &e);
-        free(buf);
-        if (rc == 0) {
-            clpdd_image_preprocess(&im, x->cfg->resize, x->cfg->crop);
-            if (x->dst) {
-                to_planar(x->dst + (size_t)i * x->c * x->H * x->W, im.px, im.h, im.w, im.c);
-                clpdd_image_free(&im);
-            } else {
-                x->img[i] = im;
-            }
+    if (clpdd_read_file(it->path, &buf, &len, e)) return -1;
+    int rc = clpdd_image_decode(dec, buf, len, name, &o, im, e);
+    free(buf);
+    if (rc) return -1;
+    clpdd_image_preprocess(im, s->resize, s->crop);
+    return 0;
+}
+
+static int size_error(const lazy_src *s, const char *path, int w, int h, clpdd_err *e) {
+    return clpdd_err_set(e,
+                         "data: images differ in size: %s is %dx%d, %s is %dx%d (width x height); set [data] resize "
+                         "and/or crop (e.g. resize = 256, crop = 224) to bring them to one size",
+                         s->first, s->W, s->H, path, w, h);
+}
+
+typedef struct read_ctx {
+    const lazy_src *s;
+    const int *idx;
+    int first;
+    float *out;
+    clpdd_image_decoder **dec; /* (workers) */
+    char **err;                /* (count) */
+} read_ctx;
+
+static int read_one(void *vctx, int worker, long k) {
+    read_ctx *x = vctx;
+    const lazy_src *s = x->s;
+    int i = x->idx ? x->idx[k] : x->first + (int)k;
+    clpdd_err e;
+    if (i < 0 || i >= s->n) {
+        clpdd_err_set(&e, "data: image %d out of range 0..%d (%s)", i, s->n - 1, s->l.where);
+        x->err[k] = clpdd_xstrdup(e.msg);
+        return -1;
+    }
+    const clpdd_data_item *it = &s->l.items[s->idx[i]];
+    clpdd_image im;
+    if (decode_item(s, it, x->dec[worker], &im, &e) == 0) {
+        if (im.h == s->H && im.w == s->W && im.c == s->c) {
+            to_planar_float(x->out + (size_t)k * s->c * s->H * s->W, im.px, im.h, im.w, im.c);
+            clpdd_image_free(&im);
             return 0;
         }
+        size_error(s, it->path, im.w, im.h, &e);
+        clpdd_image_free(&im);
     }
-    x->err[i] = clpdd_xstrdup(e.msg);
+    x->err[k] = clpdd_xstrdup(e.msg);
     return -1;
+}
+
+static int lazy_read(void *vs, const int *idx, int first, int count, float *out, clpdd_err *e) {
+    const lazy_src *s = vs;
+    int workers = count < 8 ? 1 : s->workers > 0 ? s->workers : clpdd_pool_default_workers();
+    if (workers > count) workers = count;
+    read_ctx x = {.s = s, .idx = idx, .first = first, .out = out};
+    x.dec = clpdd_xmalloc((size_t)workers * sizeof *x.dec);
+    for (int w = 0; w < workers; w++) x.dec[w] = clpdd_image_decoder_new();
+    x.err = clpdd_xcalloc((size_t)count, sizeof *x.err);
+    long fail = clpdd_pool_run(workers, count, 1, read_one, &x);
+    for (int w = 0; w < workers; w++) clpdd_image_decoder_free(x.dec[w]);
+    free(x.dec);
+    if (fail >= 0) clpdd_err_set(e, "%s", x.err[fail]);
+    for (int k = 0; k < count; k++) free(x.err[k]);
+    free(x.err);
+    return fail >= 0 ? -1 : 0;
+}
+
+static void lazy_free(void *vs) {
+    lazy_src *s = vs;
+    clpdd_data_list_free(&s->l);
+    free(s->idx);
+    free(s);
+}
+
+/* on_bad_image = skip: every image decoded once at load (a pass over the files, nothing kept but
+   their fate and size), so the dataset's indices never shift afterwards */
+typedef struct check_ctx {
+    const lazy_src *s;
+    clpdd_image_decoder **dec;
+    char **err; /* (n) */
+    int *h, *w; /* (n) preprocessed size */
+} check_ctx;
+
+static int check_one(void *vctx, int worker, long i) {
+    check_ctx *x = vctx;
+    clpdd_image im;
+    clpdd_err e;
+    if (decode_item(x->s, &x->s->l.items[x->s->idx[i]], x->dec[worker], &im, &e)) {
+        x->err[i] = clpdd_xstrdup(e.msg);
+        return -1;
+    }
+    x->h[i] = im.h, x->w[i] = im.w;
+    clpdd_image_free(&im);
+    return 0;
 }
 
 void clpdd_data_info_free(clpdd_data_info *info) {
@@ -539,6 +614,15 @@ static uint64_t hash_cfg(uint64_t h, const clpdd_data_cfg *cfg) {
     h = clpdd_hash64(h, &cfg->limit, sizeof cfg->limit);
     if (cfg->limit > 0) h = clpdd_hash64(h, &cfg->subset_seed, sizeof cfg->subset_seed);
     return h;
+}
+
+static int rc_ok(int first_ok) { return first_ok != -2; }
+
+/* (h, w, c) interleaved → (c, h, w) planes */
+static void to_planar(uint8_t *dst, const uint8_t *src, int h, int w, int c) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < c; k++) dst[((size_t)k * h + y) * w + x] = src[((size_t)y * w + x) * c + k];
 }
 
 static int load_cifar(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_cfg *cfg, int cifar100, clpdd_err *e) {
@@ -641,86 +725,90 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     int *idx = subset(labels, l.n, l.classes, cfg->limit, cfg->subset_seed, &n);
     free(labels);
 
+    lazy_src *s = clpdd_xcalloc(1, sizeof *s);
+    s->l = l;
+    s->idx = idx;
+    s->n = n, s->c = cfg->grey ? 1 : 3;
+    s->resize = cfg->resize, s->crop = cfg->crop, s->grey = cfg->grey, s->dct_scaling = cfg->dct_scaling;
+    s->workers = cfg->workers;
     int workers = cfg->workers > 0 ? cfg->workers : clpdd_pool_default_workers();
     if (workers > n) workers = n > 0 ? n : 1;
-    load_ctx x = {.l = &l, .idx = idx, .cfg = cfg, .c = cfg->grey ? 1 : 3};
-    x.dec = clpdd_xmalloc((size_t)workers * sizeof *x.dec);
-    for (int w = 0; w < workers; w++) x.dec[w] = clpdd_image_decoder_new();
-    x.err = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.err);
-    if (cfg->crop > 0) {
-        x.H = x.W = cfg->crop;
-        x.dst = clpdd_xmalloc((size_t)n * x.c * x.H * x.W);
-    } else {
-        x.img = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.img);
-    }
-    long fail = clpdd_pool_run(workers, n, !cfg->skip_bad, load_one, &x);
-    for (int w = 0; w < workers; w++) clpdd_image_decoder_free(x.dec[w]);
-    free(x.dec);
-    if (fail >= 0 && !cfg->skip_bad) {
-        clpdd_err_set(e, "data: %s (on_bad_image = skip leaves such files out)", x.err[fail]);
-        goto done;
-    }
-    /* keep the good ones, in order */
-    int m = 0, first_ok = -1;
-    for (int i = 0; i < n; i++) {
-        if (x.err[i]) {
-            info_skip(info, x.err[i]);
-            continue;
-        }
-        if (first_ok < 0) first_ok = i;
-        if (x.img) {
-            const clpdd_image *a = &x.img[first_ok], *b = &x.img[i];
-            if (b->w != a->w || b->h != a->h) {
-                clpdd_err_set(e,
-                              "data: images differ in size: %s is %dx%d, %s is %dx%d (width x height); set [data] resize "
-                              "and/or crop (e.g. resize = 256, crop = 224) to bring them to one size",
-                              l.items[idx[first_ok]].path, a->w, a->h, l.items[idx[i]].path, b->w, b->h);
-                goto done;
+    clpdd_image_decoder **dec = clpdd_xmalloc((size_t)workers * sizeof *dec);
+    for (int w = 0; w < workers; w++) dec[w] = clpdd_image_decoder_new();
+    int m = 0;
+    if (cfg->skip_bad) {
+        /* decode all once: the bad ones are left out now, counted, and the sizes checked */
+        check_ctx x = {.s = s, .dec = dec};
+        x.err = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.err);
+        x.h = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.h);
+        x.w = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.w);
+        clpdd_pool_run(workers, n, 0, check_one, &x);
+        int first_ok = -1;
+        for (int i = 0; i < n && rc_ok(first_ok); i++) {
+            if (x.err[i]) {
+                info_skip(info, x.err[i]);
+                continue;
             }
+            if (first_ok < 0) {
+                first_ok = i;
+                s->H = x.h[i], s->W = x.w[i], s->first = l.items[idx[i]].path;
+            } else if (x.h[i] != s->H || x.w[i] != s->W) {
+                size_error(s, l.items[idx[i]].path, x.w[i], x.h[i], e);
+                first_ok = -2;
+                break;
+            }
+            idx[m++] = idx[i];
         }
-        m++;
+        if (m == 0 && first_ok != -2)
+            clpdd_err_set(e, "data: %s: none of the %d images could be read (first: %s)", l.where, n,
+                          n > 0 && x.err[0] ? x.err[0] : "none listed");
+        for (int i = 0; i < n; i++) free(x.err[i]);
+        free(x.err), free(x.h), free(x.w);
+        if (first_ok == -2) m = 0;
+    } else if (n > 0) {
+        /* the first image sets the size; the others are checked when read */
+        clpdd_image im;
+        if (decode_item(s, &l.items[idx[0]], dec[0], &im, e) == 0) {
+            s->H = im.h, s->W = im.w, s->first = l.items[idx[0]].path;
+            clpdd_image_free(&im);
+            m = n;
+        } else {
+            clpdd_err_prefix(e, "data: ");
+            size_t k2 = strlen(e->msg);
+            snprintf(e->msg + k2, sizeof e->msg - k2, " (on_bad_image = skip leaves such files out)");
+        }
+    } else {
+        clpdd_err_set(e, "data: %s: no images listed", l.where);
     }
+    for (int w = 0; w < workers; w++) clpdd_image_decoder_free(dec[w]);
+    free(dec);
     if (m == 0) {
-        clpdd_err_set(e, "data: %s: none of the %d images could be read (first: %s)", l.where, n,
-                      n > 0 && x.err[0] ? x.err[0] : "none listed");
-        goto done;
+        s->l.classes = 0; /* the class names stay with l, freed below */
+        free(idx);
+        free(s);
+        goto fail;
     }
-    if (x.img) x.H = x.img[first_ok].h, x.W = x.img[first_ok].w;
-    size_t per = (size_t)x.c * x.H * x.W;
-    ds->pixels = clpdd_xmalloc((size_t)m * per);
+    s->n = m;
     ds->labels = clpdd_xmalloc((size_t)m * sizeof *ds->labels);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        if (x.err[i]) continue;
-        if (x.img) to_planar(ds->pixels + (size_t)k * per, x.img[i].px, x.H, x.W, x.c);
-        else memcpy(ds->pixels + (size_t)k * per, x.dst + (size_t)i * per, per);
-        ds->labels[k++] = l.items[idx[i]].label;
-    }
-    ds->n = m, ds->c = x.c, ds->H = x.H, ds->W = x.W, ds->classes = l.classes;
+    for (int i = 0; i < m; i++) ds->labels[i] = l.items[idx[i]].label;
+    ds->n = m, ds->c = s->c, ds->H = s->H, ds->W = s->W, ds->classes = l.classes;
     ds->id = h;
     snprintf(ds->desc, sizeof ds->desc, "%s %.300s (%d of %d images%s, %dx%dx%d, %d classes)", cfg->kind, l.where, m,
-             l.n, info->skipped ? ", some skipped" : "", x.c, x.H, x.W, l.classes);
+             l.n, info->skipped ? ", some skipped" : "", s->c, s->H, s->W, l.classes);
     info->classes = l.classes;
     info->class_names = l.class_names;
-    l.class_names = NULL;
-    l.classes = 0;
-    rc = 0;
-done:
-    if (x.img)
-        for (int i = 0; i < n; i++) clpdd_image_free(&x.img[i]);
-    free(x.img);
-    free(x.dst);
-    for (int i = 0; i < n; i++) free(x.err[i]);
-    free(x.err);
-    free(idx);
+    /* the list moves into the source, without its class names (now info's) */
+    s->l = l;
+    s->l.class_names = NULL;
+    s->l.classes = 0;
+    ds->src = s, ds->src_read = lazy_read, ds->src_free = lazy_free;
+    if (info == &tmp_info) clpdd_data_info_free(info);
+    return 0;
+fail:
     clpdd_data_list_free(&l);
-    if (rc) {
-        clpdd_dataset_free(ds);
-        clpdd_data_info_free(info);
-    } else if (info == &tmp_info) {
-        clpdd_data_info_free(info);
-    }
-    return rc;
+    clpdd_dataset_free(ds);
+    clpdd_data_info_free(info);
+    return -1;
 }
 
 int clpdd_data_same_classes(const clpdd_data_info *a, const char *a_what, const clpdd_data_info *b,

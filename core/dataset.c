@@ -2,6 +2,7 @@
 #include "dataset.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -179,21 +180,39 @@ done:
 }
 
 void clpdd_dataset_free(clpdd_dataset *ds) {
+    if (ds->src_free && ds->src) ds->src_free(ds->src);
     free(ds->pixels);
     free(ds->labels);
     memset(ds, 0, sizeof *ds);
 }
 
-void clpdd_dataset_to_float(const clpdd_dataset *ds, int first, int count, float *out) {
+int clpdd_dataset_read_float(const clpdd_dataset *ds, const int *idx, int first, int count, float *out, clpdd_err *e) {
+    if (count <= 0) return 0;
+    if (!ds->pixels) {
+        if (!ds->src_read) return clpdd_err_set(e, "dataset %s: no pixels and no source", ds->desc);
+        return ds->src_read(ds->src, idx, first, count, out, e);
+    }
     size_t per = (size_t)ds->c * ds->H * ds->W;
-    const uint8_t *p = ds->pixels + (size_t)first * per;
-    for (size_t i = 0; i < (size_t)count * per; i++) out[i] = p[i] * (1.0f / 255.0f);
+    for (int k = 0; k < count; k++) {
+        const uint8_t *p = ds->pixels + (size_t)(idx ? idx[k] : first + k) * per;
+        float *o = out + (size_t)k * per;
+        for (size_t i = 0; i < per; i++) o[i] = p[i] * (1.0f / 255.0f);
+    }
+    return 0;
+}
+
+static void read_or_exit(const clpdd_dataset *ds, const int *idx, int first, int count, float *out) {
+    clpdd_err e;
+    if (clpdd_dataset_read_float(ds, idx, first, count, out, &e)) {
+        fprintf(stderr, "error: %s\n", e.msg);
+        exit(1);
+    }
+}
+
+void clpdd_dataset_to_float(const clpdd_dataset *ds, int first, int count, float *out) {
+    read_or_exit(ds, NULL, first, count, out);
 }
 
 void clpdd_dataset_gather_float(const clpdd_dataset *ds, const int *idx, int count, float *out) {
-    size_t per = (size_t)ds->c * ds->H * ds->W;
-    for (int k = 0; k < count; k++) {
-        const uint8_t *p = ds->pixels + (size_t)idx[k] * per;
-        for (size_t i = 0; i < per; i++) out[(size_t)k * per + i] = p[i] * (1.0f / 255.0f);
-    }
+    read_or_exit(ds, idx, 0, count, out);
 }

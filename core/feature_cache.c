@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "feature_cache.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,21 @@ static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *sp
 }
 
 
+/* one slab of images read on the decode thread */
+typedef struct slab_job {
+    const clpdd_dataset *ds;
+    int first, count;
+    float *out;
+    int rc;
+    clpdd_err e;
+} slab_job;
+
+static void *slab_main(void *arg) {
+    slab_job *j = arg;
+    j->rc = clpdd_dataset_read_float(j->ds, NULL, j->first, j->count, j->out, &j->e);
+    return NULL;
+}
+
 int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_dataset *ds, const char *split,
                        const char *cache_dir, int batch, int verbose, clpdd_err *e) {
     memset(f, 0, sizeof *f);
@@ -77,24 +93,39 @@ int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_datase
     f->x = clpdd_xmalloc((size_t)f->n * f->d * sizeof(float));
     f->y = clpdd_xmalloc((size_t)f->n * sizeof(int32_t));
     memcpy(f->y, ds->labels, (size_t)f->n * sizeof(int32_t));
-    /* convert pixels in slabs so host memory stays O(slab); one extractor for every slab */
+    /* images in slabs so host memory stays O(slab), read (decoded, on demand) on a second thread
+       while the backbone runs on the slab before: two slab buffers; one extractor for every slab */
     int slab = batch * 8;
     size_t per = (size_t)ds->c * ds->H * ds->W;
-    float *buf = clpdd_xmalloc((size_t)slab * per * sizeof(float));
+    float *buf[2] = {clpdd_xmalloc((size_t)slab * per * sizeof(float)), clpdd_xmalloc((size_t)slab * per * sizeof(float))};
     clpdd_extractor ex;
     int rc = clpdd_extractor_init(&ex, bb, ds->c, ds->H, ds->W, batch, e);
     int tty = isatty(2), every = f->n / 10 > slab ? f->n / 10 : slab; /* not a terminal: about ten lines */
-    for (int i = 0; i < f->n && rc == 0; i += slab) {
+    slab_job job = {ds, 0, f->n < slab ? f->n : slab, buf[0], 0, {{0}}};
+    if (rc == 0 && f->n > 0) slab_main(&job);
+    if (rc == 0 && job.rc) rc = clpdd_err_set(e, "%s", job.e.msg);
+    for (int i = 0, cur = 0; i < f->n && rc == 0; i += slab, cur ^= 1) {
         int k = f->n - i < slab ? f->n - i : slab;
-        clpdd_dataset_to_float(ds, i, k, buf);
-        rc = clpdd_extractor_run(&ex, f->x + (size_t)i * f->d, buf, k, 0, e);
+        pthread_t th;
+        int next = i + k < f->n, threaded = 0;
+        if (next) {
+            job = (slab_job){ds, i + k, f->n - i - k < slab ? f->n - i - k : slab, buf[cur ^ 1], 0, {{0}}};
+            threaded = pthread_create(&th, NULL, slab_main, &job) == 0;
+        }
+        rc = clpdd_extractor_run(&ex, f->x + (size_t)i * f->d, buf[cur], k, 0, e);
+        if (next) {
+            if (threaded) pthread_join(th, NULL);
+            else slab_main(&job);
+            if (rc == 0 && job.rc) rc = clpdd_err_set(e, "%s", job.e.msg);
+        }
         double dt = clpdd_now() - t0, rate = (i + k) / (dt > 1e-9 ? dt : 1e-9);
-        if (verbose && (tty || (i + k) / every != i / every || i + k == f->n))
+        if (rc == 0 && verbose && (tty || (i + k) / every != i / every || i + k == f->n))
             fprintf(stderr, "%sfeatures: %d/%d images, %.0f img/s, ETA %.0f s%s", tty ? "\r" : "", i + k, f->n, rate,
                     (f->n - i - k) / rate, tty ? "   " : "\n");
     }
     clpdd_extractor_free(&ex);
-    free(buf);
+    free(buf[0]);
+    free(buf[1]);
     if (rc) {
         clpdd_features_free(f);
         return -1;

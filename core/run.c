@@ -724,21 +724,27 @@ static void report(const run *r, const char *outdir) {
             s->steps, s->ms_per_step, s->peak_host_mb, s->total_s, outdir, s->wrote_loss_plot ? ",loss.png" : "");
 }
 
+/* a run's state before anything else: the options, the device, the run directory taken */
+static int begin(run *r, clpdd_experiment *x, const clpdd_run_opts *opts, int resume, const clpdd_ops **ops, clpdd_err *e) {
+    memset(r, 0, sizeof *r);
+    r->dir.lock_fd = -1;
+    r->x = x;
+    r->quiet = opts && opts->quiet;
+    r->resume = resume;
+    r->sum.first_loss = r->sum.last_loss = NAN;
+    *ops = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
+    if (!*ops) return -1;
+    r->outdir = opts && opts->output ? opts->output : x->output;
+    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.safetensors", r->outdir);
+    return clpdd_rundir_acquire(&r->dir, r->outdir, resume, opts && opts->force, e);
+}
+
 int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     double t_start = clpdd_now();
     run r;
-    memset(&r, 0, sizeof r);
-    r.dir.lock_fd = -1;
-    r.x = x;
-    r.quiet = opts && opts->quiet;
-    r.resume = opts && opts->resume;
-    r.sum.first_loss = r.sum.last_loss = NAN;
-    const clpdd_ops *ops = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
-    if (!ops) return -1;
-    const char *outdir = opts && opts->output ? opts->output : x->output;
-    r.outdir = outdir;
-    snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", outdir);
-    int rc = clpdd_rundir_acquire(&r.dir, outdir, r.resume, opts && opts->force, e);
+    const clpdd_ops *ops;
+    int rc = begin(&r, x, opts, opts && opts->resume, &ops, e);
+    const char *outdir = r.outdir;
     if (rc == 0) rc = setup_data(&r, ops, "run", e);
     if (rc == 0) rc = setup_loop(&r, e);
     if (rc == 0) rc = distill(&r, e);
@@ -753,14 +759,9 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
 int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_run_opts *opts, clpdd_err *e) {
     double t_start = clpdd_now();
     run r;
-    memset(&r, 0, sizeof r);
-    r.dir.lock_fd = -1;
-    r.x = x;
-    r.quiet = opts && opts->quiet;
-    const clpdd_ops *ops = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
-    if (!ops) return -1;
-    const char *outdir = opts && opts->output ? opts->output : x->output;
-    int rc = clpdd_rundir_acquire(&r.dir, outdir, 0, opts && opts->force, e);
+    const clpdd_ops *ops;
+    int rc = begin(&r, x, opts, 0, &ops, e);
+    const char *outdir = r.outdir;
     if (rc == 0) rc = setup_data(&r, ops, "eval", e);
     if (rc == 0 && (set->c != r.c || set->H != r.H || set->W != r.W))
         rc = clpdd_err_set(e, "eval: %s holds %dx%dx%d images but the configuration's dataset has %dx%dx%d (%s)", set->source,
@@ -787,7 +788,6 @@ int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_
                     memcpy(r.Xs_host + (size_t)j * r.px, set->images + (size_t)i * r.px, r.px * sizeof(float));
                     r.ys_host[j++] = c;
                 }
-        r.sum.first_loss = r.sum.last_loss = NAN;
         r.sum.source = set->source;
         r.eval_set = set;
         rc = evaluate(&r, e);

@@ -374,3 +374,18 @@ float *test_dev_upload(const struct clpdd_host *h, const float *src, size_t coun
 void test_dev_download(const struct clpdd_host *h, float *dst, const float *src, size_t count) {
     h->ops->to_host(dst, src, count * sizeof(float));
 }
+
+const char *test_fmnist_missing(void) {
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
+        return "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+    test_model_file("mnist-vit.safetensors"); /* shipped in models/: its absence fails the test */
+    return NULL;
+}
+
+double test_json_number(const char *json, const char *where, const char *key) {
+    const char *p = strstr(json, where);
+    cr_assert_not_null(p, "no %s in the JSON", where);
+    p = strstr(p, key);
+    cr_assert_not_null(p, "no %s after %s", key, where);
+    return strtod(p + strlen(key), NULL);
+}

@@ -94,4 +94,10 @@ void test_dev_download(const struct clpdd_host *h, float *dst, const float *src,
 struct clpdd_plugin;
 const struct clpdd_plugin *test_plugin(const char *name);
 
+/* the end-to-end tests' data: NULL when Fashion-MNIST (Debian dataset-fashion-mnist) and the
+   shipped mnist-vit are there, else the reason to skip */
+const char *test_fmnist_missing(void);
+/* the number after `key` inside what follows `where` in a JSON text (metrics.json) */
+double test_json_number(const char *json, const char *where, const char *key);
+
 #endif

@@ -81,6 +81,14 @@ static void make_folder(const char *split) {
     put_text(r, "not an image, ignored as torchvision ignores it\n");
 }
 
+/* every image of ds as floats (count, c, H, W), read on demand (or from memory for CIFAR) */
+static float *all_px(const clpdd_dataset *ds) {
+    float *x = malloc((size_t)ds->n * ds->c * ds->H * ds->W * sizeof(float) + 1);
+    clpdd_err e;
+    cr_assert_eq(clpdd_dataset_read_float(ds, NULL, 0, ds->n, x, &e), 0, "%s", e.msg);
+    return x;
+}
+
 static clpdd_data_cfg folder_cfg(const char *split) {
     static char root[300];
     snprintf(root, sizeof root, "%s", tmp);
@@ -97,6 +105,8 @@ Test(datasets, imagefolder_order_labels_pixels, .init = mk_tmp, .fini = rm_tmp) 
     cr_expect(ds.n == 7 && ds.c == 3 && ds.H == 16 && ds.W == 20 && ds.classes == 3, "%s", ds.desc);
     cr_expect(info.classes == 3 && !strcmp(info.class_names[0], "bird") && !strcmp(info.class_names[2], "dog"));
     cr_expect_eq(info.ignored, 1, "README.txt ignored");
+    cr_expect(ds.pixels == NULL && ds.src, "an image folder is read on demand, not held in memory");
+    float *xs = all_px(&ds);
     int want_label[7] = {0, 0, 0, 1, 1, 2, 2};
     for (int i = 0; i < 7; i++) cr_expect_eq(ds.labels[i], want_label[i], "label %d", i);
     /* order: bird/b1.JPG b2.png b3.png (strcmp), cat/c1.png then cat/sub/c0.png (os.walk sorted) */
@@ -109,14 +119,24 @@ Test(datasets, imagefolder_order_labels_pixels, .init = mk_tmp, .fini = rm_tmp) 
         for (int y = 0; y < 16; y++)
             for (int x = 0; x < 20; x++)
                 for (int c = 0; c < 3; c++)
-                    bad += ds.pixels[(size_t)i * 960 + ((size_t)c * 16 + y) * 20 + x] != px[(y * 20 + x) * 3 + c];
+                    bad += xs[(size_t)i * 960 + ((size_t)c * 16 + y) * 20 + x] != px[(y * 20 + x) * 3 + c] * (1.0f / 255.0f);
         cr_expect_eq(bad, 0, "image %d: %d pixels differ from the PNG written (planar (c, H, W) layout)", i, bad);
     }
     /* the number of workers does not change anything */
     clpdd_dataset d1;
     cfg.workers = 1;
     cr_assert_eq(clpdd_dataset_load_source(&d1, NULL, &cfg, &e), 0, "%s", e.msg);
-    cr_expect_eq(memcmp(d1.pixels, ds.pixels, (size_t)7 * 960), 0, "1 worker == 2 workers");
+    float *x1 = all_px(&d1);
+    cr_expect_eq(memcmp(x1, xs, (size_t)7 * 960 * sizeof(float)), 0, "1 worker == 2 workers");
+    /* gather by index == the range, in any order; the void entry points agree */
+    int gi[3] = {6, 0, 3};
+    float g[3 * 960], r1[960];
+    clpdd_dataset_gather_float(&d1, gi, 3, g);
+    for (int k = 0; k < 3; k++)
+        cr_expect_eq(memcmp(g + (size_t)k * 960, xs + (size_t)gi[k] * 960, 960 * sizeof(float)), 0, "gather %d", gi[k]);
+    clpdd_dataset_to_float(&d1, 5, 1, r1);
+    cr_expect_eq(memcmp(r1, xs + 5 * 960, sizeof r1), 0, "to_float(5, 1)");
+    free(x1);
     cr_expect_eq(d1.id, ds.id);
     clpdd_dataset_free(&d1);
     /* preprocessing: Resize(8) + CenterCrop(6) gives 6 × 6 and another id */
@@ -146,6 +166,7 @@ Test(datasets, imagefolder_order_labels_pixels, .init = mk_tmp, .fini = rm_tmp) 
     clpdd_dataset_free(&d1);
     clpdd_dataset_free(&ds);
     clpdd_data_info_free(&info);
+    free(xs);
 }
 
 Test(datasets, imagefolder_classes_file_selects_and_orders, .init = mk_tmp, .fini = rm_tmp) {
@@ -182,9 +203,19 @@ Test(datasets, imagefolder_bad_inputs, .init = mk_tmp, .fini = rm_tmp) {
     cr_assert_eq(clpdd_read_file(p, &b, &n, &e), 0);
     cr_assert_eq(truncate(p, (off_t)(n / 2)), 0);
     free(b);
-    cr_expect_neq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0);
-    cr_expect(strstr(e.msg, "train/cat/fake.jpg") && strstr(e.msg, "not a JPEG or PNG") && strstr(e.msg, "on_bad_image"),
+    /* on_bad_image = error: the files are only listed at load (the first one decoded for the
+       size); a bad one is the error when the images are read (the feature extraction reads all) */
+    cr_assert_eq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0, "%s", e.msg);
+    float *xb = malloc((size_t)ds.n * 960 * sizeof(float));
+    cr_expect_neq(clpdd_dataset_read_float(&ds, NULL, 0, ds.n, xb, &e), 0);
+    cr_expect(strstr(e.msg, "train/cat/fake.jpg") && strstr(e.msg, "not a JPEG or PNG"),
               "first bad file in listing order: %s", e.msg);
+    cr_expect_eq(clpdd_dataset_read_float(&ds, NULL, 0, 3, xb, &e), 0, "the good ones still read: %s", e.msg);
+    int bad_idx = 7; /* dog/d2.png, truncated (after cat/fake.jpg) */
+    cr_expect_neq(clpdd_dataset_read_float(&ds, &bad_idx, 0, 1, xb, &e), 0);
+    cr_expect(strstr(e.msg, "d2.png") && strstr(e.msg, "truncated PNG"), "%s", e.msg);
+    free(xb);
+    clpdd_dataset_free(&ds);
     cfg.skip_bad = 1;
     cr_assert_eq(clpdd_dataset_load_source(&ds, &info, &cfg, &e), 0, "%s", e.msg);
     cr_expect_eq(ds.n, 6);
@@ -201,10 +232,20 @@ Test(datasets, imagefolder_bad_inputs, .init = mk_tmp, .fini = rm_tmp) {
     snprintf(p, sizeof p, "%s/train/cat/fake.jpg", tmp);
     unlink(p);
     put_image("train/dog/d3.png", 9, 17, 20);
-    cr_expect_neq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0);
+    /* decided when the odd file is read, naming both files and the keys */
+    cr_assert_eq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0, "%s", e.msg);
+    xb = malloc((size_t)ds.n * 960 * sizeof(float));
+    cr_expect_neq(clpdd_dataset_read_float(&ds, NULL, 0, ds.n, xb, &e), 0);
     cr_expect(strstr(e.msg, "bird/b1.JPG") && strstr(e.msg, "dog/d3.png") && strstr(e.msg, "20x17") &&
                   strstr(e.msg, "[data] resize"),
               "%s", e.msg);
+    free(xb);
+    clpdd_dataset_free(&ds);
+    /* on_bad_image = skip checks every file at load: the size error comes at once */
+    cfg.skip_bad = 1;
+    cr_expect_neq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0);
+    cr_expect(strstr(e.msg, "bird/b1.JPG") && strstr(e.msg, "dog/d3.png") && strstr(e.msg, "[data] resize"), "%s", e.msg);
+    cfg.skip_bad = 0;
     cfg.crop = 12;
     cr_expect_eq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0, "a crop brings them to one size: %s", e.msg);
     clpdd_dataset_free(&ds);
@@ -388,7 +429,9 @@ Test(datasets, limit_is_a_stratified_seeded_subset, .init = mk_tmp, .fini = rm_t
               "2 per class, in listing order");
     cfg.workers = 3;
     cr_assert_eq(clpdd_dataset_load_source(&b, NULL, &cfg, &e), 0, "%s", e.msg);
-    cr_expect_eq(memcmp(a.pixels, b.pixels, (size_t)4 * 48), 0, "same seed, same subset");
+    float *xa = all_px(&a), *xb = all_px(&b);
+    cr_expect_eq(memcmp(xa, xb, (size_t)4 * 48 * sizeof(float)), 0, "same seed, same subset");
+    free(xa), free(xb);
     clpdd_dataset_free(&b);
     cfg.subset_seed = 9;
     cr_assert_eq(clpdd_dataset_load_source(&b, NULL, &cfg, &e), 0, "%s", e.msg);

@@ -22,13 +22,6 @@
 #include "support.h"
 #include "util.h"
 
-static const char *skip_reason(void) {
-    test_model_file("mnist-vit.safetensors"); /* shipped in models/: its absence fails the test */
-    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
-        return "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
-    return NULL;
-}
-
 static char tmp[64];
 
 static void write_ini(const char *path, const char *extra) {
@@ -65,15 +58,6 @@ static char *slurp(const char *path) {
     return (char *)d;
 }
 
-/* the number after `key` inside the object that follows `where` */
-static double number(const char *json, const char *where, const char *key) {
-    const char *p = strstr(json, where);
-    cr_assert_not_null(p, "no %s", where);
-    p = strstr(p, key);
-    cr_assert_not_null(p, "no %s after %s", key, where);
-    return strtod(p + strlen(key), NULL);
-}
-
 static void setup_tmp(void) {
     snprintf(tmp, sizeof tmp, "/tmp/clpdd-test-eval-XXXXXX");
     cr_assert_not_null(mkdtemp(tmp));
@@ -88,7 +72,7 @@ static void teardown_tmp(void) {
 TestSuite(evaluate, .init = setup_tmp, .fini = teardown_tmp, .timeout = 600);
 
 Test(evaluate, probe_run_and_eval_agree) {
-    const char *why = skip_reason();
+    const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char ini[128], out[128], path[256];
     snprintf(ini, sizeof ini, "%s/e.ini", tmp);
@@ -107,13 +91,13 @@ Test(evaluate, probe_run_and_eval_agree) {
     }
     cr_expect(strstr(m, "\"converged\": true"), "the probe converges on the tiny set");
     cr_expect(!strstr(m, "\"converged\": false"), "every fit converges");
-    cr_expect_eq(number(m, "\"features\"", "\"train\": "), 1000, "1200 training images less the 200 held out");
-    cr_expect_eq(number(m, "\"features\"", "\"val\": "), 200);
-    double acc = number(m, "\"accuracy\"", "\"mean\": "), val = number(m, "\"accuracy\"", "\"val\": {\"mean\": ");
-    double rnd = number(m, "\"random_real\"", "\"mean\": "), full = number(m, "\"full_data\"", "\"mean\": ");
+    cr_expect_eq(test_json_number(m, "\"features\"", "\"train\": "), 1000, "1200 training images less the 200 held out");
+    cr_expect_eq(test_json_number(m, "\"features\"", "\"val\": "), 200);
+    double acc = test_json_number(m, "\"accuracy\"", "\"mean\": "), val = test_json_number(m, "\"accuracy\"", "\"val\": {\"mean\": ");
+    double rnd = test_json_number(m, "\"random_real\"", "\"mean\": "), full = test_json_number(m, "\"full_data\"", "\"mean\": ");
     cr_expect(acc > 0.3 && acc <= 1 && val > 0.3 && val <= 1, "distilled test %g, val %g", acc, val);
     cr_expect(full > rnd, "full data %g must beat random real %g", full, rnd);
-    double wd = number(m, "\"accuracy\"", "\"wd\": [");
+    double wd = test_json_number(m, "\"accuracy\"", "\"wd\": [");
     cr_expect(wd == 1e-3 || wd == 1e-1, "the chosen wd %g is a grid point", wd);
 
     /* the same set through `clpdd eval` of the run directory: the same numbers, to the digit */
@@ -122,8 +106,8 @@ Test(evaluate, probe_run_and_eval_agree) {
     snprintf(path, sizeof path, "%s/eval-probe/metrics.json", out);
     char *m2 = slurp(path);
     for (const char *k = "\"accuracy\"\0\"random_real\"\0\"centroids\"\0\"full_data\"\0"; *k; k += strlen(k) + 1) {
-        cr_expect_eq(number(m, k, "\"mean\": "), number(m2, k, "\"mean\": "), "%s: run and eval differ", k);
-        cr_expect_eq(number(m, k, "\"val\": {\"mean\": "), number(m2, k, "\"val\": {\"mean\": "), "%s (val)", k);
+        cr_expect_eq(test_json_number(m, k, "\"mean\": "), test_json_number(m2, k, "\"mean\": "), "%s: run and eval differ", k);
+        cr_expect_eq(test_json_number(m, k, "\"val\": {\"mean\": "), test_json_number(m2, k, "\"val\": {\"mean\": "), "%s (val)", k);
     }
     cr_expect(strstr(m2, "\"evaluated_set\""), "eval names the set it scored");
     cr_expect(strstr(m, "\"baselines_from_cache\": false") && strstr(m2, "\"baselines_from_cache\": true"),
@@ -157,14 +141,14 @@ Test(evaluate, probe_run_and_eval_agree) {
     cr_assert_eq(clpdd_cmd_eval(6, argv2), 0);
     snprintf(path, sizeof path, "%s/metrics.json", pout);
     char *m3 = slurp(path);
-    double acc3 = number(m3, "\"accuracy\"", "\"mean\": ");
+    double acc3 = test_json_number(m3, "\"accuracy\"", "\"mean\": ");
     cr_expect(fabs(acc3 - acc) < 0.05, "8-bit PNGs of the set score %g, the float set %g", acc3, acc);
     cr_expect(strstr(m3, "\"solver\": null"), "a set from elsewhere has no method of this configuration");
     free(m), free(m2), free(m3);
 }
 
 Test(evaluate, a_run_directory_holds_one_run) {
-    const char *why = skip_reason();
+    const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char ini[128], out[128], path[256];
     snprintf(ini, sizeof ini, "%s/e.ini", tmp);
@@ -198,7 +182,7 @@ Test(evaluate, a_run_directory_holds_one_run) {
 }
 
 Test(evaluate, checked_before_the_expensive_work) {
-    const char *why = skip_reason();
+    const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char ini[128], out[256], path[512];
     snprintf(ini, sizeof ini, "%s/e.ini", tmp);
@@ -282,7 +266,7 @@ static void write_idx(const char *root, const char *prefix, const uint8_t *label
 /* mismatches that used to pass silently or fail late: each a clear error before any feature
    is extracted (no cache directory appears), or a stated adjustment */
 Test(evaluate, silent_mismatches_are_errors) {
-    const char *why = skip_reason();
+    const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char ini[128], out[256], cache[256], root[128];
     snprintf(ini, sizeof ini, "%s/e.ini", tmp);

@@ -1028,13 +1028,15 @@ static clpdd_conv2d_desc conv_case(int n, int cin, int H, int W, int cout, int k
 Test(ops_cpu, conv2d_forward) {
     /* 3×3 s1 p1 with an identity shortcut; 3×3 s2 p1 on odd sides with the option-A shortcut;
        1×1 s2 p0 (torchvision downsample); 2×3-sided images with k = 2, s = 1, p = 0 */
-    struct { clpdd_conv2d_desc d; int res; } cases[4] = {
+    /* the last case is large enough (> CLPDD_CPU_PAR_MIN floats per pass) for the pool's threads */
+    struct { clpdd_conv2d_desc d; int res; } cases[5] = {
         {conv_case(3, 5, 6, 7, 5, 3, 1, 1), 1},
         {conv_case(3, 4, 9, 7, 8, 3, 2, 1), 2},
         {conv_case(2, 6, 8, 8, 12, 1, 2, 0), 0},
         {conv_case(4, 3, 2, 3, 4, 2, 1, 0), 0},
+        {conv_case(4, 16, 16, 16, 32, 3, 1, 1), 0},
     };
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < 5; t++) {
         clpdd_conv2d_desc d = cases[t].d;
         const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
         const size_t Nw = (size_t)d.cout * d.cin * d.k * d.k;
@@ -1069,9 +1071,9 @@ Test(ops_cpu, conv2d_forward) {
 }
 
 Test(ops_cpu, conv2d_backward_adjoint) {
-    clpdd_conv2d_desc cases[3] = {conv_case(3, 5, 6, 7, 6, 3, 1, 1), conv_case(3, 4, 9, 7, 8, 3, 2, 1),
-                                  conv_case(2, 6, 8, 8, 12, 1, 2, 0)};
-    for (int t = 0; t < 3; t++) {
+    clpdd_conv2d_desc cases[4] = {conv_case(3, 5, 6, 7, 6, 3, 1, 1), conv_case(3, 4, 9, 7, 8, 3, 2, 1),
+                                  conv_case(2, 6, 8, 8, 12, 1, 2, 0), conv_case(4, 16, 16, 16, 32, 3, 1, 1)};
+    for (int t = 0; t < 4; t++) {
         clpdd_conv2d_desc d = cases[t];
         const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
         const size_t Nw = (size_t)d.cout * d.cin * d.k * d.k;

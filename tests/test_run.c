@@ -16,21 +16,6 @@
 #include "support.h"
 #include "util.h"
 
-static const char *skip_reason(void) {
-    test_model_file("mnist-vit.safetensors"); /* shipped in models/: its absence fails the test */
-    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
-        return "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
-    return NULL;
-}
-
-static double json_number_after(const char *json, const char *a, const char *b) {
-    const char *p = strstr(json, a);
-    cr_assert_not_null(p, "no %s in metrics.json", a);
-    p = strstr(p, b);
-    cr_assert_not_null(p, "no %s after %s", b, a);
-    return strtod(p + strlen(b), NULL);
-}
-
 static void run_once(const char *dir, const char *cache, const char *extra, char **metrics) {
     char ini[512];
     snprintf(ini, sizeof ini, "%s/tiny.ini", dir);
@@ -77,7 +62,7 @@ static uint8_t *read_all(const char *path, size_t *len) {
 }
 
 Test(run, tiny_distillation_end_to_end, .timeout = 600) {
-    const char *why = skip_reason();
+    const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char dir[] = "/tmp/clpdd-test-run-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -86,10 +71,10 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
 
     char *m1;
     run_once(dir, cache, NULL, &m1);
-    double acc = json_number_after(m1, "\"accuracy\"", "\"mean\": ");
-    double rnd = json_number_after(m1, "\"random_real\"", "\"mean\": ");
-    double diag = json_number_after(m1, "\"solver_diagnostic\"", "\"accuracy\": ");
-    double full = json_number_after(m1, "\"full_data\"", "\"mean\": ");
+    double acc = test_json_number(m1, "\"accuracy\"", "\"mean\": ");
+    double rnd = test_json_number(m1, "\"random_real\"", "\"mean\": ");
+    double diag = test_json_number(m1, "\"solver_diagnostic\"", "\"accuracy\": ");
+    double full = test_json_number(m1, "\"full_data\"", "\"mean\": ");
     cr_expect(full > rnd, "the full-data probe %.4f must beat 10 random images %.4f", full, rnd);
     cr_expect(strstr(m1, "\"from_cache\": false"), "first run extracts features");
     cr_expect(acc > rnd, "distilled %.4f must beat random real %.4f", acc, rnd);
@@ -119,7 +104,7 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
     run_once(dir, cache, "[backbone]\nstd = 0.3\n", &m3);
     cr_expect(strstr(m3, "\"from_cache\": false"), "a changed backbone key must rebuild the features");
     char count[700];
-    snprintf(count, sizeof count, "test $(ls %s/*.safetensors | wc -l) -eq 4", cache);
+    snprintf(count, sizeof count, "test $(ls %s/[0-9a-f]*.safetensors | wc -l) -eq 4", cache);
     cr_expect_eq(system(count), 0, "train and test caches for two backbone configurations");
     free(m1);
     free(m2);
@@ -133,7 +118,7 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
    (whose features are then recomputed every step), the pyramid parameterisation adding levels,
    the chunked encoder — a few steps, every output written, the loss finite. */
 Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
-    const char *why = skip_reason();
+    const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char dir[] = "/tmp/clpdd-test-run2-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -165,9 +150,9 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
     uint8_t *data;
     size_t len;
     cr_assert_eq(clpdd_read_file(p, &data, &len, &e), 0, "%s", e.msg);
-    double last = json_number_after((char *)data, "\"loss\"", "\"last\": ");
+    double last = test_json_number((char *)data, "\"loss\"", "\"last\": ");
     cr_expect(isfinite(last) && last > 0, "last loss %g", last);
-    double acc = json_number_after((char *)data, "\"accuracy\"", "\"mean\": ");
+    double acc = test_json_number((char *)data, "\"accuracy\"", "\"mean\": ");
     cr_expect(acc > 0 && acc <= 1, "accuracy under the lgm protocol %g", acc);
     cr_expect(strstr((char *)data, "\"protocol\": \"lgm\""), "the protocol is reported");
     free(data);
@@ -193,7 +178,7 @@ static int run_dir(const char *ini, const char *out, int resume, clpdd_err *e, c
 }
 
 Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
-    const char *why = skip_reason();
+    const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char dir[] = "/tmp/clpdd-test-run3-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));

@@ -16,14 +16,6 @@
 #include "run.h"
 #include "support.h"
 
-static double number(const char *json, const char *where, const char *key) {
-    const char *p = strstr(json, where);
-    cr_assert_not_null(p, "no %s", where);
-    p = strstr(p, key);
-    cr_assert_not_null(p, "no %s after %s", key, where);
-    return strtod(p + strlen(key), NULL);
-}
-
 /* n images of an IDX split as root/<split>/<class name>/<i>.png */
 static void write_split(const char *root, const char *split, const clpdd_dataset *ds, int n) {
     clpdd_err e;
@@ -37,9 +29,8 @@ static void write_split(const char *root, const char *split, const clpdd_dataset
 }
 
 Test(run_imagefolder, fashion_mnist_as_png_folders, .timeout = 600) {
-    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
-        cr_skip_test("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    test_model_file("mnist-vit.safetensors");
+    const char *why = test_fmnist_missing();
+    if (why) cr_skip_test("%s", why);
     char tmp[] = "/tmp/clpdd-test-folder-XXXXXX";
     cr_assert_not_null(mkdtemp(tmp));
     clpdd_dataset tr, te;
@@ -79,10 +70,10 @@ Test(run_imagefolder, fashion_mnist_as_png_folders, .timeout = 600) {
     size_t len;
     cr_assert_eq(clpdd_read_file(path, &data, &len, &e), 0, "%s", e.msg);
     const char *m = (const char *)data;
-    double acc = number(m, "\"accuracy\"", "\"mean\": "), rnd = number(m, "\"random_real\"", "\"mean\": ");
+    double acc = test_json_number(m, "\"accuracy\"", "\"mean\": "), rnd = test_json_number(m, "\"random_real\"", "\"mean\": ");
     cr_expect(acc > rnd, "distilled %g must beat random real %g", acc, rnd);
-    cr_expect_eq(number(m, "\"features\"", "\"train\": "), 500);
-    cr_expect_eq(number(m, "\"features\"", "\"test\": "), 400);
+    cr_expect_eq(test_json_number(m, "\"features\"", "\"train\": "), 500);
+    cr_expect_eq(test_json_number(m, "\"features\"", "\"test\": "), 400);
     cr_expect(strstr(m, "imagefolder"), "the dataset is described as the folder it came from: %s", m);
     free(data);
     char cmd[128];

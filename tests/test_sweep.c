@@ -21,7 +21,7 @@ static clpdd_plugin_dirs dirs;
 
 static void setup_dir(void) {
     snprintf(root, sizeof root, "/tmp/clpdd-test-sweep-%d", (int)getpid());
-    char cmd[400];
+    char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", root, root);
     cr_assert_eq(system(cmd), 0);
     clpdd_plugin_dirs_init(&dirs, NULL);

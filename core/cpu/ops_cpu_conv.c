@@ -113,6 +113,15 @@ CONV_CLONES static void epilogue_range(void *ctx, int begin, int end) {
     }
 }
 
+/* a pass over `floats` elements on the pool, or in the caller when waking the pool costs more
+   than the pass (CLPDD_CPU_PAR_MIN, as the other CPU ops) */
+static void conv_for(int items, size_t floats, cpu_range_fn fn, void *ctx) {
+    if (floats > CLPDD_CPU_PAR_MIN)
+        cpu_parallel_for(items, fn, ctx);
+    else if (items > 0)
+        fn(ctx, 0, items);
+}
+
 /* images per GEMM that the scratch allows, at most n */
 static int conv_group(const clpdd_conv2d_desc *d, size_t work_floats) {
     size_t one = CLPDD_CONV2D_WORK(d, 1);
@@ -141,9 +150,9 @@ void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const
         const int g = d->n - i0 < G ? d->n - i0 : G;
         conv_job J = {d, work, work + (size_t)K * g * P, y + (size_t)i0 * ys, x + (size_t)i0 * xs, NULL, bias,
                       res ? res + (size_t)i0 * rs : NULL, g};
-        cpu_parallel_for(K * g, im2col_range, &J);
+        conv_for(K * g, (size_t)K * g * P, im2col_range, &J);
         cpu_gemm(0, 0, d->cout, g * P, K, 1.0f, w, K, J.col, g * P, 0.0f, J.T, g * P);
-        cpu_parallel_for(d->cout * g, epilogue_range, &J);
+        conv_for(d->cout * g, (size_t)d->cout * g * P, epilogue_range, &J);
     }
 }
 
@@ -211,8 +220,8 @@ void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float
         const int g = d->n - i0 < G ? d->n - i0 : G;
         conv_job J = {d, work, work + (size_t)K * g * P, dx + (size_t)i0 * xs, dy + (size_t)i0 * ys,
                       mask ? mask + (size_t)i0 * ys : NULL, NULL, NULL, g};
-        cpu_parallel_for(d->cout * g, regroup_range, &J);
+        conv_for(d->cout * g, (size_t)d->cout * g * P, regroup_range, &J);
         cpu_gemm(1, 0, K, g * P, d->cout, 1.0f, w, K, J.T, g * P, 0.0f, J.col, g * P);
-        cpu_parallel_for(d->cin * g, col2im_range, &J);
+        conv_for(d->cin * g, (size_t)K * g * P, col2im_range, &J);
     }
 }
