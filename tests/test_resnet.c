@@ -675,7 +675,7 @@ Test(adapter, pad_grey_28_to_rgb_32) {
     clpdd_adapter_free(&ad2);
     cr_expect_eq(clpdd_adapter_mode_parse("pad"), CLPDD_ADAPT_PAD);
     cr_expect_eq(clpdd_adapter_mode_parse("resize"), CLPDD_ADAPT_RESIZE);
-    cr_expect_eq(clpdd_adapter_mode_parse("crop"), -1);
+    cr_expect_eq(clpdd_adapter_mode_parse("stretch"), -1);
     clpdd_adapter_free(&ad);
     clpdd_host_destroy(h);
     free(x), free(y), free(g), free(gx), free(zero), free(y0);
