@@ -106,8 +106,8 @@ struct clpdd_host {
     /* 1 when the INI file set the key (0 when the default applies) */
     int (*cfg_is_set)(const clpdd_host *h, const clpdd_section *s, const char *key);
 
-    /* weights (safetensors). A relative path is looked up in CLPDD_MODEL_PATH (':'-separated)
-       and then the working directory. */
+    /* weights (safetensors). A relative path is looked up in CLPDD_MODEL_PATH (':'-separated),
+       the source tree's models/, the install prefix's share/clpdd/models, the working directory. */
     clpdd_weights *(*weights_open)(const clpdd_host *h, const char *path);
     /* 1 when the tensor exists */
     int (*weights_has)(const clpdd_host *h, clpdd_weights *w, const char *name);

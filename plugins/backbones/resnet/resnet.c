@@ -41,7 +41,7 @@ static const clpdd_key rn_keys[] = {
      "torchvision resnet18|34 (512-d) and resnet50 (2048-d)",
      1, 0, "resnet20|resnet32|resnet44|resnet56|resnet18|resnet34|resnet50"},
     {"weights", CLPDD_KEY_STRING, "auto",
-     "safetensors checkpoint (relative: looked up in CLPDD_MODEL_PATH, then the working directory); auto = "
+     "safetensors checkpoint (relative: looked up in CLPDD_MODEL_PATH, the shipped models/, the working directory); auto = "
      "cifar10-<arch>.safetensors (CIFAR) or <arch>-imagenet.safetensors (torchvision, tools/export_resnet.py)",
      1, 0, NULL},
     {"prefix", CLPDD_KEY_STRING, "auto",

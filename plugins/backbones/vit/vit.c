@@ -137,7 +137,7 @@ static const clpdd_key vit_keys[] = {
      1, 0, "lucid|vit|deit|dinov2|clip|mocov3|eva02"},
     {"weights", CLPDD_KEY_STRING, "mnist-vit.safetensors",
      "safetensors checkpoint (tensor names as timm / the original repo, tools/export_timm.py); a relative path is "
-     "looked up in CLPDD_MODEL_PATH, then the working directory (default: per variant)",
+     "looked up in CLPDD_MODEL_PATH, the shipped models/, the working directory (default: per variant)",
      1, 0, NULL},
     {"image_size", CLPDD_KEY_INT, "28", "input side S (square images, a multiple of patch; timm variants 224)", 1, 4096,
      NULL},
