@@ -252,7 +252,14 @@ static stat2 over(const collect *c, const int *idx, int n, const char *path, con
     s.std = sqrt(sq / k);
     if (k == 1 && std_path)
         for (int i = 0; i < n; i++)
-            if (isfinite(num(&c->runs[idx[i]].m, path))) s.std = num(&c->runs[idx[i]].m, std_path);
+            if (isfinite(num(&c->runs[idx[i]].m, path))) {
+                /* one run: its own spread over probe seeds, when it had more than one (the probe
+                   protocol fits once: no spread to show) */
+                char second[256];
+                snprintf(second, sizeof second, "%.*s.per_seed[1]", (int)(strlen(path) - strlen(".mean")), path);
+                int seeds = strlen(path) > 5 && !strcmp(path + strlen(path) - 5, ".mean") && isfinite(num(&c->runs[idx[i]].m, second));
+                s.std = seeds ? num(&c->runs[idx[i]].m, std_path) : NAN;
+            }
     return s;
 }
 
@@ -645,11 +652,18 @@ int clpdd_report(const char *const *dirs, int n_dirs, const clpdd_report_opts *o
     for (int k = 0; k < ncols; k++) seeds_vary |= !strcmp(cols[k], "experiment.seed");
     const run *r0 = n_ok ? &c.runs[ok[0]] : NULL;
     clpdd_sb_printf(&md, "%d run%s (%d finished, %d failed) in %d cell%s. Top-1 test accuracy in %%, mean ± std over the "
-                         "cell's runs (experiment seeds) when it has more than one; with one run, ± its std over probe seeds. ",
+                         "cell's runs (experiment seeds) when it has more than one; with one run, ± its std over probe seeds when it had several. ",
                     c.n, c.n == 1 ? "" : "s", n_ok, res->failed, nc, nc == 1 ? "" : "s");
     if (r0)
-        clpdd_sb_printf(&md, "Probe: `%s` protocol, %g seeds x %g epochs. ", str(&r0->m, "accuracy.protocol") ? str(&r0->m, "accuracy.protocol") : (str(&r0->m, "eval.protocol") ? str(&r0->m, "eval.protocol") : "?"),
-                        num(&r0->m, "eval.seeds"), num(&r0->m, "eval.epochs"));
+    {
+        const char *proto = str(&r0->m, "accuracy.protocol") ? str(&r0->m, "accuracy.protocol") : str(&r0->m, "eval.protocol");
+        if (proto && !strcmp(proto, "probe"))
+            clpdd_sb_printf(&md, "Probe: `probe` protocol (converged L-BFGS logistic regression, L2 chosen on the validation "
+                                 "split; %g draws of random real images). ", num(&r0->m, "eval.seeds"));
+        else
+            clpdd_sb_printf(&md, "Probe: `%s` protocol, %g seeds x %g epochs. ", proto ? proto : "?", num(&r0->m, "eval.seeds"),
+                            num(&r0->m, "eval.epochs"));
+    }
     clpdd_sb_printf(&md, "**Bold**: the best cell of the column. Per-run numbers: summary.csv.\n\n");
     if (r0 && r0->n_cfg) {
         clpdd_sb_printf(&md, "Fixed in every run:");

@@ -11,5 +11,6 @@ static const clpdd_plugin desc = {
     /* .keys = */ NULL,
     /* .n_keys = */ 0,
     /* .vtable = */ NULL,
+    /* .key_default = */ NULL,
 };
 CLPDD_DEFINE_PLUGIN(desc)
