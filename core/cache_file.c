@@ -45,7 +45,7 @@ uint64_t clpdd_features_checksum_raw(const void *x, size_t xbytes, const int32_t
    checksum, the labels equal to the dataset's rows [first, first+count) (so in 0..classes-1) and
    every feature finite. */
 int clpdd_features_read_shard(const char *path, const char *key, const clpdd_dataset *ds, int first, int count, int d,
-                              int f16, float *dst, int32_t *y_out, clpdd_err *e) {
+                              int f16, float *dst, int32_t *y_out, uint64_t *sum_out, clpdd_err *e) {
     int n = count;
     if (access(path, F_OK) != 0) return 1;
     if (access(path, R_OK) != 0) return clpdd_err_set(e, "%s: cannot read: %s", path, strerror(errno));
@@ -126,6 +126,7 @@ int clpdd_features_read_shard(const char *path, const char *key, const clpdd_dat
             goto done;
         }
     if (y_out) memcpy(y_out, y, (size_t)n * sizeof(int32_t));
+    if (sum_out) *sum_out = got;
     free(y);
     size_t m = (size_t)n * d;
     if (f16) {
@@ -155,7 +156,7 @@ int clpdd_features_read_cache(clpdd_features *f, const char *path, const char *d
     int n = ds->n;
     float *x = clpdd_xmalloc((size_t)(n ? n : 1) * d * sizeof(float) + sizeof(float));
     int32_t *y = clpdd_xmalloc((size_t)(n ? n : 1) * sizeof(int32_t));
-    int rc = clpdd_features_read_shard(path, desc, ds, 0, n, d, 0, x, y, e);
+    int rc = clpdd_features_read_shard(path, desc, ds, 0, n, d, 0, x, y, NULL, e);
     if (rc != 0) {
         free(x), free(y);
         return rc;

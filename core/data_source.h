@@ -1,4 +1,8 @@
-/* Image datasets on disk → an in-memory clpdd_dataset (uint8 (n, c, H, W) after preprocessing).
+/* Image datasets on disk → a clpdd_dataset. Image folders and manifests are read ON DEMAND: the
+ * load lists (and stats) the files, decodes the first one for the image size, and keeps only the
+ * list and the labels; clpdd_dataset_read_float / to_float / gather_float decode and preprocess
+ * the files asked for (on the worker pool for more than a few), so ImageNet-1K at 256 px (~250 GB
+ * of pixels) costs its file list in memory. CIFAR is small and held in memory (uint8 (n, c, H, W)).
  *
  * Kinds (clpdd_data_cfg.kind):
  *   imagefolder  torchvision's ImageFolder: root/<split>/<class>/[sub/folders/]<file>. Classes are the
@@ -25,18 +29,24 @@
  *
  * Preprocessing: resize > 0 → torchvision Resize(resize) (shorter side, Pillow bilinear with
  * antialias); crop > 0 → CenterCrop(crop); see imgproc.h. With neither, the images are used at
- * their stored size, which must then agree: otherwise the error names two files of different
- * sizes and the keys to set ([data] resize / crop).
+ * their stored size, which must then agree: the first file's (preprocessed) size is the
+ * dataset's, and a file of another size is an error when it is read, naming both files and the
+ * keys to set ([data] resize / crop).
  *
  * Decoding runs on a pool of `workers` threads (0 = the number of cores); the output order is
- * the listing order whatever the number of workers.
+ * the requested order whatever the number of workers.
  *
  * Bad input: an unreadable / truncated / non-JPEG-or-PNG file in the listing, a missing manifest
- * file, a manifest label out of range or unknown. skip_bad = 0 (on_bad_image = error): the first
- * one (in listing order) is the error, naming the file (and CSV line). skip_bad = 1: those images
- * are left out, counted in info->skipped, the first CLPDD_DATA_REPORT_FIRST named in
- * info->skipped_first with their messages. Structural problems are errors in both modes: an empty
- * class folder, a class of classes_file not on disk, an unparsable CSV row, no images at all.
+ * file, a manifest label out of range or unknown. skip_bad = 0 (on_bad_image = error): a missing
+ * manifest file or bad label is an error at load; a bad image is the error of the read that
+ * meets it (the feature extraction reads every image first, so a run stops there), naming the
+ * file (and CSV line) — the first image is decoded at load, so a folder of non-images fails at
+ * once. skip_bad = 1: the load decodes every listed image once (a pass over the files that keeps
+ * nothing but their fate and size, so the dataset's indices never change afterwards); the bad
+ * ones are left out, counted in info->skipped, the first CLPDD_DATA_REPORT_FIRST named in
+ * info->skipped_first with their messages, and a size mismatch is reported at load. Structural
+ * problems are errors in both modes: an empty class folder, a class of classes_file not on
+ * disk, an unparsable CSV row, no images at all.
  * Train and test with different class sets: clpdd_data_same_classes (the caller checks the pair).
  *
  * Dataset id (the feature cache's key): FNV-1a over kind, split, the class list, each listed file's
@@ -104,7 +114,8 @@ int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *sp
                              int skip_bad, clpdd_err *e);
 void clpdd_data_list_free(clpdd_data_list *l);
 
-/* list, subset, decode (pool), preprocess and pack one split; info may be NULL */
+/* list and subset one split (image folder / manifest: read on demand afterwards; CIFAR: decoded
+   into memory); info may be NULL */
 int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_cfg *cfg, clpdd_err *e);
 void clpdd_data_info_free(clpdd_data_info *info);
 

@@ -108,10 +108,10 @@ static int read_folder(loaded_set *ls, const char *path, int grey, clpdd_err *e)
     ls->set.m = ds.n, ls->set.c = ds.c, ls->set.H = ds.H, ls->set.W = ds.W;
     ls->images = clpdd_xmalloc((size_t)ds.n * ds.c * ds.H * ds.W * sizeof(float));
     ls->labels = clpdd_xmalloc((size_t)ds.n * sizeof(int32_t));
-    clpdd_dataset_to_float(&ds, 0, ds.n, ls->images);
+    int rc = clpdd_dataset_read_float(&ds, NULL, 0, ds.n, ls->images, e); /* a bad file: an error naming it */
     memcpy(ls->labels, ds.labels, (size_t)ds.n * sizeof(int32_t));
     clpdd_dataset_free(&ds);
-    return 0;
+    return rc;
 }
 
 static int is_dir(const char *p) {

@@ -16,6 +16,7 @@
 #define AUGMENT_CHOICES "none|dsa"
 #define ADAPT_CHOICES "resize|pad|crop"
 #define BAD_IMAGE_CHOICES "error|skip"
+#define FEATURE_DTYPE_CHOICES "f32|f16"
 #define PROTOCOL_CHOICES "probe|fast|lgm"
 
 /* the i-th name of a "a|b|c" choices string */
@@ -57,6 +58,7 @@ static const char *const device_names[CLPDD_DEVICE_COUNT] = {"auto", "cpu", "cud
 static const char *const dataset_names[CLPDD_DATASET_COUNT] = {"fashion-mnist", "mnist",   "imagefolder",
                                                                  "manifest",      "cifar10", "cifar100"};
 static const char *const bad_image_names[] = {"error", "skip"};
+static const char *const feature_dtype_names[] = {"f32", "f16"};
 static const char *const protocol_names[CLPDD_PROTOCOL_COUNT] = {"probe", "fast", "lgm"};
 static const char *const init_names[CLPDD_INIT_COUNT] = {"real", "noise"};
 static const char *const augment_names[CLPDD_AUGMENT_COUNT] = {"none", "dsa"};
@@ -91,6 +93,7 @@ static const clpdd_key data_keys[] = {
     {"test_crop", CLPDD_KEY_INT, "-1", "test images' centre crop (-1: as crop)", -1, 65536, NULL},
     {"workers", CLPDD_KEY_INT, "0", "image datasets: decoder threads (0 = the machine's cores)", 0, 4096, NULL},
     {"on_bad_image", CLPDD_KEY_ENUM, "error", "an unreadable or truncated image: error (stop, naming the file) or skip (leave it out; counted in metrics.json)", UNBOUNDED, BAD_IMAGE_CHOICES},
+    {"feature_dtype", CLPDD_KEY_ENUM, "f32", "the feature cache's storage: f32, or f16 (half the size; the features are then used as rounded to half precision)", UNBOUNDED, FEATURE_DTYPE_CHOICES},
     {"train_limit", CLPDD_KEY_INT, "0", "use a random class-stratified subset of this many training images for the real features (0 = all)", 0, 1e9, NULL},
     {"test_limit", CLPDD_KEY_INT, "0", "evaluate on the first N test images (0 = all)", 0, 1e9, NULL},
     {"val_size", CLPDD_KEY_INT, "1000", "training images held out (stratified by class, drawn with subset_seed) as the validation split: never distillation targets, never probe training data; every selection (the probe's L2, sweeps' hyper-parameters) uses it, and the test split is only reported (0 = none)", 0, 1e9, NULL},
@@ -310,6 +313,7 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     if (x->test_crop < 0) x->test_crop = x->crop;
     x->workers = (int)clpdd_section_int(s, "workers");
     x->skip_bad_images = PARSE_ENUM(s, "on_bad_image", BAD_IMAGE_CHOICES, bad_image_names);
+    x->feature_f16 = PARSE_ENUM(s, "feature_dtype", FEATURE_DTYPE_CHOICES, feature_dtype_names);
     int idx = x->dataset == CLPDD_DATASET_FASHION_MNIST || x->dataset == CLPDD_DATASET_MNIST;
     if (idx && (x->resize || x->crop || x->test_resize || x->test_crop || *x->classes_file)) {
         char where[1100];

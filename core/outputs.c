@@ -102,9 +102,10 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     json_num_or_null(&b, s->first_loss);
     clpdd_sb_printf(&b, ", \"last\": ");
     json_num_or_null(&b, s->last_loss);
-    clpdd_sb_printf(&b, "},\n  \"timing\": {\"ms_per_step\": %.4f, \"steps\": %d, \"loop_s\": %.3f, "
-                        "\"feature_extraction_s\": %.3f, \"total_s\": %.3f},\n",
-                    s->ms_per_step, s->steps, s->loop_s, s->features_s, s->total_s);
+    clpdd_sb_printf(&b, "},\n  \"timing\": {\"ms_per_step\": ");
+    json_num_or_null(&b, s->steps > 0 ? s->ms_per_step : NAN); /* no step, no time per step (clpdd eval, steps = 0) */
+    clpdd_sb_printf(&b, ", \"steps\": %d, \"loop_s\": %.3f, \"feature_extraction_s\": %.3f, \"total_s\": %.3f},\n", s->steps,
+                    s->loop_s, s->features_s, s->total_s);
     clpdd_sb_printf(&b, "  \"features\": {\"train\": %d, \"val\": %d, \"test\": %d, \"dim\": %d, \"from_cache\": %s},\n",
                     s->n_train, s->n_val, s->n_test, s->dim, s->from_cache ? "true" : "false");
     clpdd_sb_printf(&b, "  \"skipped_images\": {\"count\": %ld, \"first\": ", s->skipped_images);

@@ -101,6 +101,7 @@ typedef struct run {
     clpdd_log_row *log;
     int nlog, caplog;
     clpdd_summary sum;
+    int feat_only, feat_part, feat_parts, feat_merge; /* clpdd features: the cache only (clpdd_run_features) */
 } run;
 
 static void run_free(run *r) {
@@ -225,9 +226,20 @@ static int load_data(run *r, clpdd_err *e) {
         if ((clpdd_mkdirs(cache, &ce) || access(cache, W_OK) != 0) && !r->quiet) /* said before the extraction, not after */
             fprintf(stderr, "warning: feature cache directory %s is not writable: the features will be extracted but not kept\n",
                     cache);
-        if (clpdd_features_get(&r->ftrain, &r->bb, tr, "train", cache, 256, !r->quiet, e) ||
-            clpdd_features_get(&r->ftest, &r->bb, te, "test", cache, 256, !r->quiet, e))
+        clpdd_features_opt fo = {.batch = 256, .verbose = !r->quiet, .f16 = x->feature_f16, .part = r->feat_part,
+                                 .parts = r->feat_parts};
+        if (r->feat_merge)
+            rc = clpdd_features_merge(&r->bb, tr, "train", cache, &fo, e) || clpdd_features_merge(&r->bb, te, "test", cache, &fo, e)
+                     ? -1
+                     : 0;
+        else if (clpdd_features_get_opt(&r->ftrain, &r->bb, tr, "train", cache, &fo, e) ||
+                 clpdd_features_get_opt(&r->ftest, &r->bb, te, "test", cache, &fo, e))
             rc = -1;
+        if (rc == 0 && r->feat_only) rc = 1; /* the cache was all that was asked for */
+    }
+    if (rc == 1) {
+        free(target), free(val);
+        return 0;
     }
     if (rc) {
         free(target), free(val);
@@ -794,6 +806,23 @@ int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_
     }
     if (rc == 0) rc = write_eval_outputs(&r, outdir, t_start, e);
     if (rc == 0 && !r.quiet) report(&r, outdir);
+    run_free(&r);
+    return rc ? -1 : 0;
+}
+
+/* clpdd features: the feature cache of both splits, as a run would find it (the same datasets,
+   backbone and keys); parts > 0: only part `part` of the shards; merge: verify every shard and
+   write the index */
+int clpdd_run_features(clpdd_experiment *x, const clpdd_run_opts *opts, int part, int parts, int merge, clpdd_err *e) {
+    run r;
+    memset(&r, 0, sizeof r);
+    r.dir.lock_fd = -1;
+    r.x = x;
+    r.quiet = opts && opts->quiet;
+    r.sum.first_loss = r.sum.last_loss = NAN;
+    r.feat_only = 1, r.feat_part = part, r.feat_parts = parts, r.feat_merge = merge;
+    const clpdd_ops *ops = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
+    int rc = ops ? setup_data(&r, ops, "features", e) : -1;
     run_free(&r);
     return rc ? -1 : 0;
 }

@@ -262,6 +262,28 @@ Test(datasets, imagefolder_bad_inputs, .init = mk_tmp, .fini = rm_tmp) {
     cr_expect(strstr(e.msg, "/val") && strstr(e.msg, "root/<split>/<class>"), "%s", e.msg);
 }
 
+Test(datasets, on_demand_first_image_is_checked_at_load_the_rest_when_read, .init = mk_tmp, .fini = rm_tmp) {
+    make_folder("train");
+    put_text("train/bird/a0.png", "not a png"); /* sorts first: the file that sets the size */
+    clpdd_data_cfg cfg = folder_cfg("train");
+    clpdd_dataset ds;
+    clpdd_err e;
+    cr_expect_neq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0);
+    cr_expect(strstr(e.msg, "bird/a0.png") && strstr(e.msg, "on_bad_image = skip"), "%s", e.msg);
+    /* with skip: left out at load, the others read; an index out of range is an error */
+    cfg.skip_bad = 1;
+    clpdd_data_info info;
+    cr_assert_eq(clpdd_dataset_load_source(&ds, &info, &cfg, &e), 0, "%s", e.msg);
+    cr_expect(ds.n == 7 && info.skipped == 1 && strstr(info.skipped_first[0], "a0.png"), "%s", ds.desc);
+    float *x = all_px(&ds);
+    int bad = 7;
+    cr_expect_neq(clpdd_dataset_read_float(&ds, &bad, 0, 1, x, &e), 0);
+    cr_expect(strstr(e.msg, "out of range"), "%s", e.msg);
+    free(x);
+    clpdd_dataset_free(&ds);
+    clpdd_data_info_free(&info);
+}
+
 Test(datasets, train_and_test_class_sets_must_agree, .init = mk_tmp, .fini = rm_tmp) {
     make_folder("train");
     make_folder("val");

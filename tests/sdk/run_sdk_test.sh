@@ -72,6 +72,7 @@ dataset = fashion-mnist
 root = $ROOT
 train_limit = 1000
 test_limit = 500
+val_size = 100
 cache_dir = $TMP/cache
 
 [backbone]
