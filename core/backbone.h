@@ -12,7 +12,9 @@ typedef struct clpdd_backbone {
     const clpdd_backbone_vt *vt;
     void *self;
     clpdd_backbone_info info;
-    const clpdd_section *cfg;
+    const char *key;        /* what determines its features: "backbone=<name> <version>; k=v ..." over every
+                               resolved key but the inference batch (the experiment builds it; the
+                               feature cache hashes it) */
     clpdd_adapt_mode adapt; /* [data] adapt */
 } clpdd_backbone;
 

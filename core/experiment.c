@@ -199,6 +199,18 @@ static int resolve_plugin_defaults(const clpdd_plugin *d, clpdd_section *s, cons
                          inner.msg);
 }
 
+/* "backbone=<name> <version>; k=v ..." over every resolved key but the inference batch, a speed
+   knob that must not change the features */
+static char *backbone_key(const clpdd_plugin *d, const clpdd_section *s) {
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "backbone=%s %s;", d->name, d->version);
+    for (int i = 0; i < clpdd_section_count(s); i++) {
+        const char *k = clpdd_section_key_at(s, i);
+        if (strcmp(k, CLPDD_KEY_INFERENCE_BATCH) != 0) clpdd_sb_printf(&b, " %s=%s", k, clpdd_section_raw(s, k, NULL, NULL));
+    }
+    return b.s;
+}
+
 /* load the plugin named in section `sec` and validate the section against name + its keys */
 static int load_plugin(clpdd_experiment *x, const char *secname, clpdd_plugin_kind kind, const clpdd_plugin_dirs *dirs,
                        clpdd_loaded *out, clpdd_section **cfg, clpdd_err *e) {
@@ -374,6 +386,7 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     }
 
     if (load_plugin(x, "backbone", CLPDD_KIND_BACKBONE, dirs, &x->backbone, &x->backbone_cfg, e)) return -1;
+    x->backbone_key = backbone_key(x->backbone.desc, x->backbone_cfg);
     if (load_plugin(x, "solver", CLPDD_KIND_SOLVER, dirs, &x->solver, &x->solver_cfg, e)) return -1;
     const clpdd_solver_vt *svt = x->solver.desc->vtable;
     clpdd_section *loss = clpdd_ini_section(&x->ini, "loss");
@@ -394,6 +407,7 @@ void clpdd_experiment_free(clpdd_experiment *x) {
     clpdd_plugin_close(&x->backbone);
     clpdd_plugin_close(&x->solver);
     clpdd_plugin_close(&x->loss);
+    free(x->backbone_key);
     clpdd_ini_free(&x->ini);
     for (int i = 0; i < 3; i++) free(x->plugin_keys[i]);
     memset(x, 0, sizeof *x);

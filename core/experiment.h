@@ -67,6 +67,7 @@ typedef struct clpdd_experiment {
     /* plugins */
     clpdd_loaded backbone, solver, loss; /* loss.dl == NULL for objective solvers */
     clpdd_section *backbone_cfg, *solver_cfg, *loss_cfg;
+    char *backbone_key; /* the backbone's identity for the feature cache (clpdd_backbone.key) */
     clpdd_key *plugin_keys[3]; /* name + the plugin's keys, per kind (the sections point into them) */
 } clpdd_experiment;
 

@@ -29,12 +29,7 @@ void clpdd_cache_dir(const char *configured, char *out, size_t n) {
 static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *split, const char *cache_dir, char *desc,
                      size_t n, uint64_t *hash, clpdd_err *e) {
     uint64_t h = CLPDD_HASH_SEED;
-    size_t len = (size_t)snprintf(desc, n, "backbone=%s %s;", bb->desc->name, bb->desc->version);
-    for (int i = 0; i < clpdd_section_count(bb->cfg) && len < n; i++) {
-        const char *k = clpdd_section_key_at(bb->cfg, i);
-        if (strcmp(k, CLPDD_KEY_INFERENCE_BATCH) == 0) continue; /* a speed knob, not an input */
-        len += (size_t)snprintf(desc + len, n - len, " %s=%s", k, clpdd_section_raw(bb->cfg, k, NULL, NULL));
-    }
+    size_t len = (size_t)snprintf(desc, n, "%s", bb->key ? bb->key : "backbone=?");
     const clpdd_backbone_info *in = &bb->info;
     if (len < n)
         len += (size_t)snprintf(desc + len, n - len, "; input=%dx%dx%d adapt=%s mean=%g,%g,%g std=%g,%g,%g; data=%s; split=%s; id=%016llx",

@@ -269,7 +269,7 @@ static int setup_data(run *r, const clpdd_ops *ops, const char *what, clpdd_err 
     r->h = clpdd_host_create(r->ops, x->seed);
     clpdd_host_set_quiet(r->h, r->quiet);
     if (!r->quiet) fprintf(stderr, "clpdd: %s '%s' on %s\n", what, x->name, ops->name);
-    r->bb = (clpdd_backbone){r->h, x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_cfg, x->adapt};
+    r->bb = (clpdd_backbone){r->h, x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_key, x->adapt};
     if (r->bb.vt->create(r->h, x->backbone_cfg, &r->bb.self)) {
         r->bb.self = NULL;
         return plugin_fail(r, "backbone", r->bb.desc->name, e);
