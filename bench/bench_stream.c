@@ -1,14 +1,13 @@
 /* The streamed extraction's input side, for results/data/README.md ("Streaming").
  *
- *   stream_bench DIR [N=3000] [workers=0]
+ *   clpdd-bench-stream DIR [N=3000] [workers=0]
  *
  * Writes (once) an image folder DIR/{train,val}/c0..c9/ of N (train) and N/10 (val) synthetic
  * 500×375 JPEGs (the project's JPEG writer, clpdd_image_write_jpeg: quality 90, 4:2:0, the
  * photo-like texture of bench/bench_decode.c, ~80 KB each, ImageNet's typical size), then times
  * the on-demand read of the train split exactly as the feature extraction does it: listing
  * (clpdd_dataset_load_source) and clpdd_dataset_read_float in slabs of 2048 images, each a
- * decode + Resize(256) + CenterCrop(224) + planar float conversion on the worker pool.
- * Build: gcc -O2 -I core -o stream_bench results/data/stream_bench.c -L BUILD/core -lclpdd -lm -Wl,-rpath,BUILD/core */
+ * decode + Resize(256) + CenterCrop(224) + planar float conversion on the worker pool. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -20,20 +19,8 @@
 #include "decode_pool.h"
 #include "io/image.h"
 #include "util.h"
+#include "bench_photo.h"
 
-static void photo(uint8_t *px, int h, int w, uint64_t seed) {
-    clpdd_rng r = {seed};
-    double a[3][4];
-    for (int c = 0; c < 3; c++)
-        for (int k = 0; k < 4; k++) a[c][k] = clpdd_rng_uniform(&r);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                double v = 128 + 60 * sin(0.013 * x * (1 + a[c][0]) + 0.021 * y * a[c][1] + 6 * a[c][2]) +
-                           30 * sin(0.31 * x + 0.17 * y * (1 + a[c][3])) * sin(0.05 * y) + 12 * clpdd_rng_normal(&r);
-                px[((size_t)y * w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-}
 
 static int write_split(const char *root, const char *split, int n, uint64_t seed0, size_t *bytes) {
     const int W = 500, H = 375;
