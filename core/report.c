@@ -270,6 +270,7 @@ static void cell_stats(const collect *c, cell *cl) {
     cl->full = over(c, cl->runs, cl->n, "baselines.full_data.mean", "baselines.full_data.std");
     cl->diag = over(c, cl->runs, cl->n, "solver_diagnostic.accuracy", NULL);
     cl->ms = over(c, cl->runs, cl->n, "timing.ms_per_step", NULL);
+    if (cl->ms.n && !(over(c, cl->runs, cl->n, "timing.steps", NULL).mean > 0)) cl->ms.mean = cl->ms.std = NAN; /* eval only */
     cl->rss = over(c, cl->runs, cl->n, "memory.peak_host_mb", NULL);
 }
 
@@ -583,9 +584,18 @@ int clpdd_report(const char *const *dirs, int n_dirs, const clpdd_report_opts *o
     }
     for (int j = 0; j < nkeys; j++) {
         if (!strcmp(keys[j], "experiment.name") || !strcmp(keys[j], "experiment.output")) continue;
-        const char *first = cval(&c.runs[ok[0]], keys[j]);
+        /* a column when two runs that have the key give it different values; a plugin's own keys
+           (present only where it is chosen) otherwise only repeat the plugin's name column */
+        size_t kl = strlen(keys[j]);
+        int identity = kl > 5 && !strcmp(keys[j] + kl - 5, ".name");
+        const char *first = NULL;
         int varies = 0;
-        for (int i = 1; i < n_ok && !varies; i++) varies = strcmp(first, cval(&c.runs[ok[i]], keys[j])) != 0;
+        for (int i = 0; i < n_ok && !varies; i++) {
+            const char *v = identity ? cval(&c.runs[ok[i]], keys[j]) : cfg(&c.runs[ok[i]], keys[j]);
+            if (!v) continue;
+            if (!first) first = v;
+            else varies = strcmp(first, v) != 0;
+        }
         if (varies) {
             cols = realloc(cols, (size_t)(ncols + 1) * sizeof *cols);
             cols[ncols++] = keys[j];

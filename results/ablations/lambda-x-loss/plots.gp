@@ -22,14 +22,3 @@ set logscale x
 plot 'plot-cells.tsv' using 5:3:4 with yerrorbars pt 7 notitle, '' using 5:3:2 with labels noenhanced font ',7' offset 0,1 notitle
 unset logscale x
 unset xlabel
-set output 'tau-lambda.png'
-set title 'Accuracy (%) over loss.temperature x solver.lambda (mean over the other keys)'
-set xlabel 'loss.temperature'
-set ylabel 'solver.lambda'
-set xtics ("0.1" 0)
-set ytics ("0.001" 0, "0.01" 1, "0.1" 2, "0.3" 3, "1" 4, "3" 5)
-set xrange [-0.5:0.5]
-set yrange [-0.5:5.5]
-set palette rgbformulae 33,13,10
-unset grid
-plot 'plot-tau-lambda.tsv' using 1:2:3 with image notitle, '' using 1:2:(sprintf('%.1f', $3)) with labels notitle
