@@ -39,8 +39,12 @@ ${CC:-cc} -std=c11 -O2 -shared -fPIC -fvisibility=hidden $CFLAGS_CLPDD \
   "$SRC/tests/sdk/example_backbone/meanproj.c" -o "$TMP/meanproj_pc.so" -lm || die "compile with pkg-config flags"
 
 step "configure + build the example plugin with find_package(clpdd)"
+# a sanitized clpdd (ctest sets CLPDD_SDK_SANITIZE) needs its runtime first in the example's own
+# executable, which links libclpdd: the same flags
+SAN=${CLPDD_SDK_SANITIZE:-}
 cmake -S "$SRC/tests/sdk/example_backbone" -B "$TMP/build" -DCMAKE_PREFIX_PATH="$PREFIX" \
-  -DCMAKE_BUILD_TYPE=Release > "$TMP/configure.log" 2>&1 || { cat "$TMP/configure.log"; die "configure"; }
+  -DCMAKE_BUILD_TYPE=Release ${SAN:+-DCMAKE_C_FLAGS="$SAN" -DCMAKE_EXE_LINKER_FLAGS="$SAN" -DCMAKE_SHARED_LINKER_FLAGS="$SAN"} \
+  > "$TMP/configure.log" 2>&1 || { cat "$TMP/configure.log"; die "configure"; }
 # no path into the source tree's core/include may leak into the out-of-tree build
 if grep -rq -- "$SRC/core/include" "$TMP/build/CMakeFiles" 2>/dev/null; then die "the build uses the source headers"; fi
 cmake --build "$TMP/build" -j2 > "$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; die "build"; }
