@@ -739,6 +739,7 @@ static void report(const run *r, const char *outdir) {
 /* a run's state before anything else: the options, the device, the run directory taken */
 static int begin(run *r, clpdd_experiment *x, const clpdd_run_opts *opts, int resume, const clpdd_ops **ops, clpdd_err *e) {
     memset(r, 0, sizeof *r);
+    clpdd_reset_peak_rss(); /* metrics.json reports this run's peak, also when a sweep runs many in one process */
     r->dir.lock_fd = -1;
     r->x = x;
     r->quiet = opts && opts->quiet;

@@ -213,6 +213,13 @@ double clpdd_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void clpdd_reset_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5" resets VmHWM to the current RSS (Linux >= 4.0) */
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
 size_t clpdd_peak_rss_bytes(void) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;

@@ -58,6 +58,7 @@ void clpdd_sb_json_str(clpdd_strbuf *b, const char *s);
 
 double clpdd_now(void);             /* monotonic seconds */
 size_t clpdd_peak_rss_bytes(void);  /* VmHWM of this process */
+void clpdd_reset_peak_rss(void);    /* VmHWM back to the current RSS: a run's peak, not its process's (sweeps) */
 
 /* Prefix e->msg safely: e->msg = <fmt ...> + old e->msg. Formatting e->msg into itself
    (clpdd_err_set(e, "step %d: %s", step, e->msg)) is undefined behaviour; use this instead.
