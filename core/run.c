@@ -731,6 +731,12 @@ static void report(const run *r, const char *outdir) {
     if (r->x->protocol == CLPDD_PROTOCOL_PROBE && r->nv > 0)
         fprintf(stderr, "\n        validation: distilled %.2f%% at wd %g%s", 100 * s->acc.val_mean, s->acc.wd_per_seed[0],
                 s->acc.all_converged ? "" : " (the probe did NOT converge: raise [eval] probe_max_iter)");
+    if (r->eval_set) {
+        fprintf(stderr, "\n        peak RSS %.0f MB, total %.1f s\n"
+                        "        wrote %s/{metrics.json,config.ini,distilled.safetensors,distilled.png}\n",
+                s->peak_host_mb, s->total_s, outdir);
+        return;
+    }
     fprintf(stderr, "\n        %d steps, %.2f ms/step, peak RSS %.0f MB, total %.1f s\n"
                     "        wrote %s/{metrics.json,log.csv,config.ini,distilled.safetensors,distilled.png%s}\n",
             s->steps, s->ms_per_step, s->peak_host_mb, s->total_s, outdir, s->wrote_loss_plot ? ",loss.png" : "");
