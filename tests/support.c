@@ -389,3 +389,14 @@ double test_json_number(const char *json, const char *where, const char *key) {
     cr_assert_not_null(p, "no %s after %s", key, where);
     return strtod(p + strlen(key), NULL);
 }
+
+void test_tmpdir_make(char *dir, size_t n, const char *name) {
+    snprintf(dir, n, "/tmp/clpdd-test-%s-XXXXXX", name);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+}
+
+void test_tmpdir_remove(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0, "%s", cmd);
+}

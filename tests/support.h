@@ -94,6 +94,10 @@ void test_dev_download(const struct clpdd_host *h, float *dst, const float *src,
 struct clpdd_plugin;
 const struct clpdd_plugin *test_plugin(const char *name);
 
+/* a fresh directory /tmp/clpdd-test-<name>-XXXXXX into dir (n bytes), and its removal */
+void test_tmpdir_make(char *dir, size_t n, const char *name);
+void test_tmpdir_remove(const char *dir);
+
 /* the end-to-end tests' data: NULL when Fashion-MNIST (Debian dataset-fashion-mnist) and the
    shipped mnist-vit are there, else the reason to skip */
 const char *test_fmnist_missing(void);

@@ -22,17 +22,8 @@
 
 static char tmpdir[256];
 
-static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/clpdd-test-cache-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void teardown(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) {
-    }
-}
+static void setup(void) { test_tmpdir_make(tmpdir, sizeof tmpdir, "cache"); }
+static void teardown(void) { test_tmpdir_remove(tmpdir); }
 
 TestSuite(cache, .init = setup, .fini = teardown);
 

@@ -58,16 +58,8 @@ static char *slurp(const char *path) {
     return (char *)d;
 }
 
-static void setup_tmp(void) {
-    snprintf(tmp, sizeof tmp, "/tmp/clpdd-test-eval-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
-}
-
-static void teardown_tmp(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    cr_expect_eq(system(cmd), 0);
-}
+static void setup_tmp(void) { test_tmpdir_make(tmp, sizeof tmp, "eval"); }
+static void teardown_tmp(void) { test_tmpdir_remove(tmp); }
 
 TestSuite(evaluate, .init = setup_tmp, .fini = teardown_tmp, .timeout = 600);
 

@@ -20,17 +20,8 @@
 
 static char tmpdir[256];
 
-static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/clpdd-test-shards-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void teardown(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) {
-    }
-}
+static void setup(void) { test_tmpdir_make(tmpdir, sizeof tmpdir, "shards"); }
+static void teardown(void) { test_tmpdir_remove(tmpdir); }
 
 TestSuite(shards, .init = setup, .fini = teardown);
 
