@@ -161,6 +161,7 @@ int clpdd_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "clpdd: %s\n", e.msg);
         rc = 2;
     } else {
+        /* grey for the IDX datasets; otherwise RGB, which the run converts to the data's channels */
         int grey = x.dataset == CLPDD_DATASET_FASHION_MNIST || x.dataset == CLPDD_DATASET_MNIST;
         char ipc[64];
         if ((folder ? read_folder(&ls, a.path, grey, &e) : read_safetensors(&ls, st_path, &e)) == 0) {

@@ -775,6 +775,22 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     return rc ? -1 : 0;
 }
 
+/* one image (c, H·W) into the dataset's channel count: RGB → grey as PIL's convert("L") on the
+   8-bit values (the images other tools export), grey → RGB by replication */
+static void copy_channels(float *dst, int dst_c, const float *src, int src_c, size_t hw) {
+    if (dst_c == src_c) {
+        memcpy(dst, src, (size_t)dst_c * hw * sizeof(float));
+    } else if (dst_c == 1) {
+        for (size_t p = 0; p < hw; p++) {
+            uint32_t rgb[3];
+            for (int k = 0; k < 3; k++) rgb[k] = (uint32_t)lrintf(src[k * hw + p] * 255.0f);
+            dst[p] = (float)((rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16) / 255.0f;
+        }
+    } else {
+        for (int k = 0; k < 3; k++) memcpy(dst + k * hw, src, hw * sizeof(float));
+    }
+}
+
 int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_run_opts *opts, clpdd_err *e) {
     double t_start = clpdd_now();
     run r;
@@ -782,7 +798,8 @@ int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_
     int rc = begin(&r, x, opts, 0, &ops, e);
     const char *outdir = r.outdir;
     if (rc == 0) rc = setup_data(&r, ops, "eval", e);
-    if (rc == 0 && (set->c != r.c || set->H != r.H || set->W != r.W))
+    int channels_ok = set->c == r.c || (set->c == 3 && r.c == 1) || (set->c == 1 && r.c == 3);
+    if (rc == 0 && (!channels_ok || set->H != r.H || set->W != r.W))
         rc = clpdd_err_set(e, "eval: %s holds %dx%dx%d images but the configuration's dataset has %dx%dx%d (%s)", set->source,
                            set->c, set->H, set->W, r.c, r.H, r.W, r.train.desc);
     for (int i = 0; rc == 0 && i < set->m; i++)
@@ -804,7 +821,8 @@ int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_
         for (int c = 0, j = 0; c < r.C; c++) /* stable: a set's own order within a class is kept */
             for (int i = 0; i < set->m; i++)
                 if (set->labels[i] == c) {
-                    memcpy(r.Xs_host + (size_t)j * r.px, set->images + (size_t)i * r.px, r.px * sizeof(float));
+                    copy_channels(r.Xs_host + (size_t)j * r.px, r.c, set->images + (size_t)i * set->c * r.H * r.W, set->c,
+                                  (size_t)r.H * r.W);
                     r.ys_host[j++] = c;
                 }
         r.sum.source = set->source;

@@ -125,6 +125,21 @@ Test(evaluate, probe_run_and_eval_agree) {
         snprintf(file, sizeof file, "%s/img.png", dir);
         cr_assert_eq(clpdd_png_write(file, u8, W, H, 1, &e), 0, "%s", e.msg);
     }
+    /* the same set as RGB in a safetensors file (what a tool for colour encoders writes): converted
+       to the data's grey as PIL's convert("L") does, so it scores as the 8-bit set */
+    float *rgb = malloc((size_t)n * 3 * px * sizeof(float));
+    int32_t *lab = malloc((size_t)n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) {
+        lab[i] = i;
+        for (int k = 0; k < 3; k++)
+            for (int j = 0; j < px; j++) rgb[((size_t)i * 3 + k) * px + j] = lrintf(img[(size_t)i * px + j] * 255.0f) / 255.0f;
+    }
+    char rgbfile[128], rout[128];
+    snprintf(rgbfile, sizeof rgbfile, "%s/rgb.safetensors", tmp);
+    snprintf(rout, sizeof rout, "%s/rgb-eval", tmp);
+    clpdd_st_entry ent[2] = {{"images", CLPDD_DT_F32, 4, {n, 3, H, W}, rgb}, {"labels", CLPDD_DT_I32, 1, {n}, lab}};
+    cr_assert_eq(clpdd_st_write(rgbfile, ent, 2, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    free(rgb), free(lab);
     free(u8), free(img);
     char folder[128], pout[128];
     snprintf(folder, sizeof folder, "%s/pngs", tmp);
@@ -136,6 +151,12 @@ Test(evaluate, probe_run_and_eval_agree) {
     double acc3 = test_json_number(m3, "\"accuracy\"", "\"mean\": ");
     cr_expect(fabs(acc3 - acc) < 0.05, "8-bit PNGs of the set score %g, the float set %g", acc3, acc);
     cr_expect(strstr(m3, "\"solver\": null"), "a set from elsewhere has no method of this configuration");
+    char *argv3[] = {rgbfile, "--config", ini, "--output", rout, "--quiet", NULL};
+    cr_assert_eq(clpdd_cmd_eval(6, argv3), 0);
+    snprintf(path, sizeof path, "%s/metrics.json", rout);
+    char *m4 = slurp(path);
+    cr_expect_eq(test_json_number(m4, "\"accuracy\"", "\"mean\": "), acc3, "RGB of the 8-bit set, converted to grey, scores as it");
+    free(m4);
     free(m), free(m2), free(m3);
 }
 
