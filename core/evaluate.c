@@ -139,13 +139,14 @@ int clpdd_evaluate_set(clpdd_evaluator *ev, clpdd_score *s, const float *images,
 }
 
 /* rows `pick` (m) of the training features, their labels and (when the protocol needs them) images */
-static void gather(clpdd_evaluator *ev, const int *pick, int m, float *feats, int32_t *labels, float *images, int *rows) {
+static int gather(clpdd_evaluator *ev, const int *pick, int m, float *feats, int32_t *labels, float *images, int *rows,
+                  clpdd_err *e) {
     for (int i = 0; i < m; i++) {
         memcpy(feats + (size_t)i * ev->d, ev->train.x + (size_t)pick[i] * ev->d, (size_t)ev->d * sizeof(float));
         labels[i] = ev->train.y[pick[i]];
         rows[i] = ev->image_of ? ev->image_of[pick[i]] : pick[i];
     }
-    if (images && ev->images) clpdd_dataset_gather_float(ev->images, rows, m, images);
+    return images && ev->images ? clpdd_dataset_read_float(ev->images, rows, 0, m, images, e) : 0;
 }
 
 /* score fixed (seeds ≤ 1 draws: deterministic) or drawn real subsets of ipc per class */
@@ -166,7 +167,7 @@ static int score_real_subsets(clpdd_evaluator *ev, clpdd_score *s, int ipc, int 
             clpdd_rng br = {ev->cfg.seed * 7919 + 100 + (uint64_t)k};
             if ((rc = clpdd_sample_per_class(ev->train.y, ev->train.n, ev->C, ipc, &br, pick, e))) break;
         }
-        gather(ev, pick, m, feats, labels, images, rows);
+        if ((rc = gather(ev, pick, m, feats, labels, images, rows, e))) break;
         rc = score_draw(ev, s, k, images, feats, labels, m, ev->cfg.epochs, probe_seed(ev, k), e);
     }
     free(feats), free(images), free(labels), free(pick), free(rows);

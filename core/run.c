@@ -327,7 +327,7 @@ static int setup_loop(run *r, clpdd_err *e) {
         int *init_idx = clpdd_xmalloc((size_t)m * sizeof(int));
         int rc = clpdd_sample_per_class(r->target_y, N, C, r->ipc, &r->rng, init_idx, e);
         for (int i = 0; rc == 0 && i < m; i++) init_idx[i] = r->target_rows[init_idx[i]];
-        if (rc == 0) clpdd_dataset_gather_float(&r->train, init_idx, m, r->Xs_host);
+        if (rc == 0) rc = clpdd_dataset_read_float(&r->train, init_idx, 0, m, r->Xs_host, e);
         free(init_idx);
         if (rc) return -1;
         init = r->Xs_host;
@@ -416,7 +416,7 @@ static int real_batch(run *r, int step, clpdd_err *e) {
         ops->gather_rows(r->phib, r->Phi, r->idx, (size_t)r->n, (size_t)r->d);
         return 0;
     }
-    clpdd_dataset_gather_float(&r->train, r->pick, r->n, r->Xr_host);
+    if (clpdd_dataset_read_float(&r->train, r->pick, 0, r->n, r->Xr_host, e)) return -1; /* an image folder: decoded now */
     ops->to_device(r->Xr, r->Xr_host, (size_t)r->n * r->px * sizeof(float));
     /* its own stream (seed + 1), so the real and the synthetic draws never coincide */
     clpdd_augment_sample(r->aug_real, r->n, r->x->seed + 1, (uint64_t)step * (uint64_t)r->n);
