@@ -98,6 +98,10 @@ const struct clpdd_plugin *test_plugin(const char *name);
 void test_tmpdir_make(char *dir, size_t n, const char *name);
 void test_tmpdir_remove(const char *dir);
 
+/* the build's clpdd driver run with args (a shell word list), its stdout + stderr into out (n
+   bytes); returns the exit status (128 + signal when killed) */
+int test_driver(const char *args, char *out, size_t n);
+
 /* the end-to-end tests' data: NULL when Fashion-MNIST (Debian dataset-fashion-mnist) and the
    shipped mnist-vit are there, else the reason to skip */
 const char *test_fmnist_missing(void);

@@ -272,17 +272,6 @@ Test(cache, idx_dataset_id_follows_the_content) {
 
 /* ---- end to end: a corrupted cache file is rebuilt with a warning, the results unchanged ---- */
 
-static int driver(const char *args, char *out, size_t n) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/clpdd %s 2>&1", CLPDD_BINARY_DIR, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 static int same_file(const char *a, const char *b) {
     uint8_t *x, *y;
     size_t nx, ny;
@@ -312,7 +301,7 @@ Test(cache, corrupted_or_bad_label_cache_rebuilds_with_a_warning_and_the_same_re
     snprintf(r1, sizeof r1, "%s/r1", tmpdir);
     snprintf(r2, sizeof r2, "%s/r2", tmpdir);
     snprintf(args, sizeof args, "run %s --output %s --quiet", ini, r1);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     snprintf(p1, sizeof p1, "%s/distilled.safetensors", r1);
     snprintf(p2, sizeof p2, "%s/distilled.safetensors", r2);
     /* the train features' file: the larger of the two (both are 300 here: take each in turn) */
@@ -332,7 +321,7 @@ Test(cache, corrupted_or_bad_label_cache_rebuilds_with_a_warning_and_the_same_re
     /* 1: 64 bytes flipped in the middle of each */
     for (int i = 0; i < files; i++) flip_bytes(file[i], -1, 64);
     snprintf(args, sizeof args, "run %s --output %s --quiet --force", ini, r2);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     for (int i = 0; i < files; i++)
         cr_expect(strstr(out, "warning: feature cache") && strstr(out, "checksum mismatch") && strstr(out, file[i]), "%s", out);
     cr_expect(same_file(p1, p2), "the results must be those of the uncorrupted cache");
@@ -352,7 +341,7 @@ Test(cache, corrupted_or_bad_label_cache_rebuilds_with_a_warning_and_the_same_re
         write_cache(file[i], key, x, y, n, d, NULL);
         free(x), free(y), free(key);
     }
-    cr_assert_eq(driver(args, out, sizeof out), 0, "no abort on a cached label of 200: %s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "no abort on a cached label of 200: %s", out);
     cr_expect(strstr(out, "warning: feature cache") && strstr(out, "label 200"), "%s", out);
     cr_expect(same_file(p1, p2));
     free(names);

@@ -25,17 +25,6 @@ static void teardown(void) { test_tmpdir_remove(tmpdir); }
 
 TestSuite(shards, .init = setup, .fini = teardown);
 
-static int driver(const char *args, char *out, size_t n) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/clpdd %s 2>&1", CLPDD_BINARY_DIR, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 /* the cache files of a directory (shards and indexes, not file-ids), sorted, and their total size */
 static int cache_files(const char *dir, char names[][64], int max, long *bytes) {
     DIR *d = opendir(dir);
@@ -100,7 +89,7 @@ Test(shards, sharded_parts_merge_to_the_unsharded_bytes_resume_and_rebuild, .tim
     char args[2048];
     /* one unsharded extraction */
     snprintf(args, sizeof args, "features %s --set data.cache_dir=%s", ini, c1);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "img/s") && strstr(out, "ETA"), "a progress line: %s", out);
     char names[32][64], names2[32][64];
     long b1, b2;
@@ -109,21 +98,21 @@ Test(shards, sharded_parts_merge_to_the_unsharded_bytes_resume_and_rebuild, .tim
     /* three parts, then the merge */
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "features %s --set data.cache_dir=%s --shard %d/3 --quiet", ini, c2, i);
-        cr_assert_eq(driver(args, out, sizeof out), 0, "part %d: %s", i, out);
+        cr_assert_eq(test_driver(args, out, sizeof out), 0, "part %d: %s", i, out);
         if (i == 0) { /* a merge before every part has run names what is missing */
             snprintf(args, sizeof args, "features %s --set data.cache_dir=%s --merge", ini, c2);
-            cr_expect_eq(driver(args, out, sizeof out), 1, "%s", out);
+            cr_expect_eq(test_driver(args, out, sizeof out), 1, "%s", out);
             cr_expect(strstr(out, "lacks") && strstr(out, "--shard"), "%s", out);
         }
     }
     int n2 = cache_files(c2, names2, 32, &b2);
     cr_expect_eq(n2, 7, "the parts write shards, not the indexes: %d", n2);
     snprintf(args, sizeof args, "features %s --set data.cache_dir=%s --merge", ini, c2);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     cr_expect(same_dirs(c1, c2), "merged parts == one unsharded extraction, byte for byte");
     /* a run finds the merged cache as its own */
     snprintf(args, sizeof args, "run %s --set data.cache_dir=%s --output %s/r1", ini, c2, tmpdir);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "from cache") && !strstr(out, "extracting"), "%s", out);
     /* a killed extraction: one shard missing → only its 100 images are extracted */
     char shard[700];
@@ -131,22 +120,22 @@ Test(shards, sharded_parts_merge_to_the_unsharded_bytes_resume_and_rebuild, .tim
         if (strstr(names[i], "-00002.safetensors")) snprintf(shard, sizeof shard, "%.400s/%.63s", c1, names[i]);
     cr_assert_eq(unlink(shard), 0);
     snprintf(args, sizeof args, "features %s --set data.cache_dir=%s", ini, c1);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "(100 of 500 images, the rest from the cache)"), "resumed: %s", out);
     cr_expect(same_dirs(c1, c2), "the resumed cache is the same");
     /* a corrupt shard: a warning naming it, rebuilt, the same bytes again */
     flip_bytes(shard, 0);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "warning: feature cache") && strstr(out, "checksum mismatch") && strstr(out, shard), "%s", out);
     cr_expect(same_dirs(c1, c2), "the rebuilt cache is the same");
     /* only part 0 of 3: the merge refuses (exit 1) */
     snprintf(args, sizeof args, "features %s --set data.cache_dir=%s --shard 0/3 --quiet", ini, c3);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     snprintf(args, sizeof args, "features %s --set data.cache_dir=%s --merge", ini, c3);
-    cr_expect_eq(driver(args, out, sizeof out), 1, "%s", out);
+    cr_expect_eq(test_driver(args, out, sizeof out), 1, "%s", out);
     /* F16: half the payload, F16 tensors, a run reads them back */
     snprintf(args, sizeof args, "features %s --set data.cache_dir=%s --set data.feature_dtype=f16 --quiet", ini, c4);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     long b4;
     cr_assert_eq(cache_files(c4, names2, 32, &b4), 9);
     cr_expect(b4 < b1 * 0.6 && b4 > b1 * 0.4, "f16 %ld bytes vs f32 %ld", b4, b1);
@@ -158,14 +147,14 @@ Test(shards, sharded_parts_merge_to_the_unsharded_bytes_resume_and_rebuild, .tim
     cr_expect_eq(clpdd_st_find(st, "features")->dtype, CLPDD_DT_F16);
     clpdd_st_close(st);
     snprintf(args, sizeof args, "run %s --set data.cache_dir=%s --set data.feature_dtype=f16 --output %s/r2", ini, c4, tmpdir);
-    cr_assert_eq(driver(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "from cache") && !strstr(out, "extracting"), "%s", out);
     /* usage errors */
     snprintf(args, sizeof args, "features %s --shard 3/3", ini);
-    cr_expect_eq(driver(args, out, sizeof out), 2);
+    cr_expect_eq(test_driver(args, out, sizeof out), 2);
     cr_expect(strstr(out, "0 <= i < N"), "%s", out);
     snprintf(args, sizeof args, "features %s --shard 0/2 --merge", ini);
-    cr_expect_eq(driver(args, out, sizeof out), 2);
+    cr_expect_eq(test_driver(args, out, sizeof out), 2);
     unsetenv("CLPDD_CACHE_SHARD_IMAGES");
 }
 
