@@ -171,7 +171,7 @@ static int step_setup(step_ctx *s, const char *backbone, int m, int n, int Nreal
     if (open_plugin(s, "ridge.so", "solver", "lambda = 0.3; lambda_mode = relative", &s->ps, &s->ss)) return -1;
     if (open_plugin(s, "ce.so", "loss", "temperature = 0.1", &s->pl, &s->sl)) return -1;
     s->bb = (clpdd_backbone){s->h, s->pb.desc, s->pb.desc->vtable, NULL, {0}, "backbone (bench: no cache)",
-                             resnet ? CLPDD_ADAPT_PAD : CLPDD_ADAPT_RESIZE};
+                             resnet ? CLPDD_ADAPT_PAD : CLPDD_ADAPT_RESIZE, CLPDD_PRECISION_FP32};
     if (s->bb.vt->create(s->h, s->sb, &s->bb.self)) return s->bb.self = NULL, fail(s, "backbone");
     if (s->bb.vt->describe(s->bb.self, &s->bb.info)) return fail(s, "backbone");
     const int d = s->d = s->bb.info.feature_dim;

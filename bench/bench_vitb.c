@@ -1,8 +1,9 @@
-/* clpdd-bench-vitb: ViT-B/16 at 224×224 (timm `vit` variant, random weights), forward +
- * input-backward through the plugin on one device, against the device's own GEMM rate
- * measured in the same run.
+/* clpdd-bench-vitb: ViT-B/16 at 224×224 (timm `vit` variant, weights = random), forward +
+ * input-backward through the plugin on one device, against the device's own GEMM rate at the
+ * same precision measured in the same run.
  *
- *   clpdd-bench-vitb [--device cpu|cuda] [--batch B] [--reps R] [--out FILE.md]
+ *   clpdd-bench-vitb [--device cpu|cuda] [--batch B] [--reps R] [--precision fp32|tf32|bf16]
+ *                    [--attention auto|fused|materialized] [--out FILE.md]
  *
  * FLOPs per image (2 per multiply-add; T = 197 tokens, D = 768, F = 3072, 12 blocks):
  *   forward  = 2·196·(3·16·16)·D (patch embedding)
@@ -24,75 +25,11 @@
 #include "host.h"
 #include "io/safetensors.h"
 #include "loader.h"
+#include "precision.h"
 #include "run.h"
 #include "util.h"
 
 enum { D = 768, DEPTH = 12, F = 3072, P = 16, S = 224, T = 197 };
-
-static float randn(uint64_t *s) {
-    /* splitmix64 + Box-Muller: weights only need to be random, not reproducible elsewhere */
-    uint64_t z1 = (*s += 0x9e3779b97f4a7c15ULL), z2 = (*s += 0x9e3779b97f4a7c15ULL);
-    z1 = (z1 ^ (z1 >> 30)) * 0xbf58476d1ce4e5b9ULL, z1 ^= z1 >> 31;
-    z2 = (z2 ^ (z2 >> 30)) * 0xbf58476d1ce4e5b9ULL, z2 ^= z2 >> 31;
-    double u1 = ((z1 >> 11) + 0.5) / 9007199254740992.0, u2 = (z2 >> 11) / 9007199254740992.0;
-    return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
-/* random ViT-B/16 weights under timm's names: N(0, 0.02²) matrices, LayerNorm γ = 1, biases 0 */
-enum { MAX_TENSORS = 4 + 12 * DEPTH + 2 };
-typedef struct wlist {
-    clpdd_st_entry ent[MAX_TENSORS];
-    char names[MAX_TENSORS][64];
-    int n;
-    uint64_t seed;
-} wlist;
-
-enum { W_RANDOM, W_ONES, W_ZEROS };
-
-static void add(wlist *w, const char *name, int ndim, int64_t s0, int64_t s1, int64_t s2, int64_t s3, int kind) {
-    int64_t sh[4] = {s0, s1, s2, s3};
-    size_t cnt = 1;
-    for (int q = 0; q < ndim; q++) cnt *= (size_t)sh[q];
-    float *buf = clpdd_xmalloc(cnt * sizeof(float));
-    for (size_t q = 0; q < cnt; q++) buf[q] = kind == W_RANDOM ? 0.02f * randn(&w->seed) : (kind == W_ONES ? 1.0f : 0.0f);
-    snprintf(w->names[w->n], sizeof w->names[0], "%s", name);
-    w->ent[w->n] = (clpdd_st_entry){w->names[w->n], CLPDD_DT_F32, ndim, {s0, s1, s2, s3}, buf};
-    w->n++;
-}
-
-static int write_weights(const char *path, clpdd_err *e) {
-    wlist *w = clpdd_xcalloc(1, sizeof *w);
-    w->seed = 7;
-    add(w, "patch_embed.proj.weight", 4, D, 3, P, P, W_RANDOM);
-    add(w, "patch_embed.proj.bias", 1, D, 0, 0, 0, W_ZEROS);
-    add(w, "cls_token", 3, 1, 1, D, 0, W_RANDOM);
-    add(w, "pos_embed", 3, 1, T, D, 0, W_RANDOM);
-    static const struct {
-        const char *name;
-        int ndim;
-        int64_t s0, s1;
-        int kind;
-    } block[] = {
-        {"norm1.weight", 1, D, 0, W_ONES},    {"norm1.bias", 1, D, 0, W_ZEROS},
-        {"attn.qkv.weight", 2, 3 * D, D, W_RANDOM}, {"attn.qkv.bias", 1, 3 * D, 0, W_ZEROS},
-        {"attn.proj.weight", 2, D, D, W_RANDOM},    {"attn.proj.bias", 1, D, 0, W_ZEROS},
-        {"norm2.weight", 1, D, 0, W_ONES},    {"norm2.bias", 1, D, 0, W_ZEROS},
-        {"mlp.fc1.weight", 2, F, D, W_RANDOM},      {"mlp.fc1.bias", 1, F, 0, W_ZEROS},
-        {"mlp.fc2.weight", 2, D, F, W_RANDOM},      {"mlp.fc2.bias", 1, D, 0, W_ZEROS},
-    };
-    char nm[64];
-    for (int i = 0; i < DEPTH; i++)
-        for (size_t k = 0; k < sizeof block / sizeof block[0]; k++) {
-            snprintf(nm, sizeof nm, "blocks.%d.%s", i, block[k].name);
-            add(w, nm, block[k].ndim, block[k].s0, block[k].s1, 0, 0, block[k].kind);
-        }
-    add(w, "norm.weight", 1, D, 0, 0, 0, W_ONES);
-    add(w, "norm.bias", 1, D, 0, 0, 0, W_ZEROS);
-    int rc = clpdd_st_write(path, w->ent, w->n, NULL, NULL, 0, e);
-    for (int i = 0; i < w->n; i++) free((void *)w->ent[i].data);
-    free(w);
-    return rc;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -104,7 +41,7 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* the device's sgemm rate (GFLOP/s) at N×N×N, median of reps */
+/* the device's GEMM rate (GFLOP/s) at N×N×N and the current precision, median of reps */
 static double gemm_rate(const clpdd_ops *ops, int N, int reps) {
     size_t bytes = (size_t)N * N * sizeof(float);
     float *a = ops->malloc(bytes), *b = ops->malloc(bytes), *c = ops->malloc(bytes);
@@ -124,26 +61,27 @@ static double gemm_rate(const clpdd_ops *ops, int N, int reps) {
 }
 
 int main(int argc, char **argv) {
-    const char *device = "cpu", *out = NULL;
+    const char *device = "cpu", *out = NULL, *prec_name = "fp32", *attention = "auto";
     int batch = 0, reps = 5;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else return fprintf(stderr, "usage: clpdd-bench-vitb [--device cpu|cuda] [--batch B] [--reps R] [--out FILE.md]\n"), 2;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec_name = argv[++i];
+        else if (!strcmp(argv[i], "--attention") && i + 1 < argc) attention = argv[++i];
+        else
+            return fprintf(stderr, "usage: clpdd-bench-vitb [--device cpu|cuda] [--batch B] [--reps R] [--precision fp32|tf32|bf16]\n"
+                                   "                        [--attention auto|fused|materialized] [--out FILE.md]\n"), 2;
     }
+    int prec = clpdd_precision_parse(prec_name);
+    if (prec < 0) return fprintf(stderr, "clpdd-bench-vitb: --precision %s: expected fp32, tf32 or bf16\n", prec_name), 2;
     if (reps < 1 || reps > 64) reps = 5;
     clpdd_err e = {{0}};
     if (clpdd_device_parse(device) < 0) return fprintf(stderr, "clpdd-bench-vitb: --device %s: expected cpu or cuda\n", device), 2;
     const clpdd_ops *ops = clpdd_select_device((clpdd_device_kind)clpdd_device_parse(device), &e);
     if (!ops) return fprintf(stderr, "clpdd-bench-vitb: %s\n", e.msg), 1;
     if (batch <= 0) batch = ops->is_device ? 64 : 2;
-    char wpath[256];
-    snprintf(wpath, sizeof wpath, "/tmp/clpdd-bench-vitb-%d.safetensors", (int)getpid());
-    fprintf(stderr, "writing random ViT-B/16 weights to %s...\n", wpath);
-    if (write_weights(wpath, &e)) return fprintf(stderr, "clpdd-bench-vitb: %s\n", e.msg), 1;
-
     clpdd_plugin_dirs dirs;
     clpdd_plugin_dirs_init(&dirs, NULL);
     clpdd_loaded pl;
@@ -151,21 +89,24 @@ int main(int argc, char **argv) {
     const clpdd_backbone_vt *vt = pl.desc->vtable;
     clpdd_host *h = clpdd_host_create(ops, 0);
     char cfg[512];
-    snprintf(cfg, sizeof cfg, "variant = vit; weights = %s; image_size = 224; channels = 3; patch = 16; dim = 768; "
-                              "depth = 12; heads = 12; dim_head = 64; mlp_dim = 3072; batch = %d",
-             wpath, batch);
+    snprintf(cfg, sizeof cfg, "variant = vit; weights = random; image_size = 224; channels = 3; patch = 16; dim = 768; "
+                              "depth = 12; heads = 12; dim_head = 64; mlp_dim = 3072; batch = %d; attention = %s",
+             batch, attention);
     clpdd_section *sec = clpdd_section_from_string("backbone", cfg, pl.desc->keys, pl.desc->n_keys, &e);
     if (!sec) return fprintf(stderr, "%s\n", e.msg), 1;
     void *self, *tape;
     if (vt->create(h, sec, &self) || vt->tape_create(self, batch, &tape))
         return fprintf(stderr, "vit: %s\n", clpdd_host_error(h)), 1;
-    unlink(wpath);
     size_t px = 3 * (size_t)S * S;
     float *x = h->alloc(h, batch * px * 4), *dx = h->alloc(h, batch * px * 4);
     float *f = h->alloc(h, (size_t)batch * D * 4), *df = h->alloc(h, (size_t)batch * D * 4);
     ops->rand_normal(x, batch * px, 0, 1, 3, 0);
     ops->rand_normal(df, (size_t)batch * D, 0, 1, 4, 0);
 
+    /* the backbone's products at the asked precision (the CPU stays fp32 and says so) */
+    clpdd_precision was = ops->set_precision((clpdd_precision)prec);
+    clpdd_precision got = ops->set_precision((clpdd_precision)prec);
+    (void)was;
     double tf[64], tb[64], ti[64];
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
         double t0 = clpdd_now();
@@ -188,17 +129,20 @@ int main(int argc, char **argv) {
     double gemm = gemm_rate(ops, N, ops->is_device ? 10 : 3);
     double step_rate = batch * (gf_fwd + gf_bwd) / (fwd + bwd);
     clpdd_strbuf b = {0};
-    clpdd_sb_printf(&b, "| device | batch | forward (tape) ms | input-backward ms | fwd+bwd images/s | fwd+bwd GFLOP/s | "
-                        "inference images/s | sgemm %d³ GFLOP/s | fwd+bwd / sgemm |\n", N);
-    clpdd_sb_printf(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-    clpdd_sb_printf(&b, "| %s | %d | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f |\n", ops->name, batch, 1e3 * fwd, 1e3 * bwd,
-                    batch / (fwd + bwd), step_rate, batch / inf, gemm, step_rate / gemm);
+    ops->set_precision(CLPDD_PRECISION_FP32);
+    clpdd_sb_printf(&b, "| device | precision | attention | batch | forward (tape) ms | input-backward ms | fwd+bwd images/s | "
+                        "fwd+bwd GFLOP/s | inference images/s | GEMM %d³ GFLOP/s (same precision) | fwd+bwd / GEMM |\n", N);
+    clpdd_sb_printf(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    clpdd_sb_printf(&b, "| %s | %s%s | %s | %d | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f |\n", ops->name, prec_name,
+                    (int)got != prec ? " (computed fp32)" : "", attention, batch, 1e3 * fwd, 1e3 * bwd, batch / (fwd + bwd), step_rate,
+                    batch / inf, gemm, step_rate / gemm);
     printf("%s", b.s);
     printf("FLOPs per image: forward %.2f G, input-backward %.2f G; peak tensor memory %.0f MB\n", gf_fwd, gf_bwd,
            clpdd_host_peak_bytes(h) / 1048576.0);
-    if (out) {
+    if (out) { /* appended: one table across runs, its header written once */
+        int fresh = access(out, F_OK) != 0;
         FILE *o = fopen(out, "a");
-        if (o) fputs(b.s, o), fclose(o);
+        if (o) fputs(fresh ? b.s : strchr(strchr(b.s, '\n') + 1, '\n') + 1, o), fclose(o);
     }
     free(b.s);
     vt->tape_destroy(self, tape);

@@ -16,6 +16,20 @@ typedef struct clpdd_backbone {
                                resolved key but the inference batch (the experiment builds it; the
                                feature cache hashes it) */
     clpdd_adapt_mode adapt; /* [data] adapt */
+    clpdd_precision precision; /* [experiment] precision of its products in the distillation step
+                                  (zero, fp32, unless the run sets it) */
 } clpdd_backbone;
+
+/* Around the backbone's passes of the distillation step: its products at bb->precision, and
+   everything after (solver, loss, Cholesky) back at what was set before:
+     clpdd_precision was = clpdd_backbone_precision_enter(bb); ...; clpdd_backbone_precision_leave(bb, was); */
+static inline clpdd_precision clpdd_backbone_precision_enter(const clpdd_backbone *bb) {
+    const clpdd_ops *ops = bb->h->ops;
+    return ops->set_precision ? ops->set_precision(bb->precision) : CLPDD_PRECISION_FP32;
+}
+static inline void clpdd_backbone_precision_leave(const clpdd_backbone *bb, clpdd_precision was) {
+    const clpdd_ops *ops = bb->h->ops;
+    if (ops->set_precision) ops->set_precision(was);
+}
 
 #endif

@@ -201,6 +201,45 @@ int clpdd_dataset_read_float(const clpdd_dataset *ds, const int *idx, int first,
     return 0;
 }
 
+/* ---- random images (clpdd bench): a pool of POOL random images, image i is pool[i mod POOL],
+   so a read costs a copy (what a prefetching loader hands over), not a generator's time ---- */
+enum { RANDOM_POOL = 64 };
+typedef struct random_src {
+    size_t per;
+    float *pool; /* (RANDOM_POOL, per) uniform [0, 1) */
+} random_src;
+
+static int random_read(void *src, const int *idx, int first, int count, float *out, clpdd_err *e) {
+    (void)e;
+    const random_src *r = src;
+    for (int k = 0; k < count; k++) {
+        int i = idx ? idx[k] : first + k;
+        memcpy(out + (size_t)k * r->per, r->pool + (size_t)(i % RANDOM_POOL) * r->per, r->per * sizeof(float));
+    }
+    return 0;
+}
+
+static void random_free(void *src) {
+    random_src *r = src;
+    free(r->pool);
+    free(r);
+}
+
+void clpdd_dataset_random(clpdd_dataset *ds, int n, int c, int H, int W, int classes, uint64_t seed) {
+    memset(ds, 0, sizeof *ds);
+    ds->n = n, ds->c = c, ds->H = H, ds->W = W, ds->classes = classes;
+    random_src *r = clpdd_xmalloc(sizeof *r);
+    r->per = (size_t)c * H * W;
+    r->pool = clpdd_xmalloc(RANDOM_POOL * r->per * sizeof(float));
+    clpdd_rng rng = {seed};
+    for (size_t q = 0; q < RANDOM_POOL * r->per; q++) r->pool[q] = (float)clpdd_rng_uniform(&rng);
+    ds->src = r, ds->src_read = random_read, ds->src_free = random_free;
+    ds->labels = clpdd_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    for (int i = 0; i < n; i++) ds->labels[i] = i % classes;
+    ds->id = clpdd_hash64(seed, &ds->n, sizeof ds->n);
+    snprintf(ds->desc, sizeof ds->desc, "random %dx%dx%d images, %d classes (%d)", c, H, W, classes, n);
+}
+
 static void read_or_exit(const clpdd_dataset *ds, const int *idx, int first, int count, float *out) {
     clpdd_err e;
     if (clpdd_dataset_read_float(ds, idx, first, count, out, &e)) {

@@ -28,6 +28,9 @@ typedef struct clpdd_dataset {
 int clpdd_dataset_load_idx(clpdd_dataset *ds, const char *name, const char *root, const char *split, long limit,
                            uint64_t subset_seed, clpdd_err *e);
 void clpdd_dataset_free(clpdd_dataset *ds);
+/* n random images (c, H, W) uniform in [0, 1) (64 distinct ones, repeated), labels i mod
+   classes: data for timing (clpdd bench), no file behind it */
+void clpdd_dataset_random(clpdd_dataset *ds, int n, int c, int H, int W, int classes, uint64_t seed);
 
 /* images idx[0..count) (idx non-NULL) or [first, first+count) as floats in [0, 1] (host):
    0, or -1 with the reason (on demand: a file unreadable now, or of another size than the

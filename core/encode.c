@@ -41,27 +41,41 @@ void clpdd_encoder_free(clpdd_encoder *en) {
     memset(en, 0, sizeof *en);
 }
 
-int clpdd_encoder_forward(clpdd_encoder *en, float *phis, const float *Xs, clpdd_err *e) {
+static int forward(clpdd_encoder *en, float *phis, const float *Xs) {
     int d = en->bb->info.feature_dim;
     void *tape = en->k == en->m ? en->tape : NULL; /* chunked: no activations kept */
     for (int i = 0; i < en->m; i += en->k) {
         int n = en->m - i < en->k ? en->m - i : en->k;
         clpdd_adapter_forward(&en->ad, en->Xin, Xs + (size_t)i * en->px, n);
-        if (en->bb->vt->forward(en->bb->self, phis + (size_t)i * d, en->Xin, n, tape)) return bb_fail(en, e);
+        if (en->bb->vt->forward(en->bb->self, phis + (size_t)i * d, en->Xin, n, tape)) return -1;
     }
     return 0;
 }
 
-int clpdd_encoder_backward(clpdd_encoder *en, float *dXs, const float *dphis, const float *Xs, clpdd_err *e) {
+static int backward(clpdd_encoder *en, float *dXs, const float *dphis, const float *Xs) {
     int d = en->bb->info.feature_dim;
     for (int i = 0; i < en->m; i += en->k) {
         int n = en->m - i < en->k ? en->m - i : en->k;
         if (en->k < en->m) { /* recompute this chunk's forward, with the tape this time */
             clpdd_adapter_forward(&en->ad, en->Xin, Xs + (size_t)i * en->px, n);
-            if (en->bb->vt->forward(en->bb->self, en->scratch, en->Xin, n, en->tape)) return bb_fail(en, e);
+            if (en->bb->vt->forward(en->bb->self, en->scratch, en->Xin, n, en->tape)) return -1;
         }
-        if (en->bb->vt->backward(en->bb->self, en->dXin, dphis + (size_t)i * d, n, en->tape)) return bb_fail(en, e);
+        if (en->bb->vt->backward(en->bb->self, en->dXin, dphis + (size_t)i * d, n, en->tape)) return -1;
         clpdd_adapter_backward(&en->ad, dXs + (size_t)i * en->px, en->dXin, n);
     }
     return 0;
+}
+
+int clpdd_encoder_forward(clpdd_encoder *en, float *phis, const float *Xs, clpdd_err *e) {
+    clpdd_precision was = clpdd_backbone_precision_enter(en->bb);
+    int rc = forward(en, phis, Xs);
+    clpdd_backbone_precision_leave(en->bb, was);
+    return rc ? bb_fail(en, e) : 0;
+}
+
+int clpdd_encoder_backward(clpdd_encoder *en, float *dXs, const float *dphis, const float *Xs, clpdd_err *e) {
+    clpdd_precision was = clpdd_backbone_precision_enter(en->bb);
+    int rc = backward(en, dXs, dphis, Xs);
+    clpdd_backbone_precision_leave(en->bb, was);
+    return rc ? bb_fail(en, e) : 0;
 }

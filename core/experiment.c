@@ -10,6 +10,7 @@
 
 /* each enum key's choices, in the order of its C enum (experiment.h) */
 #define DEVICE_CHOICES "auto|cpu|cuda"
+#define PRECISION_CHOICES "fp32|tf32|bf16"
 #define DATASET_CHOICES "fashion-mnist|mnist|imagefolder|manifest|cifar10|cifar100"
 #define INIT_CHOICES "real|noise"
 #define PARAM_CHOICES "pixels|pyramid"
@@ -55,6 +56,7 @@ static int parse_enum(const clpdd_section *s, const char *key, const char *choic
 
 /* the names, for messages and metrics (parse_enum checks each table against its choices) */
 static const char *const device_names[CLPDD_DEVICE_COUNT] = {"auto", "cpu", "cuda"};
+static const char *const precision_names[CLPDD_PRECISION_COUNT] = {"fp32", "tf32", "bf16"};
 static const char *const dataset_names[CLPDD_DATASET_COUNT] = {"fashion-mnist", "mnist",   "imagefolder",
                                                                  "manifest",      "cifar10", "cifar100"};
 static const char *const bad_image_names[] = {"error", "skip"};
@@ -77,6 +79,7 @@ static const clpdd_key experiment_keys[] = {
     {"name", CLPDD_KEY_STRING, "", "run name (default: the INI file's base name)", UNBOUNDED, NULL},
     {"seed", CLPDD_KEY_INT, "0", "seed of everything random in the run (init, batches, eval)", 0, 4294967295.0, NULL},
     {"device", CLPDD_KEY_ENUM, "auto", "auto = cuda when a GPU is visible, else cpu", UNBOUNDED, DEVICE_CHOICES},
+    {"precision", CLPDD_KEY_ENUM, "fp32", "the backbone's matrix products in the distillation step (synthetic forward + backward, DSA's real forward): fp32; tf32 or bf16 = inputs rounded to that format on the GPU's tensor cores, fp32 accumulation, fp32 pixels, Adam state, features, ridge/NTK maths, Cholesky and loss. The CPU computes fp32 whatever is set (a warning says so); feature extraction and evaluation are always fp32", UNBOUNDED, PRECISION_CHOICES},
     {"output", CLPDD_KEY_STRING, "", "run directory (default: runs/<name>)", UNBOUNDED, NULL},
     {"progress_every", CLPDD_KEY_INT, "0", "progress line every N steps when not a terminal (0 = about 20 lines)", 0, 1e9, NULL},
 };
@@ -248,10 +251,23 @@ static int load_plugin(clpdd_experiment *x, const char *secname, clpdd_plugin_ki
     return resolve_plugin_defaults(d, s, keys, nk, e);
 }
 
+static int load(clpdd_experiment *x, const char *const *sets, int n_sets, const clpdd_plugin_dirs *dirs, clpdd_err *e);
+
 int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *const *sets, int n_sets,
                           const clpdd_plugin_dirs *dirs, clpdd_err *e) {
     memset(x, 0, sizeof *x);
     if (clpdd_ini_load(path, &x->ini, e)) return -1;
+    return load(x, sets, n_sets, dirs, e);
+}
+
+int clpdd_experiment_load_memory(clpdd_experiment *x, const char *text, const char *label, const char *const *sets,
+                                 int n_sets, const clpdd_plugin_dirs *dirs, clpdd_err *e) {
+    memset(x, 0, sizeof *x);
+    if (clpdd_ini_load_memory(text, strlen(text), label, &x->ini, e)) return -1;
+    return load(x, sets, n_sets, dirs, e);
+}
+
+static int load(clpdd_experiment *x, const char *const *sets, int n_sets, const clpdd_plugin_dirs *dirs, clpdd_err *e) {
     for (int i = 0; i < n_sets; i++)
         if (clpdd_ini_set(&x->ini, sets[i], e)) return -1;
 
@@ -276,8 +292,8 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
     clpdd_section *s = clpdd_ini_section(&x->ini, "experiment");
     x->name = clpdd_section_str(s, "name");
     if (!*x->name) {
-        const char *base = strrchr(path, '/');
-        base = base ? base + 1 : path;
+        const char *base = strrchr(x->ini.path, '/');
+        base = base ? base + 1 : x->ini.path;
         char buf[256];
         snprintf(buf, sizeof buf, "%s", base);
         char *dot = strrchr(buf, '.');
@@ -302,6 +318,7 @@ int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *con
         x->output = clpdd_section_str(s, "output");
     }
     x->device = (clpdd_device_kind)PARSE_ENUM(s, "device", DEVICE_CHOICES, device_names);
+    x->precision = (clpdd_precision)PARSE_ENUM(s, "precision", PRECISION_CHOICES, precision_names);
     x->progress_every = (int)clpdd_section_int(s, "progress_every");
 
     s = clpdd_ini_section(&x->ini, "data");

@@ -39,6 +39,7 @@ typedef struct clpdd_experiment {
     /* [experiment] */
     const char *name, *output;
     clpdd_device_kind device;
+    clpdd_precision precision; /* the backbone's products in the step (clpdd/ops.h) */
     uint64_t seed;
     int progress_every;
     /* [data] */
@@ -75,6 +76,9 @@ typedef struct clpdd_experiment {
    Returns 0, or -1 with a message naming file:line / key / plugin path. */
 int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *const *sets, int n_sets,
                           const clpdd_plugin_dirs *dirs, clpdd_err *e);
+/* the same from INI text in memory; label names it in messages (e.g. "<bench clpdd>") */
+int clpdd_experiment_load_memory(clpdd_experiment *x, const char *text, const char *label, const char *const *sets,
+                                 int n_sets, const clpdd_plugin_dirs *dirs, clpdd_err *e);
 void clpdd_experiment_free(clpdd_experiment *x);
 
 /* the resolved configuration (every key, defaults included) as INI text; caller frees */

@@ -36,7 +36,7 @@ static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *sp
                                 in->channels, in->height, in->width, clpdd_adapter_mode_name(bb->adapt), in->mean[0], in->mean[1], in->mean[2], in->std[0],
                                 in->std[1], in->std[2], ds->desc, split, (unsigned long long)ds->id);
     h = clpdd_hash_str(h, desc);
-    if (in->weights_id && *in->weights_id) {
+    if (in->weights_id && *in->weights_id && strcmp(in->weights_id, CLPDD_RANDOM_WEIGHTS)) {
         /* the weights' bytes, so a retrained file with the same name gets new features */
         char full[4096];
         clpdd_resolve_model_path(in->weights_id, full, sizeof full);

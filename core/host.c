@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dataset.h"
 #include "io/safetensors.h"
 
 typedef struct alloc_rec {
@@ -28,7 +30,7 @@ typedef struct host_state {
 } host_state;
 
 struct clpdd_weights {
-    clpdd_st_file *file;
+    clpdd_st_file *file; /* NULL: random weights (CLPDD_RANDOM_WEIGHTS) */
     char *path;
 };
 
@@ -205,7 +207,31 @@ void clpdd_model_path_places(char *buf, size_t n) {
     }
 }
 
+/* ---- weights = random: an architecture's cost without its checkpoint (clpdd bench) ----
+   Every tensor a plugin reads exists, and weights_has answers 0 (a plugin's optional tensors
+   are absent, so no configuration check trips on them); the values depend only on its name: a 1-D "…weight" / "…gamma" (a
+   norm's scale, LayerScale) and "…running_var" are 1, a 1-D "…bias" and "…running_mean" 0,
+   everything else N(0, 0.02²) (timm's trunc_normal std), drawn from the name's hash, so the
+   CPU and the GPU build the same network. */
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static void random_tensor(const char *name, int ndim, size_t numel, float *out) {
+    float fixed = NAN;
+    if (ends_with(name, "running_var") || (ndim == 1 && (ends_with(name, "weight") || ends_with(name, "gamma")))) fixed = 1.0f;
+    else if (ends_with(name, "running_mean") || (ndim == 1 && ends_with(name, "bias"))) fixed = 0.0f;
+    clpdd_rng rng = {clpdd_hash_str(CLPDD_HASH_SEED, name)};
+    for (size_t i = 0; i < numel; i++) out[i] = isnan(fixed) ? (float)(0.02 * clpdd_rng_normal(&rng)) : fixed;
+}
+
 static clpdd_weights *h_weights_open(const clpdd_host *h, const char *path) {
+    if (!strcmp(path, CLPDD_RANDOM_WEIGHTS)) {
+        clpdd_weights *w = clpdd_xcalloc(1, sizeof *w);
+        w->path = clpdd_xstrdup(CLPDD_RANDOM_WEIGHTS);
+        return w;
+    }
     char full[4096];
     if (clpdd_resolve_model_path(path, full, sizeof full)) {
         if (path[0] == '/') {
@@ -230,6 +256,7 @@ static clpdd_weights *h_weights_open(const clpdd_host *h, const char *path) {
 }
 
 static int h_weights_has(const clpdd_host *h, clpdd_weights *w, const char *name) {
+    if (!w->file) return 0; /* random: the optional tensors are absent (every read still succeeds) */
     return clpdd_st_find(w->file, name) != NULL;
 }
 
@@ -242,6 +269,15 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 
 static int h_weights_read(const clpdd_host *h, clpdd_weights *w, const char *name, int ndim, const int64_t *shape,
                           float *dst) {
+    if (!w->file) {
+        size_t numel = 1;
+        for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+        float *tmp = clpdd_xmalloc((numel ? numel : 1) * sizeof(float));
+        random_tensor(name, ndim, numel, tmp);
+        h->ops->to_device(dst, tmp, numel * sizeof(float));
+        free(tmp);
+        return 0;
+    }
     const clpdd_st_tensor *t = clpdd_st_find(w->file, name);
     char want[256], got[256];
     shape_str(want, sizeof want, ndim, shape);
@@ -276,7 +312,7 @@ static int h_weights_read(const clpdd_host *h, clpdd_weights *w, const char *nam
 
 static void h_weights_close(const clpdd_host *h, clpdd_weights *w) {
     if (!w) return;
-    clpdd_st_close(w->file);
+    if (w->file) clpdd_st_close(w->file);
     free(w->path);
     free(w);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_cmd.h"
 #include "eval_cmd.h"
 #include "experiment.h"
 #include "features_cmd.h"
@@ -24,6 +25,7 @@ static const char *usage_main =
     "  sweep FILE.ini    run the grid of an experiment's [sweep] section, then report it\n"
     "  report DIR...     collect run directories into summary.csv, summary.md and plots\n"
     "  features FILE.ini precompute the feature cache of both splits (--shard i/N for a job array, --merge)\n"
+    "  bench --preset P  time the distillation step of every method at the paper's shapes (random weights, no data)\n"
     "  plugins           list the plugins found, with their keys\n"
     "  keys              list the keys of the core sections\n"
     "  help [COMMAND]    this text, or a command's\n"
@@ -252,6 +254,7 @@ int main(int argc, char **argv) {
         if (!strcmp(what, "sweep")) return fputs(clpdd_usage_sweep, stdout), 0;
         if (!strcmp(what, "report")) return fputs(clpdd_usage_report, stdout), 0;
         if (!strcmp(what, "features")) return fputs(clpdd_usage_features, stdout), 0;
+        if (!strcmp(what, "bench")) return fputs(clpdd_usage_bench, stdout), 0;
         if (!strcmp(what, "help")) return fputs(usage_main, stdout), 0;
         return fprintf(stderr, "clpdd: help: unknown command '%s'\n\n%s", clpdd_escape(what, shown, sizeof shown),
                        usage_main), 2;
@@ -263,6 +266,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "sweep")) return clpdd_cmd_sweep(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return clpdd_cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "features")) return clpdd_cmd_features(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return clpdd_cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "keys")) {
         if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) && argc == 3) return cmd_keys();
         if (argc > 2)

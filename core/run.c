@@ -26,9 +26,12 @@
 #include "encode.h"
 #include "evaluate.h"
 #include "feature_cache.h"
+#include "flop_count.h"
 #include "host.h"
+#include "io/safetensors.h" /* clpdd_f32_to_f16 */
 #include "outputs.h"
 #include "param.h"
+#include "precision.h"
 #include "probe.h"
 #include "rundir.h"
 #include "score_cache.h"
@@ -87,7 +90,8 @@ typedef struct run {
     float *phis, *dphis;               /* (me, d) */
     float *Ys;                         /* (me, C) encoded support labels */
     int32_t *ys;                       /* (me) */
-    float *Phi;                        /* (N, d) cached real features */
+    void *Phi;                         /* (N, d) cached real features: float, or f16 bits when f16 */
+    int f16;                           /* [data] feature_dtype = f16: Phi holds binary16 */
     float *phib;                       /* (n, d) */
     float *Z, *dZ;                     /* (n, C) */
     int32_t *idx, *yb;                 /* (n) */
@@ -102,6 +106,8 @@ typedef struct run {
     int nlog, caplog;
     clpdd_summary sum;
     int feat_only, feat_part, feat_parts, feat_merge; /* clpdd features: the cache only (clpdd_run_features) */
+    const clpdd_bench_opts *bench;                    /* clpdd bench: random data, timed steps (clpdd_run_bench) */
+    double read_s;                                    /* DSA: seconds reading real images and copying them to the device */
 } run;
 
 static void run_free(run *r) {
@@ -262,6 +268,28 @@ static int load_data(run *r, clpdd_err *e) {
     return 0;
 }
 
+/* clpdd bench: random images (on demand) as the training split and random features as the
+   distillation targets, N = max(real_batch, C·(ipc + 1)) rows: no files, no extraction; the
+   step then costs what it costs on real data */
+static int bench_data(run *r, clpdd_err *e) {
+    const clpdd_experiment *x = r->x;
+    const clpdd_bench_opts *b = r->bench;
+    if (b->classes < 1) return clpdd_err_set(e, "bench: classes = %d; expected >= 1", b->classes);
+    int side = b->image_size > 0 ? b->image_size : x->crop > 0 ? x->crop : r->bb.info.height;
+    int C = b->classes, N = x->real_batch > C * (x->ipc + 1) ? x->real_batch : C * (x->ipc + 1), d = r->d;
+    clpdd_dataset_random(&r->train, N, r->bb.info.channels, side, side, C, x->seed + 17);
+    r->C = C, r->c = r->train.c, r->H = r->W = side, r->px = (size_t)r->c * side * side;
+    r->N = N, r->nv = 0;
+    r->target_rows = clpdd_xmalloc((size_t)N * sizeof(int));
+    r->target_x = clpdd_xmalloc((size_t)N * d * sizeof(float));
+    r->target_y = clpdd_xmalloc((size_t)N * sizeof(int32_t));
+    r->val_x = clpdd_xmalloc((size_t)d * sizeof(float)), r->val_y = clpdd_xmalloc(sizeof(int32_t));
+    clpdd_rng rng = {x->seed + 29};
+    for (int i = 0; i < N; i++) r->target_rows[i] = i, r->target_y[i] = r->train.labels[i];
+    for (size_t i = 0; i < (size_t)N * d; i++) r->target_x[i] = (float)clpdd_rng_normal(&rng);
+    return 0;
+}
+
 /* the host, the backbone and the data: what a run and an evaluation share */
 static int setup_data(run *r, const clpdd_ops *ops, const char *what, clpdd_err *e) {
     clpdd_experiment *x = r->x;
@@ -269,14 +297,15 @@ static int setup_data(run *r, const clpdd_ops *ops, const char *what, clpdd_err 
     r->h = clpdd_host_create(r->ops, x->seed);
     clpdd_host_set_quiet(r->h, r->quiet);
     if (!r->quiet) fprintf(stderr, "clpdd: %s '%s' on %s\n", what, x->name, ops->name);
-    r->bb = (clpdd_backbone){r->h, x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_key, x->adapt};
+    r->bb = (clpdd_backbone){r->h, x->backbone.desc, x->backbone.desc->vtable, NULL, {0}, x->backbone_key, x->adapt,
+                             CLPDD_PRECISION_FP32 /* the step sets its own (setup_loop) */};
     if (r->bb.vt->create(r->h, x->backbone_cfg, &r->bb.self)) {
         r->bb.self = NULL;
         return plugin_fail(r, "backbone", r->bb.desc->name, e);
     }
     if (r->bb.vt->describe(r->bb.self, &r->bb.info)) return plugin_fail(r, "backbone", r->bb.desc->name, e);
     r->d = r->bb.info.feature_dim;
-    return load_data(r, e);
+    return r->bench ? bench_data(r, e) : load_data(r, e);
 }
 
 /* the plugins, the synthetic set and the loop's buffers */
@@ -305,6 +334,15 @@ static int setup_loop(run *r, clpdd_err *e) {
             return plugin_fail(r, "loss", x->loss.desc->name, e);
         }
     }
+    /* the step's backbone passes at [experiment] precision; extraction and evaluation stay fp32 */
+    r->bb.precision = x->precision;
+    if (x->precision != CLPDD_PRECISION_FP32 && ops->set_precision) {
+        clpdd_precision got = ops->set_precision(x->precision);
+        got = ops->set_precision(got); /* ask, then restore: the answer is what the device does */
+        if (got != x->precision && !r->quiet)
+            fprintf(stderr, "warning: [experiment] precision = %s: %s computes fp32 only; the run is fp32\n",
+                    clpdd_precision_name(x->precision), ops->name);
+    }
     if (clpdd_encoder_init(&r->enc, &r->bb, me, x->chunk, r->c, r->H, r->W, e)) return -1;
 
     int fail = 0;
@@ -312,7 +350,11 @@ static int setup_loop(run *r, clpdd_err *e) {
     r->Xs = dalloc(r, szX, &fail), r->dXs = dalloc(r, szX, &fail);
     r->phis = dalloc(r, (size_t)me * d * sizeof(float), &fail), r->dphis = dalloc(r, (size_t)me * d * sizeof(float), &fail);
     r->Ys = dalloc(r, (size_t)me * C * sizeof(float), &fail), r->ys = dalloc(r, (size_t)me * sizeof(int32_t), &fail);
-    r->Phi = dalloc(r, (size_t)N * d * sizeof(float), &fail), r->phib = dalloc(r, (size_t)n * d * sizeof(float), &fail);
+    /* the real features on the device in the cache's dtype: f16 halves the largest buffer of an
+       ImageNet-1K run (1.28 M × d); the values are the same (the cache already rounded them) */
+    r->f16 = x->feature_f16 && ops->gather_rows_f16;
+    r->Phi = dalloc(r, (size_t)N * d * (r->f16 ? sizeof(uint16_t) : sizeof(float)), &fail);
+    r->phib = dalloc(r, (size_t)n * d * sizeof(float), &fail);
     r->Z = dalloc(r, (size_t)n * C * sizeof(float), &fail), r->dZ = dalloc(r, (size_t)n * C * sizeof(float), &fail);
     r->idx = dalloc(r, (size_t)n * sizeof(int32_t), &fail), r->yb = dalloc(r, (size_t)n * sizeof(int32_t), &fail);
     if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
@@ -367,7 +409,14 @@ static int setup_loop(run *r, clpdd_err *e) {
         if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
         r->Xr_host = clpdd_xmalloc((size_t)n * r->px * sizeof(float));
     }
-    ops->to_device(r->Phi, r->target_x, (size_t)N * d * sizeof(float));
+    if (r->f16) {
+        uint16_t *h16 = clpdd_xmalloc((size_t)N * d * sizeof(uint16_t));
+        for (size_t i = 0; i < (size_t)N * d; i++) h16[i] = clpdd_f32_to_f16(r->target_x[i]);
+        ops->to_device(r->Phi, h16, (size_t)N * d * sizeof(uint16_t));
+        free(h16);
+    } else {
+        ops->to_device(r->Phi, r->target_x, (size_t)N * d * sizeof(float));
+    }
 
     r->perm = clpdd_xmalloc((size_t)N * sizeof(int));
     for (int i = 0; i < N; i++) r->perm[i] = i;
@@ -413,17 +462,22 @@ static int real_batch(run *r, int step, clpdd_err *e) {
     ops->to_device(r->yb, r->yb_host, (size_t)r->n * sizeof(int32_t));
     if (!r->aug_real) {
         ops->to_device(r->idx, r->idx_host, (size_t)r->n * sizeof(int32_t));
-        ops->gather_rows(r->phib, r->Phi, r->idx, (size_t)r->n, (size_t)r->d);
+        if (r->f16) ops->gather_rows_f16(r->phib, r->Phi, r->idx, (size_t)r->n, (size_t)r->d);
+        else ops->gather_rows(r->phib, r->Phi, r->idx, (size_t)r->n, (size_t)r->d);
         return 0;
     }
+    double t0 = clpdd_now();
     if (clpdd_dataset_read_float(&r->train, r->pick, 0, r->n, r->Xr_host, e)) return -1; /* an image folder: decoded now */
     ops->to_device(r->Xr, r->Xr_host, (size_t)r->n * r->px * sizeof(float));
+    r->read_s += clpdd_now() - t0;
     /* its own stream (seed + 1), so the real and the synthetic draws never coincide */
     clpdd_augment_sample(r->aug_real, r->n, r->x->seed + 1, (uint64_t)step * (uint64_t)r->n);
     clpdd_augment_forward(r->aug_real, r->Xr_aug, r->Xr, r->n);
     clpdd_adapter_forward(&r->ad_real, r->Xr_in, r->Xr_aug, r->n);
-    if (r->bb.vt->forward(r->bb.self, r->phib, r->Xr_in, r->n, NULL)) return plugin_fail(r, "backbone", r->bb.desc->name, e);
-    return 0;
+    clpdd_precision was = clpdd_backbone_precision_enter(&r->bb);
+    int rc = r->bb.vt->forward(r->bb.self, r->phib, r->Xr_in, r->n, NULL);
+    clpdd_backbone_precision_leave(&r->bb, was);
+    return rc ? plugin_fail(r, "backbone", r->bb.desc->name, e) : 0;
 }
 
 /* L and dX_s for the current X_s and real batch */
@@ -502,11 +556,27 @@ static uint64_t config_hash(run *r) {
     return clpdd_hash_str(CLPDD_HASH_SEED, r->config);
 }
 
+/* one optimisation step: render X_s, a real batch, L and its gradient, Adam on the parameters;
+   *level_added = 1 when the pyramid grew a level this step */
+static int step_once(run *r, int step, float *L, int *level_added, clpdd_err *e) {
+    const clpdd_experiment *x = r->x;
+    const clpdd_ops *ops = r->ops;
+    size_t np = (size_t)r->m * r->px;
+    *level_added = clpdd_param_on_step(r->param, step);
+    clpdd_param_render(r->param, r->Xs);
+    if (real_batch(r, step, e) || loss_and_grad(r, step, L, e)) return clpdd_err_prefix(e, "step %d: ", step);
+    if (!isfinite(*L) || !ops->all_finite(r->dXs, np))
+        return clpdd_err_set(e, "step %d: the loss or the image gradient is not finite (loss %g); lower [distill] lr?", step, *L);
+    clpdd_param_backward(r->param, r->dvals, r->dXs);
+    clpdd_param_adam(r->param, r->adam_m, r->adam_v, r->dvals, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f);
+    if (x->param == CLPDD_PARAM_PIXELS) ops->clamp(clpdd_param_values(r->param), 0.0f, 1.0f, np);
+    return 0;
+}
+
 static int distill(run *r, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     const clpdd_ops *ops = r->ops;
     size_t np = (size_t)r->m * r->px;
-    int pixels = x->param == CLPDD_PARAM_PIXELS;
     int steps = x->steps, tty = isatty(2) && !r->quiet;
     int every = x->progress_every > 0 ? x->progress_every : (steps >= 20 ? steps / 20 : 1);
     uint64_t hash = config_hash(r);
@@ -518,16 +588,11 @@ static int distill(run *r, clpdd_err *e) {
     float L = NAN;
     double t0 = clpdd_now() - (r->nlog ? r->log[r->nlog - 1].seconds : 0.0), t_start = clpdd_now(), last_tty = 0;
     for (int step = done + 1; step <= steps; step++) {
-        if (clpdd_param_on_step(r->param, step) && !r->quiet && !tty)
+        int added = 0;
+        if (step_once(r, step, &L, &added, e)) return -1;
+        if (added && !r->quiet && !tty)
             fprintf(stderr, "distill: step %d: pyramid level %d of %d added\n", step, clpdd_param_active_levels(r->param),
                     clpdd_param_levels(r->param));
-        clpdd_param_render(r->param, r->Xs);
-        if (real_batch(r, step, e) || loss_and_grad(r, step, &L, e)) return clpdd_err_prefix(e, "step %d: ", step);
-        if (!isfinite(L) || !ops->all_finite(r->dXs, np))
-            return clpdd_err_set(e, "step %d: the loss or the image gradient is not finite (loss %g); lower [distill] lr?", step, L);
-        clpdd_param_backward(r->param, r->dvals, r->dXs);
-        clpdd_param_adam(r->param, r->adam_m, r->adam_v, r->dvals, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f);
-        if (pixels) ops->clamp(clpdd_param_values(r->param), 0.0f, 1.0f, np);
         if (x->checkpoint_every > 0 && step % x->checkpoint_every == 0 && step < steps) {
             clpdd_err ce;
             /* a failed write (disk full) must not end hours of work: the last good checkpoint
@@ -848,6 +913,65 @@ int clpdd_run_features(clpdd_experiment *x, const clpdd_run_opts *opts, int part
     r.feat_only = 1, r.feat_part = part, r.feat_parts = parts, r.feat_merge = merge;
     const clpdd_ops *ops = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
     int rc = ops ? setup_data(&r, ops, "features", e) : -1;
+    run_free(&r);
+    return rc ? -1 : 0;
+}
+
+/* ---- clpdd bench: the step of this experiment, timed, on random data ---- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd_bench_opts *b, clpdd_bench_result *res,
+                    clpdd_err *e) {
+    memset(res, 0, sizeof *res);
+    if (b->steps < 1 || b->warmup < 0) return clpdd_err_set(e, "bench: steps %d, warmup %d; expected steps >= 1, warmup >= 0", b->steps, b->warmup);
+    run r;
+    memset(&r, 0, sizeof r);
+    r.dir.lock_fd = -1;
+    r.x = x;
+    r.quiet = 1;
+    r.bench = b;
+    r.sum.first_loss = r.sum.last_loss = NAN;
+    const clpdd_ops *inner = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
+    if (!inner) return -1;
+    /* the whole run on the counting view: the counter is read around one step only */
+    const clpdd_ops *ops = clpdd_ops_counting(inner);
+    int rc = setup_data(&r, ops, "bench", e);
+    if (rc == 0) rc = setup_loop(&r, e);
+    double *ms = clpdd_xmalloc((size_t)b->steps * sizeof(double)), *read_ms = clpdd_xmalloc((size_t)b->steps * sizeof(double));
+    float L = NAN;
+    for (int step = 1; rc == 0 && step <= b->warmup + b->steps; step++) {
+        ops->synchronize();
+        clpdd_flops_reset();
+        r.read_s = 0.0;
+        double t0 = clpdd_now();
+        int added;
+        rc = step_once(&r, step, &L, &added, e);
+        ops->synchronize();
+        double dt = clpdd_now() - t0;
+        if (rc == 0 && step > b->warmup) ms[step - b->warmup - 1] = 1e3 * dt, read_ms[step - b->warmup - 1] = 1e3 * r.read_s;
+        if (rc == 0) res->flop = clpdd_flops();
+    }
+    if (rc == 0) {
+        qsort(ms, (size_t)b->steps, sizeof *ms, cmp_double);
+        qsort(read_ms, (size_t)b->steps, sizeof *read_ms, cmp_double);
+        res->read_ms_median = b->steps % 2 ? read_ms[b->steps / 2] : 0.5 * (read_ms[b->steps / 2 - 1] + read_ms[b->steps / 2]);
+        int n = b->steps;
+        res->ms_median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+        res->ms_min = ms[0], res->ms_max = ms[n - 1];
+        res->peak_bytes = clpdd_host_peak_bytes(r.h);
+        res->m = r.m, res->me = r.me, res->n = r.n, res->d = r.d, res->C = r.C, res->N = r.N;
+        res->image_side = r.H, res->backbone_side = r.bb.info.height;
+        res->last_loss = L;
+        clpdd_precision got = inner->set_precision ? inner->set_precision(x->precision) : CLPDD_PRECISION_FP32;
+        got = inner->set_precision ? inner->set_precision(got) : CLPDD_PRECISION_FP32;
+        res->precision = got;
+        snprintf(res->device, sizeof res->device, "%s", inner->name);
+    }
+    free(ms), free(read_ms);
     run_free(&r);
     return rc ? -1 : 0;
 }

@@ -31,4 +31,28 @@ typedef struct clpdd_image_set {
    opts->output (or [experiment] output). [distill] ipc sizes the baselines. */
 int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_run_opts *opts, clpdd_err *e);
 
+/* clpdd bench (core/bench_cmd.c): the experiment's distillation step, timed on random images
+   and random real features (no dataset, no extraction; with [backbone] weights = random no
+   checkpoint either). warmup untimed steps, then `steps` timed ones, each synchronised. */
+typedef struct clpdd_bench_opts {
+    int steps, warmup;
+    int classes;    /* C */
+    int image_size; /* synthetic image side; 0: [data] crop, else the backbone's input */
+} clpdd_bench_opts;
+
+typedef struct clpdd_bench_result {
+    double ms_median, ms_min, ms_max; /* per timed step */
+    double read_ms_median;            /* of which DSA's real images: host read + copy to the device */
+    double flop;                      /* matrix FLOPs of one step, counted (core/flop_count.h) */
+    size_t peak_bytes;                /* high-water mark of every tensor the run allocated through the host */
+    int m, me, n, d, C, N;            /* synthetic images, encoded per step (m·augs), real batch, ... */
+    int image_side, backbone_side;
+    float last_loss;
+    clpdd_precision precision;        /* what the device computed (the CPU: fp32) */
+    char device[160];
+} clpdd_bench_result;
+
+int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd_bench_opts *b, clpdd_bench_result *res,
+                    clpdd_err *e);
+
 #endif

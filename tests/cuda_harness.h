@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "clpdd/ops.h"
+#include "support.h"
 
 static const clpdd_ops *cpu, *dev;
 
@@ -74,6 +75,16 @@ __attribute__((unused)) static float *dpoison(size_t n) {
     dev->fill(d, NAN, n);
     return d;
 }
+/* normalised error of a device result against a host reference (tests/support.h's
+   test_rel_err: +Inf when an element is NaN, e.g. left unwritten) */
+__attribute__((unused)) static double dev_err(const float *d, const float *ref, size_t n) {
+    float *h = calloc(n ? n : 1, sizeof(float));
+    dev->to_host(h, d, n * sizeof(float));
+    double e = test_rel_err(h, ref, n);
+    free(h);
+    return e;
+}
+
 /* guards intact on every buffer, then free them all; last statement of every test */
 static void done(void) {
     size_t g = GUARD * sizeof(float);

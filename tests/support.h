@@ -15,6 +15,10 @@ void test_fill_normal_d(double *x, size_t n, double std, uint64_t seed);
 
 /* ‖a − ref‖₂ / max(‖ref‖₂, tiny); NaN anywhere → +Inf */
 double test_rel_err(const float *a, const float *ref, size_t n);
+/* normalised error allowed for a product at reduced precision against the fp32 result:
+   4x the error measured by exact emulation (tests/test_precision.c, product_error_measured) */
+#define TOL_GEMM_BF16 1.2e-2
+#define TOL_GEMM_TF32 1.5e-3
 double test_rel_err_fd(const float *a, const double *ref, size_t n);
 double test_max_abs_diff(const float *a, const float *b, size_t n);
 

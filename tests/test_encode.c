@@ -17,7 +17,7 @@ static void encode(int chunk, const char *cfg, const float *X, const float *dphi
     clpdd_err e;
     clpdd_section *s = clpdd_section_from_string("backbone", cfg, p->keys, p->n_keys, &e);
     cr_assert_not_null(s, "%s", e.msg);
-    clpdd_backbone bb = {h, p, p->vtable, NULL, {0}, "backbone=vit (test)", CLPDD_ADAPT_RESIZE};
+    clpdd_backbone bb = {h, p, p->vtable, NULL, {0}, "backbone=vit (test)", CLPDD_ADAPT_RESIZE, CLPDD_PRECISION_FP32};
     cr_assert_eq(bb.vt->create(h, s, &bb.self), 0, "%s", clpdd_host_error(h));
     cr_assert_eq(bb.vt->describe(bb.self, &bb.info), 0);
     clpdd_encoder en;

@@ -639,6 +639,157 @@ Test(ops_cpu, attention) {
         free(g);
 }
 
+/* ---- fused attention (ABI 1.3) ----
+   Shapes cover T below, at and across the CPU key tile (64) and the CUDA tile (32), hd of 4
+   (narrower than the 8-lane dot), 16, 37 (a lane tail) and 64 (ViT-B), T = 197 (ViT-B at 224 px).
+   Forward: out against the float64 reference and against the materialised op, lse against a
+   float64 log-sum-exp; TOL_RED (sums of ≤ T·hd terms; lse is a log of such a sum, its absolute
+   error is the sum's relative error). Backward: against the float64 analytic gradient and the
+   materialised op at every shape (TOL_GRAD), and against float64 finite differences of the
+   reference forward at the shapes small enough for O(NQ·n·Hh·T²·hd) FD work. */
+static const int attf_shapes[][4] = {{2, 7, 3, 4}, {2, 50, 4, 64}, {2, 197, 2, 64}, {2, 50, 3, 16},
+                                     {1, 70, 2, 16}, {2, 129, 2, 37}, {1, 1, 2, 8}};
+#define ATTF_NSHAPES ((int)(sizeof attf_shapes / sizeof attf_shapes[0]))
+
+/* lse (n, Hh, T) = log Σ_u exp(scale·q_t·k_u) in float64 */
+static void ref_attention_lse(double *lse, const double *qkv, int n, int T, int Hh, int hd, double scale) {
+    int D = Hh * hd;
+    double *s = da(T);
+    for (int b = 0; b < n; b++)
+        for (int h = 0; h < Hh; h++)
+            for (int t = 0; t < T; t++) {
+                const double *q = qkv + ((size_t)b * T + t) * 3 * D + h * hd;
+                double m = -INFINITY, z = 0;
+                for (int u = 0; u < T; u++) {
+                    const double *k = qkv + ((size_t)b * T + u) * 3 * D + D + h * hd;
+                    s[u] = 0;
+                    for (int e = 0; e < hd; e++) s[u] += q[e] * k[e];
+                    s[u] *= scale;
+                    m = fmax(m, s[u]);
+                }
+                for (int u = 0; u < T; u++) z += exp(s[u] - m);
+                lse[((size_t)b * Hh + h) * T + t] = m + log(z);
+            }
+    free(s);
+}
+
+/* dqkv (n, T, 3D) from G = dout (n, T, D) in float64, the analytic gradient:
+   dv = Pᵀ·G, dS = P ⊙ (G·vᵀ − rowsum(P ⊙ G·vᵀ)), dq = scale·dS·k, dk = scale·dSᵀ·q */
+static void ref_attention_backward(double *dqkv, const double *G, const double *qkv, int n, int T, int Hh, int hd,
+                                   double scale) {
+    int D = Hh * hd;
+    double *P = da((size_t)T * T), *dS = da((size_t)T * T);
+    memset(dqkv, 0, sizeof(double) * (size_t)n * T * 3 * D);
+#define Q_(t, e) qkv[((size_t)b * T + (t)) * 3 * D + h * hd + (e)]
+#define K_(t, e) qkv[((size_t)b * T + (t)) * 3 * D + D + h * hd + (e)]
+#define V_(t, e) qkv[((size_t)b * T + (t)) * 3 * D + 2 * D + h * hd + (e)]
+#define G_(t, e) G[((size_t)b * T + (t)) * D + h * hd + (e)]
+#define DQKV_(t, part, e) dqkv[((size_t)b * T + (t)) * 3 * D + (part) * D + h * hd + (e)]
+    for (int b = 0; b < n; b++)
+        for (int h = 0; h < Hh; h++) {
+            for (int t = 0; t < T; t++) {
+                for (int u = 0; u < T; u++) {
+                    double s = 0;
+                    for (int e = 0; e < hd; e++) s += Q_(t, e) * K_(u, e);
+                    P[t * T + u] = s;
+                }
+                ref_softmax(P + t * T, P + t * T, T, scale);
+                double dl = 0;
+                for (int u = 0; u < T; u++) {
+                    double dp = 0;
+                    for (int e = 0; e < hd; e++) dp += G_(t, e) * V_(u, e);
+                    dS[t * T + u] = dp;
+                    dl += dp * P[t * T + u];
+                }
+                for (int u = 0; u < T; u++) dS[t * T + u] = P[t * T + u] * (dS[t * T + u] - dl);
+            }
+            for (int t = 0; t < T; t++)
+                for (int u = 0; u < T; u++)
+                    for (int e = 0; e < hd; e++) {
+                        DQKV_(t, 0, e) += scale * dS[t * T + u] * K_(u, e);
+                        DQKV_(u, 1, e) += scale * dS[t * T + u] * Q_(t, e);
+                        DQKV_(u, 2, e) += P[t * T + u] * G_(t, e);
+                    }
+        }
+#undef Q_
+#undef K_
+#undef V_
+#undef G_
+#undef DQKV_
+    free(P), free(dS);
+}
+
+/* CHECK_ERR that also logs the error (the report quotes these) */
+#define CHECK_ERR_LOG(e, tol, what)                                                               \
+    do {                                                                                          \
+        double e2_ = (e);                                                                         \
+        cr_log_info("%s: normalised error %.3g", (what), e2_);                                    \
+        cr_assert(e2_ <= (tol), "%s: normalised error %.3g > %.3g", (what), e2_, (double)(tol)); \
+    } while (0)
+
+Test(ops_cpu, attention_fused) {
+    char what[128];
+    for (int c = 0; c < ATTF_NSHAPES; c++) {
+        const int n = attf_shapes[c][0], T = attf_shapes[c][1], Hh = attf_shapes[c][2], hd = attf_shapes[c][3];
+        const size_t D = (size_t)Hh * hd, NQ = n * T * 3 * D, NO = n * T * D, NL = (size_t)n * Hh * T,
+                     NA = NL * T;
+        const float scale = 1.0f / sqrtf((float)hd);
+        float *qkv = frand(NQ, 1, 700 + c), *out = fa(NO), *lse = fa(NL), *outm = fa(NO), *att = fa(NA);
+        double *qd = f2d(qkv, NQ), *outr = da(NO), *lser = da(NL);
+        ref_attention(outr, NULL, qd, n, T, Hh, hd, scale);
+        ref_attention_lse(lser, qd, n, T, Hh, hd, scale);
+        poison(out, NO), poison(lse, NL);
+        O->attention_fused(out, lse, qkv, n, T, Hh, hd, scale);
+        O->attention(outm, att, qkv, n, T, Hh, hd, scale);
+        snprintf(what, sizeof what, "attention_fused out vs float64 (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        CHECK_ERR_LOG(test_rel_err_fd(out, outr, NO), TOL_RED, what);
+        snprintf(what, sizeof what, "attention_fused out vs attention (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        CHECK_ERR_LOG(test_rel_err(out, outm, NO), TOL_RED, what);
+        snprintf(what, sizeof what, "attention_fused lse vs float64 (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        CHECK_ERR_LOG(test_rel_err_fd(lse, lser, NL), TOL_RED, what);
+        double worst = 0; /* lse's absolute error, the one the backward's exp(s − lse) sees */
+        for (size_t i = 0; i < NL; i++) worst = fmax(worst, fabs(lse[i] - lser[i]));
+        cr_log_info("attention_fused lse max abs error %.3g (n %d T %d Hh %d hd %d)", worst, n, T, Hh, hd);
+        cr_assert(worst <= TOL_RED, "lse max abs error %.3g", worst);
+        free(qkv), free(out), free(lse), free(outm), free(att), free(qd), free(outr), free(lser);
+    }
+}
+
+Test(ops_cpu, attention_fused_backward) {
+    char what[128];
+    for (int c = 0; c < ATTF_NSHAPES; c++) {
+        const int n = attf_shapes[c][0], T = attf_shapes[c][1], Hh = attf_shapes[c][2], hd = attf_shapes[c][3];
+        const size_t D = (size_t)Hh * hd, NQ = n * T * 3 * D, NO = n * T * D, NL = (size_t)n * Hh * T,
+                     NA = NL * T;
+        const float scale = 1.0f / sqrtf((float)hd);
+        float *qkv = frand(NQ, 1, 720 + c), *dout = frand(NO, 1, 740 + c), *out = fa(NO), *lse = fa(NL),
+              *delta = fa(NL), *dqkv = fa(NQ), *att = fa(NA), *datt = fa(NA), *outm = fa(NO), *dqkvm = fa(NQ);
+        double *qd = f2d(qkv, NQ), *G = f2d(dout, NO), *g = da(NQ);
+        O->attention_fused(out, lse, qkv, n, T, Hh, hd, scale);
+        poison(dqkv, NQ), poison(delta, NL);
+        O->attention_fused_backward(dqkv, delta, dout, out, lse, qkv, n, T, Hh, hd, scale);
+        O->attention(outm, att, qkv, n, T, Hh, hd, scale);
+        O->attention_backward(dqkvm, datt, dout, qkv, att, n, T, Hh, hd, scale);
+        ref_attention_backward(g, G, qd, n, T, Hh, hd, scale);
+        snprintf(what, sizeof what, "attention_fused_backward vs float64 (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        CHECK_ERR_LOG(test_rel_err_fd(dqkv, g, NQ), TOL_GRAD, what);
+        snprintf(what, sizeof what, "attention_fused_backward vs attention_backward (n %d T %d Hh %d hd %d)", n, T,
+                 Hh, hd);
+        CHECK_ERR_LOG(test_rel_err(dqkv, dqkvm, NQ), TOL_GRAD, what);
+        if ((double)NQ * n * Hh * T * T * hd <= 2e9) { /* float64 central differences (FD_H) */
+            att_ctx ctx = {n, T, Hh, hd, scale, G};
+            test_fd_grad(g, f_attention, qd, NQ, FD_H, &ctx);
+            snprintf(what, sizeof what, "attention_fused_backward vs FD (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+            CHECK_ERR_LOG(test_rel_err_fd(dqkv, g, NQ), TOL_GRAD, what);
+        }
+        /* reproducible: a second call gives the same bits */
+        O->attention_fused_backward(dqkvm, delta, dout, out, lse, qkv, n, T, Hh, hd, scale);
+        cr_assert(!memcmp(dqkvm, dqkv, sizeof(float) * NQ), "attention_fused_backward is not reproducible");
+        free(qkv), free(dout), free(out), free(lse), free(delta), free(dqkv), free(att), free(datt), free(outm),
+            free(dqkvm), free(qd), free(G), free(g);
+    }
+}
+
 /* ---- images ---- */
 Test(ops_cpu, patchify_unpatchify) {
     enum { n = 2, C = 3, H = 8, W = 12, p = 4, N = n * C * H * W };
@@ -982,6 +1133,8 @@ Test(ops_cpu, size_zero) {
     O->cross_entropy(z, z, z, zi, 0, 5, 1, 1), O->onehot(z, zi, 0, 5, 1, 0), O->argmax_rows(zi, z, 0, 5);
     O->layernorm(z, z, z, z, z, z, 0, 5, 1e-5f), O->layernorm_backward(z, z, z, z, z, z, z, z, 0, 5);
     O->attention(z, z, z, 0, 4, 2, 8, 1), O->attention_backward(z, z, z, z, z, 0, 4, 2, 8, 1);
+    O->attention_fused(z, z, z, 0, 4, 2, 8, 1), O->attention_fused_backward(z, z, z, z, z, z, 0, 4, 2, 8, 1);
+    O->attention_fused(z, z, z, 2, 0, 2, 8, 1), O->attention_fused_backward(z, z, z, z, z, z, 2, 0, 2, 8, 1);
     O->patchify(z, z, 0, 3, 4, 4, 2), O->unpatchify(z, z, 0, 3, 4, 4, 2);
     O->im2col(z, z, 0, 4, 4, 3, 3, 1, 1, 4, 4), O->col2im(z, z, 0, 4, 4, 3, 3, 1, 1, 4, 4);
     O->global_avgpool(z, z, 0, 3, 4), O->global_avgpool_backward(z, z, 0, 3, 4);
@@ -1071,18 +1224,23 @@ Test(ops_cpu, conv2d_forward) {
 }
 
 Test(ops_cpu, conv2d_backward_adjoint) {
-    clpdd_conv2d_desc cases[4] = {conv_case(3, 5, 6, 7, 6, 3, 1, 1), conv_case(3, 4, 9, 7, 8, 3, 2, 1),
-                                  conv_case(2, 6, 8, 8, 12, 1, 2, 0), conv_case(4, 16, 16, 16, 32, 3, 1, 1)};
-    for (int t = 0; t < 4; t++) {
+    /* the last case (stride 1, cin = cout) takes the stride-1 transposed form whenever the work
+       also holds the flipped weights: the work sizes 1 image + w and "ample" below */
+    clpdd_conv2d_desc cases[5] = {conv_case(3, 5, 6, 7, 6, 3, 1, 1), conv_case(3, 4, 9, 7, 8, 3, 2, 1),
+                                  conv_case(2, 6, 8, 8, 12, 1, 2, 0), conv_case(4, 16, 16, 16, 32, 3, 1, 1),
+                                  conv_case(3, 6, 7, 5, 6, 3, 1, 1)};
+    for (int t = 0; t < 5; t++) {
         clpdd_conv2d_desc d = cases[t];
         const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
         const size_t Nw = (size_t)d.cout * d.cin * d.k * d.k;
         float *x = frand(Nx, 1, 400 + t), *w = frand(Nw, 0.3f, 410 + t), *dy = frand(Ny, 1, 420 + t);
         float *mask = frand(Ny, 1, 430 + t), *dym = fa(Ny), *y = fa(Ny), *dx = fa(Nx);
         for (size_t i = 0; i < Ny; i++) dym[i] = mask[i] > 0 ? dy[i] : 0.0f;
-        const int gs[2] = {1, d.n};
-        for (int q = 0; q < 2; q++) {
-            size_t wf = CLPDD_CONV2D_WORK(&d, gs[q]);
+        /* groups of 1 and n images; 1 image + the weights; ample (every path fits) */
+        const size_t wfs[4] = {CLPDD_CONV2D_WORK(&d, 1), CLPDD_CONV2D_WORK(&d, d.n), CLPDD_CONV2D_WORK(&d, 1) + Nw,
+                               4 * CLPDD_CONV2D_WORK(&d, d.n) + Nw};
+        for (int q = 0; q < 4; q++) {
+            size_t wf = wfs[q];
             float *work = fa(wf);
             poison(work, wf), poison(y, Ny);
             O->conv2d(y, work, wf, x, w, NULL, NULL, &d);

@@ -603,6 +603,63 @@ Test(ops_cuda, attention) {
     done();
 }
 
+/* ---- fused attention (ABI 1.3): the shared-memory tile is 32 rows, a block 64 rows; hd 16, 32,
+   64 have width-specialised kernels, 7, 8 and 128 the generic one. Both backends run the same
+   per-row arithmetic (core/attention_tile.h); they differ by FMA contraction and libm, so the
+   composite tolerance TOL_GRAD applies as for the materialised attention. ---- */
+static const int attf_cuda_shapes[][4] = {{3, 17, 4, 8}, {2, 50, 4, 64}, {2, 197, 3, 64}, {1, 33, 3, 7},
+                                          {2, 70, 2, 16}, {2, 40, 2, 32}, {1, 20, 2, 128}}; /* n, T, Hh, hd */
+
+Test(ops_cuda, attention_fused) {
+    NEED_GPU();
+    for (size_t k = 0; k < sizeof attf_cuda_shapes / sizeof attf_cuda_shapes[0]; k++) {
+        int n = attf_cuda_shapes[k][0], T = attf_cuda_shapes[k][1], Hh = attf_cuda_shapes[k][2],
+            hd = attf_cuda_shapes[k][3], D = Hh * hd;
+        size_t nq = (size_t)n * T * 3 * D, no = (size_t)n * T * D, nl = (size_t)n * Hh * T;
+        float scale = 1.0f / sqrtf((float)hd);
+        float *qkv = frand(nq, 1.0f, 880 + k), *out = fa(no), *lse = fa(nl);
+        cpu->attention_fused(out, lse, qkv, n, T, Hh, hd, scale);
+        float *dq = dput(qkv, nq), *dout = dpoison(no), *dlse = dpoison(nl);
+        dev->attention_fused(dout, dlse, dq, n, T, Hh, hd, scale);
+        char what[96];
+        snprintf(what, sizeof what, "attention_fused out (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        EXPECT_CLOSE(what, dout, out, no, TOL_GRAD);
+        snprintf(what, sizeof what, "attention_fused lse (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        EXPECT_CLOSE(what, dlse, lse, nl, TOL_GRAD);
+        free(qkv), free(out), free(lse);
+    }
+    done();
+}
+
+Test(ops_cuda, attention_fused_backward) {
+    NEED_GPU();
+    for (size_t k = 0; k < sizeof attf_cuda_shapes / sizeof attf_cuda_shapes[0]; k++) {
+        int n = attf_cuda_shapes[k][0], T = attf_cuda_shapes[k][1], Hh = attf_cuda_shapes[k][2],
+            hd = attf_cuda_shapes[k][3], D = Hh * hd;
+        size_t nq = (size_t)n * T * 3 * D, no = (size_t)n * T * D, nl = (size_t)n * Hh * T;
+        float scale = 1.0f / sqrtf((float)hd);
+        float *qkv = frand(nq, 1.0f, 900 + k), *gout = frand(no, 1.0f, 920 + k), *out = fa(no), *lse = fa(nl);
+        float *delta = fa(nl), *dqkv = fa(nq), *again = fa(nq);
+        cpu->attention_fused(out, lse, qkv, n, T, Hh, hd, scale);
+        cpu->attention_fused_backward(dqkv, delta, gout, out, lse, qkv, n, T, Hh, hd, scale);
+        /* from the CPU's out and lse, so only the backward is measured */
+        float *dq = dput(qkv, nq), *dg = dput(gout, no), *dO = dput(out, no), *dl = dput(lse, nl);
+        float *ddq = dpoison(nq), *ddelta = dpoison(nl);
+        dev->attention_fused_backward(ddq, ddelta, dg, dO, dl, dq, n, T, Hh, hd, scale);
+        char what[96];
+        snprintf(what, sizeof what, "attention_fused_backward dqkv (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        EXPECT_CLOSE(what, ddq, dqkv, nq, TOL_GRAD);
+        /* no atomics: a second run gives the same bits */
+        dev->to_host(again, ddq, nq * sizeof(float));
+        float *ddq2 = dpoison(nq);
+        dev->attention_fused_backward(ddq2, ddelta, dg, dO, dl, dq, n, T, Hh, hd, scale);
+        snprintf(what, sizeof what, "attention_fused_backward rerun (n %d T %d Hh %d hd %d)", n, T, Hh, hd);
+        EXPECT_CLOSE(what, ddq2, again, nq, TOL_EXACT);
+        free(qkv), free(gout), free(out), free(lse), free(delta), free(dqkv), free(again);
+    }
+    done();
+}
+
 /* ---- images ---- */
 
 Test(ops_cuda, patchify) {

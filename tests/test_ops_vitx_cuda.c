@@ -29,14 +29,6 @@ static float *frand(size_t n, float std, uint64_t seed) {
     return x;
 }
 
-static double dev_err(const float *d, const float *ref, size_t n) {
-    float *h = calloc(n ? n : 1, sizeof(float));
-    dev->to_host(h, d, n * sizeof(float));
-    double e = test_rel_err(h, ref, n);
-    free(h);
-    return e;
-}
-
 TestSuite(ops_vitx_cuda);
 
 static void rope_case(int n, int T, int t0, int ld, int nblk, int hd, uint64_t seed) {

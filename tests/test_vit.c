@@ -175,13 +175,16 @@ static void tmodel_write(const tmodel *m, const char *path, const char *bad_name
     cr_assert_eq(clpdd_st_write(path, e, n, NULL, NULL, 0, &err), 0, "%s", err.msg);
 }
 
+/* the attention key of the tiny models' configs ("auto" unless a test sets it) */
+static const char *g_tiny_attention = "auto";
+
 /* the plugin's config text for the model and weights file */
 static void tmodel_cfg(const tmodel *m, const char *path, int batch, char *out, size_t len) {
     const tcfg *k = &m->k;
     snprintf(out, len,
              "variant = lucid; weights = %s; image_size = %d; channels = %d; patch = %d; dim = %d; depth = %d; "
-             "heads = %d; dim_head = %d; mlp_dim = %d; batch = %d; mean = 0.5; std = 0.25",
-             path, k->S, k->c, k->p, k->D, k->L, k->Hh, k->hd, k->F, batch);
+             "heads = %d; dim_head = %d; mlp_dim = %d; batch = %d; mean = 0.5; std = 0.25; attention = %s",
+             path, k->S, k->c, k->p, k->D, k->L, k->Hh, k->hd, k->F, batch, g_tiny_attention);
 }
 
 /* ---- float64 reference (transcribed from lucidrains' vit.py, no ops involved) ---- */
@@ -411,6 +414,23 @@ Test(vit, tiny_depth1) { check_tiny((tcfg){2, 8, 4, 8, 1, 2, 4, 12}, 21, "d1.saf
 Test(vit, tiny_depth2_two_channels) { check_tiny((tcfg){2, 8, 4, 8, 2, 2, 4, 12}, 31, "d2c2.safetensors"); }
 Test(vit, tiny_depth2_three_channels) { check_tiny((tcfg){3, 6, 2, 12, 2, 3, 5, 10}, 41, "d2c3.safetensors"); }
 Test(vit, tiny_depth2_one_channel) { check_tiny((tcfg){1, 8, 2, 8, 2, 1, 8, 16}, 51, "d2c1.safetensors"); }
+/* the same checks (float64 forward and FD backward, tape = inference, chunking) through the fused
+   attention ops (hd 4 and 5: narrower than the dot's 8 lanes) and the materialised ones explicitly */
+Test(vit, tiny_depth2_fused) {
+    g_tiny_attention = "fused";
+    check_tiny((tcfg){2, 8, 4, 8, 2, 2, 4, 12}, 31, "d2c2f.safetensors");
+    g_tiny_attention = "auto"; /* for --no-fork runs */
+}
+Test(vit, tiny_depth2_three_channels_fused) {
+    g_tiny_attention = "fused";
+    check_tiny((tcfg){3, 6, 2, 12, 2, 3, 5, 10}, 41, "d2c3f.safetensors");
+    g_tiny_attention = "auto"; /* for --no-fork runs */
+}
+Test(vit, tiny_depth2_materialized) {
+    g_tiny_attention = "materialized";
+    check_tiny((tcfg){2, 8, 4, 8, 2, 2, 4, 12}, 31, "d2c2m.safetensors");
+    g_tiny_attention = "auto"; /* for --no-fork runs */
+}
 
 Test(vit, descriptor_keys) {
     cr_expect_eq(g_desc->abi_minor, CLPDD_ABI_MINOR);
@@ -539,7 +559,8 @@ static int load_golden(const char *path, golden *g) {
     return rc;
 }
 
-Test(vit, golden_mnist) {
+/* the golden logits through the plugin created with `extra` appended to its config ("; key = value") */
+static void check_golden(const char *extra) {
     const char *model = test_model_file("mnist-vit.safetensors");
     char model_path[1024];
     snprintf(model_path, sizeof model_path, "%s", model);
@@ -550,7 +571,7 @@ Test(vit, golden_mnist) {
     clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
     void *bb = NULL;
     char cfg[1200];
-    snprintf(cfg, sizeof cfg, "weights = %s", model_path); /* every other key: the defaults */
+    snprintf(cfg, sizeof cfg, "weights = %s%s", model_path, extra); /* every other key: the defaults */
     cr_assert_eq(bb_create(h, cfg, &bb), 0, "%s", clpdd_host_error(h));
     clpdd_backbone_info info;
     g_vt->describe(bb, &info);
@@ -599,7 +620,7 @@ Test(vit, golden_mnist) {
         }
         cr_expect_eq(arg, g.label[i], "digit %d: argmax %d, label %d", i, arg, g.label[i]);
     }
-    cr_log_info("vit golden: max abs logit error %.3g (%.3g of the tolerance)", worst_abs, worst);
+    cr_log_info("vit golden%s: max abs logit error %.3g (%.3g of the tolerance)", extra, worst_abs, worst);
 
     /* the taped forward and its backward run on the real weights too (finite gradients) */
     void *tape = NULL;
@@ -613,6 +634,63 @@ Test(vit, golden_mnist) {
     cr_expect(h->ops->all_finite(dimg, 4 * 784));
     g_vt->tape_destroy(bb, tape);
     g_vt->destroy(bb);
+    clpdd_host_destroy(h);
+}
+
+Test(vit, golden_mnist) { check_golden(""); } /* attention = auto */
+Test(vit, golden_mnist_fused) { check_golden("; attention = fused"); }
+Test(vit, golden_mnist_materialized) { check_golden("; attention = materialized"); }
+
+/* Fused vs materialised attention on the real mnist-vit weights: the taped forward's features and
+   the backward's input gradient of ⟨r, f(x)⟩ agree. Both compute the same softmax in fp32 (the
+   fused one with an online max and lse, summed in another order), so they differ by rounding
+   only: ~1e-7 relative per attention, grown through 6 blocks of LayerNorms and residual sums to
+   ~1e-6 in the features and a few 1e-6 in the gradient (whose LayerNorm backwards cancel).
+   Tolerances 1e-5 (features) and 1e-4 (gradient) keep ≥ 10× margin; a wrong term in either
+   backward (a missing delta, a transposed dk/dv) moves the gradient by ≫ 1e-2. */
+Test(vit, fused_matches_materialized_mnist) {
+    const char *model = test_model_file("mnist-vit.safetensors");
+    enum { n = 6, d = 64, img = 784 };
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
+    float *x = malloc(sizeof(float) * n * img), *r = malloc(sizeof(float) * n * d);
+    test_fill_normal(x, (size_t)n * img, 1.0f, 77);
+    test_fill_normal(r, (size_t)n * d, 1.0f, 78);
+    float *dx = dev_upload(h, x, (size_t)n * img), *dr = dev_upload(h, r, (size_t)n * d);
+    float feat[2][n * d], grad[2][n * img];
+    const char *mode[2] = {"materialized", "fused"};
+    for (int k = 0; k < 2; k++) {
+        char cfg[1200];
+        snprintf(cfg, sizeof cfg, "weights = %s; attention = %s", model, mode[k]);
+        void *bb = NULL, *tape = NULL;
+        cr_assert_eq(bb_create(h, cfg, &bb), 0, "%s", clpdd_host_error(h));
+        cr_assert_eq(g_vt->tape_create(bb, n, &tape), 0, "%s", clpdd_host_error(h));
+        float *df = dev_alloc(h, (size_t)n * d), *dimg = dev_alloc(h, (size_t)n * img);
+        h->ops->fill(dimg, NAN, (size_t)n * img);
+        cr_assert_eq(g_vt->forward(bb, df, dx, n, tape), 0, "%s", clpdd_host_error(h));
+        cr_assert_eq(g_vt->backward(bb, dimg, dr, n, tape), 0, "%s", clpdd_host_error(h));
+        dev_download(h, feat[k], df, (size_t)n * d);
+        dev_download(h, grad[k], dimg, (size_t)n * img);
+        g_vt->tape_destroy(bb, tape);
+        g_vt->destroy(bb);
+    }
+    double ef = test_rel_err(feat[1], feat[0], (size_t)n * d), eg = test_rel_err(grad[1], grad[0], (size_t)n * img);
+    cr_log_info("vit mnist fused vs materialized: features rel err %.3g, input gradient rel err %.3g", ef, eg);
+    cr_expect(ef <= 1e-5, "features: fused vs materialized rel err %.3g > 1e-5", ef);
+    cr_expect(eg <= 1e-4, "input gradient: fused vs materialized rel err %.3g > 1e-4", eg);
+    free(x), free(r);
+    clpdd_host_destroy(h);
+}
+
+/* attention = fused is refused with a message naming the key when dim_head exceeds the fused ops'
+   128 (auto then falls back to materialised) */
+Test(vit, fused_attention_limits) {
+    const char *model = test_model_file("mnist-vit.safetensors");
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
+    char cfg[1200];
+    void *bb = NULL;
+    snprintf(cfg, sizeof cfg, "weights = %s; dim_head = 160; attention = fused", model);
+    cr_expect_neq(bb_create(h, cfg, &bb), 0);
+    cr_expect(strstr(clpdd_host_error(h), "attention = fused"), "message: %s", clpdd_host_error(h));
     clpdd_host_destroy(h);
 }
 

@@ -3,6 +3,7 @@
  * live in ops_cpu_blas.c, ops_cpu_nn.c, ops_cpu_image.c and ops_cpu_random.c.
  * Semantics of every op: core/include/clpdd/ops.h. All ops accept size 0. */
 #include "cpu/ops_cpu.h"
+#include "io/safetensors.h" /* clpdd_f16_to_f32 */
 
 #include <math.h>
 #include <stdatomic.h>
@@ -189,6 +190,20 @@ static void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, flo
 }
 
 /* ---- the table ---- */
+/* OpenBLAS has no tf32 / bf16 sgemm: whatever is asked, the products stay fp32, and the
+   answer says so (callers report the precision they got) */
+static clpdd_precision cpu_set_precision(clpdd_precision p) {
+    (void)p;
+    return CLPDD_PRECISION_FP32;
+}
+
+static void cpu_gather_rows_f16(float *dst, const uint16_t *src, const int32_t *idx, size_t nidx, size_t cols) {
+    for (size_t i = 0; i < nidx; i++) {
+        const uint16_t *row = src + (size_t)idx[i] * cols;
+        for (size_t c = 0; c < cols; c++) dst[i * cols + c] = clpdd_f16_to_f32(row[c]);
+    }
+}
+
 static const clpdd_ops cpu_ops = {
     /* .name = */ "cpu",
     /* .is_device = */ 0,
@@ -257,6 +272,12 @@ static const clpdd_ops cpu_ops = {
     /* ---- convolution (ABI 1.2): ops_cpu_conv.c ---- */
     .conv2d = cpu_conv2d,
     .conv2d_backward = cpu_conv2d_backward,
+    /* ---- fused attention (ABI 1.3): ops_cpu_attention_fused.c ---- */
+    .attention_fused = cpu_attention_fused,
+    .attention_fused_backward = cpu_attention_fused_backward,
+    /* ---- precision (ABI 1.3): the CPU computes in fp32 only ---- */
+    .set_precision = cpu_set_precision,
+    .gather_rows_f16 = cpu_gather_rows_f16,
 };
 
 const clpdd_ops *clpdd_ops_cpu(void) { return &cpu_ops; }

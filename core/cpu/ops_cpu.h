@@ -88,6 +88,12 @@ CPU_FN void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x
 CPU_FN void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy, const float *mask,
                                 const float *w, const clpdd_conv2d_desc *d);
 
+/* ---- fused attention (ABI 1.3): ops_cpu_attention_fused.c ---- */
+CPU_FN void cpu_attention_fused(float *out, float *lse, const float *qkv, int n, int T, int Hh, int hd, float scale);
+CPU_FN void cpu_attention_fused_backward(float *dqkv, float *delta, const float *dout, const float *out,
+                                         const float *lse, const float *qkv, int n, int T, int Hh, int hd,
+                                         float scale);
+
 /* ops_cpu_random.c */
 CPU_FN void cpu_rand_uniform(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t offset);
 CPU_FN void cpu_rand_normal(float *x, size_t n, float mean, float std, uint64_t seed, uint64_t offset);

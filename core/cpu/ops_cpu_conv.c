@@ -11,15 +11,34 @@
  *   backward: T (cout, g·P) = (dy ⊙ [mask > 0]) regrouped per channel  (one pass)
  *             col (K, g·P) = wᵀ · T                                     (one sgemm)
  *             dx[i0+j] = col2im(col[:, j·P : (j+1)·P])                  (one pass, "=")
+ *   backward, stride 1 (when `work` also holds a flipped copy of w): per image, the input
+ *             gradient as a forward convolution of dy ⊙ mask (im2col → one sgemm into dx, no
+ *             col2im; see "backward of a stride-1 convolution" below). It sums the same terms
+ *             in another order: equal to the col2im form to rounding, not bit for bit.
  *
- * The passes around the GEMM run on the CPU backend's pthread pool (threadpool.h), never inside
- * BLAS; every output element is computed by one thread in a fixed order, so the results do not
- * depend on the thread count. Legend: K = cin·k·k, P = OH·OW, g images per GEMM.
+ * Two schedules, the same arithmetic (every output element is computed by one thread in a fixed
+ * order and sgemm splits no K sum, so the results do not depend on the schedule or the thread
+ * count; the forward's group sizes depend on n, the threads and the cache budget, never on how
+ * much more `work` there is than they need):
+ *   per-thread groups (the default when the pool has ≥ 2 threads and there are ≥ 2 groups): the
+ *     pool's threads take whole image groups, each doing im2col → a single-threaded sgemm →
+ *     epilogue in its own slice of `work`, sized so that the group's columns are still in that
+ *     core's L2 when sgemm packs them. OpenBLAS is set to one thread for the call, so there is
+ *     no hand-off to OpenBLAS's workers per (small) GEMM; at m = 10 those hand-offs and the
+ *     workers' sched_yield spinning while the pool ran the passes were ~40 % of the step.
+ *   shared groups (one pool thread, one group, or $CLPDD_CONV_SCHEDULE=shared): one group at a
+ *     time, the passes on the pool and the GEMM on OpenBLAS's threads.
+ * With g = 1 the GEMM's (cout, P) product is already the image's NCHW plane block, so it is
+ * written straight into y (forward) and the unmasked dy is multiplied in place (backward).
+ * Legend: K = cin·k·k, P = OH·OW, g images per GEMM.
  * The readable reference (per-image im2col + GEMM, ops->im2col / gemm_batched) stays in the
  * resnet plugin as `conv = reference` and is what these ops are tested against. */
 #include "cpu/ops_cpu.h"
 #include "cpu/threadpool.h"
 
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* the passes around the GEMM are plain loops over contiguous rows: let GCC vectorise them for
@@ -90,8 +109,8 @@ CONV_CLONES static void epilogue_range(void *ctx, int begin, int end) {
     const size_t gP = (size_t)J->g * P;
     for (int it = begin; it < end; it++) {
         int j = it / d->cout, o = it % d->cout;
-        const float *restrict t = J->T + (size_t)o * gP + (size_t)j * P;
-        float *restrict yo = J->y + ((size_t)j * d->cout + o) * P;
+        const float *t = J->T + (size_t)o * gP + (size_t)j * P; /* may be yo itself (g = 1) */
+        float *yo = J->y + ((size_t)j * d->cout + o) * P;
         const float b = J->bias ? J->bias[o] : 0.0f;
         for (int q = 0; q < P; q++) yo[q] = t[q] + b;
         int c = o - d->res_pad;
@@ -122,18 +141,131 @@ static void conv_for(int items, size_t floats, cpu_range_fn fn, void *ctx) {
         fn(ctx, 0, items);
 }
 
-/* images per GEMM that the scratch allows, at most n */
-static int conv_group(const clpdd_conv2d_desc *d, size_t work_floats) {
-    size_t one = CLPDD_CONV2D_WORK(d, 1);
-    CLPDD_ASSERT(work_floats >= one && "conv2d: work smaller than CLPDD_CONV2D_WORK(d, 1)");
-    size_t g = work_floats / one;
-    return g > (size_t)d->n ? d->n : (int)g;
-}
-
 static void check_desc(const clpdd_conv2d_desc *d) {
     CLPDD_ASSERT(d->n >= 0 && d->cin > 0 && d->cout > 0 && d->k > 0 && d->stride > 0 && d->pad >= 0);
     CLPDD_ASSERT(d->OH == (d->H + 2 * d->pad - d->k) / d->stride + 1 && d->OW == (d->W + 2 * d->pad - d->k) / d->stride + 1);
     CLPDD_ASSERT(d->OH > 0 && d->OW > 0);
+}
+
+/* ---- the schedule: images per GEMM and who runs the groups ----
+ *
+ * A group's columns and product, CLPDD_CONV2D_WORK(d, g) floats, are kept within a per-thread
+ * cache budget (1 MiB of the 2 MiB L2 per core measured best: the columns must still be in cache
+ * when sgemm packs them; $CLPDD_CONV_GROUP_KB overrides it for measuring), and never above what
+ * `work` holds (ops.h: g ≤ work_floats / CLPDD_CONV2D_WORK(d, 1)). */
+
+typedef struct conv_sched {
+    int G;      /* images per group (the last one may have fewer) */
+    int groups; /* ⌈n / G⌉ */
+    int slots;  /* > 1: per-thread groups, slot t's scratch at work + t·slice; 1: shared groups */
+    size_t slice;
+} conv_sched;
+
+static int env_int(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e && *e ? atoi(e) : dflt;
+}
+
+static size_t g_budget_floats; /* per-thread group budget, floats (0 until read) */
+static int g_shared_only;      /* $CLPDD_CONV_SCHEDULE=shared */
+static int g_bwd_transposed;   /* stride-1 backward as a forward conv ($CLPDD_CONV_BWD=col2im: off) */
+static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
+static void read_env(void) {
+    int kb = env_int("CLPDD_CONV_GROUP_KB", 1024);
+    g_budget_floats = (size_t)(kb > 0 ? kb : 1024) << 8;
+    const char *s = getenv("CLPDD_CONV_SCHEDULE");
+    g_shared_only = s && !strcmp(s, "shared");
+    const char *b = getenv("CLPDD_CONV_BWD");
+    g_bwd_transposed = !(b && !strcmp(b, "col2im"));
+}
+
+static conv_sched conv_schedule(const clpdd_conv2d_desc *d, size_t work_floats) {
+    pthread_once(&g_env_once, read_env);
+    const size_t one = CLPDD_CONV2D_WORK(d, 1);
+    CLPDD_ASSERT(work_floats >= one && "conv2d: work smaller than CLPDD_CONV2D_WORK(d, 1)");
+    const int n = d->n;
+    size_t cap = g_budget_floats / one; /* images per group the cache budget allows, ≥ 1 */
+    if (cap < 1) cap = 1;
+    conv_sched S = {0, 0, 1, 0};
+    int T = g_shared_only ? 1 : cpu_pool_threads();
+    if ((size_t)T > work_floats / one) T = (int)(work_floats / one);
+    if (T > n) T = n;
+    if (T >= 2) {
+        /* per-thread groups: the group size with the shortest makespan ⌈groups / T⌉·g in images
+           (ties: the larger group, fewer and larger GEMMs) */
+        size_t gmax = work_floats / ((size_t)T * one);
+        if (gmax > cap) gmax = cap;
+        if (gmax > (size_t)n) gmax = (size_t)n;
+        int best = 1;
+        long best_span = -1;
+        for (int g = 1; g <= (int)gmax; g++) {
+            long span = (long)((n + g - 1) / g + T - 1) / T * g;
+            if (best_span < 0 || span <= best_span) best = g, best_span = span;
+        }
+        S.G = best, S.groups = (n + best - 1) / best;
+        if (S.groups >= 2) {
+            S.slots = T < S.groups ? T : S.groups;
+            S.slice = CLPDD_CONV2D_WORK(d, best);
+            return S;
+        }
+    }
+    size_t g = work_floats / one;
+    if (g > cap) g = cap;
+    if (g > (size_t)n) g = (size_t)n;
+    S.G = (int)g, S.groups = (n + S.G - 1) / S.G, S.slots = 1, S.slice = work_floats;
+    return S;
+}
+
+/* C (M, N) = op(A) · B, row-major, beta = 0: the GEMM of both schedules, through the column-major
+   interface (Cᵀ = Bᵀ·op(A)ᵀ, the very arguments OpenBLAS's row-major entry passes on). Not
+   row-major on purpose: OpenBLAS 0.3.21 (AVX-512) sends row-major NoTrans·NoTrans, beta 0
+   products below a size that depends on its thread count to sgemm_direct, which rounds
+   differently; the group size (hence the GEMM size) depends on n, and features must not depend
+   on how a batch is split (test_resnet: inference in pieces = taped features, bit for bit). */
+static void conv_gemm(int transA, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                      int ldc) {
+    cblas_sgemm(CblasColMajor, CblasNoTrans, transA ? CblasTrans : CblasNoTrans, N, M, K, 1.0f, B, ldb, A, lda, 0.0f,
+                C, ldc);
+}
+
+/* the arguments of one call and its schedule */
+typedef struct conv_call {
+    const clpdd_conv2d_desc *d;
+    conv_sched S;
+    float *work;
+    float *out;        /* forward: y; backward: dx */
+    const float *in;   /* forward: x; backward: dy */
+    const float *mask; /* backward */
+    const float *bias, *res, *w; /* forward (w both) */
+    const float *wt;   /* backward, transposed: w flipped and transposed (cin, cout·k·k) */
+    clpdd_conv2d_desc dt; /* backward, transposed: the convolution that computes dx from dy */
+    size_t tslice;     /* backward, transposed: scratch floats per slot */
+} conv_call;
+
+/* group gi in scratch `scr`; par: passes on the pool (shared groups) or in this thread */
+static void fwd_group(const conv_call *C, int gi, float *scr, int par) {
+    const clpdd_conv2d_desc *d = C->d;
+    const int K = d->cin * d->k * d->k, P = d->OH * d->OW, i0 = gi * C->S.G;
+    const int g = d->n - i0 < C->S.G ? d->n - i0 : C->S.G;
+    const size_t ys = (size_t)d->cout * P;
+    const size_t rs = C->res ? (size_t)d->res_c * d->res_H * d->res_W : 0;
+    float *y = C->out + (size_t)i0 * ys;
+    conv_job J = {d, scr, g == 1 ? y : scr + (size_t)K * g * P, y, C->in + (size_t)i0 * d->cin * d->H * d->W, NULL,
+                  C->bias, C->res ? C->res + (size_t)i0 * rs : NULL, g};
+    if (par)
+        conv_for(K * g, (size_t)K * g * P, im2col_range, &J);
+    else
+        im2col_range(&J, 0, K * g);
+    conv_gemm(0, d->cout, g * P, K, C->w, K, J.col, g * P, J.T, g * P);
+    if (par)
+        conv_for(d->cout * g, (size_t)d->cout * g * P, epilogue_range, &J);
+    else
+        epilogue_range(&J, 0, d->cout * g);
+}
+
+static void fwd_groups(void *ctx, int begin, int end, int tid) {
+    const conv_call *C = ctx;
+    for (int gi = begin; gi < end; gi++) fwd_group(C, gi, C->work + (size_t)tid * C->S.slice, 0);
 }
 
 void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const float *w, const float *bias,
@@ -143,16 +275,13 @@ void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const
     if (res)
         CLPDD_ASSERT(d->res_c > 0 && d->res_pad >= 0 && d->res_pad + d->res_c <= d->cout && d->res_stride > 0 &&
                      (d->OH - 1) * d->res_stride < d->res_H && (d->OW - 1) * d->res_stride < d->res_W);
-    const int K = d->cin * d->k * d->k, P = d->OH * d->OW, G = conv_group(d, work_floats);
-    const size_t xs = (size_t)d->cin * d->H * d->W, ys = (size_t)d->cout * P;
-    const size_t rs = res ? (size_t)d->res_c * d->res_H * d->res_W : 0;
-    for (int i0 = 0; i0 < d->n; i0 += G) {
-        const int g = d->n - i0 < G ? d->n - i0 : G;
-        conv_job J = {d, work, work + (size_t)K * g * P, y + (size_t)i0 * ys, x + (size_t)i0 * xs, NULL, bias,
-                      res ? res + (size_t)i0 * rs : NULL, g};
-        conv_for(K * g, (size_t)K * g * P, im2col_range, &J);
-        cpu_gemm(0, 0, d->cout, g * P, K, 1.0f, w, K, J.col, g * P, 0.0f, J.T, g * P);
-        conv_for(d->cout * g, (size_t)d->cout * g * P, epilogue_range, &J);
+    conv_call C = {d, conv_schedule(d, work_floats), work, y, x, NULL, bias, res, w, NULL, {0}, 0};
+    if (C.S.slots > 1) {
+        cpu_blas_serial_begin();
+        cpu_parallel_for_tid(C.S.groups, 1, fwd_groups, &C);
+        cpu_blas_serial_end();
+    } else {
+        for (int gi = 0; gi < C.S.groups; gi++) fwd_group(&C, gi, work, 1);
     }
 }
 
@@ -210,18 +339,125 @@ CONV_CLONES static void col2im_range(void *ctx, int begin, int end) {
     }
 }
 
+/* ---- backward of a stride-1 convolution as a forward one ----
+ *
+ * With stride 1, dx[c, iy, ix] = Σ over (o, ky, kx) of w[o, c, ky, kx]·dy[o, iy + p − ky, ix + p − kx]
+ * is itself a stride-1 convolution of dy with wt[c, o, ky', kx'] = w[o, c, k−1−ky', k−1−kx'] and
+ * padding k−1−p (dt below). So per image: im2col of dy ⊙ mask (cout·k², H·W) → one GEMM
+ * (cin × cout·k²)·(cout·k² × H·W) straight into dx. No col2im scatter (9 read-add passes over
+ * the columns per input pixel), and the GEMM's inner dimension is cout·k² instead of cout (16 in
+ * the ResNets' first stage, where the (cin·k² × P) product was mostly stores). The sums are the
+ * same terms in another order: dx agrees with the col2im form to rounding, not bit for bit.
+ * Used when `work` holds wt (cin·cout·k² floats, at its end) and one image's scratch per slot:
+ * cout·k²·H·W columns + cout·OH·OW masked dy (≤ CLPDD_CONV2D_WORK(d, 1) when cout ≤ cin). */
+
+/* items: rows (c, o·k² + t) of wt, from w (cout, cin·k²) */
+static void flip_range(void *ctx, int begin, int end) {
+    const conv_call *C = ctx;
+    const clpdd_conv2d_desc *d = C->d;
+    const int kk = d->k * d->k;
+    float *wt = (float *)C->wt;
+    for (int c = begin; c < end; c++)
+        for (int o = 0; o < d->cout; o++) {
+            const float *src = C->w + ((size_t)o * d->cin + c) * kk;
+            float *dst = wt + ((size_t)c * d->cout + o) * kk;
+            for (int t = 0; t < kk; t++) dst[t] = src[kk - 1 - t];
+        }
+}
+
+/* items: planes (image j, channel o): y[j, o] = x[j, o] ⊙ [mask > 0] */
+CONV_CLONES static void mask_range(void *ctx, int begin, int end) {
+    const conv_job *J = ctx;
+    const size_t P = (size_t)J->d->H * J->d->W; /* J->d = dt: its input is dy */
+    for (int it = begin; it < end; it++) {
+        const float *restrict dy = J->x + (size_t)it * P, *restrict m = J->mask + (size_t)it * P;
+        float *restrict t = J->y + (size_t)it * P;
+        for (size_t q = 0; q < P; q++) t[q] = m[q] > 0.0f ? dy[q] : 0.0f;
+    }
+}
+
+/* images of group gi, one at a time, in scratch `scr` (C->tslice floats) */
+static void bwd_group_t(const conv_call *C, int gi, float *scr, int par) {
+    const clpdd_conv2d_desc *d = C->d, *dt = &C->dt;
+    const int Kt = dt->cin * dt->k * dt->k, HW = dt->OH * dt->OW, OP = dt->H * dt->W;
+    const int i0 = gi * C->S.G, g = d->n - i0 < C->S.G ? d->n - i0 : C->S.G;
+    float *col = scr, *md = scr + (size_t)Kt * HW;
+    for (int j = i0; j < i0 + g; j++) {
+        const float *dy = C->in + (size_t)j * d->cout * OP;
+        if (C->mask) { /* dy ⊙ mask, then the columns of that */
+            conv_job M = {dt, NULL, NULL, md, dy, C->mask + (size_t)j * d->cout * OP, NULL, NULL, 1};
+            if (par)
+                conv_for(d->cout, (size_t)d->cout * OP, mask_range, &M);
+            else
+                mask_range(&M, 0, d->cout);
+            dy = md;
+        }
+        conv_job J = {dt, col, NULL, NULL, dy, NULL, NULL, NULL, 1};
+        if (par)
+            conv_for(Kt, (size_t)Kt * HW, im2col_range, &J);
+        else
+            im2col_range(&J, 0, Kt);
+        conv_gemm(0, d->cin, HW, Kt, C->wt, Kt, col, HW, C->out + (size_t)j * d->cin * HW, HW);
+    }
+}
+
+static void bwd_groups_t(void *ctx, int begin, int end, int tid) {
+    const conv_call *C = ctx;
+    for (int gi = begin; gi < end; gi++) bwd_group_t(C, gi, C->work + (size_t)tid * C->tslice, 0);
+}
+
+/* set up the transposed form if it applies and fits (see above); 0: use im2col's adjoint */
+static int bwd_transposed(conv_call *C, size_t work_floats) {
+    const clpdd_conv2d_desc *d = C->d;
+    if (d->stride != 1 || d->pad > d->k - 1) return 0;
+    clpdd_conv2d_desc dt = {d->n, d->cout, d->OH, d->OW, d->cin, d->k, 1, d->k - 1 - d->pad, d->H, d->W,
+                            0, 0, 0, 0, 0, 0};
+    const size_t wtf = (size_t)d->cin * d->cout * d->k * d->k;
+    const size_t tslice = (size_t)dt.cin * dt.k * dt.k * d->H * d->W + (C->mask ? (size_t)d->cout * d->OH * d->OW : 0);
+    if (wtf + (size_t)C->S.slots * tslice > work_floats) return 0;
+    C->dt = dt, C->tslice = tslice, C->wt = C->work + work_floats - wtf;
+    conv_for(d->cin, wtf, flip_range, C);
+    return 1;
+}
+
+static void bwd_group(const conv_call *C, int gi, float *scr, int par) {
+    const clpdd_conv2d_desc *d = C->d;
+    const int K = d->cin * d->k * d->k, P = d->OH * d->OW, i0 = gi * C->S.G;
+    const int g = d->n - i0 < C->S.G ? d->n - i0 : C->S.G;
+    const size_t xs = (size_t)d->cin * d->H * d->W, ys = (size_t)d->cout * P;
+    const float *dy = C->in + (size_t)i0 * ys;
+    conv_job J = {d, scr, scr + (size_t)K * g * P, C->out + (size_t)i0 * xs, dy,
+                  C->mask ? C->mask + (size_t)i0 * ys : NULL, NULL, NULL, g};
+    const float *T = J.T;
+    if (g == 1 && !J.mask) /* dy is already the (cout, P) matrix */
+        T = dy;
+    else if (par)
+        conv_for(d->cout * g, (size_t)d->cout * g * P, regroup_range, &J);
+    else
+        regroup_range(&J, 0, d->cout * g);
+    conv_gemm(1, K, g * P, d->cout, C->w, K, T, g * P, J.col, g * P);
+    if (par)
+        conv_for(d->cin * g, (size_t)K * g * P, col2im_range, &J);
+    else
+        col2im_range(&J, 0, d->cin * g);
+}
+
+static void bwd_groups(void *ctx, int begin, int end, int tid) {
+    const conv_call *C = ctx;
+    for (int gi = begin; gi < end; gi++) bwd_group(C, gi, C->work + (size_t)tid * C->S.slice, 0);
+}
+
 void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy, const float *mask,
                          const float *w, const clpdd_conv2d_desc *d) {
     check_desc(d);
     if (d->n == 0) return;
-    const int K = d->cin * d->k * d->k, P = d->OH * d->OW, G = conv_group(d, work_floats);
-    const size_t xs = (size_t)d->cin * d->H * d->W, ys = (size_t)d->cout * P;
-    for (int i0 = 0; i0 < d->n; i0 += G) {
-        const int g = d->n - i0 < G ? d->n - i0 : G;
-        conv_job J = {d, work, work + (size_t)K * g * P, dx + (size_t)i0 * xs, dy + (size_t)i0 * ys,
-                      mask ? mask + (size_t)i0 * ys : NULL, NULL, NULL, g};
-        conv_for(d->cout * g, (size_t)d->cout * g * P, regroup_range, &J);
-        cpu_gemm(1, 0, K, g * P, d->cout, 1.0f, w, K, J.T, g * P, 0.0f, J.col, g * P);
-        conv_for(d->cin * g, (size_t)K * g * P, col2im_range, &J);
+    conv_call C = {d, conv_schedule(d, work_floats), work, dx, dy, mask, NULL, NULL, w, NULL, {0}, 0};
+    const int tr = g_bwd_transposed && bwd_transposed(&C, work_floats);
+    if (C.S.slots > 1) {
+        cpu_blas_serial_begin();
+        cpu_parallel_for_tid(C.S.groups, 1, tr ? bwd_groups_t : bwd_groups, &C);
+        cpu_blas_serial_end();
+    } else {
+        for (int gi = 0; gi < C.S.groups; gi++) tr ? bwd_group_t(&C, gi, work, 1) : bwd_group(&C, gi, work, 1);
     }
 }

@@ -8,9 +8,11 @@
 #define _GNU_SOURCE
 #include "cpu/threadpool.h"
 
+#include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "util.h"
@@ -24,27 +26,32 @@ static struct {
     int open;          /* workers may still join the current job (under mu) */
     int active;        /* workers inside the current job (under mu) */
     cpu_range_fn fn;   /* the job: set under mu before gen is bumped, read-only until closed */
+    cpu_range_tid_fn fn_tid; /* or this one (fn NULL) */
     void *ctx;
     int n, chunk;
     atomic_int next;   /* first index not yet handed out */
     int threads;       /* pool size, caller included (set once) */
-} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, NULL, 0, 1, 0, 1};
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, NULL, NULL, 0, 1, 0, 1};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_busy = PTHREAD_MUTEX_INITIALIZER; /* held by the caller of a running job */
 
-/* take chunks until none are left */
-static void run_chunks(void) {
+/* take chunks until none are left; tid: the slot of this thread */
+static void run_chunks(int tid) {
     const int n = g_pool.n, chunk = g_pool.chunk;
     for (;;) {
         int b = atomic_fetch_add_explicit(&g_pool.next, chunk, memory_order_relaxed);
         if (b >= n) return;
-        g_pool.fn(g_pool.ctx, b, n - b < chunk ? n : b + chunk);
+        int e = n - b < chunk ? n : b + chunk;
+        if (g_pool.fn)
+            g_pool.fn(g_pool.ctx, b, e);
+        else
+            g_pool.fn_tid(g_pool.ctx, b, e, tid);
     }
 }
 
 static void *worker(void *arg) {
-    (void)arg;
+    const int tid = (int)(intptr_t)arg; /* 1 … threads − 1 */
     unsigned long seen = 0;
     pthread_mutex_lock(&g_pool.mu);
     for (;;) {
@@ -53,7 +60,7 @@ static void *worker(void *arg) {
         if (!g_pool.open) continue; /* woke after the caller finished it */
         g_pool.active++;
         pthread_mutex_unlock(&g_pool.mu);
-        run_chunks();
+        run_chunks(tid);
         pthread_mutex_lock(&g_pool.mu);
         if (--g_pool.active == 0 && !g_pool.open) pthread_cond_signal(&g_pool.done);
     }
@@ -76,7 +83,7 @@ static void pool_start(void) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (int w = 1; w < want; w++) {
         pthread_t t;
-        if (pthread_create(&t, &attr, worker, NULL)) break; /* fewer threads: still correct */
+        if (pthread_create(&t, &attr, worker, (void *)(intptr_t)w)) break; /* fewer threads: still correct */
         started++;
     }
     pthread_attr_destroy(&attr);
@@ -86,6 +93,23 @@ static void pool_start(void) {
 int cpu_pool_threads(void) {
     pthread_once(&g_once, pool_start);
     return g_pool.threads;
+}
+
+/* run the job (fn or fn_tid) on the pool; the caller holds g_busy, nt > 1 */
+static void pool_run(int n, int chunk, cpu_range_fn fn, cpu_range_tid_fn fn_tid, void *ctx) {
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.fn = fn, g_pool.fn_tid = fn_tid, g_pool.ctx = ctx, g_pool.n = n, g_pool.chunk = chunk > 0 ? chunk : 1;
+    atomic_store_explicit(&g_pool.next, 0, memory_order_relaxed);
+    g_pool.open = 1;
+    g_pool.gen++;
+    pthread_cond_broadcast(&g_pool.go);
+    pthread_mutex_unlock(&g_pool.mu);
+    run_chunks(0);
+    pthread_mutex_lock(&g_pool.mu);
+    g_pool.open = 0;
+    while (g_pool.active > 0) pthread_cond_wait(&g_pool.done, &g_pool.mu);
+    pthread_mutex_unlock(&g_pool.mu);
+    pthread_mutex_unlock(&g_busy);
 }
 
 void cpu_parallel_for(int n, cpu_range_fn fn, void *ctx) {
@@ -98,18 +122,36 @@ void cpu_parallel_for(int n, cpu_range_fn fn, void *ctx) {
     }
     /* ~8 chunks per thread: small enough to even out a slow thread, large enough that the
        cursor is touched rarely */
-    int chunk = n / (8 * nt);
-    pthread_mutex_lock(&g_pool.mu);
-    g_pool.fn = fn, g_pool.ctx = ctx, g_pool.n = n, g_pool.chunk = chunk > 0 ? chunk : 1;
-    atomic_store_explicit(&g_pool.next, 0, memory_order_relaxed);
-    g_pool.open = 1;
-    g_pool.gen++;
-    pthread_cond_broadcast(&g_pool.go);
-    pthread_mutex_unlock(&g_pool.mu);
-    run_chunks();
-    pthread_mutex_lock(&g_pool.mu);
-    g_pool.open = 0;
-    while (g_pool.active > 0) pthread_cond_wait(&g_pool.done, &g_pool.mu);
-    pthread_mutex_unlock(&g_pool.mu);
-    pthread_mutex_unlock(&g_busy);
+    pool_run(n, n / (8 * nt), fn, NULL, ctx);
+}
+
+void cpu_parallel_for_tid(int n, int chunk, cpu_range_tid_fn fn, void *ctx) {
+    CLPDD_ASSERT(n >= 0 && fn);
+    if (n == 0) return;
+    const int nt = cpu_pool_threads();
+    if (chunk <= 0) chunk = n / (8 * nt);
+    if (nt <= 1 || n == 1 || pthread_mutex_trylock(&g_busy) != 0) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    pool_run(n, chunk, NULL, fn, ctx);
+}
+
+static pthread_mutex_t g_blas_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_blas_depth, g_blas_saved;
+
+void cpu_blas_serial_begin(void) {
+    pthread_mutex_lock(&g_blas_mu);
+    if (g_blas_depth++ == 0) {
+        g_blas_saved = openblas_get_num_threads();
+        if (g_blas_saved != 1) openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&g_blas_mu);
+}
+
+void cpu_blas_serial_end(void) {
+    pthread_mutex_lock(&g_blas_mu);
+    CLPDD_ASSERT(g_blas_depth > 0);
+    if (--g_blas_depth == 0 && g_blas_saved != 1) openblas_set_num_threads(g_blas_saved);
+    pthread_mutex_unlock(&g_blas_mu);
 }

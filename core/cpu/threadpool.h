@@ -20,7 +20,23 @@
 typedef void (*cpu_range_fn)(void *ctx, int begin, int end);
 
 __attribute__((visibility("hidden"))) void cpu_parallel_for(int n, cpu_range_fn fn, void *ctx);
+
+/* the same with the running thread's slot tid in [0, cpu_pool_threads()) passed to fn (the
+ * caller is 0; no two threads of one call share a slot, so fn may use per-slot scratch) and
+ * chunks of `chunk` indices (≤ 0: the default). For coarse items that each call a
+ * single-threaded BLAS (the conv op's image groups): unlike cpu_parallel_for's fn, such an fn
+ * may call BLAS, provided OpenBLAS is set to one thread around the call. */
+typedef void (*cpu_range_tid_fn)(void *ctx, int begin, int end, int tid);
+__attribute__((visibility("hidden"))) void cpu_parallel_for_tid(int n, int chunk, cpu_range_tid_fn fn, void *ctx);
 /* threads cpu_parallel_for uses (≥ 1); starts the pool */
 __attribute__((visibility("hidden"))) int cpu_pool_threads(void);
+
+/* OpenBLAS (the pthread build) at one thread between begin and end: for BLAS calls made from the
+ * pool's threads (cpu_parallel_for_tid) and for products too small to be worth waking
+ * OpenBLAS's workers (which then spin on sched_yield for ~2^28 cycles, next to the pool). Nested
+ * and concurrent sections: the first in saves the thread count, the last out restores it; a BLAS
+ * call of another application thread in between runs single-threaded (correct, only slower). */
+__attribute__((visibility("hidden"))) void cpu_blas_serial_begin(void);
+__attribute__((visibility("hidden"))) void cpu_blas_serial_end(void);
 
 #endif

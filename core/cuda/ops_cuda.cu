@@ -9,6 +9,8 @@
  * Dimension legend: rows/cols of a matrix; M, N, K as in GEMM (op(A) M×K, op(B) K×N). */
 #include "cuda_common.h"
 
+#include <cuda_fp16.h>
+
 #include <math.h>
 #include <mutex>
 #include <stdio.h>
@@ -355,6 +357,23 @@ static void scale_matrix_rm(float *C, int ldc, int M, int N, float beta) {
 
 static inline cublasOperation_t op_of(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
+/* set_precision (ABI 1.3): fp32 keeps cublasSgemm (CUBLAS_DEFAULT_MATH, pinned at init: no
+   silent tf32); tf32 and bf16 go through cublasGemmEx with fp32 pointers and a "fast" compute
+   type, so cuBLAS rounds the inputs to that format for the tensor cores and accumulates in
+   fp32: no conversion buffers, and the callers' memory stays fp32. */
+static clpdd_precision g_precision = CLPDD_PRECISION_FP32;
+static clpdd_precision cuda_set_precision(clpdd_precision p) {
+    CLPDD_CUDA_ASSERT((unsigned)p < CLPDD_PRECISION_COUNT);
+    clpdd_precision before = g_precision;
+    g_precision = p;
+    return before;
+}
+static cublasComputeType_t compute_type(void) {
+    return g_precision == CLPDD_PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+           : g_precision == CLPDD_PRECISION_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                 : CUBLAS_COMPUTE_32F;
+}
+
 void clpdd_cuda_gemm_strided(int transA, int transB, int M, int N, int K, float alpha,
                              const float *A, int lda, long long strideA, const float *B, int ldb,
                              long long strideB, float beta, float *C, int ldc, long long strideC,
@@ -365,7 +384,15 @@ void clpdd_cuda_gemm_strided(int transA, int transB, int M, int N, int K, float 
         for (int b = 0; b < batch; b++) scale_matrix_rm(C + b * strideC, ldc, M, N, beta);
         return;
     }
-    if (batch == 1)
+    if (g_precision != CLPDD_PRECISION_FP32 && batch == 1)
+        CUBLAS_CHECK(cublasGemmEx(clpdd_cuda_blas, op_of(transB), op_of(transA), N, M, K, &alpha, B, CUDA_R_32F,
+                                  ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc, compute_type(),
+                                  CUBLAS_GEMM_DEFAULT));
+    else if (g_precision != CLPDD_PRECISION_FP32)
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(clpdd_cuda_blas, op_of(transB), op_of(transA), N, M, K, &alpha, B,
+                                                CUDA_R_32F, ldb, strideB, A, CUDA_R_32F, lda, strideA, &beta, C,
+                                                CUDA_R_32F, ldc, strideC, batch, compute_type(), CUBLAS_GEMM_DEFAULT));
+    else if (batch == 1)
         CUBLAS_CHECK(cublasSgemm(clpdd_cuda_blas, op_of(transB), op_of(transA), N, M, K, &alpha, B,
                                  ldb, A, lda, &beta, C, ldc));
     else
@@ -479,6 +506,18 @@ static clpdd_ops g_ops;
 static char g_name[300];
 static char g_why[512];
 static std::once_flag g_once;
+/* dst[i, :] = (float) src[idx[i], :], binary16 → fp32 (exact) */
+__global__ void k_gather_rows_f16(float *dst, const uint16_t *src, const int32_t *idx, size_t nidx, size_t cols) {
+    CLPDD_GRID_STRIDE(t, nidx * cols) {
+        size_t i = t / cols, c = t % cols;
+        dst[t] = __half2float(__ushort_as_half(src[(size_t)idx[i] * cols + c]));
+    }
+}
+static void cuda_gather_rows_f16(float *dst, const uint16_t *src, const int32_t *idx, size_t nidx, size_t cols) {
+    if (nidx && cols)
+        CLPDD_LAUNCH(k_gather_rows_f16, clpdd_grid_1d(nidx * cols), CLPDD_THREADS, 0, dst, src, idx, nidx, cols);
+}
+
 static const clpdd_ops *g_table; /* NULL when initialisation failed (reason in g_why) */
 
 /* transformer extras (ABI 1.1), defined in ops_cuda_vitx.cu */
@@ -498,6 +537,13 @@ CLPDD_CUDA_FN void clpdd_cuda_conv2d(float *y, float *work, size_t work_floats, 
                                      const float *bias, const float *res, const clpdd_conv2d_desc *d);
 CLPDD_CUDA_FN void clpdd_cuda_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy,
                                               const float *mask, const float *w, const clpdd_conv2d_desc *d);
+
+/* fused attention (ABI 1.3), defined in ops_cuda_attention_fused.cu */
+CLPDD_CUDA_FN void clpdd_cuda_attention_fused(float *out, float *lse, const float *qkv, int n, int T, int Hh, int hd,
+                                              float scale);
+CLPDD_CUDA_FN void clpdd_cuda_attention_fused_backward(float *dqkv, float *delta, const float *dout, const float *out,
+                                                       const float *lse, const float *qkv, int n, int T, int Hh,
+                                                       int hd, float scale);
 
 static void cuda_init(void) {
     int count = 0;
@@ -611,6 +657,12 @@ static void cuda_init(void) {
     /* convolution (ABI 1.2): ops_cuda_conv.cu */
     o->conv2d = clpdd_cuda_conv2d;
     o->conv2d_backward = clpdd_cuda_conv2d_backward;
+    /* fused attention (ABI 1.3): ops_cuda_attention_fused.cu */
+    o->attention_fused = clpdd_cuda_attention_fused;
+    o->attention_fused_backward = clpdd_cuda_attention_fused_backward;
+    /* precision (ABI 1.3): the gemm path above */
+    o->set_precision = cuda_set_precision;
+    o->gather_rows_f16 = cuda_gather_rows_f16;
     g_table = o;
 }
 

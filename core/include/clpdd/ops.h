@@ -52,6 +52,14 @@ typedef struct clpdd_conv2d_desc {
 #define CLPDD_CONV2D_WORK(desc, g) \
     ((size_t)(g) * (size_t)(desc)->OH * (desc)->OW * ((size_t)(desc)->cin * (desc)->k * (desc)->k + (desc)->cout))
 
+/* the arithmetic of the matrix products (ABI 1.3, set_precision) */
+typedef enum {
+    CLPDD_PRECISION_FP32 = 0, /* IEEE fp32 products */
+    CLPDD_PRECISION_TF32 = 1, /* inputs rounded to tf32 (10-bit mantissa), fp32 accumulation */
+    CLPDD_PRECISION_BF16 = 2, /* inputs rounded to bf16 (7-bit mantissa), fp32 accumulation */
+    CLPDD_PRECISION_COUNT
+} clpdd_precision;
+
 typedef struct clpdd_ops clpdd_ops;
 struct clpdd_ops {
     const char *name; /* "cpu" or "cuda:<device name>" */
@@ -239,6 +247,34 @@ struct clpdd_ops {
        ignored. dx must not alias dy, mask or work. */
     void (*conv2d_backward)(float *dx, float *work, size_t work_floats, const float *dy,
                             const float *mask, const float *w, const clpdd_conv2d_desc *d);
+
+    /* ==== ABI 1.3: new ops go below, at the end only ==== */
+
+    /* ---- precision (ABI 1.3) ----
+       The arithmetic of every later gemm and gemm_batched (and of the ops built on them:
+       attention, conv2d) until the next call; returns the setting before. Pointers stay fp32
+       in and out; tf32 / bf16 round the product's inputs and accumulate in fp32 (tensor
+       cores). syrk, potrf, potrs and everything else stay fp32 whatever is set. An
+       implementation without the reduced formats (the CPU) keeps fp32 and returns fp32 for
+       every call, so callers can tell what they got. */
+    clpdd_precision (*set_precision)(clpdd_precision p);
+
+    /* ---- fused attention (ABI 1.3): attention without the (n, Hh, T, T) matrix ----
+       out (n, T, Hh·hd) as attention(); lse (n, Hh, T) = log Σ_j exp(scale·q_i·k_j) per query
+       row i (the softmax's normaliser), saved for backward instead of att. hd ≤ 128 (larger
+       aborts: the kernels keep a head's row per thread). */
+    void (*attention_fused)(float *out, float *lse, const float *qkv, int n, int T, int Hh, int hd, float scale);
+    /* dqkv (=) from dout and the forward's out and lse (the probabilities are recomputed);
+       delta (n, Hh, T) is scratch (Σ_c dout⊙out per query row). */
+    void (*attention_fused_backward)(float *dqkv, float *delta, const float *dout, const float *out,
+                                     const float *lse, const float *qkv, int n, int T, int Hh, int hd,
+                                     float scale);
+
+    /* ---- features kept in half precision (ABI 1.3: [data] feature_dtype = f16 halves the
+       device memory of the real features) ----
+       dst[i, :] = src[idx[i], :] widened exactly from IEEE binary16; src holds the uint16 bit
+       patterns (rows of cols), idx int32, both in op memory */
+    void (*gather_rows_f16)(float *dst, const uint16_t *src, const int32_t *idx, size_t nidx, size_t cols);
 };
 
 /* The two implementations. cuda returns NULL (with a reason in *why) when no GPU is visible

@@ -30,9 +30,11 @@ extern "C" {
 
 #define CLPDD_ABI_MAJOR 1
 /* minor 1: ops added at the end of clpdd_ops (transformer extras, augmentation);
-   minor 2: clpdd_plugin.key_default, ops added at the end of clpdd_ops (batched convolution) */
-#define CLPDD_ABI_MINOR 2
+   minor 2: clpdd_plugin.key_default, ops added at the end of clpdd_ops (batched convolution);
+   minor 3: ops added at the end of clpdd_ops (set_precision, fused attention, gather_rows_f16) */
+#define CLPDD_ABI_MINOR 3
 #define CLPDD_PLUGIN_ENTRY_SYMBOL "clpdd_plugin_entry"
+#define CLPDD_RANDOM_WEIGHTS "random" /* host->weights_open: random tensors, no file */
 
 #ifdef _WIN32
 #define CLPDD_EXPORT __declspec(dllexport)
@@ -107,7 +109,12 @@ struct clpdd_host {
     int (*cfg_is_set)(const clpdd_host *h, const clpdd_section *s, const char *key);
 
     /* weights (safetensors). A relative path is looked up in CLPDD_MODEL_PATH (':'-separated),
-       the source tree's models/, the install prefix's share/clpdd/models, the working directory. */
+       the source tree's models/, the install prefix's share/clpdd/models, the working directory.
+       The path CLPDD_RANDOM_WEIGHTS ("random") opens no file: every read succeeds (weights_has
+       answers 0: optional tensors are absent; a plugin that detects a layout from tensor names
+       must pick a default for it), with values
+       that depend only on its name (1-D weight/gamma and running_var 1, 1-D bias and
+       running_mean 0, else N(0, 0.02²)) — an architecture's cost without its checkpoint. */
     clpdd_weights *(*weights_open)(const clpdd_host *h, const char *path);
     /* 1 when the tensor exists */
     int (*weights_has)(const clpdd_host *h, clpdd_weights *w, const char *name);

@@ -7,6 +7,7 @@
  * akamaster/pytorch_resnet_cifar10's (the same for 3 stages, under `module.`). */
 #define _GNU_SOURCE
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,7 @@ static void conv_set(rn *r, rn_conv *c, int cin, int cout, int k, int s, int p, 
     }
     clpdd_conv2d_desc d = {1, cin, H, W, cout, k, s, p, c->OH, c->OW, 0, 0, 0, 0, 0, 0};
     if (CLPDD_CONV2D_WORK(&d, 1) > r->WK) r->WK = CLPDD_CONV2D_WORK(&d, 1);
+    if ((size_t)cout * cin * k * k > r->WW) r->WW = (size_t)cout * cin * k * k;
     if (cout > r->max_c) r->max_c = cout;
 }
 
@@ -225,7 +227,9 @@ static int load_weights(rn *r, const char *path, const char *prefix, double eps)
     clpdd_weights *w = h->weights_open(h, path);
     if (!w) return -1; /* the host's message names the path */
     if (!strcmp(prefix, "auto")) {
-        if (h->weights_has(h, w, "module.conv1.weight"))
+        if (!strcmp(path, CLPDD_RANDOM_WEIGHTS)) /* random weights: any names will do */
+            prefix = "";
+        else if (h->weights_has(h, w, "module.conv1.weight"))
             prefix = "module.";
         else if (h->weights_has(h, w, "conv1.weight"))
             prefix = "";
@@ -264,11 +268,24 @@ static int load_weights(rn *r, const char *path, const char *prefix, double eps)
 
 /* ---- activations ---- */
 
-/* the fast path's conv2d scratch: 1 MiB by default ($CLPDD_RESNET_WORK_KB overrides, for
-   measuring); each conv then multiplies as many images at once as fit, at least one.
+/* the fast path's conv2d scratch: 1 MiB per CPU thread by default ($CLPDD_RESNET_WORK_KB
+   overrides the per-thread size, for measuring); each conv then multiplies as many images at once
+   as fit, at least one, and the CPU ops give each of their threads its own slice (ops_cpu_conv.c:
+   image groups of at most 1 MiB per thread, run side by side with a single-threaded sgemm each).
    Measured (resnet20, m = 100, one thread, CPU time per step; AMD EPYC 2 MiB L2): 1 MiB 342 ms,
    2 MiB 354, 4 MiB 380, 8 MiB 425, 64 MiB 566 — the columns must still be in cache when
-   OpenBLAS packs them, so small groups win (1 MiB: one 32² image, six 8² images per GEMM). */
+   OpenBLAS packs them, so small groups win (1 MiB: one 32² image, six 8² images per GEMM).
+   Threads: $CLPDD_CPU_THREADS when set, else the CPUs this process may run on (as the CPU ops'
+   pool, core/cpu/threadpool.h), at most 64. */
+static size_t rn_work_threads(void) {
+    const char *env = getenv("CLPDD_CPU_THREADS");
+    long t = env && *env ? atol(env) : 0;
+    if (t <= 0) {
+        cpu_set_t set;
+        t = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    }
+    return (size_t)(t < 1 ? 1 : t > 64 ? 64 : t);
+}
 static size_t rn_work_floats(void) {
     const char *env = getenv("CLPDD_RESNET_WORK_KB");
     long kb = env && *env ? atol(env) : 1024;
@@ -304,12 +321,18 @@ static size_t acts_layout(const rn *r, rn_acts *a, size_t n, int taped, float *b
     a->g1 = taped ? carve(base, &off, n * A) : NULL;
     a->m0 = taped ? carve(base, &off, n * A) : NULL;
     a->m1 = taped ? carve(base, &off, n * A) : NULL;
-    if (r->fast) { /* conv2d work: up to RN_WORK_FLOATS, at least one image of the largest conv */
+    if (r->fast) { /* conv2d work: per thread up to RN_WORK_FLOATS, at least one image of the largest conv */
+        const size_t T = rn_work_threads();
         size_t g = RN_WORK_FLOATS / r->WK;
         if (g < 1) g = 1;
-        if (g > n) g = n;
+        g *= T;
+        /* at most ⌈n / T⌉ images per thread: the CPU ops' groups never need more, so the group
+           sizes depend on n and the threads only, not on this cap (features must not depend on
+           how a batch is split into calls: test_resnet, inference in pieces = taped) */
+        if (g > (n + T - 1) / T * T) g = (n + T - 1) / T * T;
         a->col_g = 0;
-        a->work_floats = g * r->WK;
+        /* + one weight: the CPU ops' stride-1 backward keeps a flipped copy there (ops_cpu_conv.c) */
+        a->work_floats = g * r->WK + r->WW;
         a->col = carve(base, &off, a->work_floats);
         return off;
     }

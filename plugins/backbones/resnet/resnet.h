@@ -98,6 +98,7 @@ typedef struct rn {
     int Cf, Hf, Wf;   /* last stage output; d = Cf */
     size_t A, KP;     /* largest activation and im2col column block per image (floats) */
     size_t WK;        /* largest CLPDD_CONV2D_WORK(conv, 1) (fast path) */
+    size_t WW;        /* largest conv weight, cout·cin·k² floats (fast path: the CPU ops' backward copy) */
     int fast;         /* conv = fast: the batched conv2d ops (ABI 1.2); 0 = reference */
     int max_c;        /* widest layer (length of ones) */
     float *params;    /* one allocation: weights, shifts, ones */

@@ -127,6 +127,13 @@ static const vit_variant vit_variants[] = {
 static const char *const act_names[VIT_ACT_COUNT] = {"relu", "gelu", "quick_gelu", "swiglu"};
 static const char *const pool_names[VIT_POOL_COUNT] = {"cls", "mean"};
 
+/* attention = auto on the CPU: materialised, measured faster there (bench/bench_step.c, mnist-vit;
+   the CPU's materialised kernels are register-blocked products, the fused rows are not) */
+#ifndef VIT_CPU_AUTO_FUSED
+#define VIT_CPU_AUTO_FUSED 0
+#endif
+#define VIT_FUSED_HD_MAX 128 /* the fused ops' widest head (core/attention_tile.h ATT_HD_MAX) */
+
 /* ---- keys (the defaults shown are lucid's; another variant brings its own, see vit.h) ---- */
 
 static const clpdd_key vit_keys[] = {
@@ -178,6 +185,12 @@ static const clpdd_key vit_keys[] = {
     {"rope", CLPDD_KEY_BOOL, "false", "2-D rotary embedding on q and k of the patch tokens (eva02)", 1, 0, NULL},
     {"rope_ref", CLPDD_KEY_INT, "0", "RoPE reference grid side, timm's ref_feat_shape (0: the run's grid; eva02 16)",
      0, 4096, NULL},
+    {"attention", CLPDD_KEY_ENUM, "auto",
+     "attention kernels: fused (no (n, heads, T, T) matrix; the tape keeps lse (n, heads, T) and the attention "
+     "output per block instead of the probabilities; dim_head <= 128), materialized (the probabilities stored), "
+     "auto = fused on a GPU (ops with is_device), materialized on the CPU (faster there); results agree to fp32 "
+     "rounding",
+     1, 0, "auto|fused|materialized"},
 };
 #define VIT_N_KEYS ((int)(sizeof vit_keys / sizeof vit_keys[0]))
 
@@ -209,7 +222,8 @@ static size_t acts_layout(const vit *v, vit_acts *a, size_t n, int taped, float 
         a->mean3[l] = taped && glu ? CARVE(NT) : NULL;
         a->rstd3[l] = taped && glu ? CARVE(NT) : NULL;
         a->qkv[l] = fresh ? CARVE(NT * 3 * I) : a->qkv[0];
-        a->att[l] = fresh ? CARVE(n * Hh * T * T) : a->att[0];
+        a->att[l] = fresh ? CARVE(v->fused ? n * Hh * T : n * Hh * T * T) : a->att[0]; /* lse or P */
+        a->aos[l] = (taped && v->fused) || l == 0 ? CARVE(NT * I) : a->aos[0];
         a->u[l] = fresh ? CARVE(NT * Fu) : a->u[0];
         a->m[l] = !glu ? NULL : fresh ? CARVE(NT * F) : a->m[0];
     }
@@ -223,7 +237,6 @@ static size_t acts_layout(const vit *v, vit_acts *a, size_t n, int taped, float 
     a->patches = CARVE(n * P * K);
     a->emb = CARVE(n * P * D);
     a->h = CARVE(NT * D);
-    a->ao = CARVE(NT * I);
     a->r = CARVE(NT * F);
     if (taped) {
         a->dx = CARVE(NT * D);
@@ -231,7 +244,7 @@ static size_t acts_layout(const vit *v, vit_acts *a, size_t n, int taped, float 
         a->dln = CARVE(NT * D);
         a->dbig = CARVE(NT * (3 * I > Fu ? 3 * I : Fu));
         a->dao = CARVE(NT * I);
-        a->datt = CARVE(n * Hh * T * T);
+        a->datt = CARVE(v->fused ? n * Hh * T : n * Hh * T * T); /* delta or dP */
         a->dcls = CARVE(n * D);
         a->dpool = CARVE(n * D);
     } else {
@@ -250,7 +263,7 @@ static void acts_free(const vit *v, vit_acts *a) {
 static int acts_alloc(const vit *v, vit_acts *a, int max_n, int taped) {
     memset(a, 0, sizeof *a);
     const int L = v->L;
-    a->ptrs = calloc((size_t)(2 * L + 1) + 10 * (size_t)L + 1, sizeof(float *));
+    a->ptrs = calloc((size_t)(2 * L + 1) + 11 * (size_t)L + 1, sizeof(float *));
     if (!a->ptrs) return v->h->error(v->h, "vit: out of host memory"), -1;
     float **p = a->ptrs;
     a->xs = p, p += 2 * L + 1;
@@ -258,6 +271,7 @@ static int acts_alloc(const vit *v, vit_acts *a, int max_n, int taped) {
     a->rstd1 = p, p += L;
     a->qkv = p, p += L;
     a->att = p, p += L;
+    a->aos = p, p += L;
     a->mean2 = p, p += L;
     a->rstd2 = p, p += L;
     a->u = p, p += L;
@@ -773,6 +787,27 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
         return -1;
     if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
         return -1;
+    /* attention: fused needs the ABI 1.3 ops (a core before 1.3 has no such members; one that
+       leaves them NULL cannot fuse either) and hd ≤ 128 */
+    const char *attn = h->cfg_str(h, cfg, "attention");
+    const clpdd_ops *ops = h->ops;
+    const int has_fused = ops && h->abi_major == CLPDD_ABI_MAJOR && h->abi_minor >= 3 && ops->attention_fused &&
+                          ops->attention_fused_backward;
+    const int can_fuse = has_fused && v->hd <= VIT_FUSED_HD_MAX;
+    if (!strcmp(attn, "fused")) {
+        if (!can_fuse) {
+            h->error(h, "vit: attention = fused needs dim_head <= %d (have %d) and ops with attention_fused "
+                        "(ops %s has %s); use attention = materialized",
+                     VIT_FUSED_HD_MAX, v->hd, ops ? ops->name : "?",
+                     has_fused ? "them" : "none");
+            return -1;
+        }
+        v->fused = 1;
+    } else if (!strcmp(attn, "materialized")) {
+        v->fused = 0;
+    } else { /* auto */
+        v->fused = can_fuse && (ops->is_device || VIT_CPU_AUTO_FUSED);
+    }
     return 0;
 }
 
@@ -911,7 +946,7 @@ static const clpdd_backbone_vt vit_vt = {
 
 static const clpdd_plugin vit_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 2, /* key_default */
+    /* .abi_minor = */ 3, /* key_default (1.2), the fused attention ops (1.3) */
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "vit",
     /* .version = */ "1.1.0",

@@ -129,7 +129,10 @@ typedef struct vit_acts {
                             xs[2l+1] its MLP, xs[2L] leaves the last block */
     float **mean1, **rstd1; /* [L] (n·T) LayerNorm statistics before attention (NULL: not kept) */
     float **qkv;         /* [L] (n, T, 3I) */
-    float **att;         /* [L] (n, Hh, T, T) attention probabilities */
+    float **att;         /* [L] (n, Hh, T, T) attention probabilities; fused attention: lse (n, Hh, T)
+                            (the softmax normalisers; vit.fused) */
+    float **aos;         /* [L] (n, T, I) attention output; distinct per block only on a tape with fused
+                            attention (the fused backward reads it), else every entry is the same scratch */
     float **mean2, **rstd2; /* [L] (n·T) LayerNorm statistics before the MLP */
     float **u;           /* [L] (n, T, Fu) MLP pre-activation */
     float **m;           /* [L] (n, T, F) SwiGLU product = input of the MLP's LayerNorm (SwiGLU only) */
@@ -143,7 +146,6 @@ typedef struct vit_acts {
     float *patches;      /* (n, P, K) */
     float *emb;          /* (n, P, D) */
     float *h;            /* (n, T, D) LayerNorm output */
-    float *ao;           /* (n, T, I) attention output */
     float *r;            /* (n, T, F) MLP activation */
     /* backward scratch (tape only) */
     float *dx;           /* (n, T, D) gradient of the residual stream */
@@ -151,7 +153,7 @@ typedef struct vit_acts {
     float *dln;          /* (n, T, D) gradient of a LayerNorm input */
     float *dbig;         /* (n, T, max(3I, F)) dqkv / dr */
     float *dao;          /* (n, T, I) */
-    float *datt;         /* (n, Hh, T, T) */
+    float *datt;         /* (n, Hh, T, T); fused attention: delta (n, Hh, T) */
     float *dcls;         /* (n, D) */
     float *dpool;        /* (n, D) gradient of pooln */
     int last_n;          /* images of the last taped forward (0: none) */
@@ -169,6 +171,7 @@ typedef struct vit {
     /* resolved flags (variant defaults + keys) */
     vit_act act;
     int qkv_bias, layer_scale, norm_pre, pos_grid, rope, rope_ref, pos_prefix;
+    int fused;       /* key attention resolved: 1 = ops->attention_fused (no T×T matrix), 0 = materialised */
     vit_pos_kind pos_kind;
     vit_pool pool;
     char *weights_id;

@@ -8,6 +8,8 @@
  *   per block l in reverse:
  *     MLP:  dr = dx·W2;  du = act'(u) ⊙ dr  (SwiGLU: du = swigluᵀ(LN_mlpᵀ(dr)));  dx += LN2ᵀ(du·W1)
  *     attn: dao = dx·Wo; dqkv = attentionᵀ(dao) [RoPEᵀ on dq, dk]; dx += LN1ᵀ(dqkv·Wqkv)
+ *           (materialised: from the saved probabilities att; fused: from the saved lse and the
+ *           block's attention output aos[l], the probabilities recomputed)
  *   [dx = LN_preᵀ(dx)]
  *   dpatches = dx[:, npt:, :]·Wpe;  dimages = unpatchifyᵀ(dpatches) */
 #include "vit.h"
@@ -45,7 +47,11 @@ static void block_backward(const vit *v, vit_acts *a, int l, int n) {
 
     /* attention half: x_mid = x_in + attention(LN1(x_in)·Wqkvᵀ)·Woᵀ + bo */
     ops->gemm(0, 0, NT, I, D, 1.0f, a->dx, D, b->proj_w, I, 0.0f, a->dao, I); /* dao (NT, I) */
-    ops->attention_backward(a->dbig, a->datt, a->dao, a->qkv[l], a->att[l], n, T, v->Hh, v->hd, v->scale);
+    if (v->fused) /* datt is the (n, Hh, T) delta scratch */
+        ops->attention_fused_backward(a->dbig, a->datt, a->dao, a->aos[l], a->att[l], a->qkv[l], n, T, v->Hh, v->hd,
+                                      v->scale);
+    else
+        ops->attention_backward(a->dbig, a->datt, a->dao, a->qkv[l], a->att[l], n, T, v->Hh, v->hd, v->scale);
     if (v->rope) /* the rotation's adjoint on dq, dk of the patch tokens */
         ops->rope(a->dbig, v->rope_sin, v->rope_cos, n, T, v->npt, 3 * I, 2 * v->Hh, v->hd, 1);
     ops->gemm(0, 0, NT, D, 3 * I, 1.0f, a->dbig, 3 * I, b->qkv_w, D, 0.0f, a->dh, D); /* dh (NT, D) */

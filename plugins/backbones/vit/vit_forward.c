@@ -5,7 +5,7 @@
  *   [x      = LN_pre(x)]                               clip's ln_pre
  *   per block l (pre-norm; LayerScale is folded into Wo, bo, W2, b2 at load):
  *     qkv = LN1(x)·Wqkvᵀ [+ bqkv]; [RoPE on q, k of the patch tokens]   qkv (n, T, 3I)
- *     x += proj(attention(qkv))                        att (n, Hh, T, T)
+ *     x += proj(attention(qkv))                        att (n, Hh, T, T), or fused: lse (n, Hh, T)
  *     x += act(LN2(x)·W1ᵀ + b1)·W2ᵀ + b2               u (n, T, Fu) pre-activation
  *          SwiGLU: act(u) = LN_mlp(silu(u_g) ⊙ u_v)     m (n, T, F) the LN's input
  *   pooled = x[:, 0, :] (cls) or mean_t x[:, npt + t, :] (mean)      (n, D)
@@ -40,7 +40,7 @@ static void block_forward(const vit *v, vit_acts *a, int l, int n) {
     const int NT = n * T;
     const size_t xbytes = (size_t)NT * (size_t)D * sizeof(float);
     float *x_in = a->xs[2 * l], *x_mid = a->xs[2 * l + 1], *x_out = a->xs[2 * l + 2];
-    float *qkv = a->qkv[l], *u = a->u[l];
+    float *qkv = a->qkv[l], *u = a->u[l], *ao = a->aos[l];
 
     /* attention half */
     ops->layernorm(a->h, a->mean1[l], a->rstd1[l], x_in, b->ln1_w, b->ln1_b, NT, D, v->eps); /* (NT, D) */
@@ -48,9 +48,12 @@ static void block_forward(const vit *v, vit_acts *a, int l, int n) {
     if (b->qkv_b) ops->add2d(qkv, (size_t)3 * I, b->qkv_b, 0, (size_t)NT, (size_t)3 * I);
     if (v->rope) /* q and k: the first 2·Hh head blocks of each patch token's row */
         ops->rope(qkv, v->rope_sin, v->rope_cos, n, T, v->npt, 3 * I, 2 * v->Hh, v->hd, 0);
-    ops->attention(a->ao, a->att[l], qkv, n, T, v->Hh, v->hd, v->scale); /* (NT, I) */
+    if (v->fused) /* no (n, Hh, T, T) matrix: lse (n, Hh, T) for the backward */
+        ops->attention_fused(ao, a->att[l], qkv, n, T, v->Hh, v->hd, v->scale); /* (NT, I) */
+    else
+        ops->attention(ao, a->att[l], qkv, n, T, v->Hh, v->hd, v->scale); /* (NT, I) */
     if (x_mid != x_in) ops->copy(x_mid, x_in, xbytes);
-    ops->gemm(0, 1, NT, D, I, 1.0f, a->ao, I, b->proj_w, I, 1.0f, x_mid, D); /* x += ao·Woᵀ */
+    ops->gemm(0, 1, NT, D, I, 1.0f, ao, I, b->proj_w, I, 1.0f, x_mid, D); /* x += ao·Woᵀ */
     ops->add2d(x_mid, (size_t)D, b->proj_b, 0, (size_t)NT, (size_t)D);
 
     /* MLP half */
