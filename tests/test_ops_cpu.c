@@ -1256,3 +1256,24 @@ Test(ops_cpu, conv2d_backward_adjoint) {
         free(x), free(w), free(dy), free(mask), free(dym), free(y), free(dx);
     }
 }
+
+/* the ReLUs above CLPDD_CPU_PAR_MIN run on the pool, in blocks: the same values as element by
+   element, including a partial last block and NaN inputs (NaN > 0 is false: 0 out) */
+Test(ops_cpu, relu_large_on_the_pool) {
+    const clpdd_ops *o = clpdd_ops_cpu();
+    const size_t n = 100003;
+    float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)),
+          *dx = malloc(n * sizeof(float));
+    test_fill_normal(x, n, 1.0f, 91);
+    test_fill_normal(dy, n, 1.0f, 92);
+    x[5] = NAN, x[n - 1] = -0.0f;
+    o->relu(y, x, n);
+    o->relu_backward(dx, dy, x, n);
+    for (size_t i = 0; i < n; i++) {
+        float want = x[i] > 0.0f ? x[i] : 0.0f, wantd = x[i] > 0.0f ? dy[i] : 0.0f;
+        cr_assert(memcmp(&y[i], &want, 4) == 0 && memcmp(&dx[i], &wantd, 4) == 0, "element %zu", i);
+    }
+    o->relu(x, x, n); /* in place */
+    cr_expect(memcmp(x, y, n * sizeof(float)) == 0);
+    free(x), free(dy), free(y), free(dx);
+}

@@ -3,19 +3,41 @@
  * activation gradients (=) and accumulate parameter gradients (+=, layernorm dgamma/dbeta).
  * Row reductions accumulate in float64; the per-element maths is float32. */
 #include "cpu/ops_cpu.h"
+#include "cpu/threadpool.h"
 
 #include <math.h>
 
 /* ---- activations (dx may alias dy) ---- */
-void cpu_relu(float *y, const float *x, size_t n) {
-    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+/* The ReLUs run on the pool in blocks of RELU_BLOCK elements: on a ResNet's step they are the
+   largest elementwise passes left outside the fused conv epilogue (a serial relu_backward was
+   ~7 % of the resnet20 step at m = 10, on the critical path). Each element is computed alone,
+   so the result is the serial one bit for bit. */
+enum { RELU_BLOCK = 16384 };
+typedef struct relu_job {
+    float *out;
+    const float *a, *b; /* relu: x, NULL; backward: dy, x */
+    size_t n;
+} relu_job;
+
+static void relu_range(void *ctx, int begin, int end) {
+    const relu_job *j = ctx;
+    size_t lo = (size_t)begin * RELU_BLOCK, hi = (size_t)end * RELU_BLOCK < j->n ? (size_t)end * RELU_BLOCK : j->n;
+    if (!j->b)
+        for (size_t i = lo; i < hi; i++) j->out[i] = j->a[i] > 0.0f ? j->a[i] : 0.0f;
+    else
+        for (size_t i = lo; i < hi; i++) j->out[i] = j->b[i] > 0.0f ? j->a[i] : 0.0f;
 }
 
-void cpu_relu_backward(float *dx, const float *dy, const float *x, size_t n) {
-    CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
-    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+static void relu_run(float *out, const float *a, const float *b, size_t n) {
+    relu_job j = {out, a, b, n};
+    size_t blocks = (n + RELU_BLOCK - 1) / RELU_BLOCK;
+    if (n > CLPDD_CPU_PAR_MIN && blocks < (size_t)1 << 30) cpu_parallel_for((int)blocks, relu_range, &j);
+    else relu_range(&j, 0, (int)blocks);
 }
+
+void cpu_relu(float *y, const float *x, size_t n) { relu_run(y, x, NULL, n); }
+
+void cpu_relu_backward(float *dx, const float *dy, const float *x, size_t n) { relu_run(dx, dy, x, n); }
 
 #define GELU_SQRT_2_OVER_PI 0.7978845608028654f
 #define GELU_INV_SQRT_2 0.7071067811865476f

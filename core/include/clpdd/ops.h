@@ -238,7 +238,8 @@ struct clpdd_ops {
     /* ---- convolution (ABI 1.2), the shapes of clpdd_conv2d_desc above ---- */
     /* y (n, cout, OH, OW) = epilogue(w ∗ x)  (=); bias (cout) and res may be NULL.
        work: scratch of work_floats ≥ CLPDD_CONV2D_WORK(d, 1); the images are taken in groups
-       of g = work_floats / CLPDD_CONV2D_WORK(d, 1) per GEMM. y must not alias x, res or work. */
+       of at most g = work_floats / CLPDD_CONV2D_WORK(d, 1) per GEMM (the CPU splits them over
+       its threads, each group within its thread's share of work). y must not alias x, res or work. */
     void (*conv2d)(float *y, float *work, size_t work_floats, const float *x, const float *w,
                    const float *bias, const float *res, const clpdd_conv2d_desc *d);
     /* input gradient: dx (n, cin, H, W) = wᵀ ∗ (dy ⊙ [mask > 0])  (=), the adjoint of the
