@@ -72,7 +72,7 @@ static const method methods[] = {
 
 const char *const clpdd_usage_bench =
     "usage: clpdd bench --preset NAME [--methods LIST] [--precision LIST] [--ipc LIST] [--steps N] [--warmup N]\n"
-    "                   [--device auto|cpu|cuda] [--set section.key=value]... [--out DIR] [--gemm N] [--quiet]\n"
+    "                   [--device auto|cpu|cuda] [--set section.key=value]... [--out DIR] [--gemm N] [--memory] [--quiet]\n"
     "       clpdd bench --list\n"
     "\n"
     "Times the distillation step of each method on random weights ([backbone] weights = random) and\n"
@@ -86,6 +86,8 @@ const char *const clpdd_usage_bench =
     "--precision fp32,tf32,bf16 repeats the table per precision ([experiment] precision; the CPU\n"
     "computes fp32 and says so). --ipc 1,10 overrides the preset's images per class (memory vs m).\n"
     "--set changes any key of the generated experiment (e.g. distill.chunk=0, backbone.attention=...).\n"
+    "--memory sets every cell up and runs no step: the peak memory only (every tensor is allocated at\n"
+    "setup), for shapes too large to time on this machine (ViT-B presets on a CPU); writes <preset>-memory.*\n"
     "Writes DIR/<preset>.md and DIR/<preset>.csv (default DIR: results/bench/<device>).\n"
     "Presets (--list): the paper's shapes on ViT-B/16, -mini twins (same m, n, C, augs on a small ViT)\n"
     "that a CPU runs in minutes, and the CIFAR ResNet-20 (convolutions).\n";
@@ -95,7 +97,7 @@ typedef struct bench_args {
     int method_on[N_METHODS];
     int prec[CLPDD_PRECISION_COUNT], nprec;
     int ipc[8], nipc;
-    int steps, warmup, gemm, quiet;
+    int steps, warmup, gemm, quiet, memory_only;
     const char *device, *out, *sets[64];
     int nsets;
 } bench_args;
@@ -153,6 +155,7 @@ static int parse(int argc, char **argv, bench_args *a, int *list) {
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) return fputs(clpdd_usage_bench, stdout), 1;
         else if (!strcmp(s, "--list")) *list = 1;
         else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) a->quiet = 1;
+        else if (!strcmp(s, "--memory")) a->memory_only = 1;
         else if (!strcmp(s, "--preset")) {
             for (int p = 0; p < N_PRESETS; p++)
                 if (!strcmp(v, presets[p].name)) a->pre = &presets[p];
@@ -269,11 +272,13 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
     time_t now = time(NULL);
     char when[64];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    clpdd_sb_printf(md, "# clpdd bench --preset %s\n\n%s.\n\nDevice: %s. %s. Steps: %d timed (median, min–max) after %d warm-up, "
-                        "each synchronised.\n\n",
-                    p->name, p->what, device, when, a->steps, a->warmup);
-    clpdd_sb_printf(md, "GEMM rate measured in this run (%d³, median of 5):", gemm_n);
-    for (int k = 0; k < a->nprec; k++)
+    clpdd_sb_printf(md, "# clpdd bench --preset %s\n\n%s.\n\nDevice: %s. %s.", p->name, p->what, device, when);
+    if (!a->memory_only)
+        clpdd_sb_printf(md, " Steps: %d timed (median, min–max) after %d warm-up, each synchronised.", a->steps, a->warmup);
+    clpdd_sb_printf(md, "\n\n");
+    if (a->memory_only) clpdd_sb_printf(md, "Memory only (--memory): every cell set up, no step run, nothing timed.\n\n");
+    else clpdd_sb_printf(md, "GEMM rate measured in this run (%d³, median of 5):", gemm_n);
+    for (int k = 0; k < a->nprec && !a->memory_only; k++)
         clpdd_sb_printf(md, " %s %.2f TFLOP/s%s%s", clpdd_precision_name(a->prec[k]), rate[k],
                         (int)rate_got[k] != a->prec[k] ? " (computed as fp32)" : "", k + 1 < a->nprec ? ";" : ".\n\n");
     clpdd_sb_printf(md, "| method | precision | ipc | m | images encoded | n | ms/step | of which image reads | × CLP-DD time | peak MiB "
@@ -296,6 +301,16 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
                 }
                 const clpdd_bench_result *r = &w->r;
                 const row *base = find(rows, nrows, "clpdd", w->ipc, w->asked);
+                if (a->memory_only) {
+                    char xms[32] = "";
+                    if (base) snprintf(xms, sizeof xms, "%.2f", (double)r->peak_bytes / (double)base->r.peak_bytes);
+                    clpdd_sb_printf(md, "| %s | %s | %d | %d | %d | %d | – | – | – | %.0f | %s | – | – | – |\n", w->method,
+                                    clpdd_precision_name(w->asked), w->ipc, r->m, r->me, r->n, r->peak_bytes / 1048576.0, xms);
+                    clpdd_sb_printf(csv, "%s,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,,,,%zu,,,,,,%s,,\n", p->name, device, w->method,
+                                    clpdd_precision_name(w->asked), clpdd_precision_name(r->precision), w->ipc, r->m, r->me, r->n, r->d,
+                                    r->C, r->peak_bytes, xms);
+                    continue;
+                }
                 double tf = r->flop / (r->ms_median * 1e-3) / 1e12, frac = rate[k] > 0 ? tf / rate[k] : 0.0;
                 double xt = base ? r->ms_median / base->r.ms_median : 0.0;
                 double xm = base ? (double)r->peak_bytes / (double)base->r.peak_bytes : 0.0;
@@ -316,7 +331,10 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
     for (int k = 0; k < a->nprec; k++)
         for (int q = 0; q < a->nipc; q++) {
             const row *c = find(rows, nrows, "clpdd", a->ipc[q], a->prec[k]), *l = find(rows, nrows, "lgm-dsa", a->ipc[q], a->prec[k]);
-            if (c && l)
+            if (c && l && a->memory_only)
+                clpdd_sb_printf(md, "- %s, ipc %d: memory %.2f×\n", clpdd_precision_name(a->prec[k]), a->ipc[q],
+                                (double)l->r.peak_bytes / (double)c->r.peak_bytes);
+            else if (c && l)
                 clpdd_sb_printf(md, "- %s, ipc %d: time %.2f×, memory %.2f×\n", clpdd_precision_name(a->prec[k]), a->ipc[q],
                                 l->r.ms_median / c->r.ms_median, (double)l->r.peak_bytes / (double)c->r.peak_bytes);
         }
@@ -340,7 +358,8 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
     for (int k = 0; k < a->nprec; k++) clpdd_sb_printf(md, "%s%s", k ? "," : "", clpdd_precision_name(a->prec[k]));
     clpdd_sb_printf(md, " --ipc ");
     for (int q = 0; q < a->nipc; q++) clpdd_sb_printf(md, "%s%d", q ? "," : "", a->ipc[q]);
-    clpdd_sb_printf(md, " --steps %d --warmup %d --gemm %d", a->steps, a->warmup, gemm_n);
+    if (a->memory_only) clpdd_sb_printf(md, " --memory");
+    else clpdd_sb_printf(md, " --steps %d --warmup %d --gemm %d", a->steps, a->warmup, gemm_n);
     if (a->device) clpdd_sb_printf(md, " --device %s", a->device);
     for (int i = 0; i < a->nsets; i++) clpdd_sb_printf(md, " --set %s", a->sets[i]);
     clpdd_sb_printf(md, "`\n");
@@ -386,7 +405,7 @@ int clpdd_cmd_bench(int argc, char **argv) {
                     clpdd_plugin_dirs_free(&dirs);
                     return 2;
                 }
-                clpdd_bench_opts bo = {a.steps, a.warmup, a.pre->classes, a.pre->side};
+                clpdd_bench_opts bo = {a.steps, a.warmup, a.pre->classes, a.pre->side, a.memory_only};
                 clpdd_run_opts ro = {.ops = ops, .quiet = 1};
                 if (!a.quiet)
                     fprintf(stderr, "bench: %s %s ipc %d %s ...", a.pre->name, w->method, w->ipc, clpdd_precision_name(w->asked));
@@ -396,7 +415,8 @@ int clpdd_cmd_bench(int argc, char **argv) {
                     if (!a.quiet) fprintf(stderr, " failed: %s\n", ce.msg);
                 } else {
                     w->ok = 1;
-                    if (!a.quiet)
+                    if (!a.quiet && a.memory_only) fprintf(stderr, " peak %.0f MiB\n", w->r.peak_bytes / 1048576.0);
+                    else if (!a.quiet)
                         fprintf(stderr, " %.1f ms/step, peak %.0f MiB, %.2f GFLOP/step\n", w->r.ms_median, w->r.peak_bytes / 1048576.0,
                                 w->r.flop / 1e9);
                 }
@@ -408,7 +428,10 @@ int clpdd_cmd_bench(int argc, char **argv) {
     int gemm_n = a.gemm ? a.gemm : ops->is_device ? 8192 : 1024;
     double rate[CLPDD_PRECISION_COUNT];
     clpdd_precision got[CLPDD_PRECISION_COUNT];
-    for (int k = 0; k < a.nprec; k++) rate[k] = gemm_rate(ops, gemm_n, (clpdd_precision)a.prec[k], &got[k]);
+    for (int k = 0; k < a.nprec; k++) {
+        got[k] = (clpdd_precision)a.prec[k], rate[k] = 0.0;
+        if (!a.memory_only) rate[k] = gemm_rate(ops, gemm_n, (clpdd_precision)a.prec[k], &got[k]);
+    }
 
     clpdd_strbuf md = {0}, csv = {0};
     tables(&md, &csv, &a, rows, nrows, rate, got, ops->name, gemm_n);
@@ -416,15 +439,15 @@ int clpdd_cmd_bench(int argc, char **argv) {
     char path[4200];
     int werr = clpdd_mkdirs(outdir, &e);
     if (!werr) {
-        snprintf(path, sizeof path, "%s/%s.md", outdir, a.pre->name);
+        snprintf(path, sizeof path, "%s/%s%s.md", outdir, a.pre->name, a.memory_only ? "-memory" : "");
         werr = clpdd_write_file_atomic(path, md.s, md.len, &e);
     }
     if (!werr) {
-        snprintf(path, sizeof path, "%s/%s.csv", outdir, a.pre->name);
+        snprintf(path, sizeof path, "%s/%s%s.csv", outdir, a.pre->name, a.memory_only ? "-memory" : "");
         werr = clpdd_write_file_atomic(path, csv.s, csv.len, &e);
     }
     if (werr) fprintf(stderr, "clpdd: bench: %s\n", e.msg);
-    else if (!a.quiet) fprintf(stderr, "bench: wrote %s/%s.{md,csv}\n", outdir, a.pre->name);
+    else if (!a.quiet) fprintf(stderr, "bench: wrote %s/%s%s.{md,csv}\n", outdir, a.pre->name, a.memory_only ? "-memory" : "");
     free(md.s), free(csv.s), free(rows);
     return werr || failed ? 1 : 0;
 }

@@ -927,7 +927,8 @@ static int cmp_double(const void *a, const void *b) {
 int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd_bench_opts *b, clpdd_bench_result *res,
                     clpdd_err *e) {
     memset(res, 0, sizeof *res);
-    if (b->steps < 1 || b->warmup < 0) return clpdd_err_set(e, "bench: steps %d, warmup %d; expected steps >= 1, warmup >= 0", b->steps, b->warmup);
+    if ((b->steps < 1 && !b->memory_only) || b->warmup < 0)
+        return clpdd_err_set(e, "bench: steps %d, warmup %d; expected steps >= 1, warmup >= 0", b->steps, b->warmup);
     run r;
     memset(&r, 0, sizeof r);
     r.dir.lock_fd = -1;
@@ -941,6 +942,15 @@ int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd
     const clpdd_ops *ops = clpdd_ops_counting(inner);
     int rc = setup_data(&r, ops, "bench", e);
     if (rc == 0) rc = setup_loop(&r, e);
+    if (rc == 0 && b->memory_only) { /* every tensor is allocated by now: ops never allocate, plugins at create */
+        res->peak_bytes = clpdd_host_peak_bytes(r.h);
+        res->m = r.m, res->me = r.me, res->n = r.n, res->d = r.d, res->C = r.C, res->N = r.N;
+        res->image_side = r.H, res->backbone_side = r.bb.info.height;
+        res->precision = x->precision;
+        snprintf(res->device, sizeof res->device, "%s", inner->name);
+        run_free(&r);
+        return 0;
+    }
     double *ms = clpdd_xmalloc((size_t)b->steps * sizeof(double)), *read_ms = clpdd_xmalloc((size_t)b->steps * sizeof(double));
     float L = NAN;
     for (int step = 1; rc == 0 && step <= b->warmup + b->steps; step++) {

@@ -38,6 +38,9 @@ typedef struct clpdd_bench_opts {
     int steps, warmup;
     int classes;    /* C */
     int image_size; /* synthetic image side; 0: [data] crop, else the backbone's input */
+    int memory_only; /* set everything up, run no step: the peak is already reached (ops never
+                        allocate; plugins allocate at create / tape_create), so the memory of a
+                        shape too large to time on this machine can still be measured */
 } clpdd_bench_opts;
 
 typedef struct clpdd_bench_result {

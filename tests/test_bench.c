@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "bench_cmd.h"
+#include "clpdd/ops.h"
+#include "experiment.h"
+#include "run.h"
 #include "support.h"
 #include "util.h"
 
@@ -80,6 +83,35 @@ Test(bench, mini_preset_end_to_end) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* --memory: the peak is reached at setup (ops never allocate, plugins do at create and
+   tape_create), so it equals the peak of a run that takes steps: checked for both methods */
+Test(bench, memory_only_is_the_stepped_peak) {
+    const clpdd_ops *cpu = clpdd_ops_cpu();
+    const char *ini[2] = {"[backbone]\nname = vit\nvariant = vit\nweights = random\nimage_size = 32\npatch = 8\ndim = 64\n"
+                          "depth = 2\nheads = 2\n[solver]\nname = ridge\n[loss]\nname = ce\n[distill]\nipc = 2\nreal_batch = 64\n",
+                          "[backbone]\nname = vit\nvariant = vit\nweights = random\nimage_size = 32\npatch = 8\ndim = 64\n"
+                          "depth = 2\nheads = 2\n[solver]\nname = lgm\n[distill]\nipc = 2\nreal_batch = 64\naugment = dsa\n"
+                          "augs_per_batch = 3\nchunk = 4\n"};
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    for (int i = 0; i < 2; i++) {
+        size_t peak[2];
+        for (int mem = 0; mem < 2; mem++) {
+            clpdd_experiment x;
+            clpdd_err e = {{0}};
+            cr_assert_eq(clpdd_experiment_load_memory(&x, ini[i], "<test>", NULL, 0, &dirs, &e), 0, "%s", e.msg);
+            clpdd_bench_opts bo = {2, 0, 5, 36, mem};
+            clpdd_run_opts ro = {.ops = cpu, .quiet = 1};
+            clpdd_bench_result r;
+            cr_assert_eq(clpdd_run_bench(&x, &ro, &bo, &r, &e), 0, "%s", e.msg);
+            peak[mem] = r.peak_bytes;
+            clpdd_experiment_free(&x);
+        }
+        cr_expect_eq(peak[0], peak[1], "%s: stepped peak %zu bytes, memory-only %zu", i ? "lgm-dsa" : "clpdd", peak[0], peak[1]);
+    }
+    clpdd_plugin_dirs_free(&dirs);
 }
 
 Test(bench, usage_errors) {
