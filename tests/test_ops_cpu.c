@@ -1257,6 +1257,122 @@ Test(ops_cpu, conv2d_backward_adjoint) {
     }
 }
 
+/* ---- Winograd F(2×2, 3×3) (core/cpu/ops_cpu_winograd.c) for 3×3 stride-1 pad-1 convolutions,
+   selected for the whole test process by $CLPDD_CONV_ALGO (read once, at the first conv call;
+   Criterion runs every test in its own process): forward and input gradient against float64 at
+   the resnet20 layer shapes, odd sides (partial tiles), cin ≠ cout, bias + identity / option-A
+   shortcut + ReLU, the ReLU mask; every work size (hence group size) gives the same bits.
+   Tolerance 1e-5 normalised (TOL_RED), as the GEMM path: F(2,3)'s transforms add ≤ 16 terms of
+   mixed sign per value, ~1e-6 measured; an indexing or tile-border bug is ≥ 1e-2. ---- */
+
+/* dx = wᵀ ∗ (dy ⊙ [mask > 0]) in float64 (stride 1 or any: the adjoint of ref_conv2d's linear part) */
+static void ref_conv2d_bwd(double *dx, const float *dy, const float *mask, const float *w, const clpdd_conv2d_desc *d) {
+    const int k = d->k, K = d->cin * k * k;
+    memset(dx, 0, sizeof(double) * (size_t)d->n * d->cin * d->H * d->W);
+    for (int i = 0; i < d->n; i++)
+        for (int o = 0; o < d->cout; o++)
+            for (int oy = 0; oy < d->OH; oy++)
+                for (int ox = 0; ox < d->OW; ox++) {
+                    size_t yi = (((size_t)i * d->cout + o) * d->OH + oy) * d->OW + ox;
+                    if (mask && !(mask[yi] > 0)) continue;
+                    double g = dy[yi];
+                    for (int c = 0; c < d->cin; c++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * d->stride - d->pad + ky, ix = ox * d->stride - d->pad + kx;
+                                if (iy < 0 || iy >= d->H || ix < 0 || ix >= d->W) continue;
+                                dx[(((size_t)i * d->cin + c) * d->H + iy) * d->W + ix] +=
+                                    g * w[(size_t)o * K + (c * k + ky) * k + kx];
+                            }
+                }
+}
+
+static void conv_algo_cases(const char *algo) {
+    setenv("CLPDD_CONV_ALGO", algo, 1);
+    const int wino = !strcmp(algo, "winograd");
+    /* the last two: one image's tiles (16·(cin + cout)·⌈tiles / 16⌉·16) do not fit in
+       CLPDD_CONV2D_WORK(d, 1), so the GEMM path takes them whatever the work (its backward's two
+       forms differ in rounding by work size: no bit check there) */
+    /* res: 0 none, 1 identity, 2 option A (the stride-1 conv closing a downsampling block) */
+    struct { const char *name; clpdd_conv2d_desc d; int res; } cases[] = {
+        {"resnet20 stage 1 (16ch 32x32)", conv_case(2, 16, 32, 32, 16, 3, 1, 1), 1},
+        {"resnet20 stage 2 (32ch 16x16)", conv_case(3, 32, 16, 16, 32, 3, 1, 1), 2},
+        {"resnet20 stage 3 (64ch 8x8)", conv_case(4, 64, 8, 8, 64, 3, 1, 1), 1},
+        {"odd 7x15, cin 8 -> cout 6", conv_case(3, 8, 7, 15, 6, 3, 1, 1), 0},
+        {"odd 9x9, cin 16 -> cout 8, option A", conv_case(5, 16, 9, 9, 8, 3, 1, 1), 2},
+        {"1x1 image, cin 3 -> cout 4", conv_case(2, 3, 1, 1, 4, 3, 1, 1), 0},
+        {"2x3 image, cin 8 -> cout 24", conv_case(3, 8, 2, 3, 24, 3, 1, 1), 1},
+    };
+    const int ncases = (int)(sizeof cases / sizeof cases[0]);
+    for (int t = 0; t < ncases; t++) {
+        clpdd_conv2d_desc d = cases[t].d;
+        const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
+        const size_t Nw = (size_t)d.cout * d.cin * 9;
+        /* He-like weights (std √(2 / 9cin)), as the real checkpoints' scale */
+        float *x = frand(Nx, 1, 500 + t), *w = frand(Nw, sqrtf(2.0f / (9.0f * d.cin)), 510 + t);
+        float *b = frand(d.cout, 0.5f, 520 + t), *dy = frand(Ny, 1, 530 + t), *mask = frand(Ny, 1, 540 + t);
+        float *res = NULL;
+        if (cases[t].res == 1) {
+            d.res_c = d.cout, d.res_pad = 0, d.res_stride = 1, d.res_H = d.OH, d.res_W = d.OW;
+        } else if (cases[t].res == 2) {
+            d.res_c = d.cout / 2, d.res_pad = d.cout / 4, d.res_stride = 2, d.res_H = 2 * d.H, d.res_W = 2 * d.W;
+        }
+        if (cases[t].res) res = frand((size_t)d.n * d.res_c * d.res_H * d.res_W, 1, 550 + t);
+        float *y = fa(Ny), *y0 = fa(Ny), *dx = fa(Nx), *dx0 = fa(Nx);
+        double *r = da(Ny), *rx = da(Nx);
+        /* Winograd's scratch: the transformed weights + 16·(cin + cout)·tiles per image */
+        const size_t tiles = (size_t)((d.H + 1) / 2) * ((d.W + 1) / 2);
+        const size_t one = 16 * (size_t)(d.cin + d.cout) * tiles, U = 16 * (size_t)d.cin * d.cout;
+        /* one image per group (serial), half the images per thread, all; the resnet plugin's size */
+        const size_t wfs[4] = {U + one, U + one * (size_t)d.n, U + 4 * one * (size_t)d.n,
+                               2 * CLPDD_CONV2D_WORK(&d, 1) + Nw};
+        for (int v = 0; v < 4; v++) { /* plain, bias + shortcut + ReLU, masked backward, plain backward */
+            d.relu = v == 1;
+            const float *bv = v == 1 ? b : NULL, *rv = v == 1 ? res : NULL, *mv = v == 2 ? mask : NULL;
+            if (v < 2)
+                ref_conv2d(r, x, w, bv, rv, &d);
+            else
+                ref_conv2d_bwd(rx, dy, mv, w, &d);
+            double worst = 0;
+            for (int q = 0; q < 4; q++) {
+                size_t wf = wfs[q] > CLPDD_CONV2D_WORK(&d, 1) ? wfs[q] : CLPDD_CONV2D_WORK(&d, 1);
+                float *work = fa(wf);
+                poison(work, wf);
+                char what[160];
+                double e;
+                if (v < 2) {
+                    poison(y, Ny);
+                    O->conv2d(y, work, wf, x, w, bv, rv, &d);
+                    e = test_rel_err_fd(y, r, Ny);
+                    if (q == 0) memcpy(y0, y, Ny * sizeof(float));
+                    else if (wino && t < ncases - 2) cr_expect_arr_eq(y, y0, Ny * sizeof(float), "%s: forward differs by work size", cases[t].name);
+                } else {
+                    poison(dx, Nx);
+                    O->conv2d_backward(dx, work, wf, dy, mv, w, &d);
+                    e = test_rel_err_fd(dx, rx, Nx);
+                    if (q == 0) memcpy(dx0, dx, Nx * sizeof(float));
+                    else if (wino && t < ncases - 2) cr_expect_arr_eq(dx, dx0, Nx * sizeof(float), "%s: backward differs by work size", cases[t].name);
+                }
+                snprintf(what, sizeof what, "%s %s %s work %d", algo, cases[t].name,
+                         v == 0 ? "forward" : v == 1 ? "forward+bias+res+relu" : v == 2 ? "backward masked" : "backward",
+                         q);
+                cr_assert(e <= TOL_RED, "%s: normalised error %.3g > %.3g", what, e, TOL_RED);
+                if (e > worst) worst = e;
+                free(work);
+            }
+            cr_log_info("%s %s %s: normalised error %.3g", algo, cases[t].name,
+                        v == 0 ? "forward" : v == 1 ? "forward+bias+res+relu" : v == 2 ? "backward masked" : "backward",
+                        worst);
+        }
+        free(x), free(w), free(b), free(dy), free(mask), free(res), free(y), free(y0), free(dx), free(dx0);
+        free(r), free(rx);
+    }
+}
+
+Test(ops_cpu, conv2d_winograd) { conv_algo_cases("winograd"); }
+/* the same cases on the GEMM path: its errors, for comparison */
+Test(ops_cpu, conv2d_winograd_baseline_gemm) { conv_algo_cases("gemm"); }
+
 /* the ReLUs above CLPDD_CPU_PAR_MIN run on the pool, in blocks: the same values as element by
    element, including a partial last block and NaN inputs (NaN > 0 is false: 0 out) */
 Test(ops_cpu, relu_large_on_the_pool) {

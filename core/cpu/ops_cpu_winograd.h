@@ -1,0 +1,16 @@
+/* Winograd F(2×2, 3×3) for the stride-1, pad-1, 3×3 convolutions of the conv2d ops
+ * (ops_cpu_winograd.c; selected in ops_cpu_conv.c by $CLPDD_CONV_ALGO). */
+#ifndef CLPDD_OPS_CPU_WINOGRAD_H
+#define CLPDD_OPS_CPU_WINOGRAD_H
+#include "cpu/ops_cpu.h"
+
+/* 1 when d is a convolution Winograd F(2,3) computes (k = 3, stride 1, pad 1) */
+CPU_FN int cpu_wino_applies(const clpdd_conv2d_desc *d);
+/* the conv2d / conv2d_backward ops by Winograd; 0 (nothing written) when d does not apply or
+   work cannot hold the transformed weights and one image's tiles: the caller falls back */
+CPU_FN int cpu_wino_conv2d(float *y, float *work, size_t work_floats, const float *x, const float *w,
+                           const float *bias, const float *res, const clpdd_conv2d_desc *d);
+CPU_FN int cpu_wino_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy,
+                                    const float *mask, const float *w, const clpdd_conv2d_desc *d);
+
+#endif
