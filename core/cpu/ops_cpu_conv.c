@@ -217,12 +217,7 @@ static conv_sched conv_schedule(const clpdd_conv2d_desc *d, size_t work_floats) 
         size_t gmax = work_floats / ((size_t)T * one);
         if (gmax > cap) gmax = cap;
         if (gmax > (size_t)n) gmax = (size_t)n;
-        int best = 1;
-        long best_span = -1;
-        for (int g = 1; g <= (int)gmax; g++) {
-            long span = (long)((n + g - 1) / g + T - 1) / T * g;
-            if (best_span < 0 || span <= best_span) best = g, best_span = span;
-        }
+        int best = cpu_pool_best_group(n, T, (int)gmax);
         S.G = best, S.groups = (n + best - 1) / best;
         if (S.groups >= 2) {
             S.slots = T < S.groups ? T : S.groups;

@@ -344,12 +344,7 @@ static int wino_schedule(wino_call *C, size_t avail) {
         size_t gmax = avail / ((size_t)T * one);
         if (gmax > cap) gmax = cap;
         if (gmax > (size_t)n) gmax = (size_t)n;
-        int best = 1;
-        long best_span = -1;
-        for (int g = 1; g <= (int)gmax; g++) {
-            long span = (long)((n + g - 1) / g + T - 1) / T * g;
-            if (best_span < 0 || span <= best_span) best = g, best_span = span;
-        }
+        int best = cpu_pool_best_group(n, T, (int)gmax);
         C->G = best, C->groups = (n + best - 1) / best;
         if (C->groups >= 2) C->slots = T < C->groups ? T : C->groups, C->slice = one * best;
     }

@@ -155,3 +155,13 @@ void cpu_blas_serial_end(void) {
     if (--g_blas_depth == 0 && g_blas_saved != 1) openblas_set_num_threads(g_blas_saved);
     pthread_mutex_unlock(&g_blas_mu);
 }
+
+int cpu_pool_best_group(int n, int T, int gmax) {
+    int best = 1;
+    long best_span = -1;
+    for (int g = 1; g <= gmax; g++) {
+        long span = (long)((n + g - 1) / g + T - 1) / T * g;
+        if (best_span < 0 || span <= best_span) best = g, best_span = span;
+    }
+    return best;
+}

@@ -28,6 +28,9 @@ __attribute__((visibility("hidden"))) void cpu_parallel_for(int n, cpu_range_fn 
  * may call BLAS, provided OpenBLAS is set to one thread around the call. */
 typedef void (*cpu_range_tid_fn)(void *ctx, int begin, int end, int tid);
 __attribute__((visibility("hidden"))) void cpu_parallel_for_tid(int n, int chunk, cpu_range_tid_fn fn, void *ctx);
+/* the size g in [1, gmax] of the groups n items are cut into, for T threads taking whole groups,
+ * with the shortest makespan ⌈⌈n/g⌉ / T⌉·g (ties: the larger g, fewer and larger pieces of work) */
+__attribute__((visibility("hidden"))) int cpu_pool_best_group(int n, int T, int gmax);
 /* threads cpu_parallel_for uses (≥ 1); starts the pool */
 __attribute__((visibility("hidden"))) int cpu_pool_threads(void);
 
