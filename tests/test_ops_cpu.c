@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "clpdd/ops.h"
+#include "cpu/ops_cpu_winograd.h"
 #include "philox.h"
 #include "support.h"
 
@@ -1367,6 +1368,34 @@ static void conv_algo_cases(const char *algo) {
         free(x), free(w), free(b), free(dy), free(mask), free(res), free(y), free(y0), free(dx), free(dx0);
         free(r), free(rx);
     }
+}
+
+/* which path CLPDD_CONV_ALGO = auto (the default) takes: Winograd for resnet20's stride-1 3×3
+   convolutions of 16–128 channels, forward and backward; GEMM for the 3-channel stem and the
+   stride-2 convolutions; and never with gemm */
+static long conv_runs_winograd(clpdd_conv2d_desc d, int backward) {
+    const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW, Nw = (size_t)d.cout * d.cin * 9;
+    const size_t wf = 4 * CLPDD_CONV2D_WORK(&d, d.n) + 2 * Nw;
+    float *x = frand(Nx, 1, 1), *w = frand(Nw, 0.1f, 2), *y = fa(Ny), *work = fa(wf);
+    long before = clpdd_cpu_conv_winograd_runs();
+    if (backward) O->conv2d_backward(x, work, wf, y, NULL, w, &d);
+    else O->conv2d(y, work, wf, x, w, NULL, NULL, &d);
+    free(x), free(w), free(y), free(work);
+    return clpdd_cpu_conv_winograd_runs() - before;
+}
+
+Test(ops_cpu, conv2d_auto_dispatch) {
+    unsetenv("CLPDD_CONV_ALGO");
+    cr_expect_eq(conv_runs_winograd(conv_case(4, 16, 32, 32, 16, 3, 1, 1), 0), 1, "stage 1 forward: Winograd");
+    cr_expect_eq(conv_runs_winograd(conv_case(4, 32, 16, 16, 32, 3, 1, 1), 1), 1, "stage 2 backward: Winograd");
+    cr_expect_eq(conv_runs_winograd(conv_case(4, 64, 8, 8, 64, 3, 1, 1), 0), 1, "stage 3 forward: Winograd");
+    cr_expect_eq(conv_runs_winograd(conv_case(4, 3, 32, 32, 16, 3, 1, 1), 0), 0, "the 3-channel stem: GEMM");
+    cr_expect_eq(conv_runs_winograd(conv_case(4, 16, 32, 32, 32, 3, 2, 1), 0), 0, "stride 2: GEMM");
+}
+
+Test(ops_cpu, conv2d_gemm_forced) {
+    setenv("CLPDD_CONV_ALGO", "gemm", 1);
+    cr_expect_eq(conv_runs_winograd(conv_case(4, 16, 32, 32, 16, 3, 1, 1), 0), 0, "CLPDD_CONV_ALGO=gemm: never Winograd");
 }
 
 Test(ops_cpu, conv2d_winograd) { conv_algo_cases("winograd"); }

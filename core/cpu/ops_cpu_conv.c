@@ -188,6 +188,13 @@ static void read_env(void) {
     g_algo = a && !strcmp(a, "winograd") ? 1 : a && !strcmp(a, "gemm") ? 0 : 2;
 }
 
+static long g_wino_runs; /* conv2d / conv2d_backward calls Winograd computed (clpdd_cpu_conv_winograd_runs) */
+long clpdd_cpu_conv_winograd_runs(void) { return __atomic_load_n(&g_wino_runs, __ATOMIC_RELAXED); }
+static int counted(int ran) {
+    if (ran) __atomic_add_fetch(&g_wino_runs, 1, __ATOMIC_RELAXED);
+    return ran;
+}
+
 /* Winograd F(2×2, 3×3) (ops_cpu_winograd.c) for this stride-1, pad-1, 3×3 convolution? */
 static int use_winograd(const clpdd_conv2d_desc *d) {
     pthread_once(&g_env_once, read_env);
@@ -291,7 +298,7 @@ void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const
     if (res)
         CLPDD_ASSERT(d->res_c > 0 && d->res_pad >= 0 && d->res_pad + d->res_c <= d->cout && d->res_stride > 0 &&
                      (d->OH - 1) * d->res_stride < d->res_H && (d->OW - 1) * d->res_stride < d->res_W);
-    if (use_winograd(d) && cpu_wino_conv2d(y, work, work_floats, x, w, bias, res, d)) return;
+    if (use_winograd(d) && counted(cpu_wino_conv2d(y, work, work_floats, x, w, bias, res, d))) return;
     conv_call C = {d, conv_schedule(d, work_floats), work, y, x, NULL, bias, res, w, NULL, {0}, 0};
     if (C.S.slots > 1) {
         cpu_blas_serial_begin();
@@ -468,7 +475,7 @@ void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float
                          const float *w, const clpdd_conv2d_desc *d) {
     check_desc(d);
     if (d->n == 0) return;
-    if (use_winograd(d) && cpu_wino_conv2d_backward(dx, work, work_floats, dy, mask, w, d)) return;
+    if (use_winograd(d) && counted(cpu_wino_conv2d_backward(dx, work, work_floats, dy, mask, w, d))) return;
     conv_call C = {d, conv_schedule(d, work_floats), work, dx, dy, mask, NULL, NULL, w, NULL, {0}, 0};
     const int tr = g_bwd_transposed && bwd_transposed(&C, work_floats);
     if (C.S.slots > 1) {

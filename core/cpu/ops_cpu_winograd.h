@@ -13,4 +13,8 @@ CPU_FN int cpu_wino_conv2d(float *y, float *work, size_t work_floats, const floa
 CPU_FN int cpu_wino_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy,
                                     const float *mask, const float *w, const clpdd_conv2d_desc *d);
 
+/* how many conv2d / conv2d_backward calls of this process Winograd computed (exported: the tests
+   check which path $CLPDD_CONV_ALGO = auto takes) */
+long clpdd_cpu_conv_winograd_runs(void);
+
 #endif
