@@ -64,15 +64,6 @@ static void perf_ctl(const char *cmd) {
     FILE *f = fopen(path, "w");
     if (f) fprintf(f, "%s\n", cmd), fclose(f);
 }
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    if (n <= 0) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 static void loadavg(char *buf, size_t n) {
     FILE *f = fopen("/proc/loadavg", "r");
     buf[0] = 0;
@@ -287,7 +278,7 @@ static double sgemm_gflops(void) {
         t[r] = now_s() - t0;
     }
     free(a), free(b), free(c);
-    return 2.0 * N * N * N / median(t, 9) * 1e-9;
+    return 2.0 * N * N * N / clpdd_median(t, 9) * 1e-9;
 }
 
 /* ---- the torch side: one process per (round, config), parsing its "RESULT" line ---- */
@@ -433,13 +424,13 @@ int main(int argc, char **argv) {
                 perf_ctl("disable");
                 step_free(&s);
                 memcpy(tmp, cms[c] + cn[c] - steps, sizeof(double) * steps);
-                printf("round %d  %-9s m=%-4d clpdd %8.2f ms (CPU time %.2f ms)", r + 1, bbl[b], m, median(tmp, steps),
-                       median(cpu, steps));
+                printf("round %d  %-9s m=%-4d clpdd %8.2f ms (CPU time %.2f ms)", r + 1, bbl[b], m, clpdd_median(tmp, steps),
+                       clpdd_median(cpu, steps));
                 if (use_torch) {
                     int before = tr[c].nms;
                     if (run_torch(torch, bbl[b], m, n, steps, threads, &tr[c]) == 0) {
                         memcpy(tmp, tr[c].ms + before, sizeof(double) * (tr[c].nms - before));
-                        printf("  torch %8.2f ms", median(tmp, tr[c].nms - before));
+                        printf("  torch %8.2f ms", clpdd_median(tmp, tr[c].nms - before));
                     }
                 }
                 printf("\n");
@@ -448,7 +439,7 @@ int main(int argc, char **argv) {
     }
     gem[ngem++] = sgemm_gflops();
     loadavg(load1, sizeof load1);
-    double gf = median(gem, ngem);
+    double gf = clpdd_median(gem, ngem);
     char table[16384];
     int o = snprintf(table, sizeof table,
                      "| backbone | m | clpdd ms/step | PyTorch ms/step | clpdd / PyTorch | clpdd GFLOP/s | PyTorch GFLOP/s "
@@ -457,7 +448,7 @@ int main(int argc, char **argv) {
         for (int q = 0; q < nm; q++) {
             int c = b * nm + q, m = atoi(ml[q]);
             double fl = m * (!strcmp(bbl[b], "resnet20") ? resnet20_flop() : vit_flop());
-            double a = median(cms[c], cn[c]), t = use_torch ? median(tr[c].ms, tr[c].nms) : NAN;
+            double a = clpdd_median(cms[c], cn[c]), t = use_torch ? clpdd_median(tr[c].ms, tr[c].nms) : NAN;
             o += snprintf(table + o, sizeof table - o, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.0f | %.0f |\n",
                           bbl[b], m, a, t, a / t, fl / a * 1e-6, fl / t * 1e-6, cips[c], use_torch ? tr[c].ips : NAN);
         }

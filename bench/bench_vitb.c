@@ -14,7 +14,6 @@
  * The ratio to the measured sgemm rate says how far the whole step is from the machine's
  * matrix ceiling. Timings are medians after a warm-up; nothing is asserted. */
 #define _GNU_SOURCE
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,43 +21,14 @@
 
 #include "clpdd/plugin.h"
 #include "config.h"
+#include "flop_count.h"
 #include "host.h"
-#include "io/safetensors.h"
 #include "loader.h"
 #include "precision.h"
 #include "run.h"
 #include "util.h"
 
 enum { D = 768, DEPTH = 12, F = 3072, P = 16, S = 224, T = 197 };
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* the device's GEMM rate (GFLOP/s) at N×N×N and the current precision, median of reps */
-static double gemm_rate(const clpdd_ops *ops, int N, int reps) {
-    size_t bytes = (size_t)N * N * sizeof(float);
-    float *a = ops->malloc(bytes), *b = ops->malloc(bytes), *c = ops->malloc(bytes);
-    ops->rand_normal(a, (size_t)N * N, 0, 1, 1, 0);
-    ops->rand_normal(b, (size_t)N * N, 0, 1, 2, 0);
-    double t[64];
-    ops->gemm(0, 0, N, N, N, 1, a, N, b, N, 0, c, N);
-    ops->synchronize();
-    for (int r = 0; r < reps; r++) {
-        double t0 = clpdd_now();
-        ops->gemm(0, 0, N, N, N, 1, a, N, b, N, 0, c, N);
-        ops->synchronize();
-        t[r] = clpdd_now() - t0;
-    }
-    ops->free(a), ops->free(b), ops->free(c);
-    return 2.0 * N * N * N / median(t, reps) / 1e9;
-}
 
 int main(int argc, char **argv) {
     const char *device = "cpu", *out = NULL, *prec_name = "fp32", *attention = "auto";
@@ -104,9 +74,8 @@ int main(int argc, char **argv) {
     ops->rand_normal(df, (size_t)batch * D, 0, 1, 4, 0);
 
     /* the backbone's products at the asked precision (the CPU stays fp32 and says so) */
-    clpdd_precision was = ops->set_precision((clpdd_precision)prec);
-    clpdd_precision got = ops->set_precision((clpdd_precision)prec);
-    (void)was;
+    clpdd_precision got = clpdd_precision_effective(ops, (clpdd_precision)prec);
+    ops->set_precision((clpdd_precision)prec);
     double tf[64], tb[64], ti[64];
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
         double t0 = clpdd_now();
@@ -121,12 +90,12 @@ int main(int argc, char **argv) {
         double t3 = clpdd_now();
         if (r >= 0) tf[r] = t1 - t0, tb[r] = t2 - t1, ti[r] = t3 - t2;
     }
-    double fwd = median(tf, reps), bwd = median(tb, reps), inf = median(ti, reps);
+    double fwd = clpdd_median(tf, reps), bwd = clpdd_median(tb, reps), inf = clpdd_median(ti, reps);
     double gf_fwd = 2.0 * 196 * 768 * D + DEPTH * (2.0 * T * (3.0 * D * D + 1.0 * D * D + 2.0 * D * F) + 4.0 * T * T * D);
     double gf_bwd = gf_fwd + DEPTH * 4.0 * T * T * D;
     gf_fwd /= 1e9, gf_bwd /= 1e9;
     int N = ops->is_device ? 8192 : 2048;
-    double gemm = gemm_rate(ops, N, ops->is_device ? 10 : 3);
+    double gemm = clpdd_gemm_gflops(ops, N, ops->is_device ? 10 : 3); /* at the same precision */
     double step_rate = batch * (gf_fwd + gf_bwd) / (fwd + bwd);
     clpdd_strbuf b = {0};
     ops->set_precision(CLPDD_PRECISION_FP32);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "experiment.h"
+#include "flop_count.h"
 #include "loader.h"
 #include "precision.h"
 #include "run.h"
@@ -219,34 +220,13 @@ typedef struct row {
     char error[2048];
 } row;
 
-/* the GEMM rate (TFLOP/s) of an n³ product at precision p on ops: median of 5 after one warm-up */
-static double gemm_rate(const clpdd_ops *ops, int n, clpdd_precision p, clpdd_precision *got) {
-    size_t sz = (size_t)n * n * sizeof(float);
-    float *A = ops->malloc(sz), *B = ops->malloc(sz), *C = ops->malloc(sz);
-    if (!A || !B || !C) {
-        ops->free(A), ops->free(B), ops->free(C);
-        return 0.0;
-    }
-    ops->rand_normal(A, (size_t)n * n, 0.0f, 1.0f, 1, 0);
-    ops->rand_normal(B, (size_t)n * n, 0.0f, 1.0f, 2, 0);
+/* the GEMM rate (TFLOP/s) of an n³ product at precision p on ops (core/flop_count.h), the
+   setting restored after */
+static double gemm_rate(const clpdd_ops *ops, int n, clpdd_precision p) {
     clpdd_precision was = ops->set_precision ? ops->set_precision(p) : CLPDD_PRECISION_FP32;
-    *got = ops->set_precision ? ops->set_precision(p) : CLPDD_PRECISION_FP32; /* the previous call's effect */
-    double t[5];
-    for (int i = -1; i < 5; i++) {
-        ops->synchronize();
-        double t0 = clpdd_now();
-        ops->gemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        ops->synchronize();
-        if (i >= 0) t[i] = clpdd_now() - t0;
-    }
+    double gflops = clpdd_gemm_gflops(ops, n, 5);
     if (ops->set_precision) ops->set_precision(was);
-    ops->free(A), ops->free(B), ops->free(C);
-    for (int i = 0; i < 5; i++) /* insertion sort: five values */
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-            double x = t[j];
-            t[j] = t[j - 1], t[j - 1] = x;
-        }
-    return 2.0 * n * n * (double)n / t[2] / 1e12;
+    return gflops / 1e3;
 }
 
 static void slug(char *out, size_t n, const char *name) {
@@ -429,8 +409,9 @@ int clpdd_cmd_bench(int argc, char **argv) {
     double rate[CLPDD_PRECISION_COUNT];
     clpdd_precision got[CLPDD_PRECISION_COUNT];
     for (int k = 0; k < a.nprec; k++) {
-        got[k] = (clpdd_precision)a.prec[k], rate[k] = 0.0;
-        if (!a.memory_only) rate[k] = gemm_rate(ops, gemm_n, (clpdd_precision)a.prec[k], &got[k]);
+        rate[k] = 0.0;
+        got[k] = clpdd_precision_effective(ops, (clpdd_precision)a.prec[k]);
+        if (!a.memory_only) rate[k] = gemm_rate(ops, gemm_n, (clpdd_precision)a.prec[k]);
     }
 
     clpdd_strbuf md = {0}, csv = {0};

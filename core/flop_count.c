@@ -1,5 +1,9 @@
 #include "flop_count.h"
 
+#include <stdlib.h>
+
+#include "util.h"
+
 static clpdd_ops view;
 static const clpdd_ops *in;
 static double flops;
@@ -77,4 +81,25 @@ const clpdd_ops *clpdd_ops_counting(const clpdd_ops *inner) {
     if (inner->attention_fused) view.attention_fused = c_attention_fused;
     if (inner->attention_fused_backward) view.attention_fused_backward = c_attention_fused_backward;
     return &view;
+}
+
+double clpdd_gemm_gflops(const clpdd_ops *ops, int n, int reps) {
+    size_t sz = (size_t)n * n * sizeof(float);
+    float *A = ops->malloc(sz), *B = ops->malloc(sz), *C = ops->malloc(sz);
+    double *t = malloc((size_t)(reps > 0 ? reps : 1) * sizeof(double)), rate = 0.0;
+    if (A && B && C && t) {
+        ops->rand_normal(A, (size_t)n * n, 0.0f, 1.0f, 1, 0);
+        ops->rand_normal(B, (size_t)n * n, 0.0f, 1.0f, 2, 0);
+        for (int i = -1; i < reps; i++) {
+            ops->synchronize();
+            double t0 = clpdd_now();
+            ops->gemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+            ops->synchronize();
+            if (i >= 0) t[i] = clpdd_now() - t0;
+        }
+        rate = 2.0 * n * n * (double)n / clpdd_median(t, reps) / 1e9;
+    }
+    ops->free(A), ops->free(B), ops->free(C);
+    free(t);
+    return rate;
 }

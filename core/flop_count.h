@@ -17,6 +17,10 @@
    replaces the first) */
 const clpdd_ops *clpdd_ops_counting(const clpdd_ops *inner);
 void clpdd_flops_reset(void);
+/* the rate (GFLOP/s) of an n×n×n gemm on ops at the precision now set: median of reps timed
+   products after one warm-up, each synchronised; 0 when the buffers cannot be allocated. The
+   benchmarks' "fraction of the GEMM rate" divides by this, measured in the same run. */
+double clpdd_gemm_gflops(const clpdd_ops *ops, int n, int reps);
 double clpdd_flops(void); /* counted since the last reset */
 
 #endif

@@ -15,6 +15,9 @@
 const char *clpdd_precision_name(clpdd_precision p); /* "fp32", "tf32", "bf16" */
 int clpdd_precision_parse(const char *name);          /* the precision, or -1 */
 
+/* the precision ops computes when p is asked for (the CPU: fp32), the setting left as it was */
+clpdd_precision clpdd_precision_effective(const clpdd_ops *ops, clpdd_precision p);
+
 /* x rounded to keep `bits` mantissa bits (0 < bits ≤ 23), ties to even */
 float clpdd_round_mantissa(float x, int bits);
 static inline float clpdd_bf16_round(float x) { return clpdd_round_mantissa(x, 7); }

@@ -336,9 +336,8 @@ static int setup_loop(run *r, clpdd_err *e) {
     }
     /* the step's backbone passes at [experiment] precision; extraction and evaluation stay fp32 */
     r->bb.precision = x->precision;
-    if (x->precision != CLPDD_PRECISION_FP32 && ops->set_precision) {
-        clpdd_precision got = ops->set_precision(x->precision);
-        got = ops->set_precision(got); /* ask, then restore: the answer is what the device does */
+    if (x->precision != CLPDD_PRECISION_FP32) {
+        clpdd_precision got = clpdd_precision_effective(ops, x->precision);
         if (got != x->precision && !r->quiet)
             fprintf(stderr, "warning: [experiment] precision = %s: %s computes fp32 only; the run is fp32\n",
                     clpdd_precision_name(x->precision), ops->name);
@@ -919,9 +918,33 @@ int clpdd_run_features(clpdd_experiment *x, const clpdd_run_opts *opts, int part
 
 /* ---- clpdd bench: the step of this experiment, timed, on random data ---- */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+/* the timed steps (none with memory_only): ms per step and DSA's image reads into res */
+static int bench_steps(run *r, const clpdd_bench_opts *b, clpdd_bench_result *res, clpdd_err *e) {
+    const clpdd_ops *ops = r->ops;
+    double *ms = clpdd_xmalloc((size_t)(b->steps > 0 ? b->steps : 1) * sizeof(double));
+    double *read_ms = clpdd_xmalloc((size_t)(b->steps > 0 ? b->steps : 1) * sizeof(double));
+    float L = NAN;
+    int rc = 0;
+    for (int step = 1; rc == 0 && step <= b->warmup + b->steps; step++) {
+        ops->synchronize();
+        clpdd_flops_reset();
+        r->read_s = 0.0;
+        double t0 = clpdd_now();
+        int added;
+        rc = step_once(r, step, &L, &added, e);
+        ops->synchronize();
+        double dt = clpdd_now() - t0;
+        if (rc == 0 && step > b->warmup) ms[step - b->warmup - 1] = 1e3 * dt, read_ms[step - b->warmup - 1] = 1e3 * r->read_s;
+        if (rc == 0) res->flop = clpdd_flops();
+    }
+    if (rc == 0 && b->steps > 0) {
+        res->read_ms_median = clpdd_median(read_ms, b->steps);
+        res->ms_median = clpdd_median(ms, b->steps); /* sorts ms */
+        res->ms_min = ms[0], res->ms_max = ms[b->steps - 1];
+        res->last_loss = L;
+    }
+    free(ms), free(read_ms);
+    return rc;
 }
 
 int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd_bench_opts *b, clpdd_bench_result *res,
@@ -939,49 +962,17 @@ int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd
     const clpdd_ops *inner = opts && opts->ops ? opts->ops : clpdd_select_device(x->device, e);
     if (!inner) return -1;
     /* the whole run on the counting view: the counter is read around one step only */
-    const clpdd_ops *ops = clpdd_ops_counting(inner);
-    int rc = setup_data(&r, ops, "bench", e);
+    int rc = setup_data(&r, clpdd_ops_counting(inner), "bench", e);
     if (rc == 0) rc = setup_loop(&r, e);
-    if (rc == 0 && b->memory_only) { /* every tensor is allocated by now: ops never allocate, plugins at create */
-        res->peak_bytes = clpdd_host_peak_bytes(r.h);
-        res->m = r.m, res->me = r.me, res->n = r.n, res->d = r.d, res->C = r.C, res->N = r.N;
-        res->image_side = r.H, res->backbone_side = r.bb.info.height;
-        res->precision = x->precision;
-        snprintf(res->device, sizeof res->device, "%s", inner->name);
-        run_free(&r);
-        return 0;
-    }
-    double *ms = clpdd_xmalloc((size_t)b->steps * sizeof(double)), *read_ms = clpdd_xmalloc((size_t)b->steps * sizeof(double));
-    float L = NAN;
-    for (int step = 1; rc == 0 && step <= b->warmup + b->steps; step++) {
-        ops->synchronize();
-        clpdd_flops_reset();
-        r.read_s = 0.0;
-        double t0 = clpdd_now();
-        int added;
-        rc = step_once(&r, step, &L, &added, e);
-        ops->synchronize();
-        double dt = clpdd_now() - t0;
-        if (rc == 0 && step > b->warmup) ms[step - b->warmup - 1] = 1e3 * dt, read_ms[step - b->warmup - 1] = 1e3 * r.read_s;
-        if (rc == 0) res->flop = clpdd_flops();
-    }
+    /* memory_only: every tensor is allocated by now (ops never allocate, plugins at create) */
+    if (rc == 0 && !b->memory_only) rc = bench_steps(&r, b, res, e);
     if (rc == 0) {
-        qsort(ms, (size_t)b->steps, sizeof *ms, cmp_double);
-        qsort(read_ms, (size_t)b->steps, sizeof *read_ms, cmp_double);
-        res->read_ms_median = b->steps % 2 ? read_ms[b->steps / 2] : 0.5 * (read_ms[b->steps / 2 - 1] + read_ms[b->steps / 2]);
-        int n = b->steps;
-        res->ms_median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
-        res->ms_min = ms[0], res->ms_max = ms[n - 1];
         res->peak_bytes = clpdd_host_peak_bytes(r.h);
         res->m = r.m, res->me = r.me, res->n = r.n, res->d = r.d, res->C = r.C, res->N = r.N;
         res->image_side = r.H, res->backbone_side = r.bb.info.height;
-        res->last_loss = L;
-        clpdd_precision got = inner->set_precision ? inner->set_precision(x->precision) : CLPDD_PRECISION_FP32;
-        got = inner->set_precision ? inner->set_precision(got) : CLPDD_PRECISION_FP32;
-        res->precision = got;
+        res->precision = clpdd_precision_effective(inner, x->precision);
         snprintf(res->device, sizeof res->device, "%s", inner->name);
     }
-    free(ms), free(read_ms);
     run_free(&r);
     return rc ? -1 : 0;
 }

@@ -57,6 +57,8 @@ void clpdd_sb_put(clpdd_strbuf *b, const char *s, size_t n);
 void clpdd_sb_json_str(clpdd_strbuf *b, const char *s);
 
 double clpdd_now(void);             /* monotonic seconds */
+/* the median of v[0..n) (sorts v in place); NaN when n ≤ 0 */
+double clpdd_median(double *v, int n);
 size_t clpdd_peak_rss_bytes(void);  /* VmHWM of this process */
 void clpdd_reset_peak_rss(void);    /* VmHWM back to the current RSS: a run's peak, not its process's (sweeps) */
 
