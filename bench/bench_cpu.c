@@ -32,9 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "host.h"
-#include "loader.h"
+#include "io/ini.h"
+#include "plugin/host.h"
+#include "plugin/loader.h"
 
 #include "clpdd/ops.h"
 #include "clpdd/plugin.h"

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data_source.h"
-#include "imgproc.h"
+#include "data/data_source.h"
+#include "data/imgproc.h"
 #include "io/image.h"
-#include "util.h"
+#include "util/util.h"
 #include "bench_photo.h"
 
 

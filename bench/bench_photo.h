@@ -5,7 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "dataset.h"
+#include "data/dataset.h"
 
 /* px (h, w, 3) */
 static inline void photo(uint8_t *px, int h, int w, uint64_t seed) {

@@ -34,11 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "dataset.h"
-#include "encode.h"
-#include "host.h"
-#include "loader.h"
+#include "io/ini.h"
+#include "data/dataset.h"
+#include "encoder/encode.h"
+#include "plugin/host.h"
+#include "plugin/loader.h"
 
 #include "clpdd/ops.h"
 #include "clpdd/plugin.h"

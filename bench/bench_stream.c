@@ -15,10 +15,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data_source.h"
-#include "decode_pool.h"
+#include "data/data_source.h"
+#include "data/decode_pool.h"
 #include "io/image.h"
-#include "util.h"
+#include "util/util.h"
 #include "bench_photo.h"
 
 

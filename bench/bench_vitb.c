@@ -20,13 +20,13 @@
 #include <unistd.h>
 
 #include "clpdd/plugin.h"
-#include "config.h"
-#include "flop_count.h"
-#include "host.h"
-#include "loader.h"
-#include "precision.h"
-#include "run.h"
-#include "util.h"
+#include "io/ini.h"
+#include "bench/flop_count.h"
+#include "plugin/host.h"
+#include "plugin/loader.h"
+#include "numerics/precision.h"
+#include "distill/run.h"
+#include "util/util.h"
 
 enum { D = 768, DEPTH = 12, F = 3072, P = 16, S = 224, T = 197 };
 

@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_cmd.h"
-#include "eval_cmd.h"
-#include "experiment.h"
-#include "features_cmd.h"
-#include "loader.h"
-#include "run.h"
-#include "sweep_cmd.h"
+#include "cli/bench_cmd.h"
+#include "cli/eval_cmd.h"
+#include "config/experiment.h"
+#include "cli/features_cmd.h"
+#include "plugin/loader.h"
+#include "distill/run.h"
+#include "cli/sweep_cmd.h"
 
 static const char *usage_main =
     "clpdd " CLPDD_VERSION " - dataset distillation on frozen pre-trained encoders (CLP-DD and its ablations)\n"

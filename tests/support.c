@@ -3,9 +3,9 @@
 #include <criterion/criterion.h>
 
 #include "clpdd/plugin.h"
-#include "config.h"
-#include "host.h"
-#include "loader.h"
+#include "io/ini.h"
+#include "plugin/host.h"
+#include "plugin/loader.h"
 
 #include <math.h>
 #include <stdio.h>

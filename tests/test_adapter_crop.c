@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapter.h"
-#include "host.h"
+#include "encoder/adapter.h"
+#include "plugin/host.h"
 #include "support.h"
 
 static void check_crop(int c, int H, int W, int Ho, int Wo, int top, int left) {

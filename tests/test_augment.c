@@ -1,4 +1,4 @@
-/* Augmentation (core/augment.c) and its op (crop_resize_bilinear, CPU reference backend).
+/* Augmentation (core/encoder/augment.c) and its op (crop_resize_bilinear, CPU reference backend).
  *
  * The op against a float64 reference written independently of it: for integer boxes, crop
  * the image into an array, resize it with PyTorch's bilinear rule (src = (o + 0.5)·in/out − 0.5
@@ -25,9 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
+#include "encoder/augment.h"
 #include "clpdd/ops.h"
-#include "host.h"
+#include "plugin/host.h"
 #include "io/safetensors.h"
 #include "support.h"
 

@@ -1,5 +1,5 @@
 /* CUDA backend against the CPU reference for the augmentation ops (ABI 1.1) and for the two
- * modules built on the op table (core/augment.c, core/param.c), in the style of
+ * modules built on the op table (core/encoder/augment.c, core/distill/param.c), in the style of
  * test_ops_cuda.c: random host inputs at sizes that are not multiples of the warp or block,
  * the CPU op on host copies, the CUDA op on device copies, ‖gpu − cpu‖₂/‖cpu‖₂ ≤ a threshold;
  * device buffers between sentinel guard zones (checked at the end); "=" outputs poisoned
@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
+#include "encoder/augment.h"
 #include "clpdd/ops.h"
-#include "host.h"
-#include "param.h"
+#include "plugin/host.h"
+#include "distill/param.h"
 #include "support.h"
 
 #define TOL_ELEM 1e-6

@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench_cmd.h"
+#include "cli/bench_cmd.h"
 #include "clpdd/ops.h"
-#include "experiment.h"
-#include "run.h"
+#include "config/experiment.h"
+#include "distill/run.h"
 #include "support.h"
-#include "util.h"
+#include "util/util.h"
 
 static int bench(const char *const *args, int n) {
     char *argv[32];

@@ -13,10 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "dataset.h"
-#include "feature_cache.h"
-#include "file_id.h"
+#include "distill/checkpoint.h"
+#include "data/dataset.h"
+#include "features/feature_cache.h"
+#include "data/file_id.h"
 #include "io/safetensors.h"
 #include "support.h"
 

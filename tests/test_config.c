@@ -11,9 +11,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "experiment.h"
-#include "loader.h"
+#include "io/ini.h"
+#include "config/experiment.h"
+#include "plugin/loader.h"
 #include "support.h"
 
 static char tmpdir[256];

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "adapter.h"
-#include "dataset.h"
-#include "host.h"
+#include "encoder/adapter.h"
+#include "data/dataset.h"
+#include "plugin/host.h"
 #include "support.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"

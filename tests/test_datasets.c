@@ -1,4 +1,4 @@
-/* Image datasets on disk (core/data_source.c, core/io/cifar.c): image folders, CSV manifests and
+/* Image datasets on disk (core/data/data_source.c, core/io/cifar.c): image folders, CSV manifests and
  * CIFAR binaries written by the test under a temporary folder (PNG via libpng, JPEG via
  * libjpeg-turbo), loaded through the decode pool; and every bad input's message naming the file
  * (and CSV line). */
@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data_source.h"
-#include "decode_pool.h"
+#include "data/data_source.h"
+#include "data/decode_pool.h"
 #include "io/cifar.h"
 #include "io/image.h"
 #include "io/png.h"

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 
 #include "clpdd/plugin.h"
-#include "config.h"
-#include "encode.h"
-#include "host.h"
+#include "io/ini.h"
+#include "encoder/encode.h"
+#include "plugin/host.h"
 #include "support.h"
 
 static void encode(int chunk, const char *cfg, const float *X, const float *dphi, int m, float *phi, float *dX) {

@@ -14,13 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "eval_cmd.h"
-#include "experiment.h"
+#include "cli/eval_cmd.h"
+#include "config/experiment.h"
 #include "io/png.h"
 #include "io/safetensors.h"
-#include "run.h"
+#include "distill/run.h"
 #include "support.h"
-#include "util.h"
+#include "util/util.h"
 
 static char tmp[64];
 

@@ -1,5 +1,5 @@
-/* The sharded feature cache (core/feature_cache.c, core/cache_file.c) and `clpdd features`
- * (core/features_cmd.c): --shard i/N parts + --merge give the bytes of one unsharded extraction;
+/* The sharded feature cache (core/features/feature_cache.c, core/features/cache_file.c) and `clpdd features`
+ * (core/cli/features_cmd.c): --shard i/N parts + --merge give the bytes of one unsharded extraction;
  * a killed extraction resumes at the missing shard; a corrupt shard is rebuilt with a warning;
  * a run finds a merged cache as its own; F16 shards are half the size and read back as floats. */
 #define _GNU_SOURCE
@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "feature_cache.h"
+#include "data/dataset.h"
+#include "features/feature_cache.h"
 #include "io/safetensors.h"
 #include "support.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host.h"
+#include "plugin/host.h"
 #include "io/safetensors.h"
 
 Test(host_weights, integer_tensors_are_refused_floats_read) {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "imgproc.h"
+#include "data/imgproc.h"
 #include "io/image.h"
 #include "io/png.h"
 #include "io/safetensors.h"

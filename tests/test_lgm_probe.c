@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evaluate.h"
-#include "lgm_probe.h"
+#include "eval/evaluate.h"
+#include "eval/lgm_probe.h"
 #include "support.h"
 
 enum { M = 40, NT = 400, D = 6, C = 4 };

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "clpdd/plugin.h"
-#include "config.h"
-#include "host.h"
+#include "io/ini.h"
+#include "plugin/host.h"
 #include "support.h"
 
 enum { N = 7, C = 5 };

@@ -27,7 +27,7 @@
 
 #include "clpdd/ops.h"
 #include "cpu/ops_cpu_winograd.h"
-#include "philox.h"
+#include "numerics/philox.h"
 #include "support.h"
 
 #define TOL_ELEM 1e-6

@@ -605,7 +605,7 @@ Test(ops_cuda, attention) {
 
 /* ---- fused attention (ABI 1.3): the shared-memory tile is 32 rows, a block 64 rows; hd 16, 32,
    64 have width-specialised kernels, 7, 8 and 128 the generic one. Both backends run the same
-   per-row arithmetic (core/attention_tile.h); they differ by FMA contraction and libm, so the
+   per-row arithmetic (core/numerics/attention_tile.h); they differ by FMA contraction and libm, so the
    composite tolerance TOL_GRAD applies as for the materialised attention. ---- */
 static const int attf_cuda_shapes[][4] = {{3, 17, 4, 8}, {2, 50, 4, 64}, {2, 197, 3, 64}, {1, 33, 3, 7},
                                           {2, 70, 2, 16}, {2, 40, 2, 32}, {1, 20, 2, 128}}; /* n, T, Hh, hd */
@@ -799,7 +799,7 @@ Test(ops_cuda, random_streams) {
         float *d = dpoison(n);
         if (normal) dev->rand_normal(d, n, 0.5f, 2.0f, seed, off);
         else dev->rand_uniform(d, n, -1.0f, 3.0f, seed, off);
-        /* the same Philox stream (core/philox.h): uniform differs by an FMA at most, normal
+        /* the same Philox stream (core/numerics/philox.h): uniform differs by an FMA at most, normal
            by CUDA vs glibc logf/cosf ulps */
         EXPECT_CLOSE(what, d, r, n, normal ? TOL_TRANS : TOL_ELEM);
         /* drawn in two pieces on the device: bit-identical to one draw */

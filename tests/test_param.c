@@ -1,4 +1,4 @@
-/* Parameterisations of the synthetic images (core/param.c): pixels and LGM's pyramid.
+/* Parameterisations of the synthetic images (core/distill/param.c): pixels and LGM's pyramid.
  *
  * render against a float64 reference written here (each level upsampled with PyTorch's
  * bilinear rule, summed, Lucid's decorrelation, σ(2u)); backward against float64 central
@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "clpdd/ops.h"
-#include "host.h"
-#include "param.h"
+#include "plugin/host.h"
+#include "distill/param.h"
 #include "support.h"
 
 #define TOL_FWD 1e-5

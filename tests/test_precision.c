@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "clpdd/plugin.h"
-#include "experiment.h"
-#include "flop_count.h"
-#include "host.h"
+#include "config/experiment.h"
+#include "bench/flop_count.h"
+#include "plugin/host.h"
 #include "io/safetensors.h"
-#include "precision.h"
+#include "numerics/precision.h"
 #include "support.h"
 
 static float bits_f(uint32_t u) {

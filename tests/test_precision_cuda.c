@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
-#include "precision.h"
+#include "numerics/precision.h"
 #include "support.h"
 
 #define TOL_RED 1e-5

@@ -1,4 +1,4 @@
-/* The converged linear probe (core/probe.c): against an independent float64 Newton solver and
+/* The converged linear probe (core/eval/probe.c): against an independent float64 Newton solver and
  * an independently computed gradient on tiny problems with a known optimum; convergence on
  * separable and non-separable data; one-hot Y = hard y; warm starts; wd selection on a
  * validation split (a constructed winner, the ties rule); the stratified split; class centroids.
@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe.h"
+#include "eval/probe.h"
 #include "support.h"
-#include "util.h"
+#include "util/util.h"
 
 /* ---- an independent float64 reference: objective, gradient, Newton ---- */
 

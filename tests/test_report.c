@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "report.h"
-#include "util.h"
+#include "sweep/report.h"
+#include "util/util.h"
 
 static char root[256];
 

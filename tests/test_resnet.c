@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapter.h"
-#include "config.h"
-#include "host.h"
+#include "encoder/adapter.h"
+#include "io/ini.h"
+#include "plugin/host.h"
 #include "io/safetensors.h"
 #include "support.h"
 
@@ -641,7 +641,7 @@ Test(resnet, errors_name_the_problem) {
     clpdd_host_destroy(h);
 }
 
-/* ---- the adapter's pad mode (core/adapter.c) ---- */
+/* ---- the adapter's pad mode (core/encoder/adapter.c) ---- */
 
 Test(adapter, pad_grey_28_to_rgb_32) {
     clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);

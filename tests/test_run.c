@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "experiment.h"
-#include "run.h"
+#include "config/experiment.h"
+#include "distill/run.h"
 #include "support.h"
-#include "util.h"
+#include "util/util.h"
 
 static void run_once(const char *dir, const char *cache, const char *extra, char **metrics) {
     char ini[512];

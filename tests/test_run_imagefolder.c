@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "experiment.h"
+#include "data/dataset.h"
+#include "config/experiment.h"
 #include "io/png.h"
-#include "run.h"
+#include "distill/run.h"
 #include "support.h"
 
 /* n images of an IDX split as root/<split>/<class name>/<i>.png */

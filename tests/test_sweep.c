@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "support.h"
-#include "sweep.h"
-#include "sweep_cmd.h"
+#include "sweep/sweep.h"
+#include "cli/sweep_cmd.h"
 
 static char root[256];
 static clpdd_plugin_dirs dirs;

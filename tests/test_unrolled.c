@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "clpdd/plugin.h"
-#include "config.h"
-#include "host.h"
+#include "io/ini.h"
+#include "plugin/host.h"
 #include "support.h"
 
 #define cuda_or_skip test_cuda_or_skip

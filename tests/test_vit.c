@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "host.h"
+#include "io/ini.h"
+#include "plugin/host.h"
 #include "io/safetensors.h"
 #include "support.h"
 

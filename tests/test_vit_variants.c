@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "host.h"
+#include "io/ini.h"
+#include "plugin/host.h"
 #include "io/safetensors.h"
 #include "support.h"
 

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "clpdd/plugin.h"
-#include "config.h"
-#include "host.h"
+#include "io/ini.h"
+#include "plugin/host.h"
 #include "io/safetensors.h"
 #include "support.h"
 

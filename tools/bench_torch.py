@@ -7,7 +7,7 @@
 Prints one line for the bench to parse:
     RESULT torch=<version> ms=<per-step ms, comma-separated> extract_ips=<images/s>
 
-The step is the one clpdd runs (core/run.c, param = pixels, no augmentation), on the same weights:
+The step is the one clpdd runs (core/distill/run.c, param = pixels, no augmentation), on the same weights:
     X_s (m, 1, 28, 28), init = the first m/10 training images of each class (class-major)
     adapter: mnist-vit (28², 1 channel): (x − 0.1307)/0.3081;
              resnet20 (adapt = pad): zero-pad 2 px to 32², grey → RGB, ImageNet mean/std

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixture for clpdd's augmentation (core/augment.c, ops->crop_resize_bilinear).
+"""Reference fixture for clpdd's augmentation (core/encoder/augment.c, ops->crop_resize_bilinear).
 
 Writes tests/fixtures/augment_torchvision.safetensors with, for a few image shapes,
   crop{k}_x      (n, C, H, W) f32   random images

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixture for clpdd's image decoding (core/io/image.c) and preprocessing (core/imgproc.c).
+"""Reference fixture for clpdd's image decoding (core/io/image.c) and preprocessing (core/data/imgproc.c).
 
 Writes tests/fixtures/image_pillow.safetensors with, for each case k (see CASES),
   case{k}_file  (len,) u8        the encoded file (PNG or JPEG), made here with Pillow

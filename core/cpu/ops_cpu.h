@@ -9,7 +9,7 @@
 #ifndef CLPDD_OPS_CPU_H
 #define CLPDD_OPS_CPU_H
 #include "clpdd/ops.h"
-#include "util.h"
+#include "util/util.h"
 #include <stdlib.h>
 
 /* CLPDD_OMP(omp parallel for ...) expands to the pragma when the build has OpenMP and to
@@ -76,7 +76,7 @@ CPU_FN void cpu_resize_bilinear(float *y, const float *x, int n, int C, int H, i
 CPU_FN void cpu_resize_bilinear_backward(float *dx, const float *dy, int n, int C, int H, int W, int OH,
                                          int OW);
 
-/* ---- transformer extras (ABI 1.1): ops_cpu_vitx.c ---- */
+/* ---- transformer extras (ABI 1.1): ops_cpu_transformer.c ---- */
 CPU_FN void cpu_rope(float *x, const float *sin, const float *cos, int n, int T, int t0, int ld, int nblk, int hd,
                      int inverse);
 CPU_FN void cpu_swiglu(float *y, const float *u, int rows, int F);

@@ -2,7 +2,7 @@
  * core/cuda/ops_cuda_attention_fused.cu. No (n, Hh, T, T) matrix: the forward keeps per query
  * row a running max, a running sum and an accumulator over tiles of keys, and saves only
  * lse = log Σ_j exp(scale·q_i·k_j); the backward recomputes the probabilities from lse.
- * The arithmetic of one row is core/attention_tile.h, shared with the CUDA kernels.
+ * The arithmetic of one row is core/numerics/attention_tile.h, shared with the CUDA kernels.
  * Forward writes out and lse (=); backward writes dqkv (=) and uses delta as scratch. There
  * are no parameters.
  *
@@ -19,7 +19,7 @@
 
 #include <string.h>
 
-#include "attention_tile.h"
+#include "numerics/attention_tile.h"
 #include "cpu/threadpool.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)

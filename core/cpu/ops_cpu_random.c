@@ -1,8 +1,8 @@
-/* CPU backend: counter-based random streams (Philox4x32-10, core/philox.h). Element i of a
+/* CPU backend: counter-based random streams (Philox4x32-10, core/numerics/philox.h). Element i of a
  * call is element offset + i of the stream of `seed`, so draws are reproducible, can be
  * made in pieces, and match the CUDA backend (which uses the same header). */
 #include "cpu/ops_cpu.h"
-#include "philox.h"
+#include "numerics/philox.h"
 
 /* x (n) ~ U(lo, hi) */
 void cpu_rand_uniform(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t offset) {

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "util.h"
+#include "util/util.h"
 
 enum { POOL_MAX_THREADS = 64 };
 

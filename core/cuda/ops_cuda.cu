@@ -520,7 +520,7 @@ static void cuda_gather_rows_f16(float *dst, const uint16_t *src, const int32_t 
 
 static const clpdd_ops *g_table; /* NULL when initialisation failed (reason in g_why) */
 
-/* transformer extras (ABI 1.1), defined in ops_cuda_vitx.cu */
+/* transformer extras (ABI 1.1), defined in ops_cuda_transformer.cu */
 CLPDD_CUDA_FN void clpdd_cuda_rope(float *x, const float *sin, const float *cos, int n, int T, int t0, int ld,
                                    int nblk, int hd, int inverse);
 CLPDD_CUDA_FN void clpdd_cuda_swiglu(float *y, const float *u, int rows, int F);
@@ -647,7 +647,7 @@ static void cuda_init(void) {
     o->rand_uniform = clpdd_cuda_rand_uniform;
     o->rand_normal = clpdd_cuda_rand_normal;
     o->adam = clpdd_cuda_adam;
-    /* transformer extras (ABI 1.1): ops_cuda_vitx.cu */
+    /* transformer extras (ABI 1.1): ops_cuda_transformer.cu */
     o->rope = clpdd_cuda_rope;
     o->swiglu = clpdd_cuda_swiglu;
     o->swiglu_backward = clpdd_cuda_swiglu_backward;

@@ -1,7 +1,7 @@
 /* clpdd CUDA backend: fused ("flash-style") multi-head attention, put into the table by
  * ops_cuda.cu. Semantics: clpdd/ops.h (attention_fused, attention_fused_backward); the CPU
  * reference is core/cpu/ops_cpu_attention_fused.c, and both run the per-row arithmetic of
- * core/attention_tile.h, so the CPU tests exercise these kernels' maths; tests/test_ops_cuda.c
+ * core/numerics/attention_tile.h, so the CPU tests exercise these kernels' maths; tests/test_ops_cuda.c
  * compares the two. No (n, Hh, T, T) matrix is ever formed, and there are no atomics: every
  * output element is written by one thread after a fixed-order sum (reproducible run to run).
  *
@@ -21,7 +21,7 @@
  * arrays live in registers; any other hd ≤ 128 uses the generic instance (local memory). */
 #include "cuda_common.h"
 
-#include "attention_tile.h"
+#include "numerics/attention_tile.h"
 
 enum {
     ATTF_ROWS = 64, /* rows (threads) per block */

@@ -11,7 +11,7 @@
  * Dimension legend: n batch, C channels, H/W height/width (OH/OW output), T tokens,
  * Hh heads, hd head dim, D = Hh·hd model width, p patch size, rows/cols of a matrix. */
 #include "cuda_common.h"
-#include "philox.h"
+#include "numerics/philox.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -567,7 +567,7 @@ void clpdd_cuda_resize_bilinear_backward(float *dx, const float *dy, int n, int 
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* random: element i is element offset + i of the Philox stream of seed (core/philox.h,
+/* random: element i is element offset + i of the Philox stream of seed (core/numerics/philox.h,
    shared with the CPU backend, so both devices draw the same numbers up to libm ulps) */
 
 __global__ void k_rand_uniform(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t offset) {

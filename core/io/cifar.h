@@ -7,7 +7,7 @@
 #ifndef CLPDD_IO_CIFAR_H
 #define CLPDD_IO_CIFAR_H
 #include <stdint.h>
-#include "util.h"
+#include "util/util.h"
 
 #define CLPDD_CIFAR_PIXELS 3072 /* 3 × 32 × 32 */
 

@@ -4,7 +4,7 @@
 #define CLPDD_IO_IDX_H
 #include <stddef.h>
 #include <stdint.h>
-#include "util.h"
+#include "util/util.h"
 
 typedef struct clpdd_idx {
     int ndim;

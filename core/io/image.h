@@ -27,7 +27,7 @@
 #define CLPDD_IO_IMAGE_H
 #include <stddef.h>
 #include <stdint.h>
-#include "util.h"
+#include "util/util.h"
 
 typedef enum { CLPDD_IMG_UNKNOWN = 0, CLPDD_IMG_JPEG, CLPDD_IMG_PNG, CLPDD_IMG_FORMAT_COUNT } clpdd_img_format;
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "util/util.h"
 
 static int fail(clpdd_json_rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(clpdd_json_rd *r, const char *fmt, ...) {

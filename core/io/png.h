@@ -3,7 +3,7 @@
 #ifndef CLPDD_IO_PNG_H
 #define CLPDD_IO_PNG_H
 #include <stdint.h>
-#include "util.h"
+#include "util/util.h"
 
 /* pixels: h rows of w·channels bytes, channels 1 (grey) or 3 (RGB) */
 int clpdd_png_write(const char *path, const uint8_t *pixels, int w, int h, int channels, clpdd_err *e);

@@ -6,7 +6,7 @@
 #define CLPDD_IO_SAFETENSORS_H
 #include <stddef.h>
 #include <stdint.h>
-#include "util.h"
+#include "util/util.h"
 
 typedef enum {
     CLPDD_DT_F32 = 0,

@@ -1,5 +1,5 @@
-/* libFuzzer target: the feature-cache and checkpoint readers (core/cache_file.c,
- * core/checkpoint.c) over arbitrary files. A file is either refused with a message naming it or
+/* libFuzzer target: the feature-cache and checkpoint readers (core/features/cache_file.c,
+ * core/distill/checkpoint.c) over arbitrary files. A file is either refused with a message naming it or
  * read into state that passed every check; never a crash. Build and run: README.md. */
 #define _GNU_SOURCE
 #include <math.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "feature_cache.h"
+#include "distill/checkpoint.h"
+#include "features/feature_cache.h"
 
 static char path[64];
 

@@ -1,10 +1,10 @@
-/* libFuzzer target: the INI reader (core/config.c). Every error names the file and holds no raw
+/* libFuzzer target: the INI reader (core/io/ini.c). Every error names the file and holds no raw
  * control byte; an accepted file's sections and keys are all reachable. Build and run: README.md. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "io/ini.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     clpdd_ini ini;

@@ -132,7 +132,7 @@ static const char *const pool_names[VIT_POOL_COUNT] = {"cls", "mean"};
 #ifndef VIT_CPU_AUTO_FUSED
 #define VIT_CPU_AUTO_FUSED 0
 #endif
-#define VIT_FUSED_HD_MAX 128 /* the fused ops' widest head (core/attention_tile.h ATT_HD_MAX) */
+#define VIT_FUSED_HD_MAX 128 /* the fused ops' widest head (core/numerics/attention_tile.h ATT_HD_MAX) */
 
 /* ---- keys (the defaults shown are lucid's; another variant brings its own, see vit.h) ---- */
 

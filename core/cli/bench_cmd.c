@@ -1,0 +1,434 @@
+/* `clpdd bench`: the cost of one distillation step, per method, at a backbone shape, m, n, C and
+ * precision, on random weights and random images (no data, no checkpoint): the paper's cost
+ * claims (CLP-DD ~14x faster than LGM with DSA, < 1/8 of its GPU memory) measured on the
+ * machine at hand.
+ *
+ * Each row is a real run of core/distill/run.c's step (clpdd_run_bench): the same encoder, solver,
+ * loss, augmentation and Adam code as `clpdd run`, timed after warm-up steps, synchronised per
+ * step; FLOPs are counted on the op table (core/bench/flop_count.h), peak memory is the high-water
+ * mark of the run's tensors, and each precision's GEMM rate is measured in the same process so
+ * that the achieved rate reads as a fraction of what the device's matrix units can do. */
+#define _GNU_SOURCE
+#include "cli/bench_cmd.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/experiment.h"
+#include "bench/flop_count.h"
+#include "plugin/loader.h"
+#include "numerics/precision.h"
+#include "distill/run.h"
+#include "util/util.h"
+
+/* ---- presets: the paper's shapes (experiments/paper/), and scaled-down twins for a CPU ---- */
+
+/* ViT-B/16 (MoCo v3's architecture; any ViT-B/16 costs the same) at 224 px, fed 256 px
+   synthetic images through LGM's centre crop; "mini": a 4-block, 64-wide ViT at 32 px fed 36 px */
+static const char *const vitb_backbone = "[backbone]\nname = vit\nvariant = mocov3\nweights = random\n";
+static const char *const mini_backbone = "[backbone]\nname = vit\nvariant = vit\nweights = random\nimage_size = 32\n"
+                                         "patch = 8\ndim = 64\ndepth = 4\nheads = 2\n";
+
+/* the CIFAR ResNet-20 at 32 px (issue 13 item 3: the batched convolution on the GPU) */
+static const char *const resnet20_backbone = "[backbone]\nname = resnet\narch = resnet20\nweights = random\n";
+
+typedef struct preset {
+    const char *name, *what;
+    const char *backbone; /* its [backbone] section */
+    int classes, ipc, real_batch, augs, side;
+} preset;
+
+static const preset presets[] = {
+    {"imagenet100-ipc1", "ImageNet-100, IPC 1: ViT-B/16, 256 px synthetic, m = 100, n = 1000, LGM+DSA 10 augs", NULL, 100, 1, 1000, 10, 256},
+    {"imagenet100-ipc10", "ImageNet-100, IPC 10: m = 1000", NULL, 100, 10, 1000, 10, 256},
+    {"imagenet1k-ipc1", "ImageNet-1K, IPC 1: ViT-B/16, m = 1000, n = 3000, LGM+DSA 3 augs", NULL, 1000, 1, 3000, 3, 256},
+    {"imagenet1k-ipc10", "ImageNet-1K, IPC 10: m = 10000", NULL, 1000, 10, 3000, 3, 256},
+    {"imagenet100-ipc1-mini", "imagenet100-ipc1's m, n, C and augs on a mini ViT (4 blocks, width 64, 32 px): for a CPU", "mini", 100, 1, 1000, 10, 36},
+    {"imagenet100-ipc10-mini", "imagenet100-ipc10 on the mini ViT", "mini", 100, 10, 1000, 10, 36},
+    {"imagenet1k-ipc1-mini", "imagenet1k-ipc1 on the mini ViT", "mini", 1000, 1, 3000, 3, 36},
+    {"imagenet1k-ipc10-mini", "imagenet1k-ipc10 on the mini ViT", "mini", 1000, 10, 3000, 3, 36},
+    {"cifar10-resnet20-ipc1", "CIFAR-10, IPC 1: ResNet-20 at 32 px, m = 10, n = 1024, LGM+DSA 2 augs", "resnet20", 10, 1, 1024, 2, 32},
+    {"cifar10-resnet20-ipc10", "CIFAR-10, IPC 10: ResNet-20, m = 100", "resnet20", 10, 10, 1024, 2, 32},
+};
+#define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
+
+/* ---- methods: the experiments/paper/ settings of each ---- */
+typedef struct method {
+    const char *name, *ini;
+    int dsa;
+} method;
+
+static const method methods[] = {
+    {"clpdd", "[solver]\nname = ridge\nlambda = 0.3\nlambda_mode = relative\n[loss]\nname = ce\ntemperature = 0.1\n", 0},
+    {"ridge-mse", "[solver]\nname = ridge\nlambda = 0.3\nlambda_mode = relative\n[loss]\nname = mse\n", 0},
+    {"ntk", "[solver]\nname = ntk\n[loss]\nname = ce\ntemperature = 0.1\n", 0},
+    {"unrolled", "[solver]\nname = unrolled\n[loss]\nname = ce\ntemperature = 0.1\n", 0},
+    {"lgm", "[solver]\nname = lgm\nhead_std = 0.01\nheads = 1\nbias = true\n", 0},
+    {"lgm-dsa", "[solver]\nname = lgm\nhead_std = 0.01\nheads = 1\nbias = true\n", 1},
+};
+#define N_METHODS ((int)(sizeof methods / sizeof methods[0]))
+
+const char *const clpdd_usage_bench =
+    "usage: clpdd bench --preset NAME [--methods LIST] [--precision LIST] [--ipc LIST] [--steps N] [--warmup N]\n"
+    "                   [--device auto|cpu|cuda] [--set section.key=value]... [--out DIR] [--gemm N] [--memory] [--quiet]\n"
+    "       clpdd bench --list\n"
+    "\n"
+    "Times the distillation step of each method on random weights ([backbone] weights = random) and\n"
+    "random images, so it needs no dataset and no checkpoint: the median ms per step of --steps timed\n"
+    "steps (default 20) after --warmup (default 3), each synchronised; the peak memory of the run's\n"
+    "tensors; the matrix FLOPs of one step, counted on the op table; the achieved TFLOP/s and that as a\n"
+    "fraction of the GEMM rate of the same precision measured in the same process (an N x N x N\n"
+    "product, --gemm N, default 8192 on a GPU and 1024 on a CPU); and each method's time and memory\n"
+    "as multiples of CLP-DD's.\n"
+    "Methods (experiments/paper/ settings): clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa (default: all).\n"
+    "--precision fp32,tf32,bf16 repeats the table per precision ([experiment] precision; the CPU\n"
+    "computes fp32 and says so). --ipc 1,10 overrides the preset's images per class (memory vs m).\n"
+    "--set changes any key of the generated experiment (e.g. distill.chunk=0, backbone.attention=...).\n"
+    "--memory sets every cell up and runs no step: the peak memory only (every tensor is allocated at\n"
+    "setup), for shapes too large to time on this machine (ViT-B presets on a CPU); writes <preset>-memory.*\n"
+    "Writes DIR/<preset>.md and DIR/<preset>.csv (default DIR: results/bench/<device>).\n"
+    "Presets (--list): the paper's shapes on ViT-B/16, -mini twins (same m, n, C, augs on a small ViT)\n"
+    "that a CPU runs in minutes, and the CIFAR ResNet-20 (convolutions).\n";
+
+typedef struct bench_args {
+    const preset *pre;
+    int method_on[N_METHODS];
+    int prec[CLPDD_PRECISION_COUNT], nprec;
+    int ipc[8], nipc;
+    int steps, warmup, gemm, quiet, memory_only;
+    const char *device, *out, *sets[64];
+    int nsets;
+} bench_args;
+
+/* a comma-separated list; each item through `one`; -1 on a bad item (message printed) */
+static int parse_list(const char *flag, const char *val, int (*one)(const char *item, void *ctx), void *ctx) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", val);
+    for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*it)) it++;
+        if (one(it, ctx)) return fprintf(stderr, "clpdd: bench: %s: '%s' is not one of the choices\n\n%s", flag, it, clpdd_usage_bench), -1;
+    }
+    return 0;
+}
+static int one_method(const char *it, void *ctx) {
+    bench_args *a = ctx;
+    for (int i = 0; i < N_METHODS; i++)
+        if (!strcmp(it, methods[i].name)) return a->method_on[i] = 1, 0;
+    return -1;
+}
+static int one_prec(const char *it, void *ctx) {
+    bench_args *a = ctx;
+    int p = clpdd_precision_parse(it);
+    if (p < 0 || a->nprec == CLPDD_PRECISION_COUNT) return -1;
+    a->prec[a->nprec++] = p;
+    return 0;
+}
+static int one_ipc(const char *it, void *ctx) {
+    bench_args *a = ctx;
+    char *end;
+    long v = strtol(it, &end, 10);
+    if (*end || v < 1 || v > 100000 || a->nipc == 8) return -1;
+    a->ipc[a->nipc++] = (int)v;
+    return 0;
+}
+static int positive(const char *flag, const char *val, int lo, int *out) {
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (*end || end == val || v < lo || v > 1000000)
+        return fprintf(stderr, "clpdd: bench: %s %s: expected an integer >= %d\n", flag, val, lo), -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse(int argc, char **argv, bench_args *a, int *list) {
+    memset(a, 0, sizeof *a);
+    a->steps = 20, a->warmup = 3;
+    int any_method = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = !strcmp(s, "--preset") || !strcmp(s, "--methods") || !strcmp(s, "--precision") || !strcmp(s, "--ipc") ||
+                    !strcmp(s, "--steps") || !strcmp(s, "--warmup") || !strcmp(s, "--device") || !strcmp(s, "--set") ||
+                    !strcmp(s, "--out") || !strcmp(s, "--gemm");
+        if (takes && !v) return fprintf(stderr, "clpdd: bench: %s needs a value\n\n%s", s, clpdd_usage_bench), -1;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) return fputs(clpdd_usage_bench, stdout), 1;
+        else if (!strcmp(s, "--list")) *list = 1;
+        else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) a->quiet = 1;
+        else if (!strcmp(s, "--memory")) a->memory_only = 1;
+        else if (!strcmp(s, "--preset")) {
+            for (int p = 0; p < N_PRESETS; p++)
+                if (!strcmp(v, presets[p].name)) a->pre = &presets[p];
+            if (!a->pre) return fprintf(stderr, "clpdd: bench: unknown preset '%s' (clpdd bench --list)\n", v), -1;
+        } else if (!strcmp(s, "--methods")) {
+            if (parse_list(s, v, one_method, a)) return -1;
+            any_method = 1;
+        } else if (!strcmp(s, "--precision")) {
+            if (parse_list(s, v, one_prec, a)) return -1;
+        } else if (!strcmp(s, "--ipc")) {
+            if (parse_list(s, v, one_ipc, a)) return -1;
+        } else if (!strcmp(s, "--steps")) {
+            if (positive(s, v, 1, &a->steps)) return -1;
+        } else if (!strcmp(s, "--warmup")) {
+            if (positive(s, v, 0, &a->warmup)) return -1;
+        } else if (!strcmp(s, "--gemm")) {
+            if (positive(s, v, 16, &a->gemm)) return -1;
+        } else if (!strcmp(s, "--device")) {
+            if (clpdd_device_parse(v) < 0) return fprintf(stderr, "clpdd: bench: --device %s: expected auto, cpu or cuda\n", v), -1;
+            a->device = v;
+        } else if (!strcmp(s, "--set")) {
+            if (a->nsets == 64) return fprintf(stderr, "clpdd: bench: too many --set options\n"), -1;
+            a->sets[a->nsets++] = v;
+        } else if (!strcmp(s, "--out")) {
+            a->out = v;
+        } else {
+            return fprintf(stderr, "clpdd: bench: unexpected argument '%s'\n\n%s", s, clpdd_usage_bench), -1;
+        }
+        if (takes) i++;
+    }
+    if (*list) return 0;
+    if (!a->pre) return fprintf(stderr, "clpdd: bench: --preset NAME is required (clpdd bench --list)\n\n%s", clpdd_usage_bench), -1;
+    if (!any_method)
+        for (int i = 0; i < N_METHODS; i++) a->method_on[i] = 1;
+    if (!a->nprec) a->prec[a->nprec++] = CLPDD_PRECISION_FP32;
+    if (!a->nipc) a->ipc[a->nipc++] = a->pre->ipc;
+    return 0;
+}
+
+/* the experiment text of one cell */
+static char *cell_ini(const preset *p, const method *m, int ipc, clpdd_precision prec, const char *device) {
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "[experiment]\nname = bench-%s-%s\nseed = 0\ndevice = %s\nprecision = %s\n", p->name, m->name, device,
+                    clpdd_precision_name(prec));
+    const char *bb = !p->backbone ? vitb_backbone : !strcmp(p->backbone, "mini") ? mini_backbone : resnet20_backbone;
+    clpdd_sb_printf(&b, "[data]\nadapt = crop\n%s%s", bb, m->ini);
+    /* the paper's loop (experiments/paper/): LGM's pyramid from noise, every level active (the
+       steady-state cost), the tape bounded by chunk = 100 images */
+    clpdd_sb_printf(&b, "[distill]\nipc = %d\nreal_batch = %d\ninit = noise\nparam = pyramid\npyramid_every = 0\n"
+                        "pyramid_init_std = 1\nchunk = 100\nlr = 0.002\n",
+                    ipc, p->real_batch);
+    if (m->dsa) clpdd_sb_printf(&b, "augment = dsa\naugs_per_batch = %d\n", p->augs);
+    return b.s;
+}
+
+typedef struct row {
+    const char *method;
+    int ipc, ok;
+    clpdd_precision asked;
+    clpdd_bench_result r;
+    char error[2048];
+} row;
+
+/* the GEMM rate (TFLOP/s) of an n³ product at precision p on ops (core/bench/flop_count.h), the
+   setting restored after */
+static double gemm_rate(const clpdd_ops *ops, int n, clpdd_precision p) {
+    clpdd_precision was = ops->set_precision ? ops->set_precision(p) : CLPDD_PRECISION_FP32;
+    double gflops = clpdd_gemm_gflops(ops, n, 5);
+    if (ops->set_precision) ops->set_precision(was);
+    return gflops / 1e3;
+}
+
+static void slug(char *out, size_t n, const char *name) {
+    size_t k = 0;
+    for (const char *s = name; *s && k + 1 < n; s++) {
+        char c = (char)tolower((unsigned char)*s);
+        if (isalnum((unsigned char)c)) out[k++] = c;
+        else if (k && out[k - 1] != '-') out[k++] = '-';
+    }
+    while (k && out[k - 1] == '-') k--;
+    out[k] = 0;
+}
+
+static const row *find(const row *rows, int n, const char *method, int ipc, clpdd_precision p) {
+    for (int i = 0; i < n; i++)
+        if (rows[i].ok && rows[i].ipc == ipc && rows[i].asked == p && !strcmp(rows[i].method, method)) return &rows[i];
+    return NULL;
+}
+
+static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, const row *rows, int nrows, const double *rate,
+                   const clpdd_precision *rate_got, const char *device, int gemm_n) {
+    const preset *p = a->pre;
+    time_t now = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    clpdd_sb_printf(md, "# clpdd bench --preset %s\n\n%s.\n\nDevice: %s. %s.", p->name, p->what, device, when);
+    if (!a->memory_only)
+        clpdd_sb_printf(md, " Steps: %d timed (median, min–max) after %d warm-up, each synchronised.", a->steps, a->warmup);
+    clpdd_sb_printf(md, "\n\n");
+    if (a->memory_only) clpdd_sb_printf(md, "Memory only (--memory): every cell set up, no step run, nothing timed.\n\n");
+    else clpdd_sb_printf(md, "GEMM rate measured in this run (%d³, median of 5):", gemm_n);
+    for (int k = 0; k < a->nprec && !a->memory_only; k++)
+        clpdd_sb_printf(md, " %s %.2f TFLOP/s%s%s", clpdd_precision_name(a->prec[k]), rate[k],
+                        (int)rate_got[k] != a->prec[k] ? " (computed as fp32)" : "", k + 1 < a->nprec ? ";" : ".\n\n");
+    clpdd_sb_printf(md, "| method | precision | ipc | m | images encoded | n | ms/step | of which image reads | × CLP-DD time | peak MiB "
+                        "| × CLP-DD memory | GFLOP/step | TFLOP/s | of GEMM rate |\n"
+                        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    clpdd_sb_printf(csv, "preset,device,method,precision,precision_computed,ipc,m,images_encoded,n,d,C,ms_median,ms_min,ms_max,"
+                         "peak_bytes,gflop_per_step,tflops,gemm_tflops,fraction_of_gemm,time_vs_clpdd,memory_vs_clpdd,read_ms,error\n");
+    for (int k = 0; k < a->nprec; k++)
+        for (int q = 0; q < a->nipc; q++)
+            for (int i = 0; i < nrows; i++) {
+                const row *w = &rows[i];
+                if ((int)w->asked != a->prec[k] || w->ipc != a->ipc[q]) continue;
+                if (!w->ok) {
+                    clpdd_sb_printf(md, "| %s | %s | %d | | | | failed: %s | | | | | | | |\n", w->method, clpdd_precision_name(w->asked), w->ipc,
+                                    w->error);
+                    clpdd_sb_printf(csv, "%s,%s,%s,%s,,%d,,,,,,,,,,,,,,,,,", p->name, device, w->method, clpdd_precision_name(w->asked), w->ipc);
+                    clpdd_sb_json_str(csv, w->error);
+                    clpdd_sb_printf(csv, "\n");
+                    continue;
+                }
+                const clpdd_bench_result *r = &w->r;
+                const row *base = find(rows, nrows, "clpdd", w->ipc, w->asked);
+                if (a->memory_only) {
+                    char xms[32] = "";
+                    if (base) snprintf(xms, sizeof xms, "%.2f", (double)r->peak_bytes / (double)base->r.peak_bytes);
+                    clpdd_sb_printf(md, "| %s | %s | %d | %d | %d | %d | – | – | – | %.0f | %s | – | – | – |\n", w->method,
+                                    clpdd_precision_name(w->asked), w->ipc, r->m, r->me, r->n, r->peak_bytes / 1048576.0, xms);
+                    clpdd_sb_printf(csv, "%s,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,,,,%zu,,,,,,%s,,\n", p->name, device, w->method,
+                                    clpdd_precision_name(w->asked), clpdd_precision_name(r->precision), w->ipc, r->m, r->me, r->n, r->d,
+                                    r->C, r->peak_bytes, xms);
+                    continue;
+                }
+                double tf = r->flop / (r->ms_median * 1e-3) / 1e12, frac = rate[k] > 0 ? tf / rate[k] : 0.0;
+                double xt = base ? r->ms_median / base->r.ms_median : 0.0;
+                double xm = base ? (double)r->peak_bytes / (double)base->r.peak_bytes : 0.0;
+                char xts[32] = "", xms[32] = "";
+                if (base) snprintf(xts, sizeof xts, "%.2f", xt), snprintf(xms, sizeof xms, "%.2f", xm);
+                char reads[32] = "–";
+                if (r->read_ms_median > 0) snprintf(reads, sizeof reads, "%.1f", r->read_ms_median);
+                clpdd_sb_printf(md, "| %s | %s%s | %d | %d | %d | %d | %.1f (%.1f–%.1f) | %s | %s | %.0f | %s | %.1f | %.3f | %.2f |\n",
+                                w->method, clpdd_precision_name(w->asked), r->precision != w->asked ? " (fp32)" : "", w->ipc, r->m, r->me,
+                                r->n, r->ms_median, r->ms_min, r->ms_max, reads, xts, r->peak_bytes / 1048576.0, xms, r->flop / 1e9, tf,
+                                frac);
+                clpdd_sb_printf(csv, "%s,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%zu,%.4f,%.5f,%.5f,%.4f,%s,%s,%.4f,\n", p->name,
+                                device, w->method, clpdd_precision_name(w->asked), clpdd_precision_name(r->precision), w->ipc, r->m, r->me,
+                                r->n, r->d, r->C, r->ms_median, r->ms_min, r->ms_max, r->peak_bytes, r->flop / 1e9, tf, rate[k], frac, xts,
+                                xms, r->read_ms_median);
+            }
+    clpdd_sb_printf(md, "\nThe paper's claims, measured here (LGM+DSA / CLP-DD; the paper: ~14× the time, > 8× the memory):\n\n");
+    for (int k = 0; k < a->nprec; k++)
+        for (int q = 0; q < a->nipc; q++) {
+            const row *c = find(rows, nrows, "clpdd", a->ipc[q], a->prec[k]), *l = find(rows, nrows, "lgm-dsa", a->ipc[q], a->prec[k]);
+            if (c && l && a->memory_only)
+                clpdd_sb_printf(md, "- %s, ipc %d: memory %.2f×\n", clpdd_precision_name(a->prec[k]), a->ipc[q],
+                                (double)l->r.peak_bytes / (double)c->r.peak_bytes);
+            else if (c && l)
+                clpdd_sb_printf(md, "- %s, ipc %d: time %.2f×, memory %.2f×\n", clpdd_precision_name(a->prec[k]), a->ipc[q],
+                                l->r.ms_median / c->r.ms_median, (double)l->r.peak_bytes / (double)c->r.peak_bytes);
+        }
+    clpdd_sb_printf(md, "\nms/step: one optimisation step (render, real batch, encode the synthetic set (m × augs images), solver, "
+                        "loss, backward to the pixels, Adam); with DSA it includes reading the n real images on the host and "
+                        "copying them to the device (here a copy from a pool of random images: what a prefetching loader hands "
+                        "over; an image folder decodes them in the step). Peak: every tensor the run allocated (weights, features, tape, "
+                        "buffers), not the device's own workspaces. GFLOP/step: the matrix products (GEMM, convolution, "
+                        "attention, Cholesky) counted on the op table. Random weights and images: the cost is the "
+                        "architecture's, not the checkpoint's.\n");
+    /* the command that regenerates this table (--out aside) */
+    clpdd_sb_printf(md, "\nCommand: `clpdd bench --preset %s", p->name);
+    int all = 1;
+    for (int i = 0; i < N_METHODS; i++) all &= a->method_on[i];
+    if (!all) {
+        clpdd_sb_printf(md, " --methods ");
+        for (int i = 0, first = 1; i < N_METHODS; i++)
+            if (a->method_on[i]) clpdd_sb_printf(md, "%s%s", first ? "" : ",", methods[i].name), first = 0;
+    }
+    clpdd_sb_printf(md, " --precision ");
+    for (int k = 0; k < a->nprec; k++) clpdd_sb_printf(md, "%s%s", k ? "," : "", clpdd_precision_name(a->prec[k]));
+    clpdd_sb_printf(md, " --ipc ");
+    for (int q = 0; q < a->nipc; q++) clpdd_sb_printf(md, "%s%d", q ? "," : "", a->ipc[q]);
+    if (a->memory_only) clpdd_sb_printf(md, " --memory");
+    else clpdd_sb_printf(md, " --steps %d --warmup %d --gemm %d", a->steps, a->warmup, gemm_n);
+    if (a->device) clpdd_sb_printf(md, " --device %s", a->device);
+    for (int i = 0; i < a->nsets; i++) clpdd_sb_printf(md, " --set %s", a->sets[i]);
+    clpdd_sb_printf(md, "`\n");
+}
+
+int clpdd_cmd_bench(int argc, char **argv) {
+    bench_args a;
+    int list = 0, rc = parse(argc, argv, &a, &list);
+    if (rc) return rc > 0 ? 0 : 2;
+    if (list) {
+        for (int p = 0; p < N_PRESETS; p++) printf("%-24s %s\n", presets[p].name, presets[p].what);
+        return 0;
+    }
+    clpdd_err e = {{0}};
+    const clpdd_ops *ops = clpdd_select_device(a.device ? (clpdd_device_kind)clpdd_device_parse(a.device) : CLPDD_DEVICE_AUTO, &e);
+    if (!ops) return fprintf(stderr, "clpdd: bench: %s\n", e.msg), 2;
+    const char *devname = ops->is_device ? "cuda" : "cpu";
+    char dev_slug[128], outdir[4096];
+    slug(dev_slug, sizeof dev_slug, ops->name);
+    snprintf(outdir, sizeof outdir, "%s", a.out ? a.out : "");
+    if (!a.out) snprintf(outdir, sizeof outdir, "results/bench/%s", dev_slug);
+
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    int nrows = 0, failed = 0;
+    row *rows = clpdd_xcalloc((size_t)N_METHODS * a.nprec * a.nipc, sizeof *rows);
+    for (int k = 0; k < a.nprec; k++)
+        for (int q = 0; q < a.nipc; q++)
+            for (int i = 0; i < N_METHODS; i++) {
+                if (!a.method_on[i]) continue;
+                row *w = &rows[nrows++];
+                w->method = methods[i].name, w->ipc = a.ipc[q], w->asked = (clpdd_precision)a.prec[k];
+                char *ini = cell_ini(a.pre, &methods[i], a.ipc[q], w->asked, devname);
+                clpdd_experiment x;
+                clpdd_err ce = {{0}};
+                char label[160];
+                snprintf(label, sizeof label, "<bench %s %s>", a.pre->name, methods[i].name);
+                int bad = clpdd_experiment_load_memory(&x, ini, label, a.sets, a.nsets, &dirs, &ce);
+                if (bad) { /* a --set the generated experiment refuses: the user's mistake, stop now */
+                    fprintf(stderr, "clpdd: bench: %s\n", ce.msg);
+                    clpdd_experiment_free(&x);
+                    free(ini), free(rows);
+                    clpdd_plugin_dirs_free(&dirs);
+                    return 2;
+                }
+                clpdd_bench_opts bo = {a.steps, a.warmup, a.pre->classes, a.pre->side, a.memory_only};
+                clpdd_run_opts ro = {.ops = ops, .quiet = 1};
+                if (!a.quiet)
+                    fprintf(stderr, "bench: %s %s ipc %d %s ...", a.pre->name, w->method, w->ipc, clpdd_precision_name(w->asked));
+                if (clpdd_run_bench(&x, &ro, &bo, &w->r, &ce)) {
+                    snprintf(w->error, sizeof w->error, "%s", ce.msg);
+                    failed++;
+                    if (!a.quiet) fprintf(stderr, " failed: %s\n", ce.msg);
+                } else {
+                    w->ok = 1;
+                    if (!a.quiet && a.memory_only) fprintf(stderr, " peak %.0f MiB\n", w->r.peak_bytes / 1048576.0);
+                    else if (!a.quiet)
+                        fprintf(stderr, " %.1f ms/step, peak %.0f MiB, %.2f GFLOP/step\n", w->r.ms_median, w->r.peak_bytes / 1048576.0,
+                                w->r.flop / 1e9);
+                }
+                clpdd_experiment_free(&x);
+                free(ini);
+            }
+    clpdd_plugin_dirs_free(&dirs);
+
+    int gemm_n = a.gemm ? a.gemm : ops->is_device ? 8192 : 1024;
+    double rate[CLPDD_PRECISION_COUNT];
+    clpdd_precision got[CLPDD_PRECISION_COUNT];
+    for (int k = 0; k < a.nprec; k++) {
+        rate[k] = 0.0;
+        got[k] = clpdd_precision_effective(ops, (clpdd_precision)a.prec[k]);
+        if (!a.memory_only) rate[k] = gemm_rate(ops, gemm_n, (clpdd_precision)a.prec[k]);
+    }
+
+    clpdd_strbuf md = {0}, csv = {0};
+    tables(&md, &csv, &a, rows, nrows, rate, got, ops->name, gemm_n);
+    fputs(md.s, stdout);
+    char path[4200];
+    int werr = clpdd_mkdirs(outdir, &e);
+    if (!werr) {
+        snprintf(path, sizeof path, "%s/%s%s.md", outdir, a.pre->name, a.memory_only ? "-memory" : "");
+        werr = clpdd_write_file_atomic(path, md.s, md.len, &e);
+    }
+    if (!werr) {
+        snprintf(path, sizeof path, "%s/%s%s.csv", outdir, a.pre->name, a.memory_only ? "-memory" : "");
+        werr = clpdd_write_file_atomic(path, csv.s, csv.len, &e);
+    }
+    if (werr) fprintf(stderr, "clpdd: bench: %s\n", e.msg);
+    else if (!a.quiet) fprintf(stderr, "bench: wrote %s/%s%s.{md,csv}\n", outdir, a.pre->name, a.memory_only ? "-memory" : "");
+    free(md.s), free(csv.s), free(rows);
+    return werr || failed ? 1 : 0;
+}

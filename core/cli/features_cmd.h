@@ -1,0 +1,19 @@
+/* `clpdd features FILE.ini [--shard i/N] [--merge]`: precompute the feature cache of both splits
+ * of an experiment, as `clpdd run` would find it (the same datasets, backbone and cache keys;
+ * core/features/feature_cache.h). --shard i/N (i = 0..N-1) extracts and writes only the i-th of N
+ * contiguous ranges of each split's cache shards, so N processes of a job array
+ * (scripts/slurm/features.sbatch) share the work; --merge then verifies every shard and writes
+ * each split's index: the result is byte-identical to one unsharded extraction. Exit status: 0,
+ * 1 a failure while extracting (or shards missing at --merge), 2 a usage or configuration error. */
+#ifndef CLPDD_FEATURES_CMD_H
+#define CLPDD_FEATURES_CMD_H
+#include "distill/run.h"
+
+int clpdd_cmd_features(int argc, char **argv);
+extern const char *const clpdd_usage_features;
+
+/* core/distill/run.c: the feature cache of x's two splits (parts > 0: part `part` of `parts` only;
+   merge: verify every shard and write the indexes) */
+int clpdd_run_features(clpdd_experiment *x, const clpdd_run_opts *opts, int part, int parts, int merge, clpdd_err *e);
+
+#endif

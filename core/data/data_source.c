@@ -1,0 +1,827 @@
+/* Image folders, CSV manifests and CIFAR binaries → clpdd_dataset; see data_source.h.
+ * Dimension legend: n images, c channels (3 RGB or 1 grey), H, W the preprocessed size. */
+#define _GNU_SOURCE
+#include "data/data_source.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "data/decode_pool.h"
+#include "data/imgproc.h"
+#include "io/cifar.h"
+#include "io/image.h"
+
+/* ---------------------------------------------------------------- small helpers */
+
+typedef struct strvec {
+    char **s;
+    int n, cap;
+} strvec;
+
+static void sv_push(strvec *v, char *s) {
+    if (v->n == v->cap) {
+        v->cap = v->cap ? 2 * v->cap : 16;
+        v->s = realloc(v->s, (size_t)v->cap * sizeof *v->s);
+        CLPDD_ASSERT(v->s);
+    }
+    v->s[v->n++] = s;
+}
+
+static void sv_free(strvec *v) {
+    for (int i = 0; i < v->n; i++) free(v->s[i]);
+    free(v->s);
+    memset(v, 0, sizeof *v);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int64_t mtime_ns(const struct stat *st) { return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec; }
+
+static void push_item(clpdd_data_list *l, int *cap, char *path, size_t rel_off, int32_t label, int line,
+                      const struct stat *st) {
+    if (l->n == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        l->items = realloc(l->items, (size_t)*cap * sizeof *l->items);
+        CLPDD_ASSERT(l->items);
+    }
+    clpdd_data_item *it = &l->items[l->n++];
+    it->path = path;
+    it->rel = path + rel_off;
+    it->label = label;
+    it->line = line;
+    it->size = st ? (int64_t)st->st_size : 0;
+    it->mtime_ns = st ? mtime_ns(st) : 0;
+}
+
+static void note_skip(clpdd_data_list *l, const char *fmt, const char *a, int line, const char *msg) {
+    if (l->skipped < CLPDD_DATA_REPORT_FIRST) {
+        char buf[1200];
+        snprintf(buf, sizeof buf, fmt, a, line, msg);
+        l->skipped_first[l->skipped] = clpdd_xstrdup(buf);
+    }
+    l->skipped++;
+}
+
+void clpdd_data_list_free(clpdd_data_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->items[i].path);
+    free(l->items);
+    for (int i = 0; i < l->classes; i++) free(l->class_names[i]);
+    free(l->class_names);
+    for (int i = 0; i < CLPDD_DATA_REPORT_FIRST; i++) free(l->skipped_first[i]);
+    memset(l, 0, sizeof *l);
+}
+
+/* the lines of a classes file (blank and '#' lines skipped, surrounding blanks trimmed) */
+static int read_classes(const char *path, strvec *out, clpdd_err *e) {
+    uint8_t *buf;
+    size_t len;
+    if (clpdd_read_file(path, &buf, &len, e)) return -1;
+    char *save = NULL;
+    for (char *ln = strtok_r((char *)buf, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+        while (*ln && isspace((unsigned char)*ln)) ln++;
+        size_t k = strlen(ln);
+        while (k > 0 && isspace((unsigned char)ln[k - 1])) ln[--k] = 0;
+        if (!*ln || *ln == '#') continue;
+        for (int i = 0; i < out->n; i++)
+            if (strcmp(out->s[i], ln) == 0) {
+                free(buf);
+                sv_free(out);
+                return clpdd_err_set(e, "data: %s: class '%s' listed twice", path, ln);
+            }
+        sv_push(out, clpdd_xstrdup(ln));
+    }
+    free(buf);
+    if (out->n == 0) return clpdd_err_set(e, "data: %s: no class names (expected one per line)", path);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- imagefolder */
+
+static int has_image_ext(const char *name) {
+    static const char *ext[] = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+        size_t k = strlen(ext[i]);
+        if (n >= k && strcasecmp(name + n - k, ext[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+typedef struct found {
+    char *dir, *name; /* dir relative to the class folder ("" for the folder itself) */
+    struct stat st;
+} found;
+
+typedef struct foundvec {
+    found *f;
+    int n, cap;
+} foundvec;
+
+static int cmp_found(const void *a, const void *b) {
+    const found *x = a, *y = b;
+    int c = strcmp(x->dir, y->dir);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* every file under base/sub (recursive, following links like os.walk(followlinks=True)) */
+static int walk(const char *base, const char *sub, foundvec *fv, long *ignored, int depth, clpdd_err *e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s%s%s", base, *sub ? "/" : "", sub);
+    DIR *d = opendir(path);
+    if (!d) return clpdd_err_set(e, "data: %s: cannot open folder (%s)", path, strerror(errno));
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) && rc == 0) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2]))) continue;
+        char full[4500], rel[4500];
+        snprintf(full, sizeof full, "%s/%s", path, de->d_name);
+        snprintf(rel, sizeof rel, "%s%s%s", sub, *sub ? "/" : "", de->d_name);
+        struct stat st;
+        if (stat(full, &st) != 0) continue; /* a dangling link: os.walk skips it too */
+        if (S_ISDIR(st.st_mode)) {
+            if (depth < 32) rc = walk(base, rel, fv, ignored, depth + 1, e);
+        } else if (has_image_ext(de->d_name)) {
+            if (fv->n == fv->cap) {
+                fv->cap = fv->cap ? 2 * fv->cap : 64;
+                fv->f = realloc(fv->f, (size_t)fv->cap * sizeof *fv->f);
+                CLPDD_ASSERT(fv->f);
+            }
+            fv->f[fv->n++] = (found){clpdd_xstrdup(sub), clpdd_xstrdup(de->d_name), st};
+        } else {
+            (*ignored)++;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int clpdd_data_list_imagefolder(clpdd_data_list *l, const char *root, const char *split, const char *classes_file,
+                                clpdd_err *e) {
+    memset(l, 0, sizeof *l);
+    char base[4096];
+    if (split && *split) snprintf(base, sizeof base, "%s/%s", root, split);
+    else snprintf(base, sizeof base, "%s", root);
+    snprintf(l->where, sizeof l->where, "%s", base);
+    struct stat st;
+    if (stat(base, &st) != 0 || !S_ISDIR(st.st_mode))
+        return clpdd_err_set(e, "data: %s: no such folder (imagefolder expects root/<split>/<class>/<image>; root = %s, "
+                                "split = %s)",
+                             base, root, split ? split : "(none)");
+    strvec classes = {0};
+    if (classes_file) {
+        if (read_classes(classes_file, &classes, e)) return -1;
+        for (int c = 0; c < classes.n; c++) {
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", base, classes.s[c]);
+            if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                clpdd_err_set(e, "data: class '%s' (line %d of %s) is not on disk: no folder %s", classes.s[c], c + 1,
+                              classes_file, p);
+                sv_free(&classes);
+                return -1;
+            }
+        }
+    } else {
+        DIR *d = opendir(base);
+        if (!d) return clpdd_err_set(e, "data: %s: cannot open folder (%s)", base, strerror(errno));
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", base, de->d_name);
+            if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) sv_push(&classes, clpdd_xstrdup(de->d_name));
+        }
+        closedir(d);
+        if (classes.n == 0)
+            return clpdd_err_set(e, "data: %s: no class folders (imagefolder expects %s/<class>/<image>)", base, base);
+        qsort(classes.s, (size_t)classes.n, sizeof *classes.s, cmp_str);
+    }
+    int cap = 0, rc = 0;
+    size_t rel_off = strlen(base) + 1;
+    for (int c = 0; c < classes.n && rc == 0; c++) {
+        char cdir[4400];
+        snprintf(cdir, sizeof cdir, "%s/%s", base, classes.s[c]);
+        foundvec fv = {0};
+        long ign = 0;
+        rc = walk(cdir, "", &fv, &ign, 0, e);
+        l->ignored += ign;
+        if (rc == 0 && fv.n == 0)
+            rc = clpdd_err_set(e,
+                               "data: class '%s' is empty: no image files in %s (extensions .jpg .jpeg .png .ppm .bmp "
+                               ".pgm .tif .tiff .webp; %ld other file%s ignored)",
+                               classes.s[c], cdir, ign, ign == 1 ? "" : "s");
+        if (rc == 0) qsort(fv.f, (size_t)fv.n, sizeof *fv.f, cmp_found);
+        for (int i = 0; i < fv.n; i++) {
+            if (rc == 0) {
+                char *p = NULL;
+                if (asprintf(&p, "%s/%s%s%s", cdir, fv.f[i].dir, *fv.f[i].dir ? "/" : "", fv.f[i].name) < 0) abort();
+                push_item(l, &cap, p, rel_off, c, 0, &fv.f[i].st);
+            }
+            free(fv.f[i].dir);
+            free(fv.f[i].name);
+        }
+        free(fv.f);
+    }
+    l->classes = classes.n;
+    l->class_names = classes.s;
+    if (rc) clpdd_data_list_free(l);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- manifest */
+
+/* split one CSV line into fields in place (RFC 4180 quotes); returns the count */
+static int csv_fields(char *s, char **f, int maxf) {
+    int n = 0;
+    char *w = s;
+    for (;;) {
+        if (n == maxf) return n + 1; /* too many: flagged by the caller */
+        f[n++] = w;
+        if (*s == '"') {
+            s++;
+            for (;;) {
+                if (!*s) break;
+                if (*s == '"' && s[1] == '"') *w++ = '"', s += 2;
+                else if (*s == '"') {
+                    s++;
+                    break;
+                } else *w++ = *s++;
+            }
+            while (*s && *s != ',') *w++ = *s++;
+        } else {
+            while (*s && *s != ',') *w++ = *s++;
+        }
+        if (*s == ',') {
+            s++;
+            *w++ = 0;
+            w = s;
+            continue;
+        }
+        *w = 0;
+        return n;
+    }
+}
+
+static int is_int(const char *s) {
+    if (*s == '-') s++;
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s)) return 0;
+    return 1;
+}
+
+static int name_in(const char *s, const char *const *names) {
+    for (; *names; names++)
+        if (strcasecmp(s, *names) == 0) return 1;
+    return 0;
+}
+
+#define CSV_MAXF 64
+
+int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *classes_file,
+                             int skip_bad, clpdd_err *e) {
+    memset(l, 0, sizeof *l);
+    snprintf(l->where, sizeof l->where, "%s", csv);
+    uint8_t *buf;
+    size_t len;
+    if (clpdd_read_file(csv, &buf, &len, e)) return -1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", csv);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    /* pass 1: rows (line numbers), header, label kind */
+    typedef struct row {
+        char *path, *label, *split;
+        int line;
+    } row;
+    row *rows = NULL;
+    int nrows = 0, cap = 0, rc = 0;
+    static const char *const path_names[] = {"path", "file", "filename", "img_filename", "image", NULL};
+    static const char *const label_names[] = {"label", "y", "target", "class", NULL};
+    int cpath = 0, clabel = 1, csplit = 2, ncols = -1, header = 0;
+    int line = 0;
+    char *p = (char *)buf;
+    while (p && *p && rc == 0) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        line++;
+        char *ln = p;
+        p = nl ? nl + 1 : NULL;
+        size_t k = strlen(ln);
+        if (k && ln[k - 1] == '\r') ln[--k] = 0;
+        if (line == 1 && (unsigned char)ln[0] == 0xef && (unsigned char)ln[1] == 0xbb && (unsigned char)ln[2] == 0xbf)
+            ln += 3; /* UTF-8 byte order mark */
+        if (!*ln) continue;
+        char *f[CSV_MAXF];
+        int nf = csv_fields(ln, f, CSV_MAXF);
+        if (nf > CSV_MAXF) {
+            rc = clpdd_err_set(e, "data: %s:%d: more than %d fields", csv, line, CSV_MAXF);
+            break;
+        }
+        if (nrows == 0 && !header && ncols < 0) {
+            int hp = -1, hl = -1, hs = -1;
+            for (int i = 0; i < nf; i++) {
+                if (hp < 0 && name_in(f[i], path_names)) hp = i;
+                else if (hl < 0 && name_in(f[i], label_names)) hl = i;
+                else if (hs < 0 && strcasecmp(f[i], "split") == 0) hs = i;
+            }
+            if (hp >= 0) {
+                if (hl < 0) {
+                    rc = clpdd_err_set(e, "data: %s:1: header has a path column but no label column (named label, y, "
+                                          "target or class)",
+                                       csv);
+                    break;
+                }
+                header = 1, cpath = hp, clabel = hl, csplit = hs, ncols = nf;
+                continue;
+            }
+            ncols = nf;
+            if (nf < 2 || nf > 3) {
+                rc = clpdd_err_set(e, "data: %s:%d: expected path,label[,split] (2 or 3 fields), got %d", csv, line, nf);
+                break;
+            }
+            if (nf == 2) csplit = -1;
+        }
+        if (nf != ncols) {
+            rc = clpdd_err_set(e, "data: %s:%d: %d fields, expected %d as in the first row", csv, line, nf, ncols);
+            break;
+        }
+        if (!*f[cpath]) {
+            rc = clpdd_err_set(e, "data: %s:%d: empty path", csv, line);
+            break;
+        }
+        if (nrows == cap) {
+            cap = cap ? 2 * cap : 256;
+            rows = realloc(rows, (size_t)cap * sizeof *rows);
+            CLPDD_ASSERT(rows);
+        }
+        rows[nrows++] = (row){f[cpath], f[clabel], csplit >= 0 ? f[csplit] : NULL, line};
+    }
+    strvec classes = {0};
+    int numeric = 1;
+    for (int i = 0; i < nrows && numeric; i++) numeric = is_int(rows[i].label);
+    if (rc == 0 && nrows == 0) rc = clpdd_err_set(e, "data: %s: no rows (expected path,label[,split])", csv);
+    if (rc == 0 && classes_file) rc = read_classes(classes_file, &classes, e);
+    int C = classes.n;
+    if (rc == 0 && numeric && !classes_file) {
+        long mx = -1;
+        for (int i = 0; i < nrows; i++) {
+            long v = strtol(rows[i].label, NULL, 10);
+            if (v > mx) mx = v;
+        }
+        if (mx > 100000000) {
+            rc = clpdd_err_set(e, "data: %s: label %ld is implausibly large", csv, mx);
+        } else {
+            C = (int)mx + 1;
+            for (int c = 0; c < C; c++) {
+                char *s;
+                if (asprintf(&s, "%d", c) < 0) abort();
+                sv_push(&classes, s);
+            }
+        }
+    }
+    if (rc == 0 && !numeric && !classes_file) /* names in order of first appearance, whole file */
+        for (int i = 0; i < nrows; i++) {
+            int found = 0;
+            for (int c = 0; c < classes.n && !found; c++) found = strcmp(classes.s[c], rows[i].label) == 0;
+            if (!found) sv_push(&classes, clpdd_xstrdup(rows[i].label));
+        }
+    C = classes.n;
+    int icap = 0;
+    for (int i = 0; i < nrows && rc == 0; i++) {
+        row *r = &rows[i];
+        if (split && r->split && strcmp(r->split, split) != 0) continue;
+        int32_t lab = -1;
+        char why[600] = "";
+        if (numeric) {
+            long v = strtol(r->label, NULL, 10);
+            if (v < 0 || v >= C)
+                snprintf(why, sizeof why, "label %ld out of range 0..%d (%s)", v, C - 1,
+                         classes_file ? classes_file : "the largest label in the file");
+            else lab = (int32_t)v;
+        } else {
+            for (int c = 0; c < C && lab < 0; c++)
+                if (strcmp(classes.s[c], r->label) == 0) lab = c;
+            if (lab < 0) snprintf(why, sizeof why, "class '%s' is not in %s", r->label, classes_file);
+        }
+        char *full = NULL;
+        if (r->path[0] == '/') full = clpdd_xstrdup(r->path);
+        else if (asprintf(&full, "%s/%s", dir, r->path) < 0) abort();
+        struct stat st;
+        if (!*why && (stat(full, &st) != 0 || !S_ISREG(st.st_mode)))
+            snprintf(why, sizeof why, "no such file %s", full);
+        if (*why) {
+            if (!skip_bad) {
+                rc = clpdd_err_set(e, "data: %s:%d: %s (row path '%s', label '%s')", csv, r->line, why, r->path,
+                                   r->label);
+            } else {
+                note_skip(l, "%s:%d: %s", csv, r->line, why);
+            }
+            free(full);
+            continue;
+        }
+        size_t off = r->path[0] == '/' ? 0 : strlen(dir) + 1;
+        push_item(l, &icap, full, off, lab, r->line, &st);
+    }
+    if (rc == 0 && l->n == 0)
+        rc = clpdd_err_set(e, "data: %s: no usable rows%s%s%s", csv, split ? " for split '" : "", split ? split : "",
+                           split ? "'" : "");
+    free(rows);
+    free(buf);
+    l->classes = classes.n;
+    l->class_names = classes.s;
+    if (rc) clpdd_data_list_free(l);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- subset */
+
+/* indices of a class-stratified random subset of size limit, in listing order: shuffle
+   (splitmix64 seeded by subset_seed), take at most ceil(limit/C) per class, fill the rest from
+   the shuffled order, sort */
+static int *subset(const int32_t *labels, int N, int C, long limit, uint64_t seed, int *n_out) {
+    int *keep = clpdd_xmalloc((size_t)N * sizeof *keep);
+    for (int i = 0; i < N; i++) keep[i] = i;
+    if (limit <= 0 || limit >= N) {
+        *n_out = N;
+        return keep;
+    }
+    int n = (int)limit;
+    clpdd_rng r = {seed * 0x2545F4914F6CDD1DULL + 17};
+    clpdd_rng_shuffle(&r, keep, N);
+    int cap = (n + C - 1) / C, got = 0;
+    int *count = clpdd_xcalloc((size_t)C, sizeof *count);
+    char *mark = clpdd_xcalloc((size_t)N, 1);
+    for (int i = 0; i < N && got < n; i++)
+        if (count[labels[keep[i]]] < cap) count[labels[keep[i]]]++, mark[keep[i]] = 1, got++;
+    for (int i = 0; i < N && got < n; i++)
+        if (!mark[keep[i]]) mark[keep[i]] = 1, got++;
+    int k = 0;
+    for (int i = 0; i < N; i++)
+        if (mark[i]) keep[k++] = i;
+    free(mark);
+    free(count);
+    *n_out = k;
+    return keep;
+}
+
+/* ---------------------------------------------------------------- images on demand */
+
+/* An image folder / manifest dataset keeps its file list, not its pixels: images are read,
+   decoded and preprocessed when asked for (the pool for requests of more than a few). */
+typedef struct lazy_src {
+    clpdd_data_list l;
+    int *idx;                  /* (n) dataset index → listing index */
+    int n, c, H, W;
+    int resize, crop, grey, dct_scaling, workers;
+    const char *first;         /* the file whose size is the dataset's (into l) */
+} lazy_src;
+
+/* (h, w, c) interleaved uint8 → (c, h, w) planes of floats in [0, 1] */
+static void to_planar_float(float *dst, const uint8_t *src, int h, int w, int c) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < c; k++)
+                dst[((size_t)k * h + y) * w + x] = src[((size_t)y * w + x) * c + k] * (1.0f / 255.0f);
+}
+
+/* decode + preprocess listing item it; name carries the CSV line for manifests */
+static int decode_item(const lazy_src *s, const clpdd_data_item *it, clpdd_image_decoder *dec, clpdd_image *im,
+                       clpdd_err *e) {
+    /* DCT scaling only under a Resize (a crop alone must see the stored pixels) */
+    int ms = s->dct_scaling && s->resize > 0 ? s->resize : 0;
+    clpdd_decode_opt o = {.grey = s->grey, .min_side = ms};
+    char name[4400];
+    if (it->line) snprintf(name, sizeof name, "%s (%s:%d)", it->path, s->l.where, it->line);
+    else snprintf(name, sizeof name, "%s", it->path);
+    uint8_t *buf;
+    size_t len;
+    if (clpdd_read_file(it->path, &buf, &len, e)) return -1;
+    int rc = clpdd_image_decode(dec, buf, len, name, &o, im, e);
+    free(buf);
+    if (rc) return -1;
+    clpdd_image_preprocess(im, s->resize, s->crop);
+    return 0;
+}
+
+static int size_error(const lazy_src *s, const char *path, int w, int h, clpdd_err *e) {
+    return clpdd_err_set(e,
+                         "data: images differ in size: %s is %dx%d, %s is %dx%d (width x height); set [data] resize "
+                         "and/or crop (e.g. resize = 256, crop = 224) to bring them to one size",
+                         s->first, s->W, s->H, path, w, h);
+}
+
+typedef struct read_ctx {
+    const lazy_src *s;
+    const int *idx;
+    int first;
+    float *out;
+    clpdd_image_decoder **dec; /* (workers) */
+    char **err;                /* (count) */
+} read_ctx;
+
+static int read_one(void *vctx, int worker, long k) {
+    read_ctx *x = vctx;
+    const lazy_src *s = x->s;
+    int i = x->idx ? x->idx[k] : x->first + (int)k;
+    clpdd_err e;
+    if (i < 0 || i >= s->n) {
+        clpdd_err_set(&e, "data: image %d out of range 0..%d (%s)", i, s->n - 1, s->l.where);
+        x->err[k] = clpdd_xstrdup(e.msg);
+        return -1;
+    }
+    const clpdd_data_item *it = &s->l.items[s->idx[i]];
+    clpdd_image im;
+    if (decode_item(s, it, x->dec[worker], &im, &e) == 0) {
+        if (im.h == s->H && im.w == s->W && im.c == s->c) {
+            to_planar_float(x->out + (size_t)k * s->c * s->H * s->W, im.px, im.h, im.w, im.c);
+            clpdd_image_free(&im);
+            return 0;
+        }
+        size_error(s, it->path, im.w, im.h, &e);
+        clpdd_image_free(&im);
+    }
+    x->err[k] = clpdd_xstrdup(e.msg);
+    return -1;
+}
+
+static int lazy_read(void *vs, const int *idx, int first, int count, float *out, clpdd_err *e) {
+    const lazy_src *s = vs;
+    int workers = count < 8 ? 1 : s->workers > 0 ? s->workers : clpdd_pool_default_workers();
+    if (workers > count) workers = count;
+    read_ctx x = {.s = s, .idx = idx, .first = first, .out = out};
+    x.dec = clpdd_xmalloc((size_t)workers * sizeof *x.dec);
+    for (int w = 0; w < workers; w++) x.dec[w] = clpdd_image_decoder_new();
+    x.err = clpdd_xcalloc((size_t)count, sizeof *x.err);
+    long fail = clpdd_pool_run(workers, count, 1, read_one, &x);
+    for (int w = 0; w < workers; w++) clpdd_image_decoder_free(x.dec[w]);
+    free(x.dec);
+    if (fail >= 0) clpdd_err_set(e, "%s", x.err[fail]);
+    for (int k = 0; k < count; k++) free(x.err[k]);
+    free(x.err);
+    return fail >= 0 ? -1 : 0;
+}
+
+static void lazy_free(void *vs) {
+    lazy_src *s = vs;
+    clpdd_data_list_free(&s->l);
+    free(s->idx);
+    free(s);
+}
+
+/* on_bad_image = skip: every image decoded once at load (a pass over the files, nothing kept but
+   their fate and size), so the dataset's indices never shift afterwards */
+typedef struct check_ctx {
+    const lazy_src *s;
+    clpdd_image_decoder **dec;
+    char **err; /* (n) */
+    int *h, *w; /* (n) preprocessed size */
+} check_ctx;
+
+static int check_one(void *vctx, int worker, long i) {
+    check_ctx *x = vctx;
+    clpdd_image im;
+    clpdd_err e;
+    if (decode_item(x->s, &x->s->l.items[x->s->idx[i]], x->dec[worker], &im, &e)) {
+        x->err[i] = clpdd_xstrdup(e.msg);
+        return -1;
+    }
+    x->h[i] = im.h, x->w[i] = im.w;
+    clpdd_image_free(&im);
+    return 0;
+}
+
+void clpdd_data_info_free(clpdd_data_info *info) {
+    for (int i = 0; i < info->classes; i++) free(info->class_names[i]);
+    free(info->class_names);
+    for (int i = 0; i < CLPDD_DATA_REPORT_FIRST; i++) free(info->skipped_first[i]);
+    memset(info, 0, sizeof *info);
+}
+
+static void info_skip(clpdd_data_info *info, const char *msg) {
+    if (info->skipped < CLPDD_DATA_REPORT_FIRST) info->skipped_first[info->skipped] = clpdd_xstrdup(msg);
+    info->skipped++;
+}
+
+static uint64_t hash_cfg(uint64_t h, const clpdd_data_cfg *cfg) {
+    int32_t v[5] = {cfg->resize, cfg->crop, cfg->grey, cfg->dct_scaling, cfg->skip_bad};
+    h = clpdd_hash64(h, v, sizeof v);
+    h = clpdd_hash64(h, &cfg->limit, sizeof cfg->limit);
+    if (cfg->limit > 0) h = clpdd_hash64(h, &cfg->subset_seed, sizeof cfg->subset_seed);
+    return h;
+}
+
+static int rc_ok(int first_ok) { return first_ok != -2; }
+
+/* (h, w, c) interleaved → (c, h, w) planes */
+static void to_planar(uint8_t *dst, const uint8_t *src, int h, int w, int c) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < c; k++) dst[((size_t)k * h + y) * w + x] = src[((size_t)y * w + x) * c + k];
+}
+
+static int load_cifar(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_cfg *cfg, int cifar100, clpdd_err *e) {
+    uint8_t *px;
+    int32_t *lab;
+    int N;
+    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, cfg->kind);
+    h = clpdd_hash_str(h, cfg->split);
+    if (clpdd_cifar_load(cfg->root, cifar100, cfg->split, &px, &lab, &N, &h, e)) return -1;
+    int C = cifar100 ? 100 : 10, n;
+    int train = strcmp(cfg->split, "train") == 0;
+    int *keep;
+    if (train) {
+        keep = subset(lab, N, C, cfg->limit, cfg->subset_seed, &n);
+    } else { /* test: the first `limit` */
+        n = cfg->limit > 0 && cfg->limit < N ? (int)cfg->limit : N;
+        keep = clpdd_xmalloc((size_t)n * sizeof *keep);
+        for (int i = 0; i < n; i++) keep[i] = i;
+    }
+    int c = cfg->grey ? 1 : 3, H = 32, W = 32;
+    clpdd_preprocess_size(32, 32, cfg->resize, cfg->crop, &H, &W);
+    ds->pixels = clpdd_xmalloc((size_t)n * c * H * W);
+    ds->labels = clpdd_xmalloc((size_t)n * sizeof *ds->labels);
+    clpdd_image im = {.w = 32, .h = 32, .c = c};
+    for (int i = 0; i < n; i++) {
+        const uint8_t *s = px + (size_t)keep[i] * CLPDD_CIFAR_PIXELS;
+        im.w = 32, im.h = 32, im.c = c;
+        im.px = clpdd_xmalloc(32 * 32 * 3);
+        for (int p = 0; p < 1024; p++) {
+            uint8_t r = s[p], g = s[1024 + p], b = s[2048 + p];
+            if (c == 1) im.px[p] = (uint8_t)(((uint32_t)r * 19595 + (uint32_t)g * 38470 + (uint32_t)b * 7471 + 0x8000) >> 16);
+            else im.px[3 * p] = r, im.px[3 * p + 1] = g, im.px[3 * p + 2] = b;
+        }
+        clpdd_image_preprocess(&im, cfg->resize, cfg->crop);
+        to_planar(ds->pixels + (size_t)i * c * H * W, im.px, H, W, c);
+        clpdd_image_free(&im);
+        ds->labels[i] = lab[keep[i]];
+    }
+    ds->n = n, ds->c = c, ds->H = H, ds->W = W, ds->classes = C;
+    ds->id = hash_cfg(h, cfg);
+    snprintf(ds->desc, sizeof ds->desc, "%s %s (%d of %d images, %dx%dx%d, %d classes)", cfg->kind, cfg->split, n, N, c,
+             H, W, C);
+    if (info) {
+        info->classes = C;
+        info->class_names = clpdd_xmalloc((size_t)C * sizeof *info->class_names);
+        for (int k = 0; k < C; k++)
+            if (asprintf(&info->class_names[k], "%d", k) < 0) abort();
+        info->listed = N;
+    }
+    free(keep);
+    free(px);
+    free(lab);
+    return 0;
+}
+
+int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_cfg *cfg, clpdd_err *e) {
+    memset(ds, 0, sizeof *ds);
+    clpdd_data_info tmp_info;
+    if (!info) info = &tmp_info;
+    memset(info, 0, sizeof *info);
+    if (!cfg->kind || !cfg->root)
+        return clpdd_err_set(e, "data: dataset kind and root must be set (imagefolder, manifest, cifar10, cifar100)");
+    if (cfg->resize < 0 || cfg->crop < 0)
+        return clpdd_err_set(e, "data: resize (%d) and crop (%d) must be ≥ 0", cfg->resize, cfg->crop);
+    int rc = -1;
+    if (strcmp(cfg->kind, "cifar10") == 0 || strcmp(cfg->kind, "cifar100") == 0) {
+        rc = load_cifar(ds, info, cfg, strcmp(cfg->kind, "cifar100") == 0, e);
+        if (info == &tmp_info) clpdd_data_info_free(info);
+        return rc;
+    }
+    clpdd_data_list l;
+    if (strcmp(cfg->kind, "imagefolder") == 0) {
+        if (clpdd_data_list_imagefolder(&l, cfg->root, cfg->split, cfg->classes_file, e)) return -1;
+    } else if (strcmp(cfg->kind, "manifest") == 0) {
+        if (clpdd_data_list_manifest(&l, cfg->root, cfg->split, cfg->classes_file, cfg->skip_bad, e)) return -1;
+    } else {
+        return clpdd_err_set(e, "data: unknown dataset '%s' (expected imagefolder, manifest, cifar10 or cifar100)",
+                             cfg->kind);
+    }
+    /* the id: kind, split, classes, files, preprocessing */
+    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, cfg->kind);
+    h = clpdd_hash_str(h, cfg->split ? cfg->split : "");
+    for (int c = 0; c < l.classes; c++) h = clpdd_hash_str(h, l.class_names[c]);
+    for (int i = 0; i < l.n; i++) {
+        const clpdd_data_item *it = &l.items[i];
+        h = clpdd_hash_str(h, it->rel);
+        h = clpdd_hash64(h, &it->size, sizeof it->size);
+        h = clpdd_hash64(h, &it->mtime_ns, sizeof it->mtime_ns);
+        h = clpdd_hash64(h, &it->label, sizeof it->label);
+    }
+    h = hash_cfg(h, cfg);
+    info->listed = l.n + l.skipped;
+    info->ignored = l.ignored;
+    for (int k = 0; k < CLPDD_DATA_REPORT_FIRST && k < l.skipped; k++) info->skipped_first[k] = clpdd_xstrdup(l.skipped_first[k]);
+    info->skipped = l.skipped;
+
+    int32_t *labels = clpdd_xmalloc((size_t)(l.n ? l.n : 1) * sizeof *labels);
+    for (int i = 0; i < l.n; i++) labels[i] = l.items[i].label;
+    int n;
+    int *idx = subset(labels, l.n, l.classes, cfg->limit, cfg->subset_seed, &n);
+    free(labels);
+
+    lazy_src *s = clpdd_xcalloc(1, sizeof *s);
+    s->l = l;
+    s->idx = idx;
+    s->n = n, s->c = cfg->grey ? 1 : 3;
+    s->resize = cfg->resize, s->crop = cfg->crop, s->grey = cfg->grey, s->dct_scaling = cfg->dct_scaling;
+    s->workers = cfg->workers;
+    int workers = cfg->workers > 0 ? cfg->workers : clpdd_pool_default_workers();
+    if (workers > n) workers = n > 0 ? n : 1;
+    clpdd_image_decoder **dec = clpdd_xmalloc((size_t)workers * sizeof *dec);
+    for (int w = 0; w < workers; w++) dec[w] = clpdd_image_decoder_new();
+    int m = 0;
+    if (cfg->skip_bad) {
+        /* decode all once: the bad ones are left out now, counted, and the sizes checked */
+        check_ctx x = {.s = s, .dec = dec};
+        x.err = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.err);
+        x.h = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.h);
+        x.w = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.w);
+        clpdd_pool_run(workers, n, 0, check_one, &x);
+        int first_ok = -1;
+        for (int i = 0; i < n && rc_ok(first_ok); i++) {
+            if (x.err[i]) {
+                info_skip(info, x.err[i]);
+                continue;
+            }
+            if (first_ok < 0) {
+                first_ok = i;
+                s->H = x.h[i], s->W = x.w[i], s->first = l.items[idx[i]].path;
+            } else if (x.h[i] != s->H || x.w[i] != s->W) {
+                size_error(s, l.items[idx[i]].path, x.w[i], x.h[i], e);
+                first_ok = -2;
+                break;
+            }
+            idx[m++] = idx[i];
+        }
+        if (m == 0 && first_ok != -2)
+            clpdd_err_set(e, "data: %s: none of the %d images could be read (first: %s)", l.where, n,
+                          n > 0 && x.err[0] ? x.err[0] : "none listed");
+        for (int i = 0; i < n; i++) free(x.err[i]);
+        free(x.err), free(x.h), free(x.w);
+        if (first_ok == -2) m = 0;
+    } else if (n > 0) {
+        /* the first image sets the size; the others are checked when read */
+        clpdd_image im;
+        if (decode_item(s, &l.items[idx[0]], dec[0], &im, e) == 0) {
+            s->H = im.h, s->W = im.w, s->first = l.items[idx[0]].path;
+            clpdd_image_free(&im);
+            m = n;
+        } else {
+            clpdd_err_prefix(e, "data: ");
+            size_t k2 = strlen(e->msg);
+            snprintf(e->msg + k2, sizeof e->msg - k2, " (on_bad_image = skip leaves such files out)");
+        }
+    } else {
+        clpdd_err_set(e, "data: %s: no images listed", l.where);
+    }
+    for (int w = 0; w < workers; w++) clpdd_image_decoder_free(dec[w]);
+    free(dec);
+    if (m == 0) {
+        s->l.classes = 0; /* the class names stay with l, freed below */
+        free(idx);
+        free(s);
+        goto fail;
+    }
+    s->n = m;
+    ds->labels = clpdd_xmalloc((size_t)m * sizeof *ds->labels);
+    for (int i = 0; i < m; i++) ds->labels[i] = l.items[idx[i]].label;
+    ds->n = m, ds->c = s->c, ds->H = s->H, ds->W = s->W, ds->classes = l.classes;
+    ds->id = h;
+    snprintf(ds->desc, sizeof ds->desc, "%s %.300s (%d of %d images%s, %dx%dx%d, %d classes)", cfg->kind, l.where, m,
+             l.n, info->skipped ? ", some skipped" : "", s->c, s->H, s->W, l.classes);
+    info->classes = l.classes;
+    info->class_names = l.class_names;
+    /* the list moves into the source, without its class names (now info's) */
+    s->l = l;
+    s->l.class_names = NULL;
+    s->l.classes = 0;
+    ds->src = s, ds->src_read = lazy_read, ds->src_free = lazy_free;
+    if (info == &tmp_info) clpdd_data_info_free(info);
+    return 0;
+fail:
+    clpdd_data_list_free(&l);
+    clpdd_dataset_free(ds);
+    clpdd_data_info_free(info);
+    return -1;
+}
+
+int clpdd_data_same_classes(const clpdd_data_info *a, const char *a_what, const clpdd_data_info *b,
+                            const char *b_what, clpdd_err *e) {
+    int n = a->classes < b->classes ? a->classes : b->classes;
+    for (int i = 0; i < n; i++)
+        if (strcmp(a->class_names[i], b->class_names[i]) != 0)
+            return clpdd_err_set(e, "data: %s and %s have different classes: class %d is '%s' in the %s, '%s' in the %s",
+                                 a_what, b_what, i, a->class_names[i], a_what, b->class_names[i], b_what);
+    if (a->classes != b->classes) {
+        const clpdd_data_info *big = a->classes > b->classes ? a : b;
+        return clpdd_err_set(e, "data: %s has %d classes, %s has %d (first extra: '%s'); list them in [data] classes",
+                             a_what, a->classes, b_what, b->classes, big->class_names[n]);
+    }
+    return 0;
+}

@@ -1,0 +1,127 @@
+/* Image datasets on disk → a clpdd_dataset. Image folders and manifests are read ON DEMAND: the
+ * load lists (and stats) the files, decodes the first one for the image size, and keeps only the
+ * list and the labels; clpdd_dataset_read_float / to_float / gather_float decode and preprocess
+ * the files asked for (on the worker pool for more than a few), so ImageNet-1K at 256 px (~250 GB
+ * of pixels) costs its file list in memory. CIFAR is small and held in memory (uint8 (n, c, H, W)).
+ *
+ * Kinds (clpdd_data_cfg.kind):
+ *   imagefolder  torchvision's ImageFolder: root/<split>/<class>/[sub/folders/]<file>. Classes are the
+ *                sub-folders of root/<split> sorted by name (strcmp, as Python's sorted()), or the
+ *                lines of classes_file (label i = line i; blank lines and '#' lines skipped; this
+ *                also selects a subset, e.g. ImageNet-100). Files: torchvision's order (os.walk
+ *                sorted: folder path, then file name, strcmp) with an extension in torchvision's
+ *                IMG_EXTENSIONS (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp, any case); other
+ *                files are ignored, as torchvision ignores them (counted in info.ignored). Only JPEG
+ *                and PNG content decodes; anything else is a bad image (see on_bad_image).
+ *   manifest     root is a CSV file of `path,label[,split]` rows. A header row is recognised by a
+ *                field named path / file / filename / img_filename / image (any case); its columns
+ *                are then found by name: path (those names), label (label / y / target / class),
+ *                split (split) — so Waterbirds' metadata.csv works as it is (split = 0/1/2).
+ *                Without a header the columns are path, label, split in that order. Fields may be
+ *                "quoted" ("" escapes a quote). Relative paths resolve against the CSV's folder.
+ *                Labels: when every row's label is a non-negative integer, it is the label
+ *                (classes = the classes_file's line count when given, else 1 + the largest label
+ *                over the WHOLE file, so every split agrees); otherwise labels are class names,
+ *                numbered by classes_file when given, else in order of first appearance in the
+ *                whole CSV (all splits, so train and test agree). A row's split column, when
+ *                present, must equal cfg.split for the row to be kept; without one every row is.
+ *   cifar10, cifar100  the binary versions (core/io/cifar.h); split train or test.
+ *
+ * Preprocessing: resize > 0 → torchvision Resize(resize) (shorter side, Pillow bilinear with
+ * antialias); crop > 0 → CenterCrop(crop); see imgproc.h. With neither, the images are used at
+ * their stored size, which must then agree: the first file's (preprocessed) size is the
+ * dataset's, and a file of another size is an error when it is read, naming both files and the
+ * keys to set ([data] resize / crop).
+ *
+ * Decoding runs on a pool of `workers` threads (0 = the number of cores); the output order is
+ * the requested order whatever the number of workers.
+ *
+ * Bad input: an unreadable / truncated / non-JPEG-or-PNG file in the listing, a missing manifest
+ * file, a manifest label out of range or unknown. skip_bad = 0 (on_bad_image = error): a missing
+ * manifest file or bad label is an error at load; a bad image is the error of the read that
+ * meets it (the feature extraction reads every image first, so a run stops there), naming the
+ * file (and CSV line) — the first image is decoded at load, so a folder of non-images fails at
+ * once. skip_bad = 1: the load decodes every listed image once (a pass over the files that keeps
+ * nothing but their fate and size, so the dataset's indices never change afterwards); the bad
+ * ones are left out, counted in info->skipped, the first CLPDD_DATA_REPORT_FIRST named in
+ * info->skipped_first with their messages, and a size mismatch is reported at load. Structural
+ * problems are errors in both modes: an empty class folder, a class of classes_file not on
+ * disk, an unparsable CSV row, no images at all.
+ * Train and test with different class sets: clpdd_data_same_classes (the caller checks the pair).
+ *
+ * Dataset id (the feature cache's key): FNV-1a over kind, split, the class list, each listed file's
+ * path relative to the root, its size and mtime (ns) and label, and the preprocessing (resize,
+ * crop, grey, dct_scaling), limit, subset_seed and skip_bad. File CONTENTS are not hashed (reading
+ * ImageNet's 140 GB for a key would cost as much as the extraction): a file rewritten in place with
+ * the same size and mtime (e.g. `cp -p`, or a restored backup) keeps the old cache; touch it or
+ * clear the cache. CIFAR: the .bin files' names, sizes and mtimes. */
+#ifndef CLPDD_DATA_SOURCE_H
+#define CLPDD_DATA_SOURCE_H
+#include <stdint.h>
+#include "data/dataset.h"
+#include "util/util.h"
+
+#define CLPDD_DATA_REPORT_FIRST 5
+
+typedef struct clpdd_data_cfg {
+    const char *kind;         /* "imagefolder" | "manifest" | "cifar10" | "cifar100" */
+    const char *root;         /* imagefolder / cifar: a folder; manifest: the CSV file */
+    const char *classes_file; /* optional (NULL): one class name per line */
+    const char *split;        /* imagefolder: the sub-folder ("train", "val"); manifest: the split
+                                 column's value (NULL: every row); cifar: "train" | "test" */
+    int resize;               /* shorter side to this (0: none) */
+    int crop;                 /* centre crop to crop × crop (0: none) */
+    int workers;              /* decoder threads, 0 = cores */
+    int skip_bad;             /* on_bad_image: 0 = error, 1 = skip */
+    int grey;                 /* 1: one channel (PIL convert("L")), 0: RGB */
+    int dct_scaling;          /* 1: JPEG DCT scaling to a shorter side ≥ resize (only with resize > 0);
+                                 faster for large files, changes pixels vs PIL (results/data/README.md) */
+    long limit;               /* > 0: class-stratified random subset of this size (seeded) */
+    uint64_t subset_seed;
+} clpdd_data_cfg;
+
+/* one listed image */
+typedef struct clpdd_data_item {
+    char *path;       /* as opened */
+    const char *rel;  /* path relative to the root (into path) */
+    int32_t label;
+    int line;         /* manifest: the CSV line (1-based); 0 otherwise */
+    int64_t size, mtime_ns;
+} clpdd_data_item;
+
+typedef struct clpdd_data_list {
+    int n, classes;
+    clpdd_data_item *items; /* (n) */
+    char **class_names;     /* (classes) */
+    char where[4200];       /* "root/train" or "file.csv" for messages */
+    long ignored;           /* imagefolder: files without an image extension */
+    long skipped;           /* manifest rows left out with skip_bad (missing file, bad label) */
+    char *skipped_first[CLPDD_DATA_REPORT_FIRST];
+} clpdd_data_list;
+
+/* what a load did besides the pixels: the class names and what was skipped */
+typedef struct clpdd_data_info {
+    int classes;
+    char **class_names;    /* (classes) */
+    long listed;           /* images listed before subset / skipping */
+    long skipped, ignored; /* bad images left out (skip_bad), non-image files ignored */
+    char *skipped_first[CLPDD_DATA_REPORT_FIRST]; /* "path: message" of the first skipped */
+} clpdd_data_info;
+
+int clpdd_data_list_imagefolder(clpdd_data_list *l, const char *root, const char *split, const char *classes_file,
+                                clpdd_err *e);
+int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *classes_file,
+                             int skip_bad, clpdd_err *e);
+void clpdd_data_list_free(clpdd_data_list *l);
+
+/* list and subset one split (image folder / manifest: read on demand afterwards; CIFAR: decoded
+   into memory); info may be NULL */
+int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_cfg *cfg, clpdd_err *e);
+void clpdd_data_info_free(clpdd_data_info *info);
+
+/* 0 when a and b list the same classes in the same order; else -1 with a message naming the
+   first difference and both sources (a_what, b_what, e.g. "train split" / "val split") */
+int clpdd_data_same_classes(const clpdd_data_info *a, const char *a_what, const clpdd_data_info *b,
+                            const char *b_what, clpdd_err *e);
+
+#endif

@@ -1,0 +1,207 @@
+#define _GNU_SOURCE
+#include "distill/checkpoint.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "io/safetensors.h"
+
+#define CKPT_FORMAT "clpdd checkpoint v2"
+#define CKPT_TENSORS 6
+
+/* XXH3-64 over the tensors' bytes in file order: the checksum stored in the metadata */
+static uint64_t checksum(const clpdd_st_entry *ent, int n) {
+    XXH3_state_t *s = XXH3_createState();
+    CLPDD_ASSERT(s);
+    XXH3_64bits_reset(s);
+    for (int i = 0; i < n; i++) {
+        size_t bytes = clpdd_dtype_size(ent[i].dtype);
+        for (int k = 0; k < ent[i].ndim; k++) bytes *= (size_t)ent[i].shape[k];
+        XXH3_64bits_update(s, ent[i].data, bytes);
+    }
+    uint64_t h = (uint64_t)XXH3_64bits_digest(s);
+    XXH3_freeState(s);
+    return h;
+}
+
+int clpdd_checkpoint_write(const char *path, const clpdd_checkpoint *c, clpdd_err *e) {
+    int32_t *perm = clpdd_xmalloc((size_t)(c->N ? c->N : 1) * sizeof(int32_t));
+    for (int i = 0; i < c->N; i++) perm[i] = c->perm[i];
+    double *log = clpdd_xmalloc((size_t)(c->nlog ? c->nlog : 1) * 3 * sizeof(double));
+    for (int i = 0; i < c->nlog; i++)
+        log[3 * i] = c->log[i].step, log[3 * i + 1] = c->log[i].loss, log[3 * i + 2] = c->log[i].seconds;
+    int64_t state[3] = {c->step, (int64_t)c->rng_state, c->nlog};
+    clpdd_st_entry ent[CKPT_TENSORS] = {
+        {"params", CLPDD_DT_F32, 1, {(int64_t)c->cap}, c->params},
+        {"adam_m", CLPDD_DT_F32, 1, {(int64_t)c->cap}, c->adam_m},
+        {"adam_v", CLPDD_DT_F32, 1, {(int64_t)c->cap}, c->adam_v},
+        {"perm", CLPDD_DT_I32, 1, {c->N}, perm},
+        {"log", CLPDD_DT_F64, 2, {c->nlog, 3}, log},
+        {"state", CLPDD_DT_I64, 1, {3}, state},
+    };
+    char hash[32], sum[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->config_hash);
+    snprintf(sum, sizeof sum, "%016llx", (unsigned long long)checksum(ent, CKPT_TENSORS));
+    const char *mk[] = {"format", "config_hash", "checksum", "config"};
+    const char *mv[] = {CKPT_FORMAT, hash, sum, c->config ? c->config : ""};
+    int rc = clpdd_st_write(path, ent, CKPT_TENSORS, mk, mv, 4, e);
+    free(perm);
+    free(log);
+    return rc;
+}
+
+/* the "section.key = value" lines in which two configurations differ, for the refusal message */
+static void config_diff(const char *theirs, const char *ours, char *out, size_t n) {
+    size_t len = (size_t)snprintf(out, n, "differing:");
+    int found = 0;
+    for (int side = 0; side < 2; side++) {
+        const char *a = side ? theirs : ours, *b = side ? ours : theirs;
+        for (const char *p = a ? a : ""; *p && len < n;) {
+            const char *eol = strchr(p, '\n');
+            size_t l = eol ? (size_t)(eol - p) : strlen(p);
+            int present = 0;
+            for (const char *q = b ? b : ""; *q && !present;) {
+                const char *qe = strchr(q, '\n');
+                size_t ql = qe ? (size_t)(qe - q) : strlen(q);
+                present = ql == l && !memcmp(p, q, l);
+                q += ql + (qe != NULL);
+            }
+            if (!present && l) {
+                len += (size_t)snprintf(out + len, n - len, " %s %.*s;", side ? "checkpoint" : "this run", (int)l, p);
+                found = 1;
+            }
+            p += l + (eol != NULL);
+        }
+    }
+    if (!found) snprintf(out, n, "a checkpoint without its configuration");
+    else if (len >= n && n > 4) memcpy(out + n - 4, "...", 4);
+}
+
+static const clpdd_st_tensor *need(clpdd_st_file *f, const char *path, const char *name, clpdd_dtype dt, int64_t n0,
+                                   int64_t n1, clpdd_err *e) {
+    const clpdd_st_tensor *t = clpdd_st_find(f, name);
+    int ok = t && t->dtype == dt && t->shape[0] == n0 && (n1 < 0 ? t->ndim == 1 : (t->ndim == 2 && t->shape[1] == n1));
+    if (!ok)
+        clpdd_err_set(e, "%s: tensor '%s' missing or of another shape (expected %s (%lld%s)): a checkpoint of another run?",
+                      path, name, clpdd_dtype_name(dt), (long long)n0, n1 < 0 ? "" : ", 3");
+    return ok ? t : NULL;
+}
+
+/* Nothing is copied into c until everything has been read and checked: a bad checkpoint is an
+   error naming the file, never garbage state. */
+int clpdd_checkpoint_read(const char *path, clpdd_checkpoint *c, clpdd_err *e) {
+    if (access(path, F_OK) != 0) return 1;
+    clpdd_st_file *f;
+    if (clpdd_st_open(path, &f, e)) return clpdd_err_prefix(e, "checkpoint: ");
+    int rc = -1;
+    char hash[32];
+    float *params = NULL, *am = NULL, *av = NULL;
+    int32_t *perm = NULL;
+    double *log = NULL;
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->config_hash);
+    const char *fmt = clpdd_st_metadata(f, "format"), *h = clpdd_st_metadata(f, "config_hash"),
+               *sum = clpdd_st_metadata(f, "checksum");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
+        clpdd_err_set(e, "%s: not a '%s' file (format %s); remove it or run without --resume", path, CKPT_FORMAT,
+                      fmt ? fmt : "missing");
+        goto done;
+    }
+    if (!h || strcmp(h, hash) != 0) {
+        char diff[1200];
+        config_diff(clpdd_st_metadata(f, "config"), c->config, diff, sizeof diff);
+        clpdd_err_set(e, "%s was written by another configuration (%s); remove it, run with --force, or without --resume", path,
+                      diff);
+        goto done;
+    }
+    unsigned long long want;
+    char tail;
+    if (!sum || sscanf(sum, "%16llx%c", &want, &tail) != 1) {
+        clpdd_err_set(e, "%s: no checksum in its metadata; remove it or run without --resume", path);
+        goto done;
+    }
+    const clpdd_st_tensor *ts = need(f, path, "state", CLPDD_DT_I64, 3, -1, e);
+    if (!ts) goto done;
+    int64_t state[3];
+    if (clpdd_st_read_raw(f, ts, state, e)) goto done;
+    int64_t nlog = state[2];
+    if (nlog < 0 || nlog > c->caplog) {
+        clpdd_err_set(e, "%s: %lld log rows, more than this run keeps (%d)", path, (long long)nlog, c->caplog);
+        goto done;
+    }
+    const clpdd_st_tensor *tp = need(f, path, "params", CLPDD_DT_F32, (int64_t)c->cap, -1, e);
+    const clpdd_st_tensor *tm = tp ? need(f, path, "adam_m", CLPDD_DT_F32, (int64_t)c->cap, -1, e) : NULL;
+    const clpdd_st_tensor *tv = tm ? need(f, path, "adam_v", CLPDD_DT_F32, (int64_t)c->cap, -1, e) : NULL;
+    const clpdd_st_tensor *tr = tv ? need(f, path, "perm", CLPDD_DT_I32, c->N, -1, e) : NULL;
+    const clpdd_st_tensor *tl = tr ? need(f, path, "log", CLPDD_DT_F64, nlog, 3, e) : NULL;
+    if (!tl) goto done;
+    size_t cap = c->cap ? c->cap : 1;
+    params = clpdd_xmalloc(cap * sizeof(float));
+    am = clpdd_xmalloc(cap * sizeof(float));
+    av = clpdd_xmalloc(cap * sizeof(float));
+    perm = clpdd_xmalloc((size_t)(c->N ? c->N : 1) * sizeof(int32_t));
+    log = clpdd_xmalloc((size_t)(nlog ? nlog : 1) * 3 * sizeof(double));
+    if (clpdd_st_read_raw(f, tp, params, e) || clpdd_st_read_raw(f, tm, am, e) || clpdd_st_read_raw(f, tv, av, e) ||
+        clpdd_st_read_raw(f, tr, perm, e) || (nlog > 0 && clpdd_st_read_raw(f, tl, log, e)))
+        goto done;
+    clpdd_st_entry ent[CKPT_TENSORS] = {
+        {"params", CLPDD_DT_F32, 1, {(int64_t)c->cap}, params}, {"adam_m", CLPDD_DT_F32, 1, {(int64_t)c->cap}, am},
+        {"adam_v", CLPDD_DT_F32, 1, {(int64_t)c->cap}, av},     {"perm", CLPDD_DT_I32, 1, {c->N}, perm},
+        {"log", CLPDD_DT_F64, 2, {nlog, 3}, log},               {"state", CLPDD_DT_I64, 1, {3}, state},
+    };
+    uint64_t got = checksum(ent, CKPT_TENSORS);
+    if (got != (uint64_t)want) {
+        clpdd_err_set(e, "%s: checksum mismatch (stored %016llx, computed %016llx): the checkpoint is corrupt; remove it or run without --resume",
+                      path, want, (unsigned long long)got);
+        goto done;
+    }
+    /* what a checksum cannot catch: a well-formed file with impossible contents */
+    int64_t step = state[0];
+    if (step < 1 || (c->steps > 0 && step >= c->steps)) {
+        if (c->steps > 0)
+            clpdd_err_set(e, "%s: step %lld is outside [1, %d) for this run's %d steps", path, (long long)step, c->steps,
+                          c->steps);
+        else
+            clpdd_err_set(e, "%s: step %lld is not a completed step (>= 1)", path, (long long)step);
+        goto done;
+    }
+    if (nlog > step) {
+        clpdd_err_set(e, "%s: %lld log rows after step %lld", path, (long long)nlog, (long long)step);
+        goto done;
+    }
+    for (int64_t i = 0; i < nlog; i++)
+        if (!(log[3 * i] >= 1 && log[3 * i] <= (double)step) || (i > 0 && !(log[3 * i] > log[3 * (i - 1)]))) {
+            clpdd_err_set(e, "%s: log row %lld has step %g (expected increasing steps in [1, %lld])", path, (long long)i,
+                          log[3 * i], (long long)step);
+            goto done;
+        }
+    for (size_t i = 0; i < c->cap; i++)
+        if (!isfinite(params[i]) || !isfinite(am[i]) || !(av[i] >= 0 && isfinite(av[i]))) {
+            clpdd_err_set(e, "%s: optimiser state %zu is not finite (or a negative second moment)", path, i);
+            goto done;
+        }
+    for (int i = 0; i < c->N; i++)
+        if (perm[i] < 0 || perm[i] >= c->N) {
+            clpdd_err_set(e, "%s: corrupt sampler state (index %d of %d)", path, (int)perm[i], c->N);
+            goto done;
+        }
+    memcpy(c->params, params, c->cap * sizeof(float));
+    memcpy(c->adam_m, am, c->cap * sizeof(float));
+    memcpy(c->adam_v, av, c->cap * sizeof(float));
+    for (int i = 0; i < c->N; i++) c->perm[i] = perm[i];
+    for (int64_t i = 0; i < nlog; i++) c->log[i] = (clpdd_log_row){(int)log[3 * i], (float)log[3 * i + 1], log[3 * i + 2]};
+    c->nlog = (int)nlog;
+    c->step = (int)step;
+    c->rng_state = (uint64_t)state[1];
+    rc = 0;
+done:
+    free(params);
+    free(am);
+    free(av);
+    free(perm);
+    free(log);
+    clpdd_st_close(f);
+    return rc;
+}

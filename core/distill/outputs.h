@@ -1,0 +1,43 @@
+/* The files of a run directory, each written atomically. */
+#ifndef CLPDD_OUTPUTS_H
+#define CLPDD_OUTPUTS_H
+#include <stdint.h>
+#include "eval/evaluate.h"
+#include "util/util.h"
+
+typedef struct clpdd_log_row {
+    int step;
+    float loss;
+    double seconds; /* since the loop started */
+} clpdd_log_row;
+
+/* everything metrics.json reports about a finished run */
+typedef struct clpdd_summary {
+    const char *name, *backbone, *solver, *loss /* NULL: objective solver */, *init, *protocol, *device;
+    const char *dataset, *test_set;
+    const char *source; /* clpdd eval: the evaluated set's path (NULL in a run) */
+    int ipc, steps, real_batch, eval_seeds, eval_epochs, eval_batch;
+    uint64_t seed;
+    double lr, eval_lr;
+    clpdd_score acc, random_real, centroids, full_data;
+    int has_random, has_centroids, has_full;
+    int baselines_from_cache; /* the baselines' scores came from core/eval/score_cache.h */
+    double solver_acc; /* NaN: none */
+    double first_loss, last_loss;
+    double ms_per_step, loop_s, features_s, total_s;
+    int n_train, n_val, n_test, dim, from_cache;
+    int wrote_loss_plot;
+    long skipped_images;       /* [data] on_bad_image = skip: images left out */
+    const char *skipped_first; /* the first of them, "path: why" */
+    double peak_host_mb, peak_device_mb /* NaN on the CPU */, peak_alloc_mb;
+} clpdd_summary;
+
+int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e);
+int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, clpdd_err *e);
+/* images (m, c, H, W) in [0, 1], class-major (class k: rows k·ipc … k·ipc+ipc−1) */
+int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, int m, int c, int H, int W,
+                          int ipc, int C, const clpdd_summary *s, clpdd_err *e);
+int clpdd_write_loss_plot(const char *path, const clpdd_log_row *rows, int n, const char *title, clpdd_err *e);
+
+
+#endif
