@@ -1,5 +1,5 @@
 #!/bin/sh
-# Keeps experiments/paper/ from rotting (issue 10 item 6):
+# Keeps experiments/paper/ from rotting:
 #   1. the 32 paper files are what tools/make_paper_configs.py writes (no hand edits that drift);
 #   2. each one passes `clpdd check` with data.root pointed at a stand-in ImageNet folder made here:
 #      train/ and val/ with one folder per wnid of experiments/paper/imagenet100.txt, each holding a

@@ -1,4 +1,4 @@
-/* `clpdd bench` (issue 13): a scaled-down preset runs end to end on the CPU with random weights
+/* `clpdd bench`: a scaled-down preset runs end to end on the CPU with random weights
  * and no data, writes its table and CSV, and its numbers hang together (LGM with DSA encodes
  * augs × m images and costs more FLOPs and memory than CLP-DD); bad arguments are usage errors
  * that write nothing. Timings are printed, never asserted. */

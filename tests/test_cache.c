@@ -1,4 +1,4 @@
-/* Nothing read back from disk is trusted (issue 11, items 1 and 7): the feature cache and the
+/* Nothing read back from disk is trusted: the feature cache and the
  * checkpoint carry an XXH3 checksum of their payload and are validated on load (shapes, labels,
  * step range, finite values); a bad file is a warning and a rebuild (cache) or an error naming the
  * file (checkpoint), never a crash or wrong results. Data files are identified by content, so an

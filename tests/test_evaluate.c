@@ -1,5 +1,5 @@
-/* The evaluation of a run and of any distilled set (issue 9), and the run directory's rules
- * (issue 11): a tiny real distillation (mnist-vit, Fashion-MNIST) under the converged probe with
+/* The evaluation of a run and of any distilled set (docs/design.md §7), and the run directory's
+ * rules (§8): a tiny real distillation (mnist-vit, Fashion-MNIST) under the converged probe with
  * a validation split; `clpdd eval` of its run directory gives exactly the run's numbers, and a
  * folder of PNGs of the same images gives nearly the same; a run directory is never shared by two
  * runs, never mixes two runs' files, and is checked before any expensive work. */
@@ -276,7 +276,7 @@ static void write_idx(const char *root, const char *prefix, const uint8_t *label
     fclose(f);
 }
 
-/* mismatches that used to pass silently or fail late: each a clear error before any feature
+/* mismatches that could pass silently or fail late: each a clear error before any feature
    is extracted (no cache directory appears), or a stated adjustment */
 Test(evaluate, silent_mismatches_are_errors) {
     const char *why = test_fmnist_missing();

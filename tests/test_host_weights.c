@@ -1,6 +1,6 @@
 /* The host's weights reader refuses what is not a weight: a tensor stored as an integer type where
  * floats are expected is a wrong file, reported with the file, the tensor and its dtype, never
- * converted silently (issue 11). Float types of any width are read as fp32. */
+ * converted silently. Float types of any width are read as fp32. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * made by tools/make_resize_fixture.py with Pillow 9.4 + torchvision 0.14): each case's encoded file
  * decoded here must equal PIL's convert("RGB") and convert("L") exactly (the same libjpeg-turbo and
  * the same conversion rules), and Resize + CenterCrop must be within 1/255 of torchvision's output
- * (the tolerance the issue sets; the implementation transcribes Pillow's fixed-point arithmetic, so
+ * (the tolerance allowed; the implementation transcribes Pillow's fixed-point arithmetic, so
  * the measured error is 0 — printed). Also: round trips through our own JPEG/PNG writers, DCT-scaled
  * decoding, and every decode failure's message. */
 #include <criterion/criterion.h>

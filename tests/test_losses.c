@@ -1,4 +1,4 @@
-/* ce and mse: the value against a float64 transcription of DESIGN §5, dZ against float64
+/* ce and mse: the value against a float64 transcription of docs/design.md §5, dZ against float64
  * central finite differences, the label encodings, and non-finite input errors.
  * Legend: n real batch, C classes. */
 #include <criterion/criterion.h>

@@ -1,4 +1,4 @@
-/* CUDA backend (core/cuda) against the CPU reference (core/cpu), op by op (STYLE §3).
+/* CUDA backend (core/cuda) against the CPU reference (core/cpu), op by op (docs/design.md §4).
  *
  * For every op in clpdd_ops: random host inputs (sizes deliberately not multiples of the
  * 32-thread warp or of the 256-thread block), the CPU op on host copies, the CUDA op on

@@ -8,7 +8,7 @@
  * test.features (n, d), test.dfeatures (n, d), test.dinputs (n, 3, S, S).
  *
  * Tolerances: features 1e-4 and input gradients 1e-3 in relative L2 norm against float64
- * PyTorch (the issue's bar): an fp32 forward through ≤ 57 conv layers accumulates ~1e-6 per
+ * PyTorch: an fp32 forward through ≤ 57 conv layers accumulates ~1e-6 per
  * layer, the BN folding adds one rounding per weight, and the backward's sums of ReLU-masked
  * products lose a little more; real mistakes (a wrong stride, padding, shortcut or eps) move
  * features by ≫ 1e-2. */

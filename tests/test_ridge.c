@@ -1,4 +1,4 @@
-/* ridge solver: forward against a float64 transcription of DESIGN §5, backward (dΦ_s, dY_s)
+/* ridge solver: forward against a float64 transcription of docs/design.md §5, backward (dΦ_s, dY_s)
  * against float64 central finite differences of that transcription, dual = primal (values and
  * gradients), the jitter fallback, and non-finite input errors.
  * Legend: m synthetic, d feature dim, C classes, n real batch. */

@@ -1,4 +1,4 @@
-/* An end-to-end run on an image folder (issue 10): a few hundred Fashion-MNIST images written as
+/* An end-to-end run on an image folder: a few hundred Fashion-MNIST images written as
  * PNG files in ImageFolder's layout (root/train/<class>/, root/val/<class>/) by the test, read back
  * through [data] dataset = imagefolder (libpng, the decode pool), distilled with CLP-DD on the
  * mnist-vit encoder, and scored by the converged probe: the distilled set must beat random real

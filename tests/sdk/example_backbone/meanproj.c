@@ -1,5 +1,5 @@
-/* meanproj: a tiny backbone plugin, the worked example of the clpdd plugin SDK (README,
- * "Writing a backbone plugin"). Built out of tree against the installed headers only.
+/* meanproj: a tiny backbone plugin, the worked example of the clpdd plugin SDK
+ * (docs/plugins.md). Built out of tree against the installed headers only.
  *
  *   features = tanh(R · avgpool2×2(x))     x (n, c, S, S) normalised, R (d, K) fixed random
  *
