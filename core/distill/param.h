@@ -28,9 +28,8 @@
 #include <stdint.h>
 
 #include "clpdd/plugin.h"
+#include "config/kinds.h" /* clpdd_param_kind, its names and clpdd_param_kind_parse */
 #include "util/util.h"
-
-typedef enum { CLPDD_PARAM_PIXELS = 0, CLPDD_PARAM_PYRAMID = 1, CLPDD_PARAM_KIND_COUNT } clpdd_param_kind;
 
 typedef struct clpdd_param_cfg {
     clpdd_param_kind kind; /* pixels */
@@ -40,9 +39,6 @@ typedef struct clpdd_param_cfg {
 } clpdd_param_cfg;
 
 void clpdd_param_cfg_default(clpdd_param_cfg *cfg);
-/* "pixels" / "pyramid" → kind; -1 for anything else */
-int clpdd_param_kind_parse(const char *s);
-
 typedef struct clpdd_param clpdd_param;
 
 /* m images (c, H, W). init_host (m, c, H, W) in [0, 1], host memory, or NULL: pixels then
