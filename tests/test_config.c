@@ -246,7 +246,7 @@ Test(config, check_prints_the_resolved_configuration) {
     cr_expect(strstr(out, "[solver]") && strstr(out, "form = auto"), "%s", out);
 }
 
-/* ---- issue 11: the INI reader without a line limit, hostile input, the driver's small ones ---- */
+/* ---- the INI reader without a line limit, hostile input, the driver's small ones ---- */
 
 static int has_raw_control(const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -418,7 +418,7 @@ Test(config, plugin_paths_need_an_opt_in) {
     cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
     snprintf(args, sizeof args, "check %s --plugin-path %s", path, tmpdir); /* its directory is searched: trusted */
     cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
-    /* by name from the search path: as before */
+    /* by name from the search path */
     snprintf(text, sizeof text, "[backbone]\nname = vit\n[solver]\nname = mine\n[loss]\nname = ce\n");
     path = write_ini("q.ini", text);
     snprintf(args, sizeof args, "check %s --plugin-path %s", path, tmpdir);

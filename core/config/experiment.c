@@ -1,3 +1,6 @@
+/* Loading an experiment: the core sections validated against the key table (keys.c), the
+ * values the core derives (name, output, root), the checks across keys, then the plugins, each
+ * section validated against its plugin's keys; and the resolved configuration written back. */
 #define _GNU_SOURCE
 #include "config/experiment.h"
 
@@ -105,22 +108,6 @@ static int load_plugin(clpdd_experiment *x, const char *secname, clpdd_plugin_ki
     return resolve_plugin_defaults(d, s, keys, nk, e);
 }
 
-static int load(clpdd_experiment *x, const char *const *sets, int n_sets, const clpdd_plugin_dirs *dirs, clpdd_err *e);
-
-int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *const *sets, int n_sets,
-                          const clpdd_plugin_dirs *dirs, clpdd_err *e) {
-    memset(x, 0, sizeof *x);
-    if (clpdd_ini_load(path, &x->ini, e)) return -1;
-    return load(x, sets, n_sets, dirs, e);
-}
-
-int clpdd_experiment_load_memory(clpdd_experiment *x, const char *text, const char *label, const char *const *sets,
-                                 int n_sets, const clpdd_plugin_dirs *dirs, clpdd_err *e) {
-    memset(x, 0, sizeof *x);
-    if (clpdd_ini_load_memory(text, strlen(text), label, &x->ini, e)) return -1;
-    return load(x, sets, n_sets, dirs, e);
-}
-
 /* every section known; the core sections validated against the key table (defaults applied) */
 static int validate_core(clpdd_experiment *x, clpdd_err *e) {
     int n_core;
@@ -226,6 +213,20 @@ static int load(clpdd_experiment *x, const char *const *sets, int n_sets, const 
     if (x->test_crop < 0) x->test_crop = x->crop;
     if (check_core(x, e)) return -1;
     return load_plugins(x, dirs, e);
+}
+
+int clpdd_experiment_load(clpdd_experiment *x, const char *path, const char *const *sets, int n_sets,
+                          const clpdd_plugin_dirs *dirs, clpdd_err *e) {
+    memset(x, 0, sizeof *x);
+    if (clpdd_ini_load(path, &x->ini, e)) return -1;
+    return load(x, sets, n_sets, dirs, e);
+}
+
+int clpdd_experiment_load_memory(clpdd_experiment *x, const char *text, const char *label, const char *const *sets,
+                                 int n_sets, const clpdd_plugin_dirs *dirs, clpdd_err *e) {
+    memset(x, 0, sizeof *x);
+    if (clpdd_ini_load_memory(text, strlen(text), label, &x->ini, e)) return -1;
+    return load(x, sets, n_sets, dirs, e);
 }
 
 void clpdd_experiment_free(clpdd_experiment *x) {

@@ -671,8 +671,8 @@ static int load_cifar(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data
     }
     ds->n = n, ds->c = c, ds->H = H, ds->W = W, ds->classes = C;
     ds->id = hash_cfg(h, cfg);
-    snprintf(ds->desc, sizeof ds->desc, "%s %s (%d of %d images, %dx%dx%d, %d classes)", clpdd_dataset_kind_name(cfg->kind), cfg->split, n, N, c,
-             H, W, C);
+    snprintf(ds->desc, sizeof ds->desc, "%s %s (%d of %d images, %dx%dx%d, %d classes)", clpdd_dataset_kind_name(cfg->kind),
+             cfg->split, n, N, c, H, W, C);
     if (info) {
         info->classes = C;
         info->class_names = clpdd_xmalloc((size_t)C * sizeof *info->class_names);
@@ -815,8 +815,9 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     for (int i = 0; i < m; i++) ds->labels[i] = l.items[idx[i]].label;
     ds->n = m, ds->c = s->c, ds->H = s->H, ds->W = s->W, ds->classes = l.classes;
     ds->id = h;
-    snprintf(ds->desc, sizeof ds->desc, "%s %.300s (%d of %d images%s, %dx%dx%d, %d classes)", clpdd_dataset_kind_name(cfg->kind), l.where, m,
-             l.n, info->skipped ? ", some skipped" : "", s->c, s->H, s->W, l.classes);
+    snprintf(ds->desc, sizeof ds->desc, "%s %.300s (%d of %d images%s, %dx%dx%d, %d classes)",
+             clpdd_dataset_kind_name(cfg->kind), l.where, m, l.n, info->skipped ? ", some skipped" : "", s->c, s->H, s->W,
+             l.classes);
     info->classes = l.classes;
     info->class_names = l.class_names;
     /* the list moves into the source, without its class names (now info's) */

@@ -1,7 +1,7 @@
 /* Parameterisation of the synthetic images: the vector Adam optimises → images (m, c, H, W).
  *
  *   pixels   the images themselves (values = images, render = copy; clamping to [0, 1] after
- *            each step is left to the caller, as before).
+ *            each step is left to the caller).
  *   pyramid  LGM's (Cazenavette et al. 2025): levels l = 0 … L−1 of sizes 1×1, 2×2, 4×4, …
  *            (min(2^l, H) × min(2^l, W)), the last one H×W, L = 1 + ⌈log2 max(H, W)⌉; each level
  *            bilinearly upsampled to H×W (align_corners = False) and summed,

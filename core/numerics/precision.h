@@ -1,4 +1,4 @@
-/* The reduced float formats the GPU's tensor cores take (issue 13: [experiment] precision):
+/* The reduced float formats the GPU's tensor cores take ([experiment] precision):
  * their names, and exact host emulations of the rounding, so that the CPU can say what a
  * tf32 / bf16 product does to a number without a GPU (tests, tolerances).
  *
