@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
     int ws[2] = {1, workers};
     for (int k = 0; k < 2; k++)
         for (int dct = 0; dct < 2; dct++) {
-            clpdd_data_cfg cfg = {.kind = "imagefolder", .root = dir, .split = "train", .resize = 256, .crop = 224,
+            clpdd_data_cfg cfg = {.kind = CLPDD_DATASET_IMAGEFOLDER, .root = dir, .split = "train", .resize = 256, .crop = 224,
                                   .workers = ws[k], .dct_scaling = dct};
             clpdd_dataset ds;
             double t0 = clpdd_now();

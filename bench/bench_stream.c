@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
         printf("wrote %d + %d JPEGs 500x375 (mean %.1f KB) in %.1f s\n", N, N / 10, bytes / 1024.0 / (N + N / 10),
                clpdd_now() - t0);
     }
-    clpdd_data_cfg cfg = {.kind = "imagefolder", .root = root, .split = "train", .resize = 256, .crop = 224,
+    clpdd_data_cfg cfg = {.kind = CLPDD_DATASET_IMAGEFOLDER, .root = root, .split = "train", .resize = 256, .crop = 224,
                           .workers = workers};
     clpdd_dataset ds;
     clpdd_err e;

@@ -3,6 +3,7 @@
  * the output directory. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "io/ini.h"
 #include "config/experiment.h"
+#include "plugin/host.h"
 #include "plugin/loader.h"
 #include "support.h"
 
@@ -244,7 +246,7 @@ Test(config, check_prints_the_resolved_configuration) {
     cr_expect(strstr(out, "[solver]") && strstr(out, "form = auto"), "%s", out);
 }
 
-/* ---- issue 11: the INI reader without a line limit, hostile input, the driver's small ones ---- */
+/* ---- the INI reader without a line limit, hostile input, the driver's small ones ---- */
 
 static int has_raw_control(const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -416,7 +418,7 @@ Test(config, plugin_paths_need_an_opt_in) {
     cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
     snprintf(args, sizeof args, "check %s --plugin-path %s", path, tmpdir); /* its directory is searched: trusted */
     cr_expect_eq(driver(args, out, sizeof out), 0, "%s", out);
-    /* by name from the search path: as before */
+    /* by name from the search path */
     snprintf(text, sizeof text, "[backbone]\nname = vit\n[solver]\nname = mine\n[loss]\nname = ce\n");
     path = write_ini("q.ini", text);
     snprintf(args, sizeof args, "check %s --plugin-path %s", path, tmpdir);
@@ -460,4 +462,112 @@ Test(config, truncated_plugins_are_refused_before_dlopen) {
     cr_assert_eq(clpdd_write_file_atomic(cut, data, len, &e), 0);
     cr_expect_eq(clpdd_elf_check(cut, &e), 0, "%s", e.msg);
     free(data);
+}
+
+/* ---- one key table, one name table per enum, cfg_enum ---- */
+
+/* every ENUM key of the core: its choices are its name table joined, and each name, set with
+   --set, lands in its field as the enum value of the same index */
+typedef struct enum_case {
+    const char *section, *key;
+    const char *const *names;
+    int count;
+    size_t at; /* offsetof(clpdd_experiment, field): an int-sized enum or int */
+} enum_case;
+#define ENUM_CASE(sec, key, table, field) \
+    {sec, key, table, (int)(sizeof table / sizeof table[0]), offsetof(clpdd_experiment, field)}
+
+Test(config, every_enum_key_reads_its_one_name_table) {
+    const enum_case cases[] = {
+        ENUM_CASE("experiment", "device", clpdd_device_names, device),
+        ENUM_CASE("experiment", "precision", clpdd_precision_names, precision),
+        ENUM_CASE("data", "dataset", clpdd_dataset_names, dataset),
+        ENUM_CASE("data", "on_bad_image", clpdd_bad_image_names, skip_bad_images),
+        ENUM_CASE("data", "feature_dtype", clpdd_feature_dtype_names, feature_f16),
+        ENUM_CASE("data", "adapt", clpdd_adapt_names, adapt),
+        ENUM_CASE("distill", "init", clpdd_init_names, init),
+        ENUM_CASE("distill", "param", clpdd_param_names, param),
+        ENUM_CASE("distill", "augment", clpdd_augment_names, augment),
+        ENUM_CASE("eval", "protocol", clpdd_protocol_names, protocol),
+    };
+    int n_sections, n_enums = 0;
+    const clpdd_core_section *sec = clpdd_core_sections(&n_sections);
+    for (int i = 0; i < n_sections; i++)
+        for (int j = 0; j < sec[i].n_keys; j++) n_enums += sec[i].keys[j].type == CLPDD_KEY_ENUM;
+    cr_expect_eq(n_enums, (int)(sizeof cases / sizeof cases[0]), "an ENUM key without a case here");
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const enum_case *k = &cases[c];
+        const clpdd_key *decl = NULL;
+        for (int i = 0; i < n_sections; i++)
+            for (int j = 0; j < sec[i].n_keys; j++)
+                if (!strcmp(sec[i].name, k->section) && !strcmp(sec[i].keys[j].name, k->key)) decl = &sec[i].keys[j];
+        cr_assert_not_null(decl, "[%s] %s", k->section, k->key);
+        char *joined = clpdd_names_join(k->names, k->count);
+        cr_expect_str_eq(decl->choices, joined);
+        free(joined);
+        for (int v = 0; v < k->count; v++) {
+            char set[128], set_root[] = "data.root=/tmp", set_wd[] = "eval.wd=0.1";
+            snprintf(set, sizeof set, "%s.%s=%s", k->section, k->key, k->names[v]);
+            const char *sets[] = {set, set_root, set_wd};
+            clpdd_experiment x;
+            clpdd_err e = {{0}};
+            cr_assert_eq(load(good_ini, sets, 3, &e, &x), 0, "%s: %s", set, e.msg);
+            int got;
+            memcpy(&got, (const char *)&x + k->at, sizeof got);
+            cr_expect_eq(got, v, "%s: field %d", set, got);
+            clpdd_experiment_free(&x);
+        }
+    }
+}
+
+Test(config, name_functions_read_the_tables) {
+    cr_expect_str_eq(clpdd_device_name(CLPDD_DEVICE_CUDA), "cuda");
+    cr_expect_eq(clpdd_device_parse("cpu"), CLPDD_DEVICE_CPU);
+    cr_expect_eq(clpdd_device_parse("gpu"), -1);
+    cr_expect_eq(clpdd_device_parse(NULL), -1);
+    cr_expect_str_eq(clpdd_device_name((clpdd_device_kind)7), "?");
+    cr_expect_str_eq(clpdd_dataset_kind_name(CLPDD_DATASET_CIFAR100), "cifar100");
+    cr_expect_str_eq(clpdd_protocol_name(CLPDD_PROTOCOL_LGM), "lgm");
+    cr_expect_str_eq(clpdd_init_name(CLPDD_INIT_NOISE), "noise");
+    cr_expect_str_eq(clpdd_precision_name(CLPDD_PRECISION_BF16), "bf16");
+    cr_expect_eq(clpdd_precision_parse("tf32"), CLPDD_PRECISION_TF32);
+    cr_expect_eq(clpdd_adapter_mode_parse("crop"), CLPDD_ADAPT_CROP);
+    cr_expect_str_eq(clpdd_adapter_mode_name(CLPDD_ADAPT_PAD), "pad");
+    cr_expect_eq(clpdd_param_kind_parse("pyramid"), CLPDD_PARAM_PYRAMID);
+}
+
+Test(config, section_enum_and_host_cfg_enum_give_the_index_in_choices) {
+    static const clpdd_key keys[] = {{"mode", CLPDD_KEY_ENUM, "beta", "test", 1, 0, "alpha|beta|gamma"},
+                                     {"other", CLPDD_KEY_ENUM, "alpha", "test", 1, 0, "alpha|alphabet"}};
+    clpdd_err e = {{0}};
+    clpdd_section *s = clpdd_section_from_string("solver", "other = alphabet", keys, 2, &e);
+    cr_assert_not_null(s, "%s", e.msg);
+    cr_expect_eq(clpdd_section_enum(s, "mode"), 1, "the default's index");
+    cr_expect_eq(clpdd_section_enum(s, "other"), 1, "a name that extends another is its own");
+    clpdd_section_put(s, "mode", "gamma", "<test>", 1);
+    cr_assert_eq(clpdd_section_validate(s, keys, 2, &e), 0, "%s", e.msg);
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 0);
+    cr_expect_geq(h->abi_minor, 4);
+    cr_assert_not_null(h->cfg_enum);
+    cr_expect_eq(h->cfg_enum(h, s, "mode"), 2);
+    clpdd_host_destroy(h);
+    clpdd_section_destroy(s);
+}
+
+Test(config, a_plugin_built_for_minor_3_loads_and_runs) {
+    clpdd_experiment x;
+    clpdd_err e = {{0}};
+    const char *ini = "[backbone]\nname = vit\n[solver]\nname = minor3\nmode = second\n[loss]\nname = ce\n";
+    cr_assert_eq(load(ini, NULL, 0, &e, &x), 0, "%s", e.msg);
+    cr_expect_eq(x.solver.desc->abi_minor, 3);
+    cr_expect_lt(x.solver.desc->abi_minor, CLPDD_ABI_MINOR);
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 0);
+    const clpdd_solver_vt *vt = x.solver.desc->vtable;
+    clpdd_solver_dims dims = {2, 3, 2, 4};
+    void *self = NULL;
+    cr_expect_eq(vt->create(h, x.solver_cfg, &dims, &self), 0);
+    cr_expect_eq(*(const int *)self, 1, "the plugin read mode = second through cfg_str");
+    vt->destroy(self);
+    clpdd_host_destroy(h);
+    clpdd_experiment_free(&x);
 }

@@ -92,7 +92,7 @@ static float *all_px(const clpdd_dataset *ds) {
 static clpdd_data_cfg folder_cfg(const char *split) {
     static char root[300];
     snprintf(root, sizeof root, "%s", tmp);
-    return (clpdd_data_cfg){.kind = "imagefolder", .root = root, .split = split, .workers = 2};
+    return (clpdd_data_cfg){.kind = CLPDD_DATASET_IMAGEFOLDER, .root = root, .split = split, .workers = 2};
 }
 
 Test(datasets, imagefolder_order_labels_pixels, .init = mk_tmp, .fini = rm_tmp) {
@@ -326,7 +326,7 @@ Test(datasets, manifest_names_splits_and_bad_rows, .init = mk_tmp, .fini = rm_tm
     put_text("meta.csv", csv);
     char path[600];
     snprintf(path, sizeof path, "%s/meta.csv", tmp);
-    clpdd_data_cfg cfg = {.kind = "manifest", .root = path, .split = "0", .workers = 2};
+    clpdd_data_cfg cfg = {.kind = CLPDD_DATASET_MANIFEST, .root = path, .split = "0", .workers = 2};
     clpdd_dataset ds;
     clpdd_data_info info;
     clpdd_err e;
@@ -347,7 +347,7 @@ Test(datasets, manifest_names_splits_and_bad_rows, .init = mk_tmp, .fini = rm_tm
     put_text("two.txt", "zero\none\n");
     char cf[600];
     snprintf(cf, sizeof cf, "%s/two.txt", tmp);
-    cfg = (clpdd_data_cfg){.kind = "manifest", .root = path, .classes_file = cf, .workers = 1};
+    cfg = (clpdd_data_cfg){.kind = CLPDD_DATASET_MANIFEST, .root = path, .classes_file = cf, .workers = 1};
     cr_expect_neq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0);
     cr_expect(strstr(e.msg, "m2.csv:3") && strstr(e.msg, "nope.png"), "%s", e.msg);
     put_text("m2.csv", "imgs/a/0.png,0\nimgs/a/1.png,1\nimgs/a/4.png,2\n");
@@ -395,7 +395,7 @@ Test(datasets, cifar_binaries, .init = mk_tmp, .fini = rm_tmp) {
         put_cifar(name, 3, 1, 3 * (k - 1));
     }
     put_cifar("cifar-10-batches-bin/test_batch.bin", 2, 1, 100);
-    clpdd_data_cfg cfg = {.kind = "cifar10", .root = tmp, .split = "train"};
+    clpdd_data_cfg cfg = {.kind = CLPDD_DATASET_CIFAR10, .root = tmp, .split = "train"};
     clpdd_dataset ds;
     clpdd_data_info info;
     clpdd_err e;
@@ -421,7 +421,7 @@ Test(datasets, cifar_binaries, .init = mk_tmp, .fini = rm_tmp) {
     /* CIFAR-100: the fine label (second byte); a CIFAR-10 file read as CIFAR-100 is caught */
     put_cifar("train.bin", 4, 2, 0);
     put_cifar("test.bin", 3, 1, 0); /* wrong: 1 label byte */
-    cfg = (clpdd_data_cfg){.kind = "cifar100", .root = tmp, .split = "train"};
+    cfg = (clpdd_data_cfg){.kind = CLPDD_DATASET_CIFAR100, .root = tmp, .split = "train"};
     cr_assert_eq(clpdd_dataset_load_source(&ds, NULL, &cfg, &e), 0, "%s", e.msg);
     cr_expect(ds.n == 4 && ds.classes == 100 && ds.labels[3] == 21, "fine label of record 3 is 3·7 = 21, got %d",
               ds.labels[3]);

@@ -3,33 +3,9 @@
  * succeeded, so a configuration error leaves no trace (exit status 2). */
 #ifndef CLPDD_EXPERIMENT_H
 #define CLPDD_EXPERIMENT_H
-#include "encoder/adapter.h"
+#include "config/kinds.h"
 #include "io/ini.h"
 #include "plugin/loader.h"
-#include "distill/param.h"
-
-/* Every enum key is parsed once, here, into these types; each enum's order is its key's
-   `choices` string's order (experiment.c keeps the two side by side). */
-typedef enum { CLPDD_DEVICE_AUTO = 0, CLPDD_DEVICE_CPU, CLPDD_DEVICE_CUDA, CLPDD_DEVICE_COUNT } clpdd_device_kind;
-typedef enum {
-    CLPDD_DATASET_FASHION_MNIST = 0,
-    CLPDD_DATASET_MNIST,
-    CLPDD_DATASET_IMAGEFOLDER,
-    CLPDD_DATASET_MANIFEST,
-    CLPDD_DATASET_CIFAR10,
-    CLPDD_DATASET_CIFAR100,
-    CLPDD_DATASET_COUNT
-} clpdd_dataset_kind;
-typedef enum { CLPDD_INIT_REAL = 0, CLPDD_INIT_NOISE, CLPDD_INIT_COUNT } clpdd_init_kind;
-typedef enum { CLPDD_AUGMENT_NONE = 0, CLPDD_AUGMENT_DSA, CLPDD_AUGMENT_COUNT } clpdd_augment_kind;
-/* probe: converged L-BFGS logistic regression, L2 chosen on the validation split;
-   fast / lgm: LGM's Adam probe without / with augmentation (faithful at the paper's sizes only) */
-typedef enum { CLPDD_PROTOCOL_PROBE = 0, CLPDD_PROTOCOL_FAST, CLPDD_PROTOCOL_LGM, CLPDD_PROTOCOL_COUNT } clpdd_protocol;
-const char *clpdd_device_name(clpdd_device_kind k);
-int clpdd_device_parse(const char *name); /* "auto" | "cpu" | "cuda" → the kind; -1 for anything else */
-const char *clpdd_dataset_kind_name(clpdd_dataset_kind k);
-const char *clpdd_protocol_name(clpdd_protocol p);
-const char *clpdd_init_name(clpdd_init_kind k);
 
 #define CLPDD_MAX_SEEDS 100 /* [eval] seeds; clpdd_score holds this many */
 #define CLPDD_MAX_WD 16     /* [eval] wd grid points */
@@ -87,12 +63,16 @@ char *clpdd_experiment_resolved_ini(const clpdd_experiment *x);
    distillation, for --resume's configuration check */
 char *clpdd_experiment_distill_ini(const clpdd_experiment *x);
 
-/* key tables of the core sections, for `clpdd help` */
+/* The core sections' keys, from the one key table (config/keys.c): {name, keys, n_keys} per
+   section, in the order `clpdd keys` prints them; an ENUM key's choices are its enum's names. */
 typedef struct clpdd_core_section {
     const char *name;
     const clpdd_key *keys;
     int n_keys;
 } clpdd_core_section;
 const clpdd_core_section *clpdd_core_sections(int *n);
+/* every core key's validated value into its field of x (the sections validated against
+   clpdd_core_sections' keys) */
+void clpdd_core_keys_store(clpdd_experiment *x);
 
 #endif

@@ -14,7 +14,15 @@
 #include "data/decode_pool.h"
 #include "data/imgproc.h"
 #include "io/cifar.h"
+#include "io/ini.h"
 #include "io/image.h"
+
+const char *const clpdd_dataset_names[CLPDD_DATASET_COUNT] = {"fashion-mnist", "mnist",   "imagefolder",
+                                                               "manifest",      "cifar10", "cifar100"};
+
+const char *clpdd_dataset_kind_name(clpdd_dataset_kind k) {
+    return clpdd_name_at(clpdd_dataset_names, CLPDD_DATASET_COUNT, (int)k);
+}
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -629,7 +637,7 @@ static int load_cifar(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data
     uint8_t *px;
     int32_t *lab;
     int N;
-    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, cfg->kind);
+    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, clpdd_dataset_kind_name(cfg->kind));
     h = clpdd_hash_str(h, cfg->split);
     if (clpdd_cifar_load(cfg->root, cifar100, cfg->split, &px, &lab, &N, &h, e)) return -1;
     int C = cifar100 ? 100 : 10, n;
@@ -663,8 +671,8 @@ static int load_cifar(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data
     }
     ds->n = n, ds->c = c, ds->H = H, ds->W = W, ds->classes = C;
     ds->id = hash_cfg(h, cfg);
-    snprintf(ds->desc, sizeof ds->desc, "%s %s (%d of %d images, %dx%dx%d, %d classes)", cfg->kind, cfg->split, n, N, c,
-             H, W, C);
+    snprintf(ds->desc, sizeof ds->desc, "%s %s (%d of %d images, %dx%dx%d, %d classes)", clpdd_dataset_kind_name(cfg->kind),
+             cfg->split, n, N, c, H, W, C);
     if (info) {
         info->classes = C;
         info->class_names = clpdd_xmalloc((size_t)C * sizeof *info->class_names);
@@ -678,42 +686,100 @@ static int load_cifar(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data
     return 0;
 }
 
-int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_cfg *cfg, clpdd_err *e) {
-    memset(ds, 0, sizeof *ds);
-    clpdd_data_info tmp_info;
-    if (!info) info = &tmp_info;
-    memset(info, 0, sizeof *info);
-    if (!cfg->kind || !cfg->root)
-        return clpdd_err_set(e, "data: dataset kind and root must be set (imagefolder, manifest, cifar10, cifar100)");
-    if (cfg->resize < 0 || cfg->crop < 0)
-        return clpdd_err_set(e, "data: resize (%d) and crop (%d) must be ≥ 0", cfg->resize, cfg->crop);
-    int rc = -1;
-    if (strcmp(cfg->kind, "cifar10") == 0 || strcmp(cfg->kind, "cifar100") == 0) {
-        rc = load_cifar(ds, info, cfg, strcmp(cfg->kind, "cifar100") == 0, e);
-        if (info == &tmp_info) clpdd_data_info_free(info);
-        return rc;
-    }
-    clpdd_data_list l;
-    if (strcmp(cfg->kind, "imagefolder") == 0) {
-        if (clpdd_data_list_imagefolder(&l, cfg->root, cfg->split, cfg->classes_file, e)) return -1;
-    } else if (strcmp(cfg->kind, "manifest") == 0) {
-        if (clpdd_data_list_manifest(&l, cfg->root, cfg->split, cfg->classes_file, cfg->skip_bad, e)) return -1;
-    } else {
+/* an image folder's or a manifest's listing (CIFAR is read by load_cifar) */
+static int list_source(clpdd_data_list *l, const clpdd_data_cfg *cfg, clpdd_err *e) {
+    switch (cfg->kind) {
+    case CLPDD_DATASET_IMAGEFOLDER: return clpdd_data_list_imagefolder(l, cfg->root, cfg->split, cfg->classes_file, e);
+    case CLPDD_DATASET_MANIFEST:
+        return clpdd_data_list_manifest(l, cfg->root, cfg->split, cfg->classes_file, cfg->skip_bad, e);
+    default:
         return clpdd_err_set(e, "data: unknown dataset '%s' (expected imagefolder, manifest, cifar10 or cifar100)",
-                             cfg->kind);
+                             clpdd_dataset_kind_name(cfg->kind));
     }
-    /* the id: kind, split, classes, files, preprocessing */
-    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, cfg->kind);
+}
+
+/* the dataset's id: kind, split, classes, files, preprocessing */
+static uint64_t hash_list(const clpdd_data_list *l, const clpdd_data_cfg *cfg) {
+    uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, clpdd_dataset_kind_name(cfg->kind));
     h = clpdd_hash_str(h, cfg->split ? cfg->split : "");
-    for (int c = 0; c < l.classes; c++) h = clpdd_hash_str(h, l.class_names[c]);
-    for (int i = 0; i < l.n; i++) {
-        const clpdd_data_item *it = &l.items[i];
+    for (int c = 0; c < l->classes; c++) h = clpdd_hash_str(h, l->class_names[c]);
+    for (int i = 0; i < l->n; i++) {
+        const clpdd_data_item *it = &l->items[i];
         h = clpdd_hash_str(h, it->rel);
         h = clpdd_hash64(h, &it->size, sizeof it->size);
         h = clpdd_hash64(h, &it->mtime_ns, sizeof it->mtime_ns);
         h = clpdd_hash64(h, &it->label, sizeof it->label);
     }
-    h = hash_cfg(h, cfg);
+    return hash_cfg(h, cfg);
+}
+
+/* on_bad_image = skip: decode all once; the bad ones are left out of s->idx now, counted in info,
+   and the sizes checked. Returns the images kept: 0 with a message when none, or sizes differ. */
+static int check_all(lazy_src *s, clpdd_image_decoder **dec, int workers, clpdd_data_info *info, clpdd_err *e) {
+    const clpdd_data_list *l = &s->l;
+    int n = s->n, m = 0, *idx = s->idx;
+    check_ctx x = {.s = s, .dec = dec};
+    x.err = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.err);
+    x.h = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.h);
+    x.w = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.w);
+    clpdd_pool_run(workers, n, 0, check_one, &x);
+    int first_ok = -1;
+    for (int i = 0; i < n && rc_ok(first_ok); i++) {
+        if (x.err[i]) {
+            info_skip(info, x.err[i]);
+            continue;
+        }
+        if (first_ok < 0) {
+            first_ok = i;
+            s->H = x.h[i], s->W = x.w[i], s->first = l->items[idx[i]].path;
+        } else if (x.h[i] != s->H || x.w[i] != s->W) {
+            size_error(s, l->items[idx[i]].path, x.w[i], x.h[i], e);
+            first_ok = -2;
+            break;
+        }
+        idx[m++] = idx[i];
+    }
+    if (m == 0 && first_ok != -2)
+        clpdd_err_set(e, "data: %s: none of the %d images could be read (first: %s)", l->where, n,
+                      n > 0 && x.err[0] ? x.err[0] : "none listed");
+    for (int i = 0; i < n; i++) free(x.err[i]);
+    free(x.err), free(x.h), free(x.w);
+    return first_ok == -2 ? 0 : m;
+}
+
+/* on_bad_image = error: the first image sets the size, the others are checked when read.
+   Returns the images kept (all, or 0 with a message). */
+static int check_first(lazy_src *s, clpdd_image_decoder *dec, clpdd_err *e) {
+    if (s->n == 0) return clpdd_err_set(e, "data: %s: no images listed", s->l.where), 0;
+    clpdd_image im;
+    if (decode_item(s, &s->l.items[s->idx[0]], dec, &im, e) == 0) {
+        s->H = im.h, s->W = im.w, s->first = s->l.items[s->idx[0]].path;
+        clpdd_image_free(&im);
+        return s->n;
+    }
+    clpdd_err_prefix(e, "data: ");
+    size_t k2 = strlen(e->msg);
+    snprintf(e->msg + k2, sizeof e->msg - k2, " (on_bad_image = skip leaves such files out)");
+    return 0;
+}
+
+int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_cfg *cfg, clpdd_err *e) {
+    memset(ds, 0, sizeof *ds);
+    clpdd_data_info tmp_info;
+    if (!info) info = &tmp_info;
+    memset(info, 0, sizeof *info);
+    if (!cfg->root)
+        return clpdd_err_set(e, "data: dataset kind and root must be set (imagefolder, manifest, cifar10, cifar100)");
+    if (cfg->resize < 0 || cfg->crop < 0)
+        return clpdd_err_set(e, "data: resize (%d) and crop (%d) must be ≥ 0", cfg->resize, cfg->crop);
+    if (cfg->kind == CLPDD_DATASET_CIFAR10 || cfg->kind == CLPDD_DATASET_CIFAR100) {
+        int rc = load_cifar(ds, info, cfg, cfg->kind == CLPDD_DATASET_CIFAR100, e);
+        if (info == &tmp_info) clpdd_data_info_free(info);
+        return rc;
+    }
+    clpdd_data_list l;
+    if (list_source(&l, cfg, e)) return -1;
+    uint64_t h = hash_list(&l, cfg);
     info->listed = l.n + l.skipped;
     info->ignored = l.ignored;
     for (int k = 0; k < CLPDD_DATA_REPORT_FIRST && k < l.skipped; k++) info->skipped_first[k] = clpdd_xstrdup(l.skipped_first[k]);
@@ -735,51 +801,7 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     if (workers > n) workers = n > 0 ? n : 1;
     clpdd_image_decoder **dec = clpdd_xmalloc((size_t)workers * sizeof *dec);
     for (int w = 0; w < workers; w++) dec[w] = clpdd_image_decoder_new();
-    int m = 0;
-    if (cfg->skip_bad) {
-        /* decode all once: the bad ones are left out now, counted, and the sizes checked */
-        check_ctx x = {.s = s, .dec = dec};
-        x.err = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.err);
-        x.h = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.h);
-        x.w = clpdd_xcalloc((size_t)(n ? n : 1), sizeof *x.w);
-        clpdd_pool_run(workers, n, 0, check_one, &x);
-        int first_ok = -1;
-        for (int i = 0; i < n && rc_ok(first_ok); i++) {
-            if (x.err[i]) {
-                info_skip(info, x.err[i]);
-                continue;
-            }
-            if (first_ok < 0) {
-                first_ok = i;
-                s->H = x.h[i], s->W = x.w[i], s->first = l.items[idx[i]].path;
-            } else if (x.h[i] != s->H || x.w[i] != s->W) {
-                size_error(s, l.items[idx[i]].path, x.w[i], x.h[i], e);
-                first_ok = -2;
-                break;
-            }
-            idx[m++] = idx[i];
-        }
-        if (m == 0 && first_ok != -2)
-            clpdd_err_set(e, "data: %s: none of the %d images could be read (first: %s)", l.where, n,
-                          n > 0 && x.err[0] ? x.err[0] : "none listed");
-        for (int i = 0; i < n; i++) free(x.err[i]);
-        free(x.err), free(x.h), free(x.w);
-        if (first_ok == -2) m = 0;
-    } else if (n > 0) {
-        /* the first image sets the size; the others are checked when read */
-        clpdd_image im;
-        if (decode_item(s, &l.items[idx[0]], dec[0], &im, e) == 0) {
-            s->H = im.h, s->W = im.w, s->first = l.items[idx[0]].path;
-            clpdd_image_free(&im);
-            m = n;
-        } else {
-            clpdd_err_prefix(e, "data: ");
-            size_t k2 = strlen(e->msg);
-            snprintf(e->msg + k2, sizeof e->msg - k2, " (on_bad_image = skip leaves such files out)");
-        }
-    } else {
-        clpdd_err_set(e, "data: %s: no images listed", l.where);
-    }
+    int m = cfg->skip_bad ? check_all(s, dec, workers, info, e) : check_first(s, dec[0], e);
     for (int w = 0; w < workers; w++) clpdd_image_decoder_free(dec[w]);
     free(dec);
     if (m == 0) {
@@ -793,8 +815,9 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     for (int i = 0; i < m; i++) ds->labels[i] = l.items[idx[i]].label;
     ds->n = m, ds->c = s->c, ds->H = s->H, ds->W = s->W, ds->classes = l.classes;
     ds->id = h;
-    snprintf(ds->desc, sizeof ds->desc, "%s %.300s (%d of %d images%s, %dx%dx%d, %d classes)", cfg->kind, l.where, m,
-             l.n, info->skipped ? ", some skipped" : "", s->c, s->H, s->W, l.classes);
+    snprintf(ds->desc, sizeof ds->desc, "%s %.300s (%d of %d images%s, %dx%dx%d, %d classes)",
+             clpdd_dataset_kind_name(cfg->kind), l.where, m, l.n, info->skipped ? ", some skipped" : "", s->c, s->H, s->W,
+             l.classes);
     info->classes = l.classes;
     info->class_names = l.class_names;
     /* the list moves into the source, without its class names (now info's) */

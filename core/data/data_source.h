@@ -63,8 +63,22 @@
 
 #define CLPDD_DATA_REPORT_FIRST 5
 
+/* [data] dataset: the IDX pair (clpdd_dataset_load_idx) and the image datasets read here */
+typedef enum {
+    CLPDD_DATASET_FASHION_MNIST = 0,
+    CLPDD_DATASET_MNIST,
+    CLPDD_DATASET_IMAGEFOLDER,
+    CLPDD_DATASET_MANIFEST,
+    CLPDD_DATASET_CIFAR10,
+    CLPDD_DATASET_CIFAR100,
+    CLPDD_DATASET_COUNT
+} clpdd_dataset_kind;
+/* the names, in the enum's order: the key's choices, descriptions and the dataset id's hash */
+extern const char *const clpdd_dataset_names[CLPDD_DATASET_COUNT];
+const char *clpdd_dataset_kind_name(clpdd_dataset_kind k); /* "?" out of range */
+
 typedef struct clpdd_data_cfg {
-    const char *kind;         /* "imagefolder" | "manifest" | "cifar10" | "cifar100" */
+    clpdd_dataset_kind kind;  /* imagefolder, manifest, cifar10 or cifar100 */
     const char *root;         /* imagefolder / cifar: a folder; manifest: the CSV file */
     const char *classes_file; /* optional (NULL): one class name per line */
     const char *split;        /* imagefolder: the sub-folder ("train", "val"); manifest: the split

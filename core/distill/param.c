@@ -36,12 +36,6 @@ void clpdd_param_cfg_default(clpdd_param_cfg *cfg) {
     cfg->decorrelate = 1;
 }
 
-int clpdd_param_kind_parse(const char *s) {
-    if (strcmp(s, "pixels") == 0) return CLPDD_PARAM_PIXELS;
-    if (strcmp(s, "pyramid") == 0) return CLPDD_PARAM_PYRAMID;
-    return -1;
-}
-
 /* D = M / (largest column norm), row-major (3, 3) */
 static void decor_matrix(double D[3][3]) {
     double mx = 0;

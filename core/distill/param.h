@@ -1,7 +1,7 @@
 /* Parameterisation of the synthetic images: the vector Adam optimises → images (m, c, H, W).
  *
  *   pixels   the images themselves (values = images, render = copy; clamping to [0, 1] after
- *            each step is left to the caller, as before).
+ *            each step is left to the caller).
  *   pyramid  LGM's (Cazenavette et al. 2025): levels l = 0 … L−1 of sizes 1×1, 2×2, 4×4, …
  *            (min(2^l, H) × min(2^l, W)), the last one H×W, L = 1 + ⌈log2 max(H, W)⌉; each level
  *            bilinearly upsampled to H×W (align_corners = False) and summed,
@@ -28,9 +28,8 @@
 #include <stdint.h>
 
 #include "clpdd/plugin.h"
+#include "config/kinds.h" /* clpdd_param_kind, its names and clpdd_param_kind_parse */
 #include "util/util.h"
-
-typedef enum { CLPDD_PARAM_PIXELS = 0, CLPDD_PARAM_PYRAMID = 1, CLPDD_PARAM_KIND_COUNT } clpdd_param_kind;
 
 typedef struct clpdd_param_cfg {
     clpdd_param_kind kind; /* pixels */
@@ -40,9 +39,6 @@ typedef struct clpdd_param_cfg {
 } clpdd_param_cfg;
 
 void clpdd_param_cfg_default(clpdd_param_cfg *cfg);
-/* "pixels" / "pyramid" → kind; -1 for anything else */
-int clpdd_param_kind_parse(const char *s);
-
 typedef struct clpdd_param clpdd_param;
 
 /* m images (c, H, W). init_host (m, c, H, W) in [0, 1], host memory, or NULL: pixels then

@@ -164,7 +164,7 @@ static int load_datasets(run *r, clpdd_err *e) {
     int folder = x->dataset == CLPDD_DATASET_IMAGEFOLDER;
     const char *train_split = *x->train_split ? x->train_split : "train";
     const char *test_split = *x->test_split ? x->test_split : folder ? "val" : "test";
-    clpdd_data_cfg cfg = {name, x->root, *x->classes_file ? x->classes_file : NULL, train_split, x->resize, x->crop,
+    clpdd_data_cfg cfg = {x->dataset, x->root, *x->classes_file ? x->classes_file : NULL, train_split, x->resize, x->crop,
                           x->workers, x->skip_bad_images, r->bb.info.channels == 1, 0, x->train_limit, x->subset_seed};
     if (clpdd_dataset_load_source(&r->train, &r->train_info, &cfg, e)) return clpdd_err_prefix(e, "[data] train split: ");
     cfg.split = test_split, cfg.resize = x->test_resize, cfg.crop = x->test_crop, cfg.limit = 0;

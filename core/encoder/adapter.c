@@ -3,18 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const mode_names[CLPDD_ADAPT_COUNT] = {"resize", "pad", "crop"};
-
-int clpdd_adapter_mode_parse(const char *name) {
-    for (int i = 0; i < CLPDD_ADAPT_COUNT; i++)
-        if (name && !strcmp(name, mode_names[i])) return i;
-    return -1;
-}
-
-const char *clpdd_adapter_mode_name(clpdd_adapt_mode mode) {
-    return (int)mode >= 0 && mode < CLPDD_ADAPT_COUNT ? mode_names[mode] : "?";
-}
-
 int clpdd_adapter_init(clpdd_adapter *a, const clpdd_host *h, int c_in, int H_in, int W_in,
                        const clpdd_backbone_info *info, int max_n, clpdd_err *e) {
     return clpdd_adapter_init_mode(a, h, c_in, H_in, W_in, info, max_n, CLPDD_ADAPT_RESIZE, e);

@@ -15,14 +15,8 @@
 #ifndef CLPDD_ADAPTER_H
 #define CLPDD_ADAPTER_H
 #include "clpdd/plugin.h"
+#include "config/kinds.h" /* clpdd_adapt_mode, its names and clpdd_adapter_mode_parse */
 #include "util/util.h"
-
-typedef enum {
-    CLPDD_ADAPT_RESIZE = 0,
-    CLPDD_ADAPT_PAD = 1,
-    CLPDD_ADAPT_CROP = 2,
-    CLPDD_ADAPT_COUNT
-} clpdd_adapt_mode;
 
 typedef struct clpdd_adapter {
     const clpdd_host *h;
@@ -33,10 +27,6 @@ typedef struct clpdd_adapter {
     float *resized;        /* (max_n, c_in, H_out, W_out), resized or padded; NULL when sizes agree */
     float *grad;           /* (max_n, c_out, H_out, W_out) scratch for backward */
 } clpdd_adapter;
-
-/* "resize" / "pad" → the mode; −1 for anything else */
-int clpdd_adapter_mode_parse(const char *name);
-const char *clpdd_adapter_mode_name(clpdd_adapt_mode mode);
 
 int clpdd_adapter_init_mode(clpdd_adapter *a, const clpdd_host *h, int c_in, int H_in, int W_in,
                             const clpdd_backbone_info *info, int max_n, clpdd_adapt_mode mode, clpdd_err *e);

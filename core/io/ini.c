@@ -260,6 +260,34 @@ int clpdd_section_floats(const clpdd_section *s, const char *key, double *out, i
     return e->n_floats;
 }
 
+int clpdd_section_enum(const clpdd_section *s, const char *key) {
+    const entry *e = get(s, key, CLPDD_KEY_ENUM);
+    const char *p = e->decl->choices;
+    size_t n = strlen(e->value);
+    for (int i = 0; p; i++) {
+        size_t len = strcspn(p, "|");
+        if (len == n && strncmp(p, e->value, n) == 0) return i;
+        p = p[len] ? p + len + 1 : NULL;
+    }
+    CLPDD_ASSERT(!"validated enum value not among its choices");
+    return 0;
+}
+
+int clpdd_name_index(const char *const *names, int count, const char *name) {
+    for (int i = 0; name && i < count; i++)
+        if (strcmp(names[i], name) == 0) return i;
+    return -1;
+}
+
+const char *clpdd_name_at(const char *const *names, int count, int i) { return i >= 0 && i < count ? names[i] : "?"; }
+
+char *clpdd_names_join(const char *const *names, int count) {
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "%s", "");
+    for (int i = 0; i < count; i++) clpdd_sb_printf(&b, "%s%s", i ? "|" : "", names[i]);
+    return b.s;
+}
+
 int clpdd_section_is_set(const clpdd_section *s, const char *key) {
     const entry *e = find(s, key);
     return e && e->line != 0; /* 0 marks a default */

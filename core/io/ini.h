@@ -27,6 +27,16 @@ int clpdd_section_bool(const clpdd_section *s, const char *key);
 const char *clpdd_section_str(const clpdd_section *s, const char *key);
 int clpdd_section_floats(const clpdd_section *s, const char *key, double *out, int max);
 int clpdd_section_is_set(const clpdd_section *s, const char *key);
+/* an ENUM key's value as its index in the key's choices ("a|b|c": b is 1) */
+int clpdd_section_enum(const clpdd_section *s, const char *key);
+
+/* Name tables: an enum's names in the enum's order, written once beside the enum. */
+/* the index of name in names[0 .. count), or -1 (NULL or not there) */
+int clpdd_name_index(const char *const *names, int count, const char *name);
+/* names[i], or "?" when i is out of range */
+const char *clpdd_name_at(const char *const *names, int count, int i);
+/* the names joined by '|': an ENUM key's choices (caller frees) */
+char *clpdd_names_join(const char *const *names, int count);
 
 /* test convenience: build and validate a section from "k = v; k = v" */
 clpdd_section *clpdd_section_from_string(const char *name, const char *text, const clpdd_key *keys,

@@ -1,19 +1,18 @@
 #include "numerics/precision.h"
 
+#include "io/ini.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-static const char *const names[CLPDD_PRECISION_COUNT] = {"fp32", "tf32", "bf16"};
+const char *const clpdd_precision_names[CLPDD_PRECISION_COUNT] = {"fp32", "tf32", "bf16"};
 static const int mantissa[CLPDD_PRECISION_COUNT] = {23, 10, 7};
 
-const char *clpdd_precision_name(clpdd_precision p) { return (unsigned)p < CLPDD_PRECISION_COUNT ? names[p] : "?"; }
-
-int clpdd_precision_parse(const char *name) {
-    for (int i = 0; name && i < CLPDD_PRECISION_COUNT; i++)
-        if (!strcmp(name, names[i])) return i;
-    return -1;
+const char *clpdd_precision_name(clpdd_precision p) {
+    return clpdd_name_at(clpdd_precision_names, CLPDD_PRECISION_COUNT, (int)p);
 }
+
+int clpdd_precision_parse(const char *name) { return clpdd_name_index(clpdd_precision_names, CLPDD_PRECISION_COUNT, name); }
 
 float clpdd_round_mantissa(float x, int bits) {
     if (bits >= 23 || !isfinite(x)) return x; /* NaN keeps its payload, ±Inf stays */

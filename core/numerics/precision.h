@@ -1,4 +1,4 @@
-/* The reduced float formats the GPU's tensor cores take (issue 13: [experiment] precision):
+/* The reduced float formats the GPU's tensor cores take ([experiment] precision):
  * their names, and exact host emulations of the rounding, so that the CPU can say what a
  * tf32 / bf16 product does to a number without a GPU (tests, tolerances).
  *
@@ -12,7 +12,9 @@
 
 #include "clpdd/ops.h"
 
-const char *clpdd_precision_name(clpdd_precision p); /* "fp32", "tf32", "bf16" */
+/* the names, in clpdd_precision's order: [experiment] precision's choices, messages, metrics */
+extern const char *const clpdd_precision_names[CLPDD_PRECISION_COUNT];
+const char *clpdd_precision_name(clpdd_precision p); /* "fp32", "tf32", "bf16"; "?" out of range */
 int clpdd_precision_parse(const char *name);          /* the precision, or -1 */
 
 /* the precision ops computes when p is asked for (the CPU: fp32), the setting left as it was */

@@ -31,8 +31,13 @@ extern "C" {
 #define CLPDD_ABI_MAJOR 1
 /* minor 1: ops added at the end of clpdd_ops (transformer extras, augmentation);
    minor 2: clpdd_plugin.key_default, ops added at the end of clpdd_ops (batched convolution);
-   minor 3: ops added at the end of clpdd_ops (set_precision, fused attention, gather_rows_f16) */
-#define CLPDD_ABI_MINOR 3
+   minor 3: ops added at the end of clpdd_ops (set_precision, fused attention, gather_rows_f16);
+   minor 4 (ABI 1.4: host cfg_enum; ops precision query): clpdd_host.cfg_enum added at the end
+   of clpdd_host, an op added at the end of clpdd_ops.
+   The core fills every member of the host it hands out, so a plugin built for an older minor
+   loads unchanged; a plugin reads a member added after its own minor only when the host's
+   abi_minor says it is there. */
+#define CLPDD_ABI_MINOR 4
 #define CLPDD_PLUGIN_ENTRY_SYMBOL "clpdd_plugin_entry"
 #define CLPDD_RANDOM_WEIGHTS "random" /* host->weights_open: random tensors, no file */
 
@@ -124,6 +129,10 @@ struct clpdd_host {
     int (*weights_read)(const clpdd_host *h, clpdd_weights *w, const char *name, int ndim,
                         const int64_t *shape, float *dst);
     void (*weights_close)(const clpdd_host *h, clpdd_weights *w);
+
+    /* ABI ≥ 1.4 (h->abi_minor ≥ 4): an ENUM key's value as its index in the key's `choices`
+       ("a|b|c": b is 1), for a plugin to switch on its own enum in the choices' order */
+    int (*cfg_enum)(const clpdd_host *h, const clpdd_section *s, const char *key);
 };
 
 /* ---- backbone: images (n, c, H, W), normalised → features (n, d) ---- */

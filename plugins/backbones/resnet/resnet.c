@@ -36,6 +36,9 @@ static const rn_arch rn_archs[] = {
 
 /* ---- keys ---- */
 
+/* conv's values as h->cfg_enum gives them: its choices' order (arch's order is rn_archs') */
+enum { RN_CONV_FAST = 0, RN_CONV_REFERENCE };
+
 static const clpdd_key rn_keys[] = {
     {"arch", CLPDD_KEY_ENUM, "resnet20",
      "CIFAR ResNets resnet20|32|44|56 (3 stages of 16/32/64 channels, option-A shortcuts, 64-d feature) or "
@@ -390,11 +393,9 @@ static int read_norm(const clpdd_host *h, const clpdd_section *cfg, const char *
 
 static int rn_create(const clpdd_host *h, const clpdd_section *cfg, void **out) {
     *out = NULL;
-    const char *aname = h->cfg_str(h, cfg, "arch");
-    const rn_arch *arch = NULL;
-    for (int i = 0; i < RN_N_ARCHS; i++)
-        if (!strcmp(rn_archs[i].name, aname)) arch = &rn_archs[i];
-    if (!arch) return h->error(h, "resnet: unknown arch '%s'", aname), -1;
+    const int a = h->cfg_enum(h, cfg, "arch"); /* the choices list rn_archs in order */
+    if (a < 0 || a >= RN_N_ARCHS) return h->error(h, "resnet: unknown arch '%s'", h->cfg_str(h, cfg, "arch")), -1;
+    const rn_arch *arch = &rn_archs[a];
     rn *r = calloc(1, sizeof *r);
     if (!r) return h->error(h, "resnet: out of host memory"), -1;
     r->h = h;
@@ -407,7 +408,7 @@ static int rn_create(const clpdd_host *h, const clpdd_section *cfg, void **out) 
     r->S = (int)h->cfg_int(h, cfg, "image_size");
     if (!r->S) r->S = cifar ? 32 : 224;
     r->batch = (int)h->cfg_int(h, cfg, "batch");
-    r->fast = strcmp(h->cfg_str(h, cfg, "conv"), "reference") != 0;
+    r->fast = h->cfg_enum(h, cfg, "conv") == RN_CONV_FAST;
     if (read_norm(h, cfg, "mean", r->mean) || read_norm(h, cfg, "std", r->std)) goto fail;
     const char *wk = h->cfg_str(h, cfg, "weights");
     if (!strcmp(wk, "auto")) {
@@ -514,7 +515,7 @@ static const clpdd_backbone_vt rn_vt = {
 
 static const clpdd_plugin rn_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 2, /* conv = fast uses ops->conv2d / conv2d_backward (ABI 1.2) */
+    /* .abi_minor = */ 4, /* conv = fast uses ops->conv2d / conv2d_backward (ABI 1.2); host cfg_enum (1.4) */
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "resnet",
     /* .version = */ "1.0.0",

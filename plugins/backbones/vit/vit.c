@@ -136,6 +136,9 @@ static const char *const pool_names[VIT_POOL_COUNT] = {"cls", "mean"};
 
 /* ---- keys (the defaults shown are lucid's; another variant brings its own, see vit.h) ---- */
 
+/* attention's values as h->cfg_enum gives them: its choices' order */
+enum { VIT_ATTENTION_AUTO = 0, VIT_ATTENTION_FUSED, VIT_ATTENTION_MATERIALIZED };
+
 static const clpdd_key vit_keys[] = {
     {"variant", CLPDD_KEY_ENUM, "lucid",
      "architecture, tensor names and defaults: lucid (lucidrains), vit / deit (timm), dinov2 (LayerScale, "
@@ -707,23 +710,17 @@ static double key_float(const clpdd_host *h, const clpdd_section *cfg, const cha
 static int key_bool(const clpdd_host *h, const clpdd_section *cfg, const char *key, int vdef) {
     return h->cfg_is_set(h, cfg, key) ? h->cfg_bool(h, cfg, key) : vdef;
 }
-static int key_enum(const clpdd_host *h, const clpdd_section *cfg, const char *key, const char *const *names,
-                    int count, int vdef) {
-    if (!h->cfg_is_set(h, cfg, key)) return vdef;
-    const char *s = h->cfg_str(h, cfg, key);
-    for (int i = 0; i < count; i++)
-        if (!strcmp(names[i], s)) return i;
-    return vdef; /* unreachable: the core validated the choice */
+/* an ENUM key whose choices are in its C enum's order (act_names, pool_names) */
+static int key_enum(const clpdd_host *h, const clpdd_section *cfg, const char *key, int vdef) {
+    return h->cfg_is_set(h, cfg, key) ? h->cfg_enum(h, cfg, key) : vdef;
 }
 
 /* the architecture in force: every key the INI sets, else the variant's default (shared by
    create and key_default, so config.ini shows exactly what create builds) */
 static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v) {
-    const char *vname = h->cfg_str(h, cfg, "variant");
-    const vit_variant *var = NULL;
-    for (int i = 0; i < VIT_N_VARIANTS; i++)
-        if (!strcmp(vit_variants[i].name, vname)) var = &vit_variants[i];
-    if (!var) return h->error(h, "vit: unknown variant '%s'", vname), -1;
+    const int vi = h->cfg_enum(h, cfg, "variant"); /* the choices list vit_variants in order */
+    if (vi < 0 || vi >= VIT_N_VARIANTS) return h->error(h, "vit: unknown variant '%s'", h->cfg_str(h, cfg, "variant")), -1;
+    const vit_variant *var = &vit_variants[vi];
     v->h = h;
     v->ops = h->ops;
     v->var = var;
@@ -735,7 +732,7 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
     v->Hh = key_int(h, cfg, "heads", var->heads);
     v->batch = (int)h->cfg_int(h, cfg, "batch");
     v->eps = (float)key_float(h, cfg, "norm_eps", var->norm_eps);
-    v->act = (vit_act)key_enum(h, cfg, "act", act_names, VIT_ACT_COUNT, var->act);
+    v->act = (vit_act)key_enum(h, cfg, "act", var->act);
     v->qkv_bias = key_bool(h, cfg, "qkv_bias", var->qkv_bias);
     v->layer_scale = key_bool(h, cfg, "layer_scale", var->layer_scale);
     v->norm_pre = key_bool(h, cfg, "norm_pre", var->norm_pre);
@@ -743,7 +740,7 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
     v->pos_grid = key_int(h, cfg, "pos_grid", var->pos_grid);
     v->pos_prefix = key_bool(h, cfg, "pos_prefix", v->R == 0); /* timm: registers ⇒ no_embed_class */
     v->pos_kind = var->pos_kind;
-    v->pool = (vit_pool)key_enum(h, cfg, "pool", pool_names, VIT_POOL_COUNT, var->pool);
+    v->pool = (vit_pool)key_enum(h, cfg, "pool", var->pool);
     v->E = key_int(h, cfg, "proj", var->proj);
     v->rope = key_bool(h, cfg, "rope", var->rope);
     v->rope_ref = key_int(h, cfg, "rope_ref", var->rope_ref);
@@ -789,12 +786,12 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
         return -1;
     /* attention: fused needs the ABI 1.3 ops (a core before 1.3 has no such members; one that
        leaves them NULL cannot fuse either) and hd ≤ 128 */
-    const char *attn = h->cfg_str(h, cfg, "attention");
+    const int attn = h->cfg_enum(h, cfg, "attention");
     const clpdd_ops *ops = h->ops;
     const int has_fused = ops && h->abi_major == CLPDD_ABI_MAJOR && h->abi_minor >= 3 && ops->attention_fused &&
                           ops->attention_fused_backward;
     const int can_fuse = has_fused && v->hd <= VIT_FUSED_HD_MAX;
-    if (!strcmp(attn, "fused")) {
+    if (attn == VIT_ATTENTION_FUSED) {
         if (!can_fuse) {
             h->error(h, "vit: attention = fused needs dim_head <= %d (have %d) and ops with attention_fused "
                         "(ops %s has %s); use attention = materialized",
@@ -803,7 +800,7 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
             return -1;
         }
         v->fused = 1;
-    } else if (!strcmp(attn, "materialized")) {
+    } else if (attn == VIT_ATTENTION_MATERIALIZED) {
         v->fused = 0;
     } else { /* auto */
         v->fused = can_fuse && (ops->is_device || VIT_CPU_AUTO_FUSED);
@@ -946,7 +943,7 @@ static const clpdd_backbone_vt vit_vt = {
 
 static const clpdd_plugin vit_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 3, /* key_default (1.2), the fused attention ops (1.3) */
+    /* .abi_minor = */ 4, /* key_default (1.2), the fused attention ops (1.3), host cfg_enum (1.4) */
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "vit",
     /* .version = */ "1.1.0",

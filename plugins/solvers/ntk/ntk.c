@@ -95,6 +95,9 @@ typedef struct ntk {
     double *hD;  /* (m)         per-point gradient into Σ⁰_ii */
 } ntk;
 
+/* lambda_mode's values as h->cfg_enum gives them: its choices' order */
+enum { NTK_LAMBDA_RELATIVE = 0, NTK_LAMBDA_ABSOLUTE };
+
 static const clpdd_key ntk_keys[] = {
     {"depth", CLPDD_KEY_INT, "1", "hidden ReLU layers of the infinite-width MLP (0 = linear kernel w_var*x.x'/d + b_var)", 0,
      NTK_MAX_DEPTH, NULL},
@@ -230,7 +233,7 @@ static int ntk_create(const clpdd_host *h, const clpdd_section *cfg, const clpdd
     s->d = dims->d;
     s->C = dims->C;
     s->n_max = dims->n_max;
-    s->relative = strcmp(h->cfg_str(h, cfg, "lambda_mode"), "relative") == 0;
+    s->relative = h->cfg_enum(h, cfg, "lambda_mode") == NTK_LAMBDA_RELATIVE;
     s->lambda = (float)h->cfg_float(h, cfg, "lambda");
     kernel_init(&s->k, h->cfg_float(h, cfg, "w_var"), h->cfg_float(h, cfg, "b_var"), (int)h->cfg_int(h, cfg, "depth"));
     if (s->lambda == 0) h->warn(h, "ntk: lambda = 0: duplicate synthetic points make Theta_ss singular; expect jitter");
@@ -409,7 +412,7 @@ static const clpdd_solver_vt ntk_vt = {
 
 static const clpdd_plugin ntk_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
+    /* .abi_minor = */ 4, /* host cfg_enum (ABI 1.4); only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "ntk",
     /* .version = */ "1.0.0",

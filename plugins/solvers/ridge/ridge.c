@@ -50,6 +50,10 @@ typedef struct ridge {
     float *bw;    /* (C)       β·w_bias */
 } ridge;
 
+/* the ENUM keys' values as h->cfg_enum gives them: their choices' order */
+enum { RIDGE_LAMBDA_RELATIVE = 0, RIDGE_LAMBDA_ABSOLUTE };
+enum { RIDGE_FORM_AUTO = 0, RIDGE_FORM_DUAL, RIDGE_FORM_PRIMAL };
+
 static const clpdd_key ridge_keys[] = {
     {"lambda", CLPDD_KEY_FLOAT, "0.3",
      "ridge regulariser; relative mode multiplies it by tr(K)/m (0.3 transferred best to a probe in results/lambda-sweep)",
@@ -88,11 +92,11 @@ static int ridge_create(const clpdd_host *h, const clpdd_section *cfg, const clp
     r->n_max = dims->n_max;
     r->bias = h->cfg_bool(h, cfg, "bias");
     r->dp = r->d + r->bias;
-    r->relative = strcmp(h->cfg_str(h, cfg, "lambda_mode"), "relative") == 0;
+    r->relative = h->cfg_enum(h, cfg, "lambda_mode") == RIDGE_LAMBDA_RELATIVE;
     r->lambda = (float)h->cfg_float(h, cfg, "lambda");
     r->beta = (float)h->cfg_float(h, cfg, "bias_scale");
-    const char *form = h->cfg_str(h, cfg, "form");
-    r->primal = strcmp(form, "primal") == 0 || (strcmp(form, "auto") == 0 && r->m > r->dp);
+    const int form = h->cfg_enum(h, cfg, "form");
+    r->primal = form == RIDGE_FORM_PRIMAL || (form == RIDGE_FORM_AUTO && r->m > r->dp);
     if (r->lambda == 0 && ((r->primal && r->m < r->dp) || (!r->primal && r->m > r->dp)))
         h->warn(h, "ridge: lambda = 0 with a rank-deficient %s system (m = %d, d' = %d): expect jitter",
                 r->primal ? "primal" : "dual", r->m, r->dp);
@@ -224,7 +228,7 @@ static const clpdd_solver_vt ridge_vt = {
 
 static const clpdd_plugin ridge_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
+    /* .abi_minor = */ 4, /* host cfg_enum (ABI 1.4); only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "ridge",
     /* .version = */ "1.0.0",

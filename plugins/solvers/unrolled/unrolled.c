@@ -60,6 +60,9 @@ typedef struct unrolled {
     float *vC;    /* (C)             a row of C: Σ_r R, −η db */
 } unrolled;
 
+/* init's values as h->cfg_enum gives them: its choices' order */
+enum { UNROLLED_INIT_ZERO = 0, UNROLLED_INIT_NORMAL };
+
 static const clpdd_key unrolled_keys[] = {
     {"steps", CLPDD_KEY_INT, "100", "T, full-batch gradient-descent steps of the inner linear probe", 1, 100000, NULL},
     {"lr", CLPDD_KEY_FLOAT, "0.01", "eta, inner learning rate (GD is stable below ~4m/||Phi_s||_F^2: scale it with the features)", 0, 1e6,
@@ -104,7 +107,7 @@ static int unrolled_create(const clpdd_host *h, const clpdd_section *cfg, const 
     u->nck = (u->T + u->k - 1) / u->k;
     u->lr = (float)h->cfg_float(h, cfg, "lr");
     u->wd = (float)h->cfg_float(h, cfg, "weight_decay");
-    u->init_normal = strcmp(h->cfg_str(h, cfg, "init"), "normal") == 0;
+    u->init_normal = h->cfg_enum(h, cfg, "init") == UNROLLED_INIT_NORMAL;
     u->init_std = (float)h->cfg_float(h, cfg, "init_std");
     u->resample = h->cfg_bool(h, cfg, "resample");
     if (!u->init_normal && (h->cfg_is_set(h, cfg, "init_std") || u->resample))
@@ -249,7 +252,7 @@ static const clpdd_solver_vt unrolled_vt = {
 
 static const clpdd_plugin unrolled_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
+    /* .abi_minor = */ 4, /* host cfg_enum (ABI 1.4); only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "unrolled",
     /* .version = */ "1.0.0",
