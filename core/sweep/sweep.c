@@ -681,7 +681,8 @@ static void tally(clpdd_sweep_result *res, int rc) {
     else res->failed++;
 }
 
-/* the features a point needs: its resolved [backbone] and [data] sections */
+/* the features a point needs: the keys and values of its resolved [backbone] and [data] sections
+   (whether a value was set or defaulted makes no difference) */
 static uint64_t feature_key(const clpdd_experiment *x) {
     uint64_t h = CLPDD_HASH_SEED;
     const char *secs[] = {"backbone", "data"};
