@@ -186,3 +186,45 @@ Test(report, nothing_to_report_is_an_error, .init = setup_dir, .fini = teardown_
     cr_expect_eq(clpdd_report(dirs, 1, &o, &r, &e), -1);
     cr_expect(strstr(e.msg, "metrics.json: not valid JSON") != NULL, "%s", e.msg);
 }
+
+/* config.ini goes through the INI reader: a hand-edited file (no spaces around '=', "key: value",
+   comments, CRLF line ends, keys in another order) gives the same columns as clpdd's own */
+Test(report, hand_edited_config_ini_is_read, .init = setup_dir, .fini = teardown_dir) {
+    fake_run("ce", "0.1", 0, 0.55, 0.01, 0.30, 20.0, -1);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/sw/edited", root);
+    fake_run("ce", "0.1", 1, 0.60, 0.01, 0.40, 22.0, -1); /* its metrics.json, then an edited config.ini */
+    char from[600];
+    snprintf(from, sizeof from, "%s/sw/loss=ce,lambda=0.1,seed=1", root);
+    cr_assert_eq(rename(from, dir), 0);
+    put(dir, "config.ini",
+        "# edited by hand\r\n[experiment]\r\nseed=1\r\nname: sw-edited\r\n[solver]\r\nlambda=2 ; tried by hand\r\n"
+        "name = ridge\r\n\r\n[backbone]\r\nname = vit\r\n[loss]\r\nname = ce\r\n[distill]\r\nipc = 1\r\nsteps = 5\r\n");
+    clpdd_report_result r;
+    rep(0, &r);
+    cr_expect_eq(r.cells, 2);
+    char *md = slurp("summary.md");
+    cr_expect(strstr(md, "| row | lambda | runs |") != NULL, "only lambda varies besides the seed:\n%s", md);
+    cr_expect(strstr(md, "| distilled | 0.1 | 1 | 55.00 ± 1.00 |") != NULL, "%s", md);
+    cr_expect(strstr(md, "| distilled | 2 | 1 | **60.00 ± 1.00** |") != NULL, "the edited value, its comment cut:\n%s", md);
+    free(md);
+}
+
+/* a damaged config.ini stops the report with a message naming the file and the line */
+Test(report, damaged_config_ini_names_file_and_line, .init = setup_dir, .fini = teardown_dir) {
+    fake_run("ce", "0.1", 0, 0.55, 0.01, 0.30, 20.0, -1);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/sw/loss=ce,lambda=0.1,seed=0", root);
+    put(dir, "config.ini", "[experiment]\nseed = 0\n[solver]\nlambda 0.1\n");
+    char sw[400];
+    snprintf(sw, sizeof sw, "%s/sw", root);
+    const char *dirs[] = {sw};
+    clpdd_report_opts o = {sw, NULL, 0, 1};
+    clpdd_report_result r;
+    clpdd_err e = {{0}};
+    cr_expect_eq(clpdd_report(dirs, 1, &o, &r, &e), -1);
+    cr_expect(strstr(e.msg, "seed=0/config.ini:4: syntax error") != NULL, "%s", e.msg);
+    put(dir, "config.ini", "[solver]\nlambda = 0.1\nlambda = 1\n");
+    cr_expect_eq(clpdd_report(dirs, 1, &o, &r, &e), -1);
+    cr_expect(strstr(e.msg, "config.ini:3: [solver] lambda is set twice (first at line 2)") != NULL, "%s", e.msg);
+}

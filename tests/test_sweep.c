@@ -346,3 +346,47 @@ Test(sweep, resume_inside_and_between_points_skip_finished, .init = setup_dir, .
     cr_expect_eq(res.ran, 2, "lr changed: shard 0/2's two points rerun");
     cr_expect_eq(res.skipped, 0);
 }
+
+/* a point's config.ini is compared with its resolved configuration through the INI reader:
+   comments, "; default" marks, spacing, CRLF and key order aside; a changed, missing or extra
+   value, or a file that does not parse, is another configuration */
+Test(sweep, config_ini_equal_through_the_ini_reader) {
+    const char *resolved = "; resolved configuration of a.ini (every key, defaults marked)\n\n[experiment]\nname = a\n"
+                           "seed = 0    ; default\n\n[solver]\nname = ridge\nlambda = 1e-3\n\n";
+    cr_expect(clpdd_config_text_equal(resolved, resolved));
+    cr_expect(clpdd_config_text_equal(resolved, "; resolved configuration of /elsewhere/a.ini\n[experiment]\nname = a\n"
+                                                "seed = 0\n[solver]\nname = ridge\nlambda = 1e-3    ; --set\n"));
+    cr_expect(clpdd_config_text_equal(resolved, "# edited\r\n[solver]\r\nlambda=1e-3\r\nname: ridge\r\n"
+                                                "[experiment]\r\nseed = 0 ; was 1\r\nname = a\r\n"));
+    cr_expect(!clpdd_config_text_equal(resolved, "[experiment]\nname = a\nseed = 1\n[solver]\nname = ridge\nlambda = 1e-3\n"));
+    cr_expect(!clpdd_config_text_equal(resolved, "[experiment]\nname = a\nseed = 0\n[solver]\nname = ridge\n"));
+    cr_expect(!clpdd_config_text_equal(resolved, "[experiment]\nname = a\nseed = 0\n[solver]\nname = ridge\nlambda = 1e-3\n"
+                                                 "bias = true\n"));
+    cr_expect(!clpdd_config_text_equal(resolved, "[experiment]\nname = a\nseed = 0\n[solver]\nname = ridge\nlambda = 1e-3\n"
+                                                 "[loss]\nname = ce\n"));
+    cr_expect(!clpdd_config_text_equal(resolved, "[experiment]\nname = a\nseed = 0\n[solver\nname = ridge\nlambda = 1e-3\n"));
+    cr_expect(!clpdd_config_text_equal("[solver]\nlambda = 1\nlambda = 1\n", "[solver]\nlambda = 1\n"), "a key set twice");
+    cr_expect(clpdd_config_text_equal("", "; only a comment\n"));
+}
+
+/* the state of a point's directory follows its config.ini as the INI reader reads it */
+Test(sweep, point_state_reads_config_ini, .init = setup_dir, .fini = teardown_dir) {
+    char dir[400], path[600];
+    snprintf(dir, sizeof dir, "%s/point", root);
+    clpdd_sweep_point p = {.name = "point", .dir = dir};
+    const char *resolved = "; resolved configuration of a.ini\n\n[distill]\nsteps = 4\nlr = 0.01    ; default\n\n";
+    cr_expect_eq(clpdd_sweep_point_state(&p, resolved), CLPDD_POINT_NEW);
+    clpdd_err e;
+    cr_assert_eq(clpdd_mkdirs(dir, &e), 0);
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    cr_assert_eq(clpdd_write_file_atomic(path, "{}", 2, &e), 0);
+    cr_expect_eq(clpdd_sweep_point_state(&p, resolved), CLPDD_POINT_STALE, "no config.ini");
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    const char *edited = "[distill]\nlr=0.01\nsteps = 4 ; checked by hand\n";
+    cr_assert_eq(clpdd_write_file_atomic(path, edited, strlen(edited), &e), 0);
+    cr_expect_eq(clpdd_sweep_point_state(&p, resolved), CLPDD_POINT_DONE);
+    const char *damaged = "[distill]\nsteps = 4\nlr 0.01\n";
+    cr_assert_eq(clpdd_write_file_atomic(path, damaged, strlen(damaged), &e), 0);
+    cr_expect_eq(clpdd_sweep_point_state(&p, resolved), CLPDD_POINT_STALE);
+    cr_expect_eq(clpdd_sweep_point_state(&p, NULL), CLPDD_POINT_DONE, "no resolved configuration: not told apart");
+}

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io/ini.h"
 #include "io/json.h"
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
@@ -141,36 +142,23 @@ static const char *cfg(const run *r, const char *k) {
     return NULL;
 }
 
-/* config.ini as written by clpdd (resolved: "key = value", maybe "    ; default") */
-static void read_config(run *r, const char *text) {
-    char section[128] = "";
-    for (const char *p = text; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        char line[4096];
-        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), p);
-        p = nl ? nl + 1 : NULL;
-        char *mark = strstr(line, "    ;");
-        if (mark) *mark = 0;
-        char *a = line;
-        while (isspace((unsigned char)*a)) a++;
-        size_t l = strlen(a);
-        while (l && isspace((unsigned char)a[l - 1])) a[--l] = 0;
-        if (!*a || *a == ';' || *a == '#') continue;
-        if (*a == '[' && a[l - 1] == ']') {
-            snprintf(section, sizeof section, "%.*s", (int)(l - 2), a + 1);
-            continue;
+/* config.ini (clpdd_experiment_resolved_ini's format: comments, "    ; default" marks) through the
+   INI reader: every key as "section.key", in the file's order. A damaged or hand-broken file is an
+   error naming file:line, as for any experiment file. */
+static int read_config(run *r, const char *path, clpdd_err *e) {
+    clpdd_ini ini;
+    int rc = clpdd_ini_load(path, &ini, e);
+    for (int i = 0; rc == 0 && i < ini.n_sections; i++) {
+        const clpdd_section *s = ini.sections[i];
+        for (int j = 0; j < clpdd_section_count(s); j++) {
+            const char *k = clpdd_section_key_at(s, j);
+            char key[400];
+            snprintf(key, sizeof key, "%s.%s", clpdd_section_name(s), k);
+            cfg_put(r, key, clpdd_section_raw(s, k, NULL, NULL));
         }
-        char *eq = strchr(a, '=');
-        if (!eq) continue;
-        char *ke = eq;
-        while (ke > a && isspace((unsigned char)ke[-1])) ke--;
-        char *v = eq + 1;
-        while (isspace((unsigned char)*v)) v++;
-        char key[400];
-        snprintf(key, sizeof key, "%s.%.*s", section, (int)(ke - a), a);
-        cfg_put(r, key, v);
     }
+    clpdd_ini_free(&ini);
+    return rc;
 }
 
 static int load_run(run *r, clpdd_err *e) {
@@ -194,10 +182,7 @@ static int load_run(run *r, clpdd_err *e) {
     if (rc) return clpdd_err_set(e, "%s: not valid JSON: %s", p, rd.err);
     if (!isfinite(num(&r->m, "accuracy.mean"))) return clpdd_err_set(e, "%s: no accuracy.mean (not a clpdd metrics.json?)", p);
     snprintf(p, sizeof p, "%s/config.ini", r->dir);
-    if (exists(p) && clpdd_read_file(p, &data, &len, e) == 0) {
-        read_config(r, (const char *)data);
-        free(data);
-    }
+    if (exists(p) && read_config(r, p, e)) return -1;
     if (!r->n_cfg) { /* no config.ini: what metrics.json says about the method */
         const char *map[][2] = {{"backbone.name", "method.backbone"}, {"solver.name", "method.solver"}, {"loss.name", "method.loss"}};
         for (int i = 0; i < 3; i++)
@@ -425,15 +410,12 @@ static void gp_label(clpdd_strbuf *b, const char *s) { /* a gnuplot string in do
     clpdd_sb_printf(b, "\"");
 }
 
-/* returns the number of PNGs drawn, -127 when gnuplot is not installed, other < 0 on failure */
-static int plots(const char *out, const collect *c, cell *cells, int nc, char **cols, int ncols, clpdd_err *e) {
-    (void)c;
-    clpdd_strbuf gp = {0}, dat = {0};
+/* plot-cells.tsv: one row per cell: index, name (its keys' values), accuracy %, its std %, ms/step,
+   random real % */
+static int write_cells_tsv(const char *out, const collect *c, const cell *cells, int nc, char **cols, int ncols,
+                           clpdd_err *e) {
+    clpdd_strbuf dat = {0};
     char lab[256];
-    clpdd_sb_printf(&gp, "# written by clpdd report; run: gnuplot plots.gp\n"
-                         "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo size 1000,600 } "
-                         "else { set terminal png size 1000,600 }\nset datafile separator '\\t'\nset grid ytics\n");
-    /* accuracy per cell */
     for (int i = 0; i < nc; i++) {
         clpdd_strbuf name = {0};
         for (int k = 0; k < ncols; k++)
@@ -445,7 +427,86 @@ static int plots(const char *out, const collect *c, cell *cells, int nc, char **
                         isfinite(cells[i].acc.std) ? 100 * cells[i].acc.std : 0.0, cells[i].ms.mean, 100 * cells[i].random.mean);
         free(name.s);
     }
-    if (write_text(out, "plot-cells.tsv", &dat, e)) goto fail;
+    int rc = write_text(out, "plot-cells.tsv", &dat, e);
+    free(dat.s);
+    return rc ? -1 : 0;
+}
+
+/* the distinct values of key a over the cells that set both a and b, in order of first
+   appearance (at most 64), then sorted numerically */
+static int distinct_sorted(const collect *c, const cell *cells, int nc, const char *a, const char *b, char **v) {
+    int n = 0;
+    for (int i = 0; i < nc; i++) {
+        const run *r = &c->runs[cells[i].runs[0]];
+        const char *x = cfg(r, a);
+        if (!x || !cfg(r, b)) continue;
+        int found = 0;
+        for (int j = 0; j < n; j++) found |= !strcmp(v[j], x);
+        if (!found && n < 64) v[n++] = (char *)x;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (atof(v[j]) < atof(v[i])) {
+                char *t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+            }
+    return n;
+}
+
+/* gnuplot tics: ("v0" 0, "v1" 1, ...) */
+static void gp_tics(clpdd_strbuf *gp, char **v, int n) {
+    for (int i = 0; i < n; i++) {
+        clpdd_sb_printf(gp, "%s", i ? ", " : "");
+        gp_label(gp, v[i]);
+        clpdd_sb_printf(gp, " %d", i);
+    }
+}
+
+/* plot-tau-lambda.tsv and its heat map in gp: accuracy over loss.temperature (x, column tk) ×
+   solver.lambda (y, column lk), each square the mean over the cells with both values; 0 or -1 */
+static int plot_tau_lambda(clpdd_strbuf *gp, const char *out, const collect *c, const cell *cells, int nc, int ncols,
+                           const char *tk, const char *lk, clpdd_err *e) {
+    char *tv[64], *lv[64];
+    int nt = distinct_sorted(c, cells, nc, tk, lk, tv), nl = distinct_sorted(c, cells, nc, lk, tk, lv);
+    clpdd_strbuf hm = {0};
+    for (int a = 0; a < nl; a++)
+        for (int b = 0; b < nt; b++) {
+            double sum = 0;
+            int k = 0;
+            for (int i = 0; i < nc; i++) {
+                const run *r = &c->runs[cells[i].runs[0]];
+                const char *t = cfg(r, tk), *l = cfg(r, lk);
+                if (t && l && !strcmp(t, tv[b]) && !strcmp(l, lv[a]) && isfinite(cells[i].acc.mean)) sum += cells[i].acc.mean, k++;
+            }
+            if (k) clpdd_sb_printf(&hm, "%d\t%d\t%.4f\n", b, a, 100 * sum / k);
+            else clpdd_sb_printf(&hm, "%d\t%d\tNaN\n", b, a);
+        }
+    int rc = write_text(out, "plot-tau-lambda.tsv", &hm, e);
+    free(hm.s);
+    if (rc) return -1;
+    clpdd_sb_printf(gp, "set output 'tau-lambda.png'\nset title 'Accuracy (%%) over loss.temperature x solver.lambda%s'\n"
+                        "set xlabel 'loss.temperature'\nset ylabel 'solver.lambda'\nset xtics (",
+                    ncols > 3 ? " (mean over the other keys)" : "");
+    gp_tics(gp, tv, nt);
+    clpdd_sb_printf(gp, ")\nset ytics (");
+    gp_tics(gp, lv, nl);
+    clpdd_sb_printf(gp, ")\nset xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset palette rgbformulae 33,13,10\nunset grid\n"
+                        "plot 'plot-tau-lambda.tsv' using 1:2:3 with image notitle, '' using 1:2:(sprintf('%%.1f', $3)) "
+                        "with labels notitle\n",
+                    nt - 1, nl - 1);
+    return 0;
+}
+
+/* plots.gp and its data, then gnuplot: accuracy per cell, accuracy against ms/step and, when both
+   are columns, the loss.temperature × solver.lambda heat map. Returns the number of PNGs drawn,
+   -127 when gnuplot is not installed, other < 0 on failure */
+static int plots(const char *out, const collect *c, cell *cells, int nc, char **cols, int ncols, clpdd_err *e) {
+    clpdd_strbuf gp = {0};
+    clpdd_sb_printf(&gp, "# written by clpdd report; run: gnuplot plots.gp\n"
+                         "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo size 1000,600 } "
+                         "else { set terminal png size 1000,600 }\nset datafile separator '\\t'\nset grid ytics\n");
+    if (write_cells_tsv(out, c, cells, nc, cols, ncols, e)) goto fail;
     clpdd_sb_printf(&gp, "set output 'accuracy.png'\nset title 'Accuracy per cell (mean ± std over seeds; dashed: random real images)'\n"
                          "set ylabel 'top-1 accuracy (%%)'\nset xtics rotate by -35 left noenhanced font ',8'\n"
                          "set bmargin 12\nset xrange [-0.6:%d.6]\nset boxwidth 0.6\nset style fill solid 0.4\n"
@@ -456,374 +517,393 @@ static int plots(const char *out, const collect *c, cell *cells, int nc, char **
                          "set ylabel 'top-1 accuracy (%%)'\nset xtics norotate\nset bmargin\nset autoscale x\nset logscale x\n"
                          "plot 'plot-cells.tsv' using 5:3:4 with yerrorbars pt 7 notitle, '' using 5:3:2 with labels "
                          "noenhanced font ',7' offset 0,1 notitle\nunset logscale x\nunset xlabel\n");
-    int drawn = 2;
-    /* τ × λ heat map */
-    int ti = -1, li = -1;
+    int drawn = 2, ti = -1, li = -1;
     for (int k = 0; k < ncols; k++) {
         if (!strcmp(cols[k], "loss.temperature")) ti = k;
         if (!strcmp(cols[k], "solver.lambda")) li = k;
     }
     if (ti >= 0 && li >= 0) {
-        char *tv[64], *lv[64];
-        int nt = 0, nl = 0;
-        for (int i = 0; i < nc; i++) {
-            const run *r = &c->runs[cells[i].runs[0]];
-            const char *t = cfg(r, cols[ti]), *l = cfg(r, cols[li]);
-            if (!t || !l) continue;
-            int ft = 0, fl = 0;
-            for (int j = 0; j < nt; j++) ft |= !strcmp(tv[j], t);
-            for (int j = 0; j < nl; j++) fl |= !strcmp(lv[j], l);
-            if (!ft && nt < 64) tv[nt++] = (char *)t;
-            if (!fl && nl < 64) lv[nl++] = (char *)l;
-        }
-        /* sort numerically */
-        for (int a = 0; a < nt; a++)
-            for (int b = a + 1; b < nt; b++)
-                if (atof(tv[b]) < atof(tv[a])) { char *x = tv[a]; tv[a] = tv[b]; tv[b] = x; }
-        for (int a = 0; a < nl; a++)
-            for (int b = a + 1; b < nl; b++)
-                if (atof(lv[b]) < atof(lv[a])) { char *x = lv[a]; lv[a] = lv[b]; lv[b] = x; }
-        clpdd_strbuf hm = {0};
-        for (int a = 0; a < nl; a++)
-            for (int b = 0; b < nt; b++) {
-                double sum = 0;
-                int k = 0;
-                for (int i = 0; i < nc; i++) {
-                    const run *r = &c->runs[cells[i].runs[0]];
-                    const char *t = cfg(r, cols[ti]), *l = cfg(r, cols[li]);
-                    if (t && l && !strcmp(t, tv[b]) && !strcmp(l, lv[a]) && isfinite(cells[i].acc.mean)) sum += cells[i].acc.mean, k++;
-                }
-                if (k) clpdd_sb_printf(&hm, "%d\t%d\t%.4f\n", b, a, 100 * sum / k);
-                else clpdd_sb_printf(&hm, "%d\t%d\tNaN\n", b, a);
-            }
-        if (write_text(out, "plot-tau-lambda.tsv", &hm, e)) {
-            free(hm.s);
-            goto fail;
-        }
-        free(hm.s);
-        clpdd_sb_printf(&gp, "set output 'tau-lambda.png'\nset title 'Accuracy (%%) over loss.temperature x solver.lambda%s'\n"
-                             "set xlabel 'loss.temperature'\nset ylabel 'solver.lambda'\nset xtics (",
-                        ncols > 3 ? " (mean over the other keys)" : "");
-        for (int b = 0; b < nt; b++) {
-            clpdd_sb_printf(&gp, "%s", b ? ", " : "");
-            gp_label(&gp, tv[b]);
-            clpdd_sb_printf(&gp, " %d", b);
-        }
-        clpdd_sb_printf(&gp, ")\nset ytics (");
-        for (int a = 0; a < nl; a++) {
-            clpdd_sb_printf(&gp, "%s", a ? ", " : "");
-            gp_label(&gp, lv[a]);
-            clpdd_sb_printf(&gp, " %d", a);
-        }
-        clpdd_sb_printf(&gp, ")\nset xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset palette rgbformulae 33,13,10\nunset grid\n"
-                             "plot 'plot-tau-lambda.tsv' using 1:2:3 with image notitle, '' using 1:2:(sprintf('%%.1f', $3)) "
-                             "with labels notitle\n",
-                        nt - 1, nl - 1);
+        if (plot_tau_lambda(&gp, out, c, cells, nc, ncols, cols[ti], cols[li], e)) goto fail;
         drawn++;
     }
     if (write_text(out, "plots.gp", &gp, e)) goto fail;
-    free(gp.s), free(dat.s);
+    free(gp.s);
     int rc = gnuplot(out, "plots.gp");
     if (rc == 127) return -127;
     if (rc != 0) return clpdd_err_set(e, "gnuplot failed on %s/plots.gp (exit %d)", out, rc), -1;
     return drawn;
 fail:
-    free(gp.s), free(dat.s);
+    free(gp.s);
     return -1;
 }
 
-/* ---- the report ---- */
+/* ---- the report: collect runs → load them → columns → summary.csv → cells → summary.md → plots ---- */
 
-int clpdd_report(const char *const *dirs, int n_dirs, const clpdd_report_opts *o, clpdd_report_result *res, clpdd_err *e) {
-    memset(res, 0, sizeof *res);
-    collect c = {0};
-    g_collect = &c;
+typedef struct report {
+    collect c;
+    int *ok, n_ok;       /* the finished runs: indices into c.runs */
+    char **keys, **cols; /* every config.ini key of the finished runs; those that vary (the columns) */
+    int nkeys, ncols;
+    char **ckeys, **bkeys; /* what tells cells apart (the columns but the seed); baseline cells (is_baseline_key) */
+    int nck, nbk;
+    cell *cells, *bcells;
+    int nc, nb;
+    clpdd_strbuf csv, md;
+} report;
+
+/* every run directory under dirs, sorted by path; -1 + message when one of dirs is not a
+   directory or none holds a run */
+static int collect_runs(collect *c, const char *const *dirs, int n_dirs, clpdd_err *e) {
+    g_collect = c;
     for (int i = 0; i < n_dirs; i++) {
         struct stat st;
         if (stat(dirs[i], &st) || !S_ISDIR(st.st_mode)) {
             g_collect = NULL;
-            for (int j = 0; j < c.n; j++) run_free(&c.runs[j]);
-            free(c.runs);
             return clpdd_err_set(e, "%s: not a directory", dirs[i]);
         }
         nftw(dirs[i], visit, 32, FTW_PHYS);
     }
     g_collect = NULL;
-    int rc = -1;
-    int *ok = clpdd_xcalloc((size_t)(c.n ? c.n : 1), sizeof *ok), n_ok = 0;
-    char **cols = NULL, **keys = NULL;
-    int ncols = 0, nkeys = 0;
-    cell *cells = NULL, *bcells = NULL;
-    int nc = 0, nb = 0;
-    clpdd_strbuf csv = {0}, md = {0};
-    if (!c.n) {
-        clpdd_err_set(e, "no run directory (with metrics.json or error.txt) under");
-        for (int i = 0; i < n_dirs; i++) clpdd_sb_printf(&csv, " %s", dirs[i]);
-        clpdd_err_set(e, "no run directory (with metrics.json or error.txt) under%s", csv.s);
-        goto out;
+    if (!c->n) {
+        clpdd_strbuf under = {0};
+        for (int i = 0; i < n_dirs; i++) clpdd_sb_printf(&under, " %s", dirs[i]);
+        clpdd_err_set(e, "no run directory (with metrics.json or error.txt) under%s", under.s);
+        free(under.s);
+        return -1;
     }
-    qsort(c.runs, (size_t)c.n, sizeof *c.runs, by_dir);
-    for (int i = 0; i < c.n; i++) {
-        if (load_run(&c.runs[i], e)) goto out;
-        if (!c.runs[i].error) ok[n_ok++] = i;
+    qsort(c->runs, (size_t)c->n, sizeof *c->runs, by_dir);
+    return 0;
+}
+
+static int load_runs(report *rp, clpdd_report_result *res, clpdd_err *e) {
+    rp->ok = clpdd_xcalloc((size_t)rp->c.n, sizeof *rp->ok);
+    for (int i = 0; i < rp->c.n; i++) {
+        if (load_run(&rp->c.runs[i], e)) return -1;
+        if (!rp->c.runs[i].error) rp->ok[rp->n_ok++] = i;
         else res->failed++;
     }
-    res->runs = c.n;
+    res->runs = rp->c.n;
+    return 0;
+}
 
-    /* the keys that vary among the finished runs (their columns), in config.ini order */
-    for (int i = 0; i < n_ok; i++) {
-        const run *r = &c.runs[ok[i]];
+/* the keys that vary among the finished runs (their columns), in config.ini order */
+static void find_columns(report *rp) {
+    const collect *c = &rp->c;
+    for (int i = 0; i < rp->n_ok; i++) {
+        const run *r = &c->runs[rp->ok[i]];
         for (int k = 0; k < r->n_cfg; k++) {
             int seen = 0;
-            for (int j = 0; j < nkeys && !seen; j++) seen = !strcmp(keys[j], r->key[k]);
+            for (int j = 0; j < rp->nkeys && !seen; j++) seen = !strcmp(rp->keys[j], r->key[k]);
             if (!seen) {
-                keys = realloc(keys, (size_t)(nkeys + 1) * sizeof *keys);
-                keys[nkeys++] = r->key[k];
+                rp->keys = realloc(rp->keys, (size_t)(rp->nkeys + 1) * sizeof *rp->keys);
+                CLPDD_ASSERT(rp->keys);
+                rp->keys[rp->nkeys++] = r->key[k];
             }
         }
     }
-    for (int j = 0; j < nkeys; j++) {
-        if (!strcmp(keys[j], "experiment.name") || !strcmp(keys[j], "experiment.output")) continue;
+    for (int j = 0; j < rp->nkeys; j++) {
+        const char *key = rp->keys[j];
+        if (!strcmp(key, "experiment.name") || !strcmp(key, "experiment.output")) continue;
         /* a column when two runs that have the key give it different values; a plugin's own keys
            (present only where it is chosen) otherwise only repeat the plugin's name column */
-        size_t kl = strlen(keys[j]);
-        int identity = kl > 5 && !strcmp(keys[j] + kl - 5, ".name");
+        size_t kl = strlen(key);
+        int identity = kl > 5 && !strcmp(key + kl - 5, ".name");
         const char *first = NULL;
         int varies = 0;
-        for (int i = 0; i < n_ok && !varies; i++) {
-            const char *v = identity ? cval(&c.runs[ok[i]], keys[j]) : cfg(&c.runs[ok[i]], keys[j]);
+        for (int i = 0; i < rp->n_ok && !varies; i++) {
+            const char *v = identity ? cval(&c->runs[rp->ok[i]], key) : cfg(&c->runs[rp->ok[i]], key);
             if (!v) continue;
             if (!first) first = v;
             else varies = strcmp(first, v) != 0;
         }
         if (varies) {
-            cols = realloc(cols, (size_t)(ncols + 1) * sizeof *cols);
-            cols[ncols++] = keys[j];
+            rp->cols = realloc(rp->cols, (size_t)(rp->ncols + 1) * sizeof *rp->cols);
+            CLPDD_ASSERT(rp->cols);
+            rp->cols[rp->ncols++] = rp->keys[j];
         }
     }
+}
 
-    /* summary.csv */
-    char lab[256];
-    clpdd_sb_printf(&csv, "run");
-    for (int k = 0; k < ncols; k++) clpdd_sb_printf(&csv, ",%s", cols[k]);
-    clpdd_sb_printf(&csv, ",status,solver,loss,backbone,ipc,seed,protocol,accuracy_mean,accuracy_std,accuracy_val_mean,"
-                          "random_real_mean,random_real_std,full_data_mean,full_data_std,solver_classifier,ms_per_step,"
-                          "peak_host_mb,peak_device_mb,total_s,device,error\n");
-    for (int i = 0; i < c.n; i++) {
-        const run *r = &c.runs[i];
+/* summary.csv: one row per run, finished or failed */
+static void summary_csv(report *rp) {
+    clpdd_strbuf *csv = &rp->csv;
+    clpdd_sb_printf(csv, "run");
+    for (int k = 0; k < rp->ncols; k++) clpdd_sb_printf(csv, ",%s", rp->cols[k]);
+    clpdd_sb_printf(csv, ",status,solver,loss,backbone,ipc,seed,protocol,accuracy_mean,accuracy_std,accuracy_val_mean,"
+                         "random_real_mean,random_real_std,full_data_mean,full_data_std,solver_classifier,ms_per_step,"
+                         "peak_host_mb,peak_device_mb,total_s,device,error\n");
+    const char *nums[] = {"accuracy.mean", "accuracy.std", "accuracy.val.mean", "baselines.random_real.mean",
+                          "baselines.random_real.std", "baselines.full_data.mean", "baselines.full_data.std",
+                          "solver_diagnostic.accuracy", "timing.ms_per_step", "memory.peak_host_mb",
+                          "memory.peak_device_mb", "timing.total_s"};
+    for (int i = 0; i < rp->c.n; i++) {
+        const run *r = &rp->c.runs[i];
         const leaves *m = &r->m;
-        csv_field(&csv, r->dir);
-        for (int k = 0; k < ncols; k++) {
-            clpdd_sb_printf(&csv, ",");
-            csv_field(&csv, cfg(r, cols[k]));
+        csv_field(csv, r->dir);
+        for (int k = 0; k < rp->ncols; k++) {
+            clpdd_sb_printf(csv, ",");
+            csv_field(csv, cfg(r, rp->cols[k]));
         }
-        clpdd_sb_printf(&csv, ",%s,", r->error ? "failed" : "ok");
-        csv_field(&csv, str(m, "method.solver"));
-        clpdd_sb_printf(&csv, ",");
-        csv_field(&csv, str(m, "method.loss"));
-        clpdd_sb_printf(&csv, ",");
-        csv_field(&csv, str(m, "method.backbone"));
-        csv_num(&csv, num(m, "method.ipc"));
-        csv_num(&csv, num(m, "method.seed"));
-        clpdd_sb_printf(&csv, ",");
-        csv_field(&csv, str(m, "accuracy.protocol") ? str(m, "accuracy.protocol") : str(m, "eval.protocol"));
-        const char *nums[] = {"accuracy.mean", "accuracy.std", "accuracy.val.mean", "baselines.random_real.mean",
-                              "baselines.random_real.std", "baselines.full_data.mean", "baselines.full_data.std",
-                              "solver_diagnostic.accuracy", "timing.ms_per_step", "memory.peak_host_mb",
-                              "memory.peak_device_mb", "timing.total_s"};
-        for (size_t k = 0; k < sizeof nums / sizeof *nums; k++) csv_num(&csv, num(m, nums[k]));
-        clpdd_sb_printf(&csv, ",");
-        csv_field(&csv, str(m, "device"));
-        clpdd_sb_printf(&csv, ",");
-        csv_field(&csv, r->error);
-        clpdd_sb_printf(&csv, "\n");
+        clpdd_sb_printf(csv, ",%s,", r->error ? "failed" : "ok");
+        csv_field(csv, str(m, "method.solver"));
+        clpdd_sb_printf(csv, ",");
+        csv_field(csv, str(m, "method.loss"));
+        clpdd_sb_printf(csv, ",");
+        csv_field(csv, str(m, "method.backbone"));
+        csv_num(csv, num(m, "method.ipc"));
+        csv_num(csv, num(m, "method.seed"));
+        clpdd_sb_printf(csv, ",");
+        csv_field(csv, str(m, "accuracy.protocol") ? str(m, "accuracy.protocol") : str(m, "eval.protocol"));
+        for (size_t k = 0; k < sizeof nums / sizeof *nums; k++) csv_num(csv, num(m, nums[k]));
+        clpdd_sb_printf(csv, ",");
+        csv_field(csv, str(m, "device"));
+        clpdd_sb_printf(csv, ",");
+        csv_field(csv, r->error);
+        clpdd_sb_printf(csv, "\n");
     }
+}
 
-    /* cells: the columns but the seed */
-    char **ckeys = clpdd_xcalloc((size_t)(ncols ? ncols : 1), sizeof *ckeys), **bkeys = clpdd_xcalloc((size_t)(ncols ? ncols : 1), sizeof *bkeys);
-    int nck = 0, nbk = 0;
-    for (int k = 0; k < ncols; k++) {
-        if (strcmp(cols[k], "experiment.seed") == 0) continue;
-        ckeys[nck++] = cols[k];
-        if (is_baseline_key(cols[k])) bkeys[nbk++] = cols[k];
+/* cells: the finished runs grouped by the columns but the seed; baseline cells: by the columns
+   that change a baseline */
+static void make_cells(report *rp) {
+    size_t n = (size_t)(rp->ncols ? rp->ncols : 1);
+    rp->ckeys = clpdd_xcalloc(n, sizeof *rp->ckeys);
+    rp->bkeys = clpdd_xcalloc(n, sizeof *rp->bkeys);
+    for (int k = 0; k < rp->ncols; k++) {
+        if (strcmp(rp->cols[k], "experiment.seed") == 0) continue;
+        rp->ckeys[rp->nck++] = rp->cols[k];
+        if (is_baseline_key(rp->cols[k])) rp->bkeys[rp->nbk++] = rp->cols[k];
     }
-    nc = n_ok ? group(&c, ok, n_ok, ckeys, nck, &cells) : 0;
-    nb = n_ok ? group(&c, ok, n_ok, bkeys, nbk, &bcells) : 0;
-    res->cells = nc;
+    rp->nc = rp->n_ok ? group(&rp->c, rp->ok, rp->n_ok, rp->ckeys, rp->nck, &rp->cells) : 0;
+    rp->nb = rp->n_ok ? group(&rp->c, rp->ok, rp->n_ok, rp->bkeys, rp->nbk, &rp->bcells) : 0;
+}
 
-    /* summary.md */
-    if (o->title) clpdd_sb_printf(&md, "# %s\n\n", o->title);
+static int is_column(const report *rp, const char *key) {
+    for (int k = 0; k < rp->ncols; k++)
+        if (!strcmp(rp->cols[k], key)) return 1;
+    return 0;
+}
+
+/* summary.md's opening: the title, what was counted, the probe protocol, what every run shares */
+static void md_intro(report *rp, const char *const *dirs, int n_dirs, const char *title, int failed) {
+    clpdd_strbuf *md = &rp->md;
+    if (title) clpdd_sb_printf(md, "# %s\n\n", title);
     else {
-        clpdd_sb_printf(&md, "# Summary of");
-        for (int i = 0; i < n_dirs; i++) clpdd_sb_printf(&md, " %s", dirs[i]);
-        clpdd_sb_printf(&md, "\n\n");
+        clpdd_sb_printf(md, "# Summary of");
+        for (int i = 0; i < n_dirs; i++) clpdd_sb_printf(md, " %s", dirs[i]);
+        clpdd_sb_printf(md, "\n\n");
     }
-    int seeds_vary = 0;
-    for (int k = 0; k < ncols; k++) seeds_vary |= !strcmp(cols[k], "experiment.seed");
-    const run *r0 = n_ok ? &c.runs[ok[0]] : NULL;
-    clpdd_sb_printf(&md, "%d run%s (%d finished, %d failed) in %d cell%s. Top-1 test accuracy in %%, mean ± std over the "
-                         "cell's runs (experiment seeds) when it has more than one; with one run, ± its std over probe seeds when it had several. ",
-                    c.n, c.n == 1 ? "" : "s", n_ok, res->failed, nc, nc == 1 ? "" : "s");
-    if (r0)
-    {
+    const run *r0 = rp->n_ok ? &rp->c.runs[rp->ok[0]] : NULL;
+    clpdd_sb_printf(md, "%d run%s (%d finished, %d failed) in %d cell%s. Top-1 test accuracy in %%, mean ± std over the "
+                        "cell's runs (experiment seeds) when it has more than one; with one run, ± its std over probe seeds when it had several. ",
+                    rp->c.n, rp->c.n == 1 ? "" : "s", rp->n_ok, failed, rp->nc, rp->nc == 1 ? "" : "s");
+    if (r0) {
         const char *proto = str(&r0->m, "accuracy.protocol") ? str(&r0->m, "accuracy.protocol") : str(&r0->m, "eval.protocol");
         if (proto && !strcmp(proto, "probe"))
-            clpdd_sb_printf(&md, "Probe: `probe` protocol (converged L-BFGS logistic regression, L2 chosen on the validation "
-                                 "split; %g draws of random real images). ", num(&r0->m, "eval.seeds"));
+            clpdd_sb_printf(md, "Probe: `probe` protocol (converged L-BFGS logistic regression, L2 chosen on the validation "
+                                "split; %g draws of random real images). ", num(&r0->m, "eval.seeds"));
         else
-            clpdd_sb_printf(&md, "Probe: `%s` protocol, %g seeds x %g epochs. ", proto ? proto : "?", num(&r0->m, "eval.seeds"),
+            clpdd_sb_printf(md, "Probe: `%s` protocol, %g seeds x %g epochs. ", proto ? proto : "?", num(&r0->m, "eval.seeds"),
                             num(&r0->m, "eval.epochs"));
     }
-    clpdd_sb_printf(&md, "**Bold**: the best cell of the column. Per-run numbers: summary.csv.\n\n");
+    clpdd_sb_printf(md, "**Bold**: the best cell of the column. Per-run numbers: summary.csv.\n\n");
     if (r0 && r0->n_cfg) {
-        clpdd_sb_printf(&md, "Fixed in every run:");
+        clpdd_sb_printf(md, "Fixed in every run:");
         const char *show[] = {"data.dataset", "data.train_limit", "data.test_limit", "backbone.name", "backbone.weights",
                               "solver.name", "loss.name", "distill.ipc", "distill.steps", "distill.lr", "distill.real_batch",
                               "eval.protocol", "eval.seeds", "eval.epochs"};
         int any = 0;
         for (size_t s = 0; s < sizeof show / sizeof *show; s++) {
-            int col = 0;
-            for (int k = 0; k < ncols; k++) col |= !strcmp(cols[k], show[s]);
             const char *v = cfg(r0, show[s]);
-            if (!col && v) clpdd_sb_printf(&md, "%s `%s = %s`", any++ ? "," : "", show[s], v);
+            if (!is_column(rp, show[s]) && v) clpdd_sb_printf(md, "%s `%s = %s`", any++ ? "," : "", show[s], v);
         }
-        clpdd_sb_printf(&md, "%s\n\n", any ? "." : " -");
+        clpdd_sb_printf(md, "%s\n\n", any ? "." : " -");
     }
-    if (nc) {
-        int ba = best(cells, nc, offsetof(cell, acc), 1), bd = best(cells, nc, offsetof(cell, diag), 1);
-        int bm = best(cells, nc, offsetof(cell, ms), 0), br = best(cells, nc, offsetof(cell, rss), 0);
-        clpdd_sb_printf(&md, "| row |");
-        for (int k = 0; k < nck; k++) clpdd_sb_printf(&md, " %s |", label_of(ckeys[k], ckeys, nck, lab, sizeof lab));
-        clpdd_sb_printf(&md, " runs | accuracy %% | solver classifier %% | ms/step | peak RSS MB |\n|---|");
-        for (int k = 0; k < nck; k++) clpdd_sb_printf(&md, "---|");
-        clpdd_sb_printf(&md, "---|---|---|---|---|\n");
-        for (int i = 0; i < nc; i++) {
-            const run *r = &c.runs[cells[i].runs[0]];
-            clpdd_sb_printf(&md, "| distilled |");
-            for (int k = 0; k < nck; k++) clpdd_sb_printf(&md, " %s |", cval(r, ckeys[k]));
-            clpdd_sb_printf(&md, " %d |", cells[i].n);
-            pct(&md, cells[i].acc, i == ba);
-            stat2 d = cells[i].diag;
-            d.std = NAN;
-            pct(&md, d, i == bd);
-            plain(&md, cells[i].ms, "%.2f", i == bm);
-            plain(&md, cells[i].rss, "%.0f", i == br);
-            clpdd_sb_printf(&md, "\n");
-        }
-        for (int which = 0; which < 2; which++)
-            for (int i = 0; i < nb; i++) {
-                stat2 s = which == 0 ? bcells[i].random : bcells[i].full;
-                if (!isfinite(s.mean)) continue;
-                const run *r = &c.runs[bcells[i].runs[0]];
-                clpdd_sb_printf(&md, "| %s |", which == 0 ? "random real images" : "full-data probe");
-                for (int k = 0; k < nck; k++) {
-                    int in = 0;
-                    for (int j = 0; j < nbk; j++) in |= !strcmp(bkeys[j], ckeys[k]);
-                    clpdd_sb_printf(&md, " %s |", in ? cval(r, ckeys[k]) : "·");
-                }
-                clpdd_sb_printf(&md, " %d |", s.n);
-                pct(&md, s, 0);
-                clpdd_sb_printf(&md, " - | - | - |\n");
-            }
-        clpdd_sb_printf(&md, "\nBaseline rows: the same probe on ipc random real training images per class (a fresh draw "
-                             "per probe seed) and on every real training feature; mean ± std over the runs%s (a row's "
-                             "runs all report it; `·`: the key does not change it).\n\n",
-                        seeds_vary ? " of all seeds" : "");
-    }
+}
 
-    /* selection on validation */
-    int all_val = n_ok > 0;
-    for (int i = 0; i < n_ok; i++) all_val &= isfinite(num(&c.runs[ok[i]].m, "accuracy.val.mean"));
-    clpdd_sb_printf(&md, "## Hyper-parameter selection\n\n");
-    if (all_val && nc) {
-        char **mk = clpdd_xcalloc((size_t)(nck ? nck : 1), sizeof *mk), **hk = clpdd_xcalloc((size_t)(nck ? nck : 1), sizeof *hk);
-        int nmk = 0, nhk = 0;
-        for (int k = 0; k < nck; k++) {
-            if (is_method_key(ckeys[k])) mk[nmk++] = ckeys[k];
-            else hk[nhk++] = ckeys[k];
-        }
-        clpdd_sb_printf(&md, "Every run has a validation score: per method, the cell with the best validation accuracy is "
-                             "selected and its test accuracy reported.\n\n| ");
-        for (int k = 0; k < nmk; k++) clpdd_sb_printf(&md, "%s | ", label_of(mk[k], ckeys, nck, lab, sizeof lab));
-        clpdd_sb_printf(&md, "selected | validation %% | test %% |\n|");
-        for (int k = 0; k < nmk + 3; k++) clpdd_sb_printf(&md, "---|");
-        clpdd_sb_printf(&md, "\n");
-        int *done = clpdd_xcalloc((size_t)nc, sizeof *done);
-        for (int i = 0; i < nc; i++) {
-            if (done[i]) continue;
-            const run *ri = &c.runs[cells[i].runs[0]];
-            int sel = -1;
-            for (int j = i; j < nc; j++) {
-                const run *rj = &c.runs[cells[j].runs[0]];
-                int same = 1;
-                for (int k = 0; k < nmk && same; k++) same = !strcmp(cval(ri, mk[k]), cval(rj, mk[k]));
-                if (!same) continue;
-                done[j] = 1;
-                if (sel < 0 || cells[j].val.mean > cells[sel].val.mean) sel = j;
+/* the baseline rows under the cells' table: random real images, then the full-data probe */
+static void md_baseline_rows(report *rp) {
+    for (int which = 0; which < 2; which++)
+        for (int i = 0; i < rp->nb; i++) {
+            stat2 s = which == 0 ? rp->bcells[i].random : rp->bcells[i].full;
+            if (!isfinite(s.mean)) continue;
+            const run *r = &rp->c.runs[rp->bcells[i].runs[0]];
+            clpdd_sb_printf(&rp->md, "| %s |", which == 0 ? "random real images" : "full-data probe");
+            for (int k = 0; k < rp->nck; k++) {
+                int in = 0;
+                for (int j = 0; j < rp->nbk; j++) in |= !strcmp(rp->bkeys[j], rp->ckeys[k]);
+                clpdd_sb_printf(&rp->md, " %s |", in ? cval(r, rp->ckeys[k]) : "·");
             }
-            clpdd_sb_printf(&md, "| ");
-            for (int k = 0; k < nmk; k++) clpdd_sb_printf(&md, "%s | ", cval(ri, mk[k]));
-            const run *rs = &c.runs[cells[sel].runs[0]];
-            for (int k = 0; k < nhk; k++)
-                clpdd_sb_printf(&md, "%s%s=%s", k ? ", " : "", label_of(hk[k], ckeys, nck, lab, sizeof lab), cval(rs, hk[k]));
-            clpdd_sb_printf(&md, "%s |", nhk ? "" : "(no hyper-parameter varies)");
-            pct(&md, cells[sel].val, 0);
-            pct(&md, cells[sel].acc, 0);
-            clpdd_sb_printf(&md, "\n");
+            clpdd_sb_printf(&rp->md, " %d |", s.n);
+            pct(&rp->md, s, 0);
+            clpdd_sb_printf(&rp->md, " - | - | - |\n");
         }
-        free(done), free(mk), free(hk);
-        clpdd_sb_printf(&md, "\n");
+}
+
+/* the cells' table: one row per cell, the best of each column in bold, then the baselines */
+static void md_cells(report *rp) {
+    clpdd_strbuf *md = &rp->md;
+    const cell *cells = rp->cells;
+    int nc = rp->nc;
+    char lab[256];
+    int ba = best(cells, nc, offsetof(cell, acc), 1), bd = best(cells, nc, offsetof(cell, diag), 1);
+    int bm = best(cells, nc, offsetof(cell, ms), 0), br = best(cells, nc, offsetof(cell, rss), 0);
+    clpdd_sb_printf(md, "| row |");
+    for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", label_of(rp->ckeys[k], rp->ckeys, rp->nck, lab, sizeof lab));
+    clpdd_sb_printf(md, " runs | accuracy %% | solver classifier %% | ms/step | peak RSS MB |\n|---|");
+    for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, "---|");
+    clpdd_sb_printf(md, "---|---|---|---|---|\n");
+    for (int i = 0; i < nc; i++) {
+        const run *r = &rp->c.runs[cells[i].runs[0]];
+        clpdd_sb_printf(md, "| distilled |");
+        for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", cval(r, rp->ckeys[k]));
+        clpdd_sb_printf(md, " %d |", cells[i].n);
+        pct(md, cells[i].acc, i == ba);
+        stat2 d = cells[i].diag;
+        d.std = NAN;
+        pct(md, d, i == bd);
+        plain(md, cells[i].ms, "%.2f", i == bm);
+        plain(md, cells[i].rss, "%.0f", i == br);
+        clpdd_sb_printf(md, "\n");
+    }
+    md_baseline_rows(rp);
+    clpdd_sb_printf(md, "\nBaseline rows: the same probe on ipc random real training images per class (a fresh draw "
+                        "per probe seed) and on every real training feature; mean ± std over the runs%s (a row's "
+                        "runs all report it; `·`: the key does not change it).\n\n",
+                    is_column(rp, "experiment.seed") ? " of all seeds" : "");
+}
+
+/* one row per method (the cells' method keys, mk): the cell with the best validation accuracy
+   among the method's cells, its hyper-parameters (hk), validation and test accuracy */
+static void md_selected_rows(report *rp, char **mk, int nmk, char **hk, int nhk) {
+    clpdd_strbuf *md = &rp->md;
+    const cell *cells = rp->cells;
+    char lab[256];
+    int *done = clpdd_xcalloc((size_t)rp->nc, sizeof *done);
+    for (int i = 0; i < rp->nc; i++) {
+        if (done[i]) continue;
+        const run *ri = &rp->c.runs[cells[i].runs[0]];
+        int sel = -1;
+        for (int j = i; j < rp->nc; j++) {
+            const run *rj = &rp->c.runs[cells[j].runs[0]];
+            int same = 1;
+            for (int k = 0; k < nmk && same; k++) same = !strcmp(cval(ri, mk[k]), cval(rj, mk[k]));
+            if (!same) continue;
+            done[j] = 1;
+            if (sel < 0 || cells[j].val.mean > cells[sel].val.mean) sel = j;
+        }
+        clpdd_sb_printf(md, "| ");
+        for (int k = 0; k < nmk; k++) clpdd_sb_printf(md, "%s | ", cval(ri, mk[k]));
+        const run *rs = &rp->c.runs[cells[sel].runs[0]];
+        for (int k = 0; k < nhk; k++)
+            clpdd_sb_printf(md, "%s%s=%s", k ? ", " : "", label_of(hk[k], rp->ckeys, rp->nck, lab, sizeof lab), cval(rs, hk[k]));
+        clpdd_sb_printf(md, "%s |", nhk ? "" : "(no hyper-parameter varies)");
+        pct(md, cells[sel].val, 0);
+        pct(md, cells[sel].acc, 0);
+        clpdd_sb_printf(md, "\n");
+    }
+    free(done);
+}
+
+/* hyper-parameters selected on validation, only where every finished run has a validation score */
+static void md_selection(report *rp) {
+    clpdd_strbuf *md = &rp->md;
+    int all_val = rp->n_ok > 0;
+    for (int i = 0; i < rp->n_ok; i++) all_val &= isfinite(num(&rp->c.runs[rp->ok[i]].m, "accuracy.val.mean"));
+    clpdd_sb_printf(md, "## Hyper-parameter selection\n\n");
+    if (!all_val || !rp->nc) {
+        clpdd_sb_printf(md, "These runs carry no validation score (metrics.json accuracy.val), so no hyper-parameters were "
+                            "selected: the table reports test accuracy for every cell, and picking the best cell from it "
+                            "would be selection on the test set.\n\n");
+        return;
+    }
+    size_t n = (size_t)(rp->nck ? rp->nck : 1);
+    char **mk = clpdd_xcalloc(n, sizeof *mk), **hk = clpdd_xcalloc(n, sizeof *hk);
+    int nmk = 0, nhk = 0;
+    char lab[256];
+    for (int k = 0; k < rp->nck; k++) {
+        if (is_method_key(rp->ckeys[k])) mk[nmk++] = rp->ckeys[k];
+        else hk[nhk++] = rp->ckeys[k];
+    }
+    clpdd_sb_printf(md, "Every run has a validation score: per method, the cell with the best validation accuracy is "
+                        "selected and its test accuracy reported.\n\n| ");
+    for (int k = 0; k < nmk; k++) clpdd_sb_printf(md, "%s | ", label_of(mk[k], rp->ckeys, rp->nck, lab, sizeof lab));
+    clpdd_sb_printf(md, "selected | validation %% | test %% |\n|");
+    for (int k = 0; k < nmk + 3; k++) clpdd_sb_printf(md, "---|");
+    clpdd_sb_printf(md, "\n");
+    md_selected_rows(rp, mk, nmk, hk, nhk);
+    free(mk), free(hk);
+    clpdd_sb_printf(md, "\n");
+}
+
+/* the failed runs with the first line of their error.txt */
+static void md_failed(report *rp, int failed) {
+    if (!failed) return;
+    clpdd_sb_printf(&rp->md, "## Failed runs (%d)\n\n", failed);
+    for (int i = 0; i < rp->c.n; i++)
+        if (rp->c.runs[i].error) {
+            char first[600];
+            snprintf(first, sizeof first, "%.*s", (int)strcspn(rp->c.runs[i].error, "\n"), rp->c.runs[i].error);
+            clpdd_sb_printf(&rp->md, "- `%s`: %s\n", rp->c.runs[i].dir, first);
+        }
+    clpdd_sb_printf(&rp->md, "\n");
+}
+
+/* draw the plots (when asked and there are cells) and say in summary.md what came of it */
+static void md_plots(report *rp, const clpdd_report_opts *o, clpdd_report_result *res) {
+    clpdd_strbuf *md = &rp->md;
+    clpdd_sb_printf(md, "## Plots\n\n");
+    if (!o->plots || !rp->nc) {
+        clpdd_sb_printf(md, "Not drawn (%s).\n", rp->nc ? "--no-plots" : "no finished run");
+        return;
+    }
+    clpdd_err pe = {{0}};
+    int p = plots(o->out_dir, &rp->c, rp->cells, rp->nc, rp->ckeys, rp->nck, &pe);
+    if (p == -127) {
+        clpdd_sb_printf(md, "No plots: gnuplot is not installed (Debian: `apt-get install gnuplot-nox`, then "
+                            "`clpdd report` again).\n");
+    } else if (p < 0) {
+        clpdd_sb_printf(md, "No plots: %s.\n", pe.msg);
+        if (!o->quiet) fprintf(stderr, "report: %s\n", pe.msg);
     } else {
-        clpdd_sb_printf(&md, "These runs carry no validation score (metrics.json accuracy.val), so no hyper-parameters were "
-                             "selected: the table reports test accuracy for every cell, and picking the best cell from it "
-                             "would be selection on the test set.\n\n");
+        res->plots = p;
+        clpdd_sb_printf(md, "![accuracy per cell](accuracy.png)\n\n![accuracy against ms/step](accuracy-vs-time.png)\n");
+        if (p > 2) clpdd_sb_printf(md, "\n![accuracy over temperature x lambda](tau-lambda.png)\n");
     }
+}
 
-    if (res->failed) {
-        clpdd_sb_printf(&md, "## Failed runs (%d)\n\n", res->failed);
-        for (int i = 0; i < c.n; i++)
-            if (c.runs[i].error) {
-                char first[600];
-                snprintf(first, sizeof first, "%.*s", (int)strcspn(c.runs[i].error, "\n"), c.runs[i].error);
-                clpdd_sb_printf(&md, "- `%s`: %s\n", c.runs[i].dir, first);
-            }
-        clpdd_sb_printf(&md, "\n");
-    }
+static void report_free(report *rp) {
+    free(rp->ckeys), free(rp->bkeys);
+    free_cells(rp->cells, rp->nc);
+    free_cells(rp->bcells, rp->nb);
+    free(rp->csv.s), free(rp->md.s);
+    free(rp->cols), free(rp->keys);
+    free(rp->ok);
+    for (int i = 0; i < rp->c.n; i++) run_free(&rp->c.runs[i]);
+    free(rp->c.runs);
+}
 
-    if (clpdd_mkdirs(o->out_dir, e)) goto out2;
-    if (write_text(o->out_dir, "summary.csv", &csv, e)) goto out2;
-    clpdd_sb_printf(&md, "## Plots\n\n");
-    if (o->plots && nc) {
-        clpdd_err pe = {{0}};
-        int p = plots(o->out_dir, &c, cells, nc, ckeys, nck, &pe);
-        if (p == -127) {
-            clpdd_sb_printf(&md, "No plots: gnuplot is not installed (Debian: `apt-get install gnuplot-nox`, then "
-                                 "`clpdd report` again).\n");
-        } else if (p < 0) {
-            clpdd_sb_printf(&md, "No plots: %s.\n", pe.msg);
-            if (!o->quiet) fprintf(stderr, "report: %s\n", pe.msg);
-        } else {
-            res->plots = p;
-            clpdd_sb_printf(&md, "![accuracy per cell](accuracy.png)\n\n![accuracy against ms/step](accuracy-vs-time.png)\n");
-            if (p > 2) clpdd_sb_printf(&md, "\n![accuracy over temperature x lambda](tau-lambda.png)\n");
-        }
-    } else {
-        clpdd_sb_printf(&md, "Not drawn (%s).\n", nc ? "--no-plots" : "no finished run");
-    }
-    if (write_text(o->out_dir, "summary.md", &md, e)) goto out2;
+int clpdd_report(const char *const *dirs, int n_dirs, const clpdd_report_opts *o, clpdd_report_result *res, clpdd_err *e) {
+    memset(res, 0, sizeof *res);
+    report rp = {0};
+    int rc = -1;
+    if (collect_runs(&rp.c, dirs, n_dirs, e) || load_runs(&rp, res, e)) goto out;
+    find_columns(&rp);
+    summary_csv(&rp);
+    make_cells(&rp);
+    res->cells = rp.nc;
+    md_intro(&rp, dirs, n_dirs, o->title, res->failed);
+    if (rp.nc) md_cells(&rp);
+    md_selection(&rp);
+    md_failed(&rp, res->failed);
+    if (clpdd_mkdirs(o->out_dir, e) || write_text(o->out_dir, "summary.csv", &rp.csv, e)) goto out;
+    md_plots(&rp, o, res);
+    if (write_text(o->out_dir, "summary.md", &rp.md, e)) goto out;
     if (!o->quiet)
-        fprintf(stderr, "report: %d runs (%d failed), %d cells -> %s/summary.{md,csv}%s\n", c.n, res->failed, nc, o->out_dir,
-                res->plots ? " + plots" : "");
+        fprintf(stderr, "report: %d runs (%d failed), %d cells -> %s/summary.{md,csv}%s\n", rp.c.n, res->failed, rp.nc,
+                o->out_dir, res->plots ? " + plots" : "");
     rc = 0;
-out2:
-    free(ckeys), free(bkeys);
 out:
-    free_cells(cells, nc);
-    free_cells(bcells, nb);
-    free(csv.s), free(md.s);
-    free(cols), free(keys);
-    free(ok);
-    for (int i = 0; i < c.n; i++) run_free(&c.runs[i]);
-    free(c.runs);
+    report_free(&rp);
     return rc;
 }

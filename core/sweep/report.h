@@ -1,6 +1,7 @@
-/* Reports (DESIGN §8): every run directory under some directories (one with metrics.json, or
- * with error.txt and no metrics.json: a failed sweep point) collated into
- *   summary.csv  one row per run: its varying configuration keys (from config.ini), the
+/* Reports (docs/design.md §8): every run directory under some directories (one with metrics.json,
+ * or with error.txt and no metrics.json: a failed sweep point) collated into
+ *   summary.csv  one row per run: its varying configuration keys (from config.ini, read by the
+ *                INI reader; a run without one: the method its metrics.json names), the
  *                accuracy (mean, std, validation mean when present, protocol), the baselines,
  *                the solver diagnostic, ms/step, memory, device; failed runs with their error
  *   summary.md   one row per cell (runs that differ only in experiment.seed): accuracy
@@ -27,7 +28,8 @@ typedef struct clpdd_report_result {
     int runs, failed, cells, plots; /* plots drawn */
 } clpdd_report_result;
 
-/* -1 + message when no run is found or a metrics.json is unreadable (naming the file) */
+/* -1 + message when no run is found, a metrics.json is unreadable (naming the file) or a
+   config.ini does not parse (naming the file and line) */
 int clpdd_report(const char *const *dirs, int n_dirs, const clpdd_report_opts *o, clpdd_report_result *res, clpdd_err *e);
 
 #endif

@@ -261,25 +261,11 @@ static const char *base_name(clpdd_ini *ini, const char *section) {
     return sec ? clpdd_section_raw(sec, "name", NULL, NULL) : NULL;
 }
 
-int clpdd_sweep_expand(clpdd_sweep *s, const char *path, const clpdd_sweep_opts *o, clpdd_err *e) {
-    memset(s, 0, sizeof *s);
-    s->file = clpdd_xstrdup(path);
-    clpdd_ini ini;
-    if (clpdd_ini_load(path, &ini, e)) {
-        clpdd_ini_free(&ini);
-        return -1;
-    }
-    int rc = -1;
-    ctx c = {o->dirs, NULL, 0};
-    char **zip_lists = NULL; /* per zip group: its raw value and where, for messages */
-    int n_zip = 0;
-    int *axis_of = NULL;
-    long long *axis_len = NULL;
-    for (int i = 0; i < o->n_sets; i++)
-        if (clpdd_ini_set(&ini, o->sets[i], e)) goto out;
+/* a zip group's key: "zip", "zip2", "zip_lr" (no dot) */
+static int is_zip(const char *k) { return strncmp(k, "zip", 3) == 0 && !strchr(k, '.'); }
 
-    /* the keys: the file's [sweep], then --sweep */
-    clpdd_section *sw = clpdd_ini_section(&ini, "sweep");
+/* the swept keys: the file's [sweep] lists (zip groups aside), then --sweep */
+static int read_keys(clpdd_sweep *s, const clpdd_section *sw, const clpdd_sweep_opts *o, clpdd_err *e) {
     for (int i = 0; sw && i < clpdd_section_count(sw); i++) {
         const char *k = clpdd_section_key_at(sw, i);
         int line;
@@ -288,59 +274,65 @@ int clpdd_sweep_expand(clpdd_sweep *s, const char *path, const clpdd_sweep_opts 
         char where[1200];
         if (line > 0) snprintf(where, sizeof where, "%s:%d", file, line);
         else snprintf(where, sizeof where, "--set sweep.%s", k);
-        if (strncmp(k, "zip", 3) == 0 && !strchr(k, '.')) continue; /* after every list is known */
-        if (add_key(s, k, v, where, e)) goto out;
+        if (is_zip(k)) continue; /* after every list is known */
+        if (add_key(s, k, v, where, e)) return -1;
     }
     for (int i = 0; i < o->n_sweeps; i++) {
         const char *eq = strchr(o->sweeps[i], '=');
-        if (!eq) {
-            clpdd_err_set(e, "--sweep '%s': expected section.key=v1,v2,...", o->sweeps[i]);
-            goto out;
-        }
+        if (!eq) return clpdd_err_set(e, "--sweep '%s': expected section.key=v1,v2,...", o->sweeps[i]);
         char *k = trim_dup(o->sweeps[i], eq);
         int r = add_key(s, k, eq + 1, "--sweep", e);
         free(k);
-        if (r) goto out;
+        if (r) return -1;
     }
-    /* zip groups */
+    return 0;
+}
+
+/* zip group `group` (1-based): the swept keys named in its value, lists of equal length */
+static int zip_group(clpdd_sweep *s, const char *k, const char *v, const char *where, int group, clpdd_err *e) {
+    char **names;
+    int nn;
+    if (split_values(v, k, where, &names, &nn, e)) return -1;
+    int len = -1, rc = 0;
+    for (int j = 0; j < nn && !rc; j++) {
+        int ki = find_key(s, names[j]);
+        if (ki < 0)
+            rc = clpdd_err_set(e, "%s: [sweep] %s: '%s' is not a swept key of this file (zip pairs the lists of keys set in [sweep])",
+                               where, k, names[j]);
+        else if (s->keys[ki].zip)
+            rc = clpdd_err_set(e, "%s: [sweep] %s: '%s' is already in another zip group", where, k, names[j]);
+        else if (len >= 0 && s->keys[ki].n_values != len)
+            rc = clpdd_err_set(e, "%s: [sweep] %s: '%s' has %d values but '%s' has %d; zipped lists must be equally long", where,
+                               k, names[j], s->keys[ki].n_values, names[0], len);
+        else {
+            s->keys[ki].zip = group;
+            len = s->keys[ki].n_values;
+        }
+    }
+    free_list(names, nn);
+    return rc;
+}
+
+/* every zip group of [sweep], numbered 1, 2, ... in the file's order */
+static int read_zip_groups(clpdd_sweep *s, const clpdd_section *sw, clpdd_err *e) {
+    int n_zip = 0;
     for (int i = 0; sw && i < clpdd_section_count(sw); i++) {
         const char *k = clpdd_section_key_at(sw, i);
-        if (strncmp(k, "zip", 3) != 0 || strchr(k, '.')) continue;
+        if (!is_zip(k)) continue;
         int line;
         const char *file;
         const char *v = clpdd_section_raw(sw, k, &line, &file);
         char where[1200];
         snprintf(where, sizeof where, "%s:%d", file, line);
-        char **names;
-        int nn;
-        if (split_values(v, k, where, &names, &nn, e)) goto out;
-        push(&zip_lists, &n_zip, clpdd_xstrdup(where));
-        int len = -1, bad = 0;
-        for (int j = 0; j < nn && !bad; j++) {
-            int ki = find_key(s, names[j]);
-            if (ki < 0) {
-                clpdd_err_set(e, "%s: [sweep] %s: '%s' is not a swept key of this file (zip pairs the lists of keys set in [sweep])",
-                              where, k, names[j]);
-                bad = 1;
-            } else if (s->keys[ki].zip) {
-                clpdd_err_set(e, "%s: [sweep] %s: '%s' is already in another zip group", where, k, names[j]);
-                bad = 1;
-            } else if (len >= 0 && s->keys[ki].n_values != len) {
-                clpdd_err_set(e, "%s: [sweep] %s: '%s' has %d values but '%s' has %d; zipped lists must be equally long", where,
-                              k, names[j], s->keys[ki].n_values, names[0], len);
-                bad = 1;
-            } else {
-                s->keys[ki].zip = n_zip;
-                len = s->keys[ki].n_values;
-            }
-        }
-        free_list(names, nn);
-        if (bad) goto out;
+        if (zip_group(s, k, v, where, ++n_zip, e)) return -1;
     }
-    make_labels(s);
+    return 0;
+}
 
-    /* name and root */
-    clpdd_section *ex = clpdd_ini_section(&ini, "experiment");
+/* the sweep's name ([experiment] name, else the file's base name) and root directory (--output,
+   else [experiment] output, else runs/<name>) */
+static void name_and_root(clpdd_sweep *s, clpdd_ini *ini, const char *path, const clpdd_sweep_opts *o) {
+    clpdd_section *ex = clpdd_ini_section(ini, "experiment");
     const char *nm = ex ? clpdd_section_raw(ex, "name", NULL, NULL) : NULL;
     const char *outp = ex ? clpdd_section_raw(ex, "output", NULL, NULL) : NULL;
     if (nm && *nm) {
@@ -355,104 +347,153 @@ int clpdd_sweep_expand(clpdd_sweep *s, const char *path, const clpdd_sweep_opts 
     if (o->output) s->root = clpdd_xstrdup(o->output);
     else if (outp && *outp) s->root = clpdd_xstrdup(outp);
     else s->root = xasprintf("runs/%s", s->name);
+}
 
-    /* axes: each key, or each zip group at its first key */
-    axis_of = clpdd_xcalloc((size_t)(s->n_keys ? s->n_keys : 1), sizeof *axis_of);
-    axis_len = clpdd_xcalloc((size_t)(s->n_keys ? s->n_keys : 1), sizeof *axis_len);
-    int n_axes = 0;
-    long long total = 1;
+/* the grid's axes: each key, or each zip group at its first key */
+typedef struct grid {
+    int *axis_of;        /* per key: its axis */
+    long long *axis_len; /* per axis: its number of values */
+    int n_axes;
+    long long total;     /* points in the grid: the product of the axes' lengths */
+} grid;
+
+static int make_axes(grid *g, const clpdd_sweep *s, const char *path, clpdd_err *e) {
+    g->axis_of = clpdd_xcalloc((size_t)(s->n_keys ? s->n_keys : 1), sizeof *g->axis_of);
+    g->axis_len = clpdd_xcalloc((size_t)(s->n_keys ? s->n_keys : 1), sizeof *g->axis_len);
+    g->total = 1;
     for (int i = 0; i < s->n_keys; i++) {
         int a = -1;
         for (int j = 0; j < i && s->keys[i].zip; j++)
-            if (s->keys[j].zip == s->keys[i].zip) a = axis_of[j];
+            if (s->keys[j].zip == s->keys[i].zip) a = g->axis_of[j];
         if (a < 0) {
-            a = n_axes++;
-            axis_len[a] = s->keys[i].n_values;
-            total *= axis_len[a];
-            if (total > MAX_POINTS) {
-                clpdd_err_set(e, "%s: [sweep]: the grid has more than %d points", path, MAX_POINTS);
-                goto out;
-            }
+            a = g->n_axes++;
+            g->axis_len[a] = s->keys[i].n_values;
+            g->total *= g->axis_len[a];
+            if (g->total > MAX_POINTS) return clpdd_err_set(e, "%s: [sweep]: the grid has more than %d points", path, MAX_POINTS);
         }
-        axis_of[i] = a;
+        g->axis_of[i] = a;
     }
-    s->n_grid = (int)total;
+    return 0;
+}
 
-    int *used = clpdd_xcalloc((size_t)(s->n_keys ? s->n_keys : 1), sizeof *used); /* applies somewhere */
-    long long *idx = clpdd_xcalloc((size_t)(n_axes ? n_axes : 1), sizeof *idx);
-    char **seen = NULL; /* each point's applicable assignments, for merging */
-    int n_seen = 0;
-    int ok = 1;
-    for (long long g = 0; g < total && ok; g++) {
-        long long r = g;
-        for (int a = n_axes - 1; a >= 0; a--) idx[a] = r % axis_len[a], r /= axis_len[a];
-        const char *chosen[3] = {base_name(&ini, "backbone"), base_name(&ini, "solver"), base_name(&ini, "loss")};
-        const char *pk[3] = {"backbone.name", "solver.name", "loss.name"};
-        for (int i = 0; i < s->n_keys; i++)
-            for (int k = 0; k < 3; k++)
-                if (strcmp(s->keys[i].key, pk[k]) == 0) chosen[k] = s->keys[i].values[idx[axis_of[i]]];
+/* the point at grid position idx (one value index per axis): its --set list (the command line's,
+   then its applicable swept values), id (those values, one per line: equal ids are one point)
+   and name; used[i] set for each key that applies. -1 + message for a floats key. */
+static int point_at(const clpdd_sweep *s, ctx *c, clpdd_ini *ini, const clpdd_sweep_opts *o, const grid *g,
+                    const long long *idx, int *used, clpdd_sweep_point *p, clpdd_strbuf *id, clpdd_strbuf *name, clpdd_err *e) {
+    const char *chosen[3] = {base_name(ini, "backbone"), base_name(ini, "solver"), base_name(ini, "loss")};
+    const char *pk[3] = {"backbone.name", "solver.name", "loss.name"};
+    for (int i = 0; i < s->n_keys; i++)
+        for (int k = 0; k < 3; k++)
+            if (strcmp(s->keys[i].key, pk[k]) == 0) chosen[k] = s->keys[i].values[idx[g->axis_of[i]]];
+    for (int i = 0; i < o->n_sets; i++) push(&p->sets, &p->n_sets, clpdd_xstrdup(o->sets[i]));
+    p->swept_from = p->n_sets;
+    for (int i = 0; i < s->n_keys; i++) {
+        const clpdd_key *decl;
+        if (!applies(c, s->keys[i].key, chosen[0], chosen[1], chosen[2], &decl)) continue;
+        if (decl && decl->type == CLPDD_KEY_FLOATS)
+            return clpdd_err_set(e, "%s: [sweep] %s: a list-valued (floats) key can't be swept: its values contain commas",
+                                 s->keys[i].where, s->keys[i].key);
+        used[i] = 1;
+        const char *v = s->keys[i].values[idx[g->axis_of[i]]];
+        push(&p->sets, &p->n_sets, xasprintf("%s=%s", s->keys[i].key, v));
+        p->n_swept++;
+        clpdd_sb_printf(id, "%s=%s\n", s->keys[i].key, v);
+        if (s->keys[i].n_values > 1) /* a single value tells no points apart */
+            clpdd_sb_printf(name, "%s%s=%s", name->len ? "," : "", s->keys[i].label, v);
+    }
+    return 0;
+}
+
+/* p joins the sweep under its (sanitised, made unique) name, in <root>/<name> */
+static void add_point(clpdd_sweep *s, clpdd_sweep_point *p, const char *name) {
+    p->index = s->n_points;
+    p->name = sanitise(name ? name : "base");
+    /* two value lists that sanitise alike ("a/b", "a_b") still get their own directories */
+    for (int j = 0, k = 2; j < s->n_points; j++)
+        if (strcmp(s->points[j].name, p->name) == 0) {
+            char *nn = xasprintf("%s~%d", p->name, k++);
+            free(p->name);
+            p->name = nn;
+            j = -1;
+        }
+    p->dir = xasprintf("%s/%s", s->root, p->name);
+    push(&p->sets, &p->n_sets, xasprintf("experiment.output=%s", p->dir));
+    push(&p->sets, &p->n_sets, xasprintf("experiment.name=%s-%s", s->name, p->name));
+    s->points = realloc(s->points, (size_t)(s->n_points + 1) * sizeof *s->points);
+    CLPDD_ASSERT(s->points);
+    s->points[s->n_points++] = *p;
+}
+
+/* every grid position in order (the last axis fastest); points made identical by dropped keys
+   merged into the first; used[i]: key i applies at some point */
+static int expand_grid(clpdd_sweep *s, ctx *c, clpdd_ini *ini, const clpdd_sweep_opts *o, const grid *g, int *used,
+                       clpdd_err *e) {
+    long long *idx = clpdd_xcalloc((size_t)(g->n_axes ? g->n_axes : 1), sizeof *idx);
+    char **seen = NULL; /* each point's id, for merging */
+    int n_seen = 0, rc = 0;
+    for (long long at = 0; at < g->total && !rc; at++) {
+        long long r = at;
+        for (int a = g->n_axes - 1; a >= 0; a--) idx[a] = r % g->axis_len[a], r /= g->axis_len[a];
         clpdd_strbuf id = {0}, name = {0};
         clpdd_sweep_point p = {0};
-        for (int i = 0; i < o->n_sets; i++) push(&p.sets, &p.n_sets, clpdd_xstrdup(o->sets[i]));
-        p.swept_from = p.n_sets;
-        for (int i = 0; i < s->n_keys; i++) {
-            const clpdd_key *decl;
-            if (!applies(&c, s->keys[i].key, chosen[0], chosen[1], chosen[2], &decl)) continue;
-            if (decl && decl->type == CLPDD_KEY_FLOATS) {
-                clpdd_err_set(e, "%s: [sweep] %s: a list-valued (floats) key can't be swept: its values contain commas",
-                              s->keys[i].where, s->keys[i].key);
-                ok = 0;
-                break;
-            }
-            used[i] = 1;
-            const char *v = s->keys[i].values[idx[axis_of[i]]];
-            push(&p.sets, &p.n_sets, xasprintf("%s=%s", s->keys[i].key, v));
-            p.n_swept++;
-            clpdd_sb_printf(&id, "%s=%s\n", s->keys[i].key, v);
-            if (s->keys[i].n_values > 1) /* a single value tells no points apart */
-                clpdd_sb_printf(&name, "%s%s=%s", name.len ? "," : "", s->keys[i].label, v);
-        }
+        rc = point_at(s, c, ini, o, g, idx, used, &p, &id, &name, e);
         int dup = 0;
-        for (int j = 0; ok && j < n_seen && !dup; j++) dup = strcmp(seen[j], id.s ? id.s : "") == 0;
-        if (!ok || dup) {
+        for (int j = 0; !rc && j < n_seen && !dup; j++) dup = strcmp(seen[j], id.s ? id.s : "") == 0;
+        if (rc || dup) {
             free_list(p.sets, p.n_sets);
             free(id.s), free(name.s);
             continue;
         }
         push(&seen, &n_seen, id.s ? id.s : clpdd_xstrdup(""));
-        p.index = s->n_points;
-        p.name = sanitise(name.s ? name.s : "base");
+        add_point(s, &p, name.s);
         free(name.s);
-        /* two value lists that sanitise alike ("a/b", "a_b") still get their own directories */
-        for (int j = 0, k = 2; j < s->n_points; j++)
-            if (strcmp(s->points[j].name, p.name) == 0) {
-                char *nn = xasprintf("%s~%d", p.name, k++);
-                free(p.name);
-                p.name = nn;
-                j = -1;
-            }
-        p.dir = xasprintf("%s/%s", s->root, p.name);
-        push(&p.sets, &p.n_sets, xasprintf("experiment.output=%s", p.dir));
-        push(&p.sets, &p.n_sets, xasprintf("experiment.name=%s-%s", s->name, p.name));
-        s->points = realloc(s->points, (size_t)(s->n_points + 1) * sizeof *s->points);
-        CLPDD_ASSERT(s->points);
-        s->points[s->n_points++] = p;
     }
-    for (int i = 0; ok && i < s->n_keys; i++)
-        if (!used[i]) {
-            clpdd_err_set(e, "%s: [sweep] %s applies at no point: no plugin chosen for [%.*s] has a key '%s' "
-                             "(`clpdd plugins` lists them)", s->keys[i].where, s->keys[i].key,
-                          (int)(strchr(s->keys[i].key, '.') - s->keys[i].key), s->keys[i].key, strchr(s->keys[i].key, '.') + 1);
-            ok = 0;
-        }
     free_list(seen, n_seen);
-    free(used);
     free(idx);
-    if (ok) rc = 0;
+    return rc;
+}
+
+/* a swept key that applies at no point is an error */
+static int check_used(const clpdd_sweep *s, const int *used, clpdd_err *e) {
+    for (int i = 0; i < s->n_keys; i++)
+        if (!used[i]) {
+            const char *key = s->keys[i].key, *dot = strchr(key, '.');
+            return clpdd_err_set(e, "%s: [sweep] %s applies at no point: no plugin chosen for [%.*s] has a key '%s' "
+                                    "(`clpdd plugins` lists them)", s->keys[i].where, key, (int)(dot - key), key, dot + 1);
+        }
+    return 0;
+}
+
+/* the file (+ --set) → the swept keys and zip groups → labels, name, root → the grid's axes →
+   its points (merged where dropped keys make them identical) → every key applies somewhere */
+int clpdd_sweep_expand(clpdd_sweep *s, const char *path, const clpdd_sweep_opts *o, clpdd_err *e) {
+    memset(s, 0, sizeof *s);
+    s->file = clpdd_xstrdup(path);
+    clpdd_ini ini;
+    if (clpdd_ini_load(path, &ini, e)) {
+        clpdd_ini_free(&ini);
+        return -1;
+    }
+    int rc = -1;
+    ctx c = {o->dirs, NULL, 0};
+    grid g = {0};
+    int *used = NULL;
+    for (int i = 0; i < o->n_sets; i++)
+        if (clpdd_ini_set(&ini, o->sets[i], e)) goto out;
+    clpdd_section *sw = clpdd_ini_section(&ini, "sweep");
+    if (read_keys(s, sw, o, e) || read_zip_groups(s, sw, e)) goto out;
+    make_labels(s);
+    name_and_root(s, &ini, path, o);
+    if (make_axes(&g, s, path, e)) goto out;
+    s->n_grid = (int)g.total;
+    used = clpdd_xcalloc((size_t)(s->n_keys ? s->n_keys : 1), sizeof *used);
+    if (expand_grid(s, &c, &ini, o, &g, used, e) || check_used(s, used, e)) goto out;
+    rc = 0;
 out:
-    free(axis_of);
-    free(axis_len);
-    free_list(zip_lists, n_zip);
+    free(used);
+    free(g.axis_of);
+    free(g.axis_len);
     ctx_free(&c);
     clpdd_ini_free(&ini);
     if (rc) {
@@ -537,37 +578,28 @@ const char *clpdd_point_state_name(clpdd_point_state st) {
     return (unsigned)st < CLPDD_POINT_STATE_COUNT ? n[st] : "?";
 }
 
-/* the next meaningful line: comments and blank lines skipped, a trailing "    ; ..." mark removed */
-static const char *next_line(const char *p, const char **b, const char **end) {
-    while (p && *p) {
-        const char *nl = strchr(p, '\n');
-        const char *e = nl ? nl : p + strlen(p);
-        const char *a = p;
-        p = nl ? nl + 1 : e;
-        while (a < e && isspace((unsigned char)*a)) a++;
-        if (a == e || *a == ';' || *a == '#') continue;
-        const char *mark = NULL;
-        for (const char *q = a; q + 4 < e; q++)
-            if (memcmp(q, "    ;", 5) == 0) {
-                mark = q;
-                break;
-            }
-        if (mark) e = mark;
-        while (e > a && isspace((unsigned char)e[-1])) e--;
-        *b = a, *end = e;
-        return p;
+/* the same sections, each setting the same keys to the same values (in any order) */
+static int ini_same(const clpdd_ini *a, const clpdd_ini *b) {
+    if (a->n_sections != b->n_sections) return 0;
+    for (int i = 0; i < a->n_sections; i++) {
+        const clpdd_section *sa = a->sections[i], *sb = clpdd_ini_section(b, clpdd_section_name(sa));
+        if (!sb || clpdd_section_count(sa) != clpdd_section_count(sb)) return 0;
+        for (int j = 0; j < clpdd_section_count(sa); j++) {
+            const char *k = clpdd_section_key_at(sa, j), *vb = clpdd_section_raw(sb, k, NULL, NULL);
+            if (!vb || strcmp(clpdd_section_raw(sa, k, NULL, NULL), vb) != 0) return 0;
+        }
     }
-    return NULL;
+    return 1;
 }
 
 int clpdd_config_text_equal(const char *a, const char *b) {
-    const char *ab, *ae, *bb, *be;
-    for (;;) {
-        a = next_line(a, &ab, &ae);
-        b = next_line(b, &bb, &be);
-        if (!a || !b) return !a && !b;
-        if (ae - ab != be - bb || memcmp(ab, bb, (size_t)(ae - ab)) != 0) return 0;
-    }
+    clpdd_ini ia = {0}, ib = {0};
+    clpdd_err e;
+    int same = clpdd_ini_load_memory(a, strlen(a), "config.ini", &ia, &e) == 0 &&
+               clpdd_ini_load_memory(b, strlen(b), "resolved configuration", &ib, &e) == 0 && ini_same(&ia, &ib);
+    clpdd_ini_free(&ia);
+    clpdd_ini_free(&ib);
+    return same;
 }
 
 static int in_dir(const clpdd_sweep_point *p, const char *file, char *buf, size_t n) {
@@ -649,15 +681,18 @@ static void tally(clpdd_sweep_result *res, int rc) {
     else res->failed++;
 }
 
-/* the features a point needs: its resolved [backbone] and [data] sections */
-static uint64_t feature_key(const char *resolved) {
+/* the features a point needs: the keys and values of its resolved [backbone] and [data] sections
+   (whether a value was set or defaulted makes no difference) */
+static uint64_t feature_key(const clpdd_experiment *x) {
     uint64_t h = CLPDD_HASH_SEED;
-    const char *secs[] = {"[backbone]", "[data]"};
+    const char *secs[] = {"backbone", "data"};
     for (int i = 0; i < 2; i++) {
-        const char *a = strstr(resolved, secs[i]);
-        if (!a) continue;
-        const char *b = strstr(a + 1, "\n[");
-        h = clpdd_hash64(h, a, b ? (size_t)(b - a) : strlen(a));
+        const clpdd_section *s = clpdd_ini_section(&x->ini, secs[i]);
+        h = clpdd_hash_str(h, secs[i]);
+        for (int j = 0; s && j < clpdd_section_count(s); j++) {
+            const char *k = clpdd_section_key_at(s, j);
+            h = clpdd_hash_str(clpdd_hash_str(h, k), clpdd_section_raw(s, k, NULL, NULL));
+        }
     }
     return h;
 }
@@ -674,7 +709,7 @@ static int run_forked(const clpdd_sweep *s, const clpdd_sweep_opts *o, const clp
             return -1;
         }
         char *resolved = clpdd_experiment_resolved_ini(&x);
-        fk[i] = feature_key(resolved);
+        fk[i] = feature_key(&x);
         leader[i] = clpdd_sweep_point_state(&s->points[todo[i]], resolved) != CLPDD_POINT_DONE;
         free(resolved);
         clpdd_experiment_free(&x);

@@ -1,4 +1,4 @@
-/* Sweeps (DESIGN §8): one experiment file with a [sweep] section → a grid of runs.
+/* Sweeps (docs/design.md §8): one experiment file with a [sweep] section → a grid of runs.
  *
  * [sweep] syntax
  *   section.key = v1, v2, ...      a list of values (the key as --set would name it)
@@ -89,7 +89,9 @@ typedef enum {
 const char *clpdd_point_state_name(clpdd_point_state st);
 /* resolved: the point's clpdd_experiment_resolved_ini, or NULL (then DONE/STALE are not told apart) */
 clpdd_point_state clpdd_sweep_point_state(const clpdd_sweep_point *p, const char *resolved);
-/* equal resolved configs, ignoring comments (the file's path in the header, "; default" marks) */
+/* equal resolved configs as the INI reader (io/ini.h) reads them: the same sections setting the
+   same keys to the same values; comments (the file's path in the header, "; default" marks),
+   spacing and key order aside. A text that does not parse (a damaged config.ini) equals nothing. */
 int clpdd_config_text_equal(const char *a, const char *b);
 
 typedef struct clpdd_sweep_run_opts {
