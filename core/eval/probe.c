@@ -263,11 +263,23 @@ void clpdd_logreg_logits(const clpdd_logreg *p, const float *X, int n, double *l
     free(xs);
 }
 
-static int argmax_d(const double *z, int C) {
-    int best = 0;
-    for (int c = 1; c < C; c++)
-        if (z[c] > z[best]) best = c;
-    return best;
+/* the index of the first largest of z[0..C) (argmax ties → the lowest class), written once for
+   the float logits of clpdd_top1 and the float64 ones of the probe; a NaN never wins */
+#define DEFINE_ARGMAX(name, T)                                                                     \
+    static int name(const T *z, int C) {                                                          \
+        int best = 0;                                                                              \
+        for (int c = 1; c < C; c++)                                                                \
+            if (z[c] > z[best]) best = c;                                                          \
+        return best;                                                                               \
+    }
+DEFINE_ARGMAX(argmax_f, float)
+DEFINE_ARGMAX(argmax_d, double)
+
+double clpdd_top1(const float *logits, const int32_t *y, int n, int C) {
+    if (n <= 0) return 0;
+    int correct = 0;
+    for (int i = 0; i < n; i++) correct += argmax_f(logits + (size_t)i * C, C) == y[i];
+    return (double)correct / n;
 }
 
 double clpdd_logreg_accuracy(const clpdd_logreg *p, const float *X, const int32_t *y, int n) {
