@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "features/feature_cache.h"
+#include "features/cache_file.h"
 #include "io/safetensors.h"
 
 /* XXH3-64 over the payload: the features' bytes, then the labels' */

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "features/feature_cache.h"
+#include "features/cache_file.h"
 
 #include <pthread.h>
 #include <stdlib.h>
