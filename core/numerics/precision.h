@@ -1,4 +1,4 @@
-/* The reduced float formats the GPU's tensor cores take (issue 13: [experiment] precision):
+/* The reduced float formats the GPU's tensor cores take, [experiment] precision:
  * their names, and exact host emulations of the rounding, so that the CPU can say what a
  * tf32 / bf16 product does to a number without a GPU (tests, tolerances).
  *
@@ -15,7 +15,8 @@
 const char *clpdd_precision_name(clpdd_precision p); /* "fp32", "tf32", "bf16" */
 int clpdd_precision_parse(const char *name);          /* the precision, or -1 */
 
-/* the precision ops computes when p is asked for (the CPU: fp32), the setting left as it was */
+/* the precision ops computes when p is asked for (the CPU: fp32): ops->precision_supported,
+   a query that leaves the op table's setting alone; fp32 when the table has none */
 clpdd_precision clpdd_precision_effective(const clpdd_ops *ops, clpdd_precision p);
 
 /* x rounded to keep `bits` mantissa bits (0 < bits ≤ 23), ties to even */
