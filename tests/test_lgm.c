@@ -1,4 +1,4 @@
-/* lgm solver: the objective against a float64 transcription of DESIGN §5 (random head, CE
+/* lgm solver: the objective against a float64 transcription of docs/design.md §5 (random head, CE
  * gradients of the real batch and the synthetic set, 1 − cos), its backward (dΦ_s, dY_s) against
  * float64 central finite differences of that transcription, the head stream (seed + call counter),
  * the vtable shape of an objective solver, poisoned outputs, and error paths.

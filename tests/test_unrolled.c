@@ -1,4 +1,4 @@
-/* unrolled solver: forward against a float64 transcription of DESIGN §5 (T steps of full-batch
+/* unrolled solver: forward against a float64 transcription of docs/design.md §5 (T steps of full-batch
  * GD on a linear probe), backward (dΦ_s, dY_s) against float64 central finite differences of that
  * transcription, checkpointed == stored, the seeded initialisation (fixed and resampled),
  * poisoned outputs, and error paths.

@@ -1,4 +1,4 @@
-/* Evaluation (DESIGN §7): the linear probe a user trains on the frozen encoder's features of an
+/* Evaluation (docs/design.md §7): the linear probe a user trains on the frozen encoder's features of an
  * image set, scored top-1 on the test split, with every baseline through the same evaluator.
  *
  * Protocols ([eval] protocol):

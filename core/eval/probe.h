@@ -1,4 +1,4 @@
-/* The converged linear probe (issue 9, protocol `probe`): multinomial logistic regression on
+/* The converged linear probe (protocol `probe`): multinomial logistic regression on
  * frozen features, L2 on the weights (not the bias), solved to convergence by full-batch L-BFGS
  * in float64; the L2 strength chosen on a validation split; and the host helpers the evaluator
  * needs (a stratified validation split, class centroids).
