@@ -188,6 +188,7 @@ static clpdd_precision cpu_set_precision(clpdd_precision p) {
     (void)p;
     return CLPDD_PRECISION_FP32;
 }
+/* what cpu_set_precision(p) gives, without calling it */
 static clpdd_precision cpu_precision_supported(clpdd_precision p) {
     (void)p;
     return CLPDD_PRECISION_FP32;
@@ -274,6 +275,7 @@ static const clpdd_ops cpu_ops = {
     /* ---- precision (ABI 1.3): the CPU computes in fp32 only ---- */
     .set_precision = cpu_set_precision,
     .gather_rows_f16 = cpu_gather_rows_f16,
+    /* ---- the precision query: fp32 whatever is asked ---- */
     .precision_supported = cpu_precision_supported,
 };
 

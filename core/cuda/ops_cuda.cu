@@ -671,8 +671,9 @@ static void cuda_fill_table(clpdd_ops *o) {
     o->attention_fused_backward = clpdd_cuda_attention_fused_backward;
     /* precision (ABI 1.3): the gemm path above */
     o->set_precision = cuda_set_precision;
-    o->precision_supported = cuda_precision_supported;
     o->gather_rows_f16 = cuda_gather_rows_f16;
+    /* the precision query: every precision set_precision takes */
+    o->precision_supported = cuda_precision_supported;
 }
 
 static void cuda_init(void) {

@@ -278,13 +278,13 @@ void clpdd_logreg_logits(const clpdd_logreg *p, const float *X, int n, double *l
 }
 
 /* the index of the first largest of z[0..C) (argmax ties → the lowest class), written once for
-   the float logits of clpdd_top1 and the float64 ones of the probe; a NaN never wins */
-#define DEFINE_ARGMAX(name, T)                                                                     \
-    static int name(const T *z, int C) {                                                          \
-        int best = 0;                                                                              \
-        for (int c = 1; c < C; c++)                                                                \
-            if (z[c] > z[best]) best = c;                                                          \
-        return best;                                                                               \
+   the float logits of clpdd_top1 and the float64 ones of the probe */
+#define DEFINE_ARGMAX(name, T)             \
+    static int name(const T *z, int C) {   \
+        int best = 0;                      \
+        for (int c = 1; c < C; c++)        \
+            if (z[c] > z[best]) best = c;  \
+        return best;                       \
     }
 DEFINE_ARGMAX(argmax_f, float)
 DEFINE_ARGMAX(argmax_d, double)
