@@ -173,37 +173,78 @@ struct clpdd_section *test_section(const struct clpdd_plugin *p, const char *kin
     return s;
 }
 
-test_solver_result test_solver_run(const char *plugin, const char *keys, uint64_t seed, int m, int d, int C, int n,
-                                   const double *phi, const double *Y, const double *phib, const double *R,
-                                   int calls) {
+/* `bytes` of op memory, uploaded from src */
+static void *solver_upload(const clpdd_host *h, const void *src, size_t bytes) {
+    void *p = h->alloc(h, bytes);
+    cr_assert_not_null(p, "host->alloc(%zu bytes) failed", bytes);
+    h->ops->to_device(p, src, bytes);
+    return p;
+}
+
+/* out (op memory, n floats) = NaN: an output the round does not write stays NaN */
+static void solver_poison(const clpdd_host *h, float *out, size_t n) {
+    float *nan = malloc(n * sizeof *nan + 1);
+    for (size_t i = 0; i < n; i++) nan[i] = NAN;
+    h->ops->to_device(out, nan, n * sizeof *nan);
+    free(nan);
+}
+
+test_solver_result test_solver_run_on(const struct clpdd_ops *ops, const char *plugin, const char *keys, uint64_t seed,
+                                      int m, int d, int C, int n, const test_solver_inputs *in, int calls,
+                                      float *Ls) {
     const clpdd_plugin *p = test_plugin(plugin);
     cr_assert_not_null(p, "no plugin %s", plugin);
     const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), seed);
+    clpdd_host *h = clpdd_host_create(ops, seed);
     clpdd_host_set_quiet(h, 1);
     clpdd_section *s = test_section(p, "solver", keys);
     clpdd_solver_dims dims = {m, d, C, n};
     void *self;
-    cr_assert_eq(vt->create(h, s, &dims, &self), 0, "%s", clpdd_host_error(h));
+    cr_assert_eq(vt->create(h, s, &dims, &self), 0, "%s: %s", ops->name, clpdd_host_error(h));
+    size_t md = (size_t)m * d, mC = (size_t)m * C, nd = (size_t)n * d, nC = (size_t)n * C;
+    int objective = in->yb != NULL;
+    float *gphi = solver_upload(h, in->phi, md * sizeof(float)), *gY = solver_upload(h, in->Y, mC * sizeof(float));
+    float *gb = solver_upload(h, in->phib, nd * sizeof(float));
+    float *gR = objective ? NULL : solver_upload(h, in->R, nC * sizeof(float));
+    int32_t *gy = objective ? solver_upload(h, in->yb, (size_t)n * sizeof(int32_t)) : NULL;
+    float *gZ = objective ? NULL : h->alloc(h, nC * sizeof(float));
+    float *gdphi = h->alloc(h, md * sizeof(float)), *gdY = h->alloc(h, mC * sizeof(float));
+    cr_assert((objective || gZ) && gdphi && gdY, "host->alloc failed");
+    test_solver_result r = {objective ? NULL : malloc(sizeof(float) * nC), malloc(sizeof(float) * md),
+                            malloc(sizeof(float) * mC), NAN, 0, ""};
+    for (int call = 0; call < calls && r.status == 0; call++) {
+        r.L = NAN; /* poisoned: every output must be written */
+        if (gZ) solver_poison(h, gZ, nC);
+        solver_poison(h, gdphi, md);
+        solver_poison(h, gdY, mC);
+        r.status = objective ? vt->objective(self, &r.L, gphi, gY, gb, gy, n) : vt->forward(self, gZ, gphi, gY, gb, n);
+        if (r.status == 0) r.status = vt->backward(self, gdphi, gdY, gR);
+        if (Ls) Ls[call] = r.L;
+    }
+    if (gZ) ops->to_host(r.Z, gZ, nC * sizeof(float));
+    ops->to_host(r.dphi, gdphi, md * sizeof(float));
+    ops->to_host(r.dY, gdY, mC * sizeof(float));
+    snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
+    vt->destroy(self);
+    void *bufs[] = {gphi, gY, gb, gR, gy, gZ, gdphi, gdY};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) h->free(h, bufs[i]);
+    clpdd_section_destroy(s);
+    clpdd_host_destroy(h);
+    return r;
+}
+
+test_solver_result test_solver_run(const char *plugin, const char *keys, uint64_t seed, int m, int d, int C, int n,
+                                   const double *phi, const double *Y, const double *phib, const double *R,
+                                   int calls) {
     float *fphi = malloc(sizeof(float) * m * d), *fY = malloc(sizeof(float) * m * C);
     float *fb = malloc(sizeof(float) * n * d), *fR = malloc(sizeof(float) * n * C);
     test_to_float(fphi, phi, (size_t)m * d);
     test_to_float(fY, Y, (size_t)m * C);
     test_to_float(fb, phib, (size_t)n * d);
     test_to_float(fR, R, (size_t)n * C);
-    test_solver_result r = {malloc(sizeof(float) * n * C), malloc(sizeof(float) * m * d),
-                            malloc(sizeof(float) * m * C), 0, ""};
-    for (int call = 0; call < calls && r.status == 0; call++) {
-        for (int i = 0; i < n * C; i++) r.Z[i] = NAN; /* poisoned: every output must be written */
-        for (int i = 0; i < m * d; i++) r.dphi[i] = NAN;
-        for (int i = 0; i < m * C; i++) r.dY[i] = NAN;
-        r.status = vt->forward(self, r.Z, fphi, fY, fb, n);
-        if (r.status == 0) r.status = vt->backward(self, r.dphi, r.dY, fR);
-    }
-    snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
+    test_solver_inputs in = {fphi, fY, fb, fR, NULL};
+    test_solver_result r = test_solver_run_on(clpdd_ops_cpu(), plugin, keys, seed, m, d, C, n, &in, calls, NULL);
     free(fphi);
     free(fY);
     free(fb);

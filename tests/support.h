@@ -48,9 +48,11 @@ typedef struct test_solver_data {
 test_solver_data test_solver_data_make(int m, int d, int C, int n, uint64_t seed);
 void test_solver_data_free(test_solver_data *x);
 
-/* what a solver returned: predictions, gradients, status and the host's error message */
+/* what a solver returned: predictions (predictive solvers; NULL for objective ones), gradients,
+   the objective (objective solvers; NaN otherwise), status and the host's error message */
 typedef struct test_solver_result {
     float *Z, *dphi, *dY;
+    float L;
     int status;
     char error[512];
 } test_solver_result;
@@ -67,6 +69,22 @@ struct clpdd_section *test_section(const struct clpdd_plugin *p, const char *kin
 test_solver_result test_solver_run(const char *plugin, const char *keys, uint64_t seed, int m, int d, int C, int n,
                                    const double *phi, const double *Y, const double *phib, const double *R,
                                    int calls);
+
+/* a solver's inputs as the plugin sees them, float32 on the host */
+typedef struct test_solver_inputs {
+    const float *phi, *Y, *phib; /* (m, d), (m, C), (n, d) */
+    const float *R;              /* (n, C) the cotangent of a predictive solver's backward */
+    const int32_t *yb;           /* (n) the real labels of an objective solver; NULL: a predictive one */
+} test_solver_inputs;
+/* test_solver_run on any op table (op memory: the device's on CUDA), from float32 inputs: a
+   predictive solver (in->yb NULL) runs forward + backward(R), an objective one objective(yb) +
+   backward(NULL) (Z is then NULL, L set). Every output is poisoned with NaN in op memory before
+   each of the `calls` rounds; Ls[call] gets each round's objective when Ls is non-NULL. A failed
+   create is an assertion naming the op table. */
+struct clpdd_ops;
+test_solver_result test_solver_run_on(const struct clpdd_ops *ops, const char *plugin, const char *keys, uint64_t seed,
+                                      int m, int d, int C, int n, const test_solver_inputs *in, int calls,
+                                      float *Ls);
 
 /* a scalar of both solver inputs, f(phi (m, d), Y (m, C)), and its central differences in
    each: gphi with step h_phi, gY with step h_Y */

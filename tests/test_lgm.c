@@ -1,4 +1,4 @@
-/* lgm solver: the objective against a float64 transcription of DESIGN §5 (random head, CE
+/* lgm solver: the objective against a float64 transcription of docs/design.md §5 (random head, CE
  * gradients of the real batch and the synthetic set, 1 − cos), its backward (dΦ_s, dY_s) against
  * float64 central finite differences of that transcription, the head stream (seed + call counter),
  * the vtable shape of an objective solver, poisoned outputs, and error paths.
@@ -92,30 +92,33 @@ static double objective(const double *phi, const double *Y, void *p) {
 }
 
 /* ---- running the plugin ---- */
-typedef struct result {
-    float L, *dphi, *dY;
-    int status;
-    char error[512];
-} result;
+/* ---- running the plugin (the shared solver harness, tests/support.h) ---- */
+typedef test_solver_result result;
+#define free_result test_solver_result_free
+
+static void keys_of(const cfg *c, char *text, size_t n) {
+    snprintf(text, n, "head_std = %.17g; heads = %d; bias = %s", c->head_std, c->heads, c->bias ? "true" : "false");
+}
 
 static clpdd_section *section(const cfg *c) {
     char text[256];
-    snprintf(text, sizeof text, "head_std = %.17g; heads = %d; bias = %s", c->head_std, c->heads, c->bias ? "true" : "false");
+    keys_of(c, text, sizeof text);
     return test_section(test_plugin("lgm"), "solver", text);
 }
 
-/* `calls` objective + backward rounds on one instance; the last one's outputs (Ls[i] per call if
-   not NULL) */
+/* `calls` objective + backward rounds on one instance on `ops`, from float32 inputs; the last
+   one's outputs (Ls[i] per call if not NULL) */
+static result run_on(const clpdd_ops *ops, const cfg *c, const float *phi, const float *Y, const float *phib,
+                     const int32_t *yb, int calls, float *Ls) {
+    char keys[256];
+    keys_of(c, keys, sizeof keys);
+    test_solver_inputs in = {phi, Y, phib, NULL, yb};
+    return test_solver_run_on(ops, "lgm", keys, SEED, c->m, c->d, c->C, c->n, &in, calls, Ls);
+}
+
+/* the same on the CPU from float64 inputs (rounded to float32, as the plugin sees them) */
 static result run_plugin_calls(const cfg *c, const double *phi, const double *Y, const double *phib, const int *yb, int calls,
                                float *Ls) {
-    const clpdd_plugin *p = test_plugin("lgm");
-    const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), SEED);
-    clpdd_host_set_quiet(h, 1);
-    clpdd_section *s = section(c);
-    clpdd_solver_dims dims = {c->m, c->d, c->C, c->n};
-    void *self;
-    cr_assert_eq(vt->create(h, s, &dims, &self), 0, "%s", clpdd_host_error(h));
     int m = c->m, d = c->d, C = c->C, n = c->n;
     float *fphi = malloc(sizeof(float) * m * d), *fY = malloc(sizeof(float) * m * C), *fb = malloc(sizeof(float) * n * d);
     int32_t *y = malloc(sizeof(int32_t) * n);
@@ -123,29 +126,12 @@ static result run_plugin_calls(const cfg *c, const double *phi, const double *Y,
     to_f(fY, Y, (size_t)m * C);
     to_f(fb, phib, (size_t)n * d);
     for (int i = 0; i < n; i++) y[i] = yb[i];
-    result r = {NAN, malloc(sizeof(float) * m * d), malloc(sizeof(float) * m * C), 0, ""};
-    for (int call = 0; call < calls && r.status == 0; call++) {
-        r.L = NAN;
-        for (int i = 0; i < m * d; i++) r.dphi[i] = NAN; /* poisoned: every output must be written */
-        for (int i = 0; i < m * C; i++) r.dY[i] = NAN;
-        r.status = vt->objective(self, &r.L, fphi, fY, fb, y, n);
-        if (r.status == 0) r.status = vt->backward(self, r.dphi, r.dY, NULL);
-        if (Ls) Ls[call] = r.L;
-    }
-    snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
+    result r = run_on(clpdd_ops_cpu(), c, fphi, fY, fb, y, calls, Ls);
     free(fphi);
     free(fY);
     free(fb);
     free(y);
     return r;
-}
-
-static void free_result(result *r) {
-    free(r->dphi);
-    free(r->dY);
 }
 
 typedef struct data {
@@ -320,61 +306,31 @@ Test(lgm, bad_key_values_are_rejected) {
 }
 
 /* ---- the same plugin on the CUDA ops (skips without a GPU) ---- */
-static void *up(const clpdd_host *h, const void *x, size_t bytes) {
-    void *d = h->alloc(h, bytes);
-    cr_assert_not_null(d);
-    h->ops->to_device(d, x, bytes);
-    return d;
-}
-
-static void lgm_on(const clpdd_ops *ops, const cfg *c, const float *phi, const float *Y, const float *phib,
-                   const int32_t *yb, float *L, float *dphi, float *dY) {
-    const clpdd_plugin *p = test_plugin("lgm");
-    const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(ops, SEED);
-    clpdd_host_set_quiet(h, 1);
-    clpdd_section *s = section(c);
-    clpdd_solver_dims dm = {c->m, c->d, c->C, c->n};
-    void *self;
-    cr_assert_eq(vt->create(h, s, &dm, &self), 0, "%s", clpdd_host_error(h));
-    size_t m = (size_t)c->m, d = (size_t)c->d, C = (size_t)c->C, n = (size_t)c->n;
-    float *gphi = up(h, phi, m * d * sizeof(float)), *gY = up(h, Y, m * C * sizeof(float));
-    float *gb = up(h, phib, n * d * sizeof(float));
-    int32_t *gy = up(h, yb, n * sizeof(int32_t));
-    float *gdphi = h->alloc(h, m * d * sizeof(float)), *gdY = h->alloc(h, m * C * sizeof(float));
-    cr_assert_eq(vt->objective(self, L, gphi, gY, gb, gy, (int)n), 0, "%s: %s", ops->name, clpdd_host_error(h));
-    cr_assert_eq(vt->backward(self, gdphi, gdY, NULL), 0, "%s: %s", ops->name, clpdd_host_error(h));
-    ops->to_host(dphi, gdphi, m * d * sizeof(float));
-    ops->to_host(dY, gdY, m * C * sizeof(float));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
-}
-
 Test(lgm, cuda_matches_cpu) {
     const clpdd_ops *gpu = cuda_or_skip();
     /* the heads from the same Philox stream on both devices */
     cfg c = {40, 96, 10, 64, 0.01, 2, 1};
-    size_t m = 40, d = 96, C = 10, n = 64;
+    int m = 40, d = 96, C = 10, n = 64;
     float *phi = malloc(m * d * sizeof(float)), *Y = calloc(m * C, sizeof(float)), *phib = malloc(n * d * sizeof(float));
     int32_t *yb = malloc(n * sizeof(int32_t));
     test_fill_normal(phi, m * d, 1.0f, 700);
     test_fill_normal(phib, n * d, 1.0f, 701);
-    for (size_t i = 0; i < m; i++) Y[i * C + i % C] = 1;
-    for (size_t i = 0; i < n; i++) yb[i] = (int32_t)((i * 7) % C);
-    float L[2], *dphi[2], *dY[2];
+    for (int i = 0; i < m; i++) Y[i * C + i % C] = 1;
+    for (int i = 0; i < n; i++) yb[i] = (int32_t)((i * 7) % C);
+    result r[2];
     for (int k = 0; k < 2; k++) {
-        dphi[k] = malloc(m * d * sizeof(float));
-        dY[k] = malloc(m * C * sizeof(float));
-        lgm_on(k ? gpu : clpdd_ops_cpu(), &c, phi, Y, phib, yb, &L[k], dphi[k], dY[k]);
+        const clpdd_ops *ops = k ? gpu : clpdd_ops_cpu();
+        r[k] = run_on(ops, &c, phi, Y, phib, yb, 1, NULL);
+        cr_assert_eq(r[k].status, 0, "%s: %s", ops->name, r[k].error);
     }
+    float L[2] = {r[0].L, r[1].L}, *dphi[2] = {r[0].dphi, r[1].dphi}, *dY[2] = {r[0].dY, r[1].dY};
     double eg = test_rel_err(dphi[1], dphi[0], m * d), ey = test_rel_err(dY[1], dY[0], m * C);
     cr_expect_lt(fabs(L[1] - L[0]), 1e-5, "L %.9g vs cpu %.9g on %s", L[1], L[0], gpu->name);
     cr_expect_lt(eg, 1e-4, "dphi rel err %g on %s", eg, gpu->name);
     cr_expect_lt(ey, 1e-4, "dY rel err %g on %s", ey, gpu->name);
     if (getenv("CLPDD_TEST_VERBOSE"))
         fprintf(stderr, "lgm cuda vs cpu: |dL| %.2e dphi %.2e dY %.2e\n", fabs(L[1] - L[0]), eg, ey);
-    for (int k = 0; k < 2; k++) free(dphi[k]), free(dY[k]);
+    for (int k = 0; k < 2; k++) free_result(&r[k]);
     free(phi);
     free(Y);
     free(phib);

@@ -16,8 +16,7 @@
 #include "plugin/host.h"
 #include "support.h"
 
-#define cuda_or_skip test_cuda_or_skip
-#define up test_dev_upload /* shared helpers (support.h) */
+#define cuda_or_skip test_cuda_or_skip /* shared helpers (support.h) */
 
 #define chol test_chol
 #define chol_solve test_chol_solve
@@ -329,51 +328,25 @@ Test(ntk, batch_larger_than_n_max_is_an_error) {
 }
 
 /* ---- the same plugin on the CUDA ops (skips without a GPU) ---- */
-/* Z, dphi, dY of the plugin on `ops` from host inputs */
-static void ntk_on(const clpdd_ops *ops, const char *keys, const clpdd_solver_dims *dm, const float *phi, const float *Y,
-                   const float *phib, const float *R, float *Z, float *dphi, float *dY) {
-    const clpdd_plugin *p = test_plugin("ntk");
-    const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(ops, 1);
-    clpdd_host_set_quiet(h, 1);
-    clpdd_err e;
-    clpdd_section *s = clpdd_section_from_string("solver", keys, p->keys, p->n_keys, &e);
-    cr_assert_not_null(s, "%s", e.msg);
-    void *self;
-    cr_assert_eq(vt->create(h, s, dm, &self), 0, "%s", clpdd_host_error(h));
-    size_t m = (size_t)dm->m, d = (size_t)dm->d, C = (size_t)dm->C, n = (size_t)dm->n_max;
-    float *gphi = up(h, phi, m * d), *gY = up(h, Y, m * C), *gb = up(h, phib, n * d), *gR = up(h, R, n * C);
-    float *gZ = h->alloc(h, n * C * sizeof(float)), *gdphi = h->alloc(h, m * d * sizeof(float));
-    float *gdY = h->alloc(h, m * C * sizeof(float));
-    cr_assert_eq(vt->forward(self, gZ, gphi, gY, gb, (int)n), 0, "%s: %s", ops->name, clpdd_host_error(h));
-    cr_assert_eq(vt->backward(self, gdphi, gdY, gR), 0, "%s: %s", ops->name, clpdd_host_error(h));
-    ops->to_host(Z, gZ, n * C * sizeof(float));
-    ops->to_host(dphi, gdphi, m * d * sizeof(float));
-    ops->to_host(dY, gdY, m * C * sizeof(float));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
-}
-
 Test(ntk, cuda_matches_cpu) {
     const clpdd_ops *gpu = cuda_or_skip();
-    clpdd_solver_dims dm = {40, 96, 10, 64};
-    size_t m = 40, d = 96, C = 10, n = 64;
+    int m = 40, d = 96, C = 10, n = 64;
     float *phi = malloc(m * d * sizeof(float)), *Y = calloc(m * C, sizeof(float)), *phib = malloc(n * d * sizeof(float));
     float *R = malloc(n * C * sizeof(float));
     test_fill_normal(phi, m * d, 1.0f, 700);
     test_fill_normal(phib, n * d, 1.0f, 701);
     test_fill_normal(R, n * C, 1.0f, 702);
-    for (size_t i = 0; i < m; i++) Y[i * C + i % C] = 1;
+    for (int i = 0; i < m; i++) Y[i * C + i % C] = 1;
     memcpy(phi + d, phi, d * sizeof(float));  /* a duplicate synthetic row */
     memcpy(phib, phi + 2 * d, d * sizeof(float)); /* a real row equal to a synthetic one */
-    float *Z[2], *dphi[2], *dY[2];
+    test_solver_inputs in = {phi, Y, phib, R, NULL};
+    result r[2];
     for (int k = 0; k < 2; k++) {
-        Z[k] = malloc(n * C * sizeof(float));
-        dphi[k] = malloc(m * d * sizeof(float));
-        dY[k] = malloc(m * C * sizeof(float));
-        ntk_on(k ? gpu : clpdd_ops_cpu(), "depth = 2; lambda = 0.05", &dm, phi, Y, phib, R, Z[k], dphi[k], dY[k]);
+        const clpdd_ops *ops = k ? gpu : clpdd_ops_cpu();
+        r[k] = test_solver_run_on(ops, "ntk", "depth = 2; lambda = 0.05", 1, m, d, C, n, &in, 1, NULL);
+        cr_assert_eq(r[k].status, 0, "%s: %s", ops->name, r[k].error);
     }
+    float *Z[2] = {r[0].Z, r[1].Z}, *dphi[2] = {r[0].dphi, r[1].dphi}, *dY[2] = {r[0].dY, r[1].dY};
     /* fp32 on both, different summation orders: the Cholesky of a λ-regularised system ~1e-5 */
     double ez = test_rel_err(Z[1], Z[0], n * C), eg = test_rel_err(dphi[1], dphi[0], m * d),
            ey = test_rel_err(dY[1], dY[0], m * C);
@@ -381,7 +354,7 @@ Test(ntk, cuda_matches_cpu) {
     cr_expect_lt(eg, 1e-3, "dphi rel err %g on %s", eg, gpu->name);
     cr_expect_lt(ey, 1e-3, "dY rel err %g on %s", ey, gpu->name);
     if (getenv("CLPDD_TEST_VERBOSE")) fprintf(stderr, "ntk cuda vs cpu: Z %.2e dphi %.2e dY %.2e\n", ez, eg, ey);
-    for (int k = 0; k < 2; k++) free(Z[k]), free(dphi[k]), free(dY[k]);
+    for (int k = 0; k < 2; k++) free_result(&r[k]);
     free(phi);
     free(Y);
     free(phib);

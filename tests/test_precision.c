@@ -1,7 +1,8 @@
-/* [experiment] precision on the CPU side (issue 13): the tf32 / bf16 rounding helpers against
+/* [experiment] precision on the CPU side: the tf32 / bf16 rounding helpers against
  * hand-worked bit patterns, the error a reduced-precision product makes (measured here by exact
  * emulation: it justifies the GPU agreement tolerances of test_precision_cuda.c), the CPU's
- * answer to set_precision, the FLOP-counting op view, random weights, and the experiment key. */
+ * answer to set_precision and to the precision query, the FLOP-counting op view, random
+ * weights, and the experiment key. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -126,6 +127,44 @@ Test(precision, cpu_stays_fp32) {
         cr_expect_eq(o->set_precision((clpdd_precision)p), CLPDD_PRECISION_FP32);
         cr_expect_eq(o->set_precision(CLPDD_PRECISION_FP32), CLPDD_PRECISION_FP32, "the CPU reports fp32 after %d", p);
     }
+}
+
+/* a device that takes tf32 but not bf16, and counts the calls that change its setting */
+static int mock_set_calls;
+static clpdd_precision mock_setting = CLPDD_PRECISION_FP32;
+static clpdd_precision mock_supported(clpdd_precision p) { return p == CLPDD_PRECISION_BF16 ? CLPDD_PRECISION_FP32 : p; }
+static clpdd_precision mock_set(clpdd_precision p) {
+    clpdd_precision was = mock_setting;
+    mock_set_calls++;
+    mock_setting = mock_supported(p);
+    return was;
+}
+
+/* clpdd_precision_effective asks precision_supported and never touches the setting */
+Test(precision, effective_is_a_pure_query) {
+    const clpdd_ops *cpu = clpdd_ops_cpu();
+    cr_assert(cpu->precision_supported);
+    for (int p = 0; p < CLPDD_PRECISION_COUNT; p++) {
+        cr_expect_eq(cpu->precision_supported((clpdd_precision)p), CLPDD_PRECISION_FP32);
+        cr_expect_eq(clpdd_precision_effective(cpu, (clpdd_precision)p), CLPDD_PRECISION_FP32);
+    }
+    clpdd_ops dev = *cpu;
+    dev.set_precision = mock_set;
+    dev.precision_supported = mock_supported;
+    mock_set_calls = 0;
+    mock_setting = CLPDD_PRECISION_TF32;
+    cr_expect_eq(clpdd_precision_effective(&dev, CLPDD_PRECISION_FP32), CLPDD_PRECISION_FP32);
+    cr_expect_eq(clpdd_precision_effective(&dev, CLPDD_PRECISION_TF32), CLPDD_PRECISION_TF32);
+    cr_expect_eq(clpdd_precision_effective(&dev, CLPDD_PRECISION_BF16), CLPDD_PRECISION_FP32);
+    cr_expect_eq(mock_set_calls, 0, "the query called set_precision %d times", mock_set_calls);
+    cr_expect_eq(mock_setting, CLPDD_PRECISION_TF32, "the setting is left as it was");
+    const clpdd_ops *counted = clpdd_ops_counting(&dev);
+    cr_expect(counted->precision_supported == mock_supported, "the FLOP-counting view passes the query through");
+    cr_expect_eq(clpdd_precision_effective(counted, CLPDD_PRECISION_BF16), CLPDD_PRECISION_FP32);
+    dev.precision_supported = NULL;
+    for (int p = 0; p < CLPDD_PRECISION_COUNT; p++)
+        cr_expect_eq(clpdd_precision_effective(&dev, (clpdd_precision)p), CLPDD_PRECISION_FP32, "no query: fp32 only");
+    cr_expect_eq(mock_set_calls, 0);
 }
 
 Test(precision, flop_counting_view) {

@@ -1,4 +1,4 @@
-/* unrolled solver: forward against a float64 transcription of DESIGN §5 (T steps of full-batch
+/* unrolled solver: forward against a float64 transcription of docs/design.md §5 (T steps of full-batch
  * GD on a linear probe), backward (dΦ_s, dY_s) against float64 central finite differences of that
  * transcription, checkpointed == stored, the seeded initialisation (fixed and resampled),
  * poisoned outputs, and error paths.
@@ -14,8 +14,7 @@
 #include "plugin/host.h"
 #include "support.h"
 
-#define cuda_or_skip test_cuda_or_skip
-#define up test_dev_upload /* shared helpers (support.h) */
+#define cuda_or_skip test_cuda_or_skip /* shared helpers (support.h) */
 
 #define to_f test_to_float /* shared helpers (support.h) */
 
@@ -260,48 +259,27 @@ Test(unrolled, bad_key_values_are_rejected) {
 }
 
 /* ---- the same plugin on the CUDA ops (skips without a GPU) ---- */
-static void unrolled_on(const clpdd_ops *ops, const cfg *c, const float *phi, const float *Y, const float *phib,
-                        const float *R, float *Z, float *dphi, float *dY) {
-    const clpdd_plugin *p = test_plugin("unrolled");
-    const clpdd_solver_vt *vt = p->vtable;
-    clpdd_host *h = clpdd_host_create(ops, SEED);
-    clpdd_host_set_quiet(h, 1);
-    clpdd_section *s = section(c);
-    clpdd_solver_dims dm = {c->m, c->d, c->C, c->n};
-    void *self;
-    cr_assert_eq(vt->create(h, s, &dm, &self), 0, "%s", clpdd_host_error(h));
-    size_t m = (size_t)c->m, d = (size_t)c->d, C = (size_t)c->C, n = (size_t)c->n;
-    float *gphi = up(h, phi, m * d), *gY = up(h, Y, m * C), *gb = up(h, phib, n * d), *gR = up(h, R, n * C);
-    float *gZ = h->alloc(h, n * C * sizeof(float)), *gdphi = h->alloc(h, m * d * sizeof(float));
-    float *gdY = h->alloc(h, m * C * sizeof(float));
-    cr_assert_eq(vt->forward(self, gZ, gphi, gY, gb, (int)n), 0, "%s: %s", ops->name, clpdd_host_error(h));
-    cr_assert_eq(vt->backward(self, gdphi, gdY, gR), 0, "%s: %s", ops->name, clpdd_host_error(h));
-    ops->to_host(Z, gZ, n * C * sizeof(float));
-    ops->to_host(dphi, gdphi, m * d * sizeof(float));
-    ops->to_host(dY, gdY, m * C * sizeof(float));
-    vt->destroy(self);
-    clpdd_section_destroy(s);
-    clpdd_host_destroy(h);
-}
-
 Test(unrolled, cuda_matches_cpu) {
     const clpdd_ops *gpu = cuda_or_skip();
     /* W₀ from the same Philox stream on both devices */
     cfg c = {40, 96, 10, 64, 30, 0.2, 0.01, 1, 0.05, 4, 0};
-    size_t m = 40, d = 96, C = 10, n = 64;
+    int m = 40, d = 96, C = 10, n = 64;
     float *phi = malloc(m * d * sizeof(float)), *Y = calloc(m * C, sizeof(float)), *phib = malloc(n * d * sizeof(float));
     float *R = malloc(n * C * sizeof(float));
     test_fill_normal(phi, m * d, 1.0f, 700);
     test_fill_normal(phib, n * d, 1.0f, 701);
     test_fill_normal(R, n * C, 1.0f, 702);
-    for (size_t i = 0; i < m; i++) Y[i * C + i % C] = 1;
-    float *Z[2], *dphi[2], *dY[2];
+    for (int i = 0; i < m; i++) Y[i * C + i % C] = 1;
+    char keys[512];
+    keys_of(&c, keys, sizeof keys);
+    test_solver_inputs in = {phi, Y, phib, R, NULL};
+    result r[2];
     for (int k = 0; k < 2; k++) {
-        Z[k] = malloc(n * C * sizeof(float));
-        dphi[k] = malloc(m * d * sizeof(float));
-        dY[k] = malloc(m * C * sizeof(float));
-        unrolled_on(k ? gpu : clpdd_ops_cpu(), &c, phi, Y, phib, R, Z[k], dphi[k], dY[k]);
+        const clpdd_ops *ops = k ? gpu : clpdd_ops_cpu();
+        r[k] = test_solver_run_on(ops, "unrolled", keys, SEED, m, d, C, n, &in, 1, NULL);
+        cr_assert_eq(r[k].status, 0, "%s: %s", ops->name, r[k].error);
     }
+    float *Z[2] = {r[0].Z, r[1].Z}, *dphi[2] = {r[0].dphi, r[1].dphi}, *dY[2] = {r[0].dY, r[1].dY};
     /* fp32 on both, different summation orders over 30 contracting steps: ~1e-6 */
     double ez = test_rel_err(Z[1], Z[0], n * C), eg = test_rel_err(dphi[1], dphi[0], m * d),
            ey = test_rel_err(dY[1], dY[0], m * C);
@@ -309,7 +287,7 @@ Test(unrolled, cuda_matches_cpu) {
     cr_expect_lt(eg, 1e-4, "dphi rel err %g on %s", eg, gpu->name);
     cr_expect_lt(ey, 1e-4, "dY rel err %g on %s", ey, gpu->name);
     if (getenv("CLPDD_TEST_VERBOSE")) fprintf(stderr, "unrolled cuda vs cpu: Z %.2e dphi %.2e dY %.2e\n", ez, eg, ey);
-    for (int k = 0; k < 2; k++) free(Z[k]), free(dphi[k]), free(dY[k]);
+    for (int k = 0; k < 2; k++) free_result(&r[k]);
     free(phi);
     free(Y);
     free(phib);

@@ -4,6 +4,7 @@
  * Semantics of every op: core/include/clpdd/ops.h. All ops accept size 0. */
 #include "cpu/ops_cpu.h"
 #include "io/safetensors.h" /* clpdd_f16_to_f32 */
+#include "numerics/pointwise.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -175,24 +176,20 @@ static int cpu_all_finite(const float *x, size_t n) {
 static void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2,
                      float eps, float wd, int t) {
     CLPDD_ASSERT(t >= 1);
-    float bc1 = (float)(1.0 - pow((double)b1, t)); /* m̂ = m / bc1 */
-    float bc2 = (float)(1.0 - pow((double)b2, t)); /* v̂ = v / bc2 */
+    float bc1 = clpdd_adam_bias_correction(b1, t), bc2 = clpdd_adam_bias_correction(b2, t);
     CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN))
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = b1 * m[i] + (1.0f - b1) * gi;
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        float mhat = mi / bc1, vhat = vi / bc2;
-        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
-    }
+    for (size_t i = 0; i < n; i++) clpdd_adam1(p + i, m + i, v + i, g[i], lr, b1, b2, eps, wd, bc1, bc2);
 }
 
 /* ---- the table ---- */
 /* OpenBLAS has no tf32 / bf16 sgemm: whatever is asked, the products stay fp32, and the
    answer says so (callers report the precision they got) */
 static clpdd_precision cpu_set_precision(clpdd_precision p) {
+    (void)p;
+    return CLPDD_PRECISION_FP32;
+}
+/* what cpu_set_precision(p) gives, without calling it */
+static clpdd_precision cpu_precision_supported(clpdd_precision p) {
     (void)p;
     return CLPDD_PRECISION_FP32;
 }
@@ -278,6 +275,8 @@ static const clpdd_ops cpu_ops = {
     /* ---- precision (ABI 1.3): the CPU computes in fp32 only ---- */
     .set_precision = cpu_set_precision,
     .gather_rows_f16 = cpu_gather_rows_f16,
+    /* ---- the precision query: fp32 whatever is asked ---- */
+    .precision_supported = cpu_precision_supported,
 };
 
 const clpdd_ops *clpdd_ops_cpu(void) { return &cpu_ops; }

@@ -4,6 +4,7 @@
  * Row reductions accumulate in float64; the per-element maths is float32. */
 #include "cpu/ops_cpu.h"
 #include "cpu/threadpool.h"
+#include "numerics/pointwise.h"
 
 #include <math.h>
 
@@ -39,50 +40,17 @@ void cpu_relu(float *y, const float *x, size_t n) { relu_run(y, x, NULL, n); }
 
 void cpu_relu_backward(float *dx, const float *dy, const float *x, size_t n) { relu_run(dx, dy, x, n); }
 
-#define GELU_SQRT_2_OVER_PI 0.7978845608028654f
-#define GELU_INV_SQRT_2 0.7071067811865476f
-#define GELU_INV_SQRT_2PI 0.3989422804014327f
-#define GELU_TANH_C 0.044715f
-#define GELU_QUICK_A 1.702f
-
-static inline float gelu1(float x, clpdd_gelu_kind kind) {
-    switch (kind) {
-    case CLPDD_GELU_ERF: return 0.5f * x * (1.0f + erff(x * GELU_INV_SQRT_2));
-    case CLPDD_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x)));
-    case CLPDD_GELU_QUICK: return x / (1.0f + expf(-GELU_QUICK_A * x));
-    default: CLPDD_ASSERT(!"unknown gelu kind"); return 0.0f;
-    }
-}
-
-/* d gelu / dx */
-static inline float gelu1_grad(float x, clpdd_gelu_kind kind) {
-    switch (kind) {
-    case CLPDD_GELU_ERF: /* Φ(x) + x·φ(x) */
-        return 0.5f * (1.0f + erff(x * GELU_INV_SQRT_2)) + x * GELU_INV_SQRT_2PI * expf(-0.5f * x * x);
-    case CLPDD_GELU_TANH: {
-        float u = GELU_SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x);
-        float t = tanhf(u);
-        float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_C * x * x);
-        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-    }
-    case CLPDD_GELU_QUICK: { /* σ(ax) + a·x·σ(ax)(1 − σ(ax)) */
-        float s = 1.0f / (1.0f + expf(-GELU_QUICK_A * x));
-        return s + GELU_QUICK_A * x * s * (1.0f - s);
-    }
-    default: CLPDD_ASSERT(!"unknown gelu kind"); return 0.0f;
-    }
-}
-
+/* the per-element GELU maths: numerics/pointwise.h, shared with the CUDA backend */
 void cpu_gelu(float *y, const float *x, size_t n, clpdd_gelu_kind kind) {
     CLPDD_ASSERT((unsigned)kind < CLPDD_GELU_COUNT);
     CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN / 8))
-    for (size_t i = 0; i < n; i++) y[i] = gelu1(x[i], kind);
+    for (size_t i = 0; i < n; i++) y[i] = clpdd_gelu1(x[i], kind);
 }
 
 void cpu_gelu_backward(float *dx, const float *dy, const float *x, size_t n, clpdd_gelu_kind kind) {
     CLPDD_ASSERT((unsigned)kind < CLPDD_GELU_COUNT);
     CLPDD_OMP(omp parallel for if (n > CLPDD_CPU_PAR_MIN / 8))
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * gelu1_grad(x[i], kind);
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * clpdd_gelu1_grad(x[i], kind);
 }
 
 /* ---- rows ---- */

@@ -368,6 +368,11 @@ static clpdd_precision cuda_set_precision(clpdd_precision p) {
     g_precision = p;
     return before;
 }
+/* set_precision takes every precision, so the answer is p itself */
+static clpdd_precision cuda_precision_supported(clpdd_precision p) {
+    CLPDD_CUDA_ASSERT((unsigned)p < CLPDD_PRECISION_COUNT);
+    return p;
+}
 static cublasComputeType_t compute_type(void) {
     return g_precision == CLPDD_PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
            : g_precision == CLPDD_PRECISION_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
@@ -545,34 +550,38 @@ CLPDD_CUDA_FN void clpdd_cuda_attention_fused_backward(float *dqkv, float *delta
                                                        const float *lse, const float *qkv, int n, int T, int Hh,
                                                        int hd, float scale);
 
-static void cuda_init(void) {
+/* the current device, its properties and a context; -1 with the reason in g_why */
+static int cuda_open_device(int *dev, cudaDeviceProp *prop) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
         snprintf(g_why, sizeof g_why, "no CUDA device visible (cudaGetDeviceCount: %s: %s)",
                  cudaGetErrorName(e), cudaGetErrorString(e));
         (void)cudaGetLastError();
-        return;
+        return -1;
     }
     if (count == 0) {
         snprintf(g_why, sizeof g_why, "no CUDA device visible (cudaGetDeviceCount: 0 devices)");
-        return;
+        return -1;
     }
-    int dev = 0;
-    cudaDeviceProp prop;
-    if ((e = cudaGetDevice(&dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, dev)) != cudaSuccess ||
+    if ((e = cudaGetDevice(dev)) != cudaSuccess || (e = cudaGetDeviceProperties(prop, *dev)) != cudaSuccess ||
         (e = cudaFree(nullptr)) != cudaSuccess /* creates the context */) {
-        snprintf(g_why, sizeof g_why, "CUDA device %d unusable (%s: %s)", dev, cudaGetErrorName(e),
+        snprintf(g_why, sizeof g_why, "CUDA device %d unusable (%s: %s)", *dev, cudaGetErrorName(e),
                  cudaGetErrorString(e));
         (void)cudaGetLastError();
-        return;
+        return -1;
     }
+    return 0;
+}
+
+/* cuBLAS (plain fp32 math, host scalars) and cuSOLVER on that device; -1 with the reason in g_why */
+static int cuda_open_libraries(int dev, const cudaDeviceProp *prop) {
     cublasStatus_t be = cublasCreate(&clpdd_cuda_blas);
     if (be != CUBLAS_STATUS_SUCCESS) {
-        snprintf(g_why, sizeof g_why, "cublasCreate failed on device %d (%s): %s", dev, prop.name,
+        snprintf(g_why, sizeof g_why, "cublasCreate failed on device %d (%s): %s", dev, prop->name,
                  cublasGetStatusString(be));
         clpdd_cuda_blas = nullptr;
-        return;
+        return -1;
     }
     /* plain FP32: no TF32 tensor-core math, so results agree with the CPU to ~1e-6 */
     CUBLAS_CHECK(cublasSetMathMode(clpdd_cuda_blas, CUBLAS_DEFAULT_MATH));
@@ -580,17 +589,17 @@ static void cuda_init(void) {
     cusolverStatus_t se = cusolverDnCreate(&clpdd_cuda_solver);
     if (se != CUSOLVER_STATUS_SUCCESS) {
         snprintf(g_why, sizeof g_why, "cusolverDnCreate failed on device %d (%s): %s", dev,
-                 prop.name, clpdd_cusolver_status_string(se));
+                 prop->name, clpdd_cusolver_status_string(se));
         CUBLAS_CHECK(cublasDestroy(clpdd_cuda_blas));
         clpdd_cuda_blas = nullptr;
         clpdd_cuda_solver = nullptr;
-        return;
+        return -1;
     }
-    clpdd_cuda_sm_count = prop.multiProcessorCount;
-    g_live = new std::unordered_map<void *, size_t>();
+    return 0;
+}
 
-    snprintf(g_name, sizeof g_name, "cuda:%s", prop.name);
-    clpdd_ops *o = &g_ops;
+/* the op table: every member this backend implements */
+static void cuda_fill_table(clpdd_ops *o) {
     o->name = g_name;
     o->is_device = 1;
     o->malloc = cuda_malloc;
@@ -663,7 +672,20 @@ static void cuda_init(void) {
     /* precision (ABI 1.3): the gemm path above */
     o->set_precision = cuda_set_precision;
     o->gather_rows_f16 = cuda_gather_rows_f16;
-    g_table = o;
+    /* the precision query: every precision set_precision takes */
+    o->precision_supported = cuda_precision_supported;
+}
+
+static void cuda_init(void) {
+    int dev = 0;
+    cudaDeviceProp prop;
+    if (cuda_open_device(&dev, &prop) || cuda_open_libraries(dev, &prop)) return;
+    clpdd_cuda_sm_count = prop.multiProcessorCount;
+    g_live = new std::unordered_map<void *, size_t>();
+
+    snprintf(g_name, sizeof g_name, "cuda:%s", prop.name);
+    cuda_fill_table(&g_ops);
+    g_table = &g_ops;
 }
 
 extern "C" const clpdd_ops *clpdd_ops_cuda(const char **why) {

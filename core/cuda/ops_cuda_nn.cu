@@ -12,6 +12,7 @@
  * Hh heads, hd head dim, D = Hh·hd model width, p patch size, rows/cols of a matrix. */
 #include "cuda_common.h"
 #include "numerics/philox.h"
+#include "numerics/pointwise.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,36 +20,7 @@
 /* ------------------------------------------------------------------------------------ */
 /* activations (dx may alias dy)                                                        */
 
-#define GELU_SQRT_2_OVER_PI 0.7978845608028654f
-#define GELU_INV_SQRT_2 0.7071067811865476f
-#define GELU_INV_SQRT_2PI 0.3989422804014327f
-#define GELU_TANH_C 0.044715f
-#define GELU_QUICK_A 1.702f
-
-__device__ __forceinline__ float gelu1(float x, int kind) {
-    switch (kind) {
-    case CLPDD_GELU_ERF: return 0.5f * x * (1.0f + erff(x * GELU_INV_SQRT_2));
-    case CLPDD_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x)));
-    default: return x / (1.0f + expf(-GELU_QUICK_A * x)); /* CLPDD_GELU_QUICK */
-    }
-}
-/* d gelu / dx */
-__device__ __forceinline__ float gelu1_grad(float x, int kind) {
-    switch (kind) {
-    case CLPDD_GELU_ERF: /* Φ(x) + x·φ(x) */
-        return 0.5f * (1.0f + erff(x * GELU_INV_SQRT_2)) + x * GELU_INV_SQRT_2PI * expf(-0.5f * x * x);
-    case CLPDD_GELU_TANH: {
-        float u = GELU_SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x);
-        float t = tanhf(u);
-        float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_C * x * x);
-        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-    }
-    default: { /* CLPDD_GELU_QUICK: σ(ax) + a·x·σ(ax)(1 − σ(ax)) */
-        float s = 1.0f / (1.0f + expf(-GELU_QUICK_A * x));
-        return s + GELU_QUICK_A * x * s * (1.0f - s);
-    }
-    }
-}
+/* the per-element GELU maths: numerics/pointwise.h, shared with the CPU backend */
 
 __global__ void k_relu(float *y, const float *x, size_t n) {
     CLPDD_GRID_STRIDE(i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -57,10 +29,10 @@ __global__ void k_relu_backward(float *dx, const float *dy, const float *x, size
     CLPDD_GRID_STRIDE(i, n) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 __global__ void k_gelu(float *y, const float *x, size_t n, int kind) {
-    CLPDD_GRID_STRIDE(i, n) y[i] = gelu1(x[i], kind);
+    CLPDD_GRID_STRIDE(i, n) y[i] = clpdd_gelu1(x[i], kind);
 }
 __global__ void k_gelu_backward(float *dx, const float *dy, const float *x, size_t n, int kind) {
-    CLPDD_GRID_STRIDE(i, n) dx[i] = dy[i] * gelu1_grad(x[i], kind);
+    CLPDD_GRID_STRIDE(i, n) dx[i] = dy[i] * clpdd_gelu1_grad(x[i], kind);
 }
 
 void clpdd_cuda_relu(float *y, const float *x, size_t n) {
@@ -589,21 +561,12 @@ void clpdd_cuda_rand_normal(float *x, size_t n, float mean, float std, uint64_t 
 
 __global__ void k_adam(float *p, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2,
                        float eps, float wd, float bc1, float bc2) {
-    CLPDD_GRID_STRIDE(i, n) {
-        float gi = g[i];
-        float mi = b1 * m[i] + (1.0f - b1) * gi;
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        float mhat = mi / bc1, vhat = vi / bc2;
-        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
-    }
+    CLPDD_GRID_STRIDE(i, n) clpdd_adam1(p + i, m + i, v + i, g[i], lr, b1, b2, eps, wd, bc1, bc2);
 }
 void clpdd_cuda_adam(float *p, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2,
                      float eps, float wd, int t) {
     CLPDD_CUDA_ASSERT(t >= 1);
     if (!n) return;
-    float bc1 = (float)(1.0 - pow((double)b1, t)); /* m̂ = m / bc1 */
-    float bc2 = (float)(1.0 - pow((double)b2, t)); /* v̂ = v / bc2 */
+    float bc1 = clpdd_adam_bias_correction(b1, t), bc2 = clpdd_adam_bias_correction(b2, t);
     CLPDD_LAUNCH(k_adam, clpdd_grid_1d(n), CLPDD_THREADS, 0, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2);
 }

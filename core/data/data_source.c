@@ -290,31 +290,22 @@ static int name_in(const char *s, const char *const *names) {
 
 #define CSV_MAXF 64
 
-int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *classes_file,
-                             int skip_bad, clpdd_err *e) {
-    memset(l, 0, sizeof *l);
-    snprintf(l->where, sizeof l->where, "%s", csv);
-    uint8_t *buf;
-    size_t len;
-    if (clpdd_read_file(csv, &buf, &len, e)) return -1;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", csv);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    /* pass 1: rows (line numbers), header, label kind */
-    typedef struct row {
-        char *path, *label, *split;
-        int line;
-    } row;
-    row *rows = NULL;
-    int nrows = 0, cap = 0, rc = 0;
+/* one row of a manifest: fields pointing into the file's buffer, and its line number */
+typedef struct manifest_row {
+    char *path, *label, *split;
+    int line;
+} manifest_row;
+
+/* pass 1: the rows of the manifest text buf (split in place), with their line numbers; the
+   columns from a header (a path and a label column by name, split optional) or by position
+   (path,label[,split]). 0, or -1 with the rows read so far still in *rows */
+static int manifest_rows(const char *csv, char *buf, manifest_row **rows, int *nrows, clpdd_err *e) {
     static const char *const path_names[] = {"path", "file", "filename", "img_filename", "image", NULL};
     static const char *const label_names[] = {"label", "y", "target", "class", NULL};
     int cpath = 0, clabel = 1, csplit = 2, ncols = -1, header = 0;
-    int line = 0;
-    char *p = (char *)buf;
-    while (p && *p && rc == 0) {
+    int line = 0, cap = 0;
+    char *p = buf;
+    while (p && *p) {
         char *nl = strchr(p, '\n');
         if (nl) *nl = 0;
         line++;
@@ -327,11 +318,8 @@ int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *sp
         if (!*ln) continue;
         char *f[CSV_MAXF];
         int nf = csv_fields(ln, f, CSV_MAXF);
-        if (nf > CSV_MAXF) {
-            rc = clpdd_err_set(e, "data: %s:%d: more than %d fields", csv, line, CSV_MAXF);
-            break;
-        }
-        if (nrows == 0 && !header && ncols < 0) {
+        if (nf > CSV_MAXF) return clpdd_err_set(e, "data: %s:%d: more than %d fields", csv, line, CSV_MAXF);
+        if (*nrows == 0 && !header && ncols < 0) {
             int hp = -1, hl = -1, hs = -1;
             for (int i = 0; i < nf; i++) {
                 if (hp < 0 && name_in(f[i], path_names)) hp = i;
@@ -339,103 +327,119 @@ int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *sp
                 else if (hs < 0 && strcasecmp(f[i], "split") == 0) hs = i;
             }
             if (hp >= 0) {
-                if (hl < 0) {
-                    rc = clpdd_err_set(e, "data: %s:1: header has a path column but no label column (named label, y, "
-                                          "target or class)",
-                                       csv);
-                    break;
-                }
+                if (hl < 0)
+                    return clpdd_err_set(e, "data: %s:1: header has a path column but no label column (named label, y, "
+                                            "target or class)",
+                                         csv);
                 header = 1, cpath = hp, clabel = hl, csplit = hs, ncols = nf;
                 continue;
             }
             ncols = nf;
-            if (nf < 2 || nf > 3) {
-                rc = clpdd_err_set(e, "data: %s:%d: expected path,label[,split] (2 or 3 fields), got %d", csv, line, nf);
-                break;
-            }
+            if (nf < 2 || nf > 3)
+                return clpdd_err_set(e, "data: %s:%d: expected path,label[,split] (2 or 3 fields), got %d", csv, line, nf);
             if (nf == 2) csplit = -1;
         }
-        if (nf != ncols) {
-            rc = clpdd_err_set(e, "data: %s:%d: %d fields, expected %d as in the first row", csv, line, nf, ncols);
-            break;
-        }
-        if (!*f[cpath]) {
-            rc = clpdd_err_set(e, "data: %s:%d: empty path", csv, line);
-            break;
-        }
-        if (nrows == cap) {
+        if (nf != ncols)
+            return clpdd_err_set(e, "data: %s:%d: %d fields, expected %d as in the first row", csv, line, nf, ncols);
+        if (!*f[cpath]) return clpdd_err_set(e, "data: %s:%d: empty path", csv, line);
+        if (*nrows == cap) {
             cap = cap ? 2 * cap : 256;
-            rows = realloc(rows, (size_t)cap * sizeof *rows);
-            CLPDD_ASSERT(rows);
+            *rows = realloc(*rows, (size_t)cap * sizeof **rows);
+            CLPDD_ASSERT(*rows);
         }
-        rows[nrows++] = (row){f[cpath], f[clabel], csplit >= 0 ? f[csplit] : NULL, line};
+        (*rows)[(*nrows)++] = (manifest_row){f[cpath], f[clabel], csplit >= 0 ? f[csplit] : NULL, line};
     }
-    strvec classes = {0};
-    int numeric = 1;
-    for (int i = 0; i < nrows && numeric; i++) numeric = is_int(rows[i].label);
-    if (rc == 0 && nrows == 0) rc = clpdd_err_set(e, "data: %s: no rows (expected path,label[,split])", csv);
-    if (rc == 0 && classes_file) rc = read_classes(classes_file, &classes, e);
-    int C = classes.n;
-    if (rc == 0 && numeric && !classes_file) {
+    return 0;
+}
+
+/* the class names: classes_file's lines; else 0..(largest label) for numeric labels, or the
+   label names in order of first appearance in the whole file */
+static int manifest_classes(const char *csv, const manifest_row *rows, int nrows, int numeric, const char *classes_file,
+                            strvec *classes, clpdd_err *e) {
+    if (classes_file) return read_classes(classes_file, classes, e);
+    if (numeric) {
         long mx = -1;
         for (int i = 0; i < nrows; i++) {
             long v = strtol(rows[i].label, NULL, 10);
             if (v > mx) mx = v;
         }
-        if (mx > 100000000) {
-            rc = clpdd_err_set(e, "data: %s: label %ld is implausibly large", csv, mx);
-        } else {
-            C = (int)mx + 1;
-            for (int c = 0; c < C; c++) {
-                char *s;
-                if (asprintf(&s, "%d", c) < 0) abort();
-                sv_push(&classes, s);
-            }
+        if (mx > 100000000) return clpdd_err_set(e, "data: %s: label %ld is implausibly large", csv, mx);
+        for (int c = 0; c < (int)mx + 1; c++) {
+            char *s;
+            if (asprintf(&s, "%d", c) < 0) abort();
+            sv_push(classes, s);
         }
+        return 0;
     }
-    if (rc == 0 && !numeric && !classes_file) /* names in order of first appearance, whole file */
-        for (int i = 0; i < nrows; i++) {
-            int found = 0;
-            for (int c = 0; c < classes.n && !found; c++) found = strcmp(classes.s[c], rows[i].label) == 0;
-            if (!found) sv_push(&classes, clpdd_xstrdup(rows[i].label));
-        }
-    C = classes.n;
+    for (int i = 0; i < nrows; i++) {
+        int found = 0;
+        for (int c = 0; c < classes->n && !found; c++) found = strcmp(classes->s[c], rows[i].label) == 0;
+        if (!found) sv_push(classes, clpdd_xstrdup(rows[i].label));
+    }
+    return 0;
+}
+
+/* one row: its label resolved against the class names and its file (relative to dir) checked,
+   then added to l; a bad row is the error, or with skip_bad a note and no item */
+static int manifest_item(clpdd_data_list *l, int *icap, const manifest_row *r, const char *csv, const char *dir,
+                         const strvec *classes, int numeric, const char *classes_file, int skip_bad, clpdd_err *e) {
+    int C = classes->n;
+    int32_t lab = -1;
+    char why[600] = "";
+    if (numeric) {
+        long v = strtol(r->label, NULL, 10);
+        if (v < 0 || v >= C)
+            snprintf(why, sizeof why, "label %ld out of range 0..%d (%s)", v, C - 1,
+                     classes_file ? classes_file : "the largest label in the file");
+        else lab = (int32_t)v;
+    } else {
+        for (int c = 0; c < C && lab < 0; c++)
+            if (strcmp(classes->s[c], r->label) == 0) lab = c;
+        if (lab < 0) snprintf(why, sizeof why, "class '%s' is not in %s", r->label, classes_file);
+    }
+    char *full = NULL;
+    if (r->path[0] == '/') full = clpdd_xstrdup(r->path);
+    else if (asprintf(&full, "%s/%s", dir, r->path) < 0) abort();
+    struct stat st;
+    if (!*why && (stat(full, &st) != 0 || !S_ISREG(st.st_mode))) snprintf(why, sizeof why, "no such file %s", full);
+    if (*why) {
+        int rc = 0;
+        if (!skip_bad)
+            rc = clpdd_err_set(e, "data: %s:%d: %s (row path '%s', label '%s')", csv, r->line, why, r->path, r->label);
+        else
+            note_skip(l, "%s:%d: %s", csv, r->line, why);
+        free(full);
+        return rc;
+    }
+    size_t off = r->path[0] == '/' ? 0 : strlen(dir) + 1;
+    push_item(l, icap, full, off, lab, r->line, &st);
+    return 0;
+}
+
+int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *classes_file,
+                             int skip_bad, clpdd_err *e) {
+    memset(l, 0, sizeof *l);
+    snprintf(l->where, sizeof l->where, "%s", csv);
+    uint8_t *buf;
+    size_t len;
+    if (clpdd_read_file(csv, &buf, &len, e)) return -1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", csv);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    manifest_row *rows = NULL;
+    int nrows = 0;
+    int rc = manifest_rows(csv, (char *)buf, &rows, &nrows, e);
+    strvec classes = {0};
+    int numeric = 1;
+    for (int i = 0; i < nrows && numeric; i++) numeric = is_int(rows[i].label);
+    if (rc == 0 && nrows == 0) rc = clpdd_err_set(e, "data: %s: no rows (expected path,label[,split])", csv);
+    if (rc == 0) rc = manifest_classes(csv, rows, nrows, numeric, classes_file, &classes, e);
     int icap = 0;
-    for (int i = 0; i < nrows && rc == 0; i++) {
-        row *r = &rows[i];
-        if (split && r->split && strcmp(r->split, split) != 0) continue;
-        int32_t lab = -1;
-        char why[600] = "";
-        if (numeric) {
-            long v = strtol(r->label, NULL, 10);
-            if (v < 0 || v >= C)
-                snprintf(why, sizeof why, "label %ld out of range 0..%d (%s)", v, C - 1,
-                         classes_file ? classes_file : "the largest label in the file");
-            else lab = (int32_t)v;
-        } else {
-            for (int c = 0; c < C && lab < 0; c++)
-                if (strcmp(classes.s[c], r->label) == 0) lab = c;
-            if (lab < 0) snprintf(why, sizeof why, "class '%s' is not in %s", r->label, classes_file);
-        }
-        char *full = NULL;
-        if (r->path[0] == '/') full = clpdd_xstrdup(r->path);
-        else if (asprintf(&full, "%s/%s", dir, r->path) < 0) abort();
-        struct stat st;
-        if (!*why && (stat(full, &st) != 0 || !S_ISREG(st.st_mode)))
-            snprintf(why, sizeof why, "no such file %s", full);
-        if (*why) {
-            if (!skip_bad) {
-                rc = clpdd_err_set(e, "data: %s:%d: %s (row path '%s', label '%s')", csv, r->line, why, r->path,
-                                   r->label);
-            } else {
-                note_skip(l, "%s:%d: %s", csv, r->line, why);
-            }
-            free(full);
-            continue;
-        }
-        size_t off = r->path[0] == '/' ? 0 : strlen(dir) + 1;
-        push_item(l, &icap, full, off, lab, r->line, &st);
-    }
+    for (int i = 0; i < nrows && rc == 0; i++)
+        if (!split || !rows[i].split || strcmp(rows[i].split, split) == 0)
+            rc = manifest_item(l, &icap, &rows[i], csv, dir, &classes, numeric, classes_file, skip_bad, e);
     if (rc == 0 && l->n == 0)
         rc = clpdd_err_set(e, "data: %s: no usable rows%s%s%s", csv, split ? " for split '" : "", split ? split : "",
                            split ? "'" : "");

@@ -23,19 +23,6 @@ void clpdd_score_finish(clpdd_score *s) {
     s->val_std = s->n ? sqrt(vvar / s->n) : 0;
 }
 
-double clpdd_top1(const float *logits, const int32_t *y, int n, int C) {
-    if (n <= 0) return 0;
-    int correct = 0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * C;
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (z[c] > z[best]) best = c;
-        correct += best == y[i];
-    }
-    return (double)correct / n;
-}
-
 void clpdd_eval_cfg_from_experiment(clpdd_eval_cfg *cfg, const clpdd_experiment *x) {
     *cfg = (clpdd_eval_cfg){x->protocol,   x->eval_seeds, x->eval_epochs,     x->eval_batch, x->full_epochs,
                             x->eval_lr,    x->wd,         x->n_wd,            x->probe_max_iter,

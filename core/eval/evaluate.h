@@ -1,4 +1,4 @@
-/* Evaluation (DESIGN §7): the linear probe a user trains on the frozen encoder's features of an
+/* Evaluation (docs/design.md §7): the linear probe a user trains on the frozen encoder's features of an
  * image set, scored top-1 on the test split, with every baseline through the same evaluator.
  *
  * Protocols ([eval] protocol):
@@ -25,6 +25,7 @@
 #include "data/dataset.h"
 #include "config/experiment.h"
 #include "features/extract.h"
+#include "eval/probe.h" /* clpdd_top1 */
 
 /* one evaluated set's numbers */
 typedef struct clpdd_score {
@@ -40,9 +41,6 @@ typedef struct clpdd_score {
     double max_grad_norm; /* ‖g‖∞ in the solver's coordinates, the worst fit's */
 } clpdd_score;
 void clpdd_score_finish(clpdd_score *s);
-
-/* top-1 in [0, 1] of logits (n, C) against y (n); ties → the lowest class */
-double clpdd_top1(const float *logits, const int32_t *y, int n, int C);
 
 /* host features and labels */
 typedef struct clpdd_labelled {

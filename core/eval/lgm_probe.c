@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "data/dataset.h"
-#include "eval/evaluate.h"
+#include "eval/probe.h"
 #include "util/util.h"
 
 double clpdd_lgm_probe(const float *Xtr, const int32_t *ytr, int m, const float *Xte, const int32_t *yte, int nte,

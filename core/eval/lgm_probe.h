@@ -1,4 +1,4 @@
-/* LGM's linear probe (DESIGN §7, protocols `fast` and `lgm`): a fresh head trained with Adam on
+/* LGM's linear probe (docs/design.md §7, protocols `fast` and `lgm`): a fresh head trained with Adam on
  * features of an image set, scored top-1 on the test split. Faithful to LGM at the paper's sizes;
  * at m = 10 it takes ~1000 steps at lr ≈ 4e-5 and does not train (use protocol `probe`).
  *

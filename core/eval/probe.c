@@ -145,6 +145,43 @@ void clpdd_logreg_free(clpdd_logreg *p) {
     p->W = NULL;
 }
 
+/* the preconditioning statistics of X (m, d): mu (d) the means, sd (d) s_j = sqrt(var_j + wd)
+   (1 for a constant feature with wd = 0) and lam (d) the rescaled penalties wd / s_j² */
+static void lr_precondition(double *mu, double *sd, double *lam, const float *X, int m, int d, double wd) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < d; j++) mu[j] += X[(size_t)i * d + j];
+    for (int j = 0; j < d; j++) mu[j] /= m;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < d; j++) {
+            double t = X[(size_t)i * d + j] - mu[j];
+            sd[j] += t * t;
+        }
+    for (int j = 0; j < d; j++) {
+        sd[j] = sqrt(sd[j] / m + wd);
+        if (!(sd[j] > 0) || !isfinite(sd[j])) sd[j] = 1; /* a constant feature with wd = 0 */
+        lam[j] = wd / (sd[j] * sd[j]);
+    }
+}
+
+/* W ((d + 1), C) in the original coordinates from the solver's θ' = (W', b'): W_j = W'_j / s_j,
+   b = b' − Σ_j μ_j W_j; returns ‖∂f/∂(W, b)‖∞ in those coordinates, from the solver's gradient g */
+static double lr_to_original(double *W, const double *th, const double *g, const double *mu, const double *sd, int d,
+                             int C) {
+    double *b = W + (size_t)d * C;
+    for (int c = 0; c < C; c++) b[c] = th[(size_t)d * C + c];
+    double graw = 0;
+    for (int j = 0; j < d; j++)
+        for (int c = 0; c < C; c++) {
+            double w = th[(size_t)j * C + c] / sd[j];
+            W[(size_t)j * C + c] = w;
+            b[c] -= mu[j] * w;
+            double gj = sd[j] * g[(size_t)j * C + c] + mu[j] * g[(size_t)d * C + c]; /* ∂f/∂W_jc */
+            graw = fabs(gj) > graw ? fabs(gj) : graw;
+        }
+    for (int c = 0; c < C; c++) graw = fabs(g[(size_t)d * C + c]) > graw ? fabs(g[(size_t)d * C + c]) : graw;
+    return graw;
+}
+
 int clpdd_logreg_fit(clpdd_logreg *out, const float *X, const int32_t *y, const float *Y, int m, int d, int C,
                      const clpdd_logreg_cfg *cfg, const clpdd_logreg *warm, clpdd_err *e) {
     memset(out, 0, sizeof *out);
@@ -160,19 +197,7 @@ int clpdd_logreg_fit(clpdd_logreg *out, const float *X, const int32_t *y, const 
     /* preconditioning statistics of the training features: μ_j, s_j = sqrt(var_j + wd) */
     double *mu = clpdd_xcalloc((size_t)d, sizeof *mu), *sd = clpdd_xcalloc((size_t)d, sizeof *sd);
     double *lam = clpdd_xmalloc((size_t)d * sizeof *lam);
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < d; j++) mu[j] += X[(size_t)i * d + j];
-    for (int j = 0; j < d; j++) mu[j] /= m;
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < d; j++) {
-            double t = X[(size_t)i * d + j] - mu[j];
-            sd[j] += t * t;
-        }
-    for (int j = 0; j < d; j++) {
-        sd[j] = sqrt(sd[j] / m + wd);
-        if (!(sd[j] > 0) || !isfinite(sd[j])) sd[j] = 1; /* a constant feature with wd = 0 */
-        lam[j] = wd / (sd[j] * sd[j]);
-    }
+    lr_precondition(mu, sd, lam, X, m, d, wd);
     double *Xs = clpdd_xmalloc((size_t)m * d * sizeof *Xs); /* (m, d) */
     for (int i = 0; i < m; i++)
         for (int j = 0; j < d; j++) Xs[(size_t)i * d + j] = (X[(size_t)i * d + j] - mu[j]) / sd[j];
@@ -224,18 +249,7 @@ int clpdd_logreg_fit(clpdd_logreg *out, const float *X, const int32_t *y, const 
     if (rc == 0) {
         out->d = d, out->C = C, out->wd = wd;
         out->W = clpdd_xmalloc((size_t)n * sizeof *out->W);
-        double *b = out->W + (size_t)d * C;
-        for (int c = 0; c < C; c++) b[c] = th[(size_t)d * C + c];
-        double graw = 0;
-        for (int j = 0; j < d; j++)
-            for (int c = 0; c < C; c++) {
-                double w = th[(size_t)j * C + c] / sd[j];
-                out->W[(size_t)j * C + c] = w;
-                b[c] -= mu[j] * w;
-                double gj = sd[j] * g[(size_t)j * C + c] + mu[j] * g[(size_t)d * C + c]; /* ∂f/∂W_jc */
-                graw = fabs(gj) > graw ? fabs(gj) : graw;
-            }
-        for (int c = 0; c < C; c++) graw = fabs(g[(size_t)d * C + c]) > graw ? fabs(g[(size_t)d * C + c]) : graw;
+        double graw = lr_to_original(out->W, th, g, mu, sd, d, C);
         out->iterations = iters;
         out->evaluations = P.evals;
         out->restarts = restarts;
@@ -263,11 +277,23 @@ void clpdd_logreg_logits(const clpdd_logreg *p, const float *X, int n, double *l
     free(xs);
 }
 
-static int argmax_d(const double *z, int C) {
-    int best = 0;
-    for (int c = 1; c < C; c++)
-        if (z[c] > z[best]) best = c;
-    return best;
+/* the index of the first largest of z[0..C) (argmax ties → the lowest class), written once for
+   the float logits of clpdd_top1 and the float64 ones of the probe */
+#define DEFINE_ARGMAX(name, T)             \
+    static int name(const T *z, int C) {   \
+        int best = 0;                      \
+        for (int c = 1; c < C; c++)        \
+            if (z[c] > z[best]) best = c;  \
+        return best;                       \
+    }
+DEFINE_ARGMAX(argmax_f, float)
+DEFINE_ARGMAX(argmax_d, double)
+
+double clpdd_top1(const float *logits, const int32_t *y, int n, int C) {
+    if (n <= 0) return 0;
+    int correct = 0;
+    for (int i = 0; i < n; i++) correct += argmax_f(logits + (size_t)i * C, C) == y[i];
+    return (double)correct / n;
 }
 
 double clpdd_logreg_accuracy(const clpdd_logreg *p, const float *X, const int32_t *y, int n) {
@@ -311,19 +337,10 @@ static int wd_desc(const void *a, const void *b, const double *wd) {
     return x > y ? -1 : x < y ? 1 : 0;
 }
 
-int clpdd_probe_select_fit(clpdd_probe_result *r, const float *Xtr, const int32_t *ytr, const float *Ytr, int m,
-                           const float *Xval, const int32_t *yval, int nv, const float *Xte, const int32_t *yte,
-                           int nt, int d, int C, const clpdd_probe_select_cfg *cfg, clpdd_logreg *fit_out, clpdd_err *e) {
-    static const double grid_default[] = CLPDD_PROBE_WD_GRID;
-    memset(r, 0, sizeof *r);
-    if (fit_out) memset(fit_out, 0, sizeof *fit_out);
-    clpdd_probe_select_cfg def = {0};
-    if (!cfg) cfg = &def;
-    const double *grid = cfg->wd ? cfg->wd : grid_default;
-    int n_wd = cfg->wd ? cfg->n_wd : CLPDD_PROBE_N_WD;
-    clpdd_logreg_cfg lc = {0, cfg->max_iter > 0 ? cfg->max_iter : CLPDD_LOGREG_MAX_ITER,
-                           cfg->tol > 0 ? cfg->tol : CLPDD_LOGREG_TOL};
-    int has_val = Xval && yval && nv > 0;
+/* the grid (n_wd distinct finite values > 0, only needed with a validation split) and the
+   validation and test labels in [0, C) */
+static int check_select_inputs(const double *grid, int n_wd, int has_val, const int32_t *yval, int nv,
+                               const int32_t *yte, int nt, int C, clpdd_err *e) {
     if (has_val) {
         if (n_wd < 1 || n_wd > CLPDD_PROBE_MAX_WD)
             return clpdd_err_set(e, "probe: the wd grid has %d values (expected 1 to %d)", n_wd, CLPDD_PROBE_MAX_WD);
@@ -340,6 +357,80 @@ int clpdd_probe_select_fit(clpdd_probe_result *r, const float *Xtr, const int32_
     for (int i = 0; i < nt; i++)
         if (yte[i] < 0 || yte[i] >= C)
             return clpdd_err_set(e, "probe: label %d of test point %d is outside [0, %d)", (int)yte[i], i, C);
+    return 0;
+}
+
+/* one fit per grid value, largest wd first, each warm-started from the previous one; best gets
+   the most accurate on the validation split (on a tie the earlier, larger wd), r the per-wd
+   numbers. -1 (best freed) when a fit fails. */
+static int select_on_grid(clpdd_logreg *best, clpdd_probe_result *r, const float *Xtr, const int32_t *ytr,
+                          const float *Ytr, int m, const float *Xval, const int32_t *yval, int nv, int d, int C,
+                          clpdd_logreg_cfg lc, const double *grid, int n_wd, clpdd_err *e) {
+    int order[CLPDD_PROBE_MAX_WD];
+    for (int k = 0; k < n_wd; k++) order[k] = k;
+    for (int a = 1; a < n_wd; a++) /* insertion sort, largest wd first */
+        for (int b = a; b > 0 && wd_desc(&order[b], &order[b - 1], grid) < 0; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    clpdd_logreg prev = {0};
+    double best_acc = -1;
+    for (int k = 0; k < n_wd; k++) {
+        int g = order[k];
+        clpdd_logreg cur;
+        lc.wd = grid[g];
+        if (clpdd_logreg_fit(&cur, Xtr, ytr, Ytr, m, d, C, &lc, prev.W ? &prev : NULL, e)) {
+            clpdd_logreg_free(&prev), clpdd_logreg_free(best);
+            return -1;
+        }
+        double acc = clpdd_logreg_accuracy(&cur, Xval, yval, nv);
+        r->wd_grid[g] = grid[g];
+        r->val_per_wd[g] = acc;
+        r->converged_per_wd[g] = cur.converged;
+        r->iter_per_wd[g] = cur.iterations;
+        if (acc > best_acc) { /* strictly better: on a tie the earlier, larger wd stays */
+            best_acc = acc;
+            clpdd_logreg_free(best);
+            *best = cur;
+            best->W = clpdd_xmalloc((size_t)(d + 1) * C * sizeof *best->W);
+            memcpy(best->W, cur.W, (size_t)(d + 1) * C * sizeof *best->W);
+        }
+        clpdd_logreg_free(&prev);
+        prev = cur;
+    }
+    clpdd_logreg_free(&prev);
+    r->n_wd = n_wd;
+    r->selected = 1;
+    r->val_acc = best_acc;
+    return 0;
+}
+
+/* accuracy of p on its m training points: labels ytr, or the argmax of the target rows Ytr */
+static double train_accuracy(const clpdd_logreg *p, const float *Xtr, const int32_t *ytr, const float *Ytr, int m,
+                             int C) {
+    if (!Ytr) return clpdd_logreg_accuracy(p, Xtr, ytr, m);
+    int32_t *yt = clpdd_xmalloc((size_t)m * sizeof *yt);
+    for (int i = 0; i < m; i++) yt[i] = argmax_f(Ytr + (size_t)i * C, C);
+    double acc = clpdd_logreg_accuracy(p, Xtr, yt, m);
+    free(yt);
+    return acc;
+}
+
+int clpdd_probe_select_fit(clpdd_probe_result *r, const float *Xtr, const int32_t *ytr, const float *Ytr, int m,
+                           const float *Xval, const int32_t *yval, int nv, const float *Xte, const int32_t *yte,
+                           int nt, int d, int C, const clpdd_probe_select_cfg *cfg, clpdd_logreg *fit_out, clpdd_err *e) {
+    static const double grid_default[] = CLPDD_PROBE_WD_GRID;
+    memset(r, 0, sizeof *r);
+    if (fit_out) memset(fit_out, 0, sizeof *fit_out);
+    clpdd_probe_select_cfg def = {0};
+    if (!cfg) cfg = &def;
+    const double *grid = cfg->wd ? cfg->wd : grid_default;
+    int n_wd = cfg->wd ? cfg->n_wd : CLPDD_PROBE_N_WD;
+    clpdd_logreg_cfg lc = {0, cfg->max_iter > 0 ? cfg->max_iter : CLPDD_LOGREG_MAX_ITER,
+                           cfg->tol > 0 ? cfg->tol : CLPDD_LOGREG_TOL};
+    int has_val = Xval && yval && nv > 0;
+    if (check_select_inputs(grid, n_wd, has_val, yval, nv, yte, nt, C, e)) return -1;
 
     double t0 = clpdd_now();
     clpdd_logreg best = {0};
@@ -348,62 +439,12 @@ int clpdd_probe_select_fit(clpdd_probe_result *r, const float *Xtr, const int32_
         if (clpdd_logreg_fit(&best, Xtr, ytr, Ytr, m, d, C, &lc, NULL, e)) return -1;
         r->selected = 0;
         r->val_acc = NAN;
-    } else {
-        int order[CLPDD_PROBE_MAX_WD];
-        for (int k = 0; k < n_wd; k++) order[k] = k;
-        for (int a = 1; a < n_wd; a++) /* insertion sort, largest wd first */
-            for (int b = a; b > 0 && wd_desc(&order[b], &order[b - 1], grid) < 0; b--) {
-                int t = order[b];
-                order[b] = order[b - 1];
-                order[b - 1] = t;
-            }
-        clpdd_logreg prev = {0};
-        double best_acc = -1;
-        for (int k = 0; k < n_wd; k++) {
-            int g = order[k];
-            clpdd_logreg cur;
-            lc.wd = grid[g];
-            if (clpdd_logreg_fit(&cur, Xtr, ytr, Ytr, m, d, C, &lc, prev.W ? &prev : NULL, e)) {
-                clpdd_logreg_free(&prev), clpdd_logreg_free(&best);
-                return -1;
-            }
-            double acc = clpdd_logreg_accuracy(&cur, Xval, yval, nv);
-            r->wd_grid[g] = grid[g];
-            r->val_per_wd[g] = acc;
-            r->converged_per_wd[g] = cur.converged;
-            r->iter_per_wd[g] = cur.iterations;
-            if (acc > best_acc) { /* strictly better: on a tie the earlier, larger wd stays */
-                best_acc = acc;
-                clpdd_logreg_free(&best);
-                best = cur;
-                best.W = clpdd_xmalloc((size_t)(d + 1) * C * sizeof *best.W);
-                memcpy(best.W, cur.W, (size_t)(d + 1) * C * sizeof *best.W);
-            }
-            clpdd_logreg_free(&prev);
-            prev = cur;
-        }
-        clpdd_logreg_free(&prev);
-        r->n_wd = n_wd;
-        r->selected = 1;
-        r->val_acc = best_acc;
+    } else if (select_on_grid(&best, r, Xtr, ytr, Ytr, m, Xval, yval, nv, d, C, lc, grid, n_wd, e)) {
+        return -1;
     }
     r->wd = best.wd;
     r->test_acc = nt > 0 ? clpdd_logreg_accuracy(&best, Xte, yte, nt) : NAN;
-    {
-        int32_t *yt = (int32_t *)ytr, *tmp = NULL;
-        if (Ytr) { /* hard labels of the target rows for the training accuracy */
-            yt = tmp = clpdd_xmalloc((size_t)m * sizeof *tmp);
-            for (int i = 0; i < m; i++) {
-                const float *t = Ytr + (size_t)i * C;
-                int a = 0;
-                for (int c = 1; c < C; c++)
-                    if (t[c] > t[a]) a = c;
-                tmp[i] = a;
-            }
-        }
-        r->train_acc = clpdd_logreg_accuracy(&best, Xtr, yt, m);
-        free(tmp);
-    }
+    r->train_acc = train_accuracy(&best, Xtr, ytr, Ytr, m, C);
     r->iterations = best.iterations;
     r->status = best.status;
     r->converged = best.converged;

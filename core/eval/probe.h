@@ -1,4 +1,4 @@
-/* The converged linear probe (issue 9, protocol `probe`): multinomial logistic regression on
+/* The converged linear probe (protocol `probe`): multinomial logistic regression on
  * frozen features, L2 on the weights (not the bias), solved to convergence by full-batch L-BFGS
  * in float64; the L2 strength chosen on a validation split; and the host helpers the evaluator
  * needs (a stratified validation split, class centroids).
@@ -74,9 +74,13 @@ typedef struct clpdd_logreg {
    (converged = 0, check it). */
 int clpdd_logreg_fit(clpdd_logreg *out, const float *X, const int32_t *y, const float *Y, int m, int d, int C,
                      const clpdd_logreg_cfg *cfg, const clpdd_logreg *warm, clpdd_err *e);
+/* top-1 in [0, 1] of logits (n, C) against y (n); argmax ties → the lowest class; 0 when n ≤ 0.
+   The one top-1 rule: every evaluation (the probes, the LGM probe, the run's ridge read-out)
+   scores through it or through clpdd_logreg_accuracy, which applies it to float64 logits. */
+double clpdd_top1(const float *logits, const int32_t *y, int n, int C);
 /* logits (n, C) = X (n, d) W + b, in float64 */
 void clpdd_logreg_logits(const clpdd_logreg *p, const float *X, int n, double *logits);
-/* top-1 accuracy in [0, 1] on (X (n, d), y (n)); argmax ties → the lowest class (as clpdd_top1); 0 when n = 0 */
+/* top-1 accuracy in [0, 1] on (X (n, d), y (n)), by the rule of clpdd_top1; 0 when n = 0 */
 double clpdd_logreg_accuracy(const clpdd_logreg *p, const float *X, const int32_t *y, int n);
 /* f(W, b) of p on (X, y | Y) with strength wd: the objective above, in float64 */
 double clpdd_logreg_objective(const clpdd_logreg *p, const float *X, const int32_t *y, const float *Y, int m,

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "features/feature_cache.h"
+#include "features/cache_file.h"
 #include "io/safetensors.h"
 
 /* XXH3-64 over the payload: the features' bytes, then the labels' */
@@ -38,15 +38,10 @@ uint64_t clpdd_features_checksum_raw(const void *x, size_t xbytes, const int32_t
     return h;
 }
 
-/* A cache file (one shard) is never trusted: another process, another user of a shared
-   directory or a bad disk may have written it. It is memory-mapped read-only (no copy but dst).
-   0 = read and valid; 1 = no file; -1 = present but unusable (why in *e: the caller warns and
-   rebuilds). Checked: the format, the key, the shapes (count, d) and dtype expected, the payload
-   checksum, the labels equal to the dataset's rows [first, first+count) (so in 0..classes-1) and
-   every feature finite. */
-int clpdd_features_read_shard(const char *path, const char *key, const clpdd_dataset *ds, int first, int count, int d,
-                              int f16, float *dst, int32_t *y_out, uint64_t *sum_out, clpdd_err *e) {
-    int n = count;
+/* path memory-mapped read-only for a sequential read: 0 (*map NULL for an empty file), 1 when
+   there is no such file, -1 with why in e */
+static int map_read_only(const char *path, const uint8_t **map, size_t *len, clpdd_err *e) {
+    *map = NULL, *len = 0;
     if (access(path, F_OK) != 0) return 1;
     if (access(path, R_OK) != 0) return clpdd_err_set(e, "%s: cannot read: %s", path, strerror(errno));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -56,18 +51,33 @@ int clpdd_features_read_shard(const char *path, const char *key, const clpdd_dat
         close(fd);
         return clpdd_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
     }
-    size_t len = (size_t)sb.st_size;
-    const uint8_t *map = NULL;
-    if (len > 0) {
-        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    *len = (size_t)sb.st_size;
+    if (*len > 0) {
+        void *m = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
             close(fd);
             return clpdd_err_set(e, "%s: cannot map: %s", path, strerror(errno));
         }
-        map = m;
-        madvise(m, len, MADV_SEQUENTIAL);
+        *map = m;
+        madvise(m, *len, MADV_SEQUENTIAL);
     }
     close(fd);
+    return 0;
+}
+
+/* A cache file (one shard) is never trusted: another process, another user of a shared
+   directory or a bad disk may have written it. It is memory-mapped read-only (no copy but dst).
+   0 = read and valid; 1 = no file; -1 = present but unusable (why in *e: the caller warns and
+   rebuilds). Checked: the format, the key, the shapes (count, d) and dtype expected, the payload
+   checksum, the labels equal to the dataset's rows [first, first+count) (so in 0..classes-1) and
+   every feature finite. */
+int clpdd_features_read_shard(const char *path, const char *key, const clpdd_dataset *ds, int first, int count, int d,
+                              int f16, float *dst, int32_t *y_out, uint64_t *sum_out, clpdd_err *e) {
+    int n = count;
+    size_t len;
+    const uint8_t *map;
+    int mapped = map_read_only(path, &map, &len, e);
+    if (mapped) return mapped;
     static const uint8_t empty[1];
     clpdd_st_file *st;
     if (clpdd_st_open_memory(map ? map : empty, len, path, &st, e)) {

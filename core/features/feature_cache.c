@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "features/feature_cache.h"
+#include "features/cache_file.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -213,10 +214,83 @@ int clpdd_features_get(clpdd_features *f, clpdd_backbone *bb, const clpdd_datase
     return clpdd_features_get_opt(f, bb, ds, split, cache_dir, &o, e);
 }
 
+/* what the cache holds: each shard of the plan's range read and verified into x (or scratch
+   when x is NULL: a part only writes), its checksum into sums; need[s] marks the shards to
+   extract (all of them without a cache); returns the number of images to extract */
+static int read_cached(const cache_plan *c, const clpdd_dataset *ds, const char *cache_dir, int d, int f16, float *x,
+                       float *scratch, char *need, uint64_t *sums) {
+    int todo = 0;
+    for (int s = c->s0; s < c->s1; s++) {
+        int first = s * c->S;
+        if (!cache_dir) {
+            need[s] = 1, todo += ds->n;
+            continue;
+        }
+        int count = ds->n - first < c->S ? ds->n - first : c->S;
+        char path[4200], key[4300];
+        shard_path(c, s, path, sizeof path);
+        shard_key(c, ds, s, key, sizeof key);
+        clpdd_err ce = {{0}};
+        int got = clpdd_features_read_shard(path, key, ds, first, count, d, f16, x ? x + (size_t)first * d : scratch,
+                                            NULL, &sums[s], &ce);
+        if (got != 0) need[s] = 1, todo += count;
+        if (got < 0) fprintf(stderr, "warning: feature cache %s; extracting these features again\n", ce.msg);
+    }
+    return todo;
+}
+
+/* the `todo` images of the shards marked in need extracted through bb into x (or scratch when x
+   is NULL), rounded through f16 when stored so, and written to the cache when there is one; a
+   shard that cannot be written is a warning (once, *warned set) when x keeps the features, else
+   the error. The extraction time into *seconds. */
+static int extract_needed(const cache_plan *c, clpdd_backbone *bb, const clpdd_dataset *ds, const char *cache_dir,
+                          const clpdd_features_opt *o, int d, int todo, const char *need, float *x, float *scratch,
+                          uint64_t *sums, int *warned, double *seconds, clpdd_err *e) {
+    int batch = o->batch > 0 ? o->batch : 256, verbose = o->verbose, f16 = o->f16, keep = x != NULL;
+    if (verbose)
+        fprintf(stderr, "features: extracting %s through %s (%d of %d images%s)...\n", ds->desc, bb->desc->name, todo,
+                ds->n, todo < ds->n ? ", the rest from the cache" : "");
+    double t0 = clpdd_now();
+    size_t per = (size_t)ds->c * ds->H * ds->W;
+    int slab = slab_images(per, batch);
+    float *buf[2] = {clpdd_xmalloc((size_t)slab * per * sizeof(float)), clpdd_xmalloc((size_t)slab * per * sizeof(float))};
+    clpdd_extractor ex;
+    int rc = clpdd_extractor_init(&ex, bb, ds->c, ds->H, ds->W, batch, e);
+    progress pr = {verbose, isatty(2), todo, 0, 0, t0};
+    pr.every = todo / 10 > slab ? todo / 10 : slab; /* not a terminal: about ten lines */
+    for (int s = c->s0; s < c->s1 && rc == 0; s++) {
+        if (!need[s]) continue;
+        int first = s * c->S, count = ds->n - first < c->S ? ds->n - first : c->S;
+        float *out = keep ? x + (size_t)first * d : scratch;
+        rc = extract_rows(&ex, ds, first, count, slab, buf, out, &pr, e);
+        if (rc) break;
+        if (f16) /* the numbers a later read gives back */
+            for (size_t i = 0; i < (size_t)count * d; i++) out[i] = clpdd_f16_to_f32(clpdd_f32_to_f16(out[i]));
+        if (cache_dir) {
+            clpdd_err we;
+            if ((clpdd_mkdirs(cache_dir, &we) || write_shard(c, ds, s, d, f16, out, &sums[s], &we)) && !*warned) {
+                if (!keep) {
+                    rc = clpdd_err_set(e, "feature cache not written: %s", we.msg);
+                    break;
+                }
+                fprintf(stderr, "warning: feature cache not written: %s\n", we.msg);
+                *warned = 1;
+            }
+        }
+    }
+    clpdd_extractor_free(&ex);
+    free(buf[0]);
+    free(buf[1]);
+    if (verbose && pr.tty) fprintf(stderr, "\n");
+    *seconds = clpdd_now() - t0;
+    if (rc == 0 && verbose) fprintf(stderr, "features: %d images in %.1f s (%.0f img/s)\n", todo, *seconds, todo / *seconds);
+    return rc;
+}
+
 int clpdd_features_get_opt(clpdd_features *f, clpdd_backbone *bb, const clpdd_dataset *ds, const char *split,
                            const char *cache_dir, const clpdd_features_opt *o, clpdd_err *e) {
     memset(f, 0, sizeof *f);
-    int batch = o->batch > 0 ? o->batch : 256, verbose = o->verbose, f16 = o->f16;
+    int verbose = o->verbose, f16 = o->f16;
     int keep = o->parts <= 0; /* the features are handed out (a run) or only written (a part) */
     if (!keep && !cache_dir) return clpdd_err_set(e, "features: a part of the cache needs a cache directory");
     f->n = ds->n;
@@ -240,25 +314,8 @@ int clpdd_features_get_opt(clpdd_features *f, clpdd_backbone *bb, const clpdd_da
     }
     float *scratch = keep ? NULL : clpdd_xmalloc((size_t)c.S * d * sizeof(float));
     /* 1: what the cache holds (each shard verified), what must be extracted */
-    int todo = 0, missing = 0, rc = 0;
-    for (int s = c.s0; s < c.s1; s++) {
-        int first = s * c.S;
-        if (!cache_dir) {
-            need[s] = 1, todo += ds->n;
-            continue;
-        }
-        int count = ds->n - first < c.S ? ds->n - first : c.S;
-        char path[4200], key[4300];
-        shard_path(&c, s, path, sizeof path);
-        shard_key(&c, ds, s, key, sizeof key);
-        clpdd_err ce = {{0}};
-        int got = clpdd_features_read_shard(path, key, ds, first, count, d, f16, keep ? f->x + (size_t)first * d : scratch,
-                                            NULL, &sums[s], &ce);
-        if (got != 0) need[s] = 1, todo += count;
-        if (got > 0) missing++;
-        if (got < 0) fprintf(stderr, "warning: feature cache %s; extracting these features again\n", ce.msg);
-    }
-    int warned = 0;
+    int todo = read_cached(&c, ds, cache_dir, d, f16, f->x, scratch, need, sums);
+    int warned = 0, rc = 0;
     if (todo == 0) {
         f->from_cache = 1;
         if (verbose && nsh == 0)
@@ -266,46 +323,7 @@ int clpdd_features_get_opt(clpdd_features *f, clpdd_backbone *bb, const clpdd_da
         else if (verbose)
             fprintf(stderr, "features: %s from cache %s (%d shard%s)\n", ds->desc, f->path, nsh, nsh == 1 ? "" : "s");
     } else {
-        if (verbose)
-            fprintf(stderr, "features: extracting %s through %s (%d of %d images%s)...\n", ds->desc, bb->desc->name, todo,
-                    ds->n, todo < ds->n ? ", the rest from the cache" : "");
-        (void)missing;
-        double t0 = clpdd_now();
-        size_t per = (size_t)ds->c * ds->H * ds->W;
-        int slab = slab_images(per, batch);
-        float *buf[2] = {clpdd_xmalloc((size_t)slab * per * sizeof(float)), clpdd_xmalloc((size_t)slab * per * sizeof(float))};
-        float *tmp = keep ? NULL : scratch;
-        clpdd_extractor ex;
-        rc = clpdd_extractor_init(&ex, bb, ds->c, ds->H, ds->W, batch, e);
-        progress pr = {verbose, isatty(2), todo, 0, 0, t0};
-        pr.every = todo / 10 > slab ? todo / 10 : slab; /* not a terminal: about ten lines */
-        for (int s = c.s0; s < c.s1 && rc == 0; s++) {
-            if (!need[s]) continue;
-            int first = s * c.S, count = ds->n - first < c.S ? ds->n - first : c.S;
-            float *out = keep ? f->x + (size_t)first * d : tmp;
-            rc = extract_rows(&ex, ds, first, count, slab, buf, out, &pr, e);
-            if (rc) break;
-            if (f16) /* the numbers a later read gives back */
-                for (size_t i = 0; i < (size_t)count * d; i++) out[i] = clpdd_f16_to_f32(clpdd_f32_to_f16(out[i]));
-            if (cache_dir) {
-                clpdd_err we;
-                if ((clpdd_mkdirs(cache_dir, &we) || write_shard(&c, ds, s, d, f16, out, &sums[s], &we)) && !warned) {
-                    if (!keep) {
-                        rc = clpdd_err_set(e, "feature cache not written: %s", we.msg);
-                        break;
-                    }
-                    fprintf(stderr, "warning: feature cache not written: %s\n", we.msg);
-                    warned = 1;
-                }
-            }
-        }
-        clpdd_extractor_free(&ex);
-        free(buf[0]);
-        free(buf[1]);
-        if (verbose && pr.tty) fprintf(stderr, "\n");
-        f->seconds = clpdd_now() - t0;
-        if (rc == 0 && verbose)
-            fprintf(stderr, "features: %d images in %.1f s (%.0f img/s)\n", todo, f->seconds, todo / f->seconds);
+        rc = extract_needed(&c, bb, ds, cache_dir, o, d, todo, need, f->x, scratch, sums, &warned, &f->seconds, e);
     }
     /* 2: the index, once every shard is there (a whole-split call, or the last part to finish) */
     if (rc == 0 && cache_dir && !warned && c.s0 == 0 && c.s1 == c.shards) {

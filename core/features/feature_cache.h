@@ -24,15 +24,7 @@
 #include "encoder/backbone.h"
 #include "io/ini.h"
 #include "data/dataset.h"
-
-typedef struct clpdd_features {
-    int n, d;
-    float *x;      /* (n, d) host */
-    int32_t *y;    /* (n) host */
-    int from_cache;
-    char path[4096];
-    double seconds; /* extraction time (0 when read from the cache) */
-} clpdd_features;
+#include "features/cache_file.h"
 
 /* the cache directory: explicit, else $CLPDD_CACHE_DIR, $XDG_CACHE_HOME/clpdd, ~/.cache/clpdd */
 void clpdd_cache_dir(const char *configured, char *out, size_t n);
@@ -60,22 +52,5 @@ int clpdd_features_get_opt(clpdd_features *f, clpdd_backbone *bb, const clpdd_da
    index written: 0; -1 naming the missing or bad shards (clpdd features --merge) */
 int clpdd_features_merge(clpdd_backbone *bb, const clpdd_dataset *ds, const char *split, const char *cache_dir,
                          const clpdd_features_opt *o, clpdd_err *e);
-
-#define CLPDD_FEATURE_CACHE_FORMAT "clpdd feature cache v2"
-/* the payload checksum stored in a cache file's metadata: XXH3-64 over x's bytes then y's */
-uint64_t clpdd_features_checksum(const float *x, const int32_t *y, int n, int d);
-/* one cache file (core/features/cache_file.c), never trusted: 0 = read and valid (f->x, f->y set); 1 = no such file; -1 = present
-   but unusable, why in e (not clpdd format, another key, shapes other than (ds->n, d), payload
-   checksum mismatch, a label not the dataset's, a non-finite feature): the caller rebuilds.
-   clpdd_features_get does this and warns. */
-int clpdd_features_read_cache(clpdd_features *f, const char *path, const char *desc, const clpdd_dataset *ds, int d,
-                              clpdd_err *e);
-/* one shard: rows [first, first+count) of ds, features F32 (f16 = 0) or F16, memory-mapped and
-   verified as above, converted into dst (count, d) floats; labels into y_out and the payload
-   checksum into sum_out when non-NULL. 0 / 1 (no file) / -1 (why in e) as above. */
-int clpdd_features_read_shard(const char *path, const char *key, const clpdd_dataset *ds, int first, int count, int d,
-                              int f16, float *dst, int32_t *y_out, uint64_t *sum_out, clpdd_err *e);
-/* XXH3-64 over a payload as stored: features (xbytes), then labels */
-uint64_t clpdd_features_checksum_raw(const void *x, size_t xbytes, const int32_t *y, int n);
 
 #endif

@@ -196,14 +196,10 @@ static size_t put_utf8(char *o, unsigned cp) {
     return 4;
 }
 
-/* one pass to validate and find the end, a second to decode into an exact-size buffer
-   (the decoded form is never longer than the source) */
-int clpdd_json_string(clpdd_json_rd *r, char **out, size_t *len) {
-    char buf[16];
-    *out = NULL;
-    skip_ws(r);
-    if (r->p >= r->end || *r->p != '"') return fail(r, "expected a string, found %s", show(r, buf));
-    const char *s = r->p + 1, *q = s;
+/* the string body from s (after its opening quote) validated up to its closing quote, *close;
+   *bound the decoded length's upper bound. 0, or fail() with r->p at the offending character */
+static int string_scan(clpdd_json_rd *r, const char *s, const char **close, size_t *bound) {
+    const char *q = s;
     size_t cap = 0;
     for (;;) {
         if (q >= r->end) {
@@ -261,10 +257,16 @@ int clpdd_json_string(clpdd_json_rd *r, char **out, size_t *len) {
         q += n;
         cap += (size_t)n;
     }
-    const char *close = q;
-    char *o = clpdd_xmalloc(cap + 1);
+    *close = q;
+    *bound = cap;
+    return 0;
+}
+
+/* the validated body [s, close) decoded into o (escapes resolved, surrogate pairs joined,
+   NUL-terminated); returns the decoded length */
+static size_t string_decode(clpdd_json_rd *r, const char *s, const char *close, char *o) {
     size_t k = 0;
-    for (q = s; q < close;) {
+    for (const char *q = s; q < close;) {
         if (*q != '\\') {
             o[k++] = *q++;
             continue;
@@ -294,6 +296,21 @@ int clpdd_json_string(clpdd_json_rd *r, char **out, size_t *len) {
         }
     }
     o[k] = 0;
+    return k;
+}
+
+/* one pass to validate and find the end, a second to decode into an exact-size buffer
+   (the decoded form is never longer than the source) */
+int clpdd_json_string(clpdd_json_rd *r, char **out, size_t *len) {
+    char buf[16];
+    *out = NULL;
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != '"') return fail(r, "expected a string, found %s", show(r, buf));
+    const char *s = r->p + 1, *close = NULL;
+    size_t cap = 0;
+    if (string_scan(r, s, &close, &cap)) return -1;
+    char *o = clpdd_xmalloc(cap + 1);
+    size_t k = string_decode(r, s, close, o);
     r->p = close + 1;
     *out = o;
     *len = k;

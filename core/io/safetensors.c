@@ -249,8 +249,77 @@ static int parse_uint_array(clpdd_st_file *f, clpdd_json_rd *r, const char *tnam
     return 0;
 }
 
-static int parse_tensor(clpdd_st_file *f, clpdd_json_rd *r, char *name, clpdd_err *e) {
+/* the "dtype" field's value: one of the dtypes' names */
+static int parse_dtype(clpdd_st_file *f, clpdd_json_rd *r, const char *name, clpdd_dtype *dt, clpdd_err *e) {
+    char b1[96];
+    if (clpdd_json_peek(r) != CLPDD_JSON_STRING)
+        return clpdd_err_set(e, "%s: tensor '%s': \"dtype\" must be a string, found %s", f->label, disp(name, b1),
+                             clpdd_json_kind_name(clpdd_json_peek(r)));
+    char *s;
+    size_t sl;
+    if (clpdd_json_string(r, &s, &sl)) return json_fail(f, r, e);
+    int found = -1;
+    for (int i = 0; i < CLPDD_DT_COUNT; i++)
+        if (strcmp(s, dtypes[i].name) == 0 && strlen(s) == sl) found = i;
+    if (found < 0) {
+        char b2[96];
+        clpdd_err_set(e, "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, F64, I32, I64, U8)",
+                      f->label, disp(name, b1), disp(s, b2));
+        free(s);
+        return -1;
+    }
+    free(s);
+    *dt = (clpdd_dtype)found;
+    return 0;
+}
+
+/* the byte size of a dt tensor of that shape (*nbytes_out), computed without overflow, equal to
+   the span of its data_offsets [begin, end], which lie inside the data section */
+static int check_extent(const clpdd_st_file *f, const char *name, clpdd_dtype dt, int ndim, const int64_t *shape,
+                        const int64_t *off, uint64_t *nbytes_out, clpdd_err *e) {
     char b1[96], sb[256];
+    /* numel · size without overflow (dims are ≥ 0 here) */
+    uint64_t numel = 1, size = dtypes[dt].size;
+    for (int i = 0; i < ndim; i++) {
+        uint64_t d = (uint64_t)shape[i];
+        if (d && numel > (uint64_t)INT64_MAX / d) {
+            fmt_shape(sb, sizeof sb, ndim, shape);
+            return clpdd_err_set(e, "%s: tensor '%s': shape %s has too many elements (overflow)", f->label,
+                                 disp(name, b1), sb);
+        }
+        numel *= d;
+    }
+    if (numel > (uint64_t)INT64_MAX / size) {
+        fmt_shape(sb, sizeof sb, ndim, shape);
+        return clpdd_err_set(e, "%s: tensor '%s': shape %s × %zu bytes overflows", f->label, disp(name, b1), sb,
+                             (size_t)size);
+    }
+    uint64_t nbytes = numel * size, b = (uint64_t)off[0], en = (uint64_t)off[1];
+    *nbytes_out = nbytes;
+    if (en < b)
+        return clpdd_err_set(e, "%s: tensor '%s': data_offsets [%llu, %llu] end before begin", f->label,
+                             disp(name, b1), (unsigned long long)b, (unsigned long long)en);
+    if (en - b != nbytes) {
+        fmt_shape(sb, sizeof sb, ndim, shape);
+        return clpdd_err_set(e,
+                             "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes but %s shape %s needs "
+                             "%llu",
+                             f->label, disp(name, b1), (unsigned long long)b, (unsigned long long)en,
+                             (unsigned long long)(en - b), dtypes[dt].name, sb, (unsigned long long)nbytes);
+    }
+    if (en > f->data_len)
+        return clpdd_err_set(e,
+                             "%s: tensor '%s': data_offsets [%llu, %llu] end past the data section (%llu bytes); "
+                             "the file is truncated?",
+                             f->label, disp(name, b1), (unsigned long long)b, (unsigned long long)en,
+                             (unsigned long long)f->data_len);
+    if (nbytes > SIZE_MAX)
+        return clpdd_err_set(e, "%s: tensor '%s' too large for this host", f->label, disp(name, b1));
+    return 0;
+}
+
+static int parse_tensor(clpdd_st_file *f, clpdd_json_rd *r, char *name, clpdd_err *e) {
+    char b1[96];
     if (clpdd_json_peek(r) != CLPDD_JSON_OBJECT)
         return clpdd_err_set(e, "%s: tensor '%s': expected an object {dtype, shape, data_offsets}, found %s",
                              f->label, disp(name, b1), clpdd_json_kind_name(clpdd_json_peek(r)));
@@ -273,24 +342,7 @@ static int parse_tensor(clpdd_st_file *f, clpdd_json_rd *r, char *name, clpdd_er
         if (seen) *seen = 1;
         if (!strcmp(k, "dtype")) {
             free(k);
-            if (clpdd_json_peek(r) != CLPDD_JSON_STRING)
-                return clpdd_err_set(e, "%s: tensor '%s': \"dtype\" must be a string, found %s", f->label,
-                                     disp(name, b1), clpdd_json_kind_name(clpdd_json_peek(r)));
-            char *s;
-            size_t sl;
-            if (clpdd_json_string(r, &s, &sl)) return json_fail(f, r, e);
-            int found = -1;
-            for (int i = 0; i < CLPDD_DT_COUNT; i++)
-                if (strcmp(s, dtypes[i].name) == 0 && strlen(s) == sl) found = i;
-            if (found < 0) {
-                char b2[96];
-                clpdd_err_set(e, "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, F64, I32, I64, U8)",
-                              f->label, disp(name, b1), disp(s, b2));
-                free(s);
-                return -1;
-            }
-            free(s);
-            dt = (clpdd_dtype)found;
+            if (parse_dtype(f, r, name, &dt, e)) return -1;
         } else if (!strcmp(k, "shape")) {
             free(k);
             if (parse_uint_array(f, r, name, "shape", shape, CLPDD_ST_MAX_DIMS, &ndim, e)) return -1;
@@ -309,42 +361,9 @@ static int parse_tensor(clpdd_st_file *f, clpdd_json_rd *r, char *name, clpdd_er
     if (!have_dtype || !have_shape || !have_off)
         return clpdd_err_set(e, "%s: tensor '%s': missing \"%s\"", f->label, disp(name, b1),
                              !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
-    /* numel · size without overflow (dims are ≥ 0 here) */
-    uint64_t numel = 1, size = dtypes[dt].size;
-    for (int i = 0; i < ndim; i++) {
-        uint64_t d = (uint64_t)shape[i];
-        if (d && numel > (uint64_t)INT64_MAX / d) {
-            fmt_shape(sb, sizeof sb, ndim, shape);
-            return clpdd_err_set(e, "%s: tensor '%s': shape %s has too many elements (overflow)", f->label,
-                                 disp(name, b1), sb);
-        }
-        numel *= d;
-    }
-    if (numel > (uint64_t)INT64_MAX / size) {
-        fmt_shape(sb, sizeof sb, ndim, shape);
-        return clpdd_err_set(e, "%s: tensor '%s': shape %s × %zu bytes overflows", f->label, disp(name, b1), sb,
-                             (size_t)size);
-    }
-    uint64_t nbytes = numel * size, b = (uint64_t)off[0], en = (uint64_t)off[1];
-    if (en < b)
-        return clpdd_err_set(e, "%s: tensor '%s': data_offsets [%llu, %llu] end before begin", f->label,
-                             disp(name, b1), (unsigned long long)b, (unsigned long long)en);
-    if (en - b != nbytes) {
-        fmt_shape(sb, sizeof sb, ndim, shape);
-        return clpdd_err_set(e,
-                             "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes but %s shape %s needs "
-                             "%llu",
-                             f->label, disp(name, b1), (unsigned long long)b, (unsigned long long)en,
-                             (unsigned long long)(en - b), dtypes[dt].name, sb, (unsigned long long)nbytes);
-    }
-    if (en > f->data_len)
-        return clpdd_err_set(e,
-                             "%s: tensor '%s': data_offsets [%llu, %llu] end past the data section (%llu bytes); "
-                             "the file is truncated?",
-                             f->label, disp(name, b1), (unsigned long long)b, (unsigned long long)en,
-                             (unsigned long long)f->data_len);
-    if (nbytes > SIZE_MAX)
-        return clpdd_err_set(e, "%s: tensor '%s' too large for this host", f->label, disp(name, b1));
+    uint64_t nbytes = 0;
+    if (check_extent(f, name, dt, ndim, shape, off, &nbytes, e)) return -1;
+    uint64_t b = (uint64_t)off[0];
     if (f->n == INT_MAX) return clpdd_err_set(e, "%s: too many tensors", f->label);
     if (f->n == f->cap) {
         f->cap = f->cap ? f->cap * 2 : 16;

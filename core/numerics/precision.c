@@ -37,7 +37,5 @@ void clpdd_precision_round(float *x, size_t n, clpdd_precision p) {
 double clpdd_precision_unit(clpdd_precision p) { return ldexp(1.0, -(mantissa[(unsigned)p < CLPDD_PRECISION_COUNT ? p : 0] + 1)); }
 
 clpdd_precision clpdd_precision_effective(const clpdd_ops *ops, clpdd_precision p) {
-    if (!ops->set_precision) return CLPDD_PRECISION_FP32;
-    clpdd_precision was = ops->set_precision(p);
-    return ops->set_precision(was); /* returns what p set: the device's answer */
+    return ops->precision_supported ? ops->precision_supported(p) : CLPDD_PRECISION_FP32;
 }

@@ -17,7 +17,8 @@ extern const char *const clpdd_precision_names[CLPDD_PRECISION_COUNT];
 const char *clpdd_precision_name(clpdd_precision p); /* "fp32", "tf32", "bf16"; "?" out of range */
 int clpdd_precision_parse(const char *name);          /* the precision, or -1 */
 
-/* the precision ops computes when p is asked for (the CPU: fp32), the setting left as it was */
+/* the precision ops computes when p is asked for (the CPU: fp32): ops->precision_supported,
+   a query that leaves the op table's setting alone; fp32 when the table has none */
 clpdd_precision clpdd_precision_effective(const clpdd_ops *ops, clpdd_precision p);
 
 /* x rounded to keep `bits` mantissa bits (0 < bits ≤ 23), ties to even */

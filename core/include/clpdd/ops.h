@@ -276,6 +276,11 @@ struct clpdd_ops {
        dst[i, :] = src[idx[i], :] widened exactly from IEEE binary16; src holds the uint16 bit
        patterns (rows of cols), idx int32, both in op memory */
     void (*gather_rows_f16)(float *dst, const uint16_t *src, const int32_t *idx, size_t nidx, size_t cols);
+
+    /* ---- precision query (optional: NULL means fp32 only) ----
+       The precision set_precision(p) would give, changing nothing: a pure query of what the
+       device supports (the CPU: fp32 whatever p is). */
+    clpdd_precision (*precision_supported)(clpdd_precision p);
 };
 
 /* The two implementations. cuda returns NULL (with a reason in *why) when no GPU is visible
