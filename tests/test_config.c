@@ -255,7 +255,7 @@ static int has_raw_control(const char *s) {
 }
 
 Test(config, long_lines_are_read_whole_and_long_comments_stay_comments) {
-    /* the case: a 200-byte buffer made the comment's tail a live key */
+    /* a 200-byte buffer made the comment's tail a live key */
     char text[8192];
     char xs[4001];
     memset(xs, 'x', 4000), xs[4000] = 0;

@@ -98,17 +98,17 @@ static void check_rope(int n, int T, int t0, int ld, int nblk, int hd, uint64_t 
     free(sn), free(cs), free(x), free(y), free(ref), free(z), free(rz);
 }
 
-Test(ops_vitx, rope_qk_of_patch_tokens) {
+Test(ops_transformer, rope_qk_of_patch_tokens) {
     /* EVA-02's use: qkv rows (ld = 3I), q and k = the first 2·Hh blocks, CLS untouched */
     check_rope(2, 7, 1, 3 * 2 * 8, 2 * 2, 8, 11);
 }
-Test(ops_vitx, rope_shapes) {
+Test(ops_transformer, rope_shapes) {
     check_rope(3, 5, 0, 12, 3, 4, 21);  /* every token, whole rows */
     check_rope(1, 9, 3, 20, 2, 6, 31);  /* registers before the patches, padding columns */
     check_rope(2, 4, 2, 2, 1, 2, 41);   /* hd = 2: one pair per block */
     check_rope(1, 40, 1, 96, 8, 12, 51); /* more rows than one thread's worth */
 }
-Test(ops_vitx, rope_empty) {
+Test(ops_transformer, rope_empty) {
     const clpdd_ops *ops = clpdd_ops_cpu();
     float x[4] = {1, 2, 3, 4}, s[2] = {1, 1}, c[2] = {0, 0};
     ops->rope(x, s, c, 0, 3, 1, 4, 2, 2, 0); /* no images */
@@ -175,14 +175,14 @@ static void check_swiglu(int rows, int F, float spread, uint64_t seed) {
     free(u), free(y), free(dy), free(du), free(ref), free(ud), free(dyd), free(g);
 }
 
-Test(ops_vitx, swiglu) {
+Test(ops_transformer, swiglu) {
     check_swiglu(5, 7, 1.0f, 101);
     check_swiglu(1, 1, 1.0f, 111);
     check_swiglu(3, 64, 6.0f, 121); /* saturated gates on both sides: σ → 0 and σ → 1 */
     check_swiglu(200, 200, 2.0f, 131); /* more than CLPDD_CPU_PAR_MIN values */
 }
 
-Test(ops_vitx, swiglu_extremes_finite) {
+Test(ops_transformer, swiglu_extremes_finite) {
     const clpdd_ops *ops = clpdd_ops_cpu();
     float u[6] = {-200.0f, 0.0f, 200.0f, 1.5f, -2.0f, 3.0f}, y[3], dy[3] = {1, 1, 1}, du[6];
     ops->swiglu(y, u, 1, 3);
@@ -194,7 +194,7 @@ Test(ops_vitx, swiglu_extremes_finite) {
     cr_expect_float_eq(du[3 + 1], 0.0f, 1e-30); /* silu(0) = 0 */
 }
 
-Test(ops_vitx, table_entries) {
+Test(ops_transformer, table_entries) {
     const clpdd_ops *ops = clpdd_ops_cpu();
     cr_expect(ops->rope && ops->swiglu && ops->swiglu_backward, "CPU table lacks a transformer extra");
 }

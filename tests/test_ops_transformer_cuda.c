@@ -29,7 +29,7 @@ static float *frand(size_t n, float std, uint64_t seed) {
     return x;
 }
 
-TestSuite(ops_vitx_cuda);
+TestSuite(ops_transformer_cuda);
 
 static void rope_case(int n, int T, int t0, int ld, int nblk, int hd, uint64_t seed) {
     const size_t N = (size_t)n * T * ld, tab = (size_t)(T - t0) * (hd / 2);
@@ -57,7 +57,7 @@ static void rope_case(int n, int T, int t0, int ld, int nblk, int hd, uint64_t s
     free(ang), free(sn), free(cs), free(x);
 }
 
-Test(ops_vitx_cuda, rope) {
+Test(ops_transformer_cuda, rope) {
     NEED_GPU();
     rope_case(3, 17, 1, 3 * 3 * 12, 2 * 3, 12, 1); /* EVA-02 layout: q, k of the patch tokens */
     rope_case(2, 37, 5, 101, 4, 20, 2);           /* registers, padded rows */
@@ -66,7 +66,7 @@ Test(ops_vitx_cuda, rope) {
     done();
 }
 
-Test(ops_vitx_cuda, swiglu_and_backward) {
+Test(ops_transformer_cuda, swiglu_and_backward) {
     NEED_GPU();
     const int shapes[][2] = {{1, 1}, {7, 33}, {129, 257}, {197, 2048}};
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
@@ -87,7 +87,7 @@ Test(ops_vitx_cuda, swiglu_and_backward) {
     }
 }
 
-Test(ops_vitx_cuda, empty_calls) {
+Test(ops_transformer_cuda, empty_calls) {
     NEED_GPU();
     float *x = dput((float[4]){1, 2, 3, 4}, 4), *t = dput((float[2]){0.5f, 0.5f}, 2);
     dev->rope(x, t, t, 0, 3, 1, 4, 2, 2, 0);

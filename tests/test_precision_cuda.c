@@ -1,4 +1,4 @@
-/* set_precision on the GPU (issue 13): tf32 and bf16 products against the CPU's fp32 ones,
+/* set_precision on the GPU: tf32 and bf16 products against the CPU's fp32 ones,
  * within the tolerances measured by exact emulation in test_precision.c (TOL_GEMM_*, support.h),
  * and fp32 again, to fp32's tolerance, after the setting is restored (no tf32 leaking into the
  * ridge maths). Skipped without a GPU. */

@@ -1,6 +1,6 @@
 /* clpdd CUDA backend, internal header shared by the .cu files of core/cuda.
  *
- * Error levels (STYLE §6, §7): every CUDA runtime, cuBLAS and cuSOLVER call and
+ * Error levels: every CUDA runtime, cuBLAS and cuSOLVER call and
  * every kernel launch goes through ONE checking macro, CLPDD_CUDA_CHECK_GEN, which aborts
  * with the statement, the function, file:line and the device. Failures there are hardware
  * or programming errors, never user errors. The only exception is clpdd_ops_cuda()'s own

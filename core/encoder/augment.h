@@ -36,7 +36,7 @@ typedef struct clpdd_augment_cfg {
     float scale_lo, scale_hi;   /* crop area fraction range (0.08, 1) */
     float ratio_lo, ratio_hi;   /* crop aspect ratio w/h range (3/4, 4/3) */
     float noise_p;              /* probability of additive noise (0.5) */
-    float noise_mean, noise_std; /* N(mean, std²) per pixel (0.5, 0.2: the text) */
+    float noise_mean, noise_std; /* N(mean, std²) per pixel (defaults 0.5, 0.2) */
 } clpdd_augment_cfg;
 
 /* the defaults above */

@@ -1,5 +1,5 @@
 /* clpdd core utilities: error messages, checked allocation, files, hashing.
- * Two error levels (STYLE §7): CLPDD_ASSERT for programming mistakes (aborts with
+ * Two error levels: CLPDD_ASSERT for programming mistakes (aborts with
  * file:line); a clpdd_err message + non-zero status for anything a user can cause. */
 #ifndef CLPDD_UTIL_H
 #define CLPDD_UTIL_H
