@@ -3,8 +3,9 @@
  *
  * chunk = 0 keeps every activation of the m images on one tape (fastest). chunk = k > 0 bounds
  * memory by k instead of m (a ViT-B/16 image at 224² keeps ~79 MiB of tape,
- * results/bench/memory/README.md): the forward runs in inference mode without a tape, and the backward recomputes each chunk's forward
- * with a tape of k images before propagating through it. The gradients are the same; the
+ * results/bench/memory/README.md): the forward runs in inference mode without a tape, and
+ * the backward recomputes each chunk's forward with a tape of k images before propagating
+ * through it. The gradients are the same; the
  * cost is one extra forward.
  *
  * Legend: m synthetic images, k chunk, d feature dim, px/bpx pixels per dataset / backbone
