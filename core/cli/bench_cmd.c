@@ -33,7 +33,7 @@ static const char *const vitb_backbone = "[backbone]\nname = vit\nvariant = moco
 static const char *const mini_backbone = "[backbone]\nname = vit\nvariant = vit\nweights = random\nimage_size = 32\n"
                                          "patch = 8\ndim = 64\ndepth = 4\nheads = 2\n";
 
-/* the CIFAR ResNet-20 at 32 px (issue 13 item 3: the batched convolution on the GPU) */
+/* the CIFAR ResNet-20 at 32 px: the batched convolution (docs/design.md §4) */
 static const char *const resnet20_backbone = "[backbone]\nname = resnet\narch = resnet20\nweights = random\n";
 
 typedef struct preset {
