@@ -172,8 +172,7 @@ static int take_option(clpdd_args *a, int argc, char **argv, int *k) {
     return 0;
 }
 
-int clpdd_args_parse(clpdd_args *a, const clpdd_command *c, int argc, char **argv) {
-    memset(a, 0, sizeof *a);
+static int parse_into(clpdd_args *a, const clpdd_command *c, int argc, char **argv) {
     a->cmd = c;
     a->n_opts = n_options(c);
     a->got = clpdd_xcalloc((size_t)a->n_opts + 1, sizeof *a->got);
@@ -204,6 +203,13 @@ int clpdd_args_parse(clpdd_args *a, const clpdd_command *c, int argc, char **arg
     if (a->n_pos < c->min_pos) return fprintf(stderr, "clpdd %s: missing %s\n", c->name, c->positional), fail_usage(c);
     collect_overrides(a);
     return 0;
+}
+
+int clpdd_args_parse(clpdd_args *a, const clpdd_command *c, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    int r = parse_into(a, c, argc, argv);
+    if (r) clpdd_args_free(a);
+    return r;
 }
 
 void clpdd_args_free(clpdd_args *a) {
@@ -291,7 +297,8 @@ void clpdd_command_help(const clpdd_command *c, FILE *f) {
 int clpdd_command_main(const clpdd_command *c, int argc, char **argv) {
     clpdd_args a;
     int r = clpdd_args_parse(&a, c, argc, argv);
-    int rc = r < 0 ? 2 : r > 0 ? 0 : c->run(&a);
+    if (r) return r < 0 ? 2 : 0;
+    int rc = c->run(&a);
     clpdd_args_free(&a);
     return rc;
 }

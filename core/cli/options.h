@@ -69,7 +69,8 @@ typedef struct clpdd_args {
     int n_owned;
 } clpdd_args;
 
-/* argv after the command's name into a: 0 parsed, 1 --help printed on stdout, -1 an error printed on stderr */
+/* argv after the command's name into a: 0 parsed (free it with clpdd_args_free), 1 --help printed
+   on stdout, -1 an error printed on stderr (nothing to free after either) */
 int clpdd_args_parse(clpdd_args *a, const clpdd_command *c, int argc, char **argv);
 void clpdd_args_free(clpdd_args *a);
 
