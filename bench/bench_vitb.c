@@ -25,6 +25,7 @@
 #include "plugin/host.h"
 #include "plugin/loader.h"
 #include "numerics/precision.h"
+#include "cli/startup.h"
 #include "distill/run.h"
 #include "util/util.h"
 

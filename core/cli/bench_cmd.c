@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/startup.h"
 #include "config/experiment.h"
 #include "bench/flop_count.h"
 #include "plugin/loader.h"
@@ -32,7 +33,7 @@ static const char *const vitb_backbone = "[backbone]\nname = vit\nvariant = moco
 static const char *const mini_backbone = "[backbone]\nname = vit\nvariant = vit\nweights = random\nimage_size = 32\n"
                                          "patch = 8\ndim = 64\ndepth = 4\nheads = 2\n";
 
-/* the CIFAR ResNet-20 at 32 px (issue 13 item 3: the batched convolution on the GPU) */
+/* the CIFAR ResNet-20 at 32 px: the batched convolution (docs/design.md §4) */
 static const char *const resnet20_backbone = "[backbone]\nname = resnet\narch = resnet20\nweights = random\n";
 
 typedef struct preset {
@@ -71,36 +72,15 @@ static const method methods[] = {
 };
 #define N_METHODS ((int)(sizeof methods / sizeof methods[0]))
 
-const char *const clpdd_usage_bench =
-    "usage: clpdd bench --preset NAME [--methods LIST] [--precision LIST] [--ipc LIST] [--steps N] [--warmup N]\n"
-    "                   [--device auto|cpu|cuda] [--set section.key=value]... [--out DIR] [--gemm N] [--memory] [--quiet]\n"
-    "       clpdd bench --list\n"
-    "\n"
-    "Times the distillation step of each method on random weights ([backbone] weights = random) and\n"
-    "random images, so it needs no dataset and no checkpoint: the median ms per step of --steps timed\n"
-    "steps (default 20) after --warmup (default 3), each synchronised; the peak memory of the run's\n"
-    "tensors; the matrix FLOPs of one step, counted on the op table; the achieved TFLOP/s and that as a\n"
-    "fraction of the GEMM rate of the same precision measured in the same process (an N x N x N\n"
-    "product, --gemm N, default 8192 on a GPU and 1024 on a CPU); and each method's time and memory\n"
-    "as multiples of CLP-DD's.\n"
-    "Methods (experiments/paper/ settings): clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa (default: all).\n"
-    "--precision fp32,tf32,bf16 repeats the table per precision ([experiment] precision; the CPU\n"
-    "computes fp32 and says so). --ipc 1,10 overrides the preset's images per class (memory vs m).\n"
-    "--set changes any key of the generated experiment (e.g. distill.chunk=0, backbone.attention=...).\n"
-    "--memory sets every cell up and runs no step: the peak memory only (every tensor is allocated at\n"
-    "setup), for shapes too large to time on this machine (ViT-B presets on a CPU); writes <preset>-memory.*\n"
-    "Writes DIR/<preset>.md and DIR/<preset>.csv (default DIR: results/bench/<device>).\n"
-    "Presets (--list): the paper's shapes on ViT-B/16, -mini twins (same m, n, C, augs on a small ViT)\n"
-    "that a CPU runs in minutes, and the CIFAR ResNet-20 (convolutions).\n";
-
 typedef struct bench_args {
     const preset *pre;
     int method_on[N_METHODS];
     int prec[CLPDD_PRECISION_COUNT], nprec;
     int ipc[8], nipc;
     int steps, warmup, gemm, quiet, memory_only;
-    const char *device, *out, *sets[64];
-    int nsets;
+    const char *device, *out;
+    const char *const *sets, *const *overrides; /* --set as given; the experiment's overrides (--device's too) */
+    int nsets, n_overrides;
 } bench_args;
 
 /* a comma-separated list; each item through `one`; -1 on a bad item (message printed) */
@@ -109,7 +89,7 @@ static int parse_list(const char *flag, const char *val, int (*one)(const char *
     snprintf(buf, sizeof buf, "%s", val);
     for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*it)) it++;
-        if (one(it, ctx)) return fprintf(stderr, "clpdd: bench: %s: '%s' is not one of the choices\n\n%s", flag, it, clpdd_usage_bench), -1;
+        if (one(it, ctx)) return fprintf(stderr, "clpdd bench: --%s: '%s' is not one of the choices\n", flag, it), -1;
     }
     return 0;
 }
@@ -134,62 +114,37 @@ static int one_ipc(const char *it, void *ctx) {
     a->ipc[a->nipc++] = (int)v;
     return 0;
 }
-static int positive(const char *flag, const char *val, int lo, int *out) {
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (*end || end == val || v < lo || v > 1000000)
-        return fprintf(stderr, "clpdd: bench: %s %s: expected an integer >= %d\n", flag, val, lo), -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse(int argc, char **argv, bench_args *a, int *list) {
+/* the command's arguments into a; 0, or -1 with a message printed */
+static int from_args(bench_args *a, const clpdd_args *g) {
     memset(a, 0, sizeof *a);
-    a->steps = 20, a->warmup = 3;
-    int any_method = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = !strcmp(s, "--preset") || !strcmp(s, "--methods") || !strcmp(s, "--precision") || !strcmp(s, "--ipc") ||
-                    !strcmp(s, "--steps") || !strcmp(s, "--warmup") || !strcmp(s, "--device") || !strcmp(s, "--set") ||
-                    !strcmp(s, "--out") || !strcmp(s, "--gemm");
-        if (takes && !v) return fprintf(stderr, "clpdd: bench: %s needs a value\n\n%s", s, clpdd_usage_bench), -1;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) return fputs(clpdd_usage_bench, stdout), 1;
-        else if (!strcmp(s, "--list")) *list = 1;
-        else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) a->quiet = 1;
-        else if (!strcmp(s, "--memory")) a->memory_only = 1;
-        else if (!strcmp(s, "--preset")) {
-            for (int p = 0; p < N_PRESETS; p++)
-                if (!strcmp(v, presets[p].name)) a->pre = &presets[p];
-            if (!a->pre) return fprintf(stderr, "clpdd: bench: unknown preset '%s' (clpdd bench --list)\n", v), -1;
-        } else if (!strcmp(s, "--methods")) {
-            if (parse_list(s, v, one_method, a)) return -1;
-            any_method = 1;
-        } else if (!strcmp(s, "--precision")) {
-            if (parse_list(s, v, one_prec, a)) return -1;
-        } else if (!strcmp(s, "--ipc")) {
-            if (parse_list(s, v, one_ipc, a)) return -1;
-        } else if (!strcmp(s, "--steps")) {
-            if (positive(s, v, 1, &a->steps)) return -1;
-        } else if (!strcmp(s, "--warmup")) {
-            if (positive(s, v, 0, &a->warmup)) return -1;
-        } else if (!strcmp(s, "--gemm")) {
-            if (positive(s, v, 16, &a->gemm)) return -1;
-        } else if (!strcmp(s, "--device")) {
-            if (clpdd_device_parse(v) < 0) return fprintf(stderr, "clpdd: bench: --device %s: expected auto, cpu or cuda\n", v), -1;
-            a->device = v;
-        } else if (!strcmp(s, "--set")) {
-            if (a->nsets == 64) return fprintf(stderr, "clpdd: bench: too many --set options\n"), -1;
-            a->sets[a->nsets++] = v;
-        } else if (!strcmp(s, "--out")) {
-            a->out = v;
-        } else {
-            return fprintf(stderr, "clpdd: bench: unexpected argument '%s'\n\n%s", s, clpdd_usage_bench), -1;
-        }
-        if (takes) i++;
+    a->steps = (int)clpdd_args_int(g, "steps", 20), a->warmup = (int)clpdd_args_int(g, "warmup", 3);
+    a->gemm = (int)clpdd_args_int(g, "gemm", 0);
+    a->quiet = clpdd_args_count(g, "quiet"), a->memory_only = clpdd_args_count(g, "memory");
+    a->device = clpdd_args_str(g, "device");
+    a->out = clpdd_args_str(g, "output") ? clpdd_args_str(g, "output") : clpdd_args_str(g, "out");
+    a->sets = clpdd_args_list(g, "set", &a->nsets);
+    a->overrides = g->overrides, a->n_overrides = g->n_overrides;
+    const char *preset = clpdd_args_str(g, "preset");
+    for (int p = 0; preset && p < N_PRESETS; p++)
+        if (!strcmp(preset, presets[p].name)) a->pre = &presets[p];
+    if (preset && !a->pre) return fprintf(stderr, "clpdd bench: unknown preset '%s' (clpdd bench --list)\n", preset), -1;
+    static const struct {
+        const char *flag;
+        int (*one)(const char *item, void *ctx);
+    } lists[] = {{"methods", one_method}, {"precision", one_prec}, {"ipc", one_ipc}};
+    for (int k = 0; k < 3; k++) {
+        int n;
+        const char *const *v = clpdd_args_list(g, lists[k].flag, &n);
+        for (int i = 0; i < n; i++)
+            if (parse_list(lists[k].flag, v[i], lists[k].one, a)) return -1;
     }
-    if (*list) return 0;
-    if (!a->pre) return fprintf(stderr, "clpdd: bench: --preset NAME is required (clpdd bench --list)\n\n%s", clpdd_usage_bench), -1;
-    if (!any_method)
+    if (clpdd_args_count(g, "list")) return 0;
+    if (!a->pre) {
+        fprintf(stderr, "clpdd bench: --preset NAME is required (clpdd bench --list)\n\n");
+        clpdd_command_help(g->cmd, stderr);
+        return -1;
+    }
+    if (!clpdd_args_count(g, "methods"))
         for (int i = 0; i < N_METHODS; i++) a->method_on[i] = 1;
     if (!a->nprec) a->prec[a->nprec++] = CLPDD_PRECISION_FP32;
     if (!a->nipc) a->ipc[a->nipc++] = a->pre->ipc;
@@ -345,90 +300,163 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
     clpdd_sb_printf(md, "`\n");
 }
 
-int clpdd_cmd_bench(int argc, char **argv) {
+/* one cell's experiment (the generated text with the overrides) and its run into w; 0, or 2 when
+   the overrides are refused (the user's mistake: the message printed) */
+static int run_cell(const bench_args *a, const method *m, row *w, const clpdd_ops *ops, const clpdd_plugin_dirs *dirs) {
+    char *ini = cell_ini(a->pre, m, w->ipc, w->asked, clpdd_device_name(ops->is_device ? CLPDD_DEVICE_CUDA : CLPDD_DEVICE_CPU));
+    clpdd_experiment x;
+    clpdd_err ce = {{0}};
+    char label[160];
+    snprintf(label, sizeof label, "<bench %s %s>", a->pre->name, m->name);
+    int rc = 0;
+    if (clpdd_experiment_load_memory(&x, ini, label, a->overrides, a->n_overrides, dirs, &ce)) {
+        fprintf(stderr, "clpdd: bench: %s\n", ce.msg);
+        rc = 2;
+    } else {
+        clpdd_bench_opts bo = {a->steps, a->warmup, a->pre->classes, a->pre->side, a->memory_only};
+        clpdd_run_opts ro = {.ops = ops, .quiet = 1};
+        if (!a->quiet)
+            fprintf(stderr, "bench: %s %s ipc %d %s ...", a->pre->name, w->method, w->ipc, clpdd_precision_name(w->asked));
+        if (clpdd_run_bench(&x, &ro, &bo, &w->r, &ce)) {
+            snprintf(w->error, sizeof w->error, "%s", ce.msg);
+            if (!a->quiet) fprintf(stderr, " failed: %s\n", ce.msg);
+        } else {
+            w->ok = 1;
+            if (!a->quiet && a->memory_only) fprintf(stderr, " peak %.0f MiB\n", w->r.peak_bytes / 1048576.0);
+            else if (!a->quiet)
+                fprintf(stderr, " %.1f ms/step, peak %.0f MiB, %.2f GFLOP/step\n", w->r.ms_median, w->r.peak_bytes / 1048576.0,
+                        w->r.flop / 1e9);
+        }
+    }
+    clpdd_experiment_free(&x);
+    free(ini);
+    return rc;
+}
+
+/* the tables on stdout and into outdir; 0, or 1 when a file could not be written */
+static int write_tables(const bench_args *a, const row *rows, int nrows, const clpdd_ops *ops, const char *outdir) {
+    int gemm_n = a->gemm ? a->gemm : ops->is_device ? 8192 : 1024;
+    double rate[CLPDD_PRECISION_COUNT];
+    clpdd_precision got[CLPDD_PRECISION_COUNT];
+    for (int k = 0; k < a->nprec; k++) {
+        rate[k] = 0.0;
+        got[k] = clpdd_precision_effective(ops, (clpdd_precision)a->prec[k]);
+        if (!a->memory_only) rate[k] = gemm_rate(ops, gemm_n, (clpdd_precision)a->prec[k]);
+    }
+    clpdd_strbuf md = {0}, csv = {0};
+    tables(&md, &csv, a, rows, nrows, rate, got, ops->name, gemm_n);
+    fputs(md.s, stdout);
+    char path[4200];
+    clpdd_err e = {{0}};
+    const char *suffix = a->memory_only ? "-memory" : "";
+    int werr = clpdd_mkdirs(outdir, &e);
+    if (!werr) {
+        snprintf(path, sizeof path, "%s/%s%s.md", outdir, a->pre->name, suffix);
+        werr = clpdd_write_file_atomic(path, md.s, md.len, &e);
+    }
+    if (!werr) {
+        snprintf(path, sizeof path, "%s/%s%s.csv", outdir, a->pre->name, suffix);
+        werr = clpdd_write_file_atomic(path, csv.s, csv.len, &e);
+    }
+    if (werr) fprintf(stderr, "clpdd: bench: %s\n", e.msg);
+    else if (!a->quiet) fprintf(stderr, "bench: wrote %s/%s%s.{md,csv}\n", outdir, a->pre->name, suffix);
+    free(md.s), free(csv.s);
+    return werr ? 1 : 0;
+}
+
+static int bench(const clpdd_args *g) {
     bench_args a;
-    int list = 0, rc = parse(argc, argv, &a, &list);
-    if (rc) return rc > 0 ? 0 : 2;
-    if (list) {
+    if (from_args(&a, g)) return 2;
+    if (clpdd_args_count(g, "list")) {
         for (int p = 0; p < N_PRESETS; p++) printf("%-24s %s\n", presets[p].name, presets[p].what);
         return 0;
     }
     clpdd_err e = {{0}};
     const clpdd_ops *ops = clpdd_select_device(a.device ? (clpdd_device_kind)clpdd_device_parse(a.device) : CLPDD_DEVICE_AUTO, &e);
     if (!ops) return fprintf(stderr, "clpdd: bench: %s\n", e.msg), 2;
-    const char *devname = ops->is_device ? "cuda" : "cpu";
     char dev_slug[128], outdir[4096];
     slug(dev_slug, sizeof dev_slug, ops->name);
     snprintf(outdir, sizeof outdir, "%s", a.out ? a.out : "");
     if (!a.out) snprintf(outdir, sizeof outdir, "results/bench/%s", dev_slug);
 
-    clpdd_plugin_dirs dirs;
-    clpdd_plugin_dirs_init(&dirs, NULL);
-    int nrows = 0, failed = 0;
+    clpdd_startup st;
+    clpdd_startup_dirs(&st, g);
+    int nrows = 0, failed = 0, rc = 0;
     row *rows = clpdd_xcalloc((size_t)N_METHODS * a.nprec * a.nipc, sizeof *rows);
-    for (int k = 0; k < a.nprec; k++)
-        for (int q = 0; q < a.nipc; q++)
-            for (int i = 0; i < N_METHODS; i++) {
+    for (int k = 0; k < a.nprec && !rc; k++)
+        for (int q = 0; q < a.nipc && !rc; q++)
+            for (int i = 0; i < N_METHODS && !rc; i++) {
                 if (!a.method_on[i]) continue;
                 row *w = &rows[nrows++];
                 w->method = methods[i].name, w->ipc = a.ipc[q], w->asked = (clpdd_precision)a.prec[k];
-                char *ini = cell_ini(a.pre, &methods[i], a.ipc[q], w->asked, devname);
-                clpdd_experiment x;
-                clpdd_err ce = {{0}};
-                char label[160];
-                snprintf(label, sizeof label, "<bench %s %s>", a.pre->name, methods[i].name);
-                int bad = clpdd_experiment_load_memory(&x, ini, label, a.sets, a.nsets, &dirs, &ce);
-                if (bad) { /* a --set the generated experiment refuses: the user's mistake, stop now */
-                    fprintf(stderr, "clpdd: bench: %s\n", ce.msg);
-                    clpdd_experiment_free(&x);
-                    free(ini), free(rows);
-                    clpdd_plugin_dirs_free(&dirs);
-                    return 2;
-                }
-                clpdd_bench_opts bo = {a.steps, a.warmup, a.pre->classes, a.pre->side, a.memory_only};
-                clpdd_run_opts ro = {.ops = ops, .quiet = 1};
-                if (!a.quiet)
-                    fprintf(stderr, "bench: %s %s ipc %d %s ...", a.pre->name, w->method, w->ipc, clpdd_precision_name(w->asked));
-                if (clpdd_run_bench(&x, &ro, &bo, &w->r, &ce)) {
-                    snprintf(w->error, sizeof w->error, "%s", ce.msg);
-                    failed++;
-                    if (!a.quiet) fprintf(stderr, " failed: %s\n", ce.msg);
-                } else {
-                    w->ok = 1;
-                    if (!a.quiet && a.memory_only) fprintf(stderr, " peak %.0f MiB\n", w->r.peak_bytes / 1048576.0);
-                    else if (!a.quiet)
-                        fprintf(stderr, " %.1f ms/step, peak %.0f MiB, %.2f GFLOP/step\n", w->r.ms_median, w->r.peak_bytes / 1048576.0,
-                                w->r.flop / 1e9);
-                }
-                clpdd_experiment_free(&x);
-                free(ini);
+                rc = run_cell(&a, &methods[i], w, ops, &st.dirs);
+                failed += !rc && !w->ok;
             }
-    clpdd_plugin_dirs_free(&dirs);
-
-    int gemm_n = a.gemm ? a.gemm : ops->is_device ? 8192 : 1024;
-    double rate[CLPDD_PRECISION_COUNT];
-    clpdd_precision got[CLPDD_PRECISION_COUNT];
-    for (int k = 0; k < a.nprec; k++) {
-        rate[k] = 0.0;
-        got[k] = clpdd_precision_effective(ops, (clpdd_precision)a.prec[k]);
-        if (!a.memory_only) rate[k] = gemm_rate(ops, gemm_n, (clpdd_precision)a.prec[k]);
-    }
-
-    clpdd_strbuf md = {0}, csv = {0};
-    tables(&md, &csv, &a, rows, nrows, rate, got, ops->name, gemm_n);
-    fputs(md.s, stdout);
-    char path[4200];
-    int werr = clpdd_mkdirs(outdir, &e);
-    if (!werr) {
-        snprintf(path, sizeof path, "%s/%s%s.md", outdir, a.pre->name, a.memory_only ? "-memory" : "");
-        werr = clpdd_write_file_atomic(path, md.s, md.len, &e);
-    }
-    if (!werr) {
-        snprintf(path, sizeof path, "%s/%s%s.csv", outdir, a.pre->name, a.memory_only ? "-memory" : "");
-        werr = clpdd_write_file_atomic(path, csv.s, csv.len, &e);
-    }
-    if (werr) fprintf(stderr, "clpdd: bench: %s\n", e.msg);
-    else if (!a.quiet) fprintf(stderr, "bench: wrote %s/%s%s.{md,csv}\n", outdir, a.pre->name, a.memory_only ? "-memory" : "");
-    free(md.s), free(csv.s), free(rows);
-    return werr || failed ? 1 : 0;
+    clpdd_startup_end(&st);
+    if (rc == 0) rc = write_tables(&a, rows, nrows, ops, outdir) || failed ? 1 : 0;
+    free(rows);
+    return rc;
 }
+
+static const clpdd_option opt_preset = {
+    .name = "preset", .kind = CLPDD_OPT_STRING, .value = "NAME", .help = "the shapes (--list)"};
+static const clpdd_option opt_list = {.name = "list", .kind = CLPDD_OPT_FLAG, .help = "list the presets"};
+static const clpdd_option opt_methods = {
+    .name = "methods", .kind = CLPDD_OPT_STRING, .repeatable = 1, .value = "LIST",
+    .help = "clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa, comma-separated (default: all)"};
+static const clpdd_option opt_precision = {
+    .name = "precision", .kind = CLPDD_OPT_STRING, .repeatable = 1, .value = "LIST",
+    .help = "fp32, tf32, bf16, comma-separated: a table per precision (default fp32)"};
+static const clpdd_option opt_ipc = {
+    .name = "ipc", .kind = CLPDD_OPT_STRING, .repeatable = 1, .value = "LIST",
+    .help = "images per class, comma-separated (default: the preset's)"};
+static const clpdd_option opt_steps = {
+    .name = "steps", .kind = CLPDD_OPT_INT, .value = "N", .lo = 1, .hi = 1000000, .help = "timed steps (default 20)"};
+static const clpdd_option opt_warmup = {
+    .name = "warmup", .kind = CLPDD_OPT_INT, .value = "N", .lo = 0, .hi = 1000000,
+    .help = "untimed steps before (default 3)"};
+static const clpdd_option opt_gemm = {
+    .name = "gemm", .kind = CLPDD_OPT_INT, .value = "N", .lo = 16, .hi = 1000000,
+    .help = "the side of the GEMM-rate product (default 8192 on a GPU, 1024 on a CPU)"};
+static const clpdd_option opt_memory = {
+    .name = "memory", .kind = CLPDD_OPT_FLAG, .help = "set every cell up, run no step: the peak memory only"};
+static const clpdd_option opt_out = {
+    .name = "out", .kind = CLPDD_OPT_STRING, .value = "DIR", .help = "the same as --output"};
+static const clpdd_option bench_output = {
+    .name = "output", .kind = CLPDD_OPT_STRING, .value = "DIR",
+    .help = "where the tables go (default: results/bench/<device>)"};
+static const clpdd_option *const options[] = {&opt_preset, &opt_list, &opt_methods, &opt_precision, &opt_ipc,
+                                              &opt_steps, &opt_warmup, &clpdd_opt_device, &clpdd_opt_set, &bench_output,
+                                              &opt_out, &opt_gemm, &opt_memory, &clpdd_opt_plugin_path, &clpdd_opt_quiet,
+                                              NULL};
+
+const clpdd_command clpdd_command_bench = {
+    .name = "bench",
+    .synopsis = "bench --preset P",
+    .summary = "time the distillation step of every method at the paper's shapes (random weights, no data)",
+    .usage =
+        "usage: clpdd bench --preset NAME [--methods LIST] [--precision LIST] [--ipc LIST] [--steps N] [--warmup N]\n"
+        "                   [--device auto|cpu|cuda] [--set section.key=value]... [--out DIR] [--gemm N] [--memory] [--quiet]\n"
+        "       clpdd bench --list\n"
+        "\n"
+        "Times the distillation step of each method on random weights ([backbone] weights = random) and\n"
+        "random images, so it needs no dataset and no checkpoint: the median ms per step of --steps timed\n"
+        "steps (default 20) after --warmup (default 3), each synchronised; the peak memory of the run's\n"
+        "tensors; the matrix FLOPs of one step, counted on the op table; the achieved TFLOP/s and that as a\n"
+        "fraction of the GEMM rate of the same precision measured in the same process (an N x N x N\n"
+        "product, --gemm N, default 8192 on a GPU and 1024 on a CPU); and each method's time and memory\n"
+        "as multiples of CLP-DD's.\n"
+        "Methods (experiments/paper/ settings): clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa (default: all).\n"
+        "--precision fp32,tf32,bf16 repeats the table per precision ([experiment] precision; the CPU\n"
+        "computes fp32 and says so). --ipc 1,10 overrides the preset's images per class (memory vs m).\n"
+        "--set changes any key of the generated experiment (e.g. distill.chunk=0, backbone.attention=...).\n"
+        "--memory sets every cell up and runs no step: the peak memory only (every tensor is allocated at\n"
+        "setup), for shapes too large to time on this machine (ViT-B presets on a CPU); writes <preset>-memory.*\n"
+        "Writes DIR/<preset>.md and DIR/<preset>.csv (default DIR: results/bench/<device>).\n"
+        "Presets (--list): the paper's shapes on ViT-B/16, -mini twins (same m, n, C, augs on a small ViT)\n"
+        "that a CPU runs in minutes, and the CIFAR ResNet-20 (convolutions).\n",
+    .options = options,
+    .run = bench,
+};
+
+int clpdd_cmd_bench(int argc, char **argv) { return clpdd_command_main(&clpdd_command_bench, argc, argv); }

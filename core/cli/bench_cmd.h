@@ -4,8 +4,9 @@
  * not be written (the table says which), 2 a usage error. */
 #ifndef CLPDD_BENCH_CMD_H
 #define CLPDD_BENCH_CMD_H
+#include "cli/options.h"
 
+extern const clpdd_command clpdd_command_bench;
 int clpdd_cmd_bench(int argc, char **argv);
-extern const char *const clpdd_usage_bench;
 
 #endif

@@ -16,59 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/startup.h"
 #include "data/data_source.h"
 #include "config/experiment.h"
 #include "io/safetensors.h"
 #include "distill/run.h"
-
-const char *const clpdd_usage_eval =
-    "usage: clpdd eval PATH [--config FILE.ini] [--protocol probe|fast|lgm] [--set section.key=value]...\n"
-    "                       [--output DIR] [--device auto|cpu|cuda] [--plugin-path DIR[:DIR...]] [--allow-plugin-path]\n"
-    "                       [--force] [--quiet]\n"
-    "\n"
-    "Scores an existing distilled set exactly as `clpdd run` scores its own: PATH is a run directory,\n"
-    "a distilled.safetensors file (\"images\" (m, c, H, W) float32 in [0, 1], \"labels\" (m) int32), or a\n"
-    "folder of PNG/JPEG images in class sub-folders (classes sorted by name). The configuration (data,\n"
-    "backbone, [eval]) is --config, else PATH/config.ini for a run directory; --protocol and --set\n"
-    "override it. Writes config.ini, metrics.json and distilled.{safetensors,png} into --output\n"
-    "(default: PATH/eval-<protocol> for a run directory, else runs/eval-<name>-<protocol>).\n";
-
-typedef struct eval_args {
-    const char *path, *config, *protocol, *output, *device, *plugin_path;
-    const char *sets[256];
-    int n_sets, force, quiet, help, allow_plugin_path;
-} eval_args;
-
-static int parse(int argc, char **argv, eval_args *a) {
-    memset(a, 0, sizeof *a);
-    for (int i = 0; i < argc; i++) {
-        const char *s = argv[i];
-        const char **slot = NULL;
-        if (!strcmp(s, "-h") || !strcmp(s, "--help")) a->help = 1;
-        else if (!strcmp(s, "--force")) a->force = 1;
-        else if (!strcmp(s, "--allow-plugin-path")) a->allow_plugin_path = 1;
-        else if (!strcmp(s, "--quiet") || !strcmp(s, "-q")) a->quiet = 1;
-        else if (!strcmp(s, "--config")) slot = &a->config;
-        else if (!strcmp(s, "--protocol")) slot = &a->protocol;
-        else if (!strcmp(s, "--output")) slot = &a->output;
-        else if (!strcmp(s, "--device")) slot = &a->device;
-        else if (!strcmp(s, "--plugin-path")) slot = &a->plugin_path;
-        else if (!strcmp(s, "--set")) {
-            if (a->n_sets == 256) return fprintf(stderr, "clpdd eval: too many --set options\n"), -1;
-            slot = &a->sets[a->n_sets++];
-        } else if (s[0] == '-' && s[1]) return fprintf(stderr, "clpdd eval: unknown option '%s'\n\n%s", s, clpdd_usage_eval), -1;
-        else if (!a->path) a->path = s;
-        else return fprintf(stderr, "clpdd eval: unexpected argument '%s'\n\n%s", s, clpdd_usage_eval), -1;
-        if (slot) {
-            if (i + 1 >= argc) return fprintf(stderr, "clpdd eval: option %s needs a value\n\n%s", s, clpdd_usage_eval), -1;
-            *slot = argv[++i];
-        }
-    }
-    if (!a->path && !a->help) return fprintf(stderr, "clpdd eval: missing PATH\n\n%s", clpdd_usage_eval), -1;
-    if (a->device && clpdd_device_parse(a->device) < 0)
-        return fprintf(stderr, "clpdd eval: --device %s: expected auto, cpu or cuda\n", a->device), -1;
-    return 0;
-}
 
 /* a loaded set and its storage */
 typedef struct loaded_set {
@@ -130,72 +82,104 @@ static int images_per_class(const int32_t *labels, int m) {
     return best;
 }
 
-int clpdd_cmd_eval(int argc, char **argv) {
-    eval_args a;
-    if (parse(argc, argv, &a)) return 2;
-    if (a.help) return fputs(clpdd_usage_eval, stdout), 0;
-    char st_path[4200], cfg_path[4200], out[4200];
-    int from_run = is_dir(a.path) && (snprintf(st_path, sizeof st_path, "%s/distilled.safetensors", a.path),
-                                      access(st_path, R_OK) == 0);
-    int folder = is_dir(a.path) && !from_run;
-    if (!from_run) snprintf(st_path, sizeof st_path, "%s", a.path);
-    if (a.config) snprintf(cfg_path, sizeof cfg_path, "%s", a.config);
-    else if (from_run) snprintf(cfg_path, sizeof cfg_path, "%s/config.ini", a.path);
-    else return fprintf(stderr, "clpdd eval: %s is not a run directory: give the configuration with --config FILE.ini\n", a.path), 2;
+/* PATH's set, its configuration file and the default output; 2 and a message when there is no configuration */
+typedef struct eval_paths {
+    char st[4200], cfg[4200];
+    int from_run, folder;
+} eval_paths;
 
-    const char *sets[260];
-    int n = 0;
-    for (int i = 0; i < a.n_sets; i++) sets[n++] = a.sets[i];
-    char proto[64];
-    if (a.protocol) snprintf(proto, sizeof proto, "eval.protocol=%s", a.protocol), sets[n++] = proto;
-    clpdd_plugin_dirs dirs;
-    clpdd_plugin_dirs_init(&dirs, a.plugin_path);
-    dirs.allow_paths = a.allow_plugin_path;
-    clpdd_experiment x;
-    clpdd_err e = {{0}};
+static int find_paths(eval_paths *p, const char *path, const char *config) {
+    p->from_run = is_dir(path) && (snprintf(p->st, sizeof p->st, "%s/distilled.safetensors", path), access(p->st, R_OK) == 0);
+    p->folder = is_dir(path) && !p->from_run;
+    if (!p->from_run) snprintf(p->st, sizeof p->st, "%s", path);
+    if (config) snprintf(p->cfg, sizeof p->cfg, "%s", config);
+    else if (p->from_run) snprintf(p->cfg, sizeof p->cfg, "%s/config.ini", path);
+    else return fprintf(stderr, "clpdd eval: %s is not a run directory: give the configuration with --config FILE.ini\n", path), 2;
+    return 0;
+}
+
+/* the experiment with the set's images per class as distill.ipc, and the set; 0, 1 (the set
+   unreadable) or 2 (the configuration), the message printed */
+static int load(clpdd_startup *s, const clpdd_args *a, const eval_paths *p, loaded_set *ls) {
+    const char *path = a->pos[0];
+    /* a first load tells the protocol and the image channels; the set then fixes distill.ipc */
+    if (clpdd_startup_load(s, a, p->cfg, NULL, 0)) return 2;
+    /* grey for the IDX datasets; otherwise RGB, which the run converts to the data's channels */
+    int grey = s->x.dataset == CLPDD_DATASET_FASHION_MNIST || s->x.dataset == CLPDD_DATASET_MNIST;
+    if ((p->folder ? read_folder(ls, path, grey, &s->e) : read_safetensors(ls, p->st, &s->e)) != 0)
+        return fprintf(stderr, "clpdd: %s\n", s->e.msg), 1;
+    char ipc[64];
+    snprintf(ipc, sizeof ipc, "distill.ipc=%d", images_per_class(ls->labels, ls->set.m));
+    const char *extra[] = {ipc};
+    return clpdd_startup_load(s, a, p->cfg, extra, 1);
+}
+
+static int eval(const clpdd_args *a) {
+    const char *path = a->pos[0], *output = clpdd_args_str(a, "output");
+    eval_paths p;
+    int rc = find_paths(&p, path, clpdd_args_str(a, "config"));
+    if (rc) return rc;
+    clpdd_startup s;
+    clpdd_startup_dirs(&s, a);
     loaded_set ls;
     memset(&ls, 0, sizeof ls);
-    int rc = 0;
-    /* a first load tells the protocol and the image channels; the set then fixes distill.ipc */
-    if (clpdd_experiment_load(&x, cfg_path, sets, n, &dirs, &e)) {
-        fprintf(stderr, "clpdd: %s\n", e.msg);
-        rc = 2;
-    } else {
-        /* grey for the IDX datasets; otherwise RGB, which the run converts to the data's channels */
-        int grey = x.dataset == CLPDD_DATASET_FASHION_MNIST || x.dataset == CLPDD_DATASET_MNIST;
-        char ipc[64];
-        if ((folder ? read_folder(&ls, a.path, grey, &e) : read_safetensors(&ls, st_path, &e)) == 0) {
-            snprintf(ipc, sizeof ipc, "distill.ipc=%d", images_per_class(ls.labels, ls.set.m));
-            sets[n++] = ipc;
-            clpdd_experiment_free(&x);
-            if (clpdd_experiment_load(&x, cfg_path, sets, n, &dirs, &e)) rc = 2;
-        } else {
-            rc = 1;
-        }
-        if (rc) fprintf(stderr, "clpdd: %s\n", e.msg);
-    }
+    rc = load(&s, a, &p, &ls);
+    if (rc == 0) rc = clpdd_startup_device(&s);
     if (rc == 0) {
-        const char *pname = clpdd_protocol_name(x.protocol);
-        if (a.output) snprintf(out, sizeof out, "%s", a.output);
-        else if (from_run) snprintf(out, sizeof out, "%s/eval-%s", a.path, pname);
+        char out[4200];
+        const char *pname = clpdd_protocol_name(s.x.protocol);
+        if (output) snprintf(out, sizeof out, "%s", output);
+        else if (p.from_run) snprintf(out, sizeof out, "%s/eval-%s", path, pname);
         else {
-            const char *base = strrchr(a.path, '/');
-            base = base && base[1] ? base + 1 : a.path;
+            const char *base = strrchr(path, '/');
+            base = base && base[1] ? base + 1 : path;
             snprintf(out, sizeof out, "runs/eval-%.*s-%s", (int)strcspn(base, "."), base, pname);
         }
-        clpdd_device_kind dev = x.device;
-        if (a.device) dev = (clpdd_device_kind)clpdd_device_parse(a.device); 
-        const clpdd_ops *ops = clpdd_select_device(dev, &e);
-        ls.set.images = ls.images, ls.set.labels = ls.labels, ls.set.source = a.path, ls.set.from_run = from_run;
-        clpdd_run_opts o = {ops, out, a.quiet, 0, a.force};
-        if (!ops || clpdd_run_eval(&x, &ls.set, &o, &e)) {
-            fprintf(stderr, "clpdd: %s\n", e.msg);
-            rc = ops ? 1 : 2;
+        ls.set.images = ls.images, ls.set.labels = ls.labels, ls.set.source = path, ls.set.from_run = p.from_run;
+        clpdd_run_opts o = {.ops = s.ops, .output = out, .quiet = clpdd_args_count(a, "quiet"), .force = clpdd_args_count(a, "force")};
+        if (clpdd_run_eval(&s.x, &ls.set, &o, &s.e)) {
+            fprintf(stderr, "clpdd: %s\n", s.e.msg);
+            rc = 1;
         }
     }
     free(ls.images);
     free(ls.labels);
-    clpdd_experiment_free(&x);
-    clpdd_plugin_dirs_free(&dirs);
+    clpdd_startup_end(&s);
     return rc;
 }
+
+static const clpdd_option opt_config = {
+    .name = "config", .kind = CLPDD_OPT_STRING, .value = "FILE.ini",
+    .help = "the configuration (data, backbone, [eval]); default PATH/config.ini for a run directory"};
+static const clpdd_option opt_protocol = {
+    .name = "protocol", .kind = CLPDD_OPT_STRING, .value = "probe|fast|lgm", .set_key = "eval.protocol",
+    .help = "the evaluation protocol: the same as --set eval.protocol=VALUE, after every --set"};
+static const clpdd_option opt_force = {
+    .name = "force", .kind = CLPDD_OPT_FLAG, .help = "replace another evaluation's results in the output directory"};
+static const clpdd_option *const options[] = {&opt_config, &opt_protocol, &clpdd_opt_set, &clpdd_opt_output,
+                                              &clpdd_opt_device, &clpdd_opt_plugin_path, &clpdd_opt_allow_plugin_path,
+                                              &opt_force, &clpdd_opt_quiet, NULL};
+
+const clpdd_command clpdd_command_eval = {
+    .name = "eval",
+    .synopsis = "eval PATH",
+    .summary = "evaluate an existing distilled set (a run, a .safetensors, an image folder)",
+    .usage =
+        "usage: clpdd eval PATH [--config FILE.ini] [--protocol probe|fast|lgm] [--set section.key=value]...\n"
+        "                       [--output DIR] [--device auto|cpu|cuda] [--plugin-path DIR[:DIR...]] [--allow-plugin-path]\n"
+        "                       [--force] [--quiet]\n"
+        "\n"
+        "Scores an existing distilled set exactly as `clpdd run` scores its own: PATH is a run directory,\n"
+        "a distilled.safetensors file (\"images\" (m, c, H, W) float32 in [0, 1], \"labels\" (m) int32), or a\n"
+        "folder of PNG/JPEG images in class sub-folders (classes sorted by name). The configuration (data,\n"
+        "backbone, [eval]) is --config, else PATH/config.ini for a run directory; --protocol and --set\n"
+        "override it. Writes config.ini, metrics.json and distilled.{safetensors,png} into --output\n"
+        "(default: PATH/eval-<protocol> for a run directory, else runs/eval-<name>-<protocol>).\n",
+    .options = options,
+    .positional = "PATH",
+    .min_pos = 1,
+    .max_pos = 1,
+    .run = eval,
+};
+
+int clpdd_cmd_eval(int argc, char **argv) { return clpdd_command_main(&clpdd_command_eval, argc, argv); }

@@ -7,10 +7,11 @@
  * 1 a failure while extracting (or shards missing at --merge), 2 a usage or configuration error. */
 #ifndef CLPDD_FEATURES_CMD_H
 #define CLPDD_FEATURES_CMD_H
+#include "cli/options.h"
 #include "distill/run.h"
 
+extern const clpdd_command clpdd_command_features;
 int clpdd_cmd_features(int argc, char **argv);
-extern const char *const clpdd_usage_features;
 
 /* core/distill/run.c: the feature cache of x's two splits (parts > 0: part `part` of `parts` only;
    merge: verify every shard and write the indexes) */

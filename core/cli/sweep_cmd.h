@@ -5,11 +5,11 @@
  * configuration error (nothing was written); report: 0, or 2 when nothing could be read. */
 #ifndef CLPDD_SWEEP_CMD_H
 #define CLPDD_SWEEP_CMD_H
+#include "cli/options.h"
 
 int clpdd_cmd_sweep(int argc, char **argv);
 int clpdd_cmd_report(int argc, char **argv);
 
-extern const char *const clpdd_usage_sweep;
-extern const char *const clpdd_usage_report;
+extern const clpdd_command clpdd_command_sweep, clpdd_command_report;
 
 #endif

@@ -36,18 +36,6 @@
 #include "distill/rundir.h"
 #include "eval/score_cache.h"
 
-const clpdd_ops *clpdd_select_device(clpdd_device_kind device, clpdd_err *e) {
-    if (device == CLPDD_DEVICE_CPU) return clpdd_ops_cpu();
-    const char *why = NULL;
-    const clpdd_ops *cuda = clpdd_ops_cuda(&why);
-    if (cuda) return cuda;
-    if (device == CLPDD_DEVICE_CUDA) {
-        clpdd_err_set(e, "device = cuda, but %s", why ? why : "CUDA is unavailable");
-        return NULL;
-    }
-    return clpdd_ops_cpu();
-}
-
 /* the run's state, freed in one place */
 typedef struct run {
     clpdd_experiment *x;
