@@ -11,7 +11,7 @@
 #include "cli/bench_cmd.h"
 #include "clpdd/ops.h"
 #include "config/experiment.h"
-#include "distill/run.h"
+#include "bench/bench.h"
 #include "support.h"
 #include "util/util.h"
 

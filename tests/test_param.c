@@ -258,7 +258,7 @@ Test(param, init_images) {
         clpdd_param_destroy(p);
         free(x), free(img), free(g);
     }
-    /* pixels without init: run.c's U(0, 1) from (seed, 0) */
+    /* pixels without init: the loop's U(0, 1) from (seed, 0) */
     size_t N = (size_t)2 * 3 * 4 * 4;
     float *u = fa(N);
     clpdd_ops_cpu()->rand_uniform(u, N, 0.0f, 1.0f, 42, 0);

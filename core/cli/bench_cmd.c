@@ -3,7 +3,7 @@
  * claims (CLP-DD ~14x faster than LGM with DSA, < 1/8 of its GPU memory) measured on the
  * machine at hand.
  *
- * Each row is a real run of core/distill/run.c's step (clpdd_run_bench): the same encoder, solver,
+ * Each row is a real run of the distillation step (core/bench/bench.h, clpdd_run_bench): the same encoder, solver,
  * loss, augmentation and Adam code as `clpdd run`, timed after warm-up steps, synchronised per
  * step; FLOPs are counted on the op table (core/bench/flop_count.h), peak memory is the high-water
  * mark of the run's tensors, and each precision's GEMM rate is measured in the same process so
@@ -19,6 +19,7 @@
 
 #include "cli/startup.h"
 #include "config/experiment.h"
+#include "bench/bench.h"
 #include "bench/flop_count.h"
 #include "plugin/loader.h"
 #include "numerics/precision.h"

@@ -11,10 +11,6 @@
 #include "distill/run.h"
 
 extern const clpdd_command clpdd_command_features;
-int clpdd_cmd_features(int argc, char **argv);
-
-/* core/distill/run.c: the feature cache of x's two splits (parts > 0: part `part` of `parts` only;
-   merge: verify every shard and write the indexes) */
-int clpdd_run_features(clpdd_experiment *x, const clpdd_run_opts *opts, int part, int parts, int merge, clpdd_err *e);
+int clpdd_cmd_features(int argc, char **argv); /* the work itself: clpdd_run_features (distill/run.h) */
 
 #endif

@@ -90,6 +90,70 @@ static const clpdd_st_tensor *need(clpdd_st_file *f, const char *path, const cha
     return ok ? t : NULL;
 }
 
+/* the metadata of a checkpoint of this configuration: its format, its configuration hash and its
+   stored payload checksum (into *want) */
+static int check_header(clpdd_st_file *f, const char *path, const clpdd_checkpoint *c, unsigned long long *want,
+                        clpdd_err *e) {
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->config_hash);
+    const char *fmt = clpdd_st_metadata(f, "format"), *h = clpdd_st_metadata(f, "config_hash"),
+               *sum = clpdd_st_metadata(f, "checksum");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
+        clpdd_err_set(e, "%s: not a '%s' file (format %s); remove it or run without --resume", path, CKPT_FORMAT,
+                      fmt ? fmt : "missing");
+        return -1;
+    }
+    if (!h || strcmp(h, hash) != 0) {
+        char diff[1200];
+        config_diff(clpdd_st_metadata(f, "config"), c->config, diff, sizeof diff);
+        clpdd_err_set(e, "%s was written by another configuration (%s); remove it, run with --force, or without --resume", path,
+                      diff);
+        return -1;
+    }
+    char tail;
+    if (!sum || sscanf(sum, "%16llx%c", want, &tail) != 1) {
+        clpdd_err_set(e, "%s: no checksum in its metadata; remove it or run without --resume", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* what a checksum cannot catch: a well-formed file with impossible contents (state (3), log
+   (nlog, 3), params/am/av (cap), perm (N) as read) */
+static int check_contents(const char *path, const clpdd_checkpoint *c, const int64_t *state, int64_t nlog, const double *log,
+                          const float *params, const float *am, const float *av, const int32_t *perm, clpdd_err *e) {
+    int64_t step = state[0];
+    if (step < 1 || (c->steps > 0 && step >= c->steps)) {
+        if (c->steps > 0)
+            clpdd_err_set(e, "%s: step %lld is outside [1, %d) for this run's %d steps", path, (long long)step, c->steps,
+                          c->steps);
+        else
+            clpdd_err_set(e, "%s: step %lld is not a completed step (>= 1)", path, (long long)step);
+        return -1;
+    }
+    if (nlog > step) {
+        clpdd_err_set(e, "%s: %lld log rows after step %lld", path, (long long)nlog, (long long)step);
+        return -1;
+    }
+    for (int64_t i = 0; i < nlog; i++)
+        if (!(log[3 * i] >= 1 && log[3 * i] <= (double)step) || (i > 0 && !(log[3 * i] > log[3 * (i - 1)]))) {
+            clpdd_err_set(e, "%s: log row %lld has step %g (expected increasing steps in [1, %lld])", path, (long long)i,
+                          log[3 * i], (long long)step);
+            return -1;
+        }
+    for (size_t i = 0; i < c->cap; i++)
+        if (!isfinite(params[i]) || !isfinite(am[i]) || !(av[i] >= 0 && isfinite(av[i]))) {
+            clpdd_err_set(e, "%s: optimiser state %zu is not finite (or a negative second moment)", path, i);
+            return -1;
+        }
+    for (int i = 0; i < c->N; i++)
+        if (perm[i] < 0 || perm[i] >= c->N) {
+            clpdd_err_set(e, "%s: corrupt sampler state (index %d of %d)", path, (int)perm[i], c->N);
+            return -1;
+        }
+    return 0;
+}
+
 /* Nothing is copied into c until everything has been read and checked: a bad checkpoint is an
    error naming the file, never garbage state. */
 int clpdd_checkpoint_read(const char *path, clpdd_checkpoint *c, clpdd_err *e) {
@@ -97,31 +161,11 @@ int clpdd_checkpoint_read(const char *path, clpdd_checkpoint *c, clpdd_err *e) {
     clpdd_st_file *f;
     if (clpdd_st_open(path, &f, e)) return clpdd_err_prefix(e, "checkpoint: ");
     int rc = -1;
-    char hash[32];
     float *params = NULL, *am = NULL, *av = NULL;
     int32_t *perm = NULL;
     double *log = NULL;
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->config_hash);
-    const char *fmt = clpdd_st_metadata(f, "format"), *h = clpdd_st_metadata(f, "config_hash"),
-               *sum = clpdd_st_metadata(f, "checksum");
-    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
-        clpdd_err_set(e, "%s: not a '%s' file (format %s); remove it or run without --resume", path, CKPT_FORMAT,
-                      fmt ? fmt : "missing");
-        goto done;
-    }
-    if (!h || strcmp(h, hash) != 0) {
-        char diff[1200];
-        config_diff(clpdd_st_metadata(f, "config"), c->config, diff, sizeof diff);
-        clpdd_err_set(e, "%s was written by another configuration (%s); remove it, run with --force, or without --resume", path,
-                      diff);
-        goto done;
-    }
     unsigned long long want;
-    char tail;
-    if (!sum || sscanf(sum, "%16llx%c", &want, &tail) != 1) {
-        clpdd_err_set(e, "%s: no checksum in its metadata; remove it or run without --resume", path);
-        goto done;
-    }
+    if (check_header(f, path, c, &want, e)) goto done;
     const clpdd_st_tensor *ts = need(f, path, "state", CLPDD_DT_I64, 3, -1, e);
     if (!ts) goto done;
     int64_t state[3];
@@ -157,36 +201,8 @@ int clpdd_checkpoint_read(const char *path, clpdd_checkpoint *c, clpdd_err *e) {
                       path, want, (unsigned long long)got);
         goto done;
     }
-    /* what a checksum cannot catch: a well-formed file with impossible contents */
     int64_t step = state[0];
-    if (step < 1 || (c->steps > 0 && step >= c->steps)) {
-        if (c->steps > 0)
-            clpdd_err_set(e, "%s: step %lld is outside [1, %d) for this run's %d steps", path, (long long)step, c->steps,
-                          c->steps);
-        else
-            clpdd_err_set(e, "%s: step %lld is not a completed step (>= 1)", path, (long long)step);
-        goto done;
-    }
-    if (nlog > step) {
-        clpdd_err_set(e, "%s: %lld log rows after step %lld", path, (long long)nlog, (long long)step);
-        goto done;
-    }
-    for (int64_t i = 0; i < nlog; i++)
-        if (!(log[3 * i] >= 1 && log[3 * i] <= (double)step) || (i > 0 && !(log[3 * i] > log[3 * (i - 1)]))) {
-            clpdd_err_set(e, "%s: log row %lld has step %g (expected increasing steps in [1, %lld])", path, (long long)i,
-                          log[3 * i], (long long)step);
-            goto done;
-        }
-    for (size_t i = 0; i < c->cap; i++)
-        if (!isfinite(params[i]) || !isfinite(am[i]) || !(av[i] >= 0 && isfinite(av[i]))) {
-            clpdd_err_set(e, "%s: optimiser state %zu is not finite (or a negative second moment)", path, i);
-            goto done;
-        }
-    for (int i = 0; i < c->N; i++)
-        if (perm[i] < 0 || perm[i] >= c->N) {
-            clpdd_err_set(e, "%s: corrupt sampler state (index %d of %d)", path, (int)perm[i], c->N);
-            goto done;
-        }
+    if (check_contents(path, c, state, nlog, log, params, am, av, perm, e)) goto done;
     memcpy(c->params, params, c->cap * sizeof(float));
     memcpy(c->adam_m, am, c->cap * sizeof(float));
     memcpy(c->adam_v, av, c->cap * sizeof(float));

@@ -42,7 +42,7 @@ void clpdd_param_cfg_default(clpdd_param_cfg *cfg);
 typedef struct clpdd_param clpdd_param;
 
 /* m images (c, H, W). init_host (m, c, H, W) in [0, 1], host memory, or NULL: pixels then
-   start U(0, 1) from (seed, offset 0) — run.c's noise init — and pyramids from N(0, init_std²)
+   start U(0, 1) from (seed, offset 0) — the loop's noise init (core/distill/loop.c) — and pyramids from N(0, init_std²)
    (seed, offset = the level's offset in the vector). */
 int clpdd_param_create(clpdd_param **p, const clpdd_host *h, const clpdd_param_cfg *cfg, int m, int c, int H, int W,
                        const float *init_host, uint64_t seed, clpdd_err *e);

@@ -1,0 +1,99 @@
+/* Writing a run directory and the result lines (core/distill/results.h). */
+#include "distill/results.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* what metrics.json reports beside the scores */
+static void fill_summary(clpdd_summary *s, const clpdd_run_data *r, const clpdd_results_set *set) {
+    const clpdd_experiment *x = r->x;
+    s->name = x->name, s->backbone = r->bb.desc->name, s->solver = x->solver.desc->name;
+    s->loss = x->loss.desc ? x->loss.desc->name : NULL;
+    s->init = clpdd_init_name(x->init), s->protocol = clpdd_protocol_name(x->protocol), s->device = r->ops->name;
+    s->dataset = r->train.desc, s->test_set = r->test.desc;
+    s->ipc = set->ipc, s->real_batch = set->real_batch, s->lr = x->lr, s->seed = x->seed;
+    s->eval_seeds = x->eval_seeds, s->eval_epochs = x->eval_epochs, s->eval_batch = x->eval_batch, s->eval_lr = x->eval_lr;
+    s->n_train = r->N, s->n_val = r->nv, s->n_test = r->ftest.n, s->dim = r->d;
+    s->from_cache = r->ftrain.from_cache && r->ftest.from_cache;
+    s->features_s = r->ftrain.seconds + r->ftest.seconds;
+    s->skipped_images = r->sum.skipped_images, s->skipped_first = r->sum.skipped_first;
+    s->peak_host_mb = clpdd_peak_rss_bytes() / 1048576.0;
+    s->peak_device_mb = r->ops->is_device ? r->ops->peak_bytes() / 1048576.0 : NAN;
+    s->peak_alloc_mb = clpdd_host_peak_bytes(r->h) / 1048576.0;
+}
+
+static int write_config(const char *outdir, const clpdd_experiment *x, clpdd_err *e) {
+    char path[4096];
+    char *resolved = clpdd_experiment_resolved_ini(x);
+    snprintf(path, sizeof path, "%s/config.ini", outdir);
+    int rc = clpdd_write_file_atomic(path, resolved, strlen(resolved), e);
+    free(resolved);
+    return rc ? -1 : 0;
+}
+
+int clpdd_results_write_run(const char *outdir, const clpdd_run_data *r, const clpdd_results_set *set,
+                            const clpdd_log_row *log, int nlog, double t_start, clpdd_summary *s, clpdd_err *e) {
+    const clpdd_experiment *x = r->x;
+    char path[4096];
+    if (clpdd_mkdirs(outdir, e)) return -1;
+    if (write_config(outdir, x, e)) return -1;
+    snprintf(path, sizeof path, "%s/log.csv", outdir);
+    if (clpdd_write_log_csv(path, log, nlog, e)) return -1;
+
+    fill_summary(s, r, set);
+    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e)) return -1;
+    snprintf(path, sizeof path, "%s/loss.png", outdir);
+    char title[512];
+    snprintf(title, sizeof title, "%s: %s + %s, %s, ipc %d", x->name, s->solver, s->loss ? s->loss : "objective", s->backbone,
+             set->ipc);
+    if (nlog > 0 && clpdd_write_loss_plot(path, log, nlog, title, e)) return -1;
+    s->wrote_loss_plot = nlog > 0;
+    s->total_s = clpdd_now() - t_start; /* metrics.json last: its presence marks a finished run */
+    snprintf(path, sizeof path, "%s/metrics.json", outdir);
+    return clpdd_write_metrics(path, s, e);
+}
+
+int clpdd_results_write_eval(const char *outdir, const clpdd_run_data *r, const clpdd_results_set *set, int from_run,
+                             double t_start, clpdd_summary *s, clpdd_err *e) {
+    char path[4096];
+    if (write_config(outdir, r->x, e)) return -1;
+    fill_summary(s, r, set);
+    if (!from_run) s->solver = s->loss = NULL; /* made elsewhere: not this configuration's method */
+    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e)) return -1;
+    s->total_s = clpdd_now() - t_start;
+    snprintf(path, sizeof path, "%s/metrics.json", outdir);
+    return clpdd_write_metrics(path, s, e);
+}
+
+static void print_score(const char *name, const clpdd_score *s) {
+    fprintf(stderr, "   %s %.2f%%", name, 100 * s->mean);
+    if (s->n > 1) fprintf(stderr, " +- %.2f", 100 * s->std);
+}
+
+/* the scores' line, and the validation line of the probe protocol */
+static void report_scores(const clpdd_summary *s, const clpdd_run_data *r) {
+    fprintf(stderr, "\nresult (%s protocol, test split):", s->protocol);
+    print_score("distilled", &s->acc);
+    if (s->has_random) print_score("random real", &s->random_real);
+    if (s->has_centroids) print_score("centroids", &s->centroids);
+    if (s->has_full) print_score("full data", &s->full_data);
+    if (isfinite(s->solver_acc)) fprintf(stderr, "   (%s classifier %.2f%%)", s->solver, 100 * s->solver_acc);
+    if (r->x->protocol == CLPDD_PROTOCOL_PROBE && r->nv > 0)
+        fprintf(stderr, "\n        validation: distilled %.2f%% at wd %g%s", 100 * s->acc.val_mean, s->acc.wd_per_seed[0],
+                s->acc.all_converged ? "" : " (the probe did NOT converge: raise [eval] probe_max_iter)");
+}
+
+void clpdd_results_report_run(const clpdd_summary *s, const clpdd_run_data *r, const char *outdir) {
+    report_scores(s, r);
+    fprintf(stderr, "\n        %d steps, %.2f ms/step, peak RSS %.0f MB, total %.1f s\n"
+                    "        wrote %s/{metrics.json,log.csv,config.ini,distilled.safetensors,distilled.png%s}\n",
+            s->steps, s->ms_per_step, s->peak_host_mb, s->total_s, outdir, s->wrote_loss_plot ? ",loss.png" : "");
+}
+
+void clpdd_results_report_eval(const clpdd_summary *s, const clpdd_run_data *r, const char *outdir) {
+    report_scores(s, r);
+    fprintf(stderr, "\n        peak RSS %.0f MB, total %.1f s\n"
+                    "        wrote %s/{metrics.json,config.ini,distilled.safetensors,distilled.png}\n",
+            s->peak_host_mb, s->total_s, outdir);
+}
