@@ -288,4 +288,13 @@ Test(report, the_same_run_twice_counted_once, .init = setup_dir, .fini = teardow
     md = slurp("summary.md");
     cr_expect(strstr(md, "| distilled | 2 | 57.50 ± 2.50 |") != NULL, "seeds 0 and 1 (not 0, 0, 1):\n%s", md);
     free(md);
+    /* one directory given twice, or inside another given: each run found once, nothing to warn of */
+    char again[600], sub[600];
+    snprintf(again, sizeof again, "%s/sw/./", root);
+    snprintf(sub, sizeof sub, "%s/sw/again", root);
+    const char *twice[] = {sw, again, sub};
+    cr_assert_eq(clpdd_report(twice, 3, &o, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.runs, 3);
+    cr_expect_eq(r.duplicates, 1);
+    cr_expect_eq(r.cells, 1);
 }

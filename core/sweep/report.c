@@ -105,6 +105,8 @@ typedef struct run {
     char *same;        /* a finished run with config.ini: its keys that change what a run computes,
                           sorted "section.key=value" lines (equal: the same run) */
     int dup_of;        /* -1, or the run (index in collect.runs) this one repeats */
+    dev_t dev;         /* the directory itself: found twice (DIR given twice, DIR and DIR/sub) is once */
+    ino_t ino;
 } run;
 
 typedef struct collect {
@@ -115,7 +117,7 @@ typedef struct collect {
 static collect *g_collect; /* nftw has no user pointer */
 
 static int visit(const char *path, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)f;
+    (void)f;
     if (flag != FTW_D) return 0;
     char p[4400];
     snprintf(p, sizeof p, "%s/metrics.json", path);
@@ -123,9 +125,12 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
     snprintf(p, sizeof p, "%s/error.txt", path);
     if (!has_m && !exists(p)) return 0;
     collect *c = g_collect;
+    for (int i = 0; i < c->n; i++)
+        if (c->runs[i].dev == st->st_dev && c->runs[i].ino == st->st_ino) return 0; /* the same directory again */
     c->runs = realloc(c->runs, (size_t)(c->n + 1) * sizeof *c->runs);
     CLPDD_ASSERT(c->runs);
     memset(&c->runs[c->n], 0, sizeof c->runs[c->n]);
+    c->runs[c->n].dev = st->st_dev, c->runs[c->n].ino = st->st_ino;
     c->runs[c->n++].dir = clpdd_xstrdup(path);
     return 0;
 }

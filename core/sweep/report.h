@@ -1,5 +1,6 @@
 /* Reports (docs/design.md §8): every run directory under some directories (one with metrics.json,
- * or with error.txt and no metrics.json: a failed sweep point) collated into
+ * or with error.txt and no metrics.json: a failed sweep point; a directory reached twice, by
+ * overlapping or repeated arguments, counts once) collated into
  *   summary.csv  one row per run: its varying configuration keys (from config.ini, read by the
  *                INI reader; a run without one: the method its metrics.json names), the
  *                accuracy (mean, std, validation mean when present, protocol), the baselines,
