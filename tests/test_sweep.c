@@ -151,6 +151,9 @@ Test(sweep, syntax_errors_name_the_line, .init = setup_dir, .fini = teardown_dir
     /* a section no run has: the file and line, not "--set: unknown section" from a point's load */
     expect_error("bogus.key = 1, 2\n", NULL, 0, "bad.ini:25: [sweep] bogus.key: no section [bogus] (known: experiment");
     expect_error("eval.seeds = 1\n", (const char *[]){"bogus.key=1,2"}, 1, "--sweep: [sweep] bogus.key: no section [bogus]");
+    /* the points' own directories and names are the sweep's: a swept value would be overridden unseen */
+    expect_error("experiment.output = a, b\n", NULL, 0, "bad.ini:25: [sweep] experiment.output: a sweep names each point");
+    expect_error("experiment.name = a, b\n", NULL, 0, "bad.ini:25: [sweep] experiment.name: a sweep names each point");
 }
 
 static const char *name_of(const clpdd_sweep *s, const char *set) {

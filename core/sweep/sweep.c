@@ -242,6 +242,9 @@ static int check_key_form(const char *k, const char *where, clpdd_err *e) {
     if (!dot || dot == k || !dot[1] || strchr(dot + 1, '.'))
         return clpdd_err_set(e, "%s: [sweep] '%s': expected section.key = v1, v2, ... (or zip = section.key, section.key)", where, k);
     if (strncmp(k, "sweep.", 6) == 0) return clpdd_err_set(e, "%s: [sweep] '%s': the [sweep] section can't sweep itself", where, k);
+    if (!strcmp(k, "experiment.output") || !strcmp(k, "experiment.name"))
+        return clpdd_err_set(e, "%s: [sweep] %s: a sweep names each point and its directory itself (<root>/<point>); "
+                                "set the root with --output or [experiment] output", where, k);
     /* a section no run reads: said here, with the line, rather than by each point's load */
     int n;
     const clpdd_core_section *cs = clpdd_core_sections(&n);
@@ -655,8 +658,6 @@ static int config_compare(const char *a, const char *b, int incidental, char *di
 }
 
 int clpdd_config_text_equal(const char *a, const char *b) { return config_compare(a, b, 1, NULL, 0) == 0; }
-
-int clpdd_config_same_run(const char *a, const char *b) { return config_compare(a, b, 0, NULL, 0) == 0; }
 
 static int in_dir(const clpdd_sweep_point *p, const char *file, char *buf, size_t n) {
     snprintf(buf, n, "%s/%s", p->dir, file);

@@ -100,16 +100,15 @@ const char *clpdd_point_state_name(clpdd_point_state st);
 /* resolved: the point's clpdd_experiment_resolved_ini; NULL: p->resolved; both NULL: DONE and
    STALE are not told apart (DONE) */
 clpdd_point_state clpdd_sweep_point_state(const clpdd_sweep_point *p, const char *resolved);
-/* equal resolved configs as the INI reader (io/ini.h) reads them: the same sections setting the
-   same keys to the same values; comments (the file's path in the header, "; default" marks),
-   spacing and key order aside. A text that does not parse (a damaged config.ini) equals nothing. */
+/* equal resolved configs as the INI reader (io/ini.h) reads them: every section's keys set to
+   the same values; comments (the file's path in the header, "; default" marks), spacing and key
+   order aside. A text that does not parse (a damaged config.ini) equals nothing. */
 int clpdd_config_text_equal(const char *a, const char *b);
 /* keys that never change what a run computes: [experiment] name, output, device,
-   progress_every; [distill] checkpoint_every; a backbone's inference batch */
+   progress_every; [distill] checkpoint_every; a backbone's inference batch. A point's config.ini
+   that differs from its configuration only in these is the same run (a sweep moved to another
+   root), and so are two run directories in a report. */
 int clpdd_config_key_incidental(const char *section, const char *key);
-/* clpdd_config_text_equal but for incidental keys: the same run (a copied or moved run directory,
-   the same point of a sweep under another root) */
-int clpdd_config_same_run(const char *a, const char *b);
 
 typedef struct clpdd_sweep_run_opts {
     const clpdd_ops *ops;
