@@ -228,3 +228,73 @@ Test(report, damaged_config_ini_names_file_and_line, .init = setup_dir, .fini = 
     cr_expect_eq(clpdd_report(dirs, 1, &o, &r, &e), -1);
     cr_expect(strstr(e.msg, "config.ini:3: [solver] lambda is set twice (first at line 2)") != NULL, "%s", e.msg);
 }
+
+/* a run directory copied (or the same sweep collected twice: another output and name in its
+   config.ini) is the same run, not another seed: the cell counts it once, with a warning naming
+   both directories; summary.md and summary.csv say so */
+Test(report, the_same_run_twice_counted_once, .init = setup_dir, .fini = teardown_dir) {
+    fake_run("ce", "0.1", 0, 0.55, 0.01, 0.30, 20.0, -1);
+    char first[512], copy[512], cmd[2000];
+    snprintf(first, sizeof first, "%s/sw/loss=ce,lambda=0.1,seed=0", root);
+    snprintf(copy, sizeof copy, "%s/sw/again/loss=ce,lambda=0.1,seed=0", root);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/sw/again' && cp -r '%s' '%s' && sed -i 's/^output = .*/output = elsewhere/; "
+                              "s/^name = sw-.*/name = again/' '%s/config.ini'", root, first, copy, copy);
+    cr_assert_eq(system(cmd), 0);
+    char sw[400], errpath[600];
+    snprintf(sw, sizeof sw, "%s/sw", root);
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", root);
+    const char *dirs[] = {sw};
+    clpdd_report_opts o = {sw, "dup", 0, 0};
+    clpdd_report_result r;
+    clpdd_err e = {{0}};
+    fflush(stderr);
+    int saved = dup(2);
+    cr_assert(freopen(errpath, "w", stderr) != NULL);
+    int rc = clpdd_report(dirs, 1, &o, &r, &e);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(r.runs, 2);
+    cr_expect_eq(r.duplicates, 1);
+    cr_expect_eq(r.cells, 1);
+    char *md = slurp("summary.md");
+    cr_expect(strstr(md, "2 runs (1 finished, 0 failed, 1 the same run as another: counted once) in 1 cell.") != NULL, "%s", md);
+    cr_expect(strstr(md, "| distilled | 1 | 55.00 ± 1.00 |") != NULL, "one run (± its probe seeds), not 2 ± 0.00:\n%s", md);
+    /* the first by path is kept: ".../sw/again/..." */
+    char want[1400];
+    snprintf(want, sizeof want, "## The same run twice (1)\n\nThese have the configuration (config.ini but for name, output "
+                                "and device) of an earlier run and are not counted:\n\n- `%s`: the same run as `%s`\n", first, copy);
+    cr_expect(strstr(md, want) != NULL, "%s\n%s", want, md);
+    free(md);
+    char *csv = slurp("summary.csv");
+    snprintf(want, sizeof want, ",duplicate,");
+    cr_expect(strstr(csv, want) != NULL, "%s", csv);
+    snprintf(want, sizeof want, "the same run as %s: counted once\"\n", copy);
+    cr_expect(strstr(csv, want) != NULL, "%s", csv);
+    free(csv);
+    uint8_t *log;
+    size_t n;
+    cr_assert_eq(clpdd_read_file(errpath, &log, &n, &e), 0);
+    snprintf(want, sizeof want, "report: warning: %s has the configuration of %s", first, copy);
+    cr_expect(strstr((char *)log, want) != NULL, "%s", (char *)log);
+    free(log);
+    /* another seed is another run */
+    fake_run("ce", "0.1", 1, 0.60, 0.01, 0.40, 22.0, -1);
+    o.quiet = 1;
+    cr_assert_eq(clpdd_report(dirs, 1, &o, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.duplicates, 1);
+    cr_expect_eq(r.cells, 1);
+    md = slurp("summary.md");
+    cr_expect(strstr(md, "| distilled | 2 | 57.50 ± 2.50 |") != NULL, "seeds 0 and 1 (not 0, 0, 1):\n%s", md);
+    free(md);
+    /* one directory given twice, or inside another given: each run found once, nothing to warn of */
+    char again[600], sub[600];
+    snprintf(again, sizeof again, "%s/sw/./", root);
+    snprintf(sub, sizeof sub, "%s/sw/again", root);
+    const char *twice[] = {sw, again, sub};
+    cr_assert_eq(clpdd_report(twice, 3, &o, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.runs, 3);
+    cr_expect_eq(r.duplicates, 1);
+    cr_expect_eq(r.cells, 1);
+}

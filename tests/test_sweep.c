@@ -148,6 +148,51 @@ Test(sweep, syntax_errors_name_the_line, .init = setup_dir, .fini = teardown_dir
     expect_error("solver.lambda = 1, 2\nzip = solver.lambda, solver.nope\n", NULL, 0, "'solver.nope' is not a swept key");
     expect_error("solver.lamda = 1, 2\n", NULL, 0, "bad.ini:25: [sweep] solver.lamda applies at no point");
     expect_error("eval.seeds = 1\n", (const char *[]){"solver.lambda"}, 1, "--sweep 'solver.lambda': expected section.key=v1,v2");
+    /* a section no run has: the file and line, not "--set: unknown section" from a point's load */
+    expect_error("bogus.key = 1, 2\n", NULL, 0, "bad.ini:25: [sweep] bogus.key: no section [bogus] (known: experiment");
+    expect_error("eval.seeds = 1\n", (const char *[]){"bogus.key=1,2"}, 1, "--sweep: [sweep] bogus.key: no section [bogus]");
+    /* the points' own directories and names are the sweep's: a swept value would be overridden unseen */
+    expect_error("experiment.output = a, b\n", NULL, 0, "bad.ini:25: [sweep] experiment.output: a sweep names each point");
+    expect_error("experiment.name = a, b\n", NULL, 0, "bad.ini:25: [sweep] experiment.name: a sweep names each point");
+}
+
+static const char *name_of(const clpdd_sweep *s, const char *set) {
+    for (int i = 0; i < s->n_points; i++)
+        for (int k = 0; k < s->points[i].n_sets; k++)
+            if (!strcmp(s->points[i].sets[k], set)) return s->points[i].name;
+    return NULL;
+}
+
+/* point names are injective and depend on the point's own values: values that sanitise alike get
+   different names (readable part + hash), whatever the order or the other values of the list;
+   plain values keep their plain names */
+Test(sweep, point_names_injective_and_stable, .init = setup_dir, .fini = teardown_dir) {
+    const char *p = write_ini("names", "[loss]\nname = ce\n", "data.root = /d/x_y, /d/x/y, x_y, .hidden\n");
+    clpdd_sweep s, t;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(s.n_points, 4);
+    const char *a = name_of(&s, "data.root=/d/x_y"), *b = name_of(&s, "data.root=/d/x/y");
+    cr_assert(a && b);
+    cr_expect_str_neq(a, b);
+    cr_expect(strncmp(a, "root=_d_x_y~", 12) == 0 && strlen(a) == 12 + 16, "%s", a);
+    cr_expect(strncmp(b, "root=_d_x_y~", 12) == 0 && strlen(b) == 12 + 16, "%s", b);
+    cr_expect_str_eq(name_of(&s, "data.root=x_y"), "root=x_y", "a plain value keeps its plain name");
+    cr_expect_str_eq(name_of(&s, "data.root=.hidden"), "root=.hidden", "a '.' inside the name hides nothing");
+    /* another list, another order: the same value, the same directory */
+    p = write_ini("names", "[loss]\nname = ce\n", "data.root = /d/x/y, /d/z\n");
+    cr_assert_eq(expand(&t, p, NULL, 0, &e), 0, "%s", e.msg);
+    cr_expect_str_eq(name_of(&t, "data.root=/d/x/y"), b);
+    clpdd_sweep_free(&t);
+    clpdd_sweep_free(&s);
+    /* a name too long for one path component: 180 readable characters + '~' + hash */
+    char sw[700];
+    snprintf(sw, sizeof sw, "data.root = a, %0250d\n", 7);
+    p = write_ini("names", "[loss]\nname = ce\n", sw);
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    cr_expect_eq(strlen(s.points[1].name), 180 + 17, "%s", s.points[1].name);
+    cr_expect_eq(s.points[1].name[180], '~');
+    clpdd_sweep_free(&s);
 }
 
 Test(sweep, every_point_validated_before_anything_is_written, .init = setup_dir, .fini = teardown_dir) {
@@ -239,6 +284,75 @@ Test(sweep, list_prints_points_and_runs_nothing, .init = setup_dir, .fini = tear
     free(text);
 }
 
+/* <dir>/<file> = text */
+static void put(const char *dir, const char *file, const char *text) {
+    char path[900];
+    clpdd_err e;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    cr_assert_eq(clpdd_mkdirs(dir, &e), 0, "%s", e.msg);
+    cr_assert_eq(clpdd_write_file_atomic(path, text, strlen(text), &e), 0, "%s", e.msg);
+}
+
+/* a finished point of another configuration is kept: the sweep refuses to start, naming the
+   point, the first difference and how to proceed, and --list says stale; the same run under
+   another root (only experiment.output and .name differ) is done and skipped */
+Test(sweep, finished_point_of_another_configuration_refused, .init = setup_dir, .fini = teardown_dir) {
+    const char *p = write_ini("stale", "[loss]\nname = ce\n", "solver.lambda = 0.1, 1\n");
+    char out[600], mpath[900];
+    snprintf(out, sizeof out, "%s/stale-runs", root);
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    clpdd_sweep_opts o = {NULL, 0, NULL, 0, out, &dirs};
+    cr_assert_eq(clpdd_sweep_expand(&s, p, &o, &e), 0, "%s", e.msg);
+    cr_assert_eq(clpdd_sweep_validate(&s, &o, &e), 0, "%s", e.msg);
+    const char *metrics = "{\"accuracy\": {\"mean\": 0.5}}\n";
+    for (int i = 0; i < 2; i++) {
+        put(s.points[i].dir, "metrics.json", metrics);
+        put(s.points[i].dir, "config.ini", s.points[i].resolved);
+    }
+    /* point 0 ran under another root: moved, not another configuration */
+    char *moved = clpdd_xstrdup(s.points[0].resolved), *at = strstr(moved, "\noutput = ");
+    cr_assert_not_null(at);
+    at[1] = '#';
+    put(s.points[0].dir, "config.ini", moved);
+    free(moved);
+    cr_expect_eq(clpdd_sweep_point_state(&s.points[0], NULL), CLPDD_POINT_DONE);
+    clpdd_sweep_run_opts ro = {clpdd_ops_cpu(), 1, 0, 1, 1};
+    clpdd_sweep_result res;
+    cr_expect_eq(clpdd_sweep_run(&s, &o, &ro, &res, &e), 0, "%s", e.msg);
+    cr_expect(res.skipped == 2 && res.ran == 0 && res.failed == 0);
+    clpdd_sweep_free(&s);
+    /* the same sweep with --set distill.steps=5: refused, nothing touched */
+    const char *sets[] = {"distill.steps=5"};
+    o.sets = sets, o.n_sets = 1;
+    cr_assert_eq(clpdd_sweep_expand(&s, p, &o, &e), 0, "%s", e.msg);
+    cr_expect_eq(clpdd_sweep_run(&s, &o, &ro, &res, &e), -1);
+    cr_expect(strstr(e.msg, "sweep stale: point 0 (lambda=0.1) finished with another configuration ([distill] steps: '4' in its "
+                            "config.ini, '5' now)") != NULL, "%s", e.msg);
+    cr_expect(strstr(e.msg, "2 points are in this state") != NULL, "%s", e.msg);
+    char want[900];
+    snprintf(want, sizeof want, "(--output DIR); to replace it, remove %s/lambda=0.1", out);
+    cr_expect(strstr(e.msg, want) != NULL, "%s", e.msg);
+    cr_expect_eq(res.ran + res.skipped + res.failed, 0);
+    snprintf(mpath, sizeof mpath, "%s/metrics.json", s.points[1].dir);
+    uint8_t *d;
+    size_t n;
+    cr_assert_eq(clpdd_read_file(mpath, &d, &n, &e), 0, "%s", e.msg);
+    cr_expect(n == strlen(metrics) && !memcmp(d, metrics, n), "metrics.json was touched");
+    free(d);
+    clpdd_sweep_free(&s);
+    /* the command: --list says stale, a run exits 2 */
+    char *argv[] = {(char *)p, "--list", "--output", out, "--set", "distill.steps=5", NULL};
+    int rc;
+    char *text = capture(6, argv, &rc);
+    cr_expect_eq(rc, 0);
+    cr_expect(strstr(text, "[1] lambda=1\n") && strstr(text, "state stale (finished with another configuration"), "%s", text);
+    cr_expect(strstr(text, "state done") == NULL, "%s", text);
+    free(text);
+    char *argv2[] = {(char *)p, "--output", out, "--set", "distill.steps=5", "--quiet", NULL};
+    cr_expect_eq(clpdd_cmd_sweep(6, argv2), 2);
+}
+
 /* ---- real runs ---- */
 
 static const char *skip_reason(void) {
@@ -259,7 +373,7 @@ static void run_sweep(const char *path, const char *out, int shard_i, int shard_
 }
 
 static int file_in(const char *dir, const char *point, const char *file) {
-    char p[900];
+    char p[1400];
     snprintf(p, sizeof p, "%s/%s/%s", dir, point, file);
     return access(p, F_OK) == 0;
 }
@@ -284,11 +398,21 @@ Test(sweep, failing_point_recorded_others_finish, .init = setup_dir, .fini = tea
     run_sweep(p, out, 0, 1, &res);
     cr_expect_eq(res.ran, 1);
     cr_expect_eq(res.failed, 1);
-    cr_expect(file_in(out, "root=_usr_share_datasets_fashion-mnist", "metrics.json"));
-    cr_expect(file_in(out, "root=_nonexistent", "error.txt"));
-    cr_expect(!file_in(out, "root=_nonexistent", "metrics.json"));
+    /* paths as values: readable names + a hash of the exact value */
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    cr_assert_eq(expand(&s, p, NULL, 0, &e), 0, "%s", e.msg);
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s", name_of(&s, "data.root=/usr/share/datasets/fashion-mnist"));
+    snprintf(bad, sizeof bad, "%s", name_of(&s, "data.root=/nonexistent"));
+    clpdd_sweep_free(&s);
+    cr_expect(strncmp(good, "root=_usr_share_datasets_fashion-mnist~", 39) == 0, "%s", good);
+    cr_expect(strncmp(bad, "root=_nonexistent~", 18) == 0, "%s", bad);
+    cr_expect(file_in(out, good, "metrics.json"));
+    cr_expect(file_in(out, bad, "error.txt"));
+    cr_expect(!file_in(out, bad, "metrics.json"));
     size_t n;
-    char *err = (char *)read_in(out, "root=_nonexistent", "error.txt", &n);
+    char *err = (char *)read_in(out, bad, "error.txt", &n);
     cr_expect(strstr(err, "/nonexistent") != NULL, "%s", err);
     free(err);
     /* the command: exit 1, summary.md lists the failure */
@@ -296,7 +420,7 @@ Test(sweep, failing_point_recorded_others_finish, .init = setup_dir, .fini = tea
     cr_expect_eq(clpdd_cmd_sweep(4, argv), 1);
     char *md = (char *)read_in(out, ".", "summary.md", &n);
     cr_expect(strstr(md, "## Failed runs (1)") != NULL, "%s", md);
-    cr_expect(strstr(md, "root=_nonexistent") != NULL, "%s", md);
+    cr_expect(strstr(md, bad) != NULL, "%s", md);
     free(md);
 }
 
@@ -340,11 +464,23 @@ Test(sweep, resume_inside_and_between_points_skip_finished, .init = setup_dir, .
     run_sweep(p, out, 0, 1, &res);
     cr_expect_eq(res.ran, 1);
     cr_expect_eq(res.skipped, 3);
-    /* a changed configuration is not "finished": it reruns */
+    /* a changed configuration is not "finished", and its results are not replaced: refused */
     write_ini("res", "[distill]\nlr = 0.02\n", "loss.name = ce, mse\nexperiment.seed = 0..1\n");
-    run_sweep(p, out, 0, 2, &res);
-    cr_expect_eq(res.ran, 2, "lr changed: shard 0/2's two points rerun");
-    cr_expect_eq(res.skipped, 0);
+    clpdd_sweep s;
+    clpdd_err e = {{0}};
+    clpdd_sweep_opts o = {NULL, 0, NULL, 0, out, &dirs};
+    cr_assert_eq(clpdd_sweep_expand(&s, p, &o, &e), 0, "%s", e.msg);
+    clpdd_sweep_run_opts ro = {clpdd_ops_cpu(), 1, 0, 2, 1};
+    cr_expect_eq(clpdd_sweep_run(&s, &o, &ro, &res, &e), -1);
+    cr_expect(strstr(e.msg, "point 0 (loss=ce,seed=0) finished with another configuration ([distill] lr: '0.01' in its "
+                            "config.ini, '0.02' now)") != NULL, "%s", e.msg);
+    cr_expect_eq(res.ran + res.skipped + res.failed, 0);
+    clpdd_sweep_free(&s);
+    size_t n0, n1;
+    uint8_t *m0 = read_in(out, "loss=ce,seed=0", "distilled.safetensors", &n0);
+    uint8_t *m1 = read_in(ref, "loss=ce,seed=0", "distilled.safetensors", &n1);
+    cr_expect(n0 == n1 && memcmp(m0, m1, n0) == 0, "the finished point's results were replaced");
+    free(m0), free(m1);
 }
 
 /* a point's config.ini is compared with its resolved configuration through the INI reader:

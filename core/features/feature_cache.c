@@ -2,9 +2,12 @@
 #include "features/feature_cache.h"
 #include "features/cache_file.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "features/extract.h"
@@ -24,6 +27,33 @@ void clpdd_cache_dir(const char *configured, char *out, size_t n) {
         fprintf(stderr, "warning: HOME is unset: the feature cache goes to %s (set CLPDD_CACHE_DIR or [data] cache_dir "
                         "to keep it elsewhere)\n", out);
     }
+    /* what clpdd creates is private (errors are the caller's to report, when it creates the rest) */
+    char *p = clpdd_xstrdup(out);
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c) continue;
+        char keep = *c;
+        *c = 0;
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) break;
+        if (!(*c = keep)) break;
+    }
+    free(p);
+}
+
+int clpdd_cache_dir_trusted(const char *dir, clpdd_err *e) {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    uid_t me = getuid();
+    int foreign = st.st_uid != me && st.st_uid != 0, open_to_others = (st.st_mode & 022) != 0;
+    if (!foreign && !open_to_others) return 0;
+    char owner[160];
+    struct passwd *pw = getpwuid(st.st_uid);
+    snprintf(owner, sizeof owner, "%s%s(uid %ld)", pw ? pw->pw_name : "", pw ? " " : "", (long)st.st_uid);
+    return clpdd_err_set(e, "features: cache directory %s is owned by %s with mode %04o: %s, who could plant features its "
+                            "checksums would accept; not used. Use a directory of your own ([data] cache_dir or "
+                            "CLPDD_CACHE_DIR), or %s",
+                         dir, owner, (unsigned)(st.st_mode & 07777),
+                         foreign ? "another user owns it" : "group or others can write to it",
+                         foreign ? "remove it if you did not make it" : "make it private: chmod go-w on it");
 }
 
 /* the key: a readable description (stored as metadata) and its hash (the file name) */
@@ -135,6 +165,7 @@ typedef struct cache_plan {
 static int plan(cache_plan *c, clpdd_backbone *bb, const clpdd_dataset *ds, const char *split, const char *cache_dir,
                 const clpdd_features_opt *o, clpdd_err *e) {
     uint64_t hash = 0;
+    if (clpdd_cache_dir_trusted(cache_dir, e)) return -1;
     c->S = shard_size(o);
     if (cache_key(bb, ds, split, cache_dir, c->desc, sizeof c->desc - 64, &hash, e)) return -1;
     size_t len = strlen(c->desc);

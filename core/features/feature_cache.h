@@ -26,8 +26,14 @@
 #include "data/dataset.h"
 #include "features/cache_file.h"
 
-/* the cache directory: explicit, else $CLPDD_CACHE_DIR, $XDG_CACHE_HOME/clpdd, ~/.cache/clpdd */
+/* the cache directory: explicit, else $CLPDD_CACHE_DIR, $XDG_CACHE_HOME/clpdd, ~/.cache/clpdd
+   (HOME unset: $TMPDIR or /tmp, clpdd-cache-<uid>); what does not exist yet is created mode 0700 */
 void clpdd_cache_dir(const char *configured, char *out, size_t n);
+/* 0 when dir may be trusted, as ssh and tmux judge theirs: owned by this user (or root) and not
+   writable by group or others, or not there (nothing to read); else -1 + a message naming the
+   directory, its owner and mode and what to do. The cache's checksums are not keyed: features
+   planted by another user would pass them. Every use of a cache directory checks it first. */
+int clpdd_cache_dir_trusted(const char *dir, clpdd_err *e);
 
 /* features of every image of ds through adapter + backbone, in batches of `batch`
    (uses the cache when cache_dir is non-NULL) */

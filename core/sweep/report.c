@@ -17,6 +17,7 @@
 
 #include "io/ini.h"
 #include "io/json.h"
+#include "sweep/sweep.h"
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
 
@@ -101,6 +102,11 @@ typedef struct run {
     char **key, **val; /* config.ini "section.key" → value */
     int n_cfg;
     char *error;       /* failed run: error.txt */
+    char *same;        /* a finished run with config.ini: its keys that change what a run computes,
+                          sorted "section.key=value" lines (equal: the same run) */
+    int dup_of;        /* -1, or the run (index in collect.runs) this one repeats */
+    dev_t dev;         /* the directory itself: found twice (DIR given twice, DIR and DIR/sub) is once */
+    ino_t ino;
 } run;
 
 typedef struct collect {
@@ -111,7 +117,7 @@ typedef struct collect {
 static collect *g_collect; /* nftw has no user pointer */
 
 static int visit(const char *path, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)f;
+    (void)f;
     if (flag != FTW_D) return 0;
     char p[4400];
     snprintf(p, sizeof p, "%s/metrics.json", path);
@@ -119,9 +125,12 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
     snprintf(p, sizeof p, "%s/error.txt", path);
     if (!has_m && !exists(p)) return 0;
     collect *c = g_collect;
+    for (int i = 0; i < c->n; i++)
+        if (c->runs[i].dev == st->st_dev && c->runs[i].ino == st->st_ino) return 0; /* the same directory again */
     c->runs = realloc(c->runs, (size_t)(c->n + 1) * sizeof *c->runs);
     CLPDD_ASSERT(c->runs);
     memset(&c->runs[c->n], 0, sizeof c->runs[c->n]);
+    c->runs[c->n].dev = st->st_dev, c->runs[c->n].ino = st->st_ino;
     c->runs[c->n++].dir = clpdd_xstrdup(path);
     return 0;
 }
@@ -161,6 +170,27 @@ static int read_config(run *r, const char *path, clpdd_err *e) {
     return rc;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* r->same from its config.ini's keys (incidental ones aside: name, output, device, ...) */
+static void same_run_text(run *r) {
+    char **lines = clpdd_xcalloc((size_t)(r->n_cfg ? r->n_cfg : 1), sizeof *lines);
+    int n = 0;
+    for (int i = 0; i < r->n_cfg; i++) {
+        const char *dot = strchr(r->key[i], '.');
+        char sec[200];
+        snprintf(sec, sizeof sec, "%.*s", dot ? (int)(dot - r->key[i]) : 0, r->key[i]);
+        if (dot && clpdd_config_key_incidental(sec, dot + 1)) continue;
+        lines[n] = clpdd_xmalloc(strlen(r->key[i]) + strlen(r->val[i]) + 3);
+        sprintf(lines[n++], "%s=%s\n", r->key[i], r->val[i]);
+    }
+    qsort(lines, (size_t)n, sizeof *lines, cmp_str);
+    clpdd_strbuf b = {0};
+    for (int i = 0; i < n; i++) clpdd_sb_printf(&b, "%s", lines[i]), free(lines[i]);
+    free(lines);
+    r->same = b.s ? b.s : clpdd_xstrdup("");
+}
+
 static int load_run(run *r, clpdd_err *e) {
     char p[4400];
     uint8_t *data;
@@ -182,7 +212,10 @@ static int load_run(run *r, clpdd_err *e) {
     if (rc) return clpdd_err_set(e, "%s: not valid JSON: %s", p, rd.err);
     if (!isfinite(num(&r->m, "accuracy.mean"))) return clpdd_err_set(e, "%s: no accuracy.mean (not a clpdd metrics.json?)", p);
     snprintf(p, sizeof p, "%s/config.ini", r->dir);
-    if (exists(p) && read_config(r, p, e)) return -1;
+    if (exists(p)) {
+        if (read_config(r, p, e)) return -1;
+        if (r->n_cfg) same_run_text(r);
+    }
     if (!r->n_cfg) { /* no config.ini: what metrics.json says about the method */
         const char *map[][2] = {{"backbone.name", "method.backbone"}, {"solver.name", "method.solver"}, {"loss.name", "method.loss"}};
         for (int i = 0; i < 3; i++)
@@ -202,7 +235,7 @@ static void run_free(run *r) {
     for (int i = 0; i < r->m.n; i++) free(r->m.v[i].path), free(r->m.v[i].str);
     free(r->m.v);
     for (int i = 0; i < r->n_cfg; i++) free(r->key[i]), free(r->val[i]);
-    free(r->key), free(r->val), free(r->error), free(r->dir);
+    free(r->key), free(r->val), free(r->error), free(r->dir), free(r->same);
 }
 
 /* ---- cells ---- */
@@ -575,12 +608,33 @@ static int collect_runs(collect *c, const char *const *dirs, int n_dirs, clpdd_e
     return 0;
 }
 
-static int load_runs(report *rp, clpdd_report_result *res, clpdd_err *e) {
+/* a finished run whose config.ini is that of an earlier one (a copied run directory, the same
+   sweep collected twice) is the same run, not another seed: counted once, with a warning */
+static void find_duplicates(report *rp, const clpdd_report_opts *o, clpdd_report_result *res) {
+    for (int i = 0; i < rp->c.n; i++) {
+        run *r = &rp->c.runs[i];
+        for (int j = 0; j < i && r->same && r->dup_of < 0; j++) {
+            const run *q = &rp->c.runs[j];
+            if (q->dup_of < 0 && q->same && !strcmp(q->same, r->same)) r->dup_of = j;
+        }
+        if (r->dup_of < 0) continue;
+        res->duplicates++;
+        if (!o->quiet)
+            fprintf(stderr, "report: warning: %s has the configuration of %s (config.ini equal but for name, output and "
+                            "device): the same run, counted once\n", r->dir, rp->c.runs[r->dup_of].dir);
+    }
+}
+
+static int load_runs(report *rp, const clpdd_report_opts *o, clpdd_report_result *res, clpdd_err *e) {
     rp->ok = clpdd_xcalloc((size_t)rp->c.n, sizeof *rp->ok);
     for (int i = 0; i < rp->c.n; i++) {
+        rp->c.runs[i].dup_of = -1;
         if (load_run(&rp->c.runs[i], e)) return -1;
-        if (!rp->c.runs[i].error) rp->ok[rp->n_ok++] = i;
-        else res->failed++;
+    }
+    find_duplicates(rp, o, res);
+    for (int i = 0; i < rp->c.n; i++) {
+        if (rp->c.runs[i].error) res->failed++;
+        else if (rp->c.runs[i].dup_of < 0) rp->ok[rp->n_ok++] = i;
     }
     res->runs = rp->c.n;
     return 0;
@@ -644,7 +698,7 @@ static void summary_csv(report *rp) {
             clpdd_sb_printf(csv, ",");
             csv_field(csv, cfg(r, rp->cols[k]));
         }
-        clpdd_sb_printf(csv, ",%s,", r->error ? "failed" : "ok");
+        clpdd_sb_printf(csv, ",%s,", r->error ? "failed" : r->dup_of >= 0 ? "duplicate" : "ok");
         csv_field(csv, str(m, "method.solver"));
         clpdd_sb_printf(csv, ",");
         csv_field(csv, str(m, "method.loss"));
@@ -658,7 +712,14 @@ static void summary_csv(report *rp) {
         clpdd_sb_printf(csv, ",");
         csv_field(csv, str(m, "device"));
         clpdd_sb_printf(csv, ",");
-        csv_field(csv, r->error);
+        if (r->dup_of >= 0) {
+            char *why = NULL;
+            CLPDD_ASSERT(asprintf(&why, "the same run as %s: counted once", rp->c.runs[r->dup_of].dir) >= 0);
+            csv_field(csv, why);
+            free(why);
+        } else {
+            csv_field(csv, r->error);
+        }
         clpdd_sb_printf(csv, "\n");
     }
 }
@@ -685,7 +746,7 @@ static int is_column(const report *rp, const char *key) {
 }
 
 /* summary.md's opening: the title, what was counted, the probe protocol, what every run shares */
-static void md_intro(report *rp, const char *const *dirs, int n_dirs, const char *title, int failed) {
+static void md_intro(report *rp, const char *const *dirs, int n_dirs, const char *title, int failed, int dups) {
     clpdd_strbuf *md = &rp->md;
     if (title) clpdd_sb_printf(md, "# %s\n\n", title);
     else {
@@ -694,9 +755,11 @@ static void md_intro(report *rp, const char *const *dirs, int n_dirs, const char
         clpdd_sb_printf(md, "\n\n");
     }
     const run *r0 = rp->n_ok ? &rp->c.runs[rp->ok[0]] : NULL;
-    clpdd_sb_printf(md, "%d run%s (%d finished, %d failed) in %d cell%s. Top-1 test accuracy in %%, mean ± std over the "
-                        "cell's runs (experiment seeds) when it has more than one; with one run, ± its std over probe seeds when it had several. ",
-                    rp->c.n, rp->c.n == 1 ? "" : "s", rp->n_ok, failed, rp->nc, rp->nc == 1 ? "" : "s");
+    clpdd_sb_printf(md, "%d run%s (%d finished, %d failed", rp->c.n, rp->c.n == 1 ? "" : "s", rp->n_ok, failed);
+    if (dups) clpdd_sb_printf(md, ", %d the same run as another: counted once", dups);
+    clpdd_sb_printf(md, ") in %d cell%s. Top-1 test accuracy in %%, mean ± std over the cell's runs (experiment seeds) when it "
+                        "has more than one; with one run, ± its std over probe seeds when it had several. ",
+                    rp->nc, rp->nc == 1 ? "" : "s");
     if (r0) {
         const char *proto = str(&r0->m, "accuracy.protocol") ? str(&r0->m, "accuracy.protocol") : str(&r0->m, "eval.protocol");
         if (proto && !strcmp(proto, "probe"))
@@ -849,6 +912,17 @@ static void md_failed(report *rp, int failed) {
     clpdd_sb_printf(&rp->md, "\n");
 }
 
+/* the runs counted once: each with the run it repeats */
+static void md_duplicates(report *rp, int dups) {
+    if (!dups) return;
+    clpdd_sb_printf(&rp->md, "## The same run twice (%d)\n\nThese have the configuration (config.ini but for name, output "
+                             "and device) of an earlier run and are not counted:\n\n", dups);
+    for (int i = 0; i < rp->c.n; i++)
+        if (rp->c.runs[i].dup_of >= 0)
+            clpdd_sb_printf(&rp->md, "- `%s`: the same run as `%s`\n", rp->c.runs[i].dir, rp->c.runs[rp->c.runs[i].dup_of].dir);
+    clpdd_sb_printf(&rp->md, "\n");
+}
+
 /* draw the plots (when asked and there are cells) and say in summary.md what came of it */
 static void md_plots(report *rp, const clpdd_report_opts *o, clpdd_report_result *res) {
     clpdd_strbuf *md = &rp->md;
@@ -887,21 +961,22 @@ int clpdd_report(const char *const *dirs, int n_dirs, const clpdd_report_opts *o
     memset(res, 0, sizeof *res);
     report rp = {0};
     int rc = -1;
-    if (collect_runs(&rp.c, dirs, n_dirs, e) || load_runs(&rp, res, e)) goto out;
+    if (collect_runs(&rp.c, dirs, n_dirs, e) || load_runs(&rp, o, res, e)) goto out;
     find_columns(&rp);
     summary_csv(&rp);
     make_cells(&rp);
     res->cells = rp.nc;
-    md_intro(&rp, dirs, n_dirs, o->title, res->failed);
+    md_intro(&rp, dirs, n_dirs, o->title, res->failed, res->duplicates);
     if (rp.nc) md_cells(&rp);
     md_selection(&rp);
     md_failed(&rp, res->failed);
+    md_duplicates(&rp, res->duplicates);
     if (clpdd_mkdirs(o->out_dir, e) || write_text(o->out_dir, "summary.csv", &rp.csv, e)) goto out;
     md_plots(&rp, o, res);
     if (write_text(o->out_dir, "summary.md", &rp.md, e)) goto out;
     if (!o->quiet)
-        fprintf(stderr, "report: %d runs (%d failed), %d cells -> %s/summary.{md,csv}%s\n", rp.c.n, res->failed, rp.nc,
-                o->out_dir, res->plots ? " + plots" : "");
+        fprintf(stderr, "report: %d runs (%d failed, %d counted once as the same run as another), %d cells -> %s/summary.{md,csv}%s\n",
+                rp.c.n, res->failed, res->duplicates, rp.nc, o->out_dir, res->plots ? " + plots" : "");
     rc = 0;
 out:
     report_free(&rp);

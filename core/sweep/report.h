@@ -1,5 +1,6 @@
 /* Reports (docs/design.md §8): every run directory under some directories (one with metrics.json,
- * or with error.txt and no metrics.json: a failed sweep point) collated into
+ * or with error.txt and no metrics.json: a failed sweep point; a directory reached twice, by
+ * overlapping or repeated arguments, counts once) collated into
  *   summary.csv  one row per run: its varying configuration keys (from config.ini, read by the
  *                INI reader; a run without one: the method its metrics.json names), the
  *                accuracy (mean, std, validation mean when present, protocol), the baselines,
@@ -8,7 +9,9 @@
  *                mean ± std over the cell's runs (with one run: ± its std over probe seeds),
  *                the best cell of each column in bold, random-real and full-data baselines as
  *                rows, selection on validation where every run has a validation score,
- *                failed runs listed
+ *                failed runs listed, runs that repeat another's configuration (config.ini
+ *                equal but for name, output, device: a copied directory, a sweep collected
+ *                twice) listed and counted once, with a warning
  *   *.png        gnuplot plots when gnuplot is installed (Debian gnuplot-nox; else a note):
  *                accuracy per cell with error bars, accuracy against ms/step, and a
  *                loss.temperature × solver.lambda heat map when both vary.
@@ -26,6 +29,7 @@ typedef struct clpdd_report_opts {
 
 typedef struct clpdd_report_result {
     int runs, failed, cells, plots; /* plots drawn */
+    int duplicates;                 /* finished runs that repeat an earlier one's configuration: not counted */
 } clpdd_report_result;
 
 /* -1 + message when no run is found, a metrics.json is unreadable (naming the file) or a

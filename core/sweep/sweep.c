@@ -184,19 +184,30 @@ static int applies(ctx *c, const char *full, const char *bb, const char *sv, con
 
 /* ---- names ---- */
 
-static char *sanitise(const char *s) {
+/* a point's directory name from its exact "label=value,..." text: the text itself when a path
+   component keeps it as it is (letters, digits and . _ = , + -, not starting with '.', at most 200
+   characters); otherwise a readable part (other characters as '_', at most 180) + '~' + 16 hex
+   digits of a hash of the exact text. Plain names never contain '~', so a hashed name never meets
+   a plain one, and two texts that read alike ("a/b", "a_b") get different names; the name depends
+   on the point's own values only, not on the other points or the order of the lists. */
+static char *point_name(const char *s) {
     size_t n = strlen(s);
     char *o = clpdd_xmalloc(n + 1);
+    int lossy = n > 200 || s[0] == '.';
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        o[i] = (isalnum(ch) || strchr("._=,+-", ch)) ? (char)ch : '_';
+        int keep = isalnum(ch) || strchr("._=,+-", ch);
+        o[i] = keep ? (char)ch : '_';
+        lossy |= !keep;
     }
     o[n] = 0;
     if (o[0] == '.') o[0] = '_'; /* no hidden directories, no "." or ".." */
-    if (n > 200) { /* one path component stays well under NAME_MAX */
+    if (lossy) {
         char tail[24];
         snprintf(tail, sizeof tail, "~%016llx", (unsigned long long)clpdd_hash_str(CLPDD_HASH_SEED, s));
-        strcpy(o + 180, tail);
+        o = realloc(o, (n > 180 ? 180 : n) + sizeof tail);
+        CLPDD_ASSERT(o);
+        strcpy(o + (n > 180 ? 180 : n), tail);
     }
     return o;
 }
@@ -231,6 +242,19 @@ static int check_key_form(const char *k, const char *where, clpdd_err *e) {
     if (!dot || dot == k || !dot[1] || strchr(dot + 1, '.'))
         return clpdd_err_set(e, "%s: [sweep] '%s': expected section.key = v1, v2, ... (or zip = section.key, section.key)", where, k);
     if (strncmp(k, "sweep.", 6) == 0) return clpdd_err_set(e, "%s: [sweep] '%s': the [sweep] section can't sweep itself", where, k);
+    if (!strcmp(k, "experiment.output") || !strcmp(k, "experiment.name"))
+        return clpdd_err_set(e, "%s: [sweep] %s: a sweep names each point and its directory itself (<root>/<point>); "
+                                "set the root with --output or [experiment] output", where, k);
+    /* a section no run reads: said here, with the line, rather than by each point's load */
+    int n;
+    const clpdd_core_section *cs = clpdd_core_sections(&n);
+    size_t sl = (size_t)(dot - k);
+    int known = (sl == 8 && !strncmp(k, "backbone", 8)) || (sl == 6 && !strncmp(k, "solver", 6)) ||
+                (sl == 4 && !strncmp(k, "loss", 4));
+    for (int i = 0; i < n && !known; i++) known = strlen(cs[i].name) == sl && !strncmp(k, cs[i].name, sl);
+    if (!known)
+        return clpdd_err_set(e, "%s: [sweep] %s: no section [%.*s] (known: experiment, data, backbone, solver, loss, distill, "
+                                "eval)", where, k, (int)sl, k);
     return 0;
 }
 
@@ -405,17 +429,16 @@ static int point_at(const clpdd_sweep *s, ctx *c, clpdd_ini *ini, const clpdd_sw
     return 0;
 }
 
-/* p joins the sweep under its (sanitised, made unique) name, in <root>/<name> */
-static void add_point(clpdd_sweep *s, clpdd_sweep_point *p, const char *name) {
+/* p joins the sweep under its name, in <root>/<name>; -1 + message if another point has that
+   name (distinct values give distinct names, so only a 64-bit hash collision could) */
+static int add_point(clpdd_sweep *s, clpdd_sweep_point *p, const char *name, clpdd_err *e) {
     p->index = s->n_points;
-    p->name = sanitise(name ? name : "base");
-    /* two value lists that sanitise alike ("a/b", "a_b") still get their own directories */
-    for (int j = 0, k = 2; j < s->n_points; j++)
+    p->name = point_name(name ? name : "base");
+    for (int j = 0; j < s->n_points; j++)
         if (strcmp(s->points[j].name, p->name) == 0) {
-            char *nn = xasprintf("%s~%d", p->name, k++);
+            clpdd_err_set(e, "%s: [sweep]: points %d and %d would share the directory %s", s->file, j, p->index, p->name);
             free(p->name);
-            p->name = nn;
-            j = -1;
+            return -1;
         }
     p->dir = xasprintf("%s/%s", s->root, p->name);
     push(&p->sets, &p->n_sets, xasprintf("experiment.output=%s", p->dir));
@@ -423,6 +446,7 @@ static void add_point(clpdd_sweep *s, clpdd_sweep_point *p, const char *name) {
     s->points = realloc(s->points, (size_t)(s->n_points + 1) * sizeof *s->points);
     CLPDD_ASSERT(s->points);
     s->points[s->n_points++] = *p;
+    return 0;
 }
 
 /* every grid position in order (the last axis fastest); points made identical by dropped keys
@@ -446,7 +470,7 @@ static int expand_grid(clpdd_sweep *s, ctx *c, clpdd_ini *ini, const clpdd_sweep
             continue;
         }
         push(&seen, &n_seen, id.s ? id.s : clpdd_xstrdup(""));
-        add_point(s, &p, name.s);
+        if ((rc = add_point(s, &p, name.s, e)) != 0) free_list(p.sets, p.n_sets);
         free(name.s);
     }
     free_list(seen, n_seen);
@@ -509,7 +533,7 @@ void clpdd_sweep_free(clpdd_sweep *s) {
         free_list(s->keys[i].values, s->keys[i].n_values);
     }
     for (int i = 0; i < s->n_points; i++) {
-        free(s->points[i].name), free(s->points[i].dir);
+        free(s->points[i].name), free(s->points[i].dir), free(s->points[i].resolved);
         free_list(s->points[i].sets, s->points[i].n_sets);
     }
     free(s->keys), free(s->points), free(s->file), free(s->name), free(s->root);
@@ -548,10 +572,12 @@ static int load_point(clpdd_experiment *x, const clpdd_sweep *s, const clpdd_swe
     return clpdd_err_set(e, "%.1500s (sweep point %d of %d: %s)", le.msg, p->index, s->n_points, p->name);
 }
 
-int clpdd_sweep_validate(const clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_err *e) {
+int clpdd_sweep_validate(clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_err *e) {
     for (int i = 0; i < s->n_points; i++) {
         clpdd_experiment x;
         if (load_point(&x, s, &s->points[i], o, e)) return -1;
+        free(s->points[i].resolved);
+        s->points[i].resolved = clpdd_experiment_resolved_ini(&x);
         clpdd_experiment_free(&x);
     }
     return 0;
@@ -574,55 +600,106 @@ int clpdd_sweep_shard_parse(const char *text, int *i, int *n, clpdd_err *e) {
 /* ---- the state of a point's directory ---- */
 
 const char *clpdd_point_state_name(clpdd_point_state st) {
-    static const char *n[] = {"new", "done", "partial (checkpoint)", "failed", "stale (another configuration)"};
+    static const char *n[] = {"new", "done", "partial (checkpoint)", "failed",
+                              "stale (finished with another configuration: kept; the sweep refuses to run)"};
     return (unsigned)st < CLPDD_POINT_STATE_COUNT ? n[st] : "?";
 }
 
-/* the same sections, each setting the same keys to the same values (in any order) */
-static int ini_same(const clpdd_ini *a, const clpdd_ini *b) {
-    if (a->n_sections != b->n_sections) return 0;
-    for (int i = 0; i < a->n_sections; i++) {
-        const clpdd_section *sa = a->sections[i], *sb = clpdd_ini_section(b, clpdd_section_name(sa));
-        if (!sb || clpdd_section_count(sa) != clpdd_section_count(sb)) return 0;
-        for (int j = 0; j < clpdd_section_count(sa); j++) {
-            const char *k = clpdd_section_key_at(sa, j), *vb = clpdd_section_raw(sb, k, NULL, NULL);
-            if (!vb || strcmp(clpdd_section_raw(sa, k, NULL, NULL), vb) != 0) return 0;
-        }
-    }
-    return 1;
+int clpdd_config_key_incidental(const char *section, const char *key) {
+    static const char *const skip[][2] = {{"experiment", "name"},     {"experiment", "output"},
+                                          {"experiment", "device"},   {"experiment", "progress_every"},
+                                          {"distill", "checkpoint_every"}, {"backbone", CLPDD_KEY_INFERENCE_BATCH}};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strcmp(section, skip[i][0]) && !strcmp(key, skip[i][1])) return 1;
+    return 0;
 }
 
-int clpdd_config_text_equal(const char *a, const char *b) {
+/* the first key set differently in a and b, in a's order then b's (incidental keys aside when
+   asked): "[sec] key = va" / "vb" (NULL: not set); 0 when there is none */
+static int first_difference(const clpdd_ini *a, const clpdd_ini *b, int incidental, char *sec, size_t ns, char *key, size_t nk,
+                            const char **va, const char **vb) {
+    for (int pass = 0; pass < 2; pass++) {
+        const clpdd_ini *x = pass ? b : a, *y = pass ? a : b;
+        for (int i = 0; i < x->n_sections; i++) {
+            const clpdd_section *sx = x->sections[i], *sy = clpdd_ini_section(y, clpdd_section_name(sx));
+            for (int j = 0; j < clpdd_section_count(sx); j++) {
+                const char *k = clpdd_section_key_at(sx, j), *v = clpdd_section_raw(sx, k, NULL, NULL);
+                const char *w = sy ? clpdd_section_raw(sy, k, NULL, NULL) : NULL;
+                if (!incidental && clpdd_config_key_incidental(clpdd_section_name(sx), k)) continue;
+                if (w && !strcmp(v, w)) continue;
+                snprintf(sec, ns, "%s", clpdd_section_name(sx));
+                snprintf(key, nk, "%s", k);
+                *va = pass ? w : v, *vb = pass ? v : w;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* -1: a text does not parse; 0 the same (incidental keys aside unless asked); 1 different, the
+   first difference in diff (may be NULL) */
+static int config_compare(const char *a, const char *b, int incidental, char *diff, size_t n) {
     clpdd_ini ia = {0}, ib = {0};
     clpdd_err e;
-    int same = clpdd_ini_load_memory(a, strlen(a), "config.ini", &ia, &e) == 0 &&
-               clpdd_ini_load_memory(b, strlen(b), "resolved configuration", &ib, &e) == 0 && ini_same(&ia, &ib);
+    int rc = -1;
+    if (clpdd_ini_load_memory(a, strlen(a), "config.ini", &ia, &e) == 0 &&
+        clpdd_ini_load_memory(b, strlen(b), "resolved configuration", &ib, &e) == 0) {
+        char sec[128], key[128];
+        const char *va, *vb;
+        rc = first_difference(&ia, &ib, incidental, sec, sizeof sec, key, sizeof key, &va, &vb);
+        if (rc && diff)
+            snprintf(diff, n, "[%s] %s: %s%.200s%s in its config.ini, %s%.200s%s now", sec, key, va ? "'" : "", va ? va : "not set",
+                     va ? "'" : "", vb ? "'" : "", vb ? vb : "not set", vb ? "'" : "");
+    }
     clpdd_ini_free(&ia);
     clpdd_ini_free(&ib);
-    return same;
+    return rc;
 }
+
+int clpdd_config_text_equal(const char *a, const char *b) { return config_compare(a, b, 1, NULL, 0) == 0; }
 
 static int in_dir(const clpdd_sweep_point *p, const char *file, char *buf, size_t n) {
     snprintf(buf, n, "%s/%s", p->dir, file);
     return exists(buf);
 }
 
+/* the point's config.ini compared with resolved: as config_compare, -1 also when it is missing */
+static int point_config(const clpdd_sweep_point *p, const char *resolved, char *diff, size_t n) {
+    char path[4400];
+    uint8_t *cfg;
+    size_t len;
+    clpdd_err e;
+    if (!in_dir(p, "config.ini", path, sizeof path) || clpdd_read_file(path, &cfg, &len, &e)) return -1;
+    int rc = config_compare((const char *)cfg, resolved, 0, diff, n);
+    free(cfg);
+    return rc;
+}
+
 clpdd_point_state clpdd_sweep_point_state(const clpdd_sweep_point *p, const char *resolved) {
     char path[4400];
-    if (in_dir(p, "metrics.json", path, sizeof path)) {
-        if (!resolved) return CLPDD_POINT_DONE;
-        uint8_t *cfg;
-        size_t len;
-        clpdd_err e;
-        if (!in_dir(p, "config.ini", path, sizeof path) || clpdd_read_file(path, &cfg, &len, &e)) return CLPDD_POINT_STALE;
-        int same = clpdd_config_text_equal((const char *)cfg, resolved);
-        free(cfg);
-        if (same) return CLPDD_POINT_DONE;
-        return in_dir(p, "checkpoint.safetensors", path, sizeof path) ? CLPDD_POINT_PARTIAL : CLPDD_POINT_STALE;
-    }
+    if (!resolved) resolved = p->resolved;
+    if (in_dir(p, "metrics.json", path, sizeof path))
+        return !resolved || point_config(p, resolved, NULL, 0) == 0 ? CLPDD_POINT_DONE : CLPDD_POINT_STALE;
     if (in_dir(p, "checkpoint.safetensors", path, sizeof path)) return CLPDD_POINT_PARTIAL;
     if (in_dir(p, "error.txt", path, sizeof path)) return CLPDD_POINT_FAILED;
     return CLPDD_POINT_NEW;
+}
+
+/* a point of the shard that finished with another configuration stops the sweep before anything
+   runs: its results are never replaced, and the message says how to proceed */
+static int refuse_stale(const clpdd_sweep *s, const int *todo, int n, clpdd_err *e) {
+    int first = -1, count = 0;
+    for (int k = 0; k < n; k++)
+        if (clpdd_sweep_point_state(&s->points[todo[k]], NULL) == CLPDD_POINT_STALE) count++, first = first < 0 ? todo[k] : first;
+    if (first < 0) return 0;
+    const clpdd_sweep_point *p = &s->points[first];
+    char diff[700];
+    if (point_config(p, p->resolved, diff, sizeof diff) < 0) snprintf(diff, sizeof diff, "its config.ini is missing or damaged");
+    return clpdd_err_set(e, "sweep %s: point %d (%s) finished with another configuration (%s); a sweep never replaces a finished "
+                            "point, so nothing was run (%d point%s in this state: `clpdd sweep %s --list` marks them stale). "
+                            "To keep it, run this configuration under another root (--output DIR); to replace it, remove %s",
+                         s->name, p->index, p->name, diff, count, count == 1 ? " is" : "s are", s->file, p->dir);
 }
 
 /* ---- running ---- */
@@ -652,11 +729,13 @@ static int run_point(const clpdd_sweep *s, const clpdd_sweep_point *p, const clp
         clpdd_experiment_free(&x);
         return 1;
     }
+    if (st == CLPDD_POINT_STALE) { /* refused before the sweep started; another process may have written it since */
+        clpdd_experiment_free(&x);
+        return clpdd_err_set(e, "%s: finished with another configuration: kept, not run (remove it to replace it)", p->dir), -1;
+    }
     char path[4400];
-    snprintf(path, sizeof path, "%s/metrics.json", p->dir);
-    if (st == CLPDD_POINT_STALE || st == CLPDD_POINT_PARTIAL) unlink(path); /* a result of another configuration must not pass for this one */
-    /* resume a checkpoint; otherwise the directory is the sweep's own: whatever an unfinished,
-       failed or stale attempt left there is replaced (--force) */
+    /* resume a checkpoint; otherwise the directory is the sweep's own: whatever an unfinished or
+       failed attempt left there is replaced (--force) */
     int resume = st == CLPDD_POINT_PARTIAL;
     clpdd_run_opts ro = {r->ops, p->dir, quiet, resume, !resume};
     int rc = clpdd_run(&x, &ro, e);
@@ -764,7 +843,7 @@ static int run_forked(const clpdd_sweep *s, const clpdd_sweep_opts *o, const clp
     return 0;
 }
 
-int clpdd_sweep_run(const clpdd_sweep *s, const clpdd_sweep_opts *o, const clpdd_sweep_run_opts *r, clpdd_sweep_result *res,
+int clpdd_sweep_run(clpdd_sweep *s, const clpdd_sweep_opts *o, const clpdd_sweep_run_opts *r, clpdd_sweep_result *res,
                     clpdd_err *e) {
     memset(res, 0, sizeof *res);
     double t0 = clpdd_now();
@@ -774,6 +853,10 @@ int clpdd_sweep_run(const clpdd_sweep *s, const clpdd_sweep_opts *o, const clpdd
     for (int i = 0; i < s->n_points; i++)
         if (clpdd_sweep_in_shard(i, r->shard_i, r->shard_n)) todo[n++] = i;
     res->in_shard = n;
+    if (refuse_stale(s, todo, n, e)) {
+        free(todo);
+        return -1;
+    }
     fprintf(stderr, "sweep %s: %d point%s", s->name, n, n == 1 ? "" : "s");
     if (r->shard_n > 1) fprintf(stderr, " (shard %d/%d of %d)", r->shard_i, r->shard_n, s->n_points);
     fprintf(stderr, " in %s\n", s->root);

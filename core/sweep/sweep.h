@@ -20,7 +20,15 @@
  * Each point runs in <root>/<point>/, root = --output, else [experiment] output, else
  * runs/<[experiment] name or the file's base name>; the point's name is its applicable swept
  * values with more than one value, "label=value" joined by ',' (label: the key; the section for a plugin's `name`; the
- * whole section.key where two keys share a name), sanitised to one path component. */
+ * whole section.key where two keys share a name). A name a path component can't hold as it is (a
+ * character other than letters, digits and . _ = , + -; a leading '.'; over 200 characters) is
+ * made readable ('_' for those characters, cut at 180) and followed by '~' and 16 hex digits of a
+ * hash of the exact text: names are injective and depend on the point's values only
+ * (root=/data/x_y → root=_data_x_y~<hash>, root=/data/x/y → root=_data_x_y~<another hash>).
+ *
+ * A point whose directory holds the results of another configuration (metrics.json and a
+ * config.ini that differs in a key that changes what a run computes) is never replaced: the sweep
+ * refuses to start, naming the point, the first difference and how to proceed. */
 #ifndef CLPDD_SWEEP_H
 #define CLPDD_SWEEP_H
 #include "plugin/loader.h"
@@ -44,6 +52,7 @@ typedef struct clpdd_sweep_point {
     int n_sets;
     int n_swept;   /* sets[n_swept_from .. n_swept_from + n_swept) are its applicable swept values */
     int swept_from;
+    char *resolved; /* its clpdd_experiment_resolved_ini once clpdd_sweep_validate loaded it; else NULL */
 } clpdd_sweep_point;
 
 typedef struct clpdd_sweep {
@@ -67,9 +76,10 @@ typedef struct clpdd_sweep_opts {
 /* read the file's [sweep] section (+ --sweep), expand and name the points. Nothing is validated
    beyond the sweep syntax and which keys apply; -1 + message naming file:line. */
 int clpdd_sweep_expand(clpdd_sweep *s, const char *path, const clpdd_sweep_opts *o, clpdd_err *e);
-/* load every point (clpdd_experiment_load with its --set list); the first error stops it with
-   "FILE:LINE: [sweep] point i (name): message". Writes nothing. */
-int clpdd_sweep_validate(const clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_err *e);
+/* load every point (clpdd_experiment_load with its --set list) and keep its resolved
+   configuration (p->resolved); the first error stops it with "FILE:LINE: [sweep] point i (name):
+   message". Writes nothing. */
+int clpdd_sweep_validate(clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_err *e);
 void clpdd_sweep_free(clpdd_sweep *s);
 
 /* "i/N": 0 ≤ i < N (0-based, Slurm's SLURM_ARRAY_TASK_ID with --array=0-(N-1)); shard i runs
@@ -80,19 +90,25 @@ static inline int clpdd_sweep_in_shard(int index, int i, int n) { return n <= 1 
 /* the state of a point's directory */
 typedef enum {
     CLPDD_POINT_NEW = 0,   /* nothing there */
-    CLPDD_POINT_DONE,      /* metrics.json + config.ini equal to the point's resolved config */
-    CLPDD_POINT_PARTIAL,   /* a checkpoint to resume from */
+    CLPDD_POINT_DONE,      /* metrics.json + config.ini of the same run as the point's resolved config */
+    CLPDD_POINT_PARTIAL,   /* a checkpoint to resume from (no metrics.json) */
     CLPDD_POINT_FAILED,    /* error.txt from a failed attempt (and nothing newer) */
-    CLPDD_POINT_STALE,     /* metrics.json of another configuration: rerun */
+    CLPDD_POINT_STALE,     /* metrics.json of another configuration: kept, the sweep refuses to run */
     CLPDD_POINT_STATE_COUNT
 } clpdd_point_state;
 const char *clpdd_point_state_name(clpdd_point_state st);
-/* resolved: the point's clpdd_experiment_resolved_ini, or NULL (then DONE/STALE are not told apart) */
+/* resolved: the point's clpdd_experiment_resolved_ini; NULL: p->resolved; both NULL: DONE and
+   STALE are not told apart (DONE) */
 clpdd_point_state clpdd_sweep_point_state(const clpdd_sweep_point *p, const char *resolved);
-/* equal resolved configs as the INI reader (io/ini.h) reads them: the same sections setting the
-   same keys to the same values; comments (the file's path in the header, "; default" marks),
-   spacing and key order aside. A text that does not parse (a damaged config.ini) equals nothing. */
+/* equal resolved configs as the INI reader (io/ini.h) reads them: every section's keys set to
+   the same values; comments (the file's path in the header, "; default" marks), spacing and key
+   order aside. A text that does not parse (a damaged config.ini) equals nothing. */
 int clpdd_config_text_equal(const char *a, const char *b);
+/* keys that never change what a run computes: [experiment] name, output, device,
+   progress_every; [distill] checkpoint_every; a backbone's inference batch. A point's config.ini
+   that differs from its configuration only in these is the same run (a sweep moved to another
+   root), and so are two run directories in a report. */
+int clpdd_config_key_incidental(const char *section, const char *key);
 
 typedef struct clpdd_sweep_run_opts {
     const clpdd_ops *ops;
@@ -108,8 +124,8 @@ typedef struct clpdd_sweep_result {
 
 /* validate every point, then run the shard's points (finished ones skipped, killed ones
    resumed, failures written to <point>/error.txt and counted); -1 only for a validation or
-   setup error (nothing run) */
-int clpdd_sweep_run(const clpdd_sweep *s, const clpdd_sweep_opts *o, const clpdd_sweep_run_opts *r,
+   setup error, or a shard point that finished with another configuration (nothing run) */
+int clpdd_sweep_run(clpdd_sweep *s, const clpdd_sweep_opts *o, const clpdd_sweep_run_opts *r,
                     clpdd_sweep_result *res, clpdd_err *e);
 
 #endif
