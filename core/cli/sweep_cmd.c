@@ -36,7 +36,7 @@ static void print_list(const clpdd_sweep *s, int si, int sn) {
 }
 
 /* the device: chosen once, from the first point's [experiment] device (which --device overrides) */
-static const clpdd_ops *sweep_device(const clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_plugin_dirs *dirs, clpdd_err *e) {
+static const clpdd_ops *sweep_device(clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_plugin_dirs *dirs, clpdd_err *e) {
     clpdd_experiment x;
     const clpdd_ops *ops = NULL;
     if (s->n_points > 0) {
@@ -142,12 +142,14 @@ const clpdd_command clpdd_command_sweep = {
         "\n"
         "Every point is validated before any runs (an error names FILE:LINE; nothing is written).\n"
         "Each point runs in DIR/<point>/ (DIR: --output, else [experiment] output, else\n"
-        "runs/<name>), named by its swept values (solver=ridge,loss=ce,seed=0). A point whose\n"
-        "metrics.json and config.ini match is skipped; a killed one resumes from its checkpoint; a\n"
-        "failing one leaves <point>/error.txt and the sweep goes on. The feature cache is shared:\n"
-        "points run one after another, or with --jobs N in N processes once the first point of each\n"
-        "feature set (backbone + data) has filled the cache. At the end `clpdd report DIR` writes\n"
-        "DIR/summary.{csv,md} and plots.\n"
+        "runs/<name>), named by its swept values (solver=ridge,loss=ce,seed=0; values with other\n"
+        "characters than letters, digits and ._=,+- get a ~hash of the exact values). A point whose\n"
+        "metrics.json and config.ini match is skipped; one finished with another configuration is\n"
+        "refused, nothing runs (remove it, or give another --output); a killed one resumes from its\n"
+        "checkpoint; a failing one leaves <point>/error.txt and the sweep goes on. The feature cache\n"
+        "is shared: points run one after another, or with --jobs N in N processes once the first\n"
+        "point of each feature set (backbone + data) has filled the cache. At the end\n"
+        "`clpdd report DIR` writes DIR/summary.{csv,md} and plots.\n"
         "\n"
         "exit status: 0 every point done, 1 some point failed (count on the last line), 2 a usage or\n"
         "configuration error.\n",
