@@ -235,12 +235,6 @@ Test(sweep, shards_partition_the_points, .init = setup_dir, .fini = teardown_dir
             for (int k = 0; k < s.n_points; k++) count[k] += clpdd_sweep_in_shard(k, i, N);
         for (int k = 0; k < s.n_points; k++) cr_expect_eq(count[k], 1, "N=%d: point %d in %d shards", N, k, count[k]);
     }
-    int i, n;
-    cr_expect_eq(clpdd_sweep_shard_parse("2/3", &i, &n, &e), 0);
-    cr_expect(i == 2 && n == 3);
-    cr_expect_eq(clpdd_sweep_shard_parse("3/3", &i, &n, &e), -1);
-    cr_expect(strstr(e.msg, "0 <= i < N") != NULL, "%s", e.msg);
-    cr_expect_eq(clpdd_sweep_shard_parse("1-3", &i, &n, &e), -1);
     clpdd_sweep_free(&s);
 }
 

@@ -109,9 +109,8 @@ static int one_prec(const char *it, void *ctx) {
 }
 static int one_ipc(const char *it, void *ctx) {
     bench_args *a = ctx;
-    char *end;
-    long v = strtol(it, &end, 10);
-    if (*end || v < 1 || v > 100000 || a->nipc == 8) return -1;
+    long v;
+    if (clpdd_parse_long(it, 1, 100000, &v) || a->nipc == 8) return -1;
     a->ipc[a->nipc++] = (int)v;
     return 0;
 }

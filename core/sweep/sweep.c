@@ -583,20 +583,6 @@ int clpdd_sweep_validate(clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_err *e
     return 0;
 }
 
-int clpdd_sweep_shard_parse(const char *text, int *i, int *n, clpdd_err *e) {
-    char *end;
-    long a = strtol(text, &end, 10);
-    if (end == text || *end != '/')
-        return clpdd_err_set(e, "--shard '%s': expected i/N (0 <= i < N; i = $SLURM_ARRAY_TASK_ID with --array=0-(N-1))", text);
-    const char *q = end + 1;
-    long b = strtol(q, &end, 10);
-    if (end == q || *end || b < 1 || a < 0 || a >= b || b > 1000000)
-        return clpdd_err_set(e, "--shard '%s': expected i/N with 0 <= i < N (0-based, as $SLURM_ARRAY_TASK_ID with --array=0-(N-1))",
-                             text);
-    *i = (int)a, *n = (int)b;
-    return 0;
-}
-
 /* ---- the state of a point's directory ---- */
 
 const char *clpdd_point_state_name(clpdd_point_state st) {

@@ -82,9 +82,8 @@ int clpdd_sweep_expand(clpdd_sweep *s, const char *path, const clpdd_sweep_opts 
 int clpdd_sweep_validate(clpdd_sweep *s, const clpdd_sweep_opts *o, clpdd_err *e);
 void clpdd_sweep_free(clpdd_sweep *s);
 
-/* "i/N": 0 ≤ i < N (0-based, Slurm's SLURM_ARRAY_TASK_ID with --array=0-(N-1)); shard i runs
-   the points whose index ≡ i (mod N) */
-int clpdd_sweep_shard_parse(const char *text, int *i, int *n, clpdd_err *e);
+/* shard i of N (0-based, Slurm's SLURM_ARRAY_TASK_ID with --array=0-(N-1); the command line's
+   "i/N" is parsed by clpdd_parse_shard, core/cli/options.h) runs the points whose index ≡ i (mod N) */
 static inline int clpdd_sweep_in_shard(int index, int i, int n) { return n <= 1 || index % n == i; }
 
 /* the state of a point's directory */
