@@ -270,11 +270,20 @@ def shipped_weights(name, ck):
     return sd
 
 
-def build(name, real, seed):
-    """(model at the run's side, shipped weights, INI keys, S, the resampled table or None)"""
+def build(name, real, seed, state=None, pos=None, pretrained=False):
+    """(model at the run's side, shipped weights, spec, the resampled table or None) at ViT-B
+    (real) or tiny size. The weights: `state` (a state dict under the reference's own names)
+    when given, else the pretrained checkpoint, else random ones; pos overrides the spec's
+    resampling mode."""
     sp = spec(name, real)
+    if pos:
+        sp["pos"] = pos
     ck = sp["build"](sp["S0"])
-    if real:
+    if state is not None:
+        missing, unexpected = ck.load_state_dict(state, strict=False)
+        if [k for k in missing if not (name == "mocov3" and k == "pos_embed")] or unexpected:
+            raise SystemExit(f"export_timm: the weights do not fit {name}: missing {missing}, unexpected {unexpected}")
+    elif pretrained:
         pretrained_weights(name, sp, ck)
     else:
         randomise(ck, torch.Generator().manual_seed(seed))
@@ -301,9 +310,11 @@ def reference(model, images, dfeat):
     return f.detach(), x.grad.detach()
 
 
-def export(name, out_dir, seed, n, real):
+def export(name, out_dir, seed, n, real, pretrained):
+    """tiny (real = False): one fixture file; ViT-B: the checkpoint under the plugin's default
+    name and its golden file (pretrained or random weights: the same code)"""
     torch.manual_seed(seed)
-    model, weights, sp, table = build(name, real, seed)
+    model, weights, sp, table = build(name, real, seed, pretrained=pretrained)
     S = sp["S"]
     gen = torch.Generator().manual_seed(seed + 1)
     images = torch.randn(n, 3, S, S, generator=gen)
@@ -337,12 +348,16 @@ def main():
     ap.add_argument("--n", type=int, default=3, help="images per fixture (--pretrained: 2)")
     ap.add_argument("--pretrained", action="store_true",
                     help="the real ViT-B weights and a golden file each (needs internet; sizes above)")
+    ap.add_argument("--base", action="store_true",
+                    help="ViT-B with random weights, written as --pretrained writes the real ones (no network; "
+                         "~1-2 min per variant on 2 cores)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    names = a.variant or (VARIANTS if a.pretrained else VARIANTS + EXTRA)
-    for i, v in enumerate(names):
-        seed = a.seed + (i if a.pretrained else 100 * (VARIANTS + EXTRA).index(v))
-        export(v, a.out, seed, 2 if a.pretrained else a.n, a.pretrained)
+    real = a.pretrained or a.base
+    names = a.variant or (VARIANTS + ["openclip"] if real else VARIANTS + EXTRA)
+    for v in names:
+        seed = a.seed + 100 * (VARIANTS + EXTRA).index(v)
+        export(v, a.out, seed, 2 if real else a.n, real, a.pretrained)
     return 0
 
 

@@ -187,7 +187,7 @@ static const clpdd_key vit_keys[] = {
      "mean pool); every key below defaults to the variant's value",
      1, 0, "lucid|vit|deit|dinov2|clip|mocov3|eva02"},
     {"weights", CLPDD_KEY_STRING, "mnist-vit.safetensors",
-     "safetensors checkpoint (tensor names as timm / the original repo, tools/export_timm.py); a relative path is "
+     "safetensors checkpoint (tensor names: see layout; tools/export_timm.py --pretrained); a relative path is "
      "looked up in CLPDD_MODEL_PATH, the shipped models/, the working directory (default: per variant)",
      1, 0, NULL},
     {"image_size", CLPDD_KEY_INT, "28", "input side S (square images, a multiple of patch; timm variants 224)", 1, 4096,
@@ -499,7 +499,8 @@ static int grid_rows(vit *v, float *grid, const float *ck, int G0) {
     int rc = vit_pos_resample(grid, ck, G0, v->G, v->D, v->pos_resample);
     if (!rc) return 0;
     if (rc == -2) return v->h->error(v->h, "vit: out of host memory"), -1;
-    return v->h->error(v->h, "vit: pos_resample = %s cannot bring pos_grid %d to the grid %d (image_size %d / patch %d)",
+    return v->h->error(v->h, "vit: pos_resample = %s cannot bring pos_grid %d to the grid %d (image_size %d / "
+                             "patch %d)",
                        resample_names[v->pos_resample], G0, v->G, v->S, v->p), -1;
 }
 
@@ -626,7 +627,8 @@ static int load_head(vit *v, clpdd_weights *w) {
     int rc;
     if (nm->head_t) {
         float *pt = malloc((size_t)(D * E) * sizeof(float)), *p = malloc((size_t)(D * E) * sizeof(float));
-        rc = pt && p ? read_host(v, w, nm->head_w, 0, 2, sHeadT, pt) : (v->h->error(v->h, "vit: out of host memory"), -1);
+        rc = pt && p ? read_host(v, w, nm->head_w, 0, 2, sHeadT, pt)
+                     : (v->h->error(v->h, "vit: out of host memory"), -1);
         for (int64_t e = 0; !rc && e < E; e++)
             for (int64_t d = 0; d < D; d++) p[e * D + d] = pt[d * E + e];
         if (!rc) v->ops->to_device(v->head_w, p, (size_t)(D * E) * sizeof(float));
@@ -877,8 +879,6 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
     v->scale = 1.0f / sqrtf((float)v->hd);
     if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
         return -1;
-    if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
-        return -1;
     /* attention: fused needs the ABI 1.3 ops (a core before 1.3 has no such members; one that
        leaves them NULL cannot fuse either) and hd ≤ 128 */
     const int attn = h->cfg_enum(h, cfg, "attention");
@@ -1042,7 +1042,7 @@ static const clpdd_plugin vit_plugin = {
     /* .abi_minor = */ 4, /* key_default (1.2), the fused attention ops (1.3), host cfg_enum (1.4) */
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "vit",
-    /* .version = */ "1.1.0",
+    /* .version = */ "1.2.0",
     /* .summary = */ "Vision Transformer family (lucid, timm vit/deit, dinov2, clip, mocov3, eva02); pooled, normalised "
                      "(and projected) features",
     /* .keys = */ vit_keys,

@@ -16,7 +16,8 @@
  *           learned position embedding, qkv without bias, ReLU MLP, final LayerNorm of CLS
  *   vit, deit  timm VisionTransformer: conv patch embedding, qkv bias, GELU, CLS pooling
  *   dinov2  timm vit_*_dinov2: + LayerScale (ls1/ls2, folded into proj/fc2 at load), patch 14,
- *           position embedding resampled bicubically from its own grid, optional registers
+ *           position embedding resampled from its own 37×37 grid as the DINOv2 repository's
+ *           torch.hub model does (pos_resample = hub, vit_pos.c), optional registers
  *   clip    timm vit_*_clip_quickgelu (OpenAI): norm_pre (ln_pre), QuickGELU, LayerNorm eps
  *           1e-5, feature = head(norm(CLS)) (the CLIP projection, with timm's zero bias)
  *   mocov3  MoCo v3 (timm VisionTransformer + fixed 2-D sin-cos position embedding, computed
@@ -24,6 +25,10 @@
  *   eva02   timm Eva (EVA-02): SwiGLU MLP with sub-LayerNorm, 2-D RoPE on q and k of the
  *           patch tokens, separate q/k/v projections (q and v biased), feature =
  *           fc_norm(mean of the patch tokens)
+ *
+ * A checkpoint's names are the variant's own (layout = timm) or open_clip's (layout = open_clip:
+ * OpenAI / open_clip CLIP under visual.), optionally under a prefix (key_prefix), or found from
+ * the file (layout = auto). docs/encoders.md says which reference each setting reproduces.
  *
  * All tensors are in host->ops memory (device memory on CUDA): never dereferenced here. */
 #ifndef CLPDD_VIT_H

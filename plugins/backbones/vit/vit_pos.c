@@ -103,14 +103,16 @@ static int resample_aa(float *dst, const float *src, int G0, int G, int D) {
         for (int ox = 0; ox < G; ox++)
             for (int d = 0; d < D; d++) {
                 double acc = 0;
-                for (int ix = 0; ix < G0; ix++) acc += (double)W[(size_t)ox * G0 + ix] * src[((size_t)y * G0 + ix) * D + d];
+                for (int ix = 0; ix < G0; ix++)
+                    acc += (double)W[(size_t)ox * G0 + ix] * src[((size_t)y * G0 + ix) * D + d];
                 tmp[((size_t)y * G + ox) * D + d] = (float)acc;
             }
     for (int oy = 0; oy < G; oy++)
         for (int ox = 0; ox < G; ox++)
             for (int d = 0; d < D; d++) {
                 double acc = 0;
-                for (int iy = 0; iy < G0; iy++) acc += (double)W[(size_t)oy * G0 + iy] * tmp[((size_t)iy * G + ox) * D + d];
+                for (int iy = 0; iy < G0; iy++)
+                    acc += (double)W[(size_t)oy * G0 + iy] * tmp[((size_t)iy * G + ox) * D + d];
                 dst[((size_t)oy * G + ox) * D + d] = (float)acc;
             }
     free(W), free(tmp);
