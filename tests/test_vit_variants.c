@@ -297,8 +297,9 @@ Test(vit_variants, resampling_to_a_larger_grid) {
 }
 
 Test(vit_variants, descriptor_keys) {
-    const char *want[] = {"variant",  "weights", "act",  "qkv_bias", "layer_scale", "norm_pre", "registers",
-                          "pos_grid", "pool",    "proj", "rope",     "rope_ref",    "mlp_ratio", "pos_prefix"};
+    const char *want[] = {"variant",    "weights",  "act",      "qkv_bias",     "layer_scale", "norm_pre",
+                          "registers",  "pos_grid", "pool",     "proj",         "rope",        "rope_ref",
+                          "mlp_ratio",  "pos_prefix", "layout", "key_prefix", "pos_resample"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const clpdd_key *k = NULL;
         for (int j = 0; j < g_desc->n_keys; j++)
@@ -309,6 +310,11 @@ Test(vit_variants, descriptor_keys) {
     const clpdd_key *var = &g_desc->keys[0];
     cr_assert_str_eq(var->name, "variant");
     cr_expect_str_eq(var->choices, "lucid|vit|deit|dinov2|clip|mocov3|eva02");
+    /* the choices' order is the C enums' (h->cfg_enum) */
+    for (int j = 0; j < g_desc->n_keys; j++) {
+        if (!strcmp(g_desc->keys[j].name, "pos_resample")) cr_expect_str_eq(g_desc->keys[j].choices, "plain|timm|hub");
+        if (!strcmp(g_desc->keys[j].name, "layout")) cr_expect_str_eq(g_desc->keys[j].choices, "auto|timm|open_clip");
+    }
 }
 
 /* ---- position tables resampled as each reference runs the encoder ----

@@ -25,9 +25,12 @@ Only the weight source differs between the two modes:
                 plugin's default file name plus <name>.golden.safetensors (2 images at 224 px):
                     /usr/bin/python3 tools/export_timm.py --pretrained --out ../shared/models
                 Downloads (float32 checkpoints): vit, deit, dinov2, clip (image tower), eva02 ≈ 330-350 MB
-                each from the Hugging Face hub (timm/...); mocov3 ≈ 1.2 GB (MoCo v3's whole training
-                checkpoint, dl.fbaipublicfiles.com; only module.base_encoder. is kept). A few minutes each
-                on a fast link; the float64 reference at 224 px takes ~1 min per variant on a CPU.
+                each from the Hugging Face hub (timm/...); openclip ≈ 600 MB (open_clip's whole
+                ViT-B-16-quickgelu 'openai' model, text tower dropped); mocov3 ≈ 1.2 GB (MoCo v3's whole
+                training checkpoint, dl.fbaipublicfiles.com; module.base_encoder. kept, as shipped). A few
+                minutes each on a fast link; the float64 reference at 224 px takes ~1 min per variant on a
+                CPU.
+  --base        the same as --pretrained with random ViT-B weights: no network (≈ 345 MB per file)
 
 Fixtures: vit deit dinov2 clip mocov3 eva02 (one per variant), pos_plain pos_timm pos_hub (a
 dinov2-style model whose 37×37 table is resampled to 16×16 each way), openclip (open_clip's
