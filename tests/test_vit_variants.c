@@ -358,6 +358,42 @@ Test(vit_variants, pos_tables_match_pytorch) {
     }
 }
 
+/* vit_pos_tables.safetensors: random (G0, G0, 3) tables and PyTorch's results at smaller and
+   larger grids (clpdd.cases "G0xG;..."), each mode: the antialiased filter's widened support
+   (downscale) and plain support with renormalised border taps (upscale), hub's step either way */
+Test(vit_variants, pos_tables_smaller_and_larger_grids) {
+    clpdd_st_file *f;
+    clpdd_err e;
+    cr_assert_eq(clpdd_st_open(test_fixture("vit_pos_tables.safetensors"), &f, &e), 0, "%s", e.msg);
+    const char *cases = clpdd_st_metadata(f, "clpdd.cases");
+    cr_assert(cases, "vit_pos_tables.safetensors: no clpdd.cases (tools/export_timm.py --variant pos_tables)");
+    int i = 0, G0, G, used;
+    double worst = 0;
+    for (const char *c = cases; sscanf(c, "%dx%d%n", &G0, &G, &used) == 2; c += used + (c[used] == ';'), i++) {
+        char name[64];
+        snprintf(name, sizeof name, "case%d.src", i);
+        size_t ns, nr;
+        const clpdd_st_tensor *ts;
+        float *src = read_f32(f, name, &ns, &ts);
+        const int D = (int)ts->shape[2];
+        for (int m = 0; m < VIT_RESAMPLE_COUNT; m++) {
+            snprintf(name, sizeof name, "case%d.%s", i, pos_fixtures[m] + 4);
+            float *ref = read_f32(f, name, &nr, NULL), *out = malloc(nr * sizeof(float));
+            cr_assert_eq(nr, (size_t)G * G * D);
+            cr_assert_eq(vit_pos_resample(out, src, G0, G, D, (vit_resample)m), 0, "%s", name);
+            double err = test_rel_err(out, ref, nr);
+            worst = err > worst ? err : worst;
+            cr_expect(err <= 2e-6, "pos_resample = %s, %d -> %d: table rel err %.3g > 2e-6", pos_fixtures[m] + 4, G0,
+                      G, err);
+            free(ref), free(out);
+        }
+        free(src);
+    }
+    cr_expect_eq(i, 7, "cases read: %d ('%s')", i, cases);
+    cr_log_info("vit pos_resample, every mode at %s: worst table rel err %.3g vs PyTorch", cases, worst);
+    clpdd_st_close(f);
+}
+
 Test(vit_variants, pos_resample_plain) { run_variant("pos_plain", NULL, NULL, &tol_pos); }
 Test(vit_variants, pos_resample_timm) { run_variant("pos_timm", NULL, NULL, &tol_pos); }
 Test(vit_variants, pos_resample_hub_is_dinov2s_default) { run_variant("pos_hub", NULL, NULL, &tol_pos); }

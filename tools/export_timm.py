@@ -33,7 +33,8 @@ Only the weight source differs between the two modes:
   --base        the same as --pretrained with random ViT-B weights: no network (≈ 345 MB per file)
 
 Fixtures: vit deit dinov2 clip mocov3 eva02 (one per variant), pos_plain pos_timm pos_hub (a
-dinov2-style model whose 37×37 table is resampled to 16×16 each way), openclip (open_clip's
+dinov2-style model whose 37×37 table is resampled to 16×16 each way), pos_tables (PyTorch's
+tables for grids smaller and larger than the checkpoint's, each way), openclip (open_clip's
 VisionTransformer, OpenAI layout, QuickGELU). tools/check_encoder.py compares the plugin with
 these references on real weights.
 
@@ -59,7 +60,8 @@ from timm.models.eva import Eva
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 VARIANTS = ["vit", "deit", "dinov2", "clip", "mocov3", "eva02"]
-EXTRA = ["pos_plain", "pos_timm", "pos_hub", "openclip"]
+EXTRA = ["pos_plain", "pos_timm", "pos_hub", "openclip", "pos_tables"]
+POS_CASES = [(37, 16), (37, 4), (16, 37), (4, 5), (3, 7), (14, 16), (24, 16)]  # (G0, G): down and up
 MOCO_PREFIX = "module.base_encoder."
 
 # ---- safetensors writer -------------------------------------------------------------------
@@ -313,6 +315,27 @@ def reference(model, images, dfeat):
     return f.detach(), x.grad.detach()
 
 
+def export_pos_tables(out_dir, seed):
+    """vit_pos_tables.safetensors: random (G0, G0, 3) tables and PyTorch's (G, G, 3) results of
+    each resampling mode, for grids smaller and larger than the checkpoint's"""
+    gen = torch.Generator().manual_seed(seed)
+    tensors, D = [], 3
+    for i, (g0, g) in enumerate(POS_CASES):
+        src = torch.randn(1, 1 + g0 * g0, D, generator=gen)
+        tensors.append((f"case{i}.src", src[0, 1:].reshape(g0, g0, D)))
+        for mode in ("plain", "timm", "hub"):
+            if mode == "hub":
+                out = hub_pos_embed(src, g)[0, 1:]
+            else:
+                out = resample_abs_pos_embed(src, new_size=[g, g], num_prefix_tokens=1, interpolation="bicubic",
+                                             antialias=mode == "timm")[0, 1:]
+            tensors.append((f"case{i}.{mode}", out.reshape(g, g, D).float()))
+    path = os.path.join(out_dir, "vit_pos_tables.safetensors")
+    cases = ";".join(f"{g0}x{g}" for g0, g in POS_CASES)
+    write_safetensors(path, tensors, {"clpdd.cases": cases, "clpdd.source": f"torch {torch.__version__}, tools/export_timm.py"})
+    print(f"{path}: {os.path.getsize(path)} bytes, cases {cases}")
+
+
 def export(name, out_dir, seed, n, real, pretrained):
     """tiny (real = False): one fixture file; ViT-B: the checkpoint under the plugin's default
     name and its golden file (pretrained or random weights: the same code)"""
@@ -360,7 +383,10 @@ def main():
     names = a.variant or (VARIANTS + ["openclip"] if real else VARIANTS + EXTRA)
     for v in names:
         seed = a.seed + 100 * (VARIANTS + EXTRA).index(v)
-        export(v, a.out, seed, 2 if real else a.n, real, a.pretrained)
+        if v == "pos_tables":
+            export_pos_tables(a.out, seed)
+        else:
+            export(v, a.out, seed, 2 if real else a.n, real, a.pretrained)
     return 0
 
 
