@@ -16,6 +16,11 @@ same images through the test program (build/tests/test_vit_variants, test vit_go
 prints the relative errors (‖clpdd − reference‖₂ / ‖reference‖₂). The plugin reads the
 checkpoint as it is (layout = auto), with the keys the golden file names.
 
+A golden file written by `tools/export_timm.py --pretrained` (NAME.golden.safetensors, its
+config naming the weights file, found through CLPDD_MODEL_PATH / models/) is checked as it is:
+
+    CLPDD_MODEL_PATH=models /usr/bin/python3 tools/check_encoder.py models/vit_base_patch14_dinov2.golden.safetensors
+
 The architecture is ViT-B (the paper's encoders; --tiny: export_timm.py's tiny models, to run
 this tool on its fixtures, e.g. tests/fixtures/vit_pos_hub.safetensors --variant pos_hub --tiny).
 Needs torch, timm (and open_clip for an open_clip checkpoint), safetensors, and a build tree.
@@ -49,10 +54,21 @@ def detect(sd):
     return found[0]
 
 
+def run_plugin(test, golden):
+    """(features, input gradient) relative errors of the plugin on a golden file"""
+    env = dict(os.environ, CLPDD_VIT_GOLDEN=golden)
+    r = subprocess.run([test, "--filter", "vit_golden/*", "--verbose"], env=env, capture_output=True, text=True)
+    m = re.search(r"clpdd-golden: features (\S+) input_grad (\S+)", r.stdout + r.stderr)
+    if not m:
+        sys.stderr.write(r.stdout + r.stderr)
+        raise SystemExit(f"check_encoder: {test} gave no result (exit {r.returncode})")
+    return float(m.group(1)), float(m.group(2))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
-    ap.add_argument("--variant", required=True, choices=ex.VARIANTS + ex.EXTRA)
+    ap.add_argument("--variant", choices=ex.VARIANTS + ex.EXTRA, help="required unless CHECKPOINT is a golden file")
     ap.add_argument("--reference", choices=["plain", "timm", "hub"],
                     help="how the reference resamples the position table (default: the variant's)")
     ap.add_argument("--keys", default="",
@@ -64,6 +80,13 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--build", default=os.path.join(here, "..", "build"), help="clpdd build tree")
     a = ap.parse_args()
+    test = os.path.join(a.build, "tests", "test_vit_variants")
+    if a.checkpoint.endswith(".golden.safetensors"):
+        ef, eg = run_plugin(test, os.path.abspath(a.checkpoint))
+        print(f"{os.path.basename(a.checkpoint)}: features {ef:.2e}, input grad {eg:.2e}")
+        return 0
+    if not a.variant:
+        ap.error("--variant is required for a checkpoint")
 
     sd = read_checkpoint(a.checkpoint)
     layout, prefix = detect(sd)
@@ -84,23 +107,17 @@ def main():
     feats, grad = ex.reference(model, images, dfeat)
     keys = sp["keys"] + (f"; pos_resample = {a.reference}" if a.reference and "pos_resample" not in sp["keys"] else "")
     keys += f"; weights = {os.path.abspath(a.checkpoint)}" + (f"; {a.keys}" if a.keys else "")
-    test = os.path.join(a.build, "tests", "test_vit_variants")
     with tempfile.TemporaryDirectory() as tmp:
         golden = os.path.join(tmp, "golden.safetensors")
         ex.write_safetensors(golden, [("fixture.images", images), ("fixture.dfeatures", dfeat),
                                       ("fixture.features", feats), ("fixture.input_grad", grad)],
                              {"clpdd.config": keys})
-        env = dict(os.environ, CLPDD_VIT_GOLDEN=golden)
-        r = subprocess.run([test, "--filter", "vit_golden/*", "--verbose"], env=env, capture_output=True, text=True)
-    m = re.search(r"clpdd-golden: features (\S+) input_grad (\S+)", r.stdout + r.stderr)
-    if not m:
-        sys.stderr.write(r.stdout + r.stderr)
-        raise SystemExit(f"check_encoder: {test} gave no result (exit {r.returncode})")
+        ef, eg = run_plugin(test, golden)
     ref = {"openclip": "open_clip", "hub": "DINOv2 hub"}.get(name, "timm")
     ref = "DINOv2 hub" if sp["pos"] == "hub" else ref
     print(f"clpdd [{keys}]")
     print(f"{'variant':10} {'reference':12} {'features':>10} {'input grad':>11}")
-    print(f"{a.variant:10} {ref:12} {float(m.group(1)):10.2e} {float(m.group(2)):11.2e}")
+    print(f"{a.variant:10} {ref:12} {ef:10.2e} {eg:11.2e}")
     return 0
 
 

@@ -159,8 +159,8 @@ static const vit_names openclip_names = {
 /* layout's values as h->cfg_enum gives them: its choices' order */
 enum { VIT_LAYOUT_AUTO = 0, VIT_LAYOUT_TIMM, VIT_LAYOUT_OPEN_CLIP };
 
-/* prefixes layout = auto tries (with key_prefix unset) before the variant's own names: whole
-   training checkpoints (MoCo v3's DDP-wrapped base encoder, any DDP module) */
+/* the prefixes layout = auto tries when key_prefix is unset: none, MoCo v3's training checkpoint
+   (its DDP-wrapped base encoder), any DDP-wrapped model */
 static const char *const auto_prefixes[] = {"", "module.base_encoder.", "module."};
 #define VIT_N_AUTO_PREFIXES ((int)(sizeof auto_prefixes / sizeof auto_prefixes[0]))
 
@@ -216,8 +216,8 @@ static const clpdd_key vit_keys[] = {
      NULL},
     {"registers", CLPDD_KEY_INT, "0", "register tokens after CLS (dinov2 *_reg4: 4)", 0, 256, NULL},
     {"pos_grid", CLPDD_KEY_INT, "0",
-     "grid side of the checkpoint's position embedding, resampled bicubically to image_size/patch when different "
-     "(0: the run's grid; dinov2 37)",
+     "grid side of the checkpoint's position embedding, resampled to image_size/patch when different, as "
+     "pos_resample says (0: the run's grid; dinov2 37)",
      0, 4096, NULL},
     {"pos_resample", CLPDD_KEY_ENUM, "plain",
      "how the position table reaches the run's grid when pos_grid differs, as each reference runs the encoder: "
