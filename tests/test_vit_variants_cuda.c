@@ -123,3 +123,8 @@ Test(vit_variants_cuda, dinov2) { check("dinov2"); }
 Test(vit_variants_cuda, clip) { check("clip"); }
 Test(vit_variants_cuda, mocov3) { check("mocov3"); }
 Test(vit_variants_cuda, eva02) { check("eva02"); }
+/* the position table resampled three ways (vit_pos.c runs on the host at load), open_clip's layout */
+Test(vit_variants_cuda, pos_plain) { check("pos_plain"); }
+Test(vit_variants_cuda, pos_timm) { check("pos_timm"); }
+Test(vit_variants_cuda, pos_hub) { check("pos_hub"); }
+Test(vit_variants_cuda, openclip) { check("openclip"); }

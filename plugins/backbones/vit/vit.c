@@ -17,10 +17,9 @@
 #define CLIP_MEAN {0.48145466f, 0.4578275f, 0.40821073f}
 #define CLIP_STD {0.26862954f, 0.26130258f, 0.27577711f}
 
-/* timm's names (VisionTransformer and Eva use the same ones), every layout member from
-   .patch_order on */
+/* timm's names (VisionTransformer and Eva use the same ones) */
 #define TIMM_NAMES                                                                          \
-    /* .patch_order = */ VIT_PATCH_CPP, /* .patch_w_4d = */ 1,                              \
+    {/* .patch_order = */ VIT_PATCH_CPP, /* .patch_w_4d = */ 1,                              \
     /* .patch_w = */ "patch_embed.proj.weight", /* .patch_b = */ "patch_embed.proj.bias",   \
     /* .cls = */ "cls_token", /* .reg = */ "reg_token", /* .pos = */ "pos_embed",          \
     /* .pre_w = */ "norm_pre.weight", /* .pre_b = */ "norm_pre.bias",                      \
@@ -41,7 +40,8 @@
     /* .fc2_w = */ "blocks.%d.mlp.fc2.weight", /* .fc2_b = */ "blocks.%d.mlp.fc2.bias",    \
     /* .norm_w = */ "norm.weight", /* .norm_b = */ "norm.bias",                            \
     /* .fcn_w = */ "fc_norm.weight", /* .fcn_b = */ "fc_norm.bias",                        \
-    /* .head_w = */ "head.weight", /* .head_b = */ "head.bias"
+    /* .head_w = */ "head.weight", /* .head_b = */ "head.bias",                            \
+    /* cls_1d, pos_2d, head_t = */ 0, 0, 0}
 
 /* the ViT-B/16-style defaults shared by the timm variants (weights, patch, act, mean/std
    and the flags follow) */
@@ -57,8 +57,8 @@ static const vit_variant vit_variants[] = {
         /* .act = */ VIT_ACT_RELU,
         /* qkv_bias, layer_scale, norm_pre, registers, pos_grid = */ 0, 0, 0, 0, 0,
         /* .pos_kind = */ VIT_POS_LEARNED, /* .pool = */ VIT_POOL_CLS, /* .proj = */ 0,
-        /* .rope = */ 0, /* .rope_ref = */ 0,
-        /* .patch_order = */ VIT_PATCH_PPC,
+        /* .rope = */ 0, /* .rope_ref = */ 0, /* .pos_resample = */ VIT_RESAMPLE_PLAIN,
+        {/* .patch_order = */ VIT_PATCH_PPC,
         /* .patch_w_4d = */ 0,
         /* .patch_w = */ "to_patch_embedding.1.weight",
         /* .patch_b = */ "to_patch_embedding.1.bias",
@@ -87,45 +87,86 @@ static const vit_variant vit_variants[] = {
         /* .norm_w = */ "mlp_head.0.weight",
         /* .norm_b = */ "mlp_head.0.bias",
         /* .fcn_w = */ NULL, /* .fcn_b = */ NULL, /* .head_w = */ NULL, /* .head_b = */ NULL,
+        /* cls_1d, pos_2d, head_t = */ 0, 0, 0},
     },
     {
         /* timm vit_base_patch16_224 (augreg: mean = std = 0.5) */
         "vit", "vit_base_patch16_224.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-6,
         {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_CLS, 0,
-        0, 0, TIMM_NAMES,
+        0, 0, VIT_RESAMPLE_PLAIN, TIMM_NAMES,
     },
     {
         /* timm deit_base_patch16_224 */
         "deit", "deit_base_patch16_224.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-6, IMAGENET_MEAN,
-        IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_CLS, 0, 0, 0, TIMM_NAMES,
+        IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_CLS, 0, 0, 0, VIT_RESAMPLE_PLAIN,
+        TIMM_NAMES,
     },
     {
         /* timm vit_base_patch14_dinov2 (pos_embed for 518 px: a 37×37 grid) */
         "dinov2", "vit_base_patch14_dinov2.safetensors", TIMM_VITB, 14, 768, 12, 12, 0, 0, 4.0, 1e-6,
         IMAGENET_MEAN, IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 1, 0, 0, 37, VIT_POS_LEARNED, VIT_POOL_CLS, 0, 0, 0,
-        TIMM_NAMES,
+        VIT_RESAMPLE_HUB, TIMM_NAMES,
     },
     {
         /* timm vit_base_patch16_clip_quickgelu_224 (OpenAI CLIP ViT-B/16 image tower) */
         "clip", "vit_base_patch16_clip_quickgelu_224.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-5,
         CLIP_MEAN, CLIP_STD, VIT_ACT_GELU_QUICK, 1, 0, 1, 0, 0, VIT_POS_LEARNED, VIT_POOL_CLS, 512, 0, 0,
-        TIMM_NAMES,
+        VIT_RESAMPLE_PLAIN, TIMM_NAMES,
     },
     {
-        /* MoCo v3 vit_base (original repo, module.base_encoder. prefix stripped) */
+        /* MoCo v3 vit_base (the original repo's names: timm's, under module.base_encoder. in its
+           checkpoint, which layout = auto finds) */
         "mocov3", "mocov3_vit_base.safetensors", TIMM_VITB, 16, 768, 12, 12, 0, 0, 4.0, 1e-6, IMAGENET_MEAN,
-        IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_SINCOS, VIT_POOL_CLS, 0, 0, 0, TIMM_NAMES,
+        IMAGENET_STD, VIT_ACT_GELU_ERF, 1, 0, 0, 0, 0, VIT_POS_SINCOS, VIT_POOL_CLS, 0, 0, 0, VIT_RESAMPLE_PLAIN,
+        TIMM_NAMES,
     },
     {
         /* timm eva02_base_patch14_224.mim_in22k */
         "eva02", "eva02_base_patch14_224.safetensors", TIMM_VITB, 14, 768, 12, 12, 0, 0, 4.0 * 2.0 / 3.0, 1e-6,
-        CLIP_MEAN, CLIP_STD, VIT_ACT_SWIGLU, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_MEAN, 0, 1, 16, TIMM_NAMES,
+        CLIP_MEAN, CLIP_STD, VIT_ACT_SWIGLU, 1, 0, 0, 0, 0, VIT_POS_LEARNED, VIT_POOL_MEAN, 0, 1, 16,
+        VIT_RESAMPLE_PLAIN, TIMM_NAMES,
     },
 };
 #define VIT_N_VARIANTS ((int)(sizeof vit_variants / sizeof vit_variants[0]))
 
+/* open_clip's VisionTransformer under `visual.` (open_clip and OpenAI CLIP checkpoints):
+   nn.MultiheadAttention's fused in_proj, c_fc / c_proj MLP, LayerScale ls_1 / ls_2 where
+   present, no conv bias, class_embedding (D), positional_embedding (T, D), proj (D, E) */
+#define OC_BLOCK "visual.transformer.resblocks.%d."
+static const vit_names openclip_names = {
+    /* .patch_order = */ VIT_PATCH_CPP, /* .patch_w_4d = */ 1,
+    /* .patch_w = */ "visual.conv1.weight", /* .patch_b = */ "visual.conv1.bias",
+    /* .cls = */ "visual.class_embedding", /* .reg = */ NULL, /* .pos = */ "visual.positional_embedding",
+    /* .pre_w = */ "visual.ln_pre.weight", /* .pre_b = */ "visual.ln_pre.bias",
+    /* .ln1_w = */ OC_BLOCK "ln_1.weight", /* .ln1_b = */ OC_BLOCK "ln_1.bias",
+    /* .qkv_w = */ OC_BLOCK "attn.in_proj_weight", /* .qkv_b = */ OC_BLOCK "attn.in_proj_bias",
+    /* .q_bias = */ NULL, /* .v_bias = */ NULL, /* .q_w = */ NULL, /* .k_w = */ NULL, /* .v_w = */ NULL,
+    /* .q_b = */ NULL, /* .k_b = */ NULL, /* .v_b = */ NULL,
+    /* .proj_w = */ OC_BLOCK "attn.out_proj.weight", /* .proj_b = */ OC_BLOCK "attn.out_proj.bias",
+    /* .ls1 = */ OC_BLOCK "ls_1.gamma", /* .ls2 = */ OC_BLOCK "ls_2.gamma",
+    /* .ln2_w = */ OC_BLOCK "ln_2.weight", /* .ln2_b = */ OC_BLOCK "ln_2.bias",
+    /* .fc1_w = */ OC_BLOCK "mlp.c_fc.weight", /* .fc1_b = */ OC_BLOCK "mlp.c_fc.bias",
+    /* .fc1g_w = */ NULL, /* .fc1g_b = */ NULL, /* .fc1x_w = */ NULL, /* .fc1x_b = */ NULL,
+    /* .mlpn_w = */ NULL, /* .mlpn_b = */ NULL,
+    /* .fc2_w = */ OC_BLOCK "mlp.c_proj.weight", /* .fc2_b = */ OC_BLOCK "mlp.c_proj.bias",
+    /* .norm_w = */ "visual.ln_post.weight", /* .norm_b = */ "visual.ln_post.bias",
+    /* .fcn_w = */ NULL, /* .fcn_b = */ NULL,
+    /* .head_w = */ "visual.proj", /* .head_b = */ NULL,
+    /* cls_1d, pos_2d, head_t = */ 1, 1, 1,
+};
+#undef OC_BLOCK
+
+/* layout's values as h->cfg_enum gives them: its choices' order */
+enum { VIT_LAYOUT_AUTO = 0, VIT_LAYOUT_TIMM, VIT_LAYOUT_OPEN_CLIP };
+
+/* the prefixes layout = auto tries when key_prefix is unset: none, MoCo v3's training checkpoint
+   (its DDP-wrapped base encoder), any DDP-wrapped model */
+static const char *const auto_prefixes[] = {"", "module.base_encoder.", "module."};
+#define VIT_N_AUTO_PREFIXES ((int)(sizeof auto_prefixes / sizeof auto_prefixes[0]))
+
 static const char *const act_names[VIT_ACT_COUNT] = {"relu", "gelu", "quick_gelu", "swiglu"};
 static const char *const pool_names[VIT_POOL_COUNT] = {"cls", "mean"};
+static const char *const resample_names[VIT_RESAMPLE_COUNT] = {"plain", "timm", "hub"};
 
 /* attention = auto on the CPU: materialised, measured faster there (bench/bench_step.c, mnist-vit;
    the CPU's materialised kernels are register-blocked products, the fused rows are not) */
@@ -146,7 +187,7 @@ static const clpdd_key vit_keys[] = {
      "mean pool); every key below defaults to the variant's value",
      1, 0, "lucid|vit|deit|dinov2|clip|mocov3|eva02"},
     {"weights", CLPDD_KEY_STRING, "mnist-vit.safetensors",
-     "safetensors checkpoint (tensor names as timm / the original repo, tools/export_timm.py); a relative path is "
+     "safetensors checkpoint (tensor names: see layout; tools/export_timm.py --pretrained); a relative path is "
      "looked up in CLPDD_MODEL_PATH, the shipped models/, the working directory (default: per variant)",
      1, 0, NULL},
     {"image_size", CLPDD_KEY_INT, "28", "input side S (square images, a multiple of patch; timm variants 224)", 1, 4096,
@@ -175,9 +216,25 @@ static const clpdd_key vit_keys[] = {
      NULL},
     {"registers", CLPDD_KEY_INT, "0", "register tokens after CLS (dinov2 *_reg4: 4)", 0, 256, NULL},
     {"pos_grid", CLPDD_KEY_INT, "0",
-     "grid side of the checkpoint's position embedding, resampled bicubically to image_size/patch when different "
-     "(0: the run's grid; dinov2 37)",
+     "grid side of the checkpoint's position embedding, resampled to image_size/patch when different, as "
+     "pos_resample says (0: the run's grid; dinov2 37)",
      0, 4096, NULL},
+    {"pos_resample", CLPDD_KEY_ENUM, "plain",
+     "how the position table reaches the run's grid when pos_grid differs, as each reference runs the encoder: "
+     "plain = F.interpolate(size, bicubic, antialias off) (timm resample_abs_pos_embed(antialias=False)), timm = the "
+     "same with antialias on (timm's pretrained loading at another img_size, dynamic_img_size), hub = the DINOv2 "
+     "repository's interpolate_pos_encoding (torch.hub: scale_factor (G+0.1)/pos_grid, bicubic, antialias off) "
+     "(dinov2 hub, the others plain)",
+     1, 0, "plain|timm|hub"},
+    {"layout", CLPDD_KEY_ENUM, "auto",
+     "tensor names of the checkpoint: timm (the variant's own: timm's, lucid's), open_clip (open_clip / OpenAI "
+     "CLIP: visual.conv1, visual.transformer.resblocks.N, visual.proj), auto = found from the file (its patch "
+     "embedding; also under the prefixes module.base_encoder. and module.)",
+     1, 0, "auto|timm|open_clip"},
+    {"key_prefix", CLPDD_KEY_STRING, "",
+     "put before every tensor name (e.g. module.base_encoder. for a MoCo v3 training checkpoint); unset with layout "
+     "= auto: found from the file",
+     1, 0, NULL},
     {"pos_prefix", CLPDD_KEY_BOOL, "true",
      "the position embedding has rows for CLS and registers (timm no_embed_class = false; dinov2 with registers: "
      "false)",
@@ -297,19 +354,23 @@ static int acts_alloc(const vit *v, vit_acts *a, int max_n, int taped) {
 
 /* ---- weights ---- */
 
-static void name_of(char *buf, size_t len, const char *fmt, int layer) { snprintf(buf, len, fmt, layer); }
+/* a tensor's name in the checkpoint: key_prefix, then the layout's name for block `layer` */
+static void name_of(const vit *v, char *buf, size_t len, const char *fmt, int layer) {
+    size_t n = (size_t)snprintf(buf, len, "%s", v->prefix ? v->prefix : "");
+    if (n < len) snprintf(buf + n, len - n, fmt, layer);
+}
 
 static int has_named(vit *v, clpdd_weights *w, const char *fmt, int layer) {
     if (!fmt) return 0;
     char name[512];
-    name_of(name, sizeof name, fmt, layer);
+    name_of(v, name, sizeof name, fmt, layer);
     return v->h->weights_has(v->h, w, name);
 }
 
 static int read_named(vit *v, clpdd_weights *w, const char *fmt, int layer, int ndim, const int64_t *shape,
                       float *dst) {
     char name[512];
-    name_of(name, sizeof name, fmt, layer);
+    name_of(v, name, sizeof name, fmt, layer);
     return v->h->weights_read(v->h, w, name, ndim, shape, dst);
 }
 
@@ -328,24 +389,25 @@ static int read_host(vit *v, clpdd_weights *w, const char *fmt, int layer, int n
 
 /* a flag asks for tensors the variant has no names for */
 static int no_names(vit *v, const char *what, const char *key) {
-    return v->h->error(v->h, "vit: variant %s has no tensor names for %s (key %s)", v->var->name, what, key), -1;
+    return v->h->error(v->h, "vit: variant %s with layout %s has no tensor names for %s (key %s)", v->var->name,
+                       v->nm == &openclip_names ? "open_clip" : "timm", what, key), -1;
 }
 
 /* the checkpoint holds a tensor that the configuration ignores: refuse rather than compute
    something else silently */
 static int unexpected(vit *v, const char *fmt, int layer, const char *key) {
     char name[512];
-    name_of(name, sizeof name, fmt, layer);
+    name_of(v, name, sizeof name, fmt, layer);
     return v->h->error(v->h, "vit: the checkpoint has '%s' but %s = false", name, key), -1;
 }
 
 /* the patch-embedding weight (D, K), its columns reordered to ops->patchify's (c, py, px) */
 static int load_patch_weight(vit *v, clpdd_weights *w) {
-    const vit_variant *var = v->var;
+    const vit_names *nm = v->nm;
     const int64_t shape2[2] = {v->D, v->K}, shape4[4] = {v->D, v->c, v->p, v->p};
-    int rc = var->patch_w_4d ? read_named(v, w, var->patch_w, 0, 4, shape4, v->patch_w)
-                             : read_named(v, w, var->patch_w, 0, 2, shape2, v->patch_w);
-    if (rc || var->patch_order == VIT_PATCH_CPP || v->c == 1) return rc;
+    int rc = nm->patch_w_4d ? read_named(v, w, nm->patch_w, 0, 4, shape4, v->patch_w)
+                             : read_named(v, w, nm->patch_w, 0, 2, shape2, v->patch_w);
+    if (rc || nm->patch_order == VIT_PATCH_CPP || v->c == 1) return rc;
     /* (py, px, c) → (c, py, px): a one-off permutation on the host at load time */
     size_t nw = (size_t)v->D * (size_t)v->K;
     float *src = malloc(nw * sizeof(float)), *dst = malloc(nw * sizeof(float));
@@ -363,51 +425,6 @@ static int load_patch_weight(vit *v, clpdd_weights *w) {
     free(src);
     free(dst);
     return 0;
-}
-
-/* PyTorch's cubic convolution weights (A = −0.75) for the fractional offset t */
-static void cubic_weights(double t, double wt[4]) {
-    const double A = -0.75;
-#define CC1(x) ((((A + 2.0) * (x)) - (A + 3.0)) * (x) * (x) + 1.0)
-#define CC2(x) ((((A * (x)) - 5.0 * A) * (x) + 8.0 * A) * (x) - 4.0 * A)
-    wt[0] = CC2(t + 1.0);
-    wt[1] = CC1(t);
-    wt[2] = CC1(1.0 - t);
-    wt[3] = CC2(2.0 - t);
-#undef CC1
-#undef CC2
-}
-
-/* Bicubic resampling of a (G0, G0, D) grid of rows to (G, G, D), as F.interpolate(mode =
-   'bicubic', size = (G, G), align_corners = False, antialias = False): timm's
-   resample_abs_pos_embed with antialias off. Source coordinate (o + ½)·G0/G − ½, taps
-   clamped to the border. */
-static void resample_bicubic(float *dst, const float *src, int G0, int G, int D) {
-    const double scale = (double)(float)((float)G0 / (float)G); /* PyTorch computes it in float */
-    for (int oy = 0; oy < G; oy++) {
-        double ry = scale * (oy + 0.5) - 0.5, fy = floor(ry), wy[4];
-        cubic_weights(ry - fy, wy);
-        for (int ox = 0; ox < G; ox++) {
-            double rx = scale * (ox + 0.5) - 0.5, fx = floor(rx), wx[4];
-            cubic_weights(rx - fx, wx);
-            float *o = dst + ((size_t)oy * G + ox) * D;
-            for (int d = 0; d < D; d++) {
-                double acc = 0;
-                for (int a = 0; a < 4; a++) {
-                    int iy = (int)fy - 1 + a;
-                    iy = iy < 0 ? 0 : iy >= G0 ? G0 - 1 : iy;
-                    double row = 0;
-                    for (int b = 0; b < 4; b++) {
-                        int ix = (int)fx - 1 + b;
-                        ix = ix < 0 ? 0 : ix >= G0 ? G0 - 1 : ix;
-                        row += wx[b] * src[((size_t)iy * G0 + ix) * D + d];
-                    }
-                    acc += wy[a] * row;
-                }
-                o[d] = (float)acc;
-            }
-        }
-    }
 }
 
 /* MoCo v3's build_2d_sincos_position_embedding (temperature 10000) for patch t = y·G + x:
@@ -465,26 +482,46 @@ static int scale_rows(vit *v, float *m, int rows, int cols, const float *g) {
     return 0;
 }
 
+/* the checkpoint's position rows (pp + G0², D) into host memory: (1, rows, D), or (rows, D)
+   in open_clip's layout */
+static int read_pos(vit *v, clpdd_weights *w, int rows, float *pos) {
+    const int64_t s3[3] = {1, rows, v->D}, s2[2] = {rows, v->D};
+    return v->nm->pos_2d ? read_host(v, w, v->nm->pos, 0, 2, s2, pos) : read_host(v, w, v->nm->pos, 0, 3, s3, pos);
+}
+
+/* the patch rows of the position table (P, D) at the run's grid from the checkpoint's
+   (G0², D), resampled as pos_resample says when G0 ≠ G */
+static int grid_rows(vit *v, float *grid, const float *ck, int G0) {
+    if (G0 == v->G) {
+        memcpy(grid, ck, (size_t)v->P * v->D * sizeof(float));
+        return 0;
+    }
+    int rc = vit_pos_resample(grid, ck, G0, v->G, v->D, v->pos_resample);
+    if (!rc) return 0;
+    if (rc == -2) return v->h->error(v->h, "vit: out of host memory"), -1;
+    return v->h->error(v->h, "vit: pos_resample = %s cannot bring pos_grid %d to the grid %d (image_size %d / "
+                             "patch %d)",
+                       resample_names[v->pos_resample], G0, v->G, v->S, v->p), -1;
+}
+
 /* tok_init (T, D): CLS and registers with their position rows, patch rows = pos + patch bias */
 static int load_tokens(vit *v, clpdd_weights *w) {
-    const vit_variant *var = v->var;
+    const vit_names *nm = v->nm;
     const int D = v->D, T = v->T, P = v->P, R = v->R, npt = v->npt;
     const int G0 = v->pos_grid ? v->pos_grid : v->G, pp = v->pos_prefix ? npt : 0;
     const int64_t sD[1] = {D}, sCls[3] = {1, 1, D}, sReg[3] = {1, R, D};
-    const int64_t sPos[3] = {1, pp + (int64_t)G0 * G0, D};
     float *tok = calloc((size_t)T * D, sizeof(float)), *bias = malloc((size_t)D * sizeof(float));
     float *pos = calloc((size_t)(pp + G0 * G0) * D, sizeof(float)), *grid = malloc((size_t)P * D * sizeof(float));
     int rc = 0;
     if (!tok || !bias || !pos || !grid) rc = (v->h->error(v->h, "vit: out of host memory"), -1);
-    if (!rc) rc = read_host(v, w, var->cls, 0, 3, sCls, tok);
-    if (!rc && R) rc = var->reg ? read_host(v, w, var->reg, 0, 3, sReg, tok + D) : no_names(v, "registers", "registers");
+    if (!rc) rc = nm->cls_1d ? read_host(v, w, nm->cls, 0, 1, sD, tok) : read_host(v, w, nm->cls, 0, 3, sCls, tok);
+    if (!rc && R) rc = nm->reg ? read_host(v, w, nm->reg, 0, 3, sReg, tok + D) : no_names(v, "registers", "registers");
     /* timm drops the patch bias with norm_pre (CLIP's conv1 has none): optional there only */
-    if (!rc && v->norm_pre && !has_named(v, w, var->patch_b, 0)) memset(bias, 0, (size_t)D * sizeof(float));
-    else if (!rc) rc = read_host(v, w, var->patch_b, 0, 1, sD, bias);
+    if (!rc && v->norm_pre && !has_named(v, w, nm->patch_b, 0)) memset(bias, 0, (size_t)D * sizeof(float));
+    else if (!rc) rc = read_host(v, w, nm->patch_b, 0, 1, sD, bias);
     if (!rc && v->pos_kind == VIT_POS_LEARNED) {
-        rc = read_host(v, w, var->pos, 0, 3, sPos, pos);
-        if (!rc && G0 != v->G) resample_bicubic(grid, pos + (size_t)pp * D, G0, v->G, D);
-        else if (!rc) memcpy(grid, pos + (size_t)pp * D, (size_t)P * D * sizeof(float));
+        rc = read_pos(v, w, pp + G0 * G0, pos);
+        if (!rc) rc = grid_rows(v, grid, pos + (size_t)pp * D, G0);
     } else if (!rc) {
         sincos_table(grid, v->G, D); /* MoCo v3: the CLS position row is zero */
     }
@@ -503,31 +540,31 @@ static int load_tokens(vit *v, clpdd_weights *w) {
    separate q/k/v projections; biases fused, as separate q and v biases (k: 0), or per
    projection */
 static int load_qkv(vit *v, clpdd_weights *w, int l, vit_block *b) {
-    const vit_variant *var = v->var;
+    const vit_names *nm = v->nm;
     const int64_t I = v->I, D = v->D, sQkv[2] = {3 * I, D}, sI[1] = {I}, s3I[1] = {3 * I}, sProj[2] = {I, D};
     const size_t ID = (size_t)I * (size_t)D;
-    int fused = !var->q_w || has_named(v, w, var->qkv_w, l) || !has_named(v, w, var->q_w, l);
+    int fused = !nm->q_w || has_named(v, w, nm->qkv_w, l) || !has_named(v, w, nm->q_w, l);
     int rc;
     if (fused) {
-        rc = var->qkv_w ? read_named(v, w, var->qkv_w, l, 2, sQkv, b->qkv_w) : no_names(v, "qkv", "variant");
+        rc = nm->qkv_w ? read_named(v, w, nm->qkv_w, l, 2, sQkv, b->qkv_w) : no_names(v, "qkv", "variant");
     } else {
-        rc = read_named(v, w, var->q_w, l, 2, sProj, b->qkv_w);
-        if (!rc) rc = read_named(v, w, var->k_w, l, 2, sProj, b->qkv_w + ID);
-        if (!rc) rc = read_named(v, w, var->v_w, l, 2, sProj, b->qkv_w + 2 * ID);
+        rc = read_named(v, w, nm->q_w, l, 2, sProj, b->qkv_w);
+        if (!rc) rc = read_named(v, w, nm->k_w, l, 2, sProj, b->qkv_w + ID);
+        if (!rc) rc = read_named(v, w, nm->v_w, l, 2, sProj, b->qkv_w + 2 * ID);
     }
-    const char *any_bias = has_named(v, w, var->qkv_b, l)    ? var->qkv_b
-                           : has_named(v, w, var->q_bias, l) ? var->q_bias
-                           : has_named(v, w, var->q_b, l)    ? var->q_b
+    const char *any_bias = has_named(v, w, nm->qkv_b, l)    ? nm->qkv_b
+                           : has_named(v, w, nm->q_bias, l) ? nm->q_bias
+                           : has_named(v, w, nm->q_b, l)    ? nm->q_b
                                                              : NULL;
     if (rc) return rc;
     if (!v->qkv_bias) return any_bias ? unexpected(v, any_bias, l, "qkv_bias") : 0;
-    if (fused && var->qkv_b && (has_named(v, w, var->qkv_b, l) || !var->q_bias))
-        return read_named(v, w, var->qkv_b, l, 1, s3I, b->qkv_b);
+    if (fused && nm->qkv_b && (has_named(v, w, nm->qkv_b, l) || !nm->q_bias))
+        return read_named(v, w, nm->qkv_b, l, 1, s3I, b->qkv_b);
     v->ops->fill(b->qkv_b, 0.0f, (size_t)(3 * I));
-    const char *qb = fused ? var->q_bias : var->q_b, *vb = fused ? var->v_bias : var->v_b;
+    const char *qb = fused ? nm->q_bias : nm->q_b, *vb = fused ? nm->v_bias : nm->v_b;
     if (!qb || !vb) return no_names(v, "q/v biases", "qkv_bias");
     rc = read_named(v, w, qb, l, 1, sI, b->qkv_b);
-    if (!rc && !fused && has_named(v, w, var->k_b, l)) rc = read_named(v, w, var->k_b, l, 1, sI, b->qkv_b + I);
+    if (!rc && !fused && has_named(v, w, nm->k_b, l)) rc = read_named(v, w, nm->k_b, l, 1, sI, b->qkv_b + I);
     if (!rc) rc = read_named(v, w, vb, l, 1, sI, b->qkv_b + 2 * I);
     return rc;
 }
@@ -545,73 +582,68 @@ static int fold_layer_scale(vit *v, clpdd_weights *w, const char *fmt, int l, fl
 }
 
 static int load_block(vit *v, clpdd_weights *w, int l) {
-    const vit_variant *var = v->var;
+    const vit_names *nm = v->nm;
     vit_block *b = &v->blocks[l];
     const int64_t D = v->D, I = v->I, F = v->F;
     const int64_t sD[1] = {D}, sProj[2] = {D, I}, sFc1[2] = {F, D}, sF[1] = {F}, sFc2[2] = {D, F};
-    int rc = read_named(v, w, var->ln1_w, l, 1, sD, b->ln1_w);
-    if (!rc) rc = read_named(v, w, var->ln1_b, l, 1, sD, b->ln1_b);
+    int rc = read_named(v, w, nm->ln1_w, l, 1, sD, b->ln1_w);
+    if (!rc) rc = read_named(v, w, nm->ln1_b, l, 1, sD, b->ln1_b);
     if (!rc) rc = load_qkv(v, w, l, b);
-    if (!rc) rc = read_named(v, w, var->proj_w, l, 2, sProj, b->proj_w);
-    if (!rc) rc = read_named(v, w, var->proj_b, l, 1, sD, b->proj_b);
-    if (!rc) rc = read_named(v, w, var->ln2_w, l, 1, sD, b->ln2_w);
-    if (!rc) rc = read_named(v, w, var->ln2_b, l, 1, sD, b->ln2_b);
+    if (!rc) rc = read_named(v, w, nm->proj_w, l, 2, sProj, b->proj_w);
+    if (!rc) rc = read_named(v, w, nm->proj_b, l, 1, sD, b->proj_b);
+    if (!rc) rc = read_named(v, w, nm->ln2_w, l, 1, sD, b->ln2_w);
+    if (!rc) rc = read_named(v, w, nm->ln2_b, l, 1, sD, b->ln2_b);
     if (!rc && v->act == VIT_ACT_SWIGLU) {
-        if (!var->fc1g_w || !var->fc1x_w || !var->mlpn_w) return no_names(v, "a SwiGLU MLP", "act");
+        if (!nm->fc1g_w || !nm->fc1x_w || !nm->mlpn_w) return no_names(v, "a SwiGLU MLP", "act");
         const size_t FD = (size_t)F * (size_t)D;
-        rc = read_named(v, w, var->fc1g_w, l, 2, sFc1, b->fc1_w);
-        if (!rc) rc = read_named(v, w, var->fc1g_b, l, 1, sF, b->fc1_b);
-        if (!rc) rc = read_named(v, w, var->fc1x_w, l, 2, sFc1, b->fc1_w + FD);
-        if (!rc) rc = read_named(v, w, var->fc1x_b, l, 1, sF, b->fc1_b + F);
-        if (!rc) rc = read_named(v, w, var->mlpn_w, l, 1, sF, b->mlpn_w);
-        if (!rc) rc = read_named(v, w, var->mlpn_b, l, 1, sF, b->mlpn_b);
+        rc = read_named(v, w, nm->fc1g_w, l, 2, sFc1, b->fc1_w);
+        if (!rc) rc = read_named(v, w, nm->fc1g_b, l, 1, sF, b->fc1_b);
+        if (!rc) rc = read_named(v, w, nm->fc1x_w, l, 2, sFc1, b->fc1_w + FD);
+        if (!rc) rc = read_named(v, w, nm->fc1x_b, l, 1, sF, b->fc1_b + F);
+        if (!rc) rc = read_named(v, w, nm->mlpn_w, l, 1, sF, b->mlpn_w);
+        if (!rc) rc = read_named(v, w, nm->mlpn_b, l, 1, sF, b->mlpn_b);
     } else if (!rc) {
-        rc = read_named(v, w, var->fc1_w, l, 2, sFc1, b->fc1_w);
-        if (!rc) rc = read_named(v, w, var->fc1_b, l, 1, sF, b->fc1_b);
+        rc = read_named(v, w, nm->fc1_w, l, 2, sFc1, b->fc1_w);
+        if (!rc) rc = read_named(v, w, nm->fc1_b, l, 1, sF, b->fc1_b);
     }
-    if (!rc) rc = read_named(v, w, var->fc2_w, l, 2, sFc2, b->fc2_w);
-    if (!rc) rc = read_named(v, w, var->fc2_b, l, 1, sD, b->fc2_b);
+    if (!rc) rc = read_named(v, w, nm->fc2_w, l, 2, sFc2, b->fc2_w);
+    if (!rc) rc = read_named(v, w, nm->fc2_b, l, 1, sD, b->fc2_b);
     if (!rc && v->layer_scale) {
-        if (!var->ls1 || !var->ls2) return no_names(v, "LayerScale", "layer_scale");
-        rc = fold_layer_scale(v, w, var->ls1, l, b->proj_w, v->I, b->proj_b);
-        if (!rc) rc = fold_layer_scale(v, w, var->ls2, l, b->fc2_w, v->F, b->fc2_b);
-    } else if (!rc && has_named(v, w, var->ls1, l)) {
-        rc = unexpected(v, var->ls1, l, "layer_scale");
+        if (!nm->ls1 || !nm->ls2) return no_names(v, "LayerScale", "layer_scale");
+        rc = fold_layer_scale(v, w, nm->ls1, l, b->proj_w, v->I, b->proj_b);
+        if (!rc) rc = fold_layer_scale(v, w, nm->ls2, l, b->fc2_w, v->F, b->fc2_b);
+    } else if (!rc && has_named(v, w, nm->ls1, l)) {
+        rc = unexpected(v, nm->ls1, l, "layer_scale");
     }
     return rc;
 }
 
-static int load_weights(vit *v, const char *path) {
+/* the projection (E, D) into v->head_w: timm's head.weight as it is, open_clip's proj (D, E)
+   transposed (x·proj = proj^T x); the bias, where the layout has one, else 0 */
+static int load_head(vit *v, clpdd_weights *w) {
+    const vit_names *nm = v->nm;
+    const int64_t D = v->D, E = v->E, sHead[2] = {E, D}, sHeadT[2] = {D, E}, sE[1] = {E};
+    if (!nm->head_w) return no_names(v, "a projection", "proj");
+    int rc;
+    if (nm->head_t) {
+        float *pt = malloc((size_t)(D * E) * sizeof(float)), *p = malloc((size_t)(D * E) * sizeof(float));
+        rc = pt && p ? read_host(v, w, nm->head_w, 0, 2, sHeadT, pt)
+                     : (v->h->error(v->h, "vit: out of host memory"), -1);
+        for (int64_t e = 0; !rc && e < E; e++)
+            for (int64_t d = 0; d < D; d++) p[e * D + d] = pt[d * E + e];
+        if (!rc) v->ops->to_device(v->head_w, p, (size_t)(D * E) * sizeof(float));
+        free(pt), free(p);
+    } else {
+        rc = read_named(v, w, nm->head_w, 0, 2, sHead, v->head_w);
+    }
+    if (!rc && has_named(v, w, nm->head_b, 0)) return read_named(v, w, nm->head_b, 0, 1, sE, v->head_b);
+    if (!rc) v->ops->fill(v->head_b, 0.0f, (size_t)E);
+    return rc;
+}
+
+/* the tables computed rather than read: the ones of mean pooling, RoPE's sin and cos */
+static int fixed_tables(vit *v) {
     const clpdd_host *h = v->h;
-    const vit_variant *var = v->var;
-    clpdd_weights *w = h->weights_open(h, path);
-    if (!w) return -1; /* the host's message names the path */
-    const int64_t D = v->D, E = v->E, sD[1] = {D}, sHead[2] = {E, D}, sE[1] = {E};
-    int rc = load_patch_weight(v, w);
-    if (!rc && v->norm_pre) { /* before the tokens: norm_pre decides whether the patch bias is optional */
-        if (!var->pre_w) rc = no_names(v, "norm_pre", "norm_pre");
-        if (!rc) rc = h->weights_read(h, w, var->pre_w, 1, sD, v->pre_w);
-        if (!rc) rc = h->weights_read(h, w, var->pre_b, 1, sD, v->pre_b);
-    } else if (!rc && has_named(v, w, var->pre_w, 0)) {
-        rc = unexpected(v, var->pre_w, 0, "norm_pre");
-    }
-    if (!rc) rc = load_tokens(v, w);
-    for (int l = 0; l < v->L && !rc; l++) rc = load_block(v, w, l);
-    const char *nw = v->pool == VIT_POOL_MEAN ? var->fcn_w : var->norm_w;
-    const char *nb = v->pool == VIT_POOL_MEAN ? var->fcn_b : var->norm_b;
-    if (!rc && !nw) rc = no_names(v, "fc_norm", "pool");
-    if (!rc) rc = h->weights_read(h, w, nw, 1, sD, v->norm_w);
-    if (!rc) rc = h->weights_read(h, w, nb, 1, sD, v->norm_b);
-    if (!rc && v->E) {
-        if (!var->head_w) rc = no_names(v, "a projection", "proj");
-        if (!rc) rc = h->weights_read(h, w, var->head_w, 2, sHead, v->head_w);
-        if (!rc && var->head_b && h->weights_has(h, w, var->head_b))
-            rc = h->weights_read(h, w, var->head_b, 1, sE, v->head_b);
-        else if (!rc)
-            v->ops->fill(v->head_b, 0.0f, (size_t)E);
-    }
-    h->weights_close(h, w);
-    if (rc) return rc;
     if (v->pool == VIT_POOL_MEAN) {
         float *one = malloc((size_t)v->P * sizeof(float));
         if (!one) return h->error(h, "vit: out of host memory"), -1;
@@ -632,6 +664,68 @@ static int load_weights(vit *v, const char *path) {
         free(sn), free(cs);
     }
     return 0;
+}
+
+/* v->nm and v->prefix from the keys layout and key_prefix. layout = auto looks for the patch
+   embedding under each layout (and, without key_prefix, under each of auto_prefixes) and takes
+   the one that is there; several are an error, none too unless weights = random (whose
+   tensors all exist: the variant's own names). */
+static int resolve_layout(vit *v, clpdd_weights *w, int prefix_set) {
+    const vit_names *layouts[2] = {&v->var->names, &openclip_names};
+    v->nm = layouts[v->layout == VIT_LAYOUT_OPEN_CLIP];
+    if (v->layout != VIT_LAYOUT_AUTO || !strcmp(v->weights_id, CLPDD_RANDOM_WEIGHTS)) return 0;
+    char *user = v->prefix, found[2][600];
+    const char *prefix = user;
+    int nfound = 0;
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < (prefix_set ? 1 : VIT_N_AUTO_PREFIXES); i++) {
+            v->prefix = prefix_set ? user : (char *)auto_prefixes[i];
+            if (!has_named(v, w, layouts[l]->patch_w, 0)) continue;
+            if (nfound < 2) name_of(v, found[nfound], sizeof found[0], layouts[l]->patch_w, 0);
+            if (nfound++ == 0) v->nm = layouts[l], prefix = v->prefix;
+        }
+    v->prefix = user;
+    if (nfound > 1)
+        return v->h->error(v->h, "vit: %s: more than one layout fits ('%s', '%s'%s); set layout and key_prefix",
+                           v->weights_id, found[0], found[1], nfound > 2 ? ", ..." : ""), -1;
+    if (!nfound)
+        return v->h->error(v->h, "vit: %s: no patch embedding of a known layout ('%s%s' for variant %s, '%s%s' for "
+                                 "open_clip%s); set layout and key_prefix to the checkpoint's",
+                           v->weights_id, user, v->var->names.patch_w, v->var->name, user, openclip_names.patch_w,
+                           prefix_set ? "" : ", also under module.base_encoder. and module."), -1;
+    if (prefix == user) return 0;
+    char *copy = strdup(prefix);
+    if (!copy) return v->h->error(v->h, "vit: out of host memory"), -1;
+    free(user);
+    v->prefix = copy;
+    return 0;
+}
+
+static int load_weights(vit *v, const char *path, int prefix_set) {
+    const clpdd_host *h = v->h;
+    clpdd_weights *w = h->weights_open(h, path);
+    if (!w) return -1; /* the host's message names the path */
+    int rc = resolve_layout(v, w, prefix_set);
+    const vit_names *nm = v->nm;
+    const int64_t sD[1] = {v->D};
+    if (!rc) rc = load_patch_weight(v, w);
+    if (!rc && v->norm_pre) { /* before the tokens: norm_pre decides whether the patch bias is optional */
+        if (!nm->pre_w) rc = no_names(v, "norm_pre", "norm_pre");
+        if (!rc) rc = read_named(v, w, nm->pre_w, 0, 1, sD, v->pre_w);
+        if (!rc) rc = read_named(v, w, nm->pre_b, 0, 1, sD, v->pre_b);
+    } else if (!rc && has_named(v, w, nm->pre_w, 0)) {
+        rc = unexpected(v, nm->pre_w, 0, "norm_pre");
+    }
+    if (!rc) rc = load_tokens(v, w);
+    for (int l = 0; l < v->L && !rc; l++) rc = load_block(v, w, l);
+    const char *nw = v->pool == VIT_POOL_MEAN ? nm->fcn_w : nm->norm_w;
+    const char *nb = v->pool == VIT_POOL_MEAN ? nm->fcn_b : nm->norm_b;
+    if (!rc && !nw) rc = no_names(v, "fc_norm", "pool");
+    if (!rc) rc = read_named(v, w, nw, 0, 1, sD, v->norm_w);
+    if (!rc) rc = read_named(v, w, nb, 0, 1, sD, v->norm_b);
+    if (!rc && v->E) rc = load_head(v, w);
+    h->weights_close(h, w);
+    return rc ? rc : fixed_tables(v);
 }
 
 /* carve the parameters out of one allocation; base = NULL counts */
@@ -680,6 +774,7 @@ static void vit_destroy(void *self) {
     if (v->params) v->h->free(v->h, v->params);
     free(v->blocks);
     free(v->weights_id);
+    free(v->prefix);
     free(v);
 }
 
@@ -744,6 +839,8 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
     v->E = key_int(h, cfg, "proj", var->proj);
     v->rope = key_bool(h, cfg, "rope", var->rope);
     v->rope_ref = key_int(h, cfg, "rope_ref", var->rope_ref);
+    v->pos_resample = (vit_resample)key_enum(h, cfg, "pos_resample", var->pos_resample);
+    v->layout = h->cfg_enum(h, cfg, "layout");
     if (h->cfg_is_set(h, cfg, "dim_head") || var->dim_head) {
         v->hd = key_int(h, cfg, "dim_head", var->dim_head);
     } else if (v->D % v->Hh) {
@@ -782,8 +879,6 @@ static int vit_read_config(const clpdd_host *h, const clpdd_section *cfg, vit *v
     v->scale = 1.0f / sqrtf((float)v->hd);
     if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
         return -1;
-    if (read_norm(h, cfg, "mean", v->c, var->mean, v->mean) || read_norm(h, cfg, "std", v->c, var->std, v->std))
-        return -1;
     /* attention: fused needs the ABI 1.3 ops (a core before 1.3 has no such members; one that
        leaves them NULL cannot fuse either) and hd ≤ 128 */
     const int attn = h->cfg_enum(h, cfg, "attention");
@@ -813,10 +908,10 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
     vit *v = calloc(1, sizeof *v);
     if (!v) return h->error(h, "vit: out of host memory"), -1;
     if (vit_read_config(h, cfg, v)) goto fail;
-    const vit_variant *var = v->var;
-    v->weights_id = strdup(h->cfg_is_set(h, cfg, "weights") ? h->cfg_str(h, cfg, "weights") : var->weights);
+    v->weights_id = strdup(h->cfg_is_set(h, cfg, "weights") ? h->cfg_str(h, cfg, "weights") : v->var->weights);
+    v->prefix = strdup(h->cfg_str(h, cfg, "key_prefix"));
     v->blocks = calloc((size_t)v->L + 1, sizeof *v->blocks);
-    if (!v->weights_id || !v->blocks) {
+    if (!v->weights_id || !v->prefix || !v->blocks) {
         h->error(h, "vit: out of host memory");
         goto fail;
     }
@@ -828,7 +923,7 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
     }
     params_layout(v, v->params);
     if (acts_alloc(v, &v->infer, v->batch, 0)) goto fail;
-    if (load_weights(v, v->weights_id)) goto fail;
+    if (load_weights(v, v->weights_id, h->cfg_is_set(h, cfg, "key_prefix"))) goto fail;
     *out = v;
     return 0;
 fail:
@@ -857,6 +952,7 @@ static const char *vit_key_default(const clpdd_host *h, const clpdd_section *cfg
     if (!strcmp(key, "norm_eps")) return snprintf(buf, n, "%.7g", (double)v.eps), buf;
     if (!strcmp(key, "act")) return snprintf(buf, n, "%s", act_names[v.act]), buf;
     if (!strcmp(key, "pool")) return snprintf(buf, n, "%s", pool_names[v.pool]), buf;
+    if (!strcmp(key, "pos_resample")) return snprintf(buf, n, "%s", resample_names[v.pos_resample]), buf;
     if (!strcmp(key, "weights")) return snprintf(buf, n, "%s", v.var->weights), buf;
     if (!strcmp(key, "mean") || !strcmp(key, "std")) {
         const float *x = key[0] == 'm' ? v.mean : v.std;
@@ -864,7 +960,7 @@ static const char *vit_key_default(const clpdd_host *h, const clpdd_section *cfg
         else snprintf(buf, n, "%.7g, %.7g, %.7g", (double)x[0], (double)x[1], (double)x[2]);
         return buf;
     }
-    return NULL; /* variant, batch: the declared default */
+    return NULL; /* variant, batch, layout, key_prefix: the declared default */
 }
 
 static int vit_describe(void *self, clpdd_backbone_info *info) {
@@ -946,7 +1042,7 @@ static const clpdd_plugin vit_plugin = {
     /* .abi_minor = */ 4, /* key_default (1.2), the fused attention ops (1.3), host cfg_enum (1.4) */
     /* .kind = */ CLPDD_KIND_BACKBONE,
     /* .name = */ "vit",
-    /* .version = */ "1.1.0",
+    /* .version = */ "1.2.0",
     /* .summary = */ "Vision Transformer family (lucid, timm vit/deit, dinov2, clip, mocov3, eva02); pooled, normalised "
                      "(and projected) features",
     /* .keys = */ vit_keys,

@@ -16,7 +16,8 @@
  *           learned position embedding, qkv without bias, ReLU MLP, final LayerNorm of CLS
  *   vit, deit  timm VisionTransformer: conv patch embedding, qkv bias, GELU, CLS pooling
  *   dinov2  timm vit_*_dinov2: + LayerScale (ls1/ls2, folded into proj/fc2 at load), patch 14,
- *           position embedding resampled bicubically from its own grid, optional registers
+ *           position embedding resampled from its own 37×37 grid as the DINOv2 repository's
+ *           torch.hub model does (pos_resample = hub, vit_pos.c), optional registers
  *   clip    timm vit_*_clip_quickgelu (OpenAI): norm_pre (ln_pre), QuickGELU, LayerNorm eps
  *           1e-5, feature = head(norm(CLS)) (the CLIP projection, with timm's zero bias)
  *   mocov3  MoCo v3 (timm VisionTransformer + fixed 2-D sin-cos position embedding, computed
@@ -24,6 +25,10 @@
  *   eva02   timm Eva (EVA-02): SwiGLU MLP with sub-LayerNorm, 2-D RoPE on q and k of the
  *           patch tokens, separate q/k/v projections (q and v biased), feature =
  *           fc_norm(mean of the patch tokens)
+ *
+ * A checkpoint's names are the variant's own (layout = timm) or open_clip's (layout = open_clip:
+ * OpenAI / open_clip CLIP under visual.), optionally under a prefix (key_prefix), or found from
+ * the file (layout = auto). docs/encoders.md says which reference each setting reproduces.
  *
  * All tensors are in host->ops memory (device memory on CUDA): never dereferenced here. */
 #ifndef CLPDD_VIT_H
@@ -57,9 +62,56 @@ typedef enum {
     VIT_POOL_COUNT
 } vit_pool;
 
-/* The name map and defaults of a variant. Per-block names contain one %d (the block
- * index). A NULL name means the variant has no such tensor. Alternatives are tried in the
+/* How a checkpoint's position table is brought to the run's grid when the two differ; each
+ * is how one reference runs the encoder (docs/encoders.md):
+ *   plain  F.interpolate(size = (G, G), bicubic, align_corners = False, antialias = False):
+ *          timm's resample_abs_pos_embed(antialias = False)
+ *   timm   the same with antialias = True (upsample_bicubic2d_aa: Keys' cubic with a = −0.5,
+ *          support widened by the downscale factor, taps renormalised at the border): timm's
+ *          pretrained loading at another img_size, and dynamic_img_size
+ *   hub    the DINOv2 repository's interpolate_pos_encoding (torch.hub): F.interpolate with
+ *          scale_factor = (G + 0.1)/G0 (output side floor(G0·scale_factor) = G), bicubic
+ *          a = −0.75, align_corners = False, no antialias; the sampling step is 1/scale_factor,
+ *          not G0/G */
+typedef enum {
+    VIT_RESAMPLE_PLAIN = 0,
+    VIT_RESAMPLE_TIMM = 1,
+    VIT_RESAMPLE_HUB = 2,
+    VIT_RESAMPLE_COUNT
+} vit_resample;
+
+/* The tensor names of one checkpoint layout. Per-block names contain one %d (the block
+ * index). A NULL name means the layout has no such tensor. Alternatives are tried in the
  * order listed (e.g. a fused qkv first, then separate q/k/v projections). */
+typedef struct vit_names {
+    vit_patch_order patch_order;
+    int patch_w_4d;                    /* 1: weight stored (D, c, p, p) as a conv; 0: (D, K) */
+    const char *patch_w, *patch_b;     /* (D, K), (D) */
+    const char *cls;                   /* (1, 1, D); cls_1d: (D) */
+    const char *reg;                   /* (1, R, D) */
+    const char *pos;                   /* (1, pos_prefix + G0², D); pos_2d: without the 1 */
+    const char *pre_w, *pre_b;         /* norm_pre (D) */
+    const char *ln1_w, *ln1_b;         /* (D) */
+    const char *qkv_w, *qkv_b;         /* fused (3I, D), (3I) */
+    const char *q_bias, *v_bias;       /* fused weight with separate q and v biases (I) (k: 0) */
+    const char *q_w, *k_w, *v_w;       /* separate projections (I, D) */
+    const char *q_b, *k_b, *v_b;       /* their biases (I); k's usually absent (0) */
+    const char *proj_w, *proj_b;       /* (D, I), (D) */
+    const char *ls1, *ls2;             /* LayerScale (D) */
+    const char *ln2_w, *ln2_b;         /* (D) */
+    const char *fc1_w, *fc1_b;         /* (F, D), (F) */
+    const char *fc1g_w, *fc1g_b;       /* SwiGLU gate (F, D), (F) */
+    const char *fc1x_w, *fc1x_b;       /* SwiGLU value (F, D), (F) */
+    const char *mlpn_w, *mlpn_b;       /* SwiGLU sub-LayerNorm (F) */
+    const char *fc2_w, *fc2_b;         /* (D, F), (D) */
+    const char *norm_w, *norm_b;       /* final LayerNorm (D), CLS pooling */
+    const char *fcn_w, *fcn_b;         /* fc_norm (D), mean pooling */
+    const char *head_w, *head_b;       /* projection (E, D), (E) (bias optional); head_t: (D, E) */
+    int cls_1d, pos_2d, head_t;        /* open_clip's shapes: class_embedding (D), positional_embedding
+                                          (T, D), proj (D, E) applied as x·proj */
+} vit_names;
+
+/* The defaults of a variant and its own tensor names (timm's, or lucidrains'). */
 typedef struct vit_variant {
     const char *name;
     /* ---- defaults (each overridable by the key of the same name) ---- */
@@ -78,30 +130,8 @@ typedef struct vit_variant {
     int proj;             /* projection width after pooling; 0: none */
     int rope;             /* 2-D RoPE on q, k of the patch tokens */
     int rope_ref;         /* RoPE reference grid (timm's ref_feat_shape); 0: the run's grid */
-    /* ---- layout ---- */
-    vit_patch_order patch_order;
-    int patch_w_4d;                    /* 1: weight stored (D, c, p, p) as a conv; 0: (D, K) */
-    const char *patch_w, *patch_b;     /* (D, K), (D) */
-    const char *cls;                   /* (1, 1, D) */
-    const char *reg;                   /* (1, R, D) */
-    const char *pos;                   /* (1, pos_prefix + G0², D) */
-    const char *pre_w, *pre_b;         /* norm_pre (D) */
-    const char *ln1_w, *ln1_b;         /* (D) */
-    const char *qkv_w, *qkv_b;         /* fused (3I, D), (3I) */
-    const char *q_bias, *v_bias;       /* fused weight with separate q and v biases (I) (k: 0) */
-    const char *q_w, *k_w, *v_w;       /* separate projections (I, D) */
-    const char *q_b, *k_b, *v_b;       /* their biases (I); k's usually absent (0) */
-    const char *proj_w, *proj_b;       /* (D, I), (D) */
-    const char *ls1, *ls2;             /* LayerScale (D) */
-    const char *ln2_w, *ln2_b;         /* (D) */
-    const char *fc1_w, *fc1_b;         /* (F, D), (F) */
-    const char *fc1g_w, *fc1g_b;       /* SwiGLU gate (F, D), (F) */
-    const char *fc1x_w, *fc1x_b;       /* SwiGLU value (F, D), (F) */
-    const char *mlpn_w, *mlpn_b;       /* SwiGLU sub-LayerNorm (F) */
-    const char *fc2_w, *fc2_b;         /* (D, F), (D) */
-    const char *norm_w, *norm_b;       /* final LayerNorm (D), CLS pooling */
-    const char *fcn_w, *fcn_b;         /* fc_norm (D), mean pooling */
-    const char *head_w, *head_b;       /* projection (E, D), (E) (bias optional) */
+    vit_resample pos_resample; /* how the position table reaches the run's grid */
+    vit_names names;      /* layout = timm (the variant's own names) */
 } vit_variant;
 
 /* parameters of one block (pointers into vit.params) */
@@ -165,6 +195,8 @@ typedef struct vit {
     const clpdd_host *h;
     const clpdd_ops *ops;
     const vit_variant *var;
+    const vit_names *nm; /* the checkpoint's layout (key layout, or detected from the file) */
+    char *prefix;        /* key_prefix: put before every tensor name */
     int c, S, p, G, P, R, npt, T, K, D, L, Hh, hd, I, F, Fu, E, batch;
     float eps, scale;
     float mean[3], std[3];
@@ -173,6 +205,8 @@ typedef struct vit {
     int qkv_bias, layer_scale, norm_pre, pos_grid, rope, rope_ref, pos_prefix;
     int fused;       /* key attention resolved: 1 = ops->attention_fused (no T×T matrix), 0 = materialised */
     vit_pos_kind pos_kind;
+    vit_resample pos_resample;
+    int layout;      /* key layout: VIT_LAYOUT_* (vit.c) */
     vit_pool pool;
     char *weights_id;
     /* parameters, one allocation */
@@ -187,6 +221,10 @@ typedef struct vit {
     vit_block *blocks; /* [L] */
     vit_acts infer;    /* inference scratch for `batch` images */
 } vit;
+
+/* vit_pos.c: the (G0, G0, D) grid of position rows resampled to (G, G, D) as `mode` says;
+   returns 0, -1 when hub's output side floor(G0·(G + 0.1)/G0) is not G, -2 out of memory */
+int vit_pos_resample(float *dst, const float *src, int G0, int G, int D, vit_resample mode);
 
 /* vit_forward.c: features (n, d) = f(images (n, c, S, S)) for n ≤ a->max_n, keeping in `a`
    what backward needs when a's buffers are distinct */
