@@ -50,11 +50,16 @@
  * Train and test with different class sets: clpdd_data_same_classes (the caller checks the pair).
  *
  * Dataset id (the feature cache's key): FNV-1a over kind, split, the class list, each listed file's
- * path relative to the root, its size and mtime (ns) and label, and the preprocessing (resize,
- * crop, grey, dct_scaling), limit, subset_seed and skip_bad. File CONTENTS are not hashed (reading
- * ImageNet's 140 GB for a key would cost as much as the extraction): a file rewritten in place with
- * the same size and mtime (e.g. `cp -p`, or a restored backup) keeps the old cache; touch it or
- * clear the cache. CIFAR: the .bin files' names, sizes and mtimes. */
+ * path relative to the root, its label and its identity, and the preprocessing (resize, crop,
+ * grey, dct_scaling), limit, subset_seed and skip_bad. A file's identity ([data] verify):
+ *   stat     (default) what git's index trusts: size, mtime, ctime (ns), device and inode. A file
+ *            rewritten with the same size and its mtime put back (`touch -r`, utimensat) still
+ *            gets a new ctime, which no user call can set back; a restored backup or a copy gets
+ *            a new inode. Either way the features are extracted again. Costs one stat per file.
+ *   content  the XXH3-64 of every file's bytes (a full read of the dataset at every load, cheap
+ *            next to the extraction for small sets): nothing about the file but its bytes, so a
+ *            copied or moved tree keeps its cache and any change of a byte is seen.
+ * CIFAR: the batches' bytes themselves (XXH3 of the decoded records; they are read whole anyway). */
 #ifndef CLPDD_DATA_SOURCE_H
 #define CLPDD_DATA_SOURCE_H
 #include <stdint.h>
@@ -92,7 +97,15 @@ typedef struct clpdd_data_cfg {
                                  faster for large files, changes pixels vs PIL (results/data/README.md) */
     long limit;               /* > 0: class-stratified random subset of this size (seeded) */
     uint64_t subset_seed;
+    int verify;               /* a file's identity in the dataset id: clpdd_data_verify ([data] verify) */
+    const char *const *splits; /* manifest: every split value the caller uses, NULL-terminated (e.g. the
+                                  train and test splits); rows in none of them are counted in
+                                  info->other_rows. NULL: only `split` is known */
 } clpdd_data_cfg;
+
+/* [data] verify: how a listed file's identity enters the dataset id (see above) */
+typedef enum { CLPDD_VERIFY_STAT = 0, CLPDD_VERIFY_CONTENT, CLPDD_VERIFY_COUNT } clpdd_data_verify;
+extern const char *const clpdd_data_verify_names[CLPDD_VERIFY_COUNT];
 
 /* one listed image */
 typedef struct clpdd_data_item {
@@ -100,7 +113,8 @@ typedef struct clpdd_data_item {
     const char *rel;  /* path relative to the root (into path) */
     int32_t label;
     int line;         /* manifest: the CSV line (1-based); 0 otherwise */
-    int64_t size, mtime_ns;
+    int64_t size, mtime_ns, ctime_ns;
+    uint64_t dev, ino;
 } clpdd_data_item;
 
 typedef struct clpdd_data_list {
@@ -111,6 +125,8 @@ typedef struct clpdd_data_list {
     long ignored;           /* imagefolder: files without an image extension */
     long skipped;           /* manifest rows left out with skip_bad (missing file, bad label) */
     char *skipped_first[CLPDD_DATA_REPORT_FIRST];
+    long other_rows;        /* manifest rows of a split value the caller does not use */
+    char *other_first;      /* "file.csv:line: split 'x'" of the first of them */
 } clpdd_data_list;
 
 /* what a load did besides the pixels: the class names and what was skipped */
@@ -120,12 +136,14 @@ typedef struct clpdd_data_info {
     long listed;           /* images listed before subset / skipping */
     long skipped, ignored; /* bad images left out (skip_bad), non-image files ignored */
     char *skipped_first[CLPDD_DATA_REPORT_FIRST]; /* "path: message" of the first skipped */
+    long other_rows;   /* manifest: rows whose split is none of cfg.splits (or not cfg.split) */
+    char *other_first; /* "file.csv:line: split 'x'" of the first of them */
 } clpdd_data_info;
 
 int clpdd_data_list_imagefolder(clpdd_data_list *l, const char *root, const char *split, const char *classes_file,
                                 clpdd_err *e);
-int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *classes_file,
-                             int skip_bad, clpdd_err *e);
+int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *const *splits,
+                             const char *classes_file, int skip_bad, clpdd_err *e);
 void clpdd_data_list_free(clpdd_data_list *l);
 
 /* list and subset one split (image folder / manifest: read on demand afterwards; CIFAR: decoded
