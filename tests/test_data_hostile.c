@@ -357,3 +357,85 @@ Test(data_hostile, report_with_a_metrics_json_that_is_a_directory, .init = mk_tm
     cr_expect_eq(clpdd_report(dirs, 1, &o, &r, &e), -1);
     cr_expect(strstr(e.msg, "run1/metrics.json: is a directory, not a regular file"), "%s", e.msg);
 }
+
+/* ---------------------------------------------------------------- through the driver */
+
+/* a 28 x 28 grey PNG of one value */
+static void put_flat(const char *rel, int v) {
+    uint8_t px[28 * 28];
+    memset(px, v, sizeof px);
+    for (int i = 0; i < 28; i++) px[i * 28 + i] = (uint8_t)(255 - v); /* a diagonal, so images differ */
+    clpdd_err e;
+    cr_assert_eq(clpdd_png_write(at(rel), px, 28, 28, 1, &e), 0, "%s", e.msg);
+}
+
+static int count_of(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+/* `clpdd features` on a small image folder: cached, then a training image overwritten in place
+   by other pixels of the same file size with its mtime put back must be extracted again (it was
+   served "from cache"); a FIFO among the images is an error (or a skipped image), never a hang */
+Test(data_hostile, driver_reextracts_after_a_stamp_preserving_rewrite, .init = mk_tmp, .fini = rm_tmp, .timeout = 240) {
+    test_model_file("mnist-vit.safetensors");
+    char r[128];
+    for (int s = 0; s < 2; s++)
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < (s ? 3 : 6); i++) {
+                snprintf(r, sizeof r, "img/%s/c%d", s ? "val" : "train", c);
+                mkdirs(r);
+                snprintf(r, sizeof r, "img/%s/c%d/%d.png", s ? "val" : "train", c, i);
+                put_flat(r, 20 * c + 3 * i + 40 * s);
+            }
+    /* another value whose PNG has the same size as train/c1/2.png */
+    struct stat st, cand;
+    cr_assert_eq(stat(at("img/train/c1/2.png"), &st), 0);
+    int found = -1;
+    for (int v = 100; v < 250 && found < 0; v++) {
+        put_flat("other.png", v);
+        cr_assert_eq(stat(at("other.png"), &cand), 0);
+        if (cand.st_size == st.st_size) found = v;
+    }
+    cr_assert(found >= 0, "no same-size PNG found");
+    char ini[1024], args[2048];
+    snprintf(ini, sizeof ini,
+             "[data]\ndataset = imagefolder\nroot = %s\nval_size = 2\nworkers = 1\ncache_dir = %s\n"
+             "[backbone]\nname = vit\nweights = mnist-vit.safetensors\n[solver]\nname = ridge\n[loss]\nname = ce\n",
+             at("img"), at("cache"));
+    put_text("t.ini", ini, strlen(ini));
+    snprintf(args, sizeof args, "features %s", at("t.ini"));
+    static char out[65536];
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
+    cr_expect_eq(count_of(out, "from cache"), 0, "%s", out);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
+    cr_expect_eq(count_of(out, "from cache"), 2, "both splits cached: %s", out);
+
+    /* other pixels, the same size, the same inode, the mtime put back */
+    uint8_t *bytes;
+    size_t len;
+    clpdd_err e;
+    cr_assert_eq(clpdd_read_file(at("other.png"), &bytes, &len, &e), 0, "%s", e.msg);
+    usleep(20000);
+    int fd = open(at("img/train/c1/2.png"), O_WRONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, bytes, len, 0), (ssize_t)len);
+    close(fd);
+    free(bytes);
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    cr_assert_eq(utimensat(AT_FDCWD, at("img/train/c1/2.png"), ts, 0), 0);
+    cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
+    cr_expect_eq(count_of(out, "from cache"), 1, "the training split must be extracted again: %s", out);
+    const char *hit = strstr(out, "from cache");
+    while (hit && hit > out && hit[-1] != '\n') hit--;
+    cr_expect(hit && strstr(hit, "/val (") && strstr(hit, "/val (") < strstr(hit, "from cache"), "the cached one is val: %s",
+              out);
+
+    /* a FIFO named like an image: an error naming it, or with on_bad_image = skip left out */
+    cr_assert_eq(mkfifo(at("img/train/c0/pipe.png"), 0600), 0);
+    cr_expect_eq(test_driver(args, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "pipe.png") && strstr(out, "is a FIFO"), "%s", out);
+    snprintf(args, sizeof args, "features %s --set data.on_bad_image=skip", at("t.ini"));
+    cr_expect_eq(test_driver(args, out, sizeof out), 0, "%s", out);
+}

@@ -68,7 +68,6 @@ static void push_item(clpdd_data_list *l, int *cap, char *path, size_t rel_off, 
     it->size = st ? (int64_t)st->st_size : 0;
     it->mtime_ns = st ? ts_ns(st->st_mtim) : 0;
     it->ctime_ns = st ? ts_ns(st->st_ctim) : 0;
-    it->dev = st ? (uint64_t)st->st_dev : 0;
     it->ino = st ? (uint64_t)st->st_ino : 0;
 }
 
@@ -903,7 +902,9 @@ static int hash_list(const clpdd_data_list *l, const clpdd_data_cfg *cfg, uint64
             if (clpdd_file_content_hash(it->path, NULL, &x, e)) return clpdd_err_prefix(e, "data: [data] verify = content: ");
             h = clpdd_hash64(h, &x, sizeof x);
         } else {
-            int64_t id[5] = {it->size, it->mtime_ns, it->ctime_ns, (int64_t)it->dev, (int64_t)it->ino};
+            /* not the device: the nodes of a cluster mount one dataset under different device
+               numbers, and `clpdd features --shard` jobs on them must agree on the key */
+            int64_t id[4] = {it->size, it->mtime_ns, it->ctime_ns, (int64_t)it->ino};
             h = clpdd_hash64(h, id, sizeof id);
         }
     }

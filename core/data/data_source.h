@@ -18,13 +18,22 @@
  *                are then found by name: path (those names), label (label / y / target / class),
  *                split (split) — so Waterbirds' metadata.csv works as it is (split = 0/1/2).
  *                Without a header the columns are path, label, split in that order. Fields may be
- *                "quoted" ("" escapes a quote). Relative paths resolve against the CSV's folder.
- *                Labels: when every row's label is a non-negative integer, it is the label
- *                (classes = the classes_file's line count when given, else 1 + the largest label
- *                over the WHOLE file, so every split agrees); otherwise labels are class names,
- *                numbered by classes_file when given, else in order of first appearance in the
- *                whole CSV (all splits, so train and test agree). A row's split column, when
- *                present, must equal cfg.split for the row to be kept; without one every row is.
+ *                "quoted" ("" escapes a quote); spaces and tabs around a field are not part of
+ *                it. Relative paths resolve against the CSV's folder.
+ *                Labels are all integers or all class names (a mix, e.g. one `1.5` among
+ *                integers, is an error naming both lines). Integers are the label (classes =
+ *                the classes_file's line count when given, else 1 + the largest label over the
+ *                WHOLE file, so every split agrees); class names are numbered by classes_file
+ *                when given, else in order of first appearance in the whole CSV (all splits, so
+ *                train and test agree).
+ *                Splits: with cfg.split set the file needs a split column (else every row would
+ *                be in both splits: an error); a row is kept when its split equals cfg.split; a
+ *                split that differs from a used one (cfg.splits, else cfg.split) only in case is
+ *                an error naming the line; rows of a split the caller does not use are left
+ *                out and counted (info->other_rows, the first named). With cfg.split NULL every
+ *                row is kept.
+ *                Errors naming the CSV line(s): a NUL byte, an empty or implausibly large
+ *                label, the same path on two rows (two labels, or two splits).
  *   cifar10, cifar100  the binary versions (core/io/cifar.h); split train or test.
  *
  * Preprocessing: resize > 0 → torchvision Resize(resize) (shorter side, Pillow bilinear with
@@ -52,7 +61,8 @@
  * Dataset id (the feature cache's key): FNV-1a over kind, split, the class list, each listed file's
  * path relative to the root, its label and its identity, and the preprocessing (resize, crop,
  * grey, dct_scaling), limit, subset_seed and skip_bad. A file's identity ([data] verify):
- *   stat     (default) what git's index trusts: size, mtime, ctime (ns), device and inode. A file
+ *   stat     (default) what git's index trusts: size, mtime, ctime (ns) and inode (not the
+ *            device, which differs between the nodes of a cluster mounting one dataset). A file
  *            rewritten with the same size and its mtime put back (`touch -r`, utimensat) still
  *            gets a new ctime, which no user call can set back; a restored backup or a copy gets
  *            a new inode. Either way the features are extracted again. Costs one stat per file.
@@ -114,7 +124,7 @@ typedef struct clpdd_data_item {
     int32_t label;
     int line;         /* manifest: the CSV line (1-based); 0 otherwise */
     int64_t size, mtime_ns, ctime_ns;
-    uint64_t dev, ino;
+    uint64_t ino;
 } clpdd_data_item;
 
 typedef struct clpdd_data_list {
