@@ -163,7 +163,7 @@ static int walk_enter(const walk_path *wp, const char *full, const struct stat *
                                  "folder walk follows links, so remove the link or point it outside its own tree",
                                  clpdd_escape(full, shown, sizeof shown), clpdd_escape(wp->name[i], above, sizeof above));
     if (wp->n > WALK_MAX_DEPTH)
-        return clpdd_err_set(e, "data: %s: more than %d folders deep inside its class folder", 
+        return clpdd_err_set(e, "data: %s: more than %d folders deep inside its class folder",
                              clpdd_escape(full, shown, sizeof shown), WALK_MAX_DEPTH);
     return 0;
 }
