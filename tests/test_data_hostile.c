@@ -17,6 +17,8 @@
 #include "data/data_source.h"
 #include "data/file_id.h"
 #include "io/png.h"
+#include "io/safetensors.h"
+#include "plugin/loader.h"
 #include "sweep/report.h"
 #include "support.h"
 
@@ -298,6 +300,11 @@ Test(data_hostile, readers_refuse_directories_and_fifos, .init = mk_tmp, .fini =
     cr_expect(strstr(e.msg, "is a FIFO"), "%s", e.msg);
     uint64_t h;
     cr_expect_neq(clpdd_file_content_hash(at("p"), NULL, &h, &e), 0);
+    cr_expect(strstr(e.msg, "is a FIFO"), "%s", e.msg);
+    cr_expect_neq(clpdd_elf_check(at("p"), &e), 0); /* a plugin path */
+    cr_expect(strstr(e.msg, "not a regular file"), "%s", e.msg);
+    clpdd_st_file *st;
+    cr_expect_neq(clpdd_st_open(at("p"), &st, &e), 0); /* weights, a checkpoint */
     cr_expect(strstr(e.msg, "is a FIFO"), "%s", e.msg);
 
     /* a CIFAR batch that is a directory (the first, or a later one) */
