@@ -236,6 +236,10 @@ Test(data_hostile, manifest_rows_that_would_mislead_are_errors, .init = mk_tmp, 
                "label 99999999999999999999999 is implausibly large");
     /* a split that differs from a used one only in case */
     EXPECT_ERR("train/a/0.png,0,train\ntrain/b/0.png,1,Train\n", "train", "m.csv:2", "'Train'", "only in case");
+    /* a row whose file is a FIFO or a directory */
+    cr_assert_eq(mkfifo(at("f/train/a/p.png"), 0600), 0);
+    EXPECT_ERR("train/a/0.png,0,train\ntrain/a/p.png,1,train\n", "train", "m.csv:2", "p.png is a FIFO (named pipe)");
+    EXPECT_ERR("train/a/0.png,0,train\ntrain/b,1,train\n", "train", "m.csv:2", "train/b is a directory");
     /* no row of the split: the values the column holds are named */
     EXPECT_ERR("train/a/0.png,0,tr\ntrain/b/0.png,1,tr\n", "train", "no usable rows for split 'train'",
                "the split column holds 'tr'");

@@ -518,17 +518,23 @@ static int manifest_item(clpdd_data_list *l, int *icap, const manifest_row *r, c
     } else {
         for (int c = 0; c < C && lab < 0; c++)
             if (strcmp(classes->s[c], r->label) == 0) lab = c;
-        if (lab < 0) snprintf(why, sizeof why, "class '%s' is not in %s", r->label, classes_file);
+        if (lab < 0)
+            snprintf(why, sizeof why, "class '%s' is not in %s", clpdd_escape(r->label, shown, sizeof shown), classes_file);
     }
     char *full = NULL;
     if (r->path[0] == '/') full = clpdd_xstrdup(r->path);
     else if (asprintf(&full, "%s/%s", dir, r->path) < 0) abort();
     struct stat st;
-    if (!*why && (stat(full, &st) != 0 || !S_ISREG(st.st_mode))) snprintf(why, sizeof why, "no such file %s", full);
+    char fs[520];
+    if (!*why && stat(full, &st) != 0) snprintf(why, sizeof why, "no such file %s", clpdd_escape(full, fs, sizeof fs));
+    else if (!*why && !S_ISREG(st.st_mode))
+        snprintf(why, sizeof why, "%s is %s, not an image file", clpdd_escape(full, fs, sizeof fs), clpdd_file_kind(st.st_mode));
     if (*why) {
         int rc = 0;
+        char ps[520], ls[48];
         if (!skip_bad)
-            rc = clpdd_err_set(e, "data: %s:%d: %s (row path '%s', label '%s')", csv, r->line, why, r->path, r->label);
+            rc = clpdd_err_set(e, "data: %s:%d: %s (row path '%s', label '%s')", csv, r->line, why,
+                               clpdd_escape(r->path, ps, sizeof ps), clpdd_escape(r->label, ls, sizeof ls));
         else
             note_skip(l, "%s:%d: %s", csv, r->line, why);
         free(full);
