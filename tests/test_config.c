@@ -483,6 +483,7 @@ Test(config, every_enum_key_reads_its_one_name_table) {
         ENUM_CASE("experiment", "precision", clpdd_precision_names, precision),
         ENUM_CASE("data", "dataset", clpdd_dataset_names, dataset),
         ENUM_CASE("data", "on_bad_image", clpdd_bad_image_names, skip_bad_images),
+        ENUM_CASE("data", "verify", clpdd_data_verify_names, data_verify),
         ENUM_CASE("data", "feature_dtype", clpdd_feature_dtype_names, feature_f16),
         ENUM_CASE("data", "adapt", clpdd_adapt_names, adapt),
         ENUM_CASE("distill", "init", clpdd_init_names, init),

@@ -23,6 +23,7 @@ typedef struct clpdd_experiment {
     const char *root, *cache_dir, *classes_file, *train_split, *test_split; /* "" = the dataset's default */
     int resize, crop, test_resize, test_crop, workers, skip_bad_images;
     int feature_f16; /* [data] feature_dtype = f16 */
+    int data_verify; /* [data] verify: clpdd_data_verify (data/data_source.h) */
     long train_limit, test_limit, val_size;
     uint64_t subset_seed;
     clpdd_adapt_mode adapt;

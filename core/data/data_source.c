@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "data/decode_pool.h"
+#include "data/file_id.h"
 #include "data/imgproc.h"
 #include "io/cifar.h"
 #include "io/ini.h"
@@ -19,6 +20,8 @@
 
 const char *const clpdd_dataset_names[CLPDD_DATASET_COUNT] = {"fashion-mnist", "mnist",   "imagefolder",
                                                                "manifest",      "cifar10", "cifar100"};
+
+const char *const clpdd_data_verify_names[CLPDD_VERIFY_COUNT] = {"stat", "content"};
 
 const char *clpdd_dataset_kind_name(clpdd_dataset_kind k) {
     return clpdd_name_at(clpdd_dataset_names, CLPDD_DATASET_COUNT, (int)k);
@@ -48,7 +51,7 @@ static void sv_free(strvec *v) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int64_t mtime_ns(const struct stat *st) { return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec; }
+static int64_t ts_ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec; }
 
 static void push_item(clpdd_data_list *l, int *cap, char *path, size_t rel_off, int32_t label, int line,
                       const struct stat *st) {
@@ -63,7 +66,9 @@ static void push_item(clpdd_data_list *l, int *cap, char *path, size_t rel_off, 
     it->label = label;
     it->line = line;
     it->size = st ? (int64_t)st->st_size : 0;
-    it->mtime_ns = st ? mtime_ns(st) : 0;
+    it->mtime_ns = st ? ts_ns(st->st_mtim) : 0;
+    it->ctime_ns = st ? ts_ns(st->st_ctim) : 0;
+    it->ino = st ? (uint64_t)st->st_ino : 0;
 }
 
 static void note_skip(clpdd_data_list *l, const char *fmt, const char *a, int line, const char *msg) {
@@ -81,6 +86,7 @@ void clpdd_data_list_free(clpdd_data_list *l) {
     for (int i = 0; i < l->classes; i++) free(l->class_names[i]);
     free(l->class_names);
     for (int i = 0; i < CLPDD_DATA_REPORT_FIRST; i++) free(l->skipped_first[i]);
+    free(l->other_first);
     memset(l, 0, sizeof *l);
 }
 
@@ -136,15 +142,42 @@ static int cmp_found(const void *a, const void *b) {
     return c ? c : strcmp(x->name, y->name);
 }
 
-/* every file under base/sub (recursive, following links like os.walk(followlinks=True)) */
-static int walk(const char *base, const char *sub, foundvec *fv, long *ignored, int depth, clpdd_err *e) {
+/* the folders from the class folder down to the one being walked: (device, inode) of each, so a
+   link back to one of them (a cycle) is seen when it is met */
+#define WALK_MAX_DEPTH 32
+typedef struct walk_path {
+    dev_t dev[WALK_MAX_DEPTH + 1];
+    ino_t ino[WALK_MAX_DEPTH + 1];
+    char *name[WALK_MAX_DEPTH + 1];
+    int n;
+} walk_path;
+
+/* a sub-folder full (st its stat) about to be entered: -1 with a message when it is one of the
+   folders above it (a symbolic-link cycle: os.walk(followlinks=True) would loop) or too deep */
+static int walk_enter(const walk_path *wp, const char *full, const struct stat *st, clpdd_err *e) {
+    char shown[1024], above[1024];
+    for (int i = 0; i < wp->n; i++)
+        if (wp->dev[i] == st->st_dev && wp->ino[i] == st->st_ino)
+            return clpdd_err_set(e,
+                                 "data: %s: a link back to the folder %s above it (a directory cycle); the image "
+                                 "folder walk follows links, so remove the link or point it outside its own tree",
+                                 clpdd_escape(full, shown, sizeof shown), clpdd_escape(wp->name[i], above, sizeof above));
+    if (wp->n > WALK_MAX_DEPTH)
+        return clpdd_err_set(e, "data: %s: more than %d folders deep inside its class folder",
+                             clpdd_escape(full, shown, sizeof shown), WALK_MAX_DEPTH);
+    return 0;
+}
+
+/* every file under base/sub (recursive, following links like os.walk(followlinks=True));
+   wp holds the folders above and including base/sub */
+static int walk(const char *base, const char *sub, foundvec *fv, long *ignored, walk_path *wp, clpdd_err *e) {
     char path[4200];
     snprintf(path, sizeof path, "%s%s%s", base, *sub ? "/" : "", sub);
     DIR *d = opendir(path);
     if (!d) return clpdd_err_set(e, "data: %s: cannot open folder (%s)", path, strerror(errno));
     struct dirent *de;
     int rc = 0;
-    while ((de = readdir(d)) && rc == 0) {
+    while (rc == 0 && (de = readdir(d))) {
         if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2]))) continue;
         char full[4500], rel[4500];
         snprintf(full, sizeof full, "%s/%s", path, de->d_name);
@@ -152,7 +185,13 @@ static int walk(const char *base, const char *sub, foundvec *fv, long *ignored, 
         struct stat st;
         if (stat(full, &st) != 0) continue; /* a dangling link: os.walk skips it too */
         if (S_ISDIR(st.st_mode)) {
-            if (depth < 32) rc = walk(base, rel, fv, ignored, depth + 1, e);
+            rc = walk_enter(wp, full, &st, e);
+            if (rc == 0) {
+                wp->dev[wp->n] = st.st_dev, wp->ino[wp->n] = st.st_ino, wp->name[wp->n] = full;
+                wp->n++;
+                rc = walk(base, rel, fv, ignored, wp, e);
+                wp->n--;
+            }
         } else if (has_image_ext(de->d_name)) {
             if (fv->n == fv->cap) {
                 fv->cap = fv->cap ? 2 * fv->cap : 64;
@@ -215,7 +254,9 @@ int clpdd_data_list_imagefolder(clpdd_data_list *l, const char *root, const char
         snprintf(cdir, sizeof cdir, "%s/%s", base, classes.s[c]);
         foundvec fv = {0};
         long ign = 0;
-        rc = walk(cdir, "", &fv, &ign, 0, e);
+        walk_path wp = {.n = 1, .name = {cdir}};
+        if (stat(cdir, &st) == 0) wp.dev[0] = st.st_dev, wp.ino[0] = st.st_ino;
+        rc = walk(cdir, "", &fv, &ign, &wp, e);
         l->ignored += ign;
         if (rc == 0 && fv.n == 0)
             rc = clpdd_err_set(e,
@@ -242,13 +283,19 @@ int clpdd_data_list_imagefolder(clpdd_data_list *l, const char *root, const char
 
 /* ---------------------------------------------------------------- manifest */
 
-/* split one CSV line into fields in place (RFC 4180 quotes); returns the count */
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+/* split one CSV line into fields in place (RFC 4180 quotes); spaces and tabs around a field are
+   not part of it ("a.png, 0, train" is a.png / 0 / train; inside quotes they are kept); returns
+   the count */
 static int csv_fields(char *s, char **f, int maxf) {
     int n = 0;
     char *w = s;
     for (;;) {
         if (n == maxf) return n + 1; /* too many: flagged by the caller */
+        while (is_blank(*s)) s++;
         f[n++] = w;
+        char *kept = w; /* the end of the quoted part, never trimmed */
         if (*s == '"') {
             s++;
             for (;;) {
@@ -259,13 +306,15 @@ static int csv_fields(char *s, char **f, int maxf) {
                     break;
                 } else *w++ = *s++;
             }
+            kept = w;
             while (*s && *s != ',') *w++ = *s++;
         } else {
             while (*s && *s != ',') *w++ = *s++;
         }
+        while (w > kept && is_blank(w[-1])) w--;
         if (*s == ',') {
             s++;
-            *w++ = 0;
+            *w = 0;
             w = s;
             continue;
         }
@@ -352,6 +401,75 @@ static int manifest_rows(const char *csv, char *buf, manifest_row **rows, int *n
     return 0;
 }
 
+#define CLPDD_MAX_LABEL 100000000
+
+/* a manifest's labels are all integers (class indices) or all class names: *numeric says which;
+   an empty label or a mix is an error naming the lines */
+static int manifest_label_kind(const char *csv, const manifest_row *rows, int nrows, int *numeric, clpdd_err *e) {
+    int first_int = -1, first_name = -1;
+    for (int i = 0; i < nrows; i++) {
+        if (!*rows[i].label) return clpdd_err_set(e, "data: %s:%d: empty label", csv, rows[i].line);
+        if (is_int(rows[i].label)) {
+            if (first_int < 0) first_int = i;
+        } else if (first_name < 0) first_name = i;
+    }
+    if (first_int >= 0 && first_name >= 0) {
+        char a[48], b[48];
+        return clpdd_err_set(e,
+                             "data: %s:%d: label '%s' is not an integer, but line %d's label '%s' is: labels are "
+                             "either all integers (class indices) or all class names, not a mix",
+                             csv, rows[first_name].line, clpdd_escape(rows[first_name].label, a, sizeof a),
+                             rows[first_int].line, clpdd_escape(rows[first_int].label, b, sizeof b));
+    }
+    *numeric = first_name < 0;
+    return 0;
+}
+
+static int cmp_row_path(const void *a, const void *b) {
+    const manifest_row *x = *(const manifest_row *const *)a, *y = *(const manifest_row *const *)b;
+    int c = strcmp(x->path, y->path);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* every file once: the same path on two rows (two labels, or in two splits: a test on training
+   images) is an error naming both lines */
+static int manifest_unique(const char *csv, const manifest_row *rows, int nrows, clpdd_err *e) {
+    const manifest_row **by = clpdd_xmalloc((size_t)(nrows ? nrows : 1) * sizeof *by);
+    for (int i = 0; i < nrows; i++) by[i] = &rows[i];
+    qsort(by, (size_t)nrows, sizeof *by, cmp_row_path);
+    int rc = 0;
+    for (int i = 1; i < nrows && rc == 0; i++) {
+        const manifest_row *a = by[i - 1], *b = by[i];
+        if (strcmp(a->path, b->path) != 0) continue;
+        char p[600], la[48], lb[48], sa[48], sb[48];
+        rc = clpdd_err_set(e,
+                           "data: %s: lines %d and %d list the same file '%s' (labels '%s' and '%s', splits '%s' and "
+                           "'%s'); each image may appear on one row only",
+                           csv, a->line, b->line, clpdd_escape(a->path, p, sizeof p), clpdd_escape(a->label, la, sizeof la),
+                           clpdd_escape(b->label, lb, sizeof lb), clpdd_escape(a->split ? a->split : "", sa, sizeof sa),
+                           clpdd_escape(b->split ? b->split : "", sb, sizeof sb));
+    }
+    free(by);
+    return rc;
+}
+
+/* the distinct split values of the rows (the first few), for messages */
+static void split_values(const manifest_row *rows, int nrows, char *out, size_t n) {
+    size_t len = 0;
+    int shown = 0;
+    out[0] = 0;
+    for (int i = 0; i < nrows && shown < 6; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = strcmp(rows[j].split, rows[i].split) == 0;
+        if (seen) continue;
+        char v[48];
+        len += (size_t)snprintf(out + len, len < n ? n - len : 0, "%s'%s'", shown ? ", " : "",
+                                clpdd_escape(rows[i].split, v, sizeof v));
+        shown++;
+        if (len >= n) break;
+    }
+}
+
 /* the class names: classes_file's lines; else 0..(largest label) for numeric labels, or the
    label names in order of first appearance in the whole file */
 static int manifest_classes(const char *csv, const manifest_row *rows, int nrows, int numeric, const char *classes_file,
@@ -360,10 +478,14 @@ static int manifest_classes(const char *csv, const manifest_row *rows, int nrows
     if (numeric) {
         long mx = -1;
         for (int i = 0; i < nrows; i++) {
+            errno = 0;
             long v = strtol(rows[i].label, NULL, 10);
+            char shown[48];
+            if (errno == ERANGE || v > CLPDD_MAX_LABEL)
+                return clpdd_err_set(e, "data: %s:%d: label %s is implausibly large (class indices go up to %d)", csv,
+                                     rows[i].line, clpdd_escape(rows[i].label, shown, sizeof shown), CLPDD_MAX_LABEL);
             if (v > mx) mx = v;
         }
-        if (mx > 100000000) return clpdd_err_set(e, "data: %s: label %ld is implausibly large", csv, mx);
         for (int c = 0; c < (int)mx + 1; c++) {
             char *s;
             if (asprintf(&s, "%d", c) < 0) abort();
@@ -385,27 +507,34 @@ static int manifest_item(clpdd_data_list *l, int *icap, const manifest_row *r, c
                          const strvec *classes, int numeric, const char *classes_file, int skip_bad, clpdd_err *e) {
     int C = classes->n;
     int32_t lab = -1;
-    char why[600] = "";
+    char why[600] = "", shown[48];
     if (numeric) {
+        errno = 0;
         long v = strtol(r->label, NULL, 10);
-        if (v < 0 || v >= C)
-            snprintf(why, sizeof why, "label %ld out of range 0..%d (%s)", v, C - 1,
-                     classes_file ? classes_file : "the largest label in the file");
+        if (errno == ERANGE || v < 0 || v >= C)
+            snprintf(why, sizeof why, "label %s out of range 0..%d (%s)", clpdd_escape(r->label, shown, sizeof shown),
+                     C - 1, classes_file ? classes_file : "the largest label in the file");
         else lab = (int32_t)v;
     } else {
         for (int c = 0; c < C && lab < 0; c++)
             if (strcmp(classes->s[c], r->label) == 0) lab = c;
-        if (lab < 0) snprintf(why, sizeof why, "class '%s' is not in %s", r->label, classes_file);
+        if (lab < 0)
+            snprintf(why, sizeof why, "class '%s' is not in %s", clpdd_escape(r->label, shown, sizeof shown), classes_file);
     }
     char *full = NULL;
     if (r->path[0] == '/') full = clpdd_xstrdup(r->path);
     else if (asprintf(&full, "%s/%s", dir, r->path) < 0) abort();
     struct stat st;
-    if (!*why && (stat(full, &st) != 0 || !S_ISREG(st.st_mode))) snprintf(why, sizeof why, "no such file %s", full);
+    char fs[520];
+    if (!*why && stat(full, &st) != 0) snprintf(why, sizeof why, "no such file %s", clpdd_escape(full, fs, sizeof fs));
+    else if (!*why && !S_ISREG(st.st_mode))
+        snprintf(why, sizeof why, "%s is %s, not an image file", clpdd_escape(full, fs, sizeof fs), clpdd_file_kind(st.st_mode));
     if (*why) {
         int rc = 0;
+        char ps[520], ls[48];
         if (!skip_bad)
-            rc = clpdd_err_set(e, "data: %s:%d: %s (row path '%s', label '%s')", csv, r->line, why, r->path, r->label);
+            rc = clpdd_err_set(e, "data: %s:%d: %s (row path '%s', label '%s')", csv, r->line, why,
+                               clpdd_escape(r->path, ps, sizeof ps), clpdd_escape(r->label, ls, sizeof ls));
         else
             note_skip(l, "%s:%d: %s", csv, r->line, why);
         free(full);
@@ -416,33 +545,88 @@ static int manifest_item(clpdd_data_list *l, int *icap, const manifest_row *r, c
     return 0;
 }
 
-int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *classes_file,
-                             int skip_bad, clpdd_err *e) {
+/* is v one of the NULL-terminated list (or, with no list, split)? */
+static int split_known(const char *v, const char *split, const char *const *splits) {
+    if (!splits) return strcmp(v, split) == 0;
+    for (; *splits; splits++)
+        if (strcmp(v, *splits) == 0) return 1;
+    return 0;
+}
+
+/* a row of another split: one the caller does not use is counted (and the first named); one that
+   differs from a used split only in case is an error (a typo would silently drop its rows) */
+static int manifest_other_split(clpdd_data_list *l, const manifest_row *r, const char *csv, const char *split,
+                                const char *const *splits, clpdd_err *e) {
+    if (split_known(r->split, split, splits)) return 0;
+    const char *const one[] = {split, NULL};
+    char v[48], w[48];
+    for (const char *const *s = splits ? splits : one; *s; s++)
+        if (strcasecmp(r->split, *s) == 0)
+            return clpdd_err_set(e, "data: %s:%d: split '%s' differs from the split '%s' only in case", csv, r->line,
+                                 clpdd_escape(r->split, v, sizeof v), clpdd_escape(*s, w, sizeof w));
+    if (!l->other_first && asprintf(&l->other_first, "%s:%d: split '%s'", csv, r->line, clpdd_escape(r->split, v, sizeof v)) < 0)
+        abort();
+    l->other_rows++;
+    return 0;
+}
+
+/* the rows checked as a whole: a split column when a split is asked for, labels all of one kind,
+   every file once */
+static int manifest_check(const char *csv, const manifest_row *rows, int nrows, const char *split, int *numeric,
+                          clpdd_err *e) {
+    if (nrows == 0) return clpdd_err_set(e, "data: %s: no rows (expected path,label,split)", csv);
+    if (split && !rows[0].split)
+        return clpdd_err_set(e,
+                             "data: %s: no split column, so every row would be in the training and in the test split "
+                             "(a test on training images); give each row its split: path,label,split (or a header "
+                             "with a 'split' column)",
+                             csv);
+    if (manifest_label_kind(csv, rows, nrows, numeric, e)) return -1;
+    return manifest_unique(csv, rows, nrows, e);
+}
+
+int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *const *splits,
+                             const char *classes_file, int skip_bad, clpdd_err *e) {
     memset(l, 0, sizeof *l);
     snprintf(l->where, sizeof l->where, "%s", csv);
     uint8_t *buf;
     size_t len;
     if (clpdd_read_file(csv, &buf, &len, e)) return -1;
+    const uint8_t *nul = memchr(buf, 0, len);
+    if (nul) {
+        int line = 1;
+        size_t at = (size_t)(nul - buf);
+        for (size_t q = 0; q < at; q++) line += buf[q] == '\n';
+        free(buf);
+        return clpdd_err_set(e, "data: %s:%d: a NUL byte (at byte %zu): a manifest is a text CSV file", csv, line, at);
+    }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", csv);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
     manifest_row *rows = NULL;
-    int nrows = 0;
+    int nrows = 0, numeric = 1;
     int rc = manifest_rows(csv, (char *)buf, &rows, &nrows, e);
     strvec classes = {0};
-    int numeric = 1;
-    for (int i = 0; i < nrows && numeric; i++) numeric = is_int(rows[i].label);
-    if (rc == 0 && nrows == 0) rc = clpdd_err_set(e, "data: %s: no rows (expected path,label[,split])", csv);
+    if (rc == 0) rc = manifest_check(csv, rows, nrows, split, &numeric, e);
     if (rc == 0) rc = manifest_classes(csv, rows, nrows, numeric, classes_file, &classes, e);
     int icap = 0;
-    for (int i = 0; i < nrows && rc == 0; i++)
+    for (int i = 0; i < nrows && rc == 0; i++) {
         if (!split || !rows[i].split || strcmp(rows[i].split, split) == 0)
             rc = manifest_item(l, &icap, &rows[i], csv, dir, &classes, numeric, classes_file, skip_bad, e);
-    if (rc == 0 && l->n == 0)
-        rc = clpdd_err_set(e, "data: %s: no usable rows%s%s%s", csv, split ? " for split '" : "", split ? split : "",
-                           split ? "'" : "");
+        else rc = manifest_other_split(l, &rows[i], csv, split, splits, e);
+    }
+    if (rc == 0 && l->n == 0) {
+        char seen[400] = "";
+        if (split && rows[0].split) split_values(rows, nrows, seen, sizeof seen);
+        rc = clpdd_err_set(e, "data: %s: no usable rows%s%s%s%s%s", csv, split ? " for split '" : "", split ? split : "",
+                           split ? "'" : "", *seen ? " (the split column holds " : "", *seen ? seen : "");
+        if (*seen) {
+            size_t k = strlen(e->msg);
+            snprintf(e->msg + k, sizeof e->msg - k, ")");
+        }
+    }
     free(rows);
     free(buf);
     l->classes = classes.n;
@@ -612,6 +796,7 @@ void clpdd_data_info_free(clpdd_data_info *info) {
     for (int i = 0; i < info->classes; i++) free(info->class_names[i]);
     free(info->class_names);
     for (int i = 0; i < CLPDD_DATA_REPORT_FIRST; i++) free(info->skipped_first[i]);
+    free(info->other_first);
     memset(info, 0, sizeof *info);
 }
 
@@ -644,6 +829,10 @@ static int load_cifar(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data
     uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, clpdd_dataset_kind_name(cfg->kind));
     h = clpdd_hash_str(h, cfg->split);
     if (clpdd_cifar_load(cfg->root, cifar100, cfg->split, &px, &lab, &N, &h, e)) return -1;
+    /* the records themselves: a batch rewritten with its size and mtime kept is another dataset */
+    uint64_t content[3] = {clpdd_xxh3(px, (size_t)N * CLPDD_CIFAR_PIXELS), clpdd_xxh3(lab, (size_t)N * sizeof *lab),
+                           (uint64_t)N};
+    h = clpdd_hash64(h, content, sizeof content);
     int C = cifar100 ? 100 : 10, n;
     int train = strcmp(cfg->split, "train") == 0;
     int *keep;
@@ -695,26 +884,38 @@ static int list_source(clpdd_data_list *l, const clpdd_data_cfg *cfg, clpdd_err 
     switch (cfg->kind) {
     case CLPDD_DATASET_IMAGEFOLDER: return clpdd_data_list_imagefolder(l, cfg->root, cfg->split, cfg->classes_file, e);
     case CLPDD_DATASET_MANIFEST:
-        return clpdd_data_list_manifest(l, cfg->root, cfg->split, cfg->classes_file, cfg->skip_bad, e);
+        return clpdd_data_list_manifest(l, cfg->root, cfg->split, cfg->splits, cfg->classes_file, cfg->skip_bad, e);
     default:
         return clpdd_err_set(e, "data: unknown dataset '%s' (expected imagefolder, manifest, cifar10 or cifar100)",
                              clpdd_dataset_kind_name(cfg->kind));
     }
 }
 
-/* the dataset's id: kind, split, classes, files, preprocessing */
-static uint64_t hash_list(const clpdd_data_list *l, const clpdd_data_cfg *cfg) {
+/* the dataset's id: kind, split, classes, files (each one's identity by [data] verify),
+   preprocessing; -1 with a message when verify = content cannot read a file */
+static int hash_list(const clpdd_data_list *l, const clpdd_data_cfg *cfg, uint64_t *out, clpdd_err *e) {
     uint64_t h = clpdd_hash_str(CLPDD_HASH_SEED, clpdd_dataset_kind_name(cfg->kind));
     h = clpdd_hash_str(h, cfg->split ? cfg->split : "");
+    int content = cfg->verify == CLPDD_VERIFY_CONTENT;
+    h = clpdd_hash_str(h, clpdd_data_verify_names[content]);
     for (int c = 0; c < l->classes; c++) h = clpdd_hash_str(h, l->class_names[c]);
     for (int i = 0; i < l->n; i++) {
         const clpdd_data_item *it = &l->items[i];
         h = clpdd_hash_str(h, it->rel);
-        h = clpdd_hash64(h, &it->size, sizeof it->size);
-        h = clpdd_hash64(h, &it->mtime_ns, sizeof it->mtime_ns);
         h = clpdd_hash64(h, &it->label, sizeof it->label);
+        if (content) {
+            uint64_t x;
+            if (clpdd_file_content_hash(it->path, NULL, &x, e)) return clpdd_err_prefix(e, "data: [data] verify = content: ");
+            h = clpdd_hash64(h, &x, sizeof x);
+        } else {
+            /* not the device: the nodes of a cluster mount one dataset under different device
+               numbers, and `clpdd features --shard` jobs on them must agree on the key */
+            int64_t id[4] = {it->size, it->mtime_ns, it->ctime_ns, (int64_t)it->ino};
+            h = clpdd_hash64(h, id, sizeof id);
+        }
     }
-    return hash_cfg(h, cfg);
+    *out = hash_cfg(h, cfg);
+    return 0;
 }
 
 /* on_bad_image = skip: decode all once; the bad ones are left out of s->idx now, counted in info,
@@ -783,11 +984,17 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     }
     clpdd_data_list l;
     if (list_source(&l, cfg, e)) return -1;
-    uint64_t h = hash_list(&l, cfg);
+    uint64_t h = 0;
+    if (hash_list(&l, cfg, &h, e)) {
+        clpdd_data_list_free(&l);
+        return -1;
+    }
     info->listed = l.n + l.skipped;
     info->ignored = l.ignored;
     for (int k = 0; k < CLPDD_DATA_REPORT_FIRST && k < l.skipped; k++) info->skipped_first[k] = clpdd_xstrdup(l.skipped_first[k]);
     info->skipped = l.skipped;
+    info->other_rows = l.other_rows;
+    info->other_first = l.other_first ? clpdd_xstrdup(l.other_first) : NULL;
 
     int32_t *labels = clpdd_xmalloc((size_t)(l.n ? l.n : 1) * sizeof *labels);
     for (int i = 0; i < l.n; i++) labels[i] = l.items[i].label;

@@ -18,13 +18,22 @@
  *                are then found by name: path (those names), label (label / y / target / class),
  *                split (split) — so Waterbirds' metadata.csv works as it is (split = 0/1/2).
  *                Without a header the columns are path, label, split in that order. Fields may be
- *                "quoted" ("" escapes a quote). Relative paths resolve against the CSV's folder.
- *                Labels: when every row's label is a non-negative integer, it is the label
- *                (classes = the classes_file's line count when given, else 1 + the largest label
- *                over the WHOLE file, so every split agrees); otherwise labels are class names,
- *                numbered by classes_file when given, else in order of first appearance in the
- *                whole CSV (all splits, so train and test agree). A row's split column, when
- *                present, must equal cfg.split for the row to be kept; without one every row is.
+ *                "quoted" ("" escapes a quote); spaces and tabs around a field are not part of
+ *                it. Relative paths resolve against the CSV's folder.
+ *                Labels are all integers or all class names (a mix, e.g. one `1.5` among
+ *                integers, is an error naming both lines). Integers are the label (classes =
+ *                the classes_file's line count when given, else 1 + the largest label over the
+ *                WHOLE file, so every split agrees); class names are numbered by classes_file
+ *                when given, else in order of first appearance in the whole CSV (all splits, so
+ *                train and test agree).
+ *                Splits: with cfg.split set the file needs a split column (else every row would
+ *                be in both splits: an error); a row is kept when its split equals cfg.split; a
+ *                split that differs from a used one (cfg.splits, else cfg.split) only in case is
+ *                an error naming the line; rows of a split the caller does not use are left
+ *                out and counted (info->other_rows, the first named). With cfg.split NULL every
+ *                row is kept.
+ *                Errors naming the CSV line(s): a NUL byte, an empty or implausibly large
+ *                label, the same path on two rows (two labels, or two splits).
  *   cifar10, cifar100  the binary versions (core/io/cifar.h); split train or test.
  *
  * Preprocessing: resize > 0 → torchvision Resize(resize) (shorter side, Pillow bilinear with
@@ -50,11 +59,17 @@
  * Train and test with different class sets: clpdd_data_same_classes (the caller checks the pair).
  *
  * Dataset id (the feature cache's key): FNV-1a over kind, split, the class list, each listed file's
- * path relative to the root, its size and mtime (ns) and label, and the preprocessing (resize,
- * crop, grey, dct_scaling), limit, subset_seed and skip_bad. File CONTENTS are not hashed (reading
- * ImageNet's 140 GB for a key would cost as much as the extraction): a file rewritten in place with
- * the same size and mtime (e.g. `cp -p`, or a restored backup) keeps the old cache; touch it or
- * clear the cache. CIFAR: the .bin files' names, sizes and mtimes. */
+ * path relative to the root, its label and its identity, and the preprocessing (resize, crop,
+ * grey, dct_scaling), limit, subset_seed and skip_bad. A file's identity ([data] verify):
+ *   stat     (default) what git's index trusts: size, mtime, ctime (ns) and inode (not the
+ *            device, which differs between the nodes of a cluster mounting one dataset). A file
+ *            rewritten with the same size and its mtime put back (`touch -r`, utimensat) still
+ *            gets a new ctime, which no user call can set back; a restored backup or a copy gets
+ *            a new inode. Either way the features are extracted again. Costs one stat per file.
+ *   content  the XXH3-64 of every file's bytes (a full read of the dataset at every load, cheap
+ *            next to the extraction for small sets): nothing about the file but its bytes, so a
+ *            copied or moved tree keeps its cache and any change of a byte is seen.
+ * CIFAR: the batches' bytes themselves (XXH3 of the decoded records; they are read whole anyway). */
 #ifndef CLPDD_DATA_SOURCE_H
 #define CLPDD_DATA_SOURCE_H
 #include <stdint.h>
@@ -92,7 +107,15 @@ typedef struct clpdd_data_cfg {
                                  faster for large files, changes pixels vs PIL (results/data/README.md) */
     long limit;               /* > 0: class-stratified random subset of this size (seeded) */
     uint64_t subset_seed;
+    int verify;               /* a file's identity in the dataset id: clpdd_data_verify ([data] verify) */
+    const char *const *splits; /* manifest: every split value the caller uses, NULL-terminated (e.g. the
+                                  train and test splits); rows in none of them are counted in
+                                  info->other_rows. NULL: only `split` is known */
 } clpdd_data_cfg;
+
+/* [data] verify: how a listed file's identity enters the dataset id (see above) */
+typedef enum { CLPDD_VERIFY_STAT = 0, CLPDD_VERIFY_CONTENT, CLPDD_VERIFY_COUNT } clpdd_data_verify;
+extern const char *const clpdd_data_verify_names[CLPDD_VERIFY_COUNT];
 
 /* one listed image */
 typedef struct clpdd_data_item {
@@ -100,7 +123,8 @@ typedef struct clpdd_data_item {
     const char *rel;  /* path relative to the root (into path) */
     int32_t label;
     int line;         /* manifest: the CSV line (1-based); 0 otherwise */
-    int64_t size, mtime_ns;
+    int64_t size, mtime_ns, ctime_ns;
+    uint64_t ino;
 } clpdd_data_item;
 
 typedef struct clpdd_data_list {
@@ -111,6 +135,8 @@ typedef struct clpdd_data_list {
     long ignored;           /* imagefolder: files without an image extension */
     long skipped;           /* manifest rows left out with skip_bad (missing file, bad label) */
     char *skipped_first[CLPDD_DATA_REPORT_FIRST];
+    long other_rows;        /* manifest rows of a split value the caller does not use */
+    char *other_first;      /* "file.csv:line: split 'x'" of the first of them */
 } clpdd_data_list;
 
 /* what a load did besides the pixels: the class names and what was skipped */
@@ -120,12 +146,14 @@ typedef struct clpdd_data_info {
     long listed;           /* images listed before subset / skipping */
     long skipped, ignored; /* bad images left out (skip_bad), non-image files ignored */
     char *skipped_first[CLPDD_DATA_REPORT_FIRST]; /* "path: message" of the first skipped */
+    long other_rows;   /* manifest: rows whose split is none of cfg.splits (or not cfg.split) */
+    char *other_first; /* "file.csv:line: split 'x'" of the first of them */
 } clpdd_data_info;
 
 int clpdd_data_list_imagefolder(clpdd_data_list *l, const char *root, const char *split, const char *classes_file,
                                 clpdd_err *e);
-int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *classes_file,
-                             int skip_bad, clpdd_err *e);
+int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *const *splits,
+                             const char *classes_file, int skip_bad, clpdd_err *e);
 void clpdd_data_list_free(clpdd_data_list *l);
 
 /* list and subset one split (image folder / manifest: read on demand afterwards; CIFAR: decoded

@@ -47,13 +47,9 @@ static int hash_fd(int fd, uint64_t *out) {
 int clpdd_file_content_hash(const char *path, const char *cache_dir, uint64_t *out, clpdd_err *e) {
     char shown[1024], real[PATH_MAX];
     clpdd_escape(path, shown, sizeof shown);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return clpdd_err_set(e, "%s: cannot read: %s", shown, strerror(errno));
     struct stat before;
-    if (fstat(fd, &before) != 0 || !S_ISREG(before.st_mode)) {
-        close(fd);
-        return clpdd_err_set(e, "%s: not a regular file", shown);
-    }
+    int fd = clpdd_open_regular(path, &before, e);
+    if (fd < 0) return -1;
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
     /* the index entry: <cache_dir>/file-ids/<xxh3 of the real path>.txt */
     char entry[4096] = "", want[16384], key[256];

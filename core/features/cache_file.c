@@ -44,13 +44,9 @@ static int map_read_only(const char *path, const uint8_t **map, size_t *len, clp
     *map = NULL, *len = 0;
     if (access(path, F_OK) != 0) return 1;
     if (access(path, R_OK) != 0) return clpdd_err_set(e, "%s: cannot read: %s", path, strerror(errno));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return clpdd_err_set(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return clpdd_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
-    }
+    int fd = clpdd_open_regular(path, &sb, e);
+    if (fd < 0) return -1;
     *len = (size_t)sb.st_size;
     if (*len > 0) {
         void *m = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);

@@ -2,8 +2,10 @@
  *
  * The cache key hashes everything that determines the features: the backbone plugin (name,
  * version, every resolved key of its section but the inference `batch`), the weights file's bytes
- * (XXH3, remembered by file_id.h), the adapter (input size, mean/std), the dataset (ds->id: its
- * content or file list, the split and the subset), the stored dtype and the shard size.
+ * (XXH3, remembered by file_id.h), the adapter (input size, mean/std), the dataset (ds->id: IDX
+ * and CIFAR by their bytes, image folders and manifests by their file list with each file's
+ * identity as [data] verify says — data/data_source.h —, the split and the subset), the stored
+ * dtype and the shard size.
  *
  * Layout (sharded, so a split of ImageNet-1K is written as it is extracted and a killed
  * extraction resumes at the first missing shard): <cache_dir>/<hash>-<s>.safetensors, one per

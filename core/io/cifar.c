@@ -44,9 +44,12 @@ int clpdd_cifar_read(const char *path, int cifar100, uint8_t **pixels, int32_t *
     return 0;
 }
 
-static int is_file(const char *p) {
+/* 1: a regular file; 0: nothing there; -1: something else (a directory, a FIFO), named in e */
+static int is_file(const char *p, clpdd_err *e) {
     struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    if (stat(p, &st) != 0) return 0;
+    if (S_ISREG(st.st_mode)) return 1;
+    return clpdd_err_set(e, "cifar: %s: is %s, not a regular file (a CIFAR binary batch)", p, clpdd_file_kind(st.st_mode));
 }
 
 int clpdd_cifar_load(const char *root, int cifar100, const char *split, uint8_t **pixels, int32_t **labels, int *n,
@@ -63,10 +66,14 @@ int clpdd_cifar_load(const char *root, int cifar100, const char *split, uint8_t 
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s", root);
     snprintf(path, sizeof path, "%s/%s", root, names[0]);
-    if (!is_file(path)) {
+    int found = is_file(path, e);
+    if (found < 0) return -1;
+    if (!found) {
         snprintf(dir, sizeof dir, "%s/%s", root, sub);
         snprintf(path, sizeof path, "%s/%s", dir, names[0]);
-        if (!is_file(path))
+        found = is_file(path, e);
+        if (found < 0) return -1;
+        if (!found)
             return clpdd_err_set(e, "cifar: no %s in %s or %s/%s (the %s binary version, e.g. %s)", names[0], root,
                                  root, sub, cifar100 ? "CIFAR-100" : "CIFAR-10",
                                  cifar100 ? "cifar-100-binary.tar.gz" : "cifar-10-binary.tar.gz");
@@ -74,13 +81,7 @@ int clpdd_cifar_load(const char *root, int cifar100, const char *split, uint8_t 
     *pixels = NULL, *labels = NULL, *n = 0;
     for (int i = 0; i < k; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        struct stat st;
-        if (stat(path, &st) == 0 && hash) {
-            *hash = clpdd_hash_str(*hash, names[i]);
-            *hash = clpdd_hash64(*hash, &st.st_size, sizeof st.st_size);
-            int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-            *hash = clpdd_hash64(*hash, &mt, sizeof mt);
-        }
+        if (hash) *hash = clpdd_hash_str(*hash, names[i]);
         if (clpdd_cifar_read(path, cifar100, pixels, labels, n, e)) {
             free(*pixels), free(*labels);
             *pixels = NULL, *labels = NULL, *n = 0;

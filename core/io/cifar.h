@@ -16,7 +16,8 @@
    (with the record size of each variant, to catch cifar10/cifar100 mix-ups), a label ≥ 10 / 100. */
 int clpdd_cifar_read(const char *path, int cifar100, uint8_t **pixels, int32_t **labels, int *n, clpdd_err *e);
 
-/* a split ("train" or "test") of root: every file of that split, in order */
+/* a split ("train" or "test") of root: every file of that split, in order; *hash (when non-NULL)
+   chained with the files' names (the caller hashes the records' content) */
 int clpdd_cifar_load(const char *root, int cifar100, const char *split, uint8_t **pixels, int32_t **labels, int *n,
                      uint64_t *hash, clpdd_err *e);
 

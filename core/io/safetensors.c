@@ -520,22 +520,14 @@ static int pread_all(int fd, void *dst, size_t len, uint64_t off, size_t *got) {
 
 int clpdd_st_open(const char *path, clpdd_st_file **out, clpdd_err *e) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return clpdd_err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int fd = clpdd_open_regular(path, &st, e);
+    if (fd < 0) return -1;
     clpdd_st_file *f = new_file(path);
     f->fd = fd;
-    struct stat st;
     uint8_t len8[8];
     size_t got;
     char *hdr = NULL;
-    if (fstat(fd, &st) != 0) {
-        clpdd_err_set(e, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        clpdd_err_set(e, "%s: not a regular file", path);
-        goto fail;
-    }
     uint64_t size = (uint64_t)st.st_size;
     if (size < 8) {
         clpdd_err_set(e, "%s: only %llu bytes, too short for the 8-byte header length; not a safetensors file?", path,

@@ -95,7 +95,7 @@ int clpdd_elf_check(const char *path, clpdd_err *e) {
     } while (0)
     char shown[1024];
     clpdd_escape(path, shown, sizeof shown);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block: refused below */
     if (fd < 0) return clpdd_err_set(e, "%s: cannot open plugin: %s", shown, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) NOT_SO("cannot stat: %s", strerror(errno));

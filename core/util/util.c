@@ -47,29 +47,62 @@ char *clpdd_xstrdup(const char *s) {
     return d;
 }
 
+const char *clpdd_file_kind(unsigned mode) {
+    switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    default: return "not a regular file";
+    }
+}
+
+int clpdd_open_regular(const char *path, struct stat *st, clpdd_err *e) {
+    struct stat tmp;
+    if (!st) st = &tmp;
+    char shown[1024];
+    clpdd_escape(path, shown, sizeof shown);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return clpdd_err_set(e, "%s: cannot open: %s", shown, strerror(errno));
+    if (fstat(fd, st) != 0) {
+        int err = errno;
+        close(fd);
+        return clpdd_err_set(e, "%s: cannot stat: %s", shown, strerror(err));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return clpdd_err_set(e, "%s: is %s, not a regular file", shown, clpdd_file_kind(st->st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
 int clpdd_read_file(const char *path, uint8_t **data, size_t *len, clpdd_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return clpdd_err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return clpdd_err_set(e, "%s: cannot seek: %s", path, strerror(errno));
+    struct stat st;
+    int fd = clpdd_open_regular(path, &st, e);
+    if (fd < 0) return -1;
+    size_t sz = (size_t)st.st_size, got = 0;
+    uint8_t *buf = clpdd_xmalloc(sz + 1);
+    int err = 0;
+    while (got < sz) {
+        ssize_t r = read(fd, buf + got, sz - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) err = errno;
+        if (r <= 0) break;
+        got += (size_t)r;
     }
-    long sz = ftell(f);
-    if (sz < 0) {
-        fclose(f);
-        return clpdd_err_set(e, "%s: cannot size: %s", path, strerror(errno));
-    }
-    rewind(f);
-    uint8_t *buf = clpdd_xmalloc((size_t)sz + 1);
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    fclose(f);
-    if (got != (size_t)sz) {
+    close(fd);
+    if (got != sz) {
         free(buf);
-        return clpdd_err_set(e, "%s: short read (%zu of %ld bytes)", path, got, sz);
+        return clpdd_err_set(e, "%s: short read (%zu of %zu bytes)%s%s", path, got, sz, err ? ": " : "",
+                             err ? strerror(err) : "");
     }
     buf[sz] = 0;
     *data = buf;
-    *len = (size_t)sz;
+    *len = sz;
     return 0;
 }
 

@@ -27,7 +27,17 @@ void *clpdd_xmalloc(size_t bytes);  /* aborts on exhaustion (host bookkeeping on
 void *clpdd_xcalloc(size_t n, size_t size);
 char *clpdd_xstrdup(const char *s);
 
-/* whole file into memory (NUL-terminated for convenience); -1 + message on failure */
+/* The one way a file is opened for reading: open without blocking (a FIFO would wait forever
+   for a writer), fstat, and refuse anything but a regular file, naming what it found ("is a
+   directory", "is a FIFO (named pipe)", ...), so that a reader never sizes a directory or waits
+   on a pipe. Returns the descriptor (blocking again, close-on-exec) with *st filled (st may be
+   NULL), or -1 + "<path>: ..." in e. */
+struct stat;
+int clpdd_open_regular(const char *path, struct stat *st, clpdd_err *e);
+/* what a file of this st_mode is, for messages: "a directory", "a FIFO (named pipe)", ... */
+const char *clpdd_file_kind(unsigned mode);
+/* whole file into memory (NUL-terminated for convenience), through clpdd_open_regular; -1 +
+   message on failure */
 int clpdd_read_file(const char *path, uint8_t **data, size_t *len, clpdd_err *e);
 /* The one atomic writer: fill(f, ctx, e) writes the contents to f, a stream on
    path.tmp.<pid>; then fflush, fsync, fclose and rename onto path. fill returns 0, or -1 with
