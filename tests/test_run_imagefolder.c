@@ -80,3 +80,59 @@ Test(run_imagefolder, fashion_mnist_as_png_folders, .timeout = 600) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* a manifest with a third split the run does not use (Waterbirds' val rows): those rows are left
+   out of both splits, and metrics.json counts them and names the first */
+Test(run_imagefolder, manifest_rows_of_other_splits_counted, .timeout = 600) {
+    const char *why = test_fmnist_missing();
+    if (why) cr_skip_test("%s", why);
+    char tmp[] = "/tmp/clpdd-test-manifest-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmp));
+    clpdd_dataset tr;
+    clpdd_err e = {{0}};
+    cr_assert_eq(clpdd_dataset_load_idx(&tr, "fashion-mnist", "/usr/share/datasets/fashion-mnist", "train", 300, 0, &e), 0,
+                 "%s", e.msg);
+    char root[128], csv[160];
+    snprintf(root, sizeof root, "%s/fmnist", tmp);
+    write_split(root, "all", &tr, tr.n);
+    snprintf(csv, sizeof csv, "%s/m.csv", tmp);
+    FILE *f = fopen(csv, "w");
+    fprintf(f, "path,label,split\n");
+    for (int i = 0; i < tr.n; i++) /* 200 train, 70 test, 30 of a split named "val" */
+        fprintf(f, "fmnist/all/class%02d/%05d.png,%d,%s\n", tr.labels[i], i, tr.labels[i],
+                i < 200 ? "train" : i < 270 ? "test" : "val");
+    fclose(f);
+    clpdd_dataset_free(&tr);
+    char ini[128], out[128];
+    snprintf(ini, sizeof ini, "%s/f.ini", tmp);
+    snprintf(out, sizeof out, "%s/run", tmp);
+    f = fopen(ini, "w");
+    fprintf(f,
+            "[experiment]\nseed = 1\n[data]\ndataset = manifest\nroot = %s\nval_size = 20\nworkers = 2\ncache_dir = %s/cache\n"
+            "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
+            "[distill]\nipc = 1\nsteps = 2\nreal_batch = 64\n[eval]\nseeds = 1\nbaseline_full = false\n",
+            csv, tmp);
+    fclose(f);
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    clpdd_experiment x;
+    cr_assert_eq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s", e.msg);
+    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, 0, 0};
+    cr_assert_eq(clpdd_run(&x, &o, &e), 0, "%s", e.msg);
+    clpdd_experiment_free(&x);
+    clpdd_plugin_dirs_free(&dirs);
+    char path[256];
+    snprintf(path, sizeof path, "%s/metrics.json", out);
+    uint8_t *data;
+    size_t len;
+    cr_assert_eq(clpdd_read_file(path, &data, &len, &e), 0, "%s", e.msg);
+    const char *m = (const char *)data;
+    cr_expect_eq(test_json_number(m, "\"features\"", "\"train\": ") + test_json_number(m, "\"features\"", "\"val\": "), 200);
+    cr_expect_eq(test_json_number(m, "\"features\"", "\"test\": "), 70);
+    cr_expect_eq(test_json_number(m, "\"other_split_rows\"", "\"count\": "), 30);
+    cr_expect(strstr(m, "m.csv:272: split 'val'") != NULL, "the first row of the other split is named: %s", m);
+    free(data);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    cr_expect_eq(system(cmd), 0);
+}

@@ -55,7 +55,7 @@ static int read_safetensors(loaded_set *ls, const char *path, clpdd_err *e) {
 static int read_folder(loaded_set *ls, const char *path, int grey, clpdd_err *e) {
     clpdd_dataset ds;
     memset(&ds, 0, sizeof ds);
-    clpdd_data_cfg cfg = {CLPDD_DATASET_IMAGEFOLDER, path, NULL, ".", 0, 0, 0, 0, grey, 0, 0, 0};
+    clpdd_data_cfg cfg = {.kind = CLPDD_DATASET_IMAGEFOLDER, .root = path, .split = ".", .grey = grey};
     if (clpdd_dataset_load_source(&ds, NULL, &cfg, e)) return -1;
     ls->set.m = ds.n, ls->set.c = ds.c, ls->set.H = ds.H, ls->set.W = ds.W;
     ls->images = clpdd_xmalloc((size_t)ds.n * ds.c * ds.H * ds.W * sizeof(float));

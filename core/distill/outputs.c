@@ -111,6 +111,9 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     clpdd_sb_printf(&b, "  \"skipped_images\": {\"count\": %ld, \"first\": ", s->skipped_images);
     if (s->skipped_first) clpdd_sb_json_str(&b, s->skipped_first);
     else clpdd_sb_printf(&b, "null");
+    clpdd_sb_printf(&b, "},\n  \"other_split_rows\": {\"count\": %ld, \"first\": ", s->other_split_rows);
+    if (s->other_split_first) clpdd_sb_json_str(&b, s->other_split_first);
+    else clpdd_sb_printf(&b, "null");
     clpdd_sb_printf(&b, "},\n");
     clpdd_sb_printf(&b, "  \"memory\": {\"peak_host_mb\": %.1f, \"peak_device_mb\": ", s->peak_host_mb);
     json_num_or_null(&b, s->peak_device_mb);

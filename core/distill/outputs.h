@@ -29,6 +29,8 @@ typedef struct clpdd_summary {
     int wrote_loss_plot;
     long skipped_images;       /* [data] on_bad_image = skip: images left out */
     const char *skipped_first; /* the first of them, "path: why" */
+    long other_split_rows;     /* manifest rows of a split the run does not use (e.g. Waterbirds' val) */
+    const char *other_split_first;
     double peak_host_mb, peak_device_mb /* NaN on the CPU */, peak_alloc_mb;
 } clpdd_summary;
 

@@ -18,6 +18,7 @@ static void fill_summary(clpdd_summary *s, const clpdd_run_data *r, const clpdd_
     s->from_cache = r->ftrain.from_cache && r->ftest.from_cache;
     s->features_s = r->ftrain.seconds + r->ftest.seconds;
     s->skipped_images = r->sum.skipped_images, s->skipped_first = r->sum.skipped_first;
+    s->other_split_rows = r->sum.other_split_rows, s->other_split_first = r->sum.other_split_first;
     s->peak_host_mb = clpdd_peak_rss_bytes() / 1048576.0;
     s->peak_device_mb = r->ops->is_device ? r->ops->peak_bytes() / 1048576.0 : NAN;
     s->peak_alloc_mb = clpdd_host_peak_bytes(r->h) / 1048576.0;

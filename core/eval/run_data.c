@@ -46,8 +46,20 @@ static int load_datasets(clpdd_run_data *r, clpdd_err *e) {
     int folder = x->dataset == CLPDD_DATASET_IMAGEFOLDER;
     const char *train_split = *x->train_split ? x->train_split : "train";
     const char *test_split = *x->test_split ? x->test_split : folder ? "val" : "test";
-    clpdd_data_cfg cfg = {x->dataset, x->root, *x->classes_file ? x->classes_file : NULL, train_split, x->resize, x->crop,
-                          x->workers, x->skip_bad_images, r->bb.info.channels == 1, 0, x->train_limit, x->subset_seed};
+    const char *const splits[] = {train_split, test_split, NULL};
+    clpdd_data_cfg cfg = {.kind = x->dataset,
+                          .root = x->root,
+                          .classes_file = *x->classes_file ? x->classes_file : NULL,
+                          .split = train_split,
+                          .resize = x->resize,
+                          .crop = x->crop,
+                          .workers = x->workers,
+                          .skip_bad = x->skip_bad_images,
+                          .grey = r->bb.info.channels == 1,
+                          .limit = x->train_limit,
+                          .subset_seed = x->subset_seed,
+                          .verify = x->data_verify,
+                          .splits = splits};
     if (clpdd_dataset_load_source(&r->train, &r->train_info, &cfg, e)) return clpdd_err_prefix(e, "[data] train split: ");
     cfg.split = test_split, cfg.resize = x->test_resize, cfg.crop = x->test_crop, cfg.limit = 0;
     if (clpdd_dataset_load_source(&r->test, &r->test_info, &cfg, e)) return clpdd_err_prefix(e, "[data] test split: ");
@@ -64,6 +76,11 @@ static int load_datasets(clpdd_run_data *r, clpdd_err *e) {
     if (r->sum.skipped_images && !r->quiet)
         fprintf(stderr, "warning: %ld unreadable images left out ([data] on_bad_image = skip), the first: %s\n",
                 r->sum.skipped_images, r->sum.skipped_first ? r->sum.skipped_first : "?");
+    /* both loads count the same rows: those of neither split */
+    r->sum.other_split_rows = r->train_info.other_rows, r->sum.other_split_first = r->train_info.other_first;
+    if (r->sum.other_split_rows && !r->quiet)
+        fprintf(stderr, "warning: %ld manifest rows of other splits left out, the first: %s\n", r->sum.other_split_rows,
+                r->sum.other_split_first ? r->sum.other_split_first : "?");
     return 0;
 }
 

@@ -33,6 +33,8 @@ typedef struct clpdd_run_data {
     struct {
         long skipped_images;               /* [data] on_bad_image = skip: images left out */
         const char *skipped_first;         /* the first of them, "path: why" */
+        long other_split_rows;             /* manifest rows of a split the run does not use */
+        const char *other_split_first;     /* the first of them, "file.csv:line: split 'x'" */
     } sum;
     clpdd_features ftrain, ftest;          /* every training image's features (dataset order), the test split's */
     char cache_dir[4096];                  /* features and baseline scores */
