@@ -189,8 +189,8 @@ Test(evaluate, a_run_directory_holds_one_run) {
     cr_expect(strstr(e.msg, out), "the message names the directory: %s", e.msg);
     cr_expect_neq(run_into(ini, out, 1, 0, NULL, 0, &e), 0, "a finished run is not resumed");
     cr_expect(strstr(e.msg, "finished run"), "%s", e.msg);
-    /* --force with a run that cannot start (its data is missing, its plugin rejects a value): the
-       old run stays whole, nothing removed before everything that can fail has been checked */
+    /* --force with a run that cannot start (its data is missing): the old run stays whole,
+       nothing removed before everything that can fail has been checked */
     char *old_metrics = NULL;
     snprintf(path, sizeof path, "%s/metrics.json", out);
     old_metrics = slurp(path);
@@ -454,6 +454,13 @@ Test(evaluate, output_that_is_the_input_is_refused) {
     cr_expect_str_eq(m, "{\"mine\": 1}\n", "the run evaluated is untouched");
     free(m);
     cr_expect(access(st, R_OK) == 0);
+    /* `clpdd run RUN/config.ini --output RUN --force` would replace the configuration it runs */
+    char args[1400];
+    snprintf(args, sizeof args, "run '%s/config.ini' --output '%s/' --force --quiet", link, run);
+    cr_expect_eq(test_driver(args, msg, sizeof msg), 2, "%s", msg);
+    cr_expect(strstr(msg, "which --force replaces") && strstr(msg, "copy it out of the run directory"), "%s", msg);
+    snprintf(p, sizeof p, "%s/config.ini", run);
+    cr_expect(access(p, R_OK) == 0, "the configuration stays");
 }
 
 /* a run directory without distilled.safetensors: said so, and whether the run is unfinished */
@@ -475,4 +482,8 @@ Test(evaluate, run_without_its_set) {
     snprintf(args, sizeof args, "eval '%s' --quiet", run);
     cr_expect_eq(test_driver(args, msg, sizeof msg), 2, "%s", msg);
     cr_expect(strstr(msg, "the run is unfinished") && strstr(msg, "--resume"), "%s", msg);
+    /* a path that does not exist: said so, not taken for a set file lacking --config */
+    snprintf(args, sizeof args, "eval '%s/no-such-run' --quiet", tmp);
+    cr_expect_eq(test_driver(args, msg, sizeof msg), 2, "%s", msg);
+    cr_expect(strstr(msg, "no-such-run: No such file or directory"), "%s", msg);
 }

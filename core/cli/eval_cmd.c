@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "cli/eval_cmd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,10 @@ static int run_without_set(const char *path) {
 }
 
 static int find_paths(eval_paths *p, const char *path, const char *config) {
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fprintf(stderr, "clpdd eval: %s: %s (expected a run directory, a distilled.safetensors or a folder of class "
+                               "sub-folders)\n", path, strerror(errno)), 2;
     p->from_run = is_dir(path) && (snprintf(p->st, sizeof p->st, "%s/distilled.safetensors", path), access(p->st, F_OK) == 0);
     if (is_dir(path) && !p->from_run && run_without_set(path)) return 2;
     p->folder = is_dir(path) && !p->from_run;
