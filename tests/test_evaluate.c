@@ -402,6 +402,12 @@ Test(evaluate, class_folders_are_classes_by_name) {
     write_folders(dir, big, 10);
     cr_expect_eq(eval_driver(dir, ini, NULL, msg, sizeof msg), 1, "%s", msg);
     cr_expect(strstr(msg, "folder '10' is not a class"), "class numbers stop at 9: %s", msg);
+    const char *from_one[] = {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"};
+    snprintf(dir, sizeof dir, "%s/from-one", tmp);
+    write_folders(dir, from_one, 10);
+    cr_expect_eq(eval_driver(dir, ini, NULL, msg, sizeof msg), 1, "%s", msg);
+    cr_expect(strstr(msg, "folder '10' is not a class") && strstr(msg, "rename each to its number - 1"),
+              "a 1-based export is refused with the renaming it needs: %s", msg);
     cr_expect(access(cache, F_OK) != 0, "no features were extracted for a set that cannot be scored");
 }
 

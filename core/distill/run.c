@@ -151,6 +151,16 @@ static void class_list(const clpdd_run_data *r, char *out, size_t n) {
     if (r->C > 20 && len < n) snprintf(out + len, n - len, ", … (%d classes)", r->C);
 }
 
+/* the set's folders are exactly 1..C (a 1-based export of 0-based classes) */
+static int numbered_from_one(const clpdd_image_set *set, int C) {
+    int ok = set->n_class_names == C;
+    for (int i = 0; ok && i < set->n_class_names; i++) {
+        long v = class_number(set->class_names[i]);
+        ok = v >= 1 && v <= C;
+    }
+    return ok;
+}
+
 /* labels (m) of the dataset's classes for a set whose labels index its own class names (an
    image folder): each name mapped to the dataset's class of that name; -1 with a message for a
    name that is no class, or two names of one class */
@@ -166,7 +176,8 @@ static int map_classes(const clpdd_run_data *r, const clpdd_image_set *set, int3
             char list[1024];
             class_list(r, list, sizeof list);
             rc = clpdd_err_set(e, "eval: %s: folder '%s' is not a class of the dataset (%s); name each class folder by "
-                                  "its class: %s", set->source, set->class_names[i], r->train.desc, list);
+                                  "its class: %s%s", set->source, set->class_names[i], r->train.desc, list,
+                               numbered_from_one(set, r->C) ? " (the folders are numbered 1..C: rename each to its number - 1)" : "");
         }
     }
     for (int i = 0; rc == 0 && i < set->m; i++) {
