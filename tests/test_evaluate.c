@@ -117,9 +117,12 @@ Test(evaluate, probe_run_and_eval_agree) {
     cr_assert_eq(clpdd_st_read_f32(f, t, img, &e), 0, "%s", e.msg);
     clpdd_st_close(f); /* t is gone with it */
     uint8_t *u8 = malloc((size_t)px);
-    for (int i = 0; i < n; i++) { /* ipc 1: image i is class i */
+    /* ipc 1: image i is class i, in a folder named by its number, odd ones zero-padded: sorted
+       by name the folders are 0 01 03 05 07 09 2 4 6 8, so a mapping by sorted position would
+       score near chance */
+    for (int i = 0; i < n; i++) {
         char dir[256], file[300];
-        snprintf(dir, sizeof dir, "%s/pngs/class%d", tmp, i);
+        snprintf(dir, sizeof dir, i % 2 ? "%s/pngs/0%d" : "%s/pngs/%d", tmp, i);
         cr_assert_eq(clpdd_mkdirs(dir, &e), 0, "%s", e.msg);
         for (int j = 0; j < px; j++) u8[j] = (uint8_t)lrintf(img[(size_t)i * px + j] * 255.0f);
         snprintf(file, sizeof file, "%s/img.png", dir);
@@ -157,6 +160,16 @@ Test(evaluate, probe_run_and_eval_agree) {
     char *m4 = slurp(path);
     cr_expect_eq(test_json_number(m4, "\"accuracy\"", "\"mean\": "), acc3, "RGB of the 8-bit set, converted to grey, scores as it");
     free(m4);
+
+    /* --force into an evaluation that cannot start (its data is missing): the old evaluation stays */
+    char bad_root[200];
+    snprintf(bad_root, sizeof bad_root, "data.root=%s/no-such-dir", tmp);
+    char *argv4[] = {out, "--force", "--set", bad_root, "--quiet", NULL};
+    cr_expect_eq(clpdd_cmd_eval(5, argv4), 1);
+    snprintf(path, sizeof path, "%s/eval-probe/metrics.json", out);
+    char *m5 = slurp(path);
+    cr_expect_str_eq(m5, m2, "a failed --force evaluation must leave the old one whole");
+    free(m5);
     free(m), free(m2), free(m3);
 }
 
@@ -176,6 +189,24 @@ Test(evaluate, a_run_directory_holds_one_run) {
     cr_expect(strstr(e.msg, out), "the message names the directory: %s", e.msg);
     cr_expect_neq(run_into(ini, out, 1, 0, NULL, 0, &e), 0, "a finished run is not resumed");
     cr_expect(strstr(e.msg, "finished run"), "%s", e.msg);
+    /* --force with a run that cannot start (its data is missing): the old run stays whole,
+       nothing removed before everything that can fail has been checked */
+    char *old_metrics = NULL;
+    snprintf(path, sizeof path, "%s/metrics.json", out);
+    old_metrics = slurp(path);
+    char bad_root[200];
+    snprintf(bad_root, sizeof bad_root, "data.root=%s/no-such-dir", tmp);
+    const char *no_data[] = {bad_root};
+    cr_expect_neq(run_into(ini, out, 0, 1, no_data, 1, &e), 0);
+    cr_expect(strstr(e.msg, "no-such-dir"), "%s", e.msg);
+    for (const char *f = "metrics.json\0distilled.safetensors\0config.ini\0log.csv\0distilled.png\0"; *f; f += strlen(f) + 1) {
+        snprintf(path, sizeof path, "%s/%s", out, f);
+        cr_expect(access(path, R_OK) == 0, "%s of the old run must stay when --force fails before the run writes", f);
+    }
+    snprintf(path, sizeof path, "%s/metrics.json", out);
+    char *kept = slurp(path);
+    cr_expect_str_eq(kept, old_metrics, "the old run's metrics.json is untouched");
+    free(kept), free(old_metrics);
     /* --force with a run that then fails: the old run's results are gone, not mixed with the new */
     setenv("CLPDD_TEST_CRASH_AFTER", "2", 1);
     cr_expect_neq(run_into(ini, out, 0, 1, ipc3, 1, &e), 0);
@@ -321,4 +352,144 @@ Test(evaluate, silent_mismatches_are_errors) {
     cr_expect(access(path, F_OK) != 0, "no loss curve without steps");
     snprintf(path, sizeof path, "%s/metrics.json", out);
     cr_expect(access(path, R_OK) == 0);
+}
+
+/* dir/<names[k]>/img.png: one 28x28 grey image per class folder */
+static void write_folders(const char *dir, const char *const *names, int n) {
+    clpdd_err e = {{0}};
+    uint8_t px[28 * 28];
+    for (int k = 0; k < n; k++) {
+        char sub[400], file[450];
+        snprintf(sub, sizeof sub, "%s/%s", dir, names[k]);
+        cr_assert_eq(clpdd_mkdirs(sub, &e), 0, "%s", e.msg);
+        for (int j = 0; j < 28 * 28; j++) px[j] = (uint8_t)(j * 7 + k * 31);
+        snprintf(file, sizeof file, "%s/img.png", sub);
+        cr_assert_eq(clpdd_png_write(file, px, 28, 28, 1, &e), 0, "%s", e.msg);
+    }
+}
+
+/* `clpdd eval` of PATH with --config ini and more arguments; the exit status, stdout + stderr in out */
+static int eval_driver(const char *path, const char *ini, const char *more, char *out, size_t n) {
+    char args[3000];
+    snprintf(args, sizeof args, "eval '%s' --config '%s' --quiet %s", path, ini, more ? more : "");
+    return test_driver(args, out, n);
+}
+
+/* class folders are the dataset's classes by name (by number for Fashion-MNIST's numbered
+   classes); a folder that is no class, or two folders of one class, is refused, listing the
+   classes, before any feature is extracted */
+Test(evaluate, class_folders_are_classes_by_name) {
+    const char *why = test_fmnist_missing();
+    if (why) cr_skip_test("%s", why);
+    char ini[128], dir[200], cache[200], msg[8192];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    snprintf(cache, sizeof cache, "%s/cache", tmp);
+    write_ini(ini, NULL);
+    const char *bogus[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "zzz"};
+    snprintf(dir, sizeof dir, "%s/bogus", tmp);
+    write_folders(dir, bogus, 11);
+    cr_expect_eq(eval_driver(dir, ini, NULL, msg, sizeof msg), 1, "%s", msg);
+    cr_expect(strstr(msg, "folder 'zzz' is not a class of the dataset") &&
+                  strstr(msg, "'0', '1', '2', '3', '4', '5', '6', '7', '8', '9'"),
+              "the refusal names the folder and the classes it may be: %s", msg);
+    const char *twice[] = {"0", "1", "2", "3", "03", "4", "5", "6", "7", "8"};
+    snprintf(dir, sizeof dir, "%s/twice", tmp);
+    write_folders(dir, twice, 10);
+    cr_expect_eq(eval_driver(dir, ini, NULL, msg, sizeof msg), 1, "%s", msg);
+    cr_expect(strstr(msg, "folders '03' and '3' are both class 3"), "%s", msg);
+    const char *big[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "10"};
+    snprintf(dir, sizeof dir, "%s/big", tmp);
+    write_folders(dir, big, 10);
+    cr_expect_eq(eval_driver(dir, ini, NULL, msg, sizeof msg), 1, "%s", msg);
+    cr_expect(strstr(msg, "folder '10' is not a class"), "class numbers stop at 9: %s", msg);
+    const char *from_one[] = {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"};
+    snprintf(dir, sizeof dir, "%s/from-one", tmp);
+    write_folders(dir, from_one, 10);
+    cr_expect_eq(eval_driver(dir, ini, NULL, msg, sizeof msg), 1, "%s", msg);
+    cr_expect(strstr(msg, "folder '10' is not a class") && strstr(msg, "rename each to its number - 1"),
+              "a 1-based export is refused with the renaming it needs: %s", msg);
+    cr_expect(access(cache, F_OK) != 0, "no features were extracted for a set that cannot be scored");
+}
+
+/* a fake finished run: config.ini, a distilled.safetensors of one image per class, metrics.json */
+static void write_run(const char *run, const char *ini) {
+    clpdd_err e = {{0}};
+    char p[400];
+    cr_assert_eq(clpdd_mkdirs(run, &e), 0, "%s", e.msg);
+    snprintf(p, sizeof p, "%s/config.ini", run);
+    char *text = slurp(ini);
+    cr_assert_eq(clpdd_write_file_atomic(p, text, strlen(text), &e), 0, "%s", e.msg);
+    free(text);
+    float img[10 * 28 * 28];
+    int32_t lab[10];
+    for (int i = 0; i < 10 * 28 * 28; i++) img[i] = (float)((i * 13) % 256) / 255.0f;
+    for (int i = 0; i < 10; i++) lab[i] = i;
+    clpdd_st_entry ent[2] = {{"images", CLPDD_DT_F32, 4, {10, 1, 28, 28}, img}, {"labels", CLPDD_DT_I32, 1, {10}, lab}};
+    snprintf(p, sizeof p, "%s/distilled.safetensors", run);
+    cr_assert_eq(clpdd_st_write(p, ent, 2, NULL, NULL, 0, &e), 0, "%s", e.msg);
+    snprintf(p, sizeof p, "%s/metrics.json", run);
+    cr_assert_eq(clpdd_write_file_atomic(p, "{\"mine\": 1}\n", 12, &e), 0, "%s", e.msg);
+}
+
+/* an output directory that is the evaluated set's own, however spelled, is refused (exit 2)
+   before anything in it is touched, with or without --force */
+Test(evaluate, output_that_is_the_input_is_refused) {
+    char ini[128], run[200], link[200], st[300], msg[8192], more[1400], p[300];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    write_ini(ini, NULL);
+    snprintf(run, sizeof run, "%s/run", tmp);
+    write_run(run, ini);
+    snprintf(link, sizeof link, "%s/run-link", tmp);
+    cr_assert_eq(symlink(run, link), 0);
+    snprintf(st, sizeof st, "%s/distilled.safetensors", run);
+    /* the run directory, with a trailing slash, through a symlink, as "run/." */
+    char outs[4][300];
+    snprintf(outs[0], sizeof outs[0], "%s", run);
+    snprintf(outs[1], sizeof outs[1], "%s/", run);
+    snprintf(outs[2], sizeof outs[2], "%s", link);
+    snprintf(outs[3], sizeof outs[3], "%s/.", run);
+    for (int i = 0; i < 4; i++) {
+        const char *o = outs[i];
+        snprintf(more, sizeof more, "--output '%s' --force", o);
+        cr_expect_eq(eval_driver(run, ini, more, msg, sizeof msg), 2, "output %s: %s", o, msg);
+        cr_expect(strstr(msg, "is where the evaluated set") && strstr(msg, "choose another --output"), "%s", msg);
+        cr_expect_eq(eval_driver(st, ini, more, msg, sizeof msg), 2, "the set file's folder %s: %s", o, msg);
+    }
+    snprintf(p, sizeof p, "%s/metrics.json", run);
+    char *m = slurp(p);
+    cr_expect_str_eq(m, "{\"mine\": 1}\n", "the run evaluated is untouched");
+    free(m);
+    cr_expect(access(st, R_OK) == 0);
+    /* `clpdd run RUN/config.ini --output RUN --force` would replace the configuration it runs */
+    char args[1400];
+    snprintf(args, sizeof args, "run '%s/config.ini' --output '%s/' --force --quiet", link, run);
+    cr_expect_eq(test_driver(args, msg, sizeof msg), 2, "%s", msg);
+    cr_expect(strstr(msg, "which --force replaces") && strstr(msg, "copy it out of the run directory"), "%s", msg);
+    snprintf(p, sizeof p, "%s/config.ini", run);
+    cr_expect(access(p, R_OK) == 0, "the configuration stays");
+}
+
+/* a run directory without distilled.safetensors: said so, and whether the run is unfinished */
+Test(evaluate, run_without_its_set) {
+    char ini[128], run[200], p[300], msg[8192];
+    snprintf(ini, sizeof ini, "%s/e.ini", tmp);
+    write_ini(ini, NULL);
+    snprintf(run, sizeof run, "%s/run", tmp);
+    write_run(run, ini);
+    snprintf(p, sizeof p, "%s/distilled.safetensors", run);
+    cr_assert_eq(unlink(p), 0);
+    cr_expect_eq(eval_driver(run, ini, NULL, msg, sizeof msg), 2, "%s", msg);
+    cr_expect(strstr(msg, "has no distilled.safetensors (and no checkpoint)") && strstr(msg, run), "%s", msg);
+    cr_expect(!strstr(msg, "class folder"), "not taken for an image folder: %s", msg);
+    snprintf(p, sizeof p, "%s/checkpoint.safetensors", run);
+    clpdd_err e = {{0}};
+    cr_assert_eq(clpdd_write_file_atomic(p, "x", 1, &e), 0, "%s", e.msg);
+    char args[600];
+    snprintf(args, sizeof args, "eval '%s' --quiet", run);
+    cr_expect_eq(test_driver(args, msg, sizeof msg), 2, "%s", msg);
+    cr_expect(strstr(msg, "the run is unfinished") && strstr(msg, "--resume"), "%s", msg);
+    /* a path that does not exist: said so, not taken for a set file lacking --config */
+    snprintf(args, sizeof args, "eval '%s/no-such-run' --quiet", tmp);
+    cr_expect_eq(test_driver(args, msg, sizeof msg), 2, "%s", msg);
+    cr_expect(strstr(msg, "no-such-run: No such file or directory"), "%s", msg);
 }

@@ -177,6 +177,22 @@ static int run_dir(const char *ini, const char *out, int resume, clpdd_err *e, c
     return rc;
 }
 
+/* <dir>/log.csv without its seconds column: "step,loss" lines */
+static char *log_rows(const char *dir) {
+    char p[800];
+    snprintf(p, sizeof p, "%s/log.csv", dir);
+    size_t len;
+    char *csv = (char *)read_all(p, &len), *out = calloc(len + 1, 1);
+    size_t o = 0;
+    for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n")) {
+        char *last = strrchr(line, ',');
+        if (last) *last = 0;
+        o += (size_t)sprintf(out + o, "%s\n", line);
+    }
+    free(csv);
+    return out;
+}
+
 Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
     const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
@@ -188,7 +204,7 @@ Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
     fprintf(f,
             "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\nval_size = 100\ncache_dir = %s/cache\n"
             "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
-            "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\n[eval]\nseeds = 1\nepochs = 10\n",
+            "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\nlog_every = 5\n[eval]\nseeds = 1\nepochs = 10\n",
             dir);
     fclose(f);
     snprintf(a, sizeof a, "%s/whole", dir);
@@ -217,6 +233,12 @@ Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
     uint8_t *da = read_all(pa, &la), *db = read_all(pb, &lb);
     cr_expect(la == lb && memcmp(da, db, la) == 0, "the resumed run must end with the uninterrupted run's images");
     free(da), free(db);
+    /* the log of the resumed run is the uninterrupted run's, the checkpoint's step 5 included
+       (the seconds column aside) */
+    char *rows_a = log_rows(a), *rows_b = log_rows(b);
+    cr_expect_str_eq(rows_b, rows_a, "the resumed run's log.csv must have the uninterrupted run's rows");
+    cr_expect(strstr(rows_a, "\n5,"), "step 5, the checkpoint's step, is a log row: %s", rows_a);
+    free(rows_a), free(rows_b);
     char cmd[800];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);

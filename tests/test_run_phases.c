@@ -47,7 +47,7 @@ Test(run_phases, every_entry_point_needs_the_callers_device) {
     cr_expect_eq(clpdd_run(&x, NULL, &e), -1);
     float image = 0.5f;
     int32_t label = 0;
-    clpdd_image_set set = {&image, &label, 1, 1, 1, 1, "a test", 0};
+    clpdd_image_set set = {.images = &image, .labels = &label, .m = 1, .c = 1, .H = 1, .W = 1, .source = "a test"};
     cr_expect_eq(clpdd_run_eval(&x, &set, &o, &e), -1);
     cr_expect(strstr(e.msg, "clpdd_run_eval called without a device") != NULL, "%s", e.msg);
     cr_expect_eq(clpdd_run_features(&x, &o, 0, 0, 0, &e), -1);

@@ -5,11 +5,17 @@
  * The set: a run directory (its distilled.safetensors, with its config.ini as the default
  * configuration), a distilled.safetensors file (tensors "images" (m, c, H, W) F32 in [0, 1] and
  * "labels" (m) I32, as clpdd writes them and safetensors.numpy.save_file writes from Python), or a
- * folder of PNG/JPEG files in class sub-folders (ImageFolder: classes sorted by name, label i =
- * the i-th; what other tools export), read at their stored size as 8-bit images. */
+ * folder of PNG/JPEG files in class sub-folders (ImageFolder, what other tools export), read at
+ * their stored size as 8-bit images. A sub-folder is named by the class it holds: one of the
+ * dataset's class names, or its number where the classes are numbered (Fashion-MNIST, MNIST,
+ * CIFAR: "3" is class 3, whatever the folders' sorted order); any other name is refused.
+ *
+ * The output directory is never the set's own: a run directory evaluated into itself would lose
+ * its files to the evaluation's. */
 #define _GNU_SOURCE
 #include "cli/eval_cmd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +33,7 @@ typedef struct loaded_set {
     clpdd_image_set set;
     float *images;
     int32_t *labels;
+    clpdd_data_info folders; /* a folder: its class sub-folders' names (labels index them) */
 } loaded_set;
 
 static int read_safetensors(loaded_set *ls, const char *path, clpdd_err *e) {
@@ -56,7 +63,7 @@ static int read_folder(loaded_set *ls, const char *path, int grey, clpdd_err *e)
     clpdd_dataset ds;
     memset(&ds, 0, sizeof ds);
     clpdd_data_cfg cfg = {.kind = CLPDD_DATASET_IMAGEFOLDER, .root = path, .split = ".", .grey = grey};
-    if (clpdd_dataset_load_source(&ds, NULL, &cfg, e)) return -1;
+    if (clpdd_dataset_load_source(&ds, &ls->folders, &cfg, e)) return -1;
     ls->set.m = ds.n, ls->set.c = ds.c, ls->set.H = ds.H, ls->set.W = ds.W;
     ls->images = clpdd_xmalloc((size_t)ds.n * ds.c * ds.H * ds.W * sizeof(float));
     ls->labels = clpdd_xmalloc((size_t)ds.n * sizeof(int32_t));
@@ -88,8 +95,34 @@ typedef struct eval_paths {
     int from_run, folder;
 } eval_paths;
 
+static int exists_in(const char *dir, const char *name) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* a run directory without its set: 2 and a message saying so, and whether the run looks unfinished */
+static int run_without_set(const char *path) {
+    static const char *const run_only[] = {"checkpoint.safetensors", "log.csv", "metrics.json", "loss.png", "distilled.png"};
+    int run = 0;
+    for (size_t i = 0; i < sizeof run_only / sizeof run_only[0]; i++) run |= exists_in(path, run_only[i]);
+    if (!run) return 0;
+    if (exists_in(path, "checkpoint.safetensors"))
+        fprintf(stderr, "clpdd eval: run directory %s has no distilled.safetensors: the run is unfinished (its "
+                        "checkpoint.safetensors is there: `clpdd run CONFIG --output %s --resume` finishes it)\n", path, path);
+    else
+        fprintf(stderr, "clpdd eval: run directory %s has no distilled.safetensors (and no checkpoint): the run did not "
+                        "finish, or the file was removed; nothing to evaluate\n", path);
+    return 2;
+}
+
 static int find_paths(eval_paths *p, const char *path, const char *config) {
-    p->from_run = is_dir(path) && (snprintf(p->st, sizeof p->st, "%s/distilled.safetensors", path), access(p->st, R_OK) == 0);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fprintf(stderr, "clpdd eval: %s: %s (expected a run directory, a distilled.safetensors or a folder of class "
+                               "sub-folders)\n", path, strerror(errno)), 2;
+    p->from_run = is_dir(path) && (snprintf(p->st, sizeof p->st, "%s/distilled.safetensors", path), access(p->st, F_OK) == 0);
+    if (is_dir(path) && !p->from_run && run_without_set(path)) return 2;
     p->folder = is_dir(path) && !p->from_run;
     if (!p->from_run) snprintf(p->st, sizeof p->st, "%s", path);
     if (config) snprintf(p->cfg, sizeof p->cfg, "%s", config);
@@ -114,6 +147,25 @@ static int load(clpdd_startup *s, const clpdd_args *a, const eval_paths *p, load
     return clpdd_startup_load(s, a, p->cfg, extra, 1);
 }
 
+/* 2 and a message when the output directory is the set's own: PATH itself (a run directory, an
+   image folder) or the folder of a set file, whatever the spelling (a trailing slash, a symlink) */
+static int output_is_input(const char *out, const char *path) {
+    struct stat so, si;
+    if (stat(out, &so) != 0 || stat(path, &si) != 0) return 0; /* an output still to be made is no one's */
+    int same = so.st_dev == si.st_dev && so.st_ino == si.st_ino;
+    if (!same && !S_ISDIR(si.st_mode)) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        same = stat(slash ? (dir[0] ? dir : "/") : ".", &si) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino;
+    }
+    if (!same) return 0;
+    fprintf(stderr, "clpdd eval: --output %s is where the evaluated set %s lives: its files would be replaced by the "
+                    "evaluation's; choose another --output\n", out, path);
+    return 2;
+}
+
 static int eval(const clpdd_args *a) {
     const char *path = a->pos[0], *output = clpdd_args_str(a, "output");
     eval_paths p;
@@ -136,14 +188,17 @@ static int eval(const clpdd_args *a) {
             snprintf(out, sizeof out, "runs/eval-%.*s-%s", (int)strcspn(base, "."), base, pname);
         }
         ls.set.images = ls.images, ls.set.labels = ls.labels, ls.set.source = path, ls.set.from_run = p.from_run;
+        ls.set.class_names = (const char *const *)ls.folders.class_names, ls.set.n_class_names = ls.folders.classes;
         clpdd_run_opts o = {.ops = s.ops, .output = out, .quiet = clpdd_args_count(a, "quiet"), .force = clpdd_args_count(a, "force")};
-        if (clpdd_run_eval(&s.x, &ls.set, &o, &s.e)) {
+        rc = output_is_input(out, path);
+        if (rc == 0 && clpdd_run_eval(&s.x, &ls.set, &o, &s.e)) {
             fprintf(stderr, "clpdd: %s\n", s.e.msg);
             rc = 1;
         }
     }
     free(ls.images);
     free(ls.labels);
+    clpdd_data_info_free(&ls.folders);
     clpdd_startup_end(&s);
     return rc;
 }
@@ -171,10 +226,12 @@ const clpdd_command clpdd_command_eval = {
         "\n"
         "Scores an existing distilled set exactly as `clpdd run` scores its own: PATH is a run directory,\n"
         "a distilled.safetensors file (\"images\" (m, c, H, W) float32 in [0, 1], \"labels\" (m) int32), or a\n"
-        "folder of PNG/JPEG images in class sub-folders (classes sorted by name). The configuration (data,\n"
-        "backbone, [eval]) is --config, else PATH/config.ini for a run directory; --protocol and --set\n"
-        "override it. Writes config.ini, metrics.json and distilled.{safetensors,png} into --output\n"
-        "(default: PATH/eval-<protocol> for a run directory, else runs/eval-<name>-<protocol>).\n",
+        "folder of PNG/JPEG images in class sub-folders, each named by its class: a class name of the\n"
+        "dataset, or the class's number where the classes are numbered (\"3\" is class 3 of Fashion-MNIST).\n"
+        "The configuration (data, backbone, [eval]) is --config, else PATH/config.ini for a run directory;\n"
+        "--protocol and --set override it. Writes config.ini, metrics.json and distilled.{safetensors,png}\n"
+        "into --output (default: PATH/eval-<protocol> for a run directory, else runs/eval-<name>-<protocol>),\n"
+        "which may not be PATH's own directory.\n",
     .options = options,
     .positional = "PATH",
     .min_pos = 1,

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "cli/startup.h"
 #include "distill/run.h"
@@ -29,9 +30,24 @@ static const clpdd_option *const check_options[] = {&clpdd_opt_set,  &clpdd_opt_
                                                     &clpdd_opt_quiet, &check_output,         &check_resume,
                                                     &check_force,     &check_device,         NULL};
 
+/* 2 and a message when --force would replace the configuration being run: FILE.ini is the output
+   directory's own config.ini (however spelled), lost if the new run then fails */
+static int force_replaces_input(const char *ini, const char *outdir) {
+    if (!outdir) return 0;
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.ini", outdir);
+    struct stat si, so;
+    if (stat(ini, &si) != 0 || stat(cfg, &so) != 0 || si.st_dev != so.st_dev || si.st_ino != so.st_ino) return 0;
+    fprintf(stderr, "clpdd run: %s is the config.ini of the output directory %s, which --force replaces (and loses "
+                    "if the new run fails): copy it out of the run directory and run the copy\n", ini, outdir);
+    return 2;
+}
+
 static int run(const clpdd_args *a) {
     clpdd_startup s;
     int rc = clpdd_startup_begin(&s, a, a->pos[0]);
+    if (rc == 0 && clpdd_args_count(a, "force") && !clpdd_args_count(a, "resume"))
+        rc = force_replaces_input(a->pos[0], clpdd_args_str(a, "output") ? clpdd_args_str(a, "output") : s.x.output);
     if (rc == 0) {
         clpdd_run_opts o = {.ops = s.ops,
                             .output = clpdd_args_str(a, "output"),
@@ -83,7 +99,8 @@ const clpdd_command clpdd_command_run = {
         "--set overrides any key (repeatable); --device and --output override [experiment].\n"
         "--resume continues from DIR/checkpoint.safetensors (written every [distill] checkpoint_every\n"
         "steps, removed when the run finishes) when the configuration is the same.\n"
-        "--force replaces another run's results in the output directory.\n"
+        "--force replaces another run's results in the output directory (once the run is ready to write;\n"
+        "never the FILE.ini it runs).\n"
         "--allow-plugin-path lets the INI name a plugin by path ([solver] name = ./my.so): loading a\n"
         "plugin runs its code, so paths are refused unless the .so lies in a --plugin-path or\n"
         "CLPDD_PLUGIN_PATH directory (then give its name) or this option says you trust it.\n",

@@ -374,6 +374,11 @@ int clpdd_loop_run(clpdd_loop *l, const char *outdir, const char *ckpt_path, int
         if (added && !l->quiet && !tty)
             fprintf(stderr, "distill: step %d: pyramid level %d of %d added\n", step, clpdd_param_active_levels(l->param),
                     clpdd_param_levels(l->param));
+        if (step == 1) s->first_loss = L;
+        double now = clpdd_now();
+        /* the step's log row before its checkpoint: a resumed run's log.csv has every row */
+        if ((step % x->log_every == 0 || step == 1 || step == steps) && l->nlog < l->caplog)
+            l->log[l->nlog++] = (clpdd_log_row){step, L, now - t0};
         if (x->checkpoint_every > 0 && step % x->checkpoint_every == 0 && step < steps) {
             clpdd_err ce;
             /* a failed write (disk full) must not end hours of work: the last good checkpoint
@@ -382,10 +387,6 @@ int clpdd_loop_run(clpdd_loop *l, const char *outdir, const char *ckpt_path, int
                 fprintf(stderr, "warning: step %d: checkpoint not written (%s); the last good one is kept\n", step, ce.msg);
         }
         if (step == crash_after) return clpdd_err_set(e, "simulated crash after step %d (CLPDD_TEST_CRASH_AFTER)", step);
-        if (step == 1) s->first_loss = L;
-        double now = clpdd_now();
-        if ((step % x->log_every == 0 || step == 1 || step == steps) && l->nlog < l->caplog)
-            l->log[l->nlog++] = (clpdd_log_row){step, L, now - t0};
         if (l->quiet) continue;
         if (tty && (now - last_tty > 0.2 || step == steps)) {
             progress(step, steps, L, now - t0, 1, step == steps);

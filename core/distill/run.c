@@ -69,6 +69,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     int rc = clpdd_rundir_acquire(&dir, outdir, opts->resume, opts->force, e);
     if (rc == 0) rc = data_setup(&r, x, opts, "run", e);
     if (rc == 0) rc = clpdd_loop_setup(&l, &r, opts->quiet, e);
+    if (rc == 0) rc = clpdd_rundir_clear(&dir, e); /* everything that can fail before the loop writes has passed */
     if (rc == 0) rc = clpdd_loop_run(&l, outdir, ckpt_path, opts->resume, &s, e);
     if (rc == 0) rc = evaluate_run(&r, &l, &s, e);
     clpdd_results_set set = {l.Xs_host, l.ys_host, l.m, l.ipc, l.n};
@@ -118,6 +119,76 @@ static int check_set(const clpdd_run_data *r, const clpdd_image_set *set, clpdd_
     return rc;
 }
 
+/* a class name as a number: a non-negative decimal integer ("3", "03"), or -1 */
+static long class_number(const char *s) {
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || s[n] || n > 9 + strspn(s, "0")) return -1;
+    return strtol(s, NULL, 10);
+}
+
+/* the dataset's class whose name is `name` (or whose number it is, where the class names are
+   numbers: IDX and CIFAR are "0".."C-1"), or -1 */
+static int class_of_name(const clpdd_run_data *r, const char *name) {
+    long num = class_number(name);
+    for (int k = 0; k < r->C; k++) {
+        char own[16];
+        const char *cn = r->train_info.class_names && k < r->train_info.classes ? r->train_info.class_names[k]
+                                                                                 : (snprintf(own, sizeof own, "%d", k), own);
+        if (strcmp(cn, name) == 0 || (num >= 0 && class_number(cn) == num)) return k;
+    }
+    return -1;
+}
+
+/* "0, 1, 2, …" the dataset's class names for a message (the first 20, then the count) */
+static void class_list(const clpdd_run_data *r, char *out, size_t n) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 0; k < r->C && k < 20 && len < n; k++) {
+        const char *cn = r->train_info.class_names && k < r->train_info.classes ? r->train_info.class_names[k] : NULL;
+        len += cn ? (size_t)snprintf(out + len, n - len, "%s'%s'", k ? ", " : "", cn)
+                  : (size_t)snprintf(out + len, n - len, "%s'%d'", k ? ", " : "", k);
+    }
+    if (r->C > 20 && len < n) snprintf(out + len, n - len, ", … (%d classes)", r->C);
+}
+
+/* the set's folders are exactly 1..C (a 1-based export of 0-based classes) */
+static int numbered_from_one(const clpdd_image_set *set, int C) {
+    int ok = set->n_class_names == C;
+    for (int i = 0; ok && i < set->n_class_names; i++) {
+        long v = class_number(set->class_names[i]);
+        ok = v >= 1 && v <= C;
+    }
+    return ok;
+}
+
+/* labels (m) of the dataset's classes for a set whose labels index its own class names (an
+   image folder): each name mapped to the dataset's class of that name; -1 with a message for a
+   name that is no class, or two names of one class */
+static int map_classes(const clpdd_run_data *r, const clpdd_image_set *set, int32_t *labels, clpdd_err *e) {
+    int nn = set->n_class_names, *to = clpdd_xmalloc((size_t)(nn > 0 ? nn : 1) * sizeof *to), rc = 0;
+    for (int i = 0; rc == 0 && i < nn; i++) {
+        to[i] = class_of_name(r, set->class_names[i]);
+        for (int j = 0; j < i && to[i] >= 0; j++)
+            if (to[j] == to[i])
+                rc = clpdd_err_set(e, "eval: %s: folders '%s' and '%s' are both class %d of the dataset", set->source,
+                                   set->class_names[j], set->class_names[i], to[i]);
+        if (to[i] < 0) {
+            char list[1024];
+            class_list(r, list, sizeof list);
+            rc = clpdd_err_set(e, "eval: %s: folder '%s' is not a class of the dataset (%s); name each class folder by "
+                                  "its class: %s%s", set->source, set->class_names[i], r->train.desc, list,
+                               numbered_from_one(set, r->C) ? " (the folders are numbered 1..C: rename each to its number - 1)" : "");
+        }
+    }
+    for (int i = 0; rc == 0 && i < set->m; i++) {
+        if (set->labels[i] < 0 || set->labels[i] >= nn)
+            rc = clpdd_err_set(e, "eval: %s: image %d has no class folder", set->source, i);
+        else labels[i] = to[set->labels[i]];
+    }
+    free(to);
+    return rc;
+}
+
 /* the set in the dataset's channel count, sorted by class (stable: a set's own order within a
    class is kept) into images (m, px) and labels (m) */
 static void sort_set(const clpdd_run_data *r, const clpdd_image_set *set, float *images, int32_t *labels) {
@@ -142,21 +213,31 @@ int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_
     summary_init(&s);
     float *images = NULL, *phis = NULL;
     int32_t *labels = NULL;
+    clpdd_image_set named = *set; /* the set with labels of the dataset's classes */
+    int32_t *named_labels = NULL;
     int rc = clpdd_rundir_acquire(&dir, outdir, 0, opts->force, e);
-    if (rc == 0) rc = data_setup(&r, x, opts, "eval", e);
-    if (rc == 0) rc = check_set(&r, set, e);
+    /* the set is checked against the loaded datasets before their features are extracted */
+    if (rc == 0) rc = clpdd_run_data_open(&r, x, opts->ops, "eval", opts->quiet, e) || clpdd_run_data_load(&r, e) ? -1 : 0;
+    if (rc == 0 && set->class_names) {
+        named.labels = named_labels = clpdd_xmalloc((size_t)(set->m > 0 ? set->m : 1) * sizeof(int32_t));
+        rc = map_classes(&r, set, named_labels, e);
+    }
+    if (rc == 0) rc = check_set(&r, &named, e);
+    if (rc == 0) rc = clpdd_run_data_features(&r, 0, 0, e);
+    if (rc == 0) clpdd_run_data_targets(&r);
     clpdd_results_set rs = {NULL, NULL, set->m, x->ipc, 1};
     if (rc == 0) {
         rs.images = images = clpdd_xmalloc((size_t)set->m * r.px * sizeof(float));
         rs.labels = labels = clpdd_xmalloc((size_t)set->m * sizeof(int32_t));
-        sort_set(&r, set, images, labels);
+        sort_set(&r, &named, images, labels);
         s.source = set->source;
         phis = clpdd_xmalloc((size_t)set->m * r.d * sizeof(float)); /* (m, d) */
         rc = clpdd_evaluation_score(&r, images, labels, set->m, x->ipc, phis, &s, e);
     }
+    if (rc == 0) rc = clpdd_rundir_clear(&dir, e); /* the old results go only once the new ones exist */
     if (rc == 0) rc = clpdd_results_write_eval(outdir, &r, &rs, set->from_run, t_start, &s, e);
     if (rc == 0 && !opts->quiet) clpdd_results_report_eval(&s, &r, outdir);
-    free(images), free(labels), free(phis);
+    free(images), free(labels), free(phis), free(named_labels);
     clpdd_run_data_free(&r);
     clpdd_rundir_release(&dir);
     return rc ? -1 : 0;

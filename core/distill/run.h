@@ -23,6 +23,11 @@ typedef struct clpdd_image_set {
     int m, c, H, W;
     const char *source;    /* where it came from, for messages and metrics.json */
     int from_run;          /* 1: a clpdd run directory, whose config.ini is the method's */
+    /* NULL: labels are the dataset's classes. Else labels index these names (an image folder's
+       class sub-folders), each mapped to the dataset's class of that name, or of that number where
+       the dataset's classes are numbered; a name that is no class is an error listing the classes */
+    const char *const *class_names; /* (n_class_names) */
+    int n_class_names;
 } clpdd_image_set;
 
 /* the evaluation of a run, on a given set: the same data, features, validation split and

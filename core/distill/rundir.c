@@ -49,20 +49,25 @@ int clpdd_rundir_acquire(clpdd_rundir *d, const char *path, int resume, int forc
         return clpdd_err_set(e, "run directory %s is not writable: %s", path, strerror(err));
     }
     d->lock_fd = fd;
+    snprintf(d->path, sizeof d->path, "%s", path);
+    d->force = force;
     const char *found = NULL;
     for (int i = 0; i < N_RUN_FILES && !found; i++)
         if (exists(path, run_files[i])) found = run_files[i];
-    if (found && force) {
-        for (int i = 0; i < N_RUN_FILES; i++)
-            if (remove_file(path, run_files[i], e)) return -1;
-    } else if (found && resume && exists(path, "metrics.json")) {
+    if (found && resume && !force && exists(path, "metrics.json"))
         return clpdd_err_set(e, "run directory %s holds a finished run (metrics.json): nothing to resume; --force reruns it",
                              path);
-    } else if (found && !resume) {
+    if (found && !resume && !force)
         return clpdd_err_set(e, "run directory %s holds another run's files (%s): --force replaces them, --resume continues "
                                 "from its checkpoint, or choose another --output", path, found);
-    }
-    return remove_file(path, "metrics.json", e); /* written last, so its absence marks an unfinished run */
+    return 0;
+}
+
+int clpdd_rundir_clear(clpdd_rundir *d, clpdd_err *e) {
+    CLPDD_ASSERT(d->lock_fd >= 0);
+    for (int i = 0; i < N_RUN_FILES && d->force; i++)
+        if (remove_file(d->path, run_files[i], e)) return -1;
+    return remove_file(d->path, "metrics.json", e); /* written last, so its absence marks an unfinished run */
 }
 
 void clpdd_rundir_release(clpdd_rundir *d) {
