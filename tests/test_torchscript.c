@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "clpdd/plugin.h"
+#include "encoder/encode.h"
 #include "io/ini.h"
 #include "io/safetensors.h"
 #include "plugin/host.h"
@@ -221,12 +222,11 @@ static void variant(const char *name) {
     clpdd_host_destroy(h);
 }
 
-Test(torchscript, vit_variant_vit) { variant("vit"); }
-Test(torchscript, vit_variant_deit) { variant("deit"); }
-Test(torchscript, vit_variant_dinov2) { variant("dinov2"); }
-Test(torchscript, vit_variant_clip) { variant("clip"); }
-Test(torchscript, vit_variant_mocov3) { variant("mocov3"); }
-Test(torchscript, vit_variant_eva02) { variant("eva02"); }
+/* one Test for all: each Test is a forked worker, and a worker with libtorch costs ~1 s */
+Test(torchscript, vit_variants) {
+    const char *names[] = {"vit", "deit", "dinov2", "clip", "mocov3", "eva02"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) variant(names[i]);
+}
 
 /* (c) inference in pieces = one taped forward; a tape for more images than used; "=" semantics;
    a second backward of the same forward; backward of another n refused */
@@ -275,6 +275,52 @@ Test(torchscript, pieces_tapes_semantics) {
     clpdd_host_destroy(h);
 }
 
+/* [distill] chunk: the core's chunked encoder (inference forward, then taped recompute and backward
+   k images at a time) gives what one tape over all m images gives; the images go through the
+   adapter (28×28 grey, normalised), as in tests/test_encode.c for vit */
+static void encode(int chunk, const float *X, const float *dphi, int m, float *phi, float *dX) {
+    const clpdd_plugin *p = test_plugin("torchscript");
+    cr_assert_not_null(p);
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 0);
+    clpdd_err e;
+    clpdd_section *s = test_section(p, "backbone", "file = mnist-vit.pt; channels = 1; image_size = 28; "
+                                                   "mean = 0.1307; std = 0.3081; batch = 2");
+    clpdd_backbone bb = {h, p, p->vtable, NULL, {0}, "backbone=torchscript (test)", CLPDD_ADAPT_RESIZE,
+                         CLPDD_PRECISION_FP32};
+    cr_assert_eq(bb.vt->create(h, s, &bb.self), 0, "%s", clpdd_host_error(h));
+    cr_assert_eq(bb.vt->describe(bb.self, &bb.info), 0);
+    clpdd_encoder en;
+    cr_assert_eq(clpdd_encoder_init(&en, &bb, m, chunk, 1, 28, 28, &e), 0, "%s", e.msg);
+    size_t px = 28 * 28, d = (size_t)bb.info.feature_dim;
+    float *dXs = h->alloc(h, m * px * 4), *dX_in = h->alloc(h, m * px * 4);
+    float *dphis = h->alloc(h, m * d * 4), *dphi_in = h->alloc(h, m * d * 4);
+    h->ops->to_device(dX_in, X, m * px * 4);
+    h->ops->to_device(dphi_in, dphi, m * d * 4);
+    cr_assert_eq(clpdd_encoder_forward(&en, dphis, dX_in, &e), 0, "%s", e.msg);
+    h->ops->to_host(phi, dphis, m * d * 4);
+    cr_assert_eq(clpdd_encoder_backward(&en, dXs, dphi_in, dX_in, &e), 0, "%s", e.msg);
+    h->ops->to_host(dX, dXs, m * px * 4);
+    clpdd_encoder_free(&en);
+    bb.vt->destroy(bb.self);
+    clpdd_section_destroy(s);
+    clpdd_host_destroy(h);
+}
+
+Test(torchscript, chunked_equals_one_tape) {
+    const int m = 7;
+    const size_t px = 28 * 28, d = 64;
+    float *X = malloc(m * px * 4), *dphi = malloc(m * d * 4);
+    test_fill_uniform(X, m * px, 0, 1, 11);
+    test_fill_normal(dphi, m * d, 1, 12);
+    float *phi0 = malloc(m * d * 4), *phi3 = malloc(m * d * 4), *dX0 = malloc(m * px * 4), *dX3 = malloc(m * px * 4);
+    encode(0, X, dphi, m, phi0, dX0);
+    encode(3, X, dphi, m, phi3, dX3); /* chunks of 3, 3, 1 */
+    cr_expect_lt(test_rel_err(phi3, phi0, m * d), 1e-6, "features");
+    cr_expect_lt(test_rel_err(dX3, dX0, m * px), 1e-6, "pixel gradients");
+    free(phi0), free(phi3), free(dX0), free(dX3);
+    free(X), free(dphi);
+}
+
 /* (d) bad input: create fails with a message naming the file and saying what is wrong */
 static void refused(const char *file, const char *extra, const char *needle) {
     clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
@@ -291,24 +337,14 @@ static void refused(const char *file, const char *extra, const char *needle) {
     clpdd_host_destroy(h);
 }
 
-Test(torchscript, refuses_a_file_that_is_not_torchscript) {
+Test(torchscript, refuses_bad_input) {
     refused(test_fixture("st_small.safetensors"), "", "is not a TorchScript archive");
-}
-Test(torchscript, refuses_a_missing_file) { refused("no-such-encoder.pt", "", "cannot read file"); }
-Test(torchscript, refuses_a_tuple) { refused(ts_fixture("bad_tuple.pt"), "", "not one tensor"); }
-Test(torchscript, refuses_the_wrong_rank) { refused(ts_fixture("bad_tokens.pt"), "", "returns shape (2, 3, 4)"); }
-Test(torchscript, refuses_an_output_that_ignores_the_images) {
+    refused("no-such-encoder.pt", "", "cannot read file");
+    refused(ts_fixture("bad_tuple.pt"), "", "not one tensor");
+    refused(ts_fixture("bad_tokens.pt"), "", "returns shape (2, 3, 4)");
     refused(ts_fixture("bad_constant.pt"), "", "does not depend on the input");
-}
-Test(torchscript, refuses_a_size_the_module_does_not_take) {
-    refused(ts_fixture("vit_vit.pt"), "", "probe forward on images (2, 3, 8, 8)");
-}
-Test(torchscript, refuses_channels_the_module_does_not_take) {
+    refused(ts_fixture("vit_vit.pt"), "", "probe forward on images (2, 3, 8, 8)"); /* traced at 16 px */
     refused(ts_fixture("bad_tuple.pt"), "; channels = 1", "probe forward on images (2, 1, 8, 8)");
-}
-Test(torchscript, refuses_a_cuda_module_on_a_cpu_run) {
     refused(ts_fixture("bad_cuda.pt"), "", "holds CUDA tensors but the run's ops are on the CPU");
-}
-Test(torchscript, refuses_mean_of_the_wrong_length) {
     refused(ts_fixture("vit_vit.pt"), "; mean = 0.1, 0.2", "mean has 2 values");
 }
