@@ -18,6 +18,9 @@
 #include <torch/csrc/api/include/torch/version.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/script.h>
+#ifdef CLPDD_TORCH_CUDA
+#include <torch/cuda.h>
+#endif
 
 #include <sys/stat.h>
 #include <unistd.h>
