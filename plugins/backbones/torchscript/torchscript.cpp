@@ -22,6 +22,7 @@
 #include <torch/cuda.h>
 #endif
 
+#include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,8 +68,9 @@ struct ts_tape {
 };
 
 /* a relative path looked up as the core looks up weights (core/plugin/host.c): each entry of
-   CLPDD_MODEL_PATH, the source tree's models/, the install prefix's models, the working directory */
-bool resolve(const std::string &path, std::string &out) {
+   CLPDD_MODEL_PATH, the source tree's models/, the install prefix's models (beside libclpdd, then
+   as configured), the working directory */
+bool resolve(const clpdd_host *h, const std::string &path, std::string &out) {
     if (path.empty()) return false;
     if (path[0] == '/') {
         out = path;
@@ -87,6 +89,14 @@ bool resolve(const std::string &path, std::string &out) {
     }
 #ifdef CLPDD_SOURCE_MODELS_DIR
     dirs.push_back(CLPDD_SOURCE_MODELS_DIR);
+#endif
+#ifdef CLPDD_LIB_TO_MODELS
+    Dl_info info; /* the host's functions live in libclpdd: <libdir>/libclpdd.so → <libdir>/CLPDD_LIB_TO_MODELS */
+    if (dladdr(reinterpret_cast<void *>(h->alloc), &info) && info.dli_fname) {
+        std::string lib(info.dli_fname);
+        size_t slash = lib.rfind('/');
+        if (slash != std::string::npos) dirs.push_back(lib.substr(0, slash) + "/" CLPDD_LIB_TO_MODELS);
+    }
 #endif
 #ifdef CLPDD_MODEL_INSTALL_DIR
     dirs.push_back(CLPDD_MODEL_INSTALL_DIR);
@@ -208,7 +218,7 @@ int probe(ts_backbone *b) {
 
 int ts_open(ts_backbone *b) {
     const clpdd_host *h = b->h;
-    if (!resolve(b->file, b->resolved)) {
+    if (!resolve(h, b->file, b->resolved)) {
         h->error(h, "torchscript: cannot read file '%s' (looked up in CLPDD_MODEL_PATH, models/, the install prefix, "
                     "the working directory)", b->file.c_str());
         return -1;
