@@ -264,8 +264,7 @@ char *clpdd_experiment_resolved_ini(const clpdd_experiment *x) {
     return b.s;
 }
 
-/* keys that never change what the distillation computes */
-static int outside_distillation(const char *section, const char *key) {
+int clpdd_config_key_incidental(const char *section, const char *key) {
     static const char *const skip[][2] = {{"experiment", "name"},     {"experiment", "output"},
                                           {"experiment", "device"},   {"experiment", "progress_every"},
                                           {"distill", "checkpoint_every"}, {"backbone", CLPDD_KEY_INFERENCE_BATCH}};
@@ -285,7 +284,7 @@ char *clpdd_experiment_distill_ini(const clpdd_experiment *x) {
         const clpdd_section *s = clpdd_ini_section(&x->ini, order[i]);
         for (int j = 0; s && j < clpdd_section_count(s); j++) {
             const char *k = clpdd_section_key_at(s, j);
-            if (outside_distillation(order[i], k)) continue;
+            if (clpdd_config_key_incidental(order[i], k)) continue;
             if (n == cap) lines = realloc(lines, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *lines);
             CLPDD_ASSERT(lines);
             clpdd_strbuf line = {0};

@@ -64,6 +64,12 @@ char *clpdd_experiment_resolved_ini(const clpdd_experiment *x);
    distillation, for --resume's configuration check */
 char *clpdd_experiment_distill_ini(const clpdd_experiment *x);
 
+/* keys that never change what a run computes: [experiment] name, output, device,
+   progress_every; [distill] checkpoint_every; a backbone's inference batch. --resume's
+   configuration check leaves them out; a sweep point whose config.ini differs only in these is
+   the same run (a sweep moved to another root), and so are two run directories in a report. */
+int clpdd_config_key_incidental(const char *section, const char *key);
+
 /* The core sections' keys, from the one key table (config/keys.c): {name, keys, n_keys} per
    section, in the order `clpdd keys` prints them; an ENUM key's choices are its enum's names. */
 typedef struct clpdd_core_section {

@@ -591,15 +591,6 @@ const char *clpdd_point_state_name(clpdd_point_state st) {
     return (unsigned)st < CLPDD_POINT_STATE_COUNT ? n[st] : "?";
 }
 
-int clpdd_config_key_incidental(const char *section, const char *key) {
-    static const char *const skip[][2] = {{"experiment", "name"},     {"experiment", "output"},
-                                          {"experiment", "device"},   {"experiment", "progress_every"},
-                                          {"distill", "checkpoint_every"}, {"backbone", CLPDD_KEY_INFERENCE_BATCH}};
-    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
-        if (!strcmp(section, skip[i][0]) && !strcmp(key, skip[i][1])) return 1;
-    return 0;
-}
-
 /* the first key set differently in a and b, in a's order then b's (incidental keys aside when
    asked): "[sec] key = va" / "vb" (NULL: not set); 0 when there is none */
 static int first_difference(const clpdd_ini *a, const clpdd_ini *b, int incidental, char *sec, size_t ns, char *key, size_t nk,

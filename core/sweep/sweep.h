@@ -103,11 +103,6 @@ clpdd_point_state clpdd_sweep_point_state(const clpdd_sweep_point *p, const char
    the same values; comments (the file's path in the header, "; default" marks), spacing and key
    order aside. A text that does not parse (a damaged config.ini) equals nothing. */
 int clpdd_config_text_equal(const char *a, const char *b);
-/* keys that never change what a run computes: [experiment] name, output, device,
-   progress_every; [distill] checkpoint_every; a backbone's inference batch. A point's config.ini
-   that differs from its configuration only in these is the same run (a sweep moved to another
-   root), and so are two run directories in a report. */
-int clpdd_config_key_incidental(const char *section, const char *key);
 
 typedef struct clpdd_sweep_run_opts {
     const clpdd_ops *ops;
