@@ -22,6 +22,7 @@
 #include "eval/run_data.h"
 #include "io/png.h"
 #include "support.h"
+#include "sweep/report.h"
 
 enum { PER_CLASS_TRAIN = 100, PER_CLASS_TEST = 40, G = 4 };
 static const int want_train[G] = {5, 95, 95, 5}, want_test[G] = {38, 2, 2, 38};
@@ -301,5 +302,29 @@ Test(groups, run_reports_groups_in_metrics) {
         cr_expect(worst <= lo + 1e-6, "%s: worst group %g above the lowest group mean %g", sets[s], worst, lo);
         cr_expect(fabs(gmean - gm) < 1e-5, "%s: group mean %g, from the groups %g", sets[s], gmean, gm);
     }
+    /* the report: a worst-group column beside the accuracy, in the cells' table (the distilled
+       set's number), the baseline rows and the selection table; and in summary.csv */
+    char want[64], rep[128];
+    snprintf(want, sizeof want, "| %.2f |", 100 * test_json_number(m, "\"accuracy\"", "\"worst_group\": {\"mean\": "));
+    snprintf(rep, sizeof rep, "%s/report", tmp);
+    const char *rdirs[] = {out};
+    clpdd_report_opts ro = {rep, NULL, 0, 1};
+    clpdd_report_result rr;
+    cr_assert_eq(clpdd_report(rdirs, 1, &ro, &rr, &e), 0, "%s", e.msg);
+    free(data);
+    snprintf(path, sizeof path, "%s/summary.md", rep);
+    cr_assert_eq(clpdd_read_file(path, &data, &len, &e), 0, "%s", e.msg);
+    m = (const char *)data;
+    cr_expect(strstr(m, "| runs | accuracy % | worst group % | solver classifier % |"), "%s", m);
+    cr_expect(strstr(m, "| selected | validation % | test % | test worst group % |"), "%s", m);
+    cr_expect(strstr(m, "(label, background) groups") && strstr(m, "`worst_group` accuracy"), "%s", m);
+    const char *row = strstr(m, "| distilled |");
+    cr_assert_not_null(row, "%s", m);
+    cr_expect(strstr(row, want) && strstr(row, want) < strchr(row, '\n'), "the distilled row lacks %s: %s", want, m);
+    free(data);
+    snprintf(path, sizeof path, "%s/summary.csv", rep);
+    cr_assert_eq(clpdd_read_file(path, &data, &len, &e), 0, "%s", e.msg);
+    cr_expect(strstr((const char *)data, ",accuracy_worst_group,random_real_worst_group,full_data_worst_group,"), "%s",
+              (const char *)data);
     free(data);
 }

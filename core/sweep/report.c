@@ -248,6 +248,7 @@ typedef struct stat2 {
 typedef struct cell {
     int *runs, n;
     stat2 acc, val, random, full, diag, ms, rss;
+    stat2 worst, rworst, fworst; /* [data] group: the worst group's test accuracy (distilled, random real, full data) */
 } cell;
 
 /* mean ± std of a metric over runs: population std over runs (as clpdd_score_finish); with one
@@ -287,6 +288,9 @@ static void cell_stats(const collect *c, cell *cl) {
     cl->random = over(c, cl->runs, cl->n, "baselines.random_real.mean", "baselines.random_real.std");
     cl->full = over(c, cl->runs, cl->n, "baselines.full_data.mean", "baselines.full_data.std");
     cl->diag = over(c, cl->runs, cl->n, "solver_diagnostic.accuracy", NULL);
+    cl->worst = over(c, cl->runs, cl->n, "accuracy.worst_group.mean", "accuracy.worst_group.std");
+    cl->rworst = over(c, cl->runs, cl->n, "baselines.random_real.worst_group.mean", "baselines.random_real.worst_group.std");
+    cl->fworst = over(c, cl->runs, cl->n, "baselines.full_data.worst_group.mean", "baselines.full_data.worst_group.std");
     cl->ms = over(c, cl->runs, cl->n, "timing.ms_per_step", NULL);
     if (cl->ms.n && !(over(c, cl->runs, cl->n, "timing.steps", NULL).mean > 0)) cl->ms.mean = cl->ms.std = NAN; /* eval only */
     cl->rss = over(c, cl->runs, cl->n, "memory.peak_host_mb", NULL);
@@ -581,6 +585,7 @@ typedef struct report {
     int nck, nbk;
     cell *cells, *bcells;
     int nc, nb;
+    int groups; /* some finished run reports worst-group accuracy ([data] group): a worst-group column beside every accuracy */
     clpdd_strbuf csv, md;
 } report;
 
@@ -637,6 +642,7 @@ static int load_runs(report *rp, const clpdd_report_opts *o, clpdd_report_result
         else if (rp->c.runs[i].dup_of < 0) rp->ok[rp->n_ok++] = i;
     }
     res->runs = rp->c.n;
+    for (int i = 0; i < rp->n_ok; i++) rp->groups |= isfinite(num(&rp->c.runs[rp->ok[i]].m, "accuracy.worst_group.mean"));
     return 0;
 }
 
@@ -685,7 +691,10 @@ static void summary_csv(report *rp) {
     for (int k = 0; k < rp->ncols; k++) clpdd_sb_printf(csv, ",%s", rp->cols[k]);
     clpdd_sb_printf(csv, ",status,solver,loss,backbone,ipc,seed,protocol,accuracy_mean,accuracy_std,accuracy_val_mean,"
                          "random_real_mean,random_real_std,full_data_mean,full_data_std,solver_classifier,ms_per_step,"
-                         "peak_host_mb,peak_device_mb,total_s,device,error\n");
+                         "peak_host_mb,peak_device_mb,total_s,%sdevice,error\n",
+                    rp->groups ? "accuracy_worst_group,random_real_worst_group,full_data_worst_group,accuracy_group_mean," : "");
+    const char *gnums[] = {"accuracy.worst_group.mean", "baselines.random_real.worst_group.mean",
+                           "baselines.full_data.worst_group.mean", "accuracy.group_mean.mean"};
     const char *nums[] = {"accuracy.mean", "accuracy.std", "accuracy.val.mean", "baselines.random_real.mean",
                           "baselines.random_real.std", "baselines.full_data.mean", "baselines.full_data.std",
                           "solver_diagnostic.accuracy", "timing.ms_per_step", "memory.peak_host_mb",
@@ -709,6 +718,7 @@ static void summary_csv(report *rp) {
         clpdd_sb_printf(csv, ",");
         csv_field(csv, str(m, "accuracy.protocol") ? str(m, "accuracy.protocol") : str(m, "eval.protocol"));
         for (size_t k = 0; k < sizeof nums / sizeof *nums; k++) csv_num(csv, num(m, nums[k]));
+        for (size_t k = 0; rp->groups && k < sizeof gnums / sizeof *gnums; k++) csv_num(csv, num(m, gnums[k]));
         clpdd_sb_printf(csv, ",");
         csv_field(csv, str(m, "device"));
         clpdd_sb_printf(csv, ",");
@@ -769,6 +779,11 @@ static void md_intro(report *rp, const char *const *dirs, int n_dirs, const char
             clpdd_sb_printf(md, "Probe: `%s` protocol, %g seeds x %g epochs. ", proto ? proto : "?", num(&r0->m, "eval.seeds"),
                             num(&r0->m, "eval.epochs"));
     }
+    if (rp->groups)
+        clpdd_sb_printf(md, "Worst group: the lowest test accuracy over the (label, %s) groups ([data] group), mean ± std "
+                            "as the accuracy; the validation selection is on `%s` accuracy. ",
+                        r0 && str(&r0->m, "groups.key") ? str(&r0->m, "groups.key") : "group",
+                        r0 && str(&r0->m, "groups.select") ? str(&r0->m, "groups.select") : "average");
     clpdd_sb_printf(md, "**Bold**: the best cell of the column. Per-run numbers: summary.csv.\n\n");
     if (r0 && r0->n_cfg) {
         clpdd_sb_printf(md, "Fixed in every run:");
@@ -789,6 +804,7 @@ static void md_baseline_rows(report *rp) {
     for (int which = 0; which < 2; which++)
         for (int i = 0; i < rp->nb; i++) {
             stat2 s = which == 0 ? rp->bcells[i].random : rp->bcells[i].full;
+            stat2 w = which == 0 ? rp->bcells[i].rworst : rp->bcells[i].fworst;
             if (!isfinite(s.mean)) continue;
             const run *r = &rp->c.runs[rp->bcells[i].runs[0]];
             clpdd_sb_printf(&rp->md, "| %s |", which == 0 ? "random real images" : "full-data probe");
@@ -799,6 +815,7 @@ static void md_baseline_rows(report *rp) {
             }
             clpdd_sb_printf(&rp->md, " %d |", s.n);
             pct(&rp->md, s, 0);
+            if (rp->groups) pct(&rp->md, w, 0);
             clpdd_sb_printf(&rp->md, " - | - | - |\n");
         }
 }
@@ -811,17 +828,20 @@ static void md_cells(report *rp) {
     char lab[256];
     int ba = best(cells, nc, offsetof(cell, acc), 1), bd = best(cells, nc, offsetof(cell, diag), 1);
     int bm = best(cells, nc, offsetof(cell, ms), 0), br = best(cells, nc, offsetof(cell, rss), 0);
+    int bw = best(cells, nc, offsetof(cell, worst), 1);
     clpdd_sb_printf(md, "| row |");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", label_of(rp->ckeys[k], rp->ckeys, rp->nck, lab, sizeof lab));
-    clpdd_sb_printf(md, " runs | accuracy %% | solver classifier %% | ms/step | peak RSS MB |\n|---|");
+    clpdd_sb_printf(md, " runs | accuracy %% |%s solver classifier %% | ms/step | peak RSS MB |\n|---|",
+                    rp->groups ? " worst group % |" : "");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, "---|");
-    clpdd_sb_printf(md, "---|---|---|---|---|\n");
+    clpdd_sb_printf(md, "---|---|---|---|---|%s\n", rp->groups ? "---|" : "");
     for (int i = 0; i < nc; i++) {
         const run *r = &rp->c.runs[cells[i].runs[0]];
         clpdd_sb_printf(md, "| distilled |");
         for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", cval(r, rp->ckeys[k]));
         clpdd_sb_printf(md, " %d |", cells[i].n);
         pct(md, cells[i].acc, i == ba);
+        if (rp->groups) pct(md, cells[i].worst, i == bw);
         stat2 d = cells[i].diag;
         d.std = NAN;
         pct(md, d, i == bd);
@@ -863,6 +883,7 @@ static void md_selected_rows(report *rp, char **mk, int nmk, char **hk, int nhk)
         clpdd_sb_printf(md, "%s |", nhk ? "" : "(no hyper-parameter varies)");
         pct(md, cells[sel].val, 0);
         pct(md, cells[sel].acc, 0);
+        if (rp->groups) pct(md, cells[sel].worst, 0);
         clpdd_sb_printf(md, "\n");
     }
     free(done);
@@ -891,8 +912,8 @@ static void md_selection(report *rp) {
     clpdd_sb_printf(md, "Every run has a validation score: per method, the cell with the best validation accuracy is "
                         "selected and its test accuracy reported.\n\n| ");
     for (int k = 0; k < nmk; k++) clpdd_sb_printf(md, "%s | ", label_of(mk[k], rp->ckeys, rp->nck, lab, sizeof lab));
-    clpdd_sb_printf(md, "selected | validation %% | test %% |\n|");
-    for (int k = 0; k < nmk + 3; k++) clpdd_sb_printf(md, "---|");
+    clpdd_sb_printf(md, "selected | validation %% | test %% |%s\n|", rp->groups ? " test worst group % |" : "");
+    for (int k = 0; k < nmk + 3 + rp->groups; k++) clpdd_sb_printf(md, "---|");
     clpdd_sb_printf(md, "\n");
     md_selected_rows(rp, mk, nmk, hk, nhk);
     free(mk), free(hk);
