@@ -447,26 +447,60 @@ static void gp_label(clpdd_strbuf *b, const char *s) { /* a gnuplot string in do
     clpdd_sb_printf(b, "\"");
 }
 
-/* plot-cells.tsv: one row per cell: index, name (its keys' values), accuracy %, its std %, ms/step,
-   random real % */
+/* plot-cells.tsv: one row per cell: index, name (its keys' values, " / " between them), accuracy %,
+   its std %, ms/step, random real %, worst group %, its std %, random real's worst group % (NaN:
+   none); *longest gets the longest name */
 static int write_cells_tsv(const char *out, const collect *c, const cell *cells, int nc, char **cols, int ncols,
-                           clpdd_err *e) {
+                           int *longest, clpdd_err *e) {
     clpdd_strbuf dat = {0};
-    char lab[256];
+    *longest = 3;
     for (int i = 0; i < nc; i++) {
         clpdd_strbuf name = {0};
-        for (int k = 0; k < ncols; k++)
-            clpdd_sb_printf(&name, "%s%s=%s", k ? "," : "", label_of(cols[k], cols, ncols, lab, sizeof lab),
-                            cval(&c->runs[cells[i].runs[0]], cols[k]));
+        for (int k = 0; k < ncols; k++) clpdd_sb_printf(&name, "%s%s", k ? " / " : "", cval(&c->runs[cells[i].runs[0]], cols[k]));
         for (char *p = name.s; p && *p; p++)
             if (*p == '\t' || *p == '\n') *p = ' ';
-        clpdd_sb_printf(&dat, "%d\t%s\t%.6f\t%.6f\t%.6f\t%.6f\n", i, name.s ? name.s : "all", 100 * cells[i].acc.mean,
-                        isfinite(cells[i].acc.std) ? 100 * cells[i].acc.std : 0.0, cells[i].ms.mean, 100 * cells[i].random.mean);
+        if (name.s && (int)name.len > *longest) *longest = (int)name.len;
+        const cell *cl = &cells[i];
+        clpdd_sb_printf(&dat, "%d\t%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\n", i, name.s ? name.s : "all",
+                        100 * cl->acc.mean, isfinite(cl->acc.std) ? 100 * cl->acc.std : 0.0, cl->ms.mean, 100 * cl->random.mean,
+                        100 * cl->worst.mean, isfinite(cl->worst.std) ? 100 * cl->worst.std : 0.0, 100 * cl->rworst.mean);
         free(name.s);
     }
     int rc = write_text(out, "plot-cells.tsv", &dat, e);
     free(dat.s);
     return rc ? -1 : 0;
+}
+
+/* accuracy.png: a bar per cell (mean ± std over seeds), beside it the worst group's bar when
+   the runs have groups, each with its random-real baseline as a dashed segment across the bar;
+   the cells' key values under the bars (the key names as the axis label), turned only when they
+   would not fit side by side; the key outside the plot so it never hides a bar */
+static void plot_cells(clpdd_strbuf *gp, int nc, char **cols, int ncols, int groups, int longest) {
+    char lab[256];
+    double w = groups ? 0.38 : 0.6, off = groups ? 0.2 : 0.0;
+    clpdd_sb_printf(gp, "set output 'accuracy.png'\nset title '%s per cell: mean ± std over seeds; dashes: random real images'\n"
+                        "set ylabel 'top-1 test accuracy (%%)'\nset yrange [0:100]\nset ytics 10\nset xlabel ",
+                    groups ? "Accuracy and worst-group accuracy" : "Top-1 test accuracy");
+    clpdd_strbuf names = {0};
+    for (int k = 0; k < ncols; k++) clpdd_sb_printf(&names, "%s%s", k ? " / " : "", label_of(cols[k], cols, ncols, lab, sizeof lab));
+    gp_label(gp, names.s ? names.s : "");
+    free(names.s);
+    /* ~7 px per character at font 10 on a 1000 px canvas: turn the labels when they would touch */
+    if (nc * (longest * 7 + 12) > 880) clpdd_sb_printf(gp, " noenhanced\nset xtics nomirror scale 0 rotate by -30 left noenhanced font ',10'\n");
+    else clpdd_sb_printf(gp, " noenhanced\nset xtics nomirror scale 0 norotate noenhanced font ',10'\n");
+    clpdd_sb_printf(gp, "set key outside top center horizontal noenhanced\nset xrange [-0.6:%d.6]\nset boxwidth %.2f\n"
+                        "set style fill solid 0.6 border -1\n"
+                        "plot 'plot-cells.tsv' using ($1-%.2f):3 with boxes lc rgb '#4c72b0' title 'accuracy', "
+                        "'' using ($1-%.2f):3:4 with yerrorbars lc rgb 'black' pt 7 ps 0.4 notitle, "
+                        "'' using ($1-%.2f-%.2f):6:(%.2f):(0) with vectors nohead dt 2 lw 2 lc rgb 'black' title 'random real images'",
+                    nc - 1, w, off, off, off, w / 2, w);
+    if (groups)
+        clpdd_sb_printf(gp, ", '' using ($1+%.2f):7 with boxes lc rgb '#dd8452' title 'worst group', "
+                            "'' using ($1+%.2f):7:8 with yerrorbars lc rgb 'black' pt 7 ps 0.4 notitle, "
+                            "'' using ($1+%.2f-%.2f):9:(%.2f):(0) with vectors nohead dt 2 lw 2 lc rgb 'black' notitle",
+                        off, off, off, w / 2, w);
+    clpdd_sb_printf(gp, ", '' using 1:3:xtic(2) with points ps 0 notitle\nunset xlabel\nset xtics norotate scale default\n"
+                        "unset yrange\nset ytics autofreq\nset key default\n");
 }
 
 /* the distinct values of key a over the cells that set both a and b, in order of first
@@ -543,17 +577,19 @@ static int plots(const char *out, const collect *c, cell *cells, int nc, char **
     clpdd_sb_printf(&gp, "# written by clpdd report; run: gnuplot plots.gp\n"
                          "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo size 1000,600 } "
                          "else { set terminal png size 1000,600 }\nset datafile separator '\\t'\nset grid ytics\n");
-    if (write_cells_tsv(out, c, cells, nc, cols, ncols, e)) goto fail;
-    clpdd_sb_printf(&gp, "set output 'accuracy.png'\nset title 'Accuracy per cell (mean ± std over seeds; dashed: random real images)'\n"
-                         "set ylabel 'top-1 accuracy (%%)'\nset xtics rotate by -35 left noenhanced font ',8'\n"
-                         "set bmargin 12\nset xrange [-0.6:%d.6]\nset boxwidth 0.6\nset style fill solid 0.4\n"
-                         "plot 'plot-cells.tsv' using 1:3:xtic(2) with boxes notitle, '' using 1:3:4 with yerrorbars lc black pt 7 notitle, "
-                         "'' using 1:6 with points pt 2 lc rgb 'red' title 'random real'\n",
-                    nc - 1);
-    clpdd_sb_printf(&gp, "set output 'accuracy-vs-time.png'\nset title 'Accuracy against time per step'\nset xlabel 'ms / step'\n"
-                         "set ylabel 'top-1 accuracy (%%)'\nset xtics norotate\nset bmargin\nset autoscale x\nset logscale x\n"
-                         "plot 'plot-cells.tsv' using 5:3:4 with yerrorbars pt 7 notitle, '' using 5:3:2 with labels "
-                         "noenhanced font ',7' offset 0,1 notitle\nunset logscale x\nunset xlabel\n");
+    int longest, groups = 0;
+    for (int i = 0; i < nc; i++) groups |= isfinite(cells[i].worst.mean);
+    if (write_cells_tsv(out, c, cells, nc, cols, ncols, &longest, e)) goto fail;
+    plot_cells(&gp, nc, cols, ncols, groups, longest);
+    double lo = INFINITY, hi = 0; /* the x range: the cells' times, a margin of a factor 1.3 each side (log scale) */
+    for (int i = 0; i < nc; i++)
+        if (isfinite(cells[i].ms.mean) && cells[i].ms.mean > 0) lo = fmin(lo, cells[i].ms.mean), hi = fmax(hi, cells[i].ms.mean);
+    if (hi > 0) clpdd_sb_printf(&gp, "set xrange [%g:%g]\n", lo / 1.3, hi * 1.3);
+    clpdd_sb_printf(&gp, "set output 'accuracy-vs-time.png'\nset title 'Top-1 test accuracy against time per distillation step "
+                         "(mean ± std over seeds)'\nset xlabel 'ms / step (log scale)'\nset ylabel 'top-1 test accuracy (%%)'\n"
+                         "set logscale x\nset offsets 0, 0, graph 0.1, graph 0.05\n"
+                         "plot 'plot-cells.tsv' using 5:3:4 with yerrorbars lc rgb '#4c72b0' pt 7 ps 1.2 notitle, '' using 5:3:2 "
+                         "with labels noenhanced font ',9' offset 0,1.2 notitle\nunset logscale x\nunset xlabel\nset offsets\n");
     int drawn = 2, ti = -1, li = -1;
     for (int k = 0; k < ncols; k++) {
         if (!strcmp(cols[k], "loss.temperature")) ti = k;
