@@ -210,7 +210,8 @@ Test(groups, folder_rule) {
 
 /* the evaluator on constructed features: feature 0 is +1 on bordered images, −1 on plain ones,
    and on the training features it equals the label (the spurious shortcut, perfectly); the
-   full-data probe learns "border → class 1", so its groups come out exactly as the rule's */
+   full-data probe — the converged probe, and LGM's Adam probe — learns "border → class 1", so its
+   groups come out exactly as the rule's */
 Test(groups, evaluator_scores_the_constructed_classifier) {
     const char *csv = make_spurious();
     char ini[128];
@@ -249,6 +250,17 @@ Test(groups, evaluator_scores_the_constructed_classifier) {
     cr_expect_eq(s.worst_mean, 0.0);
     cr_expect_eq(s.gmean_mean, 0.5);
     cr_expect_eq(s.mean, 4.0 / 80);
+    clpdd_evaluator_free(&ev);
+    /* LGM's Adam probe (protocol fast), two trainings: the same rule, so the same groups in each */
+    cfg.protocol = CLPDD_PROTOCOL_FAST, cfg.seeds = 2, cfg.full_epochs = 50;
+    cr_assert_eq(clpdd_evaluator_init(&ev, &r.bb, r.c, r.H, r.W, r.C, tr, va, te, NULL, NULL, &cfg, 4, 1, &e), 0, "%s",
+                 e.msg);
+    ev.test_g = r.groups.test, ev.G = r.groups.G;
+    cr_assert_eq(clpdd_evaluate_full(&ev, &s, &e), 0, "%s", e.msg);
+    cr_expect_eq(s.n, 2);
+    for (int k = 0; k < G; k++) cr_expect_eq(s.group_acc[k], want_acc[k], "fast, group %d: %g", k, s.group_acc[k]);
+    cr_expect(s.worst_per_seed[0] == 0 && s.worst_per_seed[1] == 0 && s.worst_std == 0);
+    cr_expect_eq(s.gmean_mean, 0.5);
     clpdd_evaluator_free(&ev);
     free(xtr), free(xte), free(ytr);
     clpdd_run_data_free(&r);
