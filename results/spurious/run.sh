@@ -2,7 +2,8 @@
 # Worst-group accuracy on the spurious Fashion-MNIST set (issue 21): writes the set
 # (tools/make_spurious_fmnist.py → runs/data/spurious-fmnist/), runs the sweep
 # experiments/ablations/spurious.ini into runs/spurious/ and reports it here
-# (summary.md, summary.csv, the plots, sweep.ini, RUN.txt with the command and wall time).
+# (summary.md, summary.csv, the plots, table.md: average and worst group of every set, sweep.ini,
+# RUN.txt with the command and wall time).
 # Usage (repository root; resumable: finished points are skipped):
 #   bash results/spurious/run.sh [BUILD_DIR]
 set -euo pipefail
@@ -14,6 +15,7 @@ start=$(date +%s)
 "$build/clpdd" sweep experiments/ablations/spurious.ini --output runs/spurious --no-report --quiet || true
 end=$(date +%s)
 "$build/clpdd" report runs/spurious --output "$res" --title "Spurious Fashion-MNIST: average and worst-group accuracy"
+python3 results/spurious/table.py runs/spurious > "$res/table.md"
 cp experiments/ablations/spurious.ini "$res/sweep.ini"
 { echo "sweep: spurious"; echo "command: bash results/spurious/run.sh $build"; echo "sweep wall time: $((end - start)) s";
   echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"; date -u; } > "$res/RUN.txt"
