@@ -340,3 +340,29 @@ Test(groups, run_reports_groups_in_metrics) {
               (const char *)data);
     free(data);
 }
+
+/* the keys' errors name the file and the key: a group on a dataset without files to group,
+   worst-group selection without groups */
+Test(groups, key_errors) {
+    const char *bad[][2] = {
+        {"[data]\ndataset = fashion-mnist\ngroup = border\n[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n",
+         "[data] group = border"},
+        {"[data]\nval_size = 10\n[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n[eval]\nselect = worst_group\n",
+         "[eval] select = worst_group needs groups"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char ini[128];
+        snprintf(ini, sizeof ini, "%s/bad%d.ini", tmp, i);
+        FILE *f = fopen(ini, "w");
+        cr_assert_not_null(f);
+        fputs(bad[i][0], f);
+        fclose(f);
+        clpdd_plugin_dirs dirs;
+        clpdd_plugin_dirs_init(&dirs, NULL);
+        clpdd_experiment x;
+        clpdd_err e = {{0}};
+        cr_expect_neq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s loaded", bad[i][1]);
+        cr_expect(strstr(e.msg, bad[i][1]) && strstr(e.msg, ini), "%s", e.msg);
+        clpdd_plugin_dirs_free(&dirs);
+    }
+}
