@@ -363,6 +363,7 @@ Test(groups, key_errors) {
         clpdd_err e = {{0}};
         cr_expect_neq(clpdd_experiment_load(&x, ini, NULL, 0, &dirs, &e), 0, "%s loaded", bad[i][1]);
         cr_expect(strstr(e.msg, bad[i][1]) && strstr(e.msg, ini), "%s", e.msg);
+        clpdd_experiment_free(&x); /* a failed load leaves what it read to free */
         clpdd_plugin_dirs_free(&dirs);
     }
 }
