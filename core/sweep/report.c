@@ -459,6 +459,9 @@ static int write_cells_tsv(const char *out, const collect *c, const cell *cells,
         for (int k = 0; k < ncols; k++) clpdd_sb_printf(&name, "%s%s", k ? " / " : "", cval(&c->runs[cells[i].runs[0]], cols[k]));
         for (char *p = name.s; p && *p; p++)
             if (*p == '\t' || *p == '\n') *p = ' ';
+        /* a label longer than 32 characters would squeeze the plot to nothing: its first 30 and
+           ".." (the full values are in summary.md) */
+        if (name.s && name.len > 32) name.s[30] = '.', name.s[31] = '.', name.s[32] = 0, name.len = 32;
         if (name.s && (int)name.len > *longest) *longest = (int)name.len;
         const cell *cl = &cells[i];
         clpdd_sb_printf(&dat, "%d\t%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\n", i, name.s ? name.s : "all",
