@@ -1,9 +1,10 @@
 #!/bin/sh
 # Keeps experiments/paper/ from rotting:
-#   1. the 32 paper files are what tools/make_paper_configs.py writes (no hand edits that drift);
+#   1. the 64 paper files are what tools/make_paper_configs.py writes (no hand edits that drift);
 #   2. each one passes `clpdd check` with data.root pointed at a stand-in ImageNet folder made here:
 #      train/ and val/ with one folder per wnid of experiments/paper/imagenet100.txt, each holding a
-#      1x1 grey JPEG (the ImageNet-1K files take every folder of the stand-in as their classes).
+#      1x1 grey JPEG (the ImageNet-1K files take every folder of the stand-in as their classes), and
+#      for the Waterbirds and Spawrious files a stand-in manifest of their columns.
 # usage: tests/check_paper_configs.sh PATH/TO/clpdd [SOURCE_DIR]   (SOURCE_DIR: the repository root)
 set -eu
 clpdd=$1
@@ -42,7 +43,23 @@ for f in experiments/paper/imagenet100-*.ini experiments/paper/imagenet1k-*.ini;
         fail=$((fail + 1))
     fi
 done
-[ "$count" -eq 32 ] || { echo "experiments/paper: $count paper files, expected 32" >&2; exit 1; }
+# Waterbirds and Spawrious: a stand-in manifest of the same columns (4 rows per split, one per group)
+printf 'img_id,img_filename,y,split,place,place_filename\n' >"$tmp/wb.csv"
+printf 'img_filename,y,split,background\n' >"$tmp/sp.csv"
+for i in 0 1 2 3; do
+    printf '%d,a.JPEG,%d,0,%d,x\n%d,a.JPEG,%d,2,%d,x\n' $i $((i / 2)) $((i % 2)) $((i + 4)) $((i / 2)) $((i % 2)) >>"$tmp/wb.csv"
+    printf 'a.JPEG,%d,train,desert\na.JPEG,%d,test,dirt\n' $i $i >>"$tmp/sp.csv"
+done
+for f in experiments/paper/waterbirds-*.ini experiments/paper/spawrious-*.ini; do
+    count=$((count + 1))
+    case $f in *waterbirds-*) csv=$tmp/wb.csv ;; *) csv=$tmp/sp.csv ;; esac
+    if ! "$clpdd" check "$f" --set data.root="$csv" >"$tmp/out" 2>&1; then
+        echo "FAIL $f:" >&2
+        tail -n 5 "$tmp/out" >&2
+        fail=$((fail + 1))
+    fi
+done
+[ "$count" -eq 64 ] || { echo "experiments/paper: $count paper files, expected 64" >&2; exit 1; }
 # the ablation sweep: every point of its grid validated
 if ! "$clpdd" sweep experiments/paper/ablations-imagenet100.ini --list --set data.root="$tmp/standin" >"$tmp/out" 2>&1; then
     echo "FAIL experiments/paper/ablations-imagenet100.ini:" >&2

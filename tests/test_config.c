@@ -490,6 +490,7 @@ Test(config, every_enum_key_reads_its_one_name_table) {
         ENUM_CASE("distill", "param", clpdd_param_names, param),
         ENUM_CASE("distill", "augment", clpdd_augment_names, augment),
         ENUM_CASE("eval", "protocol", clpdd_protocol_names, protocol),
+        ENUM_CASE("eval", "select", clpdd_select_names, select),
     };
     int n_sections, n_enums = 0;
     const clpdd_core_section *sec = clpdd_core_sections(&n_sections);
@@ -509,10 +510,12 @@ Test(config, every_enum_key_reads_its_one_name_table) {
         for (int v = 0; v < k->count; v++) {
             char set[128], set_root[] = "data.root=/tmp", set_wd[] = "eval.wd=0.1";
             snprintf(set, sizeof set, "%s.%s=%s", k->section, k->key, k->names[v]);
-            const char *sets[] = {set, set_root, set_wd};
+            /* [eval] select = worst_group needs groups, which need a manifest or image folder */
+            const char *sets[] = {set, set_root, set_wd, "data.dataset=manifest", "data.group=place"};
+            int n_sets = strcmp(k->key, "select") ? 3 : 5;
             clpdd_experiment x;
             clpdd_err e = {{0}};
-            cr_assert_eq(load(good_ini, sets, 3, &e, &x), 0, "%s: %s", set, e.msg);
+            cr_assert_eq(load(good_ini, sets, n_sets, &e, &x), 0, "%s: %s", set, e.msg);
             int got;
             memcpy(&got, (const char *)&x + k->at, sizeof got);
             cr_expect_eq(got, v, "%s: field %d", set, got);

@@ -326,7 +326,7 @@ Test(probe, wd_selection_picks_the_best_validation_accuracy) {
     for (int k = 1; k < SG; k++) cr_assert_gt(xb[k], xb[k - 1] + 0.01, "boundaries move right: %g %g", xb[k - 1], xb[k]);
     cr_log_info("boundaries x*(wd): %g %g %g %g", xb[0], xb[1], xb[2], xb[3]);
     clpdd_err e = {{0}};
-    clpdd_probe_select_cfg cfg = {sel_grid, SG, 0, 1e-8, 0};
+    clpdd_probe_select_cfg cfg = {sel_grid, SG, 0, 1e-8, 0, NULL, 0};
     float xt[4] = {-2, -1, 1, 2};
     int32_t yt[4] = {0, 0, 1, 1};
     for (int w = 1; w < SG - 1; w++) {
@@ -393,7 +393,7 @@ Test(probe, wd_selection_picks_the_best_validation_accuracy) {
         float xv[1] = {0};
         int32_t yv[1] = {0};
         double dup[2] = {1e-3, 1e-3}, neg[2] = {1e-3, -1};
-        clpdd_probe_select_cfg c = {dup, 2, 0, 0, 0};
+        clpdd_probe_select_cfg c = {dup, 2, 0, 0, 0, NULL, 0};
         cr_expect_eq(clpdd_probe_select_fit(&r, sel_x, sel_y, NULL, SM, xv, yv, 1, xt, yt, 4, 1, 2, &c, NULL, &e), -1);
         cr_expect(strstr(e.msg, "twice"), "%s", e.msg);
         c.wd = neg;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes experiments/paper/<dataset>-<method>-<backbone>.ini, the paper's 32 settings
-(ImageNet-100 and ImageNet-1K x CLP-DD, ridge + MSE, LGM, LGM + DSA x CLIP, DINOv2, EVA-02,
-MoCo v3), from the one table below, so the files cannot drift apart.
+"""Writes experiments/paper/<dataset>-<method>-<backbone>.ini, the paper's 64 settings
+(ImageNet-100, ImageNet-1K, Waterbirds and Spawrious x CLP-DD, ridge + MSE, LGM, LGM + DSA x CLIP,
+DINOv2, EVA-02, MoCo v3), from the one table below, so the files cannot drift apart.
 
     /usr/bin/python3 tools/make_paper_configs.py           # (re)write the files
     /usr/bin/python3 tools/make_paper_configs.py --check   # exit 1 if a file differs from the table
@@ -25,6 +25,13 @@ DATASETS = {
     "imagenet100": dict(title="ImageNet-100", classes="experiments/paper/imagenet100.txt", augs=10,
                         real_batch=1 * 10 * 100, val_size=5000),
     "imagenet1k": dict(title="ImageNet-1K", classes=None, augs=3, real_batch=1 * 3 * 1000, val_size=10000),
+    # spurious-correlation benchmarks: manifests, groups = (label, background), worst-group accuracy
+    "waterbirds": dict(title="Waterbirds", classes=None, augs=10, real_batch=1 * 10 * 2, val_size=500,
+                       manifest="/path/to/waterbirds/metadata.csv", splits=("0", "2"), group="place",
+                       needs="WILDS' waterbird_complete95_forest2water2/ (metadata.csv beside the images)"),
+    "spawrious": dict(title="Spawrious O2O-Easy", classes=None, augs=10, real_batch=1 * 10 * 4, val_size=1000,
+                      manifest="/path/to/spawrious224/o2o_easy.csv", splits=("train", "test"), group="background",
+                      needs="the manifest of tools/spawrious_manifest.py --challenge o2o_easy in spawrious224/"),
 }
 
 BACKBONES = {
@@ -60,15 +67,20 @@ def section(name, pairs):
 def render(ds_key, method_key, bb_key):
     ds, m, bb = DATASETS[ds_key], METHODS[method_key], BACKBONES[bb_key]
     name = f"{ds_key}-{method_key}-{bb_key}"
+    manifest = ds.get("manifest")
+    root = manifest or "/path/to/imagenet"
     head = (f"; {ds['title']}, {m['title']}, {bb['title']}: the paper's setting with LGM's hyper-parameters\n"
             f"; (sources: experiments/paper/README.md). Written by tools/make_paper_configs.py: edit it there.\n"
-            f";   clpdd run experiments/paper/{name}.ini --set data.root=/path/to/imagenet\n"
+            f";   clpdd run experiments/paper/{name}.ini --set data.root={root}\n"
             f"; Needs {bb['weights']} (python3 tools/export_timm.py --pretrained --variant {bb['variant']}"
-            f" --out models) and root/train, root/val with one folder per wnid.\n")
-    data = [("dataset", "imagefolder"), ("root", "/path/to/imagenet")]
+            f" --out models) and {ds['needs'] if manifest else 'root/train, root/val with one folder per wnid'}.\n")
+    data = [("dataset", "manifest" if manifest else "imagefolder"), ("root", root)]
     if ds["classes"]:
         data.append(("classes", ds["classes"]))
-    data += [("train_split", "train"), ("test_split", "val"), ("resize", "256"), ("crop", "256"),
+    train_split, test_split = ds.get("splits", ("train", "val"))
+    if manifest:
+        data.append(("group", ds["group"]))
+    data += [("train_split", train_split), ("test_split", test_split), ("resize", "256"), ("crop", "256"),
              ("test_resize", "256"), ("test_crop", "224"), ("adapt", "crop"), ("workers", "0"),
              ("on_bad_image", "error"), ("val_size", str(ds["val_size"]))]
     backbone = [("name", "vit"), ("variant", bb["variant"]), ("weights", bb["weights"])] + bb["extra"] + [
@@ -123,10 +135,11 @@ def main():
                     with open(tmp, "w", encoding="utf-8") as f:
                         f.write(text)
                     os.replace(tmp, path)
+    total = len(DATASETS) * len(METHODS) * len(BACKBONES)
     if a.check:
-        print(f"{32 - bad} of 32 files match the table")
+        print(f"{total - bad} of {total} files match the table")
     else:
-        print(f"wrote 32 files to {os.path.normpath(a.out)}")
+        print(f"wrote {total} files to {os.path.normpath(a.out)}")
     return 1 if bad else 0
 
 

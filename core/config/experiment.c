@@ -179,6 +179,15 @@ static int check_core(clpdd_experiment *x, clpdd_err *e) {
         return clpdd_err_set(e, "%s: [data] resize, crop, test_resize, test_crop and classes are for image datasets "
                                 "(imagefolder, manifest, cifar10, cifar100), not %s", where, clpdd_dataset_kind_name(x->dataset));
     }
+    if (*x->group && x->dataset != CLPDD_DATASET_MANIFEST && x->dataset != CLPDD_DATASET_IMAGEFOLDER) {
+        section_where(clpdd_ini_section(&x->ini, "data"), where, sizeof where);
+        return clpdd_err_set(e, "%s: [data] group = %s: groups come from a manifest's column or an image folder's path, "
+                                "not from %s", where, x->group, clpdd_dataset_kind_name(x->dataset));
+    }
+    if (x->select == CLPDD_SELECT_WORST_GROUP && !*x->group) {
+        section_where(clpdd_ini_section(&x->ini, "eval"), where, sizeof where);
+        return clpdd_err_set(e, "%s: [eval] select = worst_group needs groups: set [data] group", where);
+    }
     if (x->protocol == CLPDD_PROTOCOL_PROBE && x->n_wd > 1 && x->val_size == 0) {
         section_where(clpdd_ini_section(&x->ini, "eval"), where, sizeof where);
         return clpdd_err_set(e, "%s: [eval] protocol = probe chooses wd on the validation split, but [data] val_size = 0: "

@@ -21,6 +21,7 @@ typedef struct clpdd_experiment {
     /* [data] */
     clpdd_dataset_kind dataset;
     const char *root, *cache_dir, *classes_file, *train_split, *test_split; /* "" = the dataset's default */
+    const char *group; /* [data] group: "" = none (data/data_source.h) */
     int resize, crop, test_resize, test_crop, workers, skip_bad_images;
     int feature_f16; /* [data] feature_dtype = f16 */
     int data_verify; /* [data] verify: clpdd_data_verify (data/data_source.h) */
@@ -41,6 +42,7 @@ typedef struct clpdd_experiment {
     float eval_lr;
     double wd[CLPDD_MAX_WD];
     int n_wd, probe_max_iter;
+    clpdd_select_kind select; /* [eval] select */
     int baseline_random, baseline_centroids, ridge_diagnostic, baseline_full, full_epochs;
     /* plugins */
     clpdd_loaded backbone, solver, loss; /* loss.dl == NULL for objective solvers */

@@ -61,7 +61,8 @@ static void set_wd(clpdd_experiment *x, const core_key *k, const clpdd_section *
 _Static_assert(sizeof(clpdd_device_kind) == sizeof(int) && sizeof(clpdd_precision) == sizeof(int) &&
                    sizeof(clpdd_dataset_kind) == sizeof(int) && sizeof(clpdd_adapt_mode) == sizeof(int) &&
                    sizeof(clpdd_init_kind) == sizeof(int) && sizeof(clpdd_param_kind) == sizeof(int) &&
-                   sizeof(clpdd_augment_kind) == sizeof(int) && sizeof(clpdd_protocol) == sizeof(int),
+                   sizeof(clpdd_augment_kind) == sizeof(int) && sizeof(clpdd_protocol) == sizeof(int) &&
+                   sizeof(clpdd_select_kind) == sizeof(int),
                "set_enum stores enums as int");
 
 /* rows of one section are contiguous; sections in the order `clpdd keys` prints them */
@@ -78,6 +79,7 @@ static const core_key rows[] = {
     {"data", {"root", CLPDD_KEY_STRING, "", "the dataset's directory (manifest: its CSV file); default for fashion-mnist: /usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist)", UNBOUNDED, NULL}, set_str, FIELD(root), NO_NAMES},
     {"data", {"classes", CLPDD_KEY_STRING, "", "imagefolder, manifest: a file with one class name per line (label i = line i; '#' lines skipped); selects a subset too, e.g. ImageNet-100 (default: every class folder, sorted by name)", UNBOUNDED, NULL}, set_str, FIELD(classes_file), NO_NAMES},
     {"data", {"train_split", CLPDD_KEY_STRING, "", "the training split: imagefolder's sub-folder, a manifest's split value (default: train)", UNBOUNDED, NULL}, set_str, FIELD(train_split), NO_NAMES},
+    {"data", {"group", CLPDD_KEY_STRING, "", "spurious-correlation benchmarks: each image's group is (label, group value); the value is a manifest's column of this name (Waterbirds: place), or for an image folder path:K, the K-th folder below the split folder (0 = the class). Every evaluated set then reports per-group, worst-group and mean-over-groups test accuracy (default: none)", UNBOUNDED, NULL}, set_str, FIELD(group), NO_NAMES},
     {"data", {"test_split", CLPDD_KEY_STRING, "", "the test split (default: imagefolder val, manifest and cifar test)", UNBOUNDED, NULL}, set_str, FIELD(test_split), NO_NAMES},
     {"data", {"resize", CLPDD_KEY_INT, "0", "image datasets: training images resized so the shorter side is this (torchvision Resize: Pillow bilinear with antialias; 0 = stored size)", 0, 65536, NULL}, set_int, FIELD(resize), NO_NAMES},
     {"data", {"crop", CLPDD_KEY_INT, "0", "image datasets: then the centred crop x crop window (torchvision CenterCrop; 0 = none); the synthetic images live at this size", 0, 65536, NULL}, set_int, FIELD(crop), NO_NAMES},
@@ -118,6 +120,7 @@ static const core_key rows[] = {
     /* [eval] */
     {"eval", {"protocol", CLPDD_KEY_ENUM, "probe", "probe: multinomial logistic regression on the features solved to convergence (L-BFGS, float64), L2 on the weights chosen from `wd` on the validation split; fast: LGM's Adam probe on features computed once; lgm: LGM's probe on features of images flipped and random-resized-cropped afresh every epoch (fast and lgm are faithful at the paper's sizes only: at m = 10 they do not train)", UNBOUNDED, NULL}, set_enum, FIELD(protocol), NAMES(clpdd_protocol_names)},
     {"eval", {"wd", CLPDD_KEY_FLOATS, "1e-5, 1e-4, 1e-3, 1e-2, 1e-1", "probe: the L2 strengths tried (mean cross-entropy + wd/2 |W|^2); the one with the best validation accuracy is reported", 0, 1e6, NULL}, set_wd, FIELD(wd), NO_NAMES},
+    {"eval", {"select", CLPDD_KEY_ENUM, "average", "probe: the validation score the L2 strength is chosen on: average accuracy, or worst_group (the lowest accuracy over the (label, [data] group) groups; needs [data] group)", UNBOUNDED, NULL}, set_enum, FIELD(select), NAMES(clpdd_select_names)},
     {"eval", {"probe_max_iter", CLPDD_KEY_INT, "1000", "probe: L-BFGS iteration cap (convergence is reported in metrics.json)", 1, 1e6, NULL}, set_int, FIELD(probe_max_iter), NO_NAMES},
     {"eval", {"seeds", CLPDD_KEY_INT, "5", "random draws per baseline (and, for fast/lgm, probe trainings per evaluated set; the probe protocol's fit is deterministic)", 1, CLPDD_MAX_SEEDS, NULL}, set_int, FIELD(eval_seeds), NO_NAMES},
     {"eval", {"epochs", CLPDD_KEY_INT, "1000", "fast/lgm: probe epochs", 1, 1e7, NULL}, set_int, FIELD(eval_epochs), NO_NAMES},

@@ -10,6 +10,7 @@ const char *const clpdd_init_names[CLPDD_INIT_COUNT] = {"real", "noise"};
 const char *const clpdd_param_names[CLPDD_PARAM_KIND_COUNT] = {"pixels", "pyramid"};
 const char *const clpdd_augment_names[CLPDD_AUGMENT_COUNT] = {"none", "dsa"};
 const char *const clpdd_protocol_names[CLPDD_PROTOCOL_COUNT] = {"probe", "fast", "lgm"};
+const char *const clpdd_select_names[CLPDD_SELECT_COUNT] = {"average", "worst_group"};
 
 const char *clpdd_device_name(clpdd_device_kind k) { return clpdd_name_at(clpdd_device_names, CLPDD_DEVICE_COUNT, (int)k); }
 int clpdd_device_parse(const char *name) { return clpdd_name_index(clpdd_device_names, CLPDD_DEVICE_COUNT, name); }

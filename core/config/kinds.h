@@ -48,4 +48,9 @@ typedef enum { CLPDD_PROTOCOL_PROBE = 0, CLPDD_PROTOCOL_FAST, CLPDD_PROTOCOL_LGM
 extern const char *const clpdd_protocol_names[CLPDD_PROTOCOL_COUNT];
 const char *clpdd_protocol_name(clpdd_protocol p);
 
+/* [eval] select: what the probe's L2 strength is chosen on, on the validation split: the
+   average accuracy, or the worst group's ([data] group) */
+typedef enum { CLPDD_SELECT_AVERAGE = 0, CLPDD_SELECT_WORST_GROUP, CLPDD_SELECT_COUNT } clpdd_select_kind;
+extern const char *const clpdd_select_names[CLPDD_SELECT_COUNT];
+
 #endif

@@ -65,6 +65,7 @@ static void push_item(clpdd_data_list *l, int *cap, char *path, size_t rel_off, 
     it->rel = path + rel_off;
     it->label = label;
     it->line = line;
+    it->group = NULL;
     it->size = st ? (int64_t)st->st_size : 0;
     it->mtime_ns = st ? ts_ns(st->st_mtim) : 0;
     it->ctime_ns = st ? ts_ns(st->st_ctim) : 0;
@@ -81,7 +82,7 @@ static void note_skip(clpdd_data_list *l, const char *fmt, const char *a, int li
 }
 
 void clpdd_data_list_free(clpdd_data_list *l) {
-    for (int i = 0; i < l->n; i++) free(l->items[i].path);
+    for (int i = 0; i < l->n; i++) free(l->items[i].path), free(l->items[i].group);
     free(l->items);
     for (int i = 0; i < l->classes; i++) free(l->class_names[i]);
     free(l->class_names);
@@ -635,6 +636,108 @@ int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *sp
     return rc;
 }
 
+/* ---------------------------------------------------------------- groups */
+
+/* the value of column `col` on every line of the CSV text buf (split in place): vals[line] points
+   into buf (NULL on lines without one); the column found by name in the header row */
+static int group_column(const char *csv, char *buf, const char *col, char ***vals, int *nlines, clpdd_err *e) {
+    int lines = 1;
+    for (const char *q = buf; *q; q++) lines += *q == '\n';
+    *vals = clpdd_xcalloc((size_t)lines + 1, sizeof **vals);
+    *nlines = lines;
+    int c = -1, line = 0;
+    char *p = buf;
+    while (p && *p) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        line++;
+        char *ln = p;
+        p = nl ? nl + 1 : NULL;
+        size_t k = strlen(ln);
+        if (k && ln[k - 1] == '\r') ln[--k] = 0;
+        if (line == 1 && (unsigned char)ln[0] == 0xef && (unsigned char)ln[1] == 0xbb && (unsigned char)ln[2] == 0xbf)
+            ln += 3;
+        if (!*ln) continue;
+        char *f[CSV_MAXF];
+        int nf = csv_fields(ln, f, CSV_MAXF);
+        if (nf > CSV_MAXF) nf = CSV_MAXF;
+        if (c < 0) {
+            for (int i = 0; i < nf && c < 0; i++)
+                if (strcasecmp(f[i], col) == 0) c = i;
+            if (c < 0)
+                return clpdd_err_set(e, "data: %s:%d: [data] group = %s, but the header row has no column of that name", csv,
+                                     line, col);
+            continue;
+        }
+        if (c >= nf || !*f[c]) return clpdd_err_set(e, "data: %s:%d: empty [data] group column '%s'", csv, line, col);
+        (*vals)[line] = f[c];
+    }
+    return 0;
+}
+
+static int groups_manifest(clpdd_data_list *l, const char *csv, const char *col, clpdd_err *e) {
+    uint8_t *buf;
+    size_t len;
+    if (clpdd_read_file(csv, &buf, &len, e)) return -1;
+    char **vals = NULL;
+    int nlines = 0, rc = group_column(csv, (char *)buf, col, &vals, &nlines, e);
+    for (int i = 0; i < l->n && rc == 0; i++) {
+        int ln = l->items[i].line;
+        if (ln <= 0 || ln > nlines || !vals[ln])
+            rc = clpdd_err_set(e, "data: %s:%d: no [data] group value (column '%s')", csv, ln, col);
+        else l->items[i].group = clpdd_xstrdup(vals[ln]);
+    }
+    free(vals);
+    free(buf);
+    return rc;
+}
+
+/* imagefolder, `path:K`: the K-th folder of rel (class/f1/.../file) */
+static int groups_folder(clpdd_data_list *l, const char *rule, clpdd_err *e) {
+    char *end = NULL;
+    long K = strncmp(rule, "path:", 5) == 0 ? strtol(rule + 5, &end, 10) : -1;
+    if (K < 0 || K > 64 || !end || end == rule + 5 || *end)
+        return clpdd_err_set(e, "data: [data] group = '%s': an image folder's group is path:K (the K-th folder below the "
+                                "split folder, 0 = the class)", rule);
+    for (int i = 0; i < l->n; i++) {
+        const char *s = l->items[i].rel;
+        for (long k = 0; k < K && s; k++) s = strchr(s, '/'), s = s ? s + 1 : NULL;
+        const char *slash = s ? strchr(s, '/') : NULL;
+        if (!slash)
+            return clpdd_err_set(e, "data: %s: [data] group = %s, but the path has no folder %ld below the split folder",
+                                 l->items[i].path, rule, K);
+        l->items[i].group = strndup(s, (size_t)(slash - s));
+        CLPDD_ASSERT(l->items[i].group);
+    }
+    return 0;
+}
+
+int clpdd_data_list_groups(clpdd_data_list *l, clpdd_dataset_kind kind, const char *csv, const char *rule, clpdd_err *e) {
+    if (kind == CLPDD_DATASET_MANIFEST) return groups_manifest(l, csv, rule, e);
+    if (kind == CLPDD_DATASET_IMAGEFOLDER) return groups_folder(l, rule, e);
+    return clpdd_err_set(e, "data: [data] group is for manifests and image folders, not %s", clpdd_dataset_kind_name(kind));
+}
+
+/* ds->groups and info's sorted group values from the kept items idx (m) */
+static void dataset_groups(clpdd_dataset *ds, clpdd_data_info *info, const clpdd_data_list *l, const int *idx, int m) {
+    char **v = clpdd_xmalloc((size_t)(m ? m : 1) * sizeof *v);
+    for (int i = 0; i < m; i++) v[i] = l->items[idx[i]].group;
+    qsort(v, (size_t)m, sizeof *v, cmp_str);
+    int nv = 0;
+    for (int i = 0; i < m; i++)
+        if (nv == 0 || strcmp(v[nv - 1], v[i]) != 0) v[nv++] = v[i];
+    info->n_group_values = nv;
+    info->group_values = clpdd_xmalloc((size_t)(nv ? nv : 1) * sizeof *info->group_values);
+    for (int i = 0; i < nv; i++) info->group_values[i] = clpdd_xstrdup(v[i]);
+    ds->groups = clpdd_xmalloc((size_t)(m ? m : 1) * sizeof *ds->groups);
+    for (int i = 0; i < m; i++) {
+        const char *key = l->items[idx[i]].group;
+        char **hit = bsearch(&key, info->group_values, (size_t)nv, sizeof *hit, cmp_str);
+        ds->groups[i] = (int32_t)(hit - info->group_values);
+    }
+    free(v);
+}
+
 /* ---------------------------------------------------------------- subset */
 
 /* indices of a class-stratified random subset of size limit, in listing order: shuffle
@@ -797,6 +900,8 @@ void clpdd_data_info_free(clpdd_data_info *info) {
     free(info->class_names);
     for (int i = 0; i < CLPDD_DATA_REPORT_FIRST; i++) free(info->skipped_first[i]);
     free(info->other_first);
+    for (int i = 0; i < info->n_group_values; i++) free(info->group_values[i]);
+    free(info->group_values);
     memset(info, 0, sizeof *info);
 }
 
@@ -978,12 +1083,19 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     if (cfg->resize < 0 || cfg->crop < 0)
         return clpdd_err_set(e, "data: resize (%d) and crop (%d) must be ≥ 0", cfg->resize, cfg->crop);
     if (cfg->kind == CLPDD_DATASET_CIFAR10 || cfg->kind == CLPDD_DATASET_CIFAR100) {
+        if (cfg->group && *cfg->group)
+            return clpdd_err_set(e, "data: [data] group is for manifests and image folders, not %s",
+                                 clpdd_dataset_kind_name(cfg->kind));
         int rc = load_cifar(ds, info, cfg, cfg->kind == CLPDD_DATASET_CIFAR100, e);
         if (info == &tmp_info) clpdd_data_info_free(info);
         return rc;
     }
     clpdd_data_list l;
     if (list_source(&l, cfg, e)) return -1;
+    if (cfg->group && *cfg->group && clpdd_data_list_groups(&l, cfg->kind, cfg->root, cfg->group, e)) {
+        clpdd_data_list_free(&l);
+        return -1;
+    }
     uint64_t h = 0;
     if (hash_list(&l, cfg, &h, e)) {
         clpdd_data_list_free(&l);
@@ -1024,6 +1136,7 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     s->n = m;
     ds->labels = clpdd_xmalloc((size_t)m * sizeof *ds->labels);
     for (int i = 0; i < m; i++) ds->labels[i] = l.items[idx[i]].label;
+    if (cfg->group && *cfg->group) dataset_groups(ds, info, &l, idx, m);
     ds->n = m, ds->c = s->c, ds->H = s->H, ds->W = s->W, ds->classes = l.classes;
     ds->id = h;
     snprintf(ds->desc, sizeof ds->desc, "%s %.300s (%d of %d images%s, %dx%dx%d, %d classes)",

@@ -111,6 +111,9 @@ typedef struct clpdd_data_cfg {
     const char *const *splits; /* manifest: every split value the caller uses, NULL-terminated (e.g. the
                                   train and test splits); rows in none of them are counted in
                                   info->other_rows. NULL: only `split` is known */
+    const char *group;        /* [data] group (NULL or "": none): manifest: a column's name (Waterbirds'
+                                 `place`); imagefolder: `path:K`, the K-th folder of the path below the
+                                 split folder (0 = the class folder, 1 the one inside it, ...) */
 } clpdd_data_cfg;
 
 /* [data] verify: how a listed file's identity enters the dataset id (see above) */
@@ -123,6 +126,7 @@ typedef struct clpdd_data_item {
     const char *rel;  /* path relative to the root (into path) */
     int32_t label;
     int line;         /* manifest: the CSV line (1-based); 0 otherwise */
+    char *group;      /* [data] group: the item's group value (NULL without one) */
     int64_t size, mtime_ns, ctime_ns;
     uint64_t ino;
 } clpdd_data_item;
@@ -148,12 +152,19 @@ typedef struct clpdd_data_info {
     char *skipped_first[CLPDD_DATA_REPORT_FIRST]; /* "path: message" of the first skipped */
     long other_rows;   /* manifest: rows whose split is none of cfg.splits (or not cfg.split) */
     char *other_first; /* "file.csv:line: split 'x'" of the first of them */
+    int n_group_values;    /* [data] group: the distinct values of this split (0 without a group) */
+    char **group_values;   /* (n_group_values) sorted by strcmp; ds->groups index them */
 } clpdd_data_info;
 
 int clpdd_data_list_imagefolder(clpdd_data_list *l, const char *root, const char *split, const char *classes_file,
                                 clpdd_err *e);
 int clpdd_data_list_manifest(clpdd_data_list *l, const char *csv, const char *split, const char *const *splits,
                              const char *classes_file, int skip_bad, clpdd_err *e);
+/* [data] group on a listing: every item's group value, from the manifest column named `rule`
+   (re-read from the CSV: a missing column, or an empty value, is an error naming file and line)
+   or, for an image folder, `path:K` (the K-th folder of the item's path below the split folder;
+   an item with fewer folders is an error naming it) */
+int clpdd_data_list_groups(clpdd_data_list *l, clpdd_dataset_kind kind, const char *csv, const char *rule, clpdd_err *e);
 void clpdd_data_list_free(clpdd_data_list *l);
 
 /* list and subset one split (image folder / manifest: read on demand afterwards; CIFAR: decoded

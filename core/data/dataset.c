@@ -183,6 +183,7 @@ void clpdd_dataset_free(clpdd_dataset *ds) {
     if (ds->src_free && ds->src) ds->src_free(ds->src);
     free(ds->pixels);
     free(ds->labels);
+    free(ds->groups);
     memset(ds, 0, sizeof *ds);
 }
 

@@ -18,6 +18,7 @@ typedef struct clpdd_dataset {
     int (*src_read)(void *src, const int *idx, int first, int count, float *out, clpdd_err *e);
     void (*src_free)(void *src);
     int32_t *labels; /* (n) */
+    int32_t *groups; /* (n) [data] group: the index of each image's group value (data_source.h), or NULL */
     uint64_t id;     /* hash of its content (IDX, CIFAR: the decoded bytes, XXH3; image folders and
                         manifests: the files' identities, data_source.h) and the selection */
     char desc[512];  /* "fashion-mnist train (60000 of 60000)" */

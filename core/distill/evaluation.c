@@ -16,11 +16,11 @@ static char *baselines_key(const clpdd_run_data *r, int ipc) {
     const clpdd_experiment *x = r->x;
     clpdd_strbuf b = {0};
     clpdd_sb_printf(&b, "train=%s test=%s val=%ld/%llu protocol=%s seeds=%d epochs=%d batch=%d lr=%.9g full_epochs=%d "
-                        "max_iter=%d ipc=%d seed=%llu random=%d centroids=%d full=%d wd=",
+                        "max_iter=%d ipc=%d seed=%llu random=%d centroids=%d full=%d group=%s select=%d wd=",
                     r->ftrain.path, r->ftest.path, x->val_size, (unsigned long long)x->subset_seed,
                     clpdd_protocol_name(x->protocol), x->eval_seeds, x->eval_epochs, x->eval_batch, x->eval_lr, x->full_epochs,
                     x->probe_max_iter, ipc, (unsigned long long)x->seed, x->baseline_random, x->baseline_centroids,
-                    x->baseline_full);
+                    x->baseline_full, x->group, (int)x->select);
     for (int i = 0; i < x->n_wd; i++) clpdd_sb_printf(&b, "%s%.9g", i ? "," : "", x->wd[i]);
     return b.s;
 }
@@ -64,6 +64,8 @@ int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t
         clpdd_evaluator_free(&ev);
         return -1;
     }
+    ev.test_g = r->groups.test, ev.val_g = r->groups.val, ev.G = r->groups.G;
+    ev.select_worst = x->select == CLPDD_SELECT_WORST_GROUP;
     if (!r->quiet) {
         if (x->protocol == CLPDD_PROTOCOL_PROBE)
             fprintf(stderr, "eval: converged probe (L-BFGS; L2 from %d values on %d validation images)\n", x->n_wd, r->nv);

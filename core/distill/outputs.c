@@ -46,7 +46,44 @@ static void json_score(clpdd_strbuf *b, const char *name, const clpdd_score *s) 
         clpdd_sb_printf(b, ", \"convergence\": {\"converged\": %s, \"max_iterations\": %d, \"max_grad_norm\": %.3g}",
                         s->all_converged ? "true" : "false", s->max_iterations, s->max_grad_norm);
     }
+    if (s->G > 0) {
+        clpdd_sb_printf(b, ", \"worst_group\": {\"mean\": ");
+        json_num_or_null(b, s->worst_mean);
+        clpdd_sb_printf(b, ", \"std\": %.6f, \"per_seed\": ", s->worst_std);
+        json_array(b, s->worst_per_seed, s->n);
+        clpdd_sb_printf(b, "}, \"group_mean\": {\"mean\": ");
+        json_num_or_null(b, s->gmean_mean);
+        clpdd_sb_printf(b, ", \"std\": %.6f, \"per_seed\": ", s->gmean_std);
+        json_array(b, s->gmean_per_seed, s->n);
+        clpdd_sb_printf(b, "}, \"per_group\": ");
+        json_array(b, s->group_acc, s->G);
+    }
     clpdd_sb_printf(b, "}");
+}
+
+/* "groups": the key, the values and every group's label, value and images per split */
+static void json_groups(clpdd_strbuf *b, const clpdd_summary *s) {
+    clpdd_sb_printf(b, "  \"groups\": ");
+    if (s->G == 0) {
+        clpdd_sb_printf(b, "null,\n");
+        return;
+    }
+    clpdd_sb_printf(b, "{\"key\": ");
+    clpdd_sb_json_str(b, s->group_key);
+    clpdd_sb_printf(b, ", \"select\": \"%s\", \"values\": [", s->select_worst ? "worst_group" : "average");
+    for (int v = 0; v < s->n_values; v++) clpdd_sb_printf(b, "%s", v ? ", " : ""), clpdd_sb_json_str(b, s->group_values[v]);
+    clpdd_sb_printf(b, "],\n    \"groups\": [");
+    for (int g = 0; g < s->G; g++) {
+        int label = g / s->n_values;
+        clpdd_sb_printf(b, "%s\n      {\"group\": %d, \"label\": %d, \"class\": ", g ? "," : "", g, label);
+        if (s->class_names) clpdd_sb_json_str(b, s->class_names[label]);
+        else clpdd_sb_printf(b, "null");
+        clpdd_sb_printf(b, ", \"value\": ");
+        clpdd_sb_json_str(b, s->group_values[g % s->n_values]);
+        clpdd_sb_printf(b, ", \"train\": %d, \"val\": %d, \"test\": %d}", s->group_count[0][g], s->group_count[1][g],
+                        s->group_count[2][g]);
+    }
+    clpdd_sb_printf(b, "]},\n");
 }
 
 static void json_key_str(clpdd_strbuf *b, const char *key, const char *value) {
@@ -115,6 +152,7 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     if (s->other_split_first) clpdd_sb_json_str(&b, s->other_split_first);
     else clpdd_sb_printf(&b, "null");
     clpdd_sb_printf(&b, "},\n");
+    json_groups(&b, s);
     clpdd_sb_printf(&b, "  \"memory\": {\"peak_host_mb\": %.1f, \"peak_device_mb\": ", s->peak_host_mb);
     json_num_or_null(&b, s->peak_device_mb);
     clpdd_sb_printf(&b, ", \"peak_plugin_alloc_mb\": %.1f},\n  ", s->peak_alloc_mb);

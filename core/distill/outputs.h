@@ -32,6 +32,13 @@ typedef struct clpdd_summary {
     long other_split_rows;     /* manifest rows of a split the run does not use (e.g. Waterbirds' val) */
     const char *other_split_first;
     double peak_host_mb, peak_device_mb /* NaN on the CPU */, peak_alloc_mb;
+    /* [data] group (G = 0: none): group g = label·n_values + value; its images per split */
+    const char *group_key;
+    int G, n_values;
+    char *const *group_values; /* (n_values) */
+    char *const *class_names;  /* (C) or NULL */
+    int group_count[3][CLPDD_MAX_GROUPS]; /* distillation targets, validation split, test split */
+    int select_worst;          /* [eval] select = worst_group */
 } clpdd_summary;
 
 int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e);

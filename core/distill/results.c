@@ -5,6 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* [data] group: the names and each group's images per split */
+static void fill_groups(clpdd_summary *s, const clpdd_run_data *r) {
+    s->G = r->groups.G, s->n_values = r->groups.n_values, s->group_values = r->groups.values;
+    s->group_key = r->x->group, s->class_names = r->train_info.class_names;
+    s->select_worst = r->x->select == CLPDD_SELECT_WORST_GROUP;
+    memset(s->group_count, 0, sizeof s->group_count);
+    if (!s->G) return;
+    for (int i = 0; i < r->N; i++) s->group_count[0][r->groups.target[i]]++;
+    for (int i = 0; i < r->nv; i++) s->group_count[1][r->groups.val[i]]++;
+    for (int i = 0; i < r->ftest.n; i++) s->group_count[2][r->groups.test[i]]++;
+}
+
 /* what metrics.json reports beside the scores */
 static void fill_summary(clpdd_summary *s, const clpdd_run_data *r, const clpdd_results_set *set) {
     const clpdd_experiment *x = r->x;
@@ -22,6 +34,7 @@ static void fill_summary(clpdd_summary *s, const clpdd_run_data *r, const clpdd_
     s->peak_host_mb = clpdd_peak_rss_bytes() / 1048576.0;
     s->peak_device_mb = r->ops->is_device ? r->ops->peak_bytes() / 1048576.0 : NAN;
     s->peak_alloc_mb = clpdd_host_peak_bytes(r->h) / 1048576.0;
+    fill_groups(s, r);
 }
 
 static int write_config(const char *outdir, const clpdd_experiment *x, clpdd_err *e) {
@@ -72,6 +85,22 @@ static void print_score(const char *name, const clpdd_score *s) {
     if (s->n > 1) fprintf(stderr, " +- %.2f", 100 * s->std);
 }
 
+static void print_worst(const char *name, const clpdd_score *s) {
+    fprintf(stderr, "   %s %.2f%%", name, 100 * s->worst_mean);
+    if (s->n > 1) fprintf(stderr, " +- %.2f", 100 * s->worst_std);
+    fprintf(stderr, " (group mean %.2f%%)", 100 * s->gmean_mean);
+}
+
+/* [data] group: the worst group's test accuracy of every evaluated set */
+void clpdd_results_report_groups(const clpdd_summary *s) {
+    if (s->G == 0) return;
+    fprintf(stderr, "\n   worst group (%d groups of (label, %s)):", s->G, s->group_key);
+    print_worst("distilled", &s->acc);
+    if (s->has_random) print_worst("random real", &s->random_real);
+    if (s->has_centroids) print_worst("centroids", &s->centroids);
+    if (s->has_full) print_worst("full data", &s->full_data);
+}
+
 /* the scores' line, and the validation line of the probe protocol */
 static void report_scores(const clpdd_summary *s, const clpdd_run_data *r) {
     fprintf(stderr, "\nresult (%s protocol, test split):", s->protocol);
@@ -80,8 +109,10 @@ static void report_scores(const clpdd_summary *s, const clpdd_run_data *r) {
     if (s->has_centroids) print_score("centroids", &s->centroids);
     if (s->has_full) print_score("full data", &s->full_data);
     if (isfinite(s->solver_acc)) fprintf(stderr, "   (%s classifier %.2f%%)", s->solver, 100 * s->solver_acc);
+    clpdd_results_report_groups(s);
     if (r->x->protocol == CLPDD_PROTOCOL_PROBE && r->nv > 0)
-        fprintf(stderr, "\n        validation: distilled %.2f%% at wd %g%s", 100 * s->acc.val_mean, s->acc.wd_per_seed[0],
+        fprintf(stderr, "\n        validation%s: distilled %.2f%% at wd %g%s", s->select_worst ? " (worst group)" : "",
+                100 * s->acc.val_mean, s->acc.wd_per_seed[0],
                 s->acc.all_converged ? "" : " (the probe did NOT converge: raise [eval] probe_max_iter)");
 }
 

@@ -24,5 +24,7 @@ int clpdd_results_write_eval(const char *outdir, const clpdd_run_data *r, const 
 /* the result lines of a run, and those of an evaluation */
 void clpdd_results_report_run(const clpdd_summary *s, const clpdd_run_data *r, const char *outdir);
 void clpdd_results_report_eval(const clpdd_summary *s, const clpdd_run_data *r, const char *outdir);
+/* [data] group: the worst-group line of every evaluated set (part of both reports above) */
+void clpdd_results_report_groups(const clpdd_summary *s);
 
 #endif

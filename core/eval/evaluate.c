@@ -21,6 +21,27 @@ void clpdd_score_finish(clpdd_score *s) {
     s->std = s->n ? sqrt(var / s->n) : 0;
     s->val_mean = vmean; /* NaN when the draws have no validation score */
     s->val_std = s->n ? sqrt(vvar / s->n) : 0;
+    if (s->G == 0) return;
+    double w = 0, ww = 0, g = 0, gg = 0;
+    for (int i = 0; i < s->n; i++) w += s->worst_per_seed[i], g += s->gmean_per_seed[i];
+    w = s->n ? w / s->n : NAN, g = s->n ? g / s->n : NAN;
+    for (int i = 0; i < s->n; i++) {
+        ww += (s->worst_per_seed[i] - w) * (s->worst_per_seed[i] - w);
+        gg += (s->gmean_per_seed[i] - g) * (s->gmean_per_seed[i] - g);
+    }
+    s->worst_mean = w, s->gmean_mean = g;
+    s->worst_std = s->n ? sqrt(ww / s->n) : 0, s->gmean_std = s->n ? sqrt(gg / s->n) : 0;
+    for (int k = 0; k < s->G; k++) s->group_acc[k] = s->n && s->group_n[k] ? s->group_acc[k] / s->n : NAN;
+}
+
+/* draw k's group numbers from its test predictions pred (nt); group_acc accumulates the sum over
+   the draws (clpdd_score_finish divides) */
+static void score_groups(const clpdd_evaluator *ev, clpdd_score *s, int k, const int32_t *pred) {
+    double acc[CLPDD_MAX_GROUPS];
+    s->G = ev->G;
+    s->worst_per_seed[k] = clpdd_group_accuracy(pred, ev->test.y, ev->test_g, ev->test.n, ev->G, acc, s->group_n,
+                                                &s->gmean_per_seed[k]);
+    for (int g = 0; g < ev->G; g++) s->group_acc[g] += s->group_n[g] ? acc[g] : 0;
 }
 
 void clpdd_eval_cfg_from_experiment(clpdd_eval_cfg *cfg, const clpdd_experiment *x) {
@@ -84,17 +105,23 @@ static int epoch_features(void *p, int epoch, float *X) {
 static uint64_t probe_seed(const clpdd_evaluator *ev, int k) { return ev->cfg.seed * 1000 + 1 + (uint64_t)k; }
 
 /* draw k of score s: one probe on (feats (m, d), y); images (host) feed the lgm protocol */
-static int score_draw(clpdd_evaluator *ev, clpdd_score *s, int k, const float *images, const float *feats,
-                      const int32_t *y, int m, int epochs, uint64_t seed, clpdd_err *e) {
+static int score_draw_pred(clpdd_evaluator *ev, clpdd_score *s, int k, const float *images, const float *feats,
+                           const int32_t *y, int m, int epochs, uint64_t seed, int32_t *pred, clpdd_err *e) {
     const clpdd_eval_cfg *cfg = &ev->cfg;
     s->protocol = cfg->protocol;
     s->val_per_seed[k] = s->wd_per_seed[k] = NAN;
     if (cfg->protocol == CLPDD_PROTOCOL_PROBE) {
-        clpdd_probe_select_cfg pc = {cfg->wd, cfg->n_wd, cfg->max_iter, 0, 0};
+        clpdd_probe_select_cfg pc = {cfg->wd, cfg->n_wd, cfg->max_iter, 0, 0, ev->select_worst ? ev->val_g : NULL, ev->G};
         clpdd_probe_result r;
+        clpdd_logreg fit;
         if (clpdd_probe_select_fit(&r, feats, y, NULL, m, ev->val.x, ev->val.y, ev->val.n, ev->test.x, ev->test.y,
-                                   ev->test.n, ev->d, ev->C, &pc, NULL, e))
+                                   ev->test.n, ev->d, ev->C, &pc, ev->test_g ? &fit : NULL, e))
             return -1;
+        if (ev->test_g) {
+            clpdd_logreg_predict(&fit, ev->test.x, ev->test.n, pred);
+            score_groups(ev, s, k, pred);
+            clpdd_logreg_free(&fit);
+        }
         s->per_seed[k] = r.test_acc, s->val_per_seed[k] = r.val_acc, s->wd_per_seed[k] = r.wd;
         if (r.iterations > s->max_iterations) s->max_iterations = r.iterations;
         if (k == 0 || r.grad_norm > s->max_grad_norm) s->max_grad_norm = r.grad_norm;
@@ -103,15 +130,28 @@ static int score_draw(clpdd_evaluator *ev, clpdd_score *s, int k, const float *i
     }
     clpdd_lgm_probe_cfg pc = {epochs, cfg->batch, cfg->lr};
     if (cfg->protocol == CLPDD_PROTOCOL_FAST || !images) {
-        s->per_seed[k] = clpdd_lgm_probe(feats, y, m, ev->test.x, ev->test.y, ev->test.n, ev->d, ev->C, &pc, seed);
+        s->per_seed[k] = clpdd_lgm_probe_pred(NULL, NULL, feats, y, m, ev->test.x, ev->test.y, ev->test.n, ev->d, ev->C,
+                                              &pc, seed, ev->test_g ? pred : NULL);
+        if (ev->test_g) score_groups(ev, s, k, pred);
         return 0;
     }
     CLPDD_ASSERT(m <= ev->max_m);
     ev->bb->h->ops->to_device(ev->aug_in, images, (size_t)m * ev->c * ev->H * ev->W * sizeof(float));
     epoch_ctx c = {ev, m, seed ^ 0x6576616cULL, e};
-    s->per_seed[k] = clpdd_lgm_probe_epochs(epoch_features, &c, NULL, y, m, ev->test.x, ev->test.y, ev->test.n, ev->d,
-                                            ev->C, &pc, seed);
-    return isnan(s->per_seed[k]) ? -1 : 0;
+    s->per_seed[k] = clpdd_lgm_probe_pred(epoch_features, &c, NULL, y, m, ev->test.x, ev->test.y, ev->test.n, ev->d,
+                                          ev->C, &pc, seed, ev->test_g ? pred : NULL);
+    if (isnan(s->per_seed[k])) return -1;
+    if (ev->test_g) score_groups(ev, s, k, pred);
+    return 0;
+}
+
+/* draw k of score s, with a buffer for the test predictions when there are groups */
+static int score_draw(clpdd_evaluator *ev, clpdd_score *s, int k, const float *images, const float *feats,
+                      const int32_t *y, int m, int epochs, uint64_t seed, clpdd_err *e) {
+    int32_t *pred = ev->test_g ? clpdd_xmalloc((size_t)(ev->test.n ? ev->test.n : 1) * sizeof *pred) : NULL;
+    int rc = score_draw_pred(ev, s, k, images, feats, y, m, epochs, seed, pred, e);
+    free(pred);
+    return rc;
 }
 
 int clpdd_evaluate_set(clpdd_evaluator *ev, clpdd_score *s, const float *images, const float *feats, const int32_t *y,

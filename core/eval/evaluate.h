@@ -27,6 +27,8 @@
 #include "features/extract.h"
 #include "eval/probe.h" /* clpdd_top1 */
 
+#define CLPDD_MAX_GROUPS 64
+
 /* one evaluated set's numbers */
 typedef struct clpdd_score {
     clpdd_protocol protocol;
@@ -39,6 +41,13 @@ typedef struct clpdd_score {
     double val_mean, val_std;
     int max_iterations, all_converged;
     double max_grad_norm; /* ‖g‖∞ in the solver's coordinates, the worst fit's */
+    /* [data] group (G = 0 without): test accuracy per (label, group value) group */
+    int G;
+    double worst_per_seed[CLPDD_MAX_SEEDS]; /* the lowest group accuracy of each draw */
+    double gmean_per_seed[CLPDD_MAX_SEEDS]; /* the unweighted mean over the groups of each draw */
+    double worst_mean, worst_std, gmean_mean, gmean_std;
+    double group_acc[CLPDD_MAX_GROUPS];     /* each group's accuracy, mean over the draws (NaN: no test image) */
+    int group_n[CLPDD_MAX_GROUPS];          /* each group's test images */
 } clpdd_score;
 void clpdd_score_finish(clpdd_score *s);
 
@@ -72,6 +81,10 @@ typedef struct clpdd_evaluator {
     clpdd_augment *aug;
     float *aug_in, *aug_out; /* (max_m, c, H, W) */
     int quiet;
+    /* [data] group, set by the caller after init (NULL / 0: none): the test and validation images'
+       groups in [0, G); select_worst: the probe's wd chosen on the worst validation group */
+    const int32_t *test_g, *val_g;
+    int G, select_worst;
 } clpdd_evaluator;
 
 /* max_m: the largest set scored (the distilled set's m; the baselines use the same). val may

@@ -17,6 +17,22 @@ double clpdd_lgm_probe(const float *Xtr, const int32_t *ytr, int m, const float 
 double clpdd_lgm_probe_epochs(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
                                    const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
                                    uint64_t seed) {
+    return clpdd_lgm_probe_pred(fn, ctx, Xtr, ytr, m, Xte, yte, nte, d, C, cfg, seed, NULL);
+}
+
+/* pred[a] = argmax of logits row a (ties → the lowest class, clpdd_top1's rule) */
+static void predict_rows(const float *logits, int k, int C, int32_t *pred) {
+    for (int a = 0; a < k; a++) {
+        const float *z = logits + (size_t)a * C;
+        int best = 0;
+        for (int c = 1; c < C; c++) best = z[c] > z[best] ? c : best;
+        pred[a] = best;
+    }
+}
+
+double clpdd_lgm_probe_pred(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
+                            const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
+                            uint64_t seed, int32_t *pred) {
     float *Xep = fn ? clpdd_xmalloc((size_t)m * d * sizeof(float)) : NULL;
     clpdd_rng r = {seed * 0x9E3779B97F4A7C15ULL + 0x1234567};
     int P = (d + 1) * C; /* W (d, C) then b (C) */
@@ -75,6 +91,7 @@ double clpdd_lgm_probe_epochs(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr
         for (int a = 0; a < k; a++) memcpy(logits + (size_t)a * C, p + d * C, (size_t)C * sizeof(float));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, C, d, 1.0f, Xte + (size_t)i * d, d, p, C, 1.0f, logits, C);
         correct += (int)lround(clpdd_top1(logits, yte + i, k, C) * k);
+        if (pred) predict_rows(logits, k, C, pred + i);
     }
     free(logits);
     free(Xep);

@@ -26,5 +26,9 @@ typedef int (*clpdd_lgm_epoch_fn)(void *ctx, int epoch, float *X);
 double clpdd_lgm_probe_epochs(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
                                    const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
                                    uint64_t seed);
+/* the same, and (pred non-NULL) each test point's predicted class into pred (nte) */
+double clpdd_lgm_probe_pred(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
+                            const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
+                            uint64_t seed, int32_t *pred);
 
 #endif

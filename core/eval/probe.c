@@ -296,6 +296,49 @@ double clpdd_top1(const float *logits, const int32_t *y, int n, int C) {
     return (double)correct / n;
 }
 
+void clpdd_logreg_predict(const clpdd_logreg *p, const float *X, int n, int32_t *pred) {
+    int C = p->C;
+    double *z = clpdd_xmalloc((size_t)(n < LR_SLAB ? (n > 0 ? n : 1) : LR_SLAB) * C * sizeof *z);
+    for (int i = 0; i < n; i += LR_SLAB) {
+        int k = n - i < LR_SLAB ? n - i : LR_SLAB;
+        clpdd_logreg_logits(p, X + (size_t)i * p->d, k, z);
+        for (int a = 0; a < k; a++) pred[i + a] = argmax_d(z + (size_t)a * C, C);
+    }
+    free(z);
+}
+
+double clpdd_group_accuracy(const int32_t *pred, const int32_t *y, const int32_t *g, int n, int G, double *acc,
+                            int *count, double *mean) {
+    int *right = clpdd_xcalloc((size_t)(G > 0 ? G : 1), sizeof *right), *all = clpdd_xcalloc((size_t)(G > 0 ? G : 1), sizeof *all);
+    for (int i = 0; i < n; i++) {
+        CLPDD_ASSERT(g[i] >= 0 && g[i] < G);
+        all[g[i]]++, right[g[i]] += pred[i] == y[i];
+    }
+    double worst = NAN, sum = 0;
+    int present = 0;
+    for (int k = 0; k < G; k++) {
+        double a = all[k] ? (double)right[k] / all[k] : NAN;
+        if (acc) acc[k] = a;
+        if (count) count[k] = all[k];
+        if (!all[k]) continue;
+        present++, sum += a;
+        if (isnan(worst) || a < worst) worst = a;
+    }
+    if (mean) *mean = present ? sum / present : NAN;
+    free(right), free(all);
+    return worst;
+}
+
+/* the selection's validation score of p: accuracy, or the worst group's */
+static double val_score(const clpdd_logreg *p, const float *X, const int32_t *y, int n, const int32_t *g, int G) {
+    if (!g) return clpdd_logreg_accuracy(p, X, y, n);
+    int32_t *pred = clpdd_xmalloc((size_t)(n ? n : 1) * sizeof *pred);
+    clpdd_logreg_predict(p, X, n, pred);
+    double w = clpdd_group_accuracy(pred, y, g, n, G, NULL, NULL, NULL);
+    free(pred);
+    return w;
+}
+
 double clpdd_logreg_accuracy(const clpdd_logreg *p, const float *X, const int32_t *y, int n) {
     if (n <= 0) return 0;
     int C = p->C, correct = 0;
@@ -365,7 +408,7 @@ static int check_select_inputs(const double *grid, int n_wd, int has_val, const 
    numbers. -1 (best freed) when a fit fails. */
 static int select_on_grid(clpdd_logreg *best, clpdd_probe_result *r, const float *Xtr, const int32_t *ytr,
                           const float *Ytr, int m, const float *Xval, const int32_t *yval, int nv, int d, int C,
-                          clpdd_logreg_cfg lc, const double *grid, int n_wd, clpdd_err *e) {
+                          clpdd_logreg_cfg lc, const double *grid, int n_wd, const int32_t *vg, int G, clpdd_err *e) {
     int order[CLPDD_PROBE_MAX_WD];
     for (int k = 0; k < n_wd; k++) order[k] = k;
     for (int a = 1; a < n_wd; a++) /* insertion sort, largest wd first */
@@ -384,7 +427,7 @@ static int select_on_grid(clpdd_logreg *best, clpdd_probe_result *r, const float
             clpdd_logreg_free(&prev), clpdd_logreg_free(best);
             return -1;
         }
-        double acc = clpdd_logreg_accuracy(&cur, Xval, yval, nv);
+        double acc = val_score(&cur, Xval, yval, nv, vg, G);
         r->wd_grid[g] = grid[g];
         r->val_per_wd[g] = acc;
         r->converged_per_wd[g] = cur.converged;
@@ -439,7 +482,8 @@ int clpdd_probe_select_fit(clpdd_probe_result *r, const float *Xtr, const int32_
         if (clpdd_logreg_fit(&best, Xtr, ytr, Ytr, m, d, C, &lc, NULL, e)) return -1;
         r->selected = 0;
         r->val_acc = NAN;
-    } else if (select_on_grid(&best, r, Xtr, ytr, Ytr, m, Xval, yval, nv, d, C, lc, grid, n_wd, e)) {
+    } else if (select_on_grid(&best, r, Xtr, ytr, Ytr, m, Xval, yval, nv, d, C, lc, grid, n_wd, cfg->val_group,
+                                     cfg->G, e)) {
         return -1;
     }
     r->wd = best.wd;

@@ -82,6 +82,8 @@ double clpdd_top1(const float *logits, const int32_t *y, int n, int C);
 void clpdd_logreg_logits(const clpdd_logreg *p, const float *X, int n, double *logits);
 /* top-1 accuracy in [0, 1] on (X (n, d), y (n)), by the rule of clpdd_top1; 0 when n = 0 */
 double clpdd_logreg_accuracy(const clpdd_logreg *p, const float *X, const int32_t *y, int n);
+/* pred (n) = the argmax of p's logits on X (n, d), by the rule of clpdd_top1 */
+void clpdd_logreg_predict(const clpdd_logreg *p, const float *X, int n, int32_t *pred);
 /* f(W, b) of p on (X, y | Y) with strength wd: the objective above, in float64 */
 double clpdd_logreg_objective(const clpdd_logreg *p, const float *X, const int32_t *y, const float *Y, int m,
                               double wd);
@@ -100,12 +102,16 @@ typedef struct clpdd_probe_select_cfg {
     int max_iter;     /* ≤ 0 → CLPDD_LOGREG_MAX_ITER */
     double tol;       /* ≤ 0 → CLPDD_LOGREG_TOL */
     double wd_noval;  /* wd used when there is no validation split; ≤ 0 → 1/m (sklearn's default C = 1) */
+    const int32_t *val_group; /* (nv) or NULL: select on the worst group's validation accuracy
+                                 (clpdd_group_accuracy over G groups) instead of the average */
+    int G;
 } clpdd_probe_select_cfg;
 
 typedef struct clpdd_probe_result {
     double wd;        /* the chosen L2 strength */
     int selected;     /* 1: chosen on the validation split; 0: no split, wd = wd_noval (or 1/m) */
-    double val_acc;   /* validation accuracy of the chosen fit (NaN without a split) */
+    double val_acc;   /* validation score of the chosen fit (NaN without a split): the accuracy, or with
+                         cfg->val_group the worst group's */
     double test_acc;  /* test accuracy of the chosen fit (NaN when nt = 0) */
     double train_acc; /* accuracy on the m training points (hard labels: y, or argmax of Y) */
     int n_wd;         /* grid points fitted (0 without a split) */
@@ -135,6 +141,13 @@ int clpdd_probe_select_fit(clpdd_probe_result *r, const float *Xtr, const int32_
                            int nt, int d, int C, const clpdd_probe_select_cfg *cfg, clpdd_logreg *fit_out, clpdd_err *e);
 
 /* ---- helpers on host arrays ---- */
+
+/* Groups (spurious-correlation benchmarks): predictions pred (n) against labels y (n), each point
+   in group g[i] ∈ [0, G). acc (G) and count (G) (either may be NULL) get each group's accuracy
+   (NaN when it has no point) and size; *mean (or NULL) the unweighted mean over the groups that
+   have points. Returns the worst (lowest) group accuracy, NaN when no group has a point. */
+double clpdd_group_accuracy(const int32_t *pred, const int32_t *y, const int32_t *g, int n, int G, double *acc,
+                            int *count, double *mean);
 
 /* Hold out val_size of the N labelled indices, stratified by class: each class c with n_c points
    gets a share proportional to n_c (largest remainder, ties → the lower class), and every present

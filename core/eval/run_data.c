@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eval/evaluate.h" /* CLPDD_MAX_GROUPS */
 #include "eval/probe.h" /* clpdd_split_stratified */
 
 static int plugin_fail(clpdd_run_data *r, const char *what, const char *name, clpdd_err *e) {
@@ -59,7 +60,8 @@ static int load_datasets(clpdd_run_data *r, clpdd_err *e) {
                           .limit = x->train_limit,
                           .subset_seed = x->subset_seed,
                           .verify = x->data_verify,
-                          .splits = splits};
+                          .splits = splits,
+                          .group = x->group};
     if (clpdd_dataset_load_source(&r->train, &r->train_info, &cfg, e)) return clpdd_err_prefix(e, "[data] train split: ");
     cfg.split = test_split, cfg.resize = x->test_resize, cfg.crop = x->test_crop, cfg.limit = 0;
     if (clpdd_dataset_load_source(&r->test, &r->test_info, &cfg, e)) return clpdd_err_prefix(e, "[data] test split: ");
@@ -81,6 +83,42 @@ static int load_datasets(clpdd_run_data *r, clpdd_err *e) {
     if (r->sum.other_split_rows && !r->quiet)
         fprintf(stderr, "warning: %ld manifest rows of other splits left out, the first: %s\n", r->sum.other_split_rows,
                 r->sum.other_split_first ? r->sum.other_split_first : "?");
+    return 0;
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* one split's groups (label·nv + the value's index in the union) */
+static int32_t *split_groups(const clpdd_dataset *ds, const clpdd_data_info *info, char **values, int nv) {
+    int32_t *g = clpdd_xmalloc((size_t)(ds->n ? ds->n : 1) * sizeof *g);
+    for (int i = 0; i < ds->n; i++) {
+        const char *key = info->group_values[ds->groups[i]];
+        char **hit = bsearch(&key, values, (size_t)nv, sizeof *values, cmp_cstr);
+        CLPDD_ASSERT(hit);
+        g[i] = ds->labels[i] * nv + (int32_t)(hit - values);
+    }
+    return g;
+}
+
+/* [data] group: the union of both splits' values, and every image's group */
+static int load_groups(clpdd_run_data *r, clpdd_err *e) {
+    const clpdd_data_info *a = &r->train_info, *b = &r->test_info;
+    if (!r->train.groups || !r->test.groups) return 0;
+    char **v = clpdd_xmalloc((size_t)(a->n_group_values + b->n_group_values + 1) * sizeof *v);
+    int n = 0;
+    for (int i = 0; i < a->n_group_values; i++) v[n++] = a->group_values[i];
+    for (int i = 0; i < b->n_group_values; i++) v[n++] = b->group_values[i];
+    qsort(v, (size_t)n, sizeof *v, cmp_cstr);
+    int nv = 0;
+    for (int i = 0; i < n; i++)
+        if (nv == 0 || strcmp(v[nv - 1], v[i]) != 0) v[nv++] = v[i];
+    for (int i = 0; i < nv; i++) v[i] = clpdd_xstrdup(v[i]);
+    r->groups.values = v, r->groups.n_values = nv, r->groups.G = r->C * nv;
+    r->groups.train = split_groups(&r->train, a, v, nv);
+    r->groups.test = split_groups(&r->test, b, v, nv);
+    if (r->groups.G > CLPDD_MAX_GROUPS)
+        return clpdd_err_set(e, "data: [data] group = %s gives %d classes x %d values = %d groups; at most %d are supported",
+                             r->x->group, r->C, nv, r->groups.G, CLPDD_MAX_GROUPS);
     return 0;
 }
 
@@ -120,6 +158,7 @@ int clpdd_run_data_load(clpdd_run_data *r, clpdd_err *e) {
         return clpdd_err_set(e, "data: the test split has label %d but the training split only %d classes (%s)",
                              te->classes - 1, tr->classes, te->desc);
     if (check_classes(r, e)) return -1;
+    if (load_groups(r, e)) return -1;
     int N = tr->n, nv = (int)x->val_size;
     r->target_rows = clpdd_xmalloc((size_t)N * sizeof(int)), r->val_rows = clpdd_xmalloc((size_t)(nv > 0 ? nv : 1) * sizeof(int));
     if (nv > 0) {
@@ -170,6 +209,12 @@ void clpdd_run_data_targets(clpdd_run_data *r) {
         memcpy(r->target_x + (size_t)i * d, r->ftrain.x + (size_t)r->target_rows[i] * d, (size_t)d * sizeof(float));
         r->target_y[i] = r->ftrain.y[r->target_rows[i]];
     }
+    if (r->groups.train) {
+        r->groups.target = clpdd_xmalloc((size_t)(r->N ? r->N : 1) * sizeof(int32_t));
+        r->groups.val = clpdd_xmalloc((size_t)(nv ? nv : 1) * sizeof(int32_t));
+        for (int i = 0; i < r->N; i++) r->groups.target[i] = r->groups.train[r->target_rows[i]];
+        for (int i = 0; i < nv; i++) r->groups.val[i] = r->groups.train[r->val_rows[i]];
+    }
     for (int i = 0; i < nv; i++) {
         memcpy(r->val_x + (size_t)i * d, r->ftrain.x + (size_t)r->val_rows[i] * d, (size_t)d * sizeof(float));
         r->val_y[i] = r->ftrain.y[r->val_rows[i]];
@@ -181,6 +226,8 @@ void clpdd_run_data_free(clpdd_run_data *r) {
     clpdd_features_free(&r->ftrain);
     clpdd_features_free(&r->ftest);
     free(r->target_x), free(r->val_x), free(r->target_y), free(r->val_y), free(r->target_rows), free(r->val_rows);
+    for (int i = 0; i < r->groups.n_values; i++) free(r->groups.values[i]);
+    free(r->groups.values), free(r->groups.train), free(r->groups.test), free(r->groups.target), free(r->groups.val);
     clpdd_dataset_free(&r->train);
     clpdd_dataset_free(&r->test);
     clpdd_data_info_free(&r->train_info);

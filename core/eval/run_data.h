@@ -36,6 +36,14 @@ typedef struct clpdd_run_data {
         long other_split_rows;             /* manifest rows of a split the run does not use */
         const char *other_split_first;     /* the first of them, "file.csv:line: split 'x'" */
     } sum;
+    /* [data] group: group g = label·nv + value (value: the index into values, the union of both
+       splits' values sorted by strcmp); G = C·nv; NULL / 0 without groups */
+    struct {
+        int n_values, G;
+        char **values;            /* (n_values) */
+        int32_t *train, *test;    /* (train.n), (test.n): each image's group, dataset order */
+        int32_t *target, *val;    /* (N), (nv): the targets' and the validation split's groups */
+    } groups;
     clpdd_features ftrain, ftest;          /* every training image's features (dataset order), the test split's */
     char cache_dir[4096];                  /* features and baseline scores */
     /* the training features split in two ([data] val_size): the distillation targets (what the

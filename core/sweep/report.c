@@ -248,6 +248,7 @@ typedef struct stat2 {
 typedef struct cell {
     int *runs, n;
     stat2 acc, val, random, full, diag, ms, rss;
+    stat2 worst, rworst, fworst; /* [data] group: the worst group's test accuracy (distilled, random real, full data) */
 } cell;
 
 /* mean ± std of a metric over runs: population std over runs (as clpdd_score_finish); with one
@@ -287,6 +288,9 @@ static void cell_stats(const collect *c, cell *cl) {
     cl->random = over(c, cl->runs, cl->n, "baselines.random_real.mean", "baselines.random_real.std");
     cl->full = over(c, cl->runs, cl->n, "baselines.full_data.mean", "baselines.full_data.std");
     cl->diag = over(c, cl->runs, cl->n, "solver_diagnostic.accuracy", NULL);
+    cl->worst = over(c, cl->runs, cl->n, "accuracy.worst_group.mean", "accuracy.worst_group.std");
+    cl->rworst = over(c, cl->runs, cl->n, "baselines.random_real.worst_group.mean", "baselines.random_real.worst_group.std");
+    cl->fworst = over(c, cl->runs, cl->n, "baselines.full_data.worst_group.mean", "baselines.full_data.worst_group.std");
     cl->ms = over(c, cl->runs, cl->n, "timing.ms_per_step", NULL);
     if (cl->ms.n && !(over(c, cl->runs, cl->n, "timing.steps", NULL).mean > 0)) cl->ms.mean = cl->ms.std = NAN; /* eval only */
     cl->rss = over(c, cl->runs, cl->n, "memory.peak_host_mb", NULL);
@@ -443,26 +447,63 @@ static void gp_label(clpdd_strbuf *b, const char *s) { /* a gnuplot string in do
     clpdd_sb_printf(b, "\"");
 }
 
-/* plot-cells.tsv: one row per cell: index, name (its keys' values), accuracy %, its std %, ms/step,
-   random real % */
+/* plot-cells.tsv: one row per cell: index, name (its keys' values, " / " between them), accuracy %,
+   its std %, ms/step, random real %, worst group %, its std %, random real's worst group % (NaN:
+   none); *longest gets the longest name */
 static int write_cells_tsv(const char *out, const collect *c, const cell *cells, int nc, char **cols, int ncols,
-                           clpdd_err *e) {
+                           int *longest, clpdd_err *e) {
     clpdd_strbuf dat = {0};
-    char lab[256];
+    *longest = 3;
     for (int i = 0; i < nc; i++) {
         clpdd_strbuf name = {0};
-        for (int k = 0; k < ncols; k++)
-            clpdd_sb_printf(&name, "%s%s=%s", k ? "," : "", label_of(cols[k], cols, ncols, lab, sizeof lab),
-                            cval(&c->runs[cells[i].runs[0]], cols[k]));
+        for (int k = 0; k < ncols; k++) clpdd_sb_printf(&name, "%s%s", k ? " / " : "", cval(&c->runs[cells[i].runs[0]], cols[k]));
         for (char *p = name.s; p && *p; p++)
             if (*p == '\t' || *p == '\n') *p = ' ';
-        clpdd_sb_printf(&dat, "%d\t%s\t%.6f\t%.6f\t%.6f\t%.6f\n", i, name.s ? name.s : "all", 100 * cells[i].acc.mean,
-                        isfinite(cells[i].acc.std) ? 100 * cells[i].acc.std : 0.0, cells[i].ms.mean, 100 * cells[i].random.mean);
+        /* a label longer than 32 characters would squeeze the plot to nothing: its first 30 and
+           ".." (the full values are in summary.md) */
+        if (name.s && name.len > 32) name.s[30] = '.', name.s[31] = '.', name.s[32] = 0, name.len = 32;
+        if (name.s && (int)name.len > *longest) *longest = (int)name.len;
+        const cell *cl = &cells[i];
+        clpdd_sb_printf(&dat, "%d\t%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\n", i, name.s ? name.s : "all",
+                        100 * cl->acc.mean, isfinite(cl->acc.std) ? 100 * cl->acc.std : 0.0, cl->ms.mean, 100 * cl->random.mean,
+                        100 * cl->worst.mean, isfinite(cl->worst.std) ? 100 * cl->worst.std : 0.0, 100 * cl->rworst.mean);
         free(name.s);
     }
     int rc = write_text(out, "plot-cells.tsv", &dat, e);
     free(dat.s);
     return rc ? -1 : 0;
+}
+
+/* accuracy.png: a bar per cell (mean ± std over seeds), beside it the worst group's bar when
+   the runs have groups, each with its random-real baseline as a dashed segment across the bar;
+   the cells' key values under the bars (the key names as the axis label), turned only when they
+   would not fit side by side; the key outside the plot so it never hides a bar */
+static void plot_cells(clpdd_strbuf *gp, int nc, char **cols, int ncols, int groups, int longest) {
+    char lab[256];
+    double w = groups ? 0.38 : 0.6, off = groups ? 0.2 : 0.0;
+    clpdd_sb_printf(gp, "set output 'accuracy.png'\nset title '%s per cell: mean ± std over seeds; dashes: random real images'\n"
+                        "set ylabel 'top-1 test accuracy (%%)'\nset yrange [0:100]\nset ytics 10\nset xlabel ",
+                    groups ? "Accuracy and worst-group accuracy" : "Top-1 test accuracy");
+    clpdd_strbuf names = {0};
+    for (int k = 0; k < ncols; k++) clpdd_sb_printf(&names, "%s%s", k ? " / " : "", label_of(cols[k], cols, ncols, lab, sizeof lab));
+    gp_label(gp, names.s ? names.s : "");
+    free(names.s);
+    /* ~7 px per character at font 10 on a 1000 px canvas: turn the labels when they would touch */
+    if (nc * (longest * 7 + 12) > 880) clpdd_sb_printf(gp, " noenhanced\nset xtics nomirror scale 0 rotate by -30 left noenhanced font ',10'\n");
+    else clpdd_sb_printf(gp, " noenhanced\nset xtics nomirror scale 0 norotate noenhanced font ',10'\n");
+    clpdd_sb_printf(gp, "set key outside top center horizontal noenhanced\nset xrange [-0.6:%d.6]\nset boxwidth %.2f\n"
+                        "set style fill solid 0.6 border -1\n"
+                        "plot 'plot-cells.tsv' using ($1-%.2f):3 with boxes lc rgb '#4c72b0' title 'accuracy', "
+                        "'' using ($1-%.2f):3:4 with yerrorbars lc rgb 'black' pt 7 ps 0.4 notitle, "
+                        "'' using ($1-%.2f-%.2f):6:(%.2f):(0) with vectors nohead dt 2 lw 2 lc rgb 'black' title 'random real images'",
+                    nc - 1, w, off, off, off, w / 2, w);
+    if (groups)
+        clpdd_sb_printf(gp, ", '' using ($1+%.2f):7 with boxes lc rgb '#dd8452' title 'worst group', "
+                            "'' using ($1+%.2f):7:8 with yerrorbars lc rgb 'black' pt 7 ps 0.4 notitle, "
+                            "'' using ($1+%.2f-%.2f):9:(%.2f):(0) with vectors nohead dt 2 lw 2 lc rgb 'black' notitle",
+                        off, off, off, w / 2, w);
+    clpdd_sb_printf(gp, ", '' using 1:3:xtic(2) with points ps 0 notitle\nunset xlabel\nset xtics norotate scale default\n"
+                        "unset yrange\nset ytics autofreq\nset key default\n");
 }
 
 /* the distinct values of key a over the cells that set both a and b, in order of first
@@ -539,17 +580,19 @@ static int plots(const char *out, const collect *c, cell *cells, int nc, char **
     clpdd_sb_printf(&gp, "# written by clpdd report; run: gnuplot plots.gp\n"
                          "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) { set terminal pngcairo size 1000,600 } "
                          "else { set terminal png size 1000,600 }\nset datafile separator '\\t'\nset grid ytics\n");
-    if (write_cells_tsv(out, c, cells, nc, cols, ncols, e)) goto fail;
-    clpdd_sb_printf(&gp, "set output 'accuracy.png'\nset title 'Accuracy per cell (mean ± std over seeds; dashed: random real images)'\n"
-                         "set ylabel 'top-1 accuracy (%%)'\nset xtics rotate by -35 left noenhanced font ',8'\n"
-                         "set bmargin 12\nset xrange [-0.6:%d.6]\nset boxwidth 0.6\nset style fill solid 0.4\n"
-                         "plot 'plot-cells.tsv' using 1:3:xtic(2) with boxes notitle, '' using 1:3:4 with yerrorbars lc black pt 7 notitle, "
-                         "'' using 1:6 with points pt 2 lc rgb 'red' title 'random real'\n",
-                    nc - 1);
-    clpdd_sb_printf(&gp, "set output 'accuracy-vs-time.png'\nset title 'Accuracy against time per step'\nset xlabel 'ms / step'\n"
-                         "set ylabel 'top-1 accuracy (%%)'\nset xtics norotate\nset bmargin\nset autoscale x\nset logscale x\n"
-                         "plot 'plot-cells.tsv' using 5:3:4 with yerrorbars pt 7 notitle, '' using 5:3:2 with labels "
-                         "noenhanced font ',7' offset 0,1 notitle\nunset logscale x\nunset xlabel\n");
+    int longest, groups = 0;
+    for (int i = 0; i < nc; i++) groups |= isfinite(cells[i].worst.mean);
+    if (write_cells_tsv(out, c, cells, nc, cols, ncols, &longest, e)) goto fail;
+    plot_cells(&gp, nc, cols, ncols, groups, longest);
+    double lo = INFINITY, hi = 0; /* the x range: the cells' times, a margin of a factor 1.3 each side (log scale) */
+    for (int i = 0; i < nc; i++)
+        if (isfinite(cells[i].ms.mean) && cells[i].ms.mean > 0) lo = fmin(lo, cells[i].ms.mean), hi = fmax(hi, cells[i].ms.mean);
+    if (hi > 0) clpdd_sb_printf(&gp, "set xrange [%g:%g]\n", lo / 1.3, hi * 1.3);
+    clpdd_sb_printf(&gp, "set output 'accuracy-vs-time.png'\nset title 'Top-1 test accuracy against time per distillation step "
+                         "(mean ± std over seeds)'\nset xlabel 'ms / step (log scale)'\nset ylabel 'top-1 test accuracy (%%)'\n"
+                         "set logscale x\nset offsets 0, 0, graph 0.1, graph 0.05\n"
+                         "plot 'plot-cells.tsv' using 5:3:4 with yerrorbars lc rgb '#4c72b0' pt 7 ps 1.2 notitle, '' using 5:3:2 "
+                         "with labels noenhanced font ',9' offset 0,1.2 notitle\nunset logscale x\nunset xlabel\nset offsets\n");
     int drawn = 2, ti = -1, li = -1;
     for (int k = 0; k < ncols; k++) {
         if (!strcmp(cols[k], "loss.temperature")) ti = k;
@@ -581,6 +624,7 @@ typedef struct report {
     int nck, nbk;
     cell *cells, *bcells;
     int nc, nb;
+    int groups; /* some finished run reports worst-group accuracy ([data] group): a worst-group column beside every accuracy */
     clpdd_strbuf csv, md;
 } report;
 
@@ -637,6 +681,7 @@ static int load_runs(report *rp, const clpdd_report_opts *o, clpdd_report_result
         else if (rp->c.runs[i].dup_of < 0) rp->ok[rp->n_ok++] = i;
     }
     res->runs = rp->c.n;
+    for (int i = 0; i < rp->n_ok; i++) rp->groups |= isfinite(num(&rp->c.runs[rp->ok[i]].m, "accuracy.worst_group.mean"));
     return 0;
 }
 
@@ -685,7 +730,10 @@ static void summary_csv(report *rp) {
     for (int k = 0; k < rp->ncols; k++) clpdd_sb_printf(csv, ",%s", rp->cols[k]);
     clpdd_sb_printf(csv, ",status,solver,loss,backbone,ipc,seed,protocol,accuracy_mean,accuracy_std,accuracy_val_mean,"
                          "random_real_mean,random_real_std,full_data_mean,full_data_std,solver_classifier,ms_per_step,"
-                         "peak_host_mb,peak_device_mb,total_s,device,error\n");
+                         "peak_host_mb,peak_device_mb,total_s,%sdevice,error\n",
+                    rp->groups ? "accuracy_worst_group,random_real_worst_group,full_data_worst_group,accuracy_group_mean," : "");
+    const char *gnums[] = {"accuracy.worst_group.mean", "baselines.random_real.worst_group.mean",
+                           "baselines.full_data.worst_group.mean", "accuracy.group_mean.mean"};
     const char *nums[] = {"accuracy.mean", "accuracy.std", "accuracy.val.mean", "baselines.random_real.mean",
                           "baselines.random_real.std", "baselines.full_data.mean", "baselines.full_data.std",
                           "solver_diagnostic.accuracy", "timing.ms_per_step", "memory.peak_host_mb",
@@ -709,6 +757,7 @@ static void summary_csv(report *rp) {
         clpdd_sb_printf(csv, ",");
         csv_field(csv, str(m, "accuracy.protocol") ? str(m, "accuracy.protocol") : str(m, "eval.protocol"));
         for (size_t k = 0; k < sizeof nums / sizeof *nums; k++) csv_num(csv, num(m, nums[k]));
+        for (size_t k = 0; rp->groups && k < sizeof gnums / sizeof *gnums; k++) csv_num(csv, num(m, gnums[k]));
         clpdd_sb_printf(csv, ",");
         csv_field(csv, str(m, "device"));
         clpdd_sb_printf(csv, ",");
@@ -769,6 +818,11 @@ static void md_intro(report *rp, const char *const *dirs, int n_dirs, const char
             clpdd_sb_printf(md, "Probe: `%s` protocol, %g seeds x %g epochs. ", proto ? proto : "?", num(&r0->m, "eval.seeds"),
                             num(&r0->m, "eval.epochs"));
     }
+    if (rp->groups)
+        clpdd_sb_printf(md, "Worst group: the lowest test accuracy over the (label, %s) groups ([data] group), mean ± std "
+                            "as the accuracy; the validation selection is on `%s` accuracy. ",
+                        r0 && str(&r0->m, "groups.key") ? str(&r0->m, "groups.key") : "group",
+                        r0 && str(&r0->m, "groups.select") ? str(&r0->m, "groups.select") : "average");
     clpdd_sb_printf(md, "**Bold**: the best cell of the column. Per-run numbers: summary.csv.\n\n");
     if (r0 && r0->n_cfg) {
         clpdd_sb_printf(md, "Fixed in every run:");
@@ -789,6 +843,7 @@ static void md_baseline_rows(report *rp) {
     for (int which = 0; which < 2; which++)
         for (int i = 0; i < rp->nb; i++) {
             stat2 s = which == 0 ? rp->bcells[i].random : rp->bcells[i].full;
+            stat2 w = which == 0 ? rp->bcells[i].rworst : rp->bcells[i].fworst;
             if (!isfinite(s.mean)) continue;
             const run *r = &rp->c.runs[rp->bcells[i].runs[0]];
             clpdd_sb_printf(&rp->md, "| %s |", which == 0 ? "random real images" : "full-data probe");
@@ -799,6 +854,7 @@ static void md_baseline_rows(report *rp) {
             }
             clpdd_sb_printf(&rp->md, " %d |", s.n);
             pct(&rp->md, s, 0);
+            if (rp->groups) pct(&rp->md, w, 0);
             clpdd_sb_printf(&rp->md, " - | - | - |\n");
         }
 }
@@ -811,17 +867,20 @@ static void md_cells(report *rp) {
     char lab[256];
     int ba = best(cells, nc, offsetof(cell, acc), 1), bd = best(cells, nc, offsetof(cell, diag), 1);
     int bm = best(cells, nc, offsetof(cell, ms), 0), br = best(cells, nc, offsetof(cell, rss), 0);
+    int bw = best(cells, nc, offsetof(cell, worst), 1);
     clpdd_sb_printf(md, "| row |");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", label_of(rp->ckeys[k], rp->ckeys, rp->nck, lab, sizeof lab));
-    clpdd_sb_printf(md, " runs | accuracy %% | solver classifier %% | ms/step | peak RSS MB |\n|---|");
+    clpdd_sb_printf(md, " runs | accuracy %% |%s solver classifier %% | ms/step | peak RSS MB |\n|---|",
+                    rp->groups ? " worst group % |" : "");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, "---|");
-    clpdd_sb_printf(md, "---|---|---|---|---|\n");
+    clpdd_sb_printf(md, "---|---|---|---|---|%s\n", rp->groups ? "---|" : "");
     for (int i = 0; i < nc; i++) {
         const run *r = &rp->c.runs[cells[i].runs[0]];
         clpdd_sb_printf(md, "| distilled |");
         for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", cval(r, rp->ckeys[k]));
         clpdd_sb_printf(md, " %d |", cells[i].n);
         pct(md, cells[i].acc, i == ba);
+        if (rp->groups) pct(md, cells[i].worst, i == bw);
         stat2 d = cells[i].diag;
         d.std = NAN;
         pct(md, d, i == bd);
@@ -863,6 +922,7 @@ static void md_selected_rows(report *rp, char **mk, int nmk, char **hk, int nhk)
         clpdd_sb_printf(md, "%s |", nhk ? "" : "(no hyper-parameter varies)");
         pct(md, cells[sel].val, 0);
         pct(md, cells[sel].acc, 0);
+        if (rp->groups) pct(md, cells[sel].worst, 0);
         clpdd_sb_printf(md, "\n");
     }
     free(done);
@@ -891,8 +951,8 @@ static void md_selection(report *rp) {
     clpdd_sb_printf(md, "Every run has a validation score: per method, the cell with the best validation accuracy is "
                         "selected and its test accuracy reported.\n\n| ");
     for (int k = 0; k < nmk; k++) clpdd_sb_printf(md, "%s | ", label_of(mk[k], rp->ckeys, rp->nck, lab, sizeof lab));
-    clpdd_sb_printf(md, "selected | validation %% | test %% |\n|");
-    for (int k = 0; k < nmk + 3; k++) clpdd_sb_printf(md, "---|");
+    clpdd_sb_printf(md, "selected | validation %% | test %% |%s\n|", rp->groups ? " test worst group % |" : "");
+    for (int k = 0; k < nmk + 3 + rp->groups; k++) clpdd_sb_printf(md, "---|");
     clpdd_sb_printf(md, "\n");
     md_selected_rows(rp, mk, nmk, hk, nhk);
     free(mk), free(hk);

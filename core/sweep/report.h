@@ -13,8 +13,12 @@
  *                equal but for name, output, device: a copied directory, a sweep collected
  *                twice) listed and counted once, with a warning
  *   *.png        gnuplot plots when gnuplot is installed (Debian gnuplot-nox; else a note):
- *                accuracy per cell with error bars, accuracy against ms/step, and a
+ *                accuracy per cell (bars from 0 with error bars, random real as a dashed
+ *                segment over each bar), accuracy against ms/step, and a
  *                loss.temperature × solver.lambda heat map when both vary.
+ * Runs with groups ([data] group: metrics.json accuracy.worst_group) add a worst-group column
+ * beside every accuracy column of summary.md (cells, baseline rows, selection), worst-group
+ * columns to summary.csv and a worst-group bar beside each accuracy bar.
  * Percentages in summary.md are 100 × the fractions of metrics.json, rounded to 2 decimals. */
 #ifndef CLPDD_REPORT_H
 #define CLPDD_REPORT_H
