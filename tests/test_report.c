@@ -172,6 +172,31 @@ Test(report, plots_with_gnuplot_or_a_note, .init = setup_dir, .fini = teardown_d
     free(md);
 }
 
+/* the bar labels name each cell by the keys that tell cells apart, plugin names first: a key that
+   follows from another (a backbone's weights) is left out */
+Test(report, bar_labels_only_the_keys_that_tell_cells_apart, .init = setup_dir, .fini = teardown_dir) {
+    const char *bb[] = {"vit", "resnet"}, *w[] = {"a.safetensors", "b.safetensors"}, *loss[] = {"ce", "mse"};
+    for (int i = 0; i < 4; i++) {
+        char dir[512], cfg[1024];
+        snprintf(dir, sizeof dir, "%s/sw/p%d", root, i);
+        snprintf(cfg, sizeof cfg,
+                 "[experiment]\nname = p%d\nseed = 0\noutput = %s\n\n[backbone]\nname = %s\nweights = %s\n\n"
+                 "[solver]\nname = ridge\n\n[loss]\nname = %s\n",
+                 i, dir, bb[i / 2], w[i / 2], loss[i % 2]);
+        put(dir, "config.ini", cfg);
+        put(dir, "metrics.json", "{\"accuracy\": {\"mean\": 0.5, \"std\": 0.0, \"per_seed\": [0.5]},"
+                                 " \"timing\": {\"ms_per_step\": 1.0}}\n");
+    }
+    clpdd_report_result r;
+    rep(1, &r);
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) cr_skip_test("no gnuplot: no plots.gp");
+    char *tsv = slurp("plot-cells.tsv"), *gp = slurp("plots.gp");
+    cr_expect(strstr(tsv, "\tresnet / ce\t") && strstr(tsv, "\tvit / mse\t"), "%s", tsv);
+    cr_expect(strstr(tsv, "safetensors") == NULL, "the weights follow from the backbone: %s", tsv);
+    cr_expect(strstr(gp, "set xlabel \"backbone / loss\"") != NULL, "%s", gp);
+    free(tsv), free(gp);
+}
+
 Test(report, nothing_to_report_is_an_error, .init = setup_dir, .fini = teardown_dir) {
     char d[400];
     snprintf(d, sizeof d, "%s/empty", root);

@@ -572,6 +572,45 @@ static int plot_tau_lambda(clpdd_strbuf *gp, const char *out, const collect *c, 
     return 0;
 }
 
+/* the number of distinct value tuples of keys[0..n-1] over the cells */
+static int distinct_tuples(const collect *c, const cell *cells, int nc, char **keys, int n) {
+    int distinct = 0;
+    for (int i = 0; i < nc; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) {
+            int same = 1;
+            for (int k = 0; k < n && same; k++)
+                same = !strcmp(cval(&c->runs[cells[i].runs[0]], keys[k]), cval(&c->runs[cells[j].runs[0]], keys[k]));
+            seen = same;
+        }
+        distinct += !seen;
+    }
+    return distinct;
+}
+
+/* the keys that name the cells under the bars: the plugins' names and ipc first, then the other
+   columns, each kept only when it tells more cells apart than the keys before it (a backbone's
+   weights, image size and normalisation follow from its name and only crowd the label) */
+static int bar_keys(const collect *c, const cell *cells, int nc, char **cols, int ncols, char **keys) {
+    static const char *const first[] = {"backbone.name", "solver.name", "loss.name", "distill.ipc"};
+    char *order[256];
+    int no = 0, nk = 0, have = 1;
+    for (size_t f = 0; f < sizeof first / sizeof first[0]; f++)
+        for (int k = 0; k < ncols; k++)
+            if (!strcmp(cols[k], first[f]) && no < 256) order[no++] = cols[k];
+    for (int k = 0; k < ncols && no < 256; k++) {
+        int listed = 0;
+        for (size_t f = 0; f < sizeof first / sizeof first[0]; f++) listed |= !strcmp(cols[k], first[f]);
+        if (!listed) order[no++] = cols[k];
+    }
+    for (int k = 0; k < no && have < nc; k++) {
+        keys[nk] = order[k];
+        int d = distinct_tuples(c, cells, nc, keys, nk + 1);
+        if (d > have) have = d, nk++;
+    }
+    return nk;
+}
+
 /* plots.gp and its data, then gnuplot: accuracy per cell, accuracy against ms/step and, when both
    are columns, the loss.temperature × solver.lambda heat map. Returns the number of PNGs drawn,
    -127 when gnuplot is not installed, other < 0 on failure */
@@ -582,8 +621,10 @@ static int plots(const char *out, const collect *c, cell *cells, int nc, char **
                          "else { set terminal png size 1000,600 }\nset datafile separator '\\t'\nset grid ytics\n");
     int longest, groups = 0;
     for (int i = 0; i < nc; i++) groups |= isfinite(cells[i].worst.mean);
-    if (write_cells_tsv(out, c, cells, nc, cols, ncols, &longest, e)) goto fail;
-    plot_cells(&gp, nc, cols, ncols, groups, longest);
+    char *keys[256];
+    int nkeys = bar_keys(c, cells, nc, cols, ncols < 256 ? ncols : 256, keys);
+    if (write_cells_tsv(out, c, cells, nc, keys, nkeys, &longest, e)) goto fail;
+    plot_cells(&gp, nc, keys, nkeys, groups, longest);
     double lo = INFINITY, hi = 0; /* the x range: the cells' times, a margin of a factor 1.3 each side (log scale) */
     for (int i = 0; i < nc; i++)
         if (isfinite(cells[i].ms.mean) && cells[i].ms.mean > 0) lo = fmin(lo, cells[i].ms.mean), hi = fmax(hi, cells[i].ms.mean);

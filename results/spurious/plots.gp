@@ -7,7 +7,7 @@ set title 'Accuracy and worst-group accuracy per cell: mean ± std over seeds; d
 set ylabel 'top-1 test accuracy (%)'
 set yrange [0:100]
 set ytics 10
-set xlabel "adapt / backbone / weights / image_size / mean / std / batch / solver / bias / ipc / loss" noenhanced
+set xlabel "backbone / solver / ipc" noenhanced
 set xtics nomirror scale 0 rotate by -30 left noenhanced font ',10'
 set key outside top center horizontal noenhanced
 set xrange [-0.6:7.6]
