@@ -340,6 +340,20 @@ static int name_in(const char *s, const char *const *names) {
 
 #define CSV_MAXF 64
 
+/* the next line of CSV text split in place: the line's NUL-terminated text without its \r (and,
+   on line 1, a UTF-8 byte order mark); *p moves past it, *line counts it; NULL at the end */
+static char *csv_next_line(char **p, int *line) {
+    if (!*p || !**p) return NULL;
+    char *ln = *p, *nl = strchr(ln, '\n');
+    if (nl) *nl = 0;
+    *p = nl ? nl + 1 : NULL;
+    (*line)++;
+    size_t k = strlen(ln);
+    if (k && ln[k - 1] == '\r') ln[--k] = 0;
+    if (*line == 1 && (unsigned char)ln[0] == 0xef && (unsigned char)ln[1] == 0xbb && (unsigned char)ln[2] == 0xbf) ln += 3;
+    return ln;
+}
+
 /* one row of a manifest: fields pointing into the file's buffer, and its line number */
 typedef struct manifest_row {
     char *path, *label, *split;
@@ -355,16 +369,8 @@ static int manifest_rows(const char *csv, char *buf, manifest_row **rows, int *n
     int cpath = 0, clabel = 1, csplit = 2, ncols = -1, header = 0;
     int line = 0, cap = 0;
     char *p = buf;
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        line++;
-        char *ln = p;
-        p = nl ? nl + 1 : NULL;
-        size_t k = strlen(ln);
-        if (k && ln[k - 1] == '\r') ln[--k] = 0;
-        if (line == 1 && (unsigned char)ln[0] == 0xef && (unsigned char)ln[1] == 0xbb && (unsigned char)ln[2] == 0xbf)
-            ln += 3; /* UTF-8 byte order mark */
+    char *ln;
+    while ((ln = csv_next_line(&p, &line)) != NULL) {
         if (!*ln) continue;
         char *f[CSV_MAXF];
         int nf = csv_fields(ln, f, CSV_MAXF);
@@ -647,16 +653,8 @@ static int group_column(const char *csv, char *buf, const char *col, char ***val
     *nlines = lines;
     int c = -1, line = 0;
     char *p = buf;
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        line++;
-        char *ln = p;
-        p = nl ? nl + 1 : NULL;
-        size_t k = strlen(ln);
-        if (k && ln[k - 1] == '\r') ln[--k] = 0;
-        if (line == 1 && (unsigned char)ln[0] == 0xef && (unsigned char)ln[1] == 0xbb && (unsigned char)ln[2] == 0xbf)
-            ln += 3;
+    char *ln;
+    while ((ln = csv_next_line(&p, &line)) != NULL) {
         if (!*ln) continue;
         char *f[CSV_MAXF];
         int nf = csv_fields(ln, f, CSV_MAXF);
