@@ -302,8 +302,8 @@ Test(groups, run_reports_groups_in_metrics) {
         val_total += va;
     }
     cr_expect_eq(val_total, 40);
-    const char *sets[] = {"\"accuracy\"", "\"random_real\"", "\"centroids\"", "\"full_data\""};
-    for (int s = 0; s < 4; s++) {
+    const char *sets[] = {"\"accuracy\"", "\"random_real\"", "\"centroids\"", "\"neighbors\"", "\"full_data\""};
+    for (int s = 0; s < 5; s++) {
         double acc[G], mean = test_json_number(m, sets[s], "\"mean\": ");
         json_numbers(m, sets[s], "\"per_group\"", acc, G);
         double avg = 0, lo = 1, gm = 0;
@@ -316,8 +316,9 @@ Test(groups, run_reports_groups_in_metrics) {
     }
     /* the report: a worst-group column beside the accuracy, in the cells' table (the distilled
        set's number), the baseline rows and the selection table; and in summary.csv */
-    char want[64], rep[128];
+    char want[64], want_nb[64], rep[128];
     snprintf(want, sizeof want, "| %.2f |", 100 * test_json_number(m, "\"accuracy\"", "\"worst_group\": {\"mean\": "));
+    snprintf(want_nb, sizeof want_nb, "| %.2f |", 100 * test_json_number(m, "\"neighbors\"", "\"worst_group\": {\"mean\": "));
     snprintf(rep, sizeof rep, "%s/report", tmp);
     const char *rdirs[] = {out};
     clpdd_report_opts ro = {rep, NULL, 0, 1};
@@ -333,6 +334,9 @@ Test(groups, run_reports_groups_in_metrics) {
     const char *row = strstr(m, "| distilled |");
     cr_assert_not_null(row, "%s", m);
     cr_expect(strstr(row, want) && strstr(row, want) < strchr(row, '\n'), "the distilled row lacks %s: %s", want, m);
+    row = strstr(m, "| nearest real images |"); /* the neighbours baseline's row, with its worst group */
+    cr_assert_not_null(row, "%s", m);
+    cr_expect(strstr(row, want_nb) && strstr(row, want_nb) < strchr(row, '\n'), "the neighbours row lacks %s: %s", want_nb, m);
     free(data);
     snprintf(path, sizeof path, "%s/summary.csv", rep);
     cr_assert_eq(clpdd_read_file(path, &data, &len, &e), 0, "%s", e.msg);

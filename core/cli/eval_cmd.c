@@ -229,8 +229,8 @@ const clpdd_command clpdd_command_eval = {
         "folder of PNG/JPEG images in class sub-folders, each named by its class: a class name of the\n"
         "dataset, or the class's number where the classes are numbered (\"3\" is class 3 of Fashion-MNIST).\n"
         "The configuration (data, backbone, [eval]) is --config, else PATH/config.ini for a run directory;\n"
-        "--protocol and --set override it. Writes config.ini, metrics.json and distilled.{safetensors,png}\n"
-        "into --output (default: PATH/eval-<protocol> for a run directory, else runs/eval-<name>-<protocol>),\n"
+        "--protocol and --set override it. Writes config.ini, metrics.json, distilled.{safetensors,png} and\n"
+        "neighbors.{csv,png} into --output (default: PATH/eval-<protocol> for a run directory, else runs/eval-<name>-<protocol>),\n"
         "which may not be PATH's own directory.\n",
     .options = options,
     .positional = "PATH",

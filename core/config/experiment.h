@@ -44,6 +44,7 @@ typedef struct clpdd_experiment {
     int n_wd, probe_max_iter;
     clpdd_select_kind select; /* [eval] select */
     int baseline_random, baseline_centroids, ridge_diagnostic, baseline_full, full_epochs;
+    int baseline_neighbors; /* [eval] baseline_neighbors: the set's nearest real images (eval/neighbors.h) */
     /* plugins */
     clpdd_loaded backbone, solver, loss; /* loss.dl == NULL for objective solvers */
     clpdd_section *backbone_cfg, *solver_cfg, *loss_cfg;

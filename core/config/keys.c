@@ -128,6 +128,7 @@ static const core_key rows[] = {
     {"eval", {"lr", CLPDD_KEY_FLOAT, "0.001", "fast/lgm: probe Adam lr per 256 samples, lr * batch / 256 (LGM)", 0, 1e3, NULL}, set_float, FIELD(eval_lr), NO_NAMES},
     {"eval", {"baseline_random", CLPDD_KEY_BOOL, "true", "also score ipc random real images per class (a fresh draw per seed)", UNBOUNDED, NULL}, set_bool, FIELD(baseline_random), NO_NAMES},
     {"eval", {"baseline_centroids", CLPDD_KEY_BOOL, "true", "also score class centroids: per class, the ipc real images nearest the class's mean feature", UNBOUNDED, NULL}, set_bool, FIELD(baseline_centroids), NO_NAMES},
+    {"eval", {"baseline_neighbors", CLPDD_KEY_BOOL, "true", "also score the set's nearest real images: per distilled image, the real training image of its class nearest in feature space, none twice (neighbors.csv lists them)", UNBOUNDED, NULL}, set_bool, FIELD(baseline_neighbors), NO_NAMES},
     {"eval", {"baseline_full", CLPDD_KEY_BOOL, "true", "also score a probe trained on every real training feature (the ceiling)", UNBOUNDED, NULL}, set_bool, FIELD(baseline_full), NO_NAMES},
     {"eval", {"full_epochs", CLPDD_KEY_INT, "30", "fast/lgm: epochs of the full-data probe (same head, optimiser and schedule)", 1, 1e6, NULL}, set_int, FIELD(full_epochs), NO_NAMES},
     {"eval", {"ridge_diagnostic", CLPDD_KEY_BOOL, "true", "also score the run's closed-form solver fitted on the distilled features", UNBOUNDED, NULL}, set_bool, FIELD(ridge_diagnostic), NO_NAMES},

@@ -50,6 +50,19 @@ static int baselines(clpdd_run_data *r, clpdd_evaluator *ev, int ipc, clpdd_summ
     return rc;
 }
 
+/* [eval] baseline_neighbors: the set's nearest real images, scored; their training dataset rows
+   and distances into s. It depends on the set's features phis (m, d), so it is never cached. */
+static int neighbors(clpdd_run_data *r, clpdd_evaluator *ev, const float *phis, const int32_t *labels, int m,
+                     clpdd_summary *s, clpdd_err *e) {
+    if (!r->quiet) fprintf(stderr, "eval: neighbours baseline (each image's nearest real training image of its class)\n");
+    s->neighbor_rows = clpdd_xmalloc((size_t)m * sizeof *s->neighbor_rows);
+    s->neighbor_dist = clpdd_xmalloc((size_t)m * sizeof *s->neighbor_dist);
+    if (clpdd_evaluate_neighbors(ev, &s->neighbors, phis, labels, m, s->neighbor_rows, s->neighbor_dist, e)) return -1;
+    for (int i = 0; i < m; i++) s->neighbor_rows[i] = r->target_rows[s->neighbor_rows[i]];
+    s->has_neighbors = 1;
+    return 0;
+}
+
 int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t *labels, int m, int ipc, float *phis,
                            clpdd_summary *s, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
@@ -74,6 +87,7 @@ int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t
                     x->eval_seeds, x->eval_epochs);
     }
     int rc = clpdd_evaluator_features(&ev, phis, images, m, e) || clpdd_evaluate_set(&ev, &s->acc, images, phis, labels, m, e);
+    if (rc == 0 && x->baseline_neighbors) rc = neighbors(r, &ev, phis, labels, m, s, e);
     s->has_random = x->baseline_random, s->has_centroids = x->baseline_centroids, s->has_full = x->baseline_full;
     if (rc == 0 && (s->has_random || s->has_centroids || s->has_full)) rc = baselines(r, &ev, ipc, s, e);
     clpdd_evaluator_free(&ev);

@@ -1,6 +1,7 @@
 /* The evaluation of a distilled set (docs/design.md §7): the [eval] protocol's score of the set
  * on the test split, and the baselines ([eval] baseline_*) of the same data, split and ipc, from
- * the score cache (core/eval/score_cache.h) or computed and cached. A run evaluates the set it
+ * the score cache (core/eval/score_cache.h) or computed and cached; the neighbours baseline (the
+ * set's nearest real images) is computed every time, as it depends on the set. A run evaluates the set it
  * distilled, clpdd eval a set it is given; both through this one phase. */
 #ifndef CLPDD_EVALUATION_H
 #define CLPDD_EVALUATION_H

@@ -98,6 +98,11 @@ static void json_num_or_null(clpdd_strbuf *b, double v) {
     else clpdd_sb_printf(b, "null");
 }
 
+void clpdd_summary_free(clpdd_summary *s) {
+    free(s->neighbor_rows), free(s->neighbor_dist);
+    s->neighbor_rows = NULL, s->neighbor_dist = NULL;
+}
+
 int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) {
     clpdd_strbuf b = {0};
     clpdd_sb_printf(&b, "{\n  \"method\": {");
@@ -128,6 +133,7 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     const char *sep = "\n    ";
     if (s->has_random) json_score(&b, "random_real", &s->random_real), sep = ",\n    ";
     if (s->has_centroids) clpdd_sb_printf(&b, "%s", sep), json_score(&b, "centroids", &s->centroids), sep = ",\n    ";
+    if (s->has_neighbors) clpdd_sb_printf(&b, "%s", sep), json_score(&b, "neighbors", &s->neighbors), sep = ",\n    ";
     if (s->has_full) clpdd_sb_printf(&b, "%s", sep), json_score(&b, "full_data", &s->full_data);
     clpdd_sb_printf(&b, "},\n  \"baselines_from_cache\": %s", s->baselines_from_cache ? "true" : "false");
     clpdd_sb_printf(&b, ",\n  \"solver_diagnostic\": ");
@@ -184,15 +190,29 @@ int clpdd_write_distilled(const char *dir, const float *images, const int32_t *l
     int st = clpdd_st_write(path, ent, 2, mk, mv, 2, e);
     free(meta.s);
     if (st) return -1;
+    snprintf(path, sizeof path, "%s/distilled.png", dir);
+    return clpdd_write_class_grid(path, images, m, c, H, W, ipc, C, e);
+}
+
+int clpdd_write_class_grid(const char *path, const float *images, int m, int c, int H, int W, int ipc, int C, clpdd_err *e) {
     /* grid: one column per class, row r = the r-th image of every class */
     size_t px = (size_t)c * H * W;
     float *grid = clpdd_xmalloc((size_t)m * px * sizeof(float));
     for (int r = 0; r < ipc; r++)
         for (int k = 0; k < C; k++) memcpy(grid + ((size_t)r * C + k) * px, images + ((size_t)k * ipc + r) * px, px * sizeof(float));
-    snprintf(path, sizeof path, "%s/distilled.png", dir);
     int zoom = H >= 128 ? 1 : (H >= 64 ? 2 : 4);
     int rc = clpdd_png_grid(path, grid, m, c, H, W, C, zoom, e);
     free(grid);
+    return rc;
+}
+
+int clpdd_write_neighbors_csv(const char *path, const clpdd_summary *s, const int32_t *labels, int m, clpdd_err *e) {
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "distilled_index,train_row,label,distance\n");
+    for (int i = 0; i < m; i++)
+        clpdd_sb_printf(&b, "%d,%d,%d,%.9g\n", i, s->neighbor_rows[i], (int)labels[i], s->neighbor_dist[i]);
+    int rc = clpdd_write_file_atomic(path, b.s, b.len, e);
+    free(b.s);
     return rc;
 }
 

@@ -21,6 +21,13 @@ typedef struct clpdd_summary {
     double lr, eval_lr;
     clpdd_score acc, random_real, centroids, full_data;
     int has_random, has_centroids, has_full;
+    /* [eval] baseline_neighbors: the set's nearest real images (eval/neighbors.h), one per distilled
+       image i: training dataset row neighbor_rows[i] at feature distance neighbor_dist[i] (owned:
+       clpdd_summary_free) */
+    clpdd_score neighbors;
+    int has_neighbors;
+    int *neighbor_rows;
+    double *neighbor_dist;
     int baselines_from_cache; /* the baselines' scores came from core/eval/score_cache.h */
     double solver_acc; /* NaN: none */
     double first_loss, last_loss;
@@ -41,11 +48,16 @@ typedef struct clpdd_summary {
     int select_worst;          /* [eval] select = worst_group */
 } clpdd_summary;
 
+void clpdd_summary_free(clpdd_summary *s);
 int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e);
 int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, clpdd_err *e);
 /* images (m, c, H, W) in [0, 1], class-major (class k: rows k·ipc … k·ipc+ipc−1) */
 int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, int m, int c, int H, int W,
                           int ipc, int C, const clpdd_summary *s, clpdd_err *e);
+/* neighbors.csv: each distilled image's nearest real image (s->neighbor_rows, labels (m)) */
+int clpdd_write_neighbors_csv(const char *path, const clpdd_summary *s, const int32_t *labels, int m, clpdd_err *e);
+/* a class grid PNG of images (m, c, H, W) laid out as distilled.png (one column per class) */
+int clpdd_write_class_grid(const char *path, const float *images, int m, int c, int H, int W, int ipc, int C, clpdd_err *e);
 int clpdd_write_loss_plot(const char *path, const clpdd_log_row *rows, int n, const char *title, clpdd_err *e);
 
 

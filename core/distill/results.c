@@ -46,6 +46,22 @@ static int write_config(const char *outdir, const clpdd_experiment *x, clpdd_err
     return rc ? -1 : 0;
 }
 
+/* [eval] baseline_neighbors: neighbors.csv (which real images were picked) and neighbors.png (the
+   picked images, laid out as distilled.png) */
+static int write_neighbors(const char *outdir, const clpdd_run_data *r, const clpdd_results_set *set,
+                           const clpdd_summary *s, clpdd_err *e) {
+    if (!s->has_neighbors) return 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/neighbors.csv", outdir);
+    if (clpdd_write_neighbors_csv(path, s, set->labels, set->m, e)) return -1;
+    float *images = clpdd_xmalloc((size_t)set->m * r->px * sizeof(float));
+    int rc = clpdd_dataset_read_float(&r->train, s->neighbor_rows, 0, set->m, images, e);
+    snprintf(path, sizeof path, "%s/neighbors.png", outdir);
+    if (rc == 0) rc = clpdd_write_class_grid(path, images, set->m, r->c, r->H, r->W, set->ipc, r->C, e);
+    free(images);
+    return rc;
+}
+
 int clpdd_results_write_run(const char *outdir, const clpdd_run_data *r, const clpdd_results_set *set,
                             const clpdd_log_row *log, int nlog, double t_start, clpdd_summary *s, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
@@ -56,7 +72,9 @@ int clpdd_results_write_run(const char *outdir, const clpdd_run_data *r, const c
     if (clpdd_write_log_csv(path, log, nlog, e)) return -1;
 
     fill_summary(s, r, set);
-    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e)) return -1;
+    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||
+        write_neighbors(outdir, r, set, s, e))
+        return -1;
     snprintf(path, sizeof path, "%s/loss.png", outdir);
     char title[512];
     snprintf(title, sizeof title, "%s: %s + %s, %s, ipc %d", x->name, s->solver, s->loss ? s->loss : "objective", s->backbone,
@@ -74,7 +92,9 @@ int clpdd_results_write_eval(const char *outdir, const clpdd_run_data *r, const 
     if (write_config(outdir, r->x, e)) return -1;
     fill_summary(s, r, set);
     if (!from_run) s->solver = s->loss = NULL; /* made elsewhere: not this configuration's method */
-    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e)) return -1;
+    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||
+        write_neighbors(outdir, r, set, s, e))
+        return -1;
     s->total_s = clpdd_now() - t_start;
     snprintf(path, sizeof path, "%s/metrics.json", outdir);
     return clpdd_write_metrics(path, s, e);
@@ -98,6 +118,7 @@ void clpdd_results_report_groups(const clpdd_summary *s) {
     print_worst("distilled", &s->acc);
     if (s->has_random) print_worst("random real", &s->random_real);
     if (s->has_centroids) print_worst("centroids", &s->centroids);
+    if (s->has_neighbors) print_worst("neighbours", &s->neighbors);
     if (s->has_full) print_worst("full data", &s->full_data);
 }
 
@@ -107,6 +128,7 @@ static void report_scores(const clpdd_summary *s, const clpdd_run_data *r) {
     print_score("distilled", &s->acc);
     if (s->has_random) print_score("random real", &s->random_real);
     if (s->has_centroids) print_score("centroids", &s->centroids);
+    if (s->has_neighbors) print_score("neighbours", &s->neighbors);
     if (s->has_full) print_score("full data", &s->full_data);
     if (isfinite(s->solver_acc)) fprintf(stderr, "   (%s classifier %.2f%%)", s->solver, 100 * s->solver_acc);
     clpdd_results_report_groups(s);
@@ -119,13 +141,14 @@ static void report_scores(const clpdd_summary *s, const clpdd_run_data *r) {
 void clpdd_results_report_run(const clpdd_summary *s, const clpdd_run_data *r, const char *outdir) {
     report_scores(s, r);
     fprintf(stderr, "\n        %d steps, %.2f ms/step, peak RSS %.0f MB, total %.1f s\n"
-                    "        wrote %s/{metrics.json,log.csv,config.ini,distilled.safetensors,distilled.png%s}\n",
-            s->steps, s->ms_per_step, s->peak_host_mb, s->total_s, outdir, s->wrote_loss_plot ? ",loss.png" : "");
+                    "        wrote %s/{metrics.json,log.csv,config.ini,distilled.safetensors,distilled.png%s%s}\n",
+            s->steps, s->ms_per_step, s->peak_host_mb, s->total_s, outdir, s->wrote_loss_plot ? ",loss.png" : "",
+            s->has_neighbors ? ",neighbors.csv,neighbors.png" : "");
 }
 
 void clpdd_results_report_eval(const clpdd_summary *s, const clpdd_run_data *r, const char *outdir) {
     report_scores(s, r);
     fprintf(stderr, "\n        peak RSS %.0f MB, total %.1f s\n"
-                    "        wrote %s/{metrics.json,config.ini,distilled.safetensors,distilled.png}\n",
-            s->peak_host_mb, s->total_s, outdir);
+                    "        wrote %s/{metrics.json,config.ini,distilled.safetensors,distilled.png%s}\n",
+            s->peak_host_mb, s->total_s, outdir, s->has_neighbors ? ",neighbors.csv,neighbors.png" : "");
 }

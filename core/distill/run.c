@@ -76,6 +76,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     if (rc == 0) rc = clpdd_results_write_run(outdir, &r, &set, l.log, l.nlog, t_start, &s, e);
     if (rc == 0) unlink(ckpt_path); /* finished: nothing to resume */
     if (rc == 0 && !opts->quiet) clpdd_results_report_run(&s, &r, outdir);
+    clpdd_summary_free(&s);
     clpdd_loop_free(&l);
     clpdd_run_data_free(&r);
     clpdd_rundir_release(&dir);
@@ -238,6 +239,7 @@ int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_
     if (rc == 0) rc = clpdd_results_write_eval(outdir, &r, &rs, set->from_run, t_start, &s, e);
     if (rc == 0 && !opts->quiet) clpdd_results_report_eval(&s, &r, outdir);
     free(images), free(labels), free(phis), free(named_labels);
+    clpdd_summary_free(&s);
     clpdd_run_data_free(&r);
     clpdd_rundir_release(&dir);
     return rc ? -1 : 0;

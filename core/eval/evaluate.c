@@ -6,6 +6,7 @@
 
 #include "plugin/host.h"
 #include "eval/lgm_probe.h"
+#include "eval/neighbors.h"
 #include "eval/probe.h"
 
 void clpdd_score_finish(clpdd_score *s) {
@@ -176,9 +177,11 @@ static int gather(clpdd_evaluator *ev, const int *pick, int m, float *feats, int
     return images && ev->images ? clpdd_dataset_read_float(ev->images, rows, 0, m, images, e) : 0;
 }
 
-/* score fixed (seeds ≤ 1 draws: deterministic) or drawn real subsets of ipc per class */
-static int score_real_subsets(clpdd_evaluator *ev, clpdd_score *s, int ipc, int draws, const int *fixed, clpdd_err *e) {
-    int m = ev->C * ipc, d = ev->d;
+/* score fixed (seeds ≤ 1 draws: deterministic) real subsets of m training rows, or drawn ones of
+   ipc per class (m = C·ipc) */
+static int score_real_subsets(clpdd_evaluator *ev, clpdd_score *s, int m, int ipc, int draws, const int *fixed,
+                              clpdd_err *e) {
+    int d = ev->d;
     int need_images = ev->cfg.protocol == CLPDD_PROTOCOL_LGM;
     float *feats = clpdd_xmalloc((size_t)m * d * sizeof(float));
     float *images = need_images ? clpdd_xmalloc((size_t)m * ev->c * ev->H * ev->W * sizeof(float)) : NULL;
@@ -204,16 +207,24 @@ static int score_real_subsets(clpdd_evaluator *ev, clpdd_score *s, int ipc, int 
 
 int clpdd_evaluate_random_real(clpdd_evaluator *ev, clpdd_score *s, int ipc, clpdd_err *e) {
     /* a fresh draw per seed, under every protocol: the draw is the randomness that matters */
-    return score_real_subsets(ev, s, ipc, ev->cfg.seeds, NULL, e);
+    return score_real_subsets(ev, s, ev->C * ipc, ipc, ev->cfg.seeds, NULL, e);
 }
 
 int clpdd_evaluate_centroids(clpdd_evaluator *ev, clpdd_score *s, int ipc, clpdd_err *e) {
     int *pick = clpdd_xmalloc((size_t)ev->C * ipc * sizeof(int));
     int rc = clpdd_class_centroids(ev->train.x, ev->train.y, ev->train.n, ev->d, ev->C, ipc, pick, e);
     if (rc == 0)
-        rc = score_real_subsets(ev, s, ipc, ev->cfg.protocol == CLPDD_PROTOCOL_PROBE ? 1 : ev->cfg.seeds, pick, e);
+        rc = score_real_subsets(ev, s, ev->C * ipc, ipc, ev->cfg.protocol == CLPDD_PROTOCOL_PROBE ? 1 : ev->cfg.seeds,
+                                pick, e);
     free(pick);
     return rc;
+}
+
+int clpdd_evaluate_neighbors(clpdd_evaluator *ev, clpdd_score *s, const float *feats, const int32_t *y, int m, int *pick,
+                             double *dist, clpdd_err *e) {
+    if (clpdd_nearest_real(ev->train.x, ev->train.y, ev->train.n, feats, y, m, ev->d, ev->C, pick, dist, e)) return -1;
+    /* one deterministic selection, scored like centroids (and with the set's own probe seeds) */
+    return score_real_subsets(ev, s, m, 0, ev->cfg.protocol == CLPDD_PROTOCOL_PROBE ? 1 : ev->cfg.seeds, pick, e);
 }
 
 int clpdd_evaluate_full(clpdd_evaluator *ev, clpdd_score *s, clpdd_err *e) {

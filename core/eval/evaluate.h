@@ -11,7 +11,8 @@
  *
  * Sets scored: any image set (the distilled one), random real images (ipc per class, a fresh
  * draw per seed), class centroids (per class the ipc real images nearest the class's mean
- * feature), and the full-data probe (every distillation-target feature; on cached features
+ * feature), the set's nearest real images (core/eval/neighbors.h: per distilled image the
+ * same-class real image nearest in feature space, none twice), and the full-data probe (every distillation-target feature; on cached features
  * whatever the protocol, since augmenting every training image each epoch costs N backbone
  * passes per epoch).
  *
@@ -102,6 +103,11 @@ int clpdd_evaluate_set(clpdd_evaluator *ev, clpdd_score *s, const float *images,
                        int m, clpdd_err *e);
 int clpdd_evaluate_random_real(clpdd_evaluator *ev, clpdd_score *s, int ipc, clpdd_err *e);
 int clpdd_evaluate_centroids(clpdd_evaluator *ev, clpdd_score *s, int ipc, clpdd_err *e);
+/* the neighbours baseline of a set with features feats (m, d) host and labels y (m): its nearest
+   real training images (core/eval/neighbors.h) scored as centroids are; pick (m) gets the chosen
+   training rows (indices into ev->train), dist (m) their Euclidean distances in feature space */
+int clpdd_evaluate_neighbors(clpdd_evaluator *ev, clpdd_score *s, const float *feats, const int32_t *y, int m, int *pick,
+                             double *dist, clpdd_err *e);
 int clpdd_evaluate_full(clpdd_evaluator *ev, clpdd_score *s, clpdd_err *e);
 
 #endif

@@ -249,6 +249,7 @@ typedef struct cell {
     int *runs, n;
     stat2 acc, val, random, full, diag, ms, rss;
     stat2 worst, rworst, fworst; /* [data] group: the worst group's test accuracy (distilled, random real, full data) */
+    stat2 nb, nworst; /* [eval] baseline_neighbors: the cell's own nearest real images (NaN: no run reports them) */
 } cell;
 
 /* mean ± std of a metric over runs: population std over runs (as clpdd_score_finish); with one
@@ -291,6 +292,8 @@ static void cell_stats(const collect *c, cell *cl) {
     cl->worst = over(c, cl->runs, cl->n, "accuracy.worst_group.mean", "accuracy.worst_group.std");
     cl->rworst = over(c, cl->runs, cl->n, "baselines.random_real.worst_group.mean", "baselines.random_real.worst_group.std");
     cl->fworst = over(c, cl->runs, cl->n, "baselines.full_data.worst_group.mean", "baselines.full_data.worst_group.std");
+    cl->nb = over(c, cl->runs, cl->n, "baselines.neighbors.mean", "baselines.neighbors.std");
+    cl->nworst = over(c, cl->runs, cl->n, "baselines.neighbors.worst_group.mean", "baselines.neighbors.worst_group.std");
     cl->ms = over(c, cl->runs, cl->n, "timing.ms_per_step", NULL);
     if (cl->ms.n && !(over(c, cl->runs, cl->n, "timing.steps", NULL).mean > 0)) cl->ms.mean = cl->ms.std = NAN; /* eval only */
     cl->rss = over(c, cl->runs, cl->n, "memory.peak_host_mb", NULL);
@@ -900,6 +903,25 @@ static void md_baseline_rows(report *rp) {
         }
 }
 
+/* the nearest real images of each cell's distilled sets ([eval] baseline_neighbors): a baseline of
+   the cell itself, so its row names every key of the cell; the number of rows written */
+static int md_neighbor_rows(report *rp) {
+    int rows = 0;
+    for (int i = 0; i < rp->nc; i++) {
+        const cell *cl = &rp->cells[i];
+        if (!isfinite(cl->nb.mean)) continue;
+        const run *r = &rp->c.runs[cl->runs[0]];
+        clpdd_sb_printf(&rp->md, "| nearest real images |");
+        for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(&rp->md, " %s |", cval(r, rp->ckeys[k]));
+        clpdd_sb_printf(&rp->md, " %d |", cl->nb.n);
+        pct(&rp->md, cl->nb, 0);
+        if (rp->groups) pct(&rp->md, cl->nworst, 0);
+        clpdd_sb_printf(&rp->md, " - | - | - |\n");
+        rows++;
+    }
+    return rows;
+}
+
 /* the cells' table: one row per cell, the best of each column in bold, then the baselines */
 static void md_cells(report *rp) {
     clpdd_strbuf *md = &rp->md;
@@ -930,10 +952,15 @@ static void md_cells(report *rp) {
         clpdd_sb_printf(md, "\n");
     }
     md_baseline_rows(rp);
+    int neighbors = md_neighbor_rows(rp);
     clpdd_sb_printf(md, "\nBaseline rows: the same probe on ipc random real training images per class (a fresh draw "
                         "per probe seed) and on every real training feature; mean ± std over the runs%s (a row's "
-                        "runs all report it; `·`: the key does not change it).\n\n",
+                        "runs all report it; `·`: the key does not change it).",
                     is_column(rp, "experiment.seed") ? " of all seeds" : "");
+    if (neighbors)
+        clpdd_sb_printf(md, " Nearest real images: per distilled image of the cell's runs, the real training image of "
+                            "its class nearest in feature space (none twice), scored by the same probe.");
+    clpdd_sb_printf(md, "\n\n");
 }
 
 /* one row per method (the cells' method keys, mk): the cell with the best validation accuracy
