@@ -287,6 +287,16 @@ static void put(const char *dir, const char *file, const char *text) {
     cr_assert_eq(clpdd_write_file_atomic(path, text, strlen(text), &e), 0, "%s", e.msg);
 }
 
+/* removes from text the whole line that starts with prefix (the test fails without one) */
+static void remove_line(char *text, const char *prefix) {
+    char want[200];
+    snprintf(want, sizeof want, "\n%s", prefix);
+    char *at = strstr(text, want);
+    cr_assert_not_null(at, "no line '%s' in %s", prefix, text);
+    char *end = strchr(at + 1, '\n');
+    memmove(at, end ? end : at + strlen(at), strlen(end ? end : at + strlen(at)) + 1);
+}
+
 /* a finished point of another configuration is kept: the sweep refuses to start, naming the
    point, the first difference and how to proceed, and --list says stale; the same run under
    another root (only experiment.output and .name differ) is done and skipped */
@@ -311,6 +321,17 @@ Test(sweep, finished_point_of_another_configuration_refused, .init = setup_dir, 
     put(s.points[0].dir, "config.ini", moved);
     free(moved);
     cr_expect_eq(clpdd_sweep_point_state(&s.points[0], NULL), CLPDD_POINT_DONE);
+    /* point 1 ran before a core key existed: absent there and at its default now is the same
+       configuration; a key absent there whose value now is not its default is another one */
+    char *older = clpdd_xstrdup(s.points[1].resolved);
+    remove_line(older, "baseline_neighbors = true");
+    put(s.points[1].dir, "config.ini", older);
+    cr_expect_eq(clpdd_sweep_point_state(&s.points[1], NULL), CLPDD_POINT_DONE);
+    remove_line(older, "steps = 4");
+    put(s.points[1].dir, "config.ini", older);
+    cr_expect_eq(clpdd_sweep_point_state(&s.points[1], NULL), CLPDD_POINT_STALE);
+    put(s.points[1].dir, "config.ini", s.points[1].resolved);
+    free(older);
     clpdd_sweep_run_opts ro = {clpdd_ops_cpu(), 1, 0, 1, 1};
     clpdd_sweep_result res;
     cr_expect_eq(clpdd_sweep_run(&s, &o, &ro, &res, &e), 0, "%s", e.msg);

@@ -591,8 +591,24 @@ const char *clpdd_point_state_name(clpdd_point_state st) {
     return (unsigned)st < CLPDD_POINT_STATE_COUNT ? n[st] : "?";
 }
 
+/* 1 when key of a core section is absent from one configuration and at its declared default in
+   the other: a run finished before the key existed computed what the default computes, so a
+   newer clpdd neither calls it stale nor reruns it */
+static int absent_at_default(const char *sec, const char *key, const char *value) {
+    int ns = 0;
+    const clpdd_core_section *cs = clpdd_core_sections(&ns);
+    for (int i = 0; i < ns; i++) {
+        if (strcmp(cs[i].name, sec)) continue;
+        for (int j = 0; j < cs[i].n_keys; j++)
+            if (!strcmp(cs[i].keys[j].name, key))
+                return cs[i].keys[j].default_value && !strcmp(cs[i].keys[j].default_value, value);
+    }
+    return 0;
+}
+
 /* the first key set differently in a and b, in a's order then b's (incidental keys aside when
-   asked): "[sec] key = va" / "vb" (NULL: not set); 0 when there is none */
+   asked; a core key absent on one side and at its default on the other is no difference):
+   "[sec] key = va" / "vb" (NULL: not set); 0 when there is none */
 static int first_difference(const clpdd_ini *a, const clpdd_ini *b, int incidental, char *sec, size_t ns, char *key, size_t nk,
                             const char **va, const char **vb) {
     for (int pass = 0; pass < 2; pass++) {
@@ -604,6 +620,7 @@ static int first_difference(const clpdd_ini *a, const clpdd_ini *b, int incident
                 const char *w = sy ? clpdd_section_raw(sy, k, NULL, NULL) : NULL;
                 if (!incidental && clpdd_config_key_incidental(clpdd_section_name(sx), k)) continue;
                 if (w && !strcmp(v, w)) continue;
+                if (!w && absent_at_default(clpdd_section_name(sx), k, v)) continue;
                 snprintf(sec, ns, "%s", clpdd_section_name(sx));
                 snprintf(key, nk, "%s", k);
                 *va = pass ? w : v, *vb = pass ? v : w;
