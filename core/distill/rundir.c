@@ -11,7 +11,7 @@
 
 /* what a run writes into its directory; metrics.json first: it marks a finished run */
 static const char *const run_files[] = {"metrics.json", "config.ini",  "log.csv",    "distilled.safetensors",
-                                        "distilled.png", "loss.png",    "checkpoint.safetensors"};
+                                        "distilled.png", "loss.png",    "checkpoint.safetensors", "config-fixed.ini"};
 #define N_RUN_FILES (int)(sizeof run_files / sizeof run_files[0])
 
 static int exists(const char *dir, const char *name) {

@@ -69,6 +69,8 @@ static const clpdd_loss_vt mse_vt = {
     /* .destroy = */ mse_destroy,
     /* .encode_labels = */ mse_encode,
     /* .forward = */ mse_forward,
+    /* .learned = */ NULL, /* learns nothing (ABI 1.5 members; the core reads them from minor >= 5 only) */
+    /* .set_learned = */ NULL,
 };
 
 static const clpdd_plugin mse_plugin = {
