@@ -211,7 +211,7 @@ test_solver_result test_solver_run_on(const struct clpdd_ops *ops, const char *p
     float *gdphi = h->alloc(h, md * sizeof(float)), *gdY = h->alloc(h, mC * sizeof(float));
     cr_assert((objective || gZ) && gdphi && gdY, "host->alloc failed");
     test_solver_result r = {objective ? NULL : malloc(sizeof(float) * nC), malloc(sizeof(float) * md),
-                            malloc(sizeof(float) * mC), NAN, 0, ""};
+                            malloc(sizeof(float) * mC), NAN, 0, "", NAN};
     for (int call = 0; call < calls && r.status == 0; call++) {
         r.L = NAN; /* poisoned: every output must be written */
         if (gZ) solver_poison(h, gZ, nC);
@@ -225,6 +225,8 @@ test_solver_result test_solver_run_on(const struct clpdd_ops *ops, const char *p
     ops->to_host(r.dphi, gdphi, md * sizeof(float));
     ops->to_host(r.dY, gdY, mC * sizeof(float));
     snprintf(r.error, sizeof r.error, "%s", clpdd_host_error(h));
+    clpdd_learned learned;
+    if (r.status == 0 && p->abi_minor >= 5 && vt->learned && vt->learned(self, &learned, 1) == 1) r.grad_log = learned.grad_log;
     vt->destroy(self);
     void *bufs[] = {gphi, gY, gb, gR, gy, gZ, gdphi, gdY};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

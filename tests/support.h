@@ -55,6 +55,7 @@ typedef struct test_solver_result {
     float L;
     int status;
     char error[512];
+    double grad_log; /* a plugin of ABI >= 1.5 learning one scalar: its ∂L/∂log value (⟨R, Z⟩'s); else NaN */
 } test_solver_result;
 void test_solver_result_free(test_solver_result *r);
 

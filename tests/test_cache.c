@@ -367,8 +367,8 @@ static clpdd_checkpoint ck_view(ck_bufs *b, int step) {
 static void ck_fill(ck_bufs *b) {
     for (int i = 0; i < CAP; i++) b->p[i] = (float)i, b->m[i] = 0.5f * i, b->v[i] = 0.25f * i;
     for (int i = 0; i < PN; i++) b->perm[i] = PN - 1 - i;
-    b->log[0] = (clpdd_log_row){1, 2.5f, 0.1};
-    b->log[1] = (clpdd_log_row){5, 1.5f, 0.5};
+    b->log[0] = (clpdd_log_row){1, 2.5f, 0.1, {0}};
+    b->log[1] = (clpdd_log_row){5, 1.5f, 0.5, {0}};
 }
 
 static int ck_read(const char *path, ck_bufs *into, clpdd_err *e) {

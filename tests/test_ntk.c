@@ -28,6 +28,9 @@ typedef struct cfg {
     int relative;
 } cfg;
 
+/* lambda = learn:<lambda> (ABI 1.5) in run_plugin: the plugin then reports ∂L/∂log λ */
+static int g_learn;
+
 /* ---- float64 reference ---- */
 
 /* Θ (N, N) over the rows of X (N, d): Σ⁰ = XXᵀ/d, then dense / ReLU on whole matrices */
@@ -100,8 +103,8 @@ typedef test_solver_result result;
 
 static result run_plugin(const cfg *c, const double *phi, const double *Y, const double *phib, const double *R) {
     char keys[512];
-    snprintf(keys, sizeof keys, "depth = %d; w_var = %.17g; b_var = %.17g; lambda = %.17g; lambda_mode = %s", c->depth,
-             c->w_var, c->b_var, c->lambda, c->relative ? "relative" : "absolute");
+    snprintf(keys, sizeof keys, "depth = %d; w_var = %.17g; b_var = %.17g; lambda = %s%.17g; lambda_mode = %s", c->depth,
+             c->w_var, c->b_var, g_learn ? "learn:" : "", c->lambda, c->relative ? "relative" : "absolute");
     return test_solver_run("ntk", keys, 1, c->m, c->d, c->C, c->n, phi, Y, phib, R, 1);
 }
 
@@ -359,4 +362,33 @@ Test(ntk, cuda_matches_cpu) {
     free(Y);
     free(phib);
     free(R);
+}
+
+static double ref_inner(const cfg *c, const data *x, double lambda) {
+    cfg k = *c;
+    k.lambda = lambda;
+    double *Z = malloc(sizeof(double) * c->n * c->C), s = 0;
+    ref_ntk(Z, x->phi, x->Y, x->phib, &k);
+    for (int i = 0; i < c->n * c->C; i++) s += Z[i] * x->R[i];
+    free(Z);
+    return s;
+}
+
+/* lambda = learn: ∂⟨R, Z⟩/∂log λ against float64 central differences in log λ, both modes */
+Test(ntk, learned_lambda_gradient_matches_float64_finite_differences) {
+    g_learn = 1;
+    for (int depth = 0; depth <= 2; depth += 2)
+        for (int rel = 0; rel <= 1; rel++) {
+            cfg c = {6, 5, 3, 7, depth, 2.0, 0.01, rel ? 0.05 : 0.3, rel};
+            data x = make_data(&c, 800 + 10 * depth + rel);
+            result r = run_plugin(&c, x.phi, x.Y, x.phib, x.R);
+            cr_assert_eq(r.status, 0, "%s", r.error);
+            double h = 1e-5;
+            double fd = (ref_inner(&c, &x, c.lambda * exp(h)) - ref_inner(&c, &x, c.lambda * exp(-h))) / (2 * h);
+            cr_expect_lt(fabs(r.grad_log - fd), 2e-3 * fabs(fd) + 1e-6, "depth %d relative %d: plugin %g, fd %g", depth, rel,
+                         r.grad_log, fd);
+            free_result(&r);
+            free_data(&x);
+        }
+    g_learn = 0;
 }

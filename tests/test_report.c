@@ -26,6 +26,9 @@ static void put(const char *dir, const char *name, const char *text) {
     fclose(f);
 }
 
+/* extra metrics.json members of the next fake_run ("" none), e.g. a learned run's "learned" */
+static const char *g_extra_json = "";
+
 /* a run directory: config.ini (as clpdd writes it) + metrics.json */
 static void fake_run(const char *loss, const char *lambda, int seed, double acc, double acc_std, double rnd, double ms,
                      double val /* < 0: none */) {
@@ -44,8 +47,8 @@ static void fake_run(const char *loss, const char *lambda, int seed, double acc,
              "  \"baselines\": {\"random_real\": {\"mean\": %.6f, \"std\": 0.02, \"per_seed\": [0.3, 0.4]}},\n"
              "  \"solver_diagnostic\": null,\n"
              "  \"timing\": {\"ms_per_step\": %.4f, \"steps\": 5, \"total_s\": 1.5},\n"
-             "  \"memory\": {\"peak_host_mb\": 100.0, \"peak_device_mb\": null},\n  \"device\": \"cpu\"\n}\n",
-             loss, seed, acc, acc_std, vbuf, rnd, ms);
+             "  \"memory\": {\"peak_host_mb\": 100.0, \"peak_device_mb\": null},\n%s  \"device\": \"cpu\"\n}\n",
+             loss, seed, acc, acc_std, vbuf, rnd, ms, g_extra_json);
     put(dir, "config.ini", cfg);
     put(dir, "metrics.json", m);
 }
@@ -322,4 +325,21 @@ Test(report, the_same_run_twice_counted_once, .init = setup_dir, .fini = teardow
     cr_expect_eq(r.runs, 3);
     cr_expect_eq(r.duplicates, 1);
     cr_expect_eq(r.cells, 1);
+}
+
+/* a run that learned τ and λ adds their final values as columns; runs without them keep the table
+   as it was (the header test above) and show "-" */
+Test(report, learned_temperature_and_lambda_columns, .init = setup_dir, .fini = teardown_dir) {
+    fake_run("ce", "0.3", 0, 0.60, 0.01, 0.30, 20.0, -1);
+    g_extra_json = "  \"learned\": {\"solver.lambda\": {\"init\": 0.3, \"final\": 0.271}, "
+                   "\"loss.temperature\": {\"init\": 0.1, \"final\": 0.0817}},\n";
+    fake_run("ce", "learn", 0, 0.62, 0.01, 0.30, 20.0, -1);
+    g_extra_json = "";
+    clpdd_report_result r;
+    rep(0, &r);
+    char *md = slurp("summary.md");
+    cr_expect(strstr(md, "| peak RSS MB | learned temperature | learned lambda |\n"), "header:\n%s", md);
+    cr_expect(strstr(md, "| 0.0817 | 0.271 |\n"), "the learned run's values:\n%s", md);
+    cr_expect(strstr(md, "| distilled | 0.3 | 1 | 60.00 ± 1.00 | - | **20.00** | **100** | - | - |\n"), "a fixed run: '-':\n%s", md);
+    free(md);
 }

@@ -23,6 +23,9 @@ typedef struct cfg {
     const char *form;
 } cfg;
 
+/* lambda = learn:<lambda> (ABI 1.5) in run_plugin: the plugin then reports ∂L/∂log λ */
+static int g_learn;
+
 /* ---- float64 reference: dual kernel ridge with the bias as a constant feature β ---- */
 /* Z (n, C) from phi (m, d), Y (m, C), phib (n, d) */
 static void ref_ridge(double *Z, const double *phi, const double *Y, const double *phib, const cfg *c) {
@@ -73,8 +76,8 @@ typedef test_solver_result result;
 
 static result run_plugin(const cfg *c, const double *phi, const double *Y, const double *phib, const double *R) {
     char keys[512];
-    snprintf(keys, sizeof keys, "lambda = %g; lambda_mode = %s; bias = %s; bias_scale = %g; form = %s", c->lambda,
-             c->relative ? "relative" : "absolute", c->bias ? "true" : "false", c->beta, c->form);
+    snprintf(keys, sizeof keys, "lambda = %s%.17g; lambda_mode = %s; bias = %s; bias_scale = %g; form = %s", g_learn ? "learn:" : "",
+             c->lambda, c->relative ? "relative" : "absolute", c->bias ? "true" : "false", c->beta, c->form);
     return test_solver_run("ridge", keys, 1, c->m, c->d, c->C, c->n, phi, Y, phib, R, 1);
 }
 
@@ -165,4 +168,64 @@ Test(ridge, bad_key_value_is_rejected) {
     clpdd_section *s = clpdd_section_from_string("solver", "lambda_mode = sometimes", p->keys, p->n_keys, &e);
     cr_assert_null(s);
     cr_assert(strstr(e.msg, "relative|absolute") != NULL, "message: %s", e.msg);
+}
+
+/* ⟨R, Z(λ)⟩ of the float64 reference, the scalar whose gradient the plugin reports for λ */
+static double ref_inner(const cfg *c, const data *x, double lambda) {
+    cfg k = *c;
+    k.lambda = lambda;
+    double *Z = malloc(sizeof(double) * c->n * c->C), s = 0;
+    ref_ridge(Z, x->phi, x->Y, x->phib, &k);
+    for (int i = 0; i < c->n * c->C; i++) s += Z[i] * x->R[i];
+    free(Z);
+    return s;
+}
+
+/* lambda = learn: ∂⟨R, Z⟩/∂log λ = λ_eff·dλ_eff against float64 central differences in log λ,
+   dual and primal, relative and absolute, with and without the bias */
+Test(ridge, learned_lambda_gradient_matches_float64_finite_differences) {
+    g_learn = 1;
+    const char *forms[] = {"dual", "primal"};
+    for (int f = 0; f < 2; f++)
+        for (int bias = 0; bias <= 1; bias++)
+            for (int rel = 0; rel <= 1; rel++) {
+                cfg c = f ? (cfg){9, 4, 3, 6, rel ? 0.05 : 0.5, rel, bias, 0.7, "primal"}
+                          : (cfg){5, 8, 3, 7, rel ? 0.05 : 0.5, rel, bias, 1.5, "dual"};
+                data x = make_data(&c, 700 + 100 * f + 10 * bias + rel);
+                result r = run_plugin(&c, x.phi, x.Y, x.phib, x.R);
+                cr_assert_eq(r.status, 0, "%s", r.error);
+                double h = 1e-5;
+                double fd = (ref_inner(&c, &x, c.lambda * exp(h)) - ref_inner(&c, &x, c.lambda * exp(-h))) / (2 * h);
+                /* fp32 solves against fp64 differences (truncation ~h²): the error is fp32's */
+                cr_expect_lt(fabs(r.grad_log - fd), 2e-3 * fabs(fd) + 1e-6, "%s bias %d relative %d: plugin %g, fd %g",
+                             forms[f], bias, rel, r.grad_log, fd);
+                free_result(&r);
+                free_data(&x);
+            }
+}
+
+Test(ridge, fixed_lambda_reports_nothing_learned) {
+    g_learn = 0;
+    cfg c = {5, 8, 3, 7, 0.5, 0, 0, 1.0, "dual"};
+    data x = make_data(&c, 900);
+    result r = run_plugin(&c, x.phi, x.Y, x.phib, x.R);
+    cr_assert_eq(r.status, 0, "%s", r.error);
+    cr_expect(isnan(r.grad_log));
+    free_result(&r);
+    free_data(&x);
+}
+
+/* a learned λ whose system needs jitter is an error naming the value: the jitter is not
+   differentiated, so its gradient would be wrong */
+Test(ridge, learned_lambda_that_needs_jitter_is_an_error) {
+    g_learn = 1;
+    cfg c = {4, 6, 2, 3, 1e-30, 0, 0, 1.0, "dual"};
+    data x = make_data(&c, 910);
+    memcpy(x.phi + c.d, x.phi, sizeof(double) * c.d); /* row 1 = row 0: K + λI is singular in fp32 */
+    result r = run_plugin(&c, x.phi, x.Y, x.phib, x.R);
+    cr_assert_neq(r.status, 0);
+    cr_expect(strstr(r.error, "learned lambda = 1e-30") != NULL, "message: %s", r.error);
+    free_result(&r);
+    free_data(&x);
+    g_learn = 0;
 }

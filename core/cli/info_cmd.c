@@ -9,7 +9,7 @@
 #include "plugin/loader.h"
 
 static const char *type_name(clpdd_key_type t) {
-    static const char *n[] = {"int", "float", "bool", "string", "enum", "floats"};
+    static const char *n[] = {"int", "float", "bool", "string", "enum", "floats", "learnable"};
     return (unsigned)t < CLPDD_KEY_TYPE_COUNT ? n[t] : "?";
 }
 
@@ -19,7 +19,7 @@ static void print_keys(const clpdd_key *keys, int n) {
         printf("    %-16s %-7s default %-12s %s", k->name, type_name(k->type),
                k->default_value ? (*k->default_value ? k->default_value : "\"\"") : "(required)", k->help);
         if (k->type == CLPDD_KEY_ENUM) printf(" [%s]", k->choices);
-        else if ((k->type == CLPDD_KEY_INT || k->type == CLPDD_KEY_FLOAT) && k->min <= k->max) printf(" [%.10g, %.10g]", k->min, k->max);
+        else if ((k->type == CLPDD_KEY_INT || k->type == CLPDD_KEY_FLOAT || k->type == CLPDD_KEY_LEARNABLE) && k->min <= k->max) printf(" [%.10g, %.10g]", k->min, k->max);
         printf("\n");
     }
 }

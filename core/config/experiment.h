@@ -31,6 +31,7 @@ typedef struct clpdd_experiment {
     /* [distill] */
     int ipc, steps, real_batch, log_every, chunk, checkpoint_every;
     float lr, adam_b1, adam_b2;
+    float learn_lr, learn_prior; /* the learned scalars' Adam lr and prior std (0: none) */
     clpdd_init_kind init;
     clpdd_param_kind param;
     clpdd_augment_kind augment;

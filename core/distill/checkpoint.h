@@ -3,7 +3,7 @@
  * <run dir>/checkpoint.safetensors, written atomically every [distill] checkpoint_every steps and
  * removed when the run finishes: the parameter vector and Adam's two moments (capacity floats),
  * the real-batch sampler (its permutation and generator state), the step, the log rows so far,
- * the hash of the resolved configuration — a checkpoint of another configuration is refused — and
+ * the learned scalars with their Adam moments (core/distill/learned.h), the hash of the resolved configuration — a checkpoint of another configuration is refused — and
  * an XXH3 checksum of all of it, verified (with the step's range) before anything is restored.
  * Everything random in a step is derived from (seed, step) or from the restored sampler, so a
  * resumed pixel run is bit-for-bit the uninterrupted one (tests/test_run.c); a pyramid run
@@ -30,6 +30,9 @@ typedef struct clpdd_checkpoint {
                             written beside the hash, so a refusal names the keys that differ */
     int steps;           /* set before a read: the run's [distill] steps; the step read must lie in
                             [1, steps) (0: only >= 1 is checked) */
+    int n_learned;       /* learned scalars (core/distill/learned.h): 0 keeps the file as before */
+    double *learned;     /* (n_learned, 4) host: log value, Adam m, Adam v, the value the last step used;
+                            the log rows then carry n_learned more columns */
 } clpdd_checkpoint;
 
 int clpdd_checkpoint_write(const char *path, const clpdd_checkpoint *c, clpdd_err *e);

@@ -53,6 +53,7 @@ static int setup_plugins(clpdd_loop *l, clpdd_err *e) {
             return plugin_fail(l, "loss", x->loss.desc->name, e);
         }
     }
+    if (clpdd_learned_setup(&l->learned, x, l->svt, l->solver, l->lvt, l->loss, e)) return -1;
     /* the step's backbone passes at [experiment] precision; extraction and evaluation stay fp32 */
     r->bb.precision = x->precision;
     if (x->precision != CLPDD_PRECISION_FP32) {
@@ -278,6 +279,8 @@ int clpdd_loop_step(clpdd_loop *l, int step, float *L, int *level_added, clpdd_e
     if (real_batch(l, step, e) || loss_and_grad(l, step, L, e)) return clpdd_err_prefix(e, "step %d: ", step);
     if (!isfinite(*L) || !ops->all_finite(l->dXs, np))
         return clpdd_err_set(e, "step %d: the loss or the image gradient is not finite (loss %g); lower [distill] lr?", step, *L);
+    if (clpdd_learned_step(&l->learned, step, x->learn_lr, x->adam_b1, x->adam_b2, x->learn_prior, e))
+        return clpdd_err_prefix(e, "step %d: ", step);
     clpdd_param_backward(l->param, l->dvals, l->dXs);
     clpdd_param_adam(l->param, l->adam_m, l->adam_v, l->dvals, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f);
     if (x->param == CLPDD_PARAM_PIXELS) ops->clamp(clpdd_param_values(l->param), 0.0f, 1.0f, np);
@@ -286,11 +289,23 @@ int clpdd_loop_step(clpdd_loop *l, int step, float *L, int *level_added, clpdd_e
 
 /* ---- checkpoints ---- */
 
+/* the learned scalars' state as the checkpoint keeps it: (n, 4) rows of u, Adam's m and v, and
+   the value the last step used */
+static void learned_pack(const clpdd_learned_set *ls, double *out) {
+    for (int k = 0; k < ls->n; k++)
+        out[4 * k] = ls->u[k], out[4 * k + 1] = ls->m[k], out[4 * k + 2] = ls->v[k], out[4 * k + 3] = ls->used[k];
+}
+
+static void learned_unpack(clpdd_learned_set *ls, const double *in) {
+    for (int k = 0; k < ls->n; k++)
+        ls->u[k] = in[4 * k], ls->m[k] = in[4 * k + 1], ls->v[k] = in[4 * k + 2], ls->used[k] = in[4 * k + 3];
+}
+
 /* the loop's whole state, between devices and the checkpoint file */
 static clpdd_checkpoint checkpoint_view(clpdd_loop *l, float *host) {
     size_t cap = clpdd_param_capacity(l->param);
     return (clpdd_checkpoint){0,      0,       l->rng.s,  host,       host + cap, host + 2 * cap, cap, l->perm, l->N,
-                              l->log, l->nlog, l->caplog, l->config, l->x->steps};
+                              l->log, l->nlog, l->caplog, l->config, l->x->steps, l->learned.n, NULL};
 }
 
 static int checkpoint_save(clpdd_loop *l, const char *outdir, const char *path, int step, uint64_t hash, clpdd_err *e) {
@@ -301,6 +316,9 @@ static int checkpoint_save(clpdd_loop *l, const char *outdir, const char *path, 
     l->ops->to_host(host + 2 * cap, l->adam_v, cap * sizeof(float));
     clpdd_checkpoint c = checkpoint_view(l, host);
     c.config_hash = hash, c.step = step;
+    double learned[4 * CLPDD_MAX_LEARNED];
+    learned_pack(&l->learned, learned);
+    c.learned = learned;
     int rc = clpdd_mkdirs(outdir, e) || clpdd_checkpoint_write(path, &c, e);
     free(host);
     return rc ? -1 : 0;
@@ -312,8 +330,12 @@ static int checkpoint_restore(clpdd_loop *l, const char *path, uint64_t hash, cl
     float *host = clpdd_xmalloc(3 * cap * sizeof(float));
     clpdd_checkpoint c = checkpoint_view(l, host);
     c.config_hash = hash;
+    double learned[4 * CLPDD_MAX_LEARNED];
+    c.learned = learned;
     int rc = clpdd_checkpoint_read(path, &c, e);
     if (rc == 0) {
+        learned_unpack(&l->learned, learned);
+        clpdd_learned_apply(&l->learned);
         l->ops->to_device(clpdd_param_values(l->param), host, cap * sizeof(float));
         l->ops->to_device(l->adam_m, host + cap, cap * sizeof(float));
         l->ops->to_device(l->adam_v, host + 2 * cap, cap * sizeof(float));
@@ -377,8 +399,11 @@ int clpdd_loop_run(clpdd_loop *l, const char *outdir, const char *ckpt_path, int
         if (step == 1) s->first_loss = L;
         double now = clpdd_now();
         /* the step's log row before its checkpoint: a resumed run's log.csv has every row */
-        if ((step % x->log_every == 0 || step == 1 || step == steps) && l->nlog < l->caplog)
-            l->log[l->nlog++] = (clpdd_log_row){step, L, now - t0};
+        if ((step % x->log_every == 0 || step == 1 || step == steps) && l->nlog < l->caplog) {
+            clpdd_log_row row = {step, L, now - t0, {0}};
+            memcpy(row.learned, l->learned.used, sizeof row.learned);
+            l->log[l->nlog++] = row;
+        }
         if (x->checkpoint_every > 0 && step % x->checkpoint_every == 0 && step < steps) {
             clpdd_err ce;
             /* a failed write (disk full) must not end hours of work: the last good checkpoint
@@ -400,6 +425,10 @@ int clpdd_loop_run(clpdd_loop *l, const char *outdir, const char *ckpt_path, int
     s->loop_s = clpdd_now() - t_start; /* this process's share of the loop */
     s->last_loss = L;
     s->steps = steps;
+    s->n_learned = l->learned.n;
+    for (int k = 0; k < l->learned.n; k++)
+        s->learned_name[k] = l->learned.name[k], s->learned_init[k] = exp(l->learned.u0[k]),
+        s->learned_final[k] = exp(l->learned.u[k]);
     s->ms_per_step = steps > done ? 1000.0 * s->loop_s / (steps - done) : 0.0;
     ops->to_host(l->Xs_host, l->Xs, np * sizeof(float));
     return 0;

@@ -9,6 +9,7 @@
  * px = c·H·W pixels of a dataset image. */
 #ifndef CLPDD_LOOP_H
 #define CLPDD_LOOP_H
+#include "distill/learned.h"
 #include "distill/outputs.h"
 #include "distill/param.h"
 #include "encoder/augment.h"
@@ -25,6 +26,7 @@ typedef struct clpdd_loop {
     void *solver;
     const clpdd_loss_vt *lvt;
     void *loss;                        /* NULL: an objective solver */
+    clpdd_learned_set learned;         /* the plugin keys set to learn (core/distill/learned.h) */
     clpdd_rng rng;                     /* init = real, then the real-batch sampler */
     int C, ipc, m, N, n, d, c, H, W, k, me;
     size_t px;

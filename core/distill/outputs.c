@@ -7,10 +7,17 @@
 #include "io/png.h"
 #include "io/safetensors.h"
 
-int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, clpdd_err *e) {
+int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, const clpdd_summary *s, clpdd_err *e) {
     clpdd_strbuf b = {0};
-    clpdd_sb_printf(&b, "step,loss,seconds\n");
-    for (int i = 0; i < n; i++) clpdd_sb_printf(&b, "%d,%.8g,%.4f\n", rows[i].step, rows[i].loss, rows[i].seconds);
+    int k = s ? s->n_learned : 0;
+    clpdd_sb_printf(&b, "step,loss,seconds");
+    for (int j = 0; j < k; j++) clpdd_sb_printf(&b, ",%s", s->learned_name[j]);
+    clpdd_sb_printf(&b, "\n");
+    for (int i = 0; i < n; i++) {
+        clpdd_sb_printf(&b, "%d,%.8g,%.4f", rows[i].step, rows[i].loss, rows[i].seconds);
+        for (int j = 0; j < k; j++) clpdd_sb_printf(&b, ",%.9g", rows[i].learned[j]);
+        clpdd_sb_printf(&b, "\n");
+    }
     int rc = clpdd_write_file_atomic(path, b.s, b.len, e);
     free(b.s);
     return rc;
@@ -59,6 +66,19 @@ static void json_score(clpdd_strbuf *b, const char *name, const clpdd_score *s) 
         json_array(b, s->group_acc, s->G);
     }
     clpdd_sb_printf(b, "}");
+}
+
+/* "learned": {"loss.temperature": {"init": …, "final": …}, …}, only in a run that learned scalars
+   (other runs' metrics.json stay as they were) */
+static void json_learned(clpdd_strbuf *b, const clpdd_summary *s) {
+    if (s->n_learned == 0) return;
+    clpdd_sb_printf(b, "  \"learned\": {");
+    for (int i = 0; i < s->n_learned; i++) {
+        clpdd_sb_printf(b, "%s", i ? ", " : "");
+        clpdd_sb_json_str(b, s->learned_name[i]);
+        clpdd_sb_printf(b, ": {\"init\": %.9g, \"final\": %.9g}", s->learned_init[i], s->learned_final[i]);
+    }
+    clpdd_sb_printf(b, "},\n");
 }
 
 /* "groups": the key, the values and every group's label, value and images per split */
@@ -159,6 +179,7 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     else clpdd_sb_printf(&b, "null");
     clpdd_sb_printf(&b, "},\n");
     json_groups(&b, s);
+    json_learned(&b, s);
     clpdd_sb_printf(&b, "  \"memory\": {\"peak_host_mb\": %.1f, \"peak_device_mb\": ", s->peak_host_mb);
     json_num_or_null(&b, s->peak_device_mb);
     clpdd_sb_printf(&b, ", \"peak_plugin_alloc_mb\": %.1f},\n  ", s->peak_alloc_mb);

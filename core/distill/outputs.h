@@ -5,10 +5,14 @@
 #include "eval/evaluate.h"
 #include "util/util.h"
 
+/* the most scalars one run learns (core/distill/learned.h) */
+#define CLPDD_MAX_LEARNED 4
+
 typedef struct clpdd_log_row {
     int step;
     float loss;
     double seconds; /* since the loop started */
+    double learned[CLPDD_MAX_LEARNED]; /* the learned scalars' values this step's forward used */
 } clpdd_log_row;
 
 /* everything metrics.json reports about a finished run */
@@ -46,11 +50,16 @@ typedef struct clpdd_summary {
     char *const *class_names;  /* (C) or NULL */
     int group_count[3][CLPDD_MAX_GROUPS]; /* distillation targets, validation split, test split */
     int select_worst;          /* [eval] select = worst_group */
+    /* learned scalars (core/distill/learned.h): "section.key", initial and final values */
+    int n_learned;
+    const char *learned_name[CLPDD_MAX_LEARNED];
+    double learned_init[CLPDD_MAX_LEARNED], learned_final[CLPDD_MAX_LEARNED];
 } clpdd_summary;
 
 void clpdd_summary_free(clpdd_summary *s);
 int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e);
-int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, clpdd_err *e);
+/* step,loss,seconds and one column per learned scalar (s->learned_name; none when s is NULL) */
+int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, const clpdd_summary *s, clpdd_err *e);
 /* images (m, c, H, W) in [0, 1], class-major (class k: rows k·ipc … k·ipc+ipc−1) */
 int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, int m, int c, int H, int W,
                           int ipc, int C, const clpdd_summary *s, clpdd_err *e);

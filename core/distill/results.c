@@ -37,11 +37,56 @@ static void fill_summary(clpdd_summary *s, const clpdd_run_data *r, const clpdd_
     fill_groups(s, r);
 }
 
-static int write_config(const char *outdir, const clpdd_experiment *x, clpdd_err *e) {
+/* the resolved configuration with each learned key's line ("key = learn…" in its section)
+   replaced by its final value: config-fixed.ini, which reruns the learned run with fixed values */
+static char *fixed_ini(const char *resolved, const clpdd_summary *s) {
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "%s", "");
+    char section[64] = "";
+    for (const char *p = resolved; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) + 1 : strlen(p);
+        if (*p == '[') sscanf(p, "[%63[^]]", section);
+        int done = 0;
+        for (int i = 0; i < s->n_learned && !done; i++) {
+            const char *dot = strchr(s->learned_name[i], '.');
+            size_t sl = (size_t)(dot - s->learned_name[i]), kl = strlen(dot + 1);
+            if (strlen(section) == sl && !strncmp(section, s->learned_name[i], sl) && !strncmp(p, dot + 1, kl) &&
+                !strncmp(p + kl, " = ", 3)) {
+                const char *v = p + kl + 3;
+                clpdd_sb_printf(&b, "%s = %.9g    ; learned (config.ini: %.*s)\n", dot + 1, s->learned_final[i],
+                                (int)strcspn(v, " ;\n"), v);
+                done = 1;
+            }
+        }
+        if (!done) clpdd_sb_printf(&b, "%.*s", (int)len, p);
+        p += len;
+    }
+    return b.s;
+}
+
+/* config.ini: the configuration that ran (a learned key stays `learn…`, as report, sweep and
+   --resume compare it), with a closing comment giving the learned values and the --set that
+   reruns them fixed; and then config-fixed.ini, the same with those values substituted */
+static int write_config(const char *outdir, const clpdd_experiment *x, const clpdd_summary *s, clpdd_err *e) {
     char path[4096];
     char *resolved = clpdd_experiment_resolved_ini(x);
+    clpdd_strbuf b = {0};
+    clpdd_sb_printf(&b, "%s", resolved);
+    if (s->n_learned > 0) {
+        clpdd_sb_printf(&b, "; learned values at the end of the run (log.csv has their trajectories); rerun them fixed with\n;  ");
+        for (int i = 0; i < s->n_learned; i++) clpdd_sb_printf(&b, " --set %s=%.9g", s->learned_name[i], s->learned_final[i]);
+        clpdd_sb_printf(&b, "\n; or `clpdd run %s/config-fixed.ini`\n", outdir);
+    }
     snprintf(path, sizeof path, "%s/config.ini", outdir);
-    int rc = clpdd_write_file_atomic(path, resolved, strlen(resolved), e);
+    int rc = clpdd_write_file_atomic(path, b.s, b.len, e);
+    free(b.s);
+    if (rc == 0 && s->n_learned > 0) {
+        char *fixed = fixed_ini(resolved, s);
+        snprintf(path, sizeof path, "%s/config-fixed.ini", outdir);
+        rc = clpdd_write_file_atomic(path, fixed, strlen(fixed), e);
+        free(fixed);
+    }
     free(resolved);
     return rc ? -1 : 0;
 }
@@ -67,9 +112,9 @@ int clpdd_results_write_run(const char *outdir, const clpdd_run_data *r, const c
     const clpdd_experiment *x = r->x;
     char path[4096];
     if (clpdd_mkdirs(outdir, e)) return -1;
-    if (write_config(outdir, x, e)) return -1;
+    if (write_config(outdir, x, s, e)) return -1;
     snprintf(path, sizeof path, "%s/log.csv", outdir);
-    if (clpdd_write_log_csv(path, log, nlog, e)) return -1;
+    if (clpdd_write_log_csv(path, log, nlog, s, e)) return -1;
 
     fill_summary(s, r, set);
     if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||
@@ -89,7 +134,7 @@ int clpdd_results_write_run(const char *outdir, const clpdd_run_data *r, const c
 int clpdd_results_write_eval(const char *outdir, const clpdd_run_data *r, const clpdd_results_set *set, int from_run,
                              double t_start, clpdd_summary *s, clpdd_err *e) {
     char path[4096];
-    if (write_config(outdir, r->x, e)) return -1;
+    if (write_config(outdir, r->x, s, e)) return -1;
     fill_summary(s, r, set);
     if (!from_run) s->solver = s->loss = NULL; /* made elsewhere: not this configuration's method */
     if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 /* what a run writes into its directory; metrics.json first: it marks a finished run */
-static const char *const run_files[] = {"metrics.json",  "config.ini",    "log.csv",      "distilled.safetensors",
-                                        "distilled.png", "loss.png",      "neighbors.csv", "neighbors.png",
-                                        "checkpoint.safetensors"};
+static const char *const run_files[] = {"metrics.json",  "config.ini",    "log.csv",          "distilled.safetensors",
+                                        "distilled.png", "loss.png",      "neighbors.csv",    "neighbors.png",
+                                        "checkpoint.safetensors", "config-fixed.ini"};
 #define N_RUN_FILES (int)(sizeof run_files / sizeof run_files[0])
 
 static int exists(const char *dir, const char *name) {

@@ -20,6 +20,7 @@ typedef struct entry {
     int b;
     double floats[16];
     int n_floats;
+    int learn; /* LEARNABLE: 1 when `learn` or `learn:<value>` (f is then the initial value) */
 } entry;
 
 struct clpdd_section {
@@ -100,6 +101,10 @@ static const char *type_form(const clpdd_key *k, char *buf, size_t n) {
     case CLPDD_KEY_STRING: snprintf(buf, n, "text"); break;
     case CLPDD_KEY_ENUM: snprintf(buf, n, "one of %s", k->choices); break;
     case CLPDD_KEY_FLOATS: snprintf(buf, n, "1 to 16 comma-separated numbers"); break;
+    case CLPDD_KEY_LEARNABLE:
+        snprintf(buf, n, "a number in [%g, %g], or learn (from the default %s) or learn:<initial value > 0 in that range>",
+                 k->min, k->max, k->default_value ? k->default_value : "?");
+        break;
     default: snprintf(buf, n, "?"); break;
     }
     return buf;
@@ -151,6 +156,21 @@ static int in_choices(const char *choices, const char *v) {
     return 0;
 }
 
+/* LEARNABLE: "learn" (from the declared default), "learn:<v>" (v > 0) or a fixed number; a learned
+   value is optimised as log(value), so it must start positive (docs/design.md §1) */
+static int parse_learnable(entry *e, const clpdd_key *k) {
+    const char *v = e->value;
+    e->learn = 0;
+    if (strncmp(v, "learn", 5) == 0) {
+        const char *init = v[5] == 0 ? k->default_value : (v[5] == ':' ? v + 6 : NULL);
+        if (!init || parse_float(init, &e->f) || !(e->f > 0)) return -1;
+        e->learn = 1;
+    } else if (parse_float(v, &e->f)) {
+        return -1;
+    }
+    return k->min <= k->max && (e->f < k->min || e->f > k->max) ? -1 : 0;
+}
+
 /* parse one value according to its declaration; 0 or -1 */
 static int parse_value(entry *e, const clpdd_key *k) {
     const char *v = e->value;
@@ -164,6 +184,7 @@ static int parse_value(entry *e, const clpdd_key *k) {
         if (k->min <= k->max && (e->f < k->min || e->f > k->max)) return -1;
         return 0;
     case CLPDD_KEY_BOOL: return parse_bool(v, &e->b);
+    case CLPDD_KEY_LEARNABLE: return parse_learnable(e, k);
     case CLPDD_KEY_STRING: return 0;
     case CLPDD_KEY_ENUM: return in_choices(k->choices, v) ? 0 : -1;
     case CLPDD_KEY_FLOATS: {
@@ -242,7 +263,11 @@ static const entry *get(const clpdd_section *s, const char *key, clpdd_key_type 
 }
 
 long long clpdd_section_int(const clpdd_section *s, const char *key) { return get(s, key, CLPDD_KEY_INT)->i; }
-double clpdd_section_float(const clpdd_section *s, const char *key) { return get(s, key, CLPDD_KEY_FLOAT)->f; }
+double clpdd_section_float(const clpdd_section *s, const char *key) {
+    const entry *e = find(s, key);
+    return get(s, key, e && e->decl && e->decl->type == CLPDD_KEY_LEARNABLE ? CLPDD_KEY_LEARNABLE : CLPDD_KEY_FLOAT)->f;
+}
+int clpdd_section_learn(const clpdd_section *s, const char *key) { return get(s, key, CLPDD_KEY_LEARNABLE)->learn; }
 int clpdd_section_bool(const clpdd_section *s, const char *key) { return get(s, key, CLPDD_KEY_BOOL)->b; }
 
 const char *clpdd_section_str(const clpdd_section *s, const char *key) {

@@ -22,7 +22,8 @@ int clpdd_section_validate(clpdd_section *s, const clpdd_key *keys, int n_keys, 
 
 /* typed getters (valid after validate; an undeclared key aborts: a programming error) */
 long long clpdd_section_int(const clpdd_section *s, const char *key);
-double clpdd_section_float(const clpdd_section *s, const char *key);
+double clpdd_section_float(const clpdd_section *s, const char *key); /* FLOAT, or LEARNABLE's fixed/initial value */
+int clpdd_section_learn(const clpdd_section *s, const char *key);    /* LEARNABLE: 1 when learned */
 int clpdd_section_bool(const clpdd_section *s, const char *key);
 const char *clpdd_section_str(const clpdd_section *s, const char *key);
 int clpdd_section_floats(const clpdd_section *s, const char *key, double *out, int max);

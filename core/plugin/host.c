@@ -115,6 +115,7 @@ static int h_cfg_is_set(const clpdd_host *h, const clpdd_section *s, const char 
     return clpdd_section_is_set(s, k);
 }
 static int h_cfg_enum(const clpdd_host *h, const clpdd_section *s, const char *k) { return clpdd_section_enum(s, k); }
+static int h_cfg_learn(const clpdd_host *h, const clpdd_section *s, const char *k) { return clpdd_section_learn(s, k); }
 
 /* The directories a relative weights path is looked up in, in order: each entry of
  * CLPDD_MODEL_PATH (':'-separated), the source tree's models/ (a build tree; only when it
@@ -342,6 +343,7 @@ clpdd_host *clpdd_host_create(const clpdd_ops *ops, uint64_t seed) {
     h->weights_read = h_weights_read;
     h->weights_close = h_weights_close;
     h->cfg_enum = h_cfg_enum;
+    h->cfg_learn = h_cfg_learn;
     return h;
 }
 

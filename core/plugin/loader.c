@@ -166,6 +166,7 @@ static int check_vtable(const clpdd_plugin *d, const char *path, clpdd_err *e) {
         else if (!v->destroy) missing = "destroy";
         else if (!v->backward) missing = "backward";
         else if (!v->forward == !v->objective) missing = "exactly one of forward/objective";
+        else if (d->abi_minor >= 5 && !v->learned != !v->set_learned) missing = "both or neither of learned/set_learned";
         break;
     }
     case CLPDD_KIND_LOSS: {
@@ -173,6 +174,7 @@ static int check_vtable(const clpdd_plugin *d, const char *path, clpdd_err *e) {
         if (!v->create) missing = "create";
         else if (!v->destroy) missing = "destroy";
         else if (!v->forward) missing = "forward";
+        else if (d->abi_minor >= 5 && !v->learned != !v->set_learned) missing = "both or neither of learned/set_learned";
         break;
     }
     default: break;

@@ -250,6 +250,7 @@ typedef struct cell {
     stat2 acc, val, random, full, diag, ms, rss;
     stat2 worst, rworst, fworst; /* [data] group: the worst group's test accuracy (distilled, random real, full data) */
     stat2 nb, nworst; /* [eval] baseline_neighbors: the cell's own nearest real images (NaN: no run reports them) */
+    stat2 tau, lambda;           /* learned temperature / lambda (docs/design.md §1): their final values */
 } cell;
 
 /* mean ± std of a metric over runs: population std over runs (as clpdd_score_finish); with one
@@ -297,6 +298,15 @@ static void cell_stats(const collect *c, cell *cl) {
     cl->ms = over(c, cl->runs, cl->n, "timing.ms_per_step", NULL);
     if (cl->ms.n && !(over(c, cl->runs, cl->n, "timing.steps", NULL).mean > 0)) cl->ms.mean = cl->ms.std = NAN; /* eval only */
     cl->rss = over(c, cl->runs, cl->n, "memory.peak_host_mb", NULL);
+    cl->tau = over(c, cl->runs, cl->n, "learned.loss.temperature.final", NULL);
+    cl->lambda = over(c, cl->runs, cl->n, "learned.solver.lambda.final", NULL);
+}
+
+/* learned τ / λ columns: only when a cell learned them, so other reports stay as they were */
+static int any_learned(const cell *cells, int nc, size_t off) {
+    for (int i = 0; i < nc; i++)
+        if (((const stat2 *)((const char *)&cells[i] + off))->n > 0) return 1;
+    return 0;
 }
 
 static const char *cval(const run *r, const char *k) {
@@ -882,8 +892,9 @@ static void md_intro(report *rp, const char *const *dirs, int n_dirs, const char
     }
 }
 
-/* the baseline rows under the cells' table: random real images, then the full-data probe */
-static void md_baseline_rows(report *rp) {
+/* the baseline rows under the cells' table: random real images, then the full-data probe; extra:
+   the learned-scalar columns they have no value in */
+static void md_baseline_rows(report *rp, int extra) {
     for (int which = 0; which < 2; which++)
         for (int i = 0; i < rp->nb; i++) {
             stat2 s = which == 0 ? rp->bcells[i].random : rp->bcells[i].full;
@@ -899,13 +910,15 @@ static void md_baseline_rows(report *rp) {
             clpdd_sb_printf(&rp->md, " %d |", s.n);
             pct(&rp->md, s, 0);
             if (rp->groups) pct(&rp->md, w, 0);
-            clpdd_sb_printf(&rp->md, " - | - | - |\n");
+            clpdd_sb_printf(&rp->md, " - | - | - |");
+            for (int k = 0; k < extra; k++) clpdd_sb_printf(&rp->md, " - |");
+            clpdd_sb_printf(&rp->md, "\n");
         }
 }
 
 /* the nearest real images of each cell's distilled sets ([eval] baseline_neighbors): a baseline of
    the cell itself, so its row names every key of the cell; the number of rows written */
-static int md_neighbor_rows(report *rp) {
+static int md_neighbor_rows(report *rp, int extra) {
     int rows = 0;
     for (int i = 0; i < rp->nc; i++) {
         const cell *cl = &rp->cells[i];
@@ -916,7 +929,9 @@ static int md_neighbor_rows(report *rp) {
         clpdd_sb_printf(&rp->md, " %d |", cl->nb.n);
         pct(&rp->md, cl->nb, 0);
         if (rp->groups) pct(&rp->md, cl->nworst, 0);
-        clpdd_sb_printf(&rp->md, " - | - | - |\n");
+        clpdd_sb_printf(&rp->md, " - | - | - |");
+        for (int k = 0; k < extra; k++) clpdd_sb_printf(&rp->md, " - |");
+        clpdd_sb_printf(&rp->md, "\n");
         rows++;
     }
     return rows;
@@ -931,12 +946,13 @@ static void md_cells(report *rp) {
     int ba = best(cells, nc, offsetof(cell, acc), 1), bd = best(cells, nc, offsetof(cell, diag), 1);
     int bm = best(cells, nc, offsetof(cell, ms), 0), br = best(cells, nc, offsetof(cell, rss), 0);
     int bw = best(cells, nc, offsetof(cell, worst), 1);
+    int lt = any_learned(cells, nc, offsetof(cell, tau)), ll = any_learned(cells, nc, offsetof(cell, lambda));
     clpdd_sb_printf(md, "| row |");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", label_of(rp->ckeys[k], rp->ckeys, rp->nck, lab, sizeof lab));
-    clpdd_sb_printf(md, " runs | accuracy %% |%s solver classifier %% | ms/step | peak RSS MB |\n|---|",
-                    rp->groups ? " worst group % |" : "");
+    clpdd_sb_printf(md, " runs | accuracy %% |%s solver classifier %% | ms/step | peak RSS MB |%s%s\n|---|",
+                    rp->groups ? " worst group % |" : "", lt ? " learned temperature |" : "", ll ? " learned lambda |" : "");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, "---|");
-    clpdd_sb_printf(md, "---|---|---|---|---|%s\n", rp->groups ? "---|" : "");
+    clpdd_sb_printf(md, "---|---|---|---|---|%s%s%s\n", rp->groups ? "---|" : "", lt ? "---|" : "", ll ? "---|" : "");
     for (int i = 0; i < nc; i++) {
         const run *r = &rp->c.runs[cells[i].runs[0]];
         clpdd_sb_printf(md, "| distilled |");
@@ -949,10 +965,12 @@ static void md_cells(report *rp) {
         pct(md, d, i == bd);
         plain(md, cells[i].ms, "%.2f", i == bm);
         plain(md, cells[i].rss, "%.0f", i == br);
+        if (lt) plain(md, cells[i].tau, "%.4g", 0);
+        if (ll) plain(md, cells[i].lambda, "%.4g", 0);
         clpdd_sb_printf(md, "\n");
     }
-    md_baseline_rows(rp);
-    int neighbors = md_neighbor_rows(rp);
+    md_baseline_rows(rp, lt + ll);
+    int neighbors = md_neighbor_rows(rp, lt + ll);
     clpdd_sb_printf(md, "\nBaseline rows: the same probe on ipc random real training images per class (a fresh draw "
                         "per probe seed) and on every real training feature; mean ± std over the runs%s (a row's "
                         "runs all report it; `·`: the key does not change it).",

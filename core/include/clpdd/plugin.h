@@ -33,11 +33,14 @@ extern "C" {
    minor 2: clpdd_plugin.key_default, ops added at the end of clpdd_ops (batched convolution);
    minor 3: ops added at the end of clpdd_ops (set_precision, fused attention, gather_rows_f16);
    minor 4 (ABI 1.4: host cfg_enum; ops precision query): clpdd_host.cfg_enum added at the end
-   of clpdd_host, an op added at the end of clpdd_ops.
+   of clpdd_host, an op added at the end of clpdd_ops;
+   minor 5 (ABI 1.5: learned scalars): key type CLPDD_KEY_LEARNABLE, clpdd_host.cfg_learn added at
+   the end of clpdd_host, learned/set_learned added at the end of clpdd_solver_vt and
+   clpdd_loss_vt (the core reads them only from plugins whose descriptor says minor >= 5).
    The core fills every member of the host it hands out, so a plugin built for an older minor
    loads unchanged; a plugin reads a member added after its own minor only when the host's
    abi_minor says it is there. */
-#define CLPDD_ABI_MINOR 4
+#define CLPDD_ABI_MINOR 5
 #define CLPDD_PLUGIN_ENTRY_SYMBOL "clpdd_plugin_entry"
 #define CLPDD_RANDOM_WEIGHTS "random" /* host->weights_open: random tensors, no file */
 
@@ -62,6 +65,11 @@ typedef enum {
     CLPDD_KEY_STRING = 3, /* any text (a path, a name) */
     CLPDD_KEY_ENUM = 4,   /* one of `choices`, written "a|b|c" */
     CLPDD_KEY_FLOATS = 5, /* comma-separated finite reals, 1..16 of them */
+    /* ABI >= 1.5: a finite real in [min, max] (fixed), or `learn` (learned from the key's default)
+       or `learn:<value>` (learned from value > 0): the core optimises log(value) jointly with the
+       pixels (docs/design.md §1, learned scalars). cfg_float gives the fixed or initial value,
+       cfg_learn says whether it is learned; the plugin reports it through its vtable's learned(). */
+    CLPDD_KEY_LEARNABLE = 6,
     CLPDD_KEY_TYPE_COUNT
 } clpdd_key_type;
 
@@ -133,7 +141,17 @@ struct clpdd_host {
     /* ABI ≥ 1.4 (h->abi_minor ≥ 4): an ENUM key's value as its index in the key's `choices`
        ("a|b|c": b is 1), for a plugin to switch on its own enum in the choices' order */
     int (*cfg_enum)(const clpdd_host *h, const clpdd_section *s, const char *key);
+
+    /* ABI >= 1.5 (h->abi_minor >= 5): 1 when a LEARNABLE key is `learn` or `learn:<value>` */
+    int (*cfg_learn)(const clpdd_host *h, const clpdd_section *s, const char *key);
 };
+
+/* ABI >= 1.5: a scalar the core learns for a plugin (a LEARNABLE key set to `learn`), in log space */
+typedef struct clpdd_learned {
+    const char *key;  /* the LEARNABLE key's name, "lambda" */
+    double value;     /* its value now (> 0) */
+    double grad_log;  /* ∂L/∂log(value) of the last backward (solver) / forward (loss) */
+} clpdd_learned;
 
 /* ---- backbone: images (n, c, H, W), normalised → features (n, d) ---- */
 typedef struct clpdd_backbone_info {
@@ -181,6 +199,11 @@ typedef struct clpdd_solver_vt {
     /* dphi_s (m, d) =, and dY_s (m, C) = when not NULL, after the last forward/objective;
        dZ (n, C) for predictive solvers, NULL for objective ones */
     int (*backward)(void *self, float *dphi_s, float *dY_s, const float *dZ);
+    /* ABI >= 1.5, optional (NULL: learns nothing). The scalars this instance learns (0 when none):
+       up to max of them into out, the count returned; grad_log from the last backward */
+    int (*learned)(void *self, clpdd_learned *out, int max);
+    /* sets learned scalar i to value (> 0) for the next forward */
+    void (*set_learned)(void *self, int i, double value);
 } clpdd_solver_vt;
 
 /* ---- loss: the outer objective on the real batch ---- */
@@ -192,6 +215,9 @@ typedef struct clpdd_loss_vt {
     int (*encode_labels)(void *self, float *Y, const int32_t *y, int m);
     /* *L (host) = loss(Z (n, C), y (n)); dZ (n, C) = ∂L/∂Z */
     int (*forward)(void *self, float *L, float *dZ, const float *Z, const int32_t *y, int n);
+    /* ABI >= 1.5, optional: as clpdd_solver_vt's; grad_log from the last forward */
+    int (*learned)(void *self, clpdd_learned *out, int max);
+    void (*set_learned)(void *self, int i, double value);
 } clpdd_loss_vt;
 
 /* ---- the descriptor ---- */

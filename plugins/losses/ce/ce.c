@@ -1,6 +1,8 @@
 /* ce: temperature-scaled softmax cross-entropy, the CLP-DD outer loss.
  *   L = mean_i −log softmax(Z_i/τ)[y_i];   dZ = (softmax(Z/τ) − onehot(y_i))/(n·τ)
- * Legend: n real batch, C classes. Support labels: plain one-hot (encode_labels NULL). */
+ * Legend: n real batch, C classes. Support labels: plain one-hot (encode_labels NULL).
+ * temperature = learn (ABI 1.5): ∂L/∂log τ = −⟨dZ, Z⟩ (Z/τ is what the softmax sees, so
+ * ∂L/∂τ = ⟨τ·dZ, −Z/τ²⟩), one dot after the op; the core runs Adam on log τ (docs/design.md §1). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -9,13 +11,16 @@
 typedef struct ce {
     const clpdd_host *h;
     float inv_tau;
+    double tau;       /* the temperature now (learned: set by the core) */
+    int learn;        /* temperature = learn */
+    double grad_log;  /* ∂L/∂log τ of the last forward */
     int C, n_max;
     float *loss_rows; /* (n_max) */
 } ce;
 
 static const clpdd_key ce_keys[] = {
-    {/* .name = */ "temperature", /* .type = */ CLPDD_KEY_FLOAT, /* .default_value = */ "0.1",
-     /* .help = */ "softmax temperature tau in CE(softmax(Z/tau), y); ridge predictions live on the one-hot scale, so tau < 1 sharpens them",
+    {/* .name = */ "temperature", /* .type = */ CLPDD_KEY_LEARNABLE, /* .default_value = */ "0.1",
+     /* .help = */ "softmax temperature tau in CE(softmax(Z/tau), y); ridge predictions live on the one-hot scale, so tau < 1 sharpens them; learn or learn:<init> optimises log tau with the pixels",
      /* .min = */ 1e-6, /* .max = */ 1e6, /* .choices = */ NULL},
 };
 
@@ -25,7 +30,9 @@ static int ce_create(const clpdd_host *h, const clpdd_section *cfg, int C, int n
     self->h = h;
     self->C = C;
     self->n_max = n_max;
-    self->inv_tau = (float)(1.0 / h->cfg_float(h, cfg, "temperature"));
+    self->tau = h->cfg_float(h, cfg, "temperature");
+    self->inv_tau = (float)(1.0 / self->tau);
+    self->learn = h->abi_minor >= 5 && h->cfg_learn(h, cfg, "temperature");
     self->loss_rows = h->alloc(h, (size_t)n_max * sizeof(float));
     if (!self->loss_rows) {
         free(self);
@@ -53,7 +60,22 @@ static int ce_forward(void *p, float *L, float *dZ, const float *Z, const int32_
                               1.0 / self->inv_tau),
                -1;
     *L = (float)(total / n);
+    if (self->learn) self->grad_log = -ops->dot(dZ, Z, (size_t)n * self->C);
     return 0;
+}
+
+static int ce_learned(void *p, clpdd_learned *out, int max) {
+    ce *self = p;
+    if (!self->learn) return 0;
+    if (max > 0) out[0] = (clpdd_learned){"temperature", self->tau, self->grad_log};
+    return 1;
+}
+
+static void ce_set_learned(void *p, int i, double value) {
+    ce *self = p;
+    if (i != 0) return;
+    self->tau = value;
+    self->inv_tau = (float)(1.0 / value);
 }
 
 static const clpdd_loss_vt ce_vt = {
@@ -61,11 +83,13 @@ static const clpdd_loss_vt ce_vt = {
     /* .destroy = */ ce_destroy,
     /* .encode_labels = */ NULL,
     /* .forward = */ ce_forward,
+    /* .learned = */ ce_learned,
+    /* .set_learned = */ ce_set_learned,
 };
 
 static const clpdd_plugin ce_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
+    /* .abi_minor = */ 5, /* a LEARNABLE key and learned/set_learned (ABI 1.5); only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_LOSS,
     /* .name = */ "ce",
     /* .version = */ "1.0.0",

@@ -69,6 +69,8 @@ static const clpdd_loss_vt mse_vt = {
     /* .destroy = */ mse_destroy,
     /* .encode_labels = */ mse_encode,
     /* .forward = */ mse_forward,
+    /* .learned = */ NULL, /* learns nothing (ABI 1.5 members; the core reads them from minor >= 5 only) */
+    /* .set_learned = */ NULL,
 };
 
 static const clpdd_plugin mse_plugin = {
@@ -77,7 +79,7 @@ static const clpdd_plugin mse_plugin = {
     /* .kind = */ CLPDD_KIND_LOSS,
     /* .name = */ "mse",
     /* .version = */ "1.0.0",
-    /* .summary = */ "KIP-style mean squared error against (centred) one-hot targets",
+    /* .summary = */ "KIP-style mean squared error against (centred) one-hot targets (no learnable keys)",
     /* .keys = */ mse_keys,
     /* .n_keys = */ (int)(sizeof mse_keys / sizeof mse_keys[0]),
     /* .vtable = */ &mse_vt,

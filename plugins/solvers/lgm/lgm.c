@@ -182,6 +182,8 @@ static const clpdd_solver_vt lgm_vt = {
     /* .forward = */ NULL,
     /* .objective = */ lgm_objective,
     /* .backward = */ lgm_backward,
+    /* .learned = */ NULL, /* learns nothing (ABI 1.5 members; the core reads them from minor >= 5 only) */
+    /* .set_learned = */ NULL,
 };
 
 static const clpdd_plugin lgm_plugin = {

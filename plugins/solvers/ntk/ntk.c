@@ -75,6 +75,9 @@ typedef struct ntk {
     const float *phi_s, *phi_b; /* (m, d), (n, d): the caller's */
     int n;
     float lambda_eff;
+    int learn;       /* lambda = learn (ABI 1.5) */
+    double lambda_learned; /* learn: the value in double (lambda is its float) */
+    double grad_log; /* ∂L/∂log λ of the last backward: λ_eff·∂L/∂λ_eff in both modes */
     /* device buffers */
     float *gss;  /* (m, m)      Φ_sΦ_sᵀ, then Θ_ss (kept to retry with jitter), then dΘ_ss / S in backward */
     float *sys;  /* (m, m)      Θ_ss + λ_eff I, factored in place */
@@ -104,7 +107,8 @@ static const clpdd_key ntk_keys[] = {
     {"w_var", CLPDD_KEY_FLOAT, "2", "sigma_w^2, weight variance (NTK parameterisation; 2 keeps ReLU variances stable)", 1e-6,
      1e3, NULL},
     {"b_var", CLPDD_KEY_FLOAT, "0.01", "sigma_b^2, bias variance", 0, 1e3, NULL},
-    {"lambda", CLPDD_KEY_FLOAT, "0.3", "ridge regulariser; relative mode multiplies it by tr(Theta_ss)/m", 0, 1e12, NULL},
+    {"lambda", CLPDD_KEY_LEARNABLE, "0.3",
+     "ridge regulariser; relative mode multiplies it by tr(Theta_ss)/m; learn or learn:<init> optimises log lambda with the pixels (a learned lambda that needs jitter is an error)", 0, 1e12, NULL},
     {"lambda_mode", CLPDD_KEY_ENUM, "relative", "relative: lambda*tr(Theta_ss)/m (KIP/FRePo/RFAD); absolute: lambda", 1, 0,
      "relative|absolute"},
 };
@@ -235,6 +239,8 @@ static int ntk_create(const clpdd_host *h, const clpdd_section *cfg, const clpdd
     s->n_max = dims->n_max;
     s->relative = h->cfg_enum(h, cfg, "lambda_mode") == NTK_LAMBDA_RELATIVE;
     s->lambda = (float)h->cfg_float(h, cfg, "lambda");
+    s->learn = h->abi_minor >= 5 && h->cfg_learn(h, cfg, "lambda");
+    s->lambda_learned = h->cfg_float(h, cfg, "lambda");
     kernel_init(&s->k, h->cfg_float(h, cfg, "w_var"), h->cfg_float(h, cfg, "b_var"), (int)h->cfg_int(h, cfg, "depth"));
     if (s->lambda == 0) h->warn(h, "ntk: lambda = 0: duplicate synthetic points make Theta_ss singular; expect jitter");
     size_t m = (size_t)s->m, d = (size_t)s->d, C = (size_t)s->C, nm = (size_t)s->n_max;
@@ -280,6 +286,10 @@ static int factor(ntk *s, double trace) {
                     m, m, scale * 0.1, trace);
         return -1;
     }
+    if (attempt > 0 && s->learn) /* the jitter is not differentiated: the λ gradient would be wrong */
+        return s->h->error(s->h, "ntk: learned lambda = %.6g (lambda_eff %.3g) left Theta_ss not positive definite (jitter %.3g needed), so its gradient would be wrong: raise [distill] learn_prior's pull (a smaller std) or start lambda higher",
+                           (double)s->lambda, s->lambda_eff, jitter),
+               -1;
     if (attempt > 0 && !s->warned_jitter) {
         s->warned_jitter = 1;
         s->h->warn(s->h, "ntk: Theta_ss not positive definite; added jitter %.3g (lambda_eff %.3g); warned once", jitter,
@@ -358,6 +368,7 @@ static int ntk_backward(void *p, float *dphi_s, float *dY, const float *dZ) {
     ops->gemm(1, 0, m, C, n, 1.0f, s->tbs, m, dZ, C, 0.0f, s->G, C);        /* Θ_bsᵀ dZ (m, C) */
     ops->potrs(s->sys, m, m, s->G, C, C);                                  /* G (m, C) */
     double dlam = -ops->dot(s->G, s->A, (size_t)m * C);
+    s->grad_log = (double)s->lambda_eff * dlam; /* λ_eff ∝ λ in both modes: ∂λ_eff/∂log λ = λ_eff */
     if (dY) ops->copy(dY, s->G, (size_t)m * C * sizeof(float));
     ops->gemm(0, 1, n, m, C, 1.0f, dZ, C, s->A, C, 0.0f, s->gbs, m);        /* dΘ_bs = dZ Aᵀ (n, m) */
     ops->gemm(0, 1, m, m, C, -1.0f, s->G, C, s->A, C, 0.0f, s->gss, m);     /* dΘ_ss = −G Aᵀ (m, m) */
@@ -402,17 +413,33 @@ static int ntk_backward(void *p, float *dphi_s, float *dY, const float *dZ) {
     return 0;
 }
 
+static int ntk_learned(void *p, clpdd_learned *out, int max) {
+    const ntk *s = p;
+    if (!s->learn) return 0;
+    if (max > 0) out[0] = (clpdd_learned){"lambda", s->lambda_learned, s->grad_log};
+    return 1;
+}
+
+static void ntk_set_learned(void *p, int i, double value) {
+    ntk *s = p;
+    if (i != 0) return;
+    s->lambda_learned = value;
+    s->lambda = (float)value;
+}
+
 static const clpdd_solver_vt ntk_vt = {
     /* .create = */ ntk_create,
     /* .destroy = */ ntk_destroy,
     /* .forward = */ ntk_forward,
     /* .objective = */ NULL,
     /* .backward = */ ntk_backward,
+    /* .learned = */ ntk_learned,
+    /* .set_learned = */ ntk_set_learned,
 };
 
 static const clpdd_plugin ntk_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 4, /* host cfg_enum (ABI 1.4); only the ABI 1.0 ops */
+    /* .abi_minor = */ 5, /* host cfg_enum (1.4), a LEARNABLE key and learned/set_learned (1.5); only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "ntk",
     /* .version = */ "1.0.0",

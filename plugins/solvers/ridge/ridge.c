@@ -12,6 +12,7 @@
  *   dual:   dA = Φ̃ dW̃; G = (K + λ_eff I)⁻¹ dA; dΦ̃ = A dW̃ᵀ − (G Aᵀ + A Gᵀ) Φ̃; dλ_eff = −⟨G, A⟩; dY = G
  *   primal: H = (M + λ_eff I)⁻¹ dW̃; dΦ̃ = Y Hᵀ − Φ̃ (H W̃ᵀ + W̃ Hᵀ); dλ_eff = −⟨H, W̃⟩; dY = Φ̃ H
  *   relative: dΦ̃ += dλ_eff · (2λ/m) · Φ̃
+ *   lambda = learn (ABI 1.5): ∂L/∂log λ = λ_eff·dλ_eff (relative and absolute alike)
  * and dΦ_s is dΦ̃ without its bias column. The jitter added after a failed factorisation is a
  * constant (not differentiated).
  *
@@ -35,6 +36,9 @@ typedef struct ridge {
     const float *phi_b, *Y; /* (n, d), (m, C): the caller's */
     int n;
     float lambda_eff;
+    int learn;       /* lambda = learn (ABI 1.5) */
+    double lambda_learned; /* learn: the value in double (lambda is its float) */
+    double grad_log; /* ∂L/∂log λ of the last backward: λ_eff·∂L/∂λ_eff in both modes */
     /* buffers */
     float *phit;  /* (m, d')   Φ̃ */
     float *sys;   /* (s, s)    K + λI or M + λI, factored in place; s = m (dual) or d' (primal) */
@@ -55,8 +59,8 @@ enum { RIDGE_LAMBDA_RELATIVE = 0, RIDGE_LAMBDA_ABSOLUTE };
 enum { RIDGE_FORM_AUTO = 0, RIDGE_FORM_DUAL, RIDGE_FORM_PRIMAL };
 
 static const clpdd_key ridge_keys[] = {
-    {"lambda", CLPDD_KEY_FLOAT, "0.3",
-     "ridge regulariser; relative mode multiplies it by tr(K)/m (0.3 transferred best to a probe in results/lambda-sweep)",
+    {"lambda", CLPDD_KEY_LEARNABLE, "0.3",
+     "ridge regulariser; relative mode multiplies it by tr(K)/m (0.3 transferred best to a probe in results/lambda-sweep); learn or learn:<init> optimises log lambda with the pixels (a learned lambda that needs jitter is an error)",
      0, 1e12, NULL},
     {"lambda_mode", CLPDD_KEY_ENUM, "relative", "relative: lambda*tr(K)/m (KIP/FRePo/RFAD); absolute: lambda", 1, 0,
      "relative|absolute"},
@@ -94,6 +98,8 @@ static int ridge_create(const clpdd_host *h, const clpdd_section *cfg, const clp
     r->dp = r->d + r->bias;
     r->relative = h->cfg_enum(h, cfg, "lambda_mode") == RIDGE_LAMBDA_RELATIVE;
     r->lambda = (float)h->cfg_float(h, cfg, "lambda");
+    r->learn = h->abi_minor >= 5 && h->cfg_learn(h, cfg, "lambda");
+    r->lambda_learned = h->cfg_float(h, cfg, "lambda");
     r->beta = (float)h->cfg_float(h, cfg, "bias_scale");
     const int form = h->cfg_enum(h, cfg, "form");
     r->primal = form == RIDGE_FORM_PRIMAL || (form == RIDGE_FORM_AUTO && r->m > r->dp);
@@ -135,6 +141,10 @@ static int factor(ridge *r, int s, float trace) {
                     r->primal ? "primal" : "dual", s, s, scale * 0.1, trace);
         return -1;
     }
+    if (attempt > 0 && r->learn) /* the jitter is not differentiated: the λ gradient would be wrong */
+        return r->h->error(r->h, "ridge: learned lambda = %.6g (lambda_eff %.3g) left the %s system not positive definite (jitter %.3g needed), so its gradient would be wrong: raise [distill] learn_prior's pull (a smaller std) or start lambda higher",
+                           (double)r->lambda, r->lambda_eff, r->primal ? "primal" : "dual", jitter),
+               -1;
     if (attempt > 0 && !r->warned_jitter) {
         r->warned_jitter = 1;
         r->h->warn(r->h, "ridge: %s system not positive definite; added jitter %.3g (lambda_eff %.3g); warned once",
@@ -211,11 +221,26 @@ static int ridge_backward(void *p, float *dphi_s, float *dY, const float *dZ) {
         dlam = -ops->dot(r->G, r->W, (size_t)dp * C);
         if (dY) ops->gemm(0, 0, m, C, dp, 1.0f, r->phit, dp, r->G, C, 0.0f, dY, C);
     }
+    r->grad_log = (double)r->lambda_eff * dlam; /* λ_eff ∝ λ in both modes: ∂λ_eff/∂log λ = λ_eff */
     if (r->relative) ops->axpy(r->dphit, (float)(dlam * 2.0 * r->lambda / m), r->phit, (size_t)m * dp);
     ops->copy2d(dphi_s, (size_t)d, r->dphit, (size_t)dp, (size_t)m, (size_t)d);
     if (!ops->all_finite(dphi_s, (size_t)m * d))
         return r->h->error(r->h, "ridge: gradient is not finite (lambda_eff %g): increase lambda?", r->lambda_eff), -1;
     return 0;
+}
+
+static int ridge_learned(void *p, clpdd_learned *out, int max) {
+    const ridge *r = p;
+    if (!r->learn) return 0;
+    if (max > 0) out[0] = (clpdd_learned){"lambda", r->lambda_learned, r->grad_log};
+    return 1;
+}
+
+static void ridge_set_learned(void *p, int i, double value) {
+    ridge *r = p;
+    if (i != 0) return;
+    r->lambda_learned = value;
+    r->lambda = (float)value;
 }
 
 static const clpdd_solver_vt ridge_vt = {
@@ -224,11 +249,13 @@ static const clpdd_solver_vt ridge_vt = {
     /* .forward = */ ridge_forward,
     /* .objective = */ NULL,
     /* .backward = */ ridge_backward,
+    /* .learned = */ ridge_learned,
+    /* .set_learned = */ ridge_set_learned,
 };
 
 static const clpdd_plugin ridge_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 4, /* host cfg_enum (ABI 1.4); only the ABI 1.0 ops */
+    /* .abi_minor = */ 5, /* host cfg_enum (1.4), a LEARNABLE key and learned/set_learned (1.5); only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "ridge",
     /* .version = */ "1.0.0",

@@ -248,6 +248,8 @@ static const clpdd_solver_vt unrolled_vt = {
     /* .forward = */ unrolled_forward,
     /* .objective = */ NULL,
     /* .backward = */ unrolled_backward,
+    /* .learned = */ NULL, /* learns nothing (ABI 1.5 members; the core reads them from minor >= 5 only) */
+    /* .set_learned = */ NULL,
 };
 
 static const clpdd_plugin unrolled_plugin = {
