@@ -307,7 +307,8 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
                                 r->n, r->d, r->C, r->ms_median, r->ms_min, r->ms_max, r->peak_bytes, r->flop / 1e9, tf, rate[k], frac, xts,
                                 xms, r->read_ms_median);
             }
-    clpdd_sb_printf(md, "\nThe paper's claims, measured here (LGM+DSA / CLP-DD; the paper: ~14× the time, > 8× the memory):\n\n");
+    if (find(rows, nrows, "clpdd", a->ipc[0], a->prec[0]) && find(rows, nrows, "lgm-dsa", a->ipc[0], a->prec[0]))
+        clpdd_sb_printf(md, "\nThe paper's claims, measured here (LGM+DSA / CLP-DD; the paper: ~14× the time, > 8× the memory):\n\n");
     for (int k = 0; k < a->nprec; k++)
         for (int q = 0; q < a->nipc; q++) {
             const row *c = find(rows, nrows, "clpdd", a->ipc[q], a->prec[k]), *l = find(rows, nrows, "lgm-dsa", a->ipc[q], a->prec[k]);
