@@ -334,5 +334,5 @@ Test(prefetch, image_folder_dsa_run_and_its_resume_are_bit_identical_with_and_wi
     }
     cr_expect_eq(thread_count(), threads, "no prefetch thread left behind");
     free(rows_sync), free(rows_pre);
-    if (!getenv("KEEP")) remove_tree(tmp);
+    remove_tree(tmp);
 }
