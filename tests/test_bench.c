@@ -102,7 +102,7 @@ Test(bench, memory_only_is_the_stepped_peak) {
             clpdd_experiment x;
             clpdd_err e = {{0}};
             cr_assert_eq(clpdd_experiment_load_memory(&x, ini[i], "<test>", NULL, 0, &dirs, &e), 0, "%s", e.msg);
-            clpdd_bench_opts bo = {2, 0, 5, 36, mem};
+            clpdd_bench_opts bo = {2, 0, 5, 36, mem, 0};
             clpdd_run_opts ro = {.ops = cpu, .quiet = 1};
             clpdd_bench_result r;
             cr_assert_eq(clpdd_run_bench(&x, &ro, &bo, &r, &e), 0, "%s", e.msg);
@@ -112,6 +112,41 @@ Test(bench, memory_only_is_the_stepped_peak) {
         cr_expect_eq(peak[0], peak[1], "%s: stepped peak %zu bytes, memory-only %zu", i ? "lgm-dsa" : "clpdd", peak[0], peak[1]);
     }
     clpdd_plugin_dirs_free(&dirs);
+}
+
+/* --jpeg: LGM + DSA reads generated JPEG files (with and without [data] prefetch), waits for them
+   a measurable time, and the temporary folder is gone afterwards */
+Test(bench, jpeg_folder_is_read_and_removed) {
+    char tmp[] = "/tmp/clpdd-test-bench-jpeg-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmp));
+    const char *was = getenv("TMPDIR");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("TMPDIR", tmp, 1);
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    for (int prefetch = 0; prefetch < 2; prefetch++) {
+        char ini[512];
+        snprintf(ini, sizeof ini,
+                 "[data]\nprefetch = %s\nworkers = 2\n[backbone]\nname = vit\nvariant = vit\nweights = random\nimage_size = 16\n"
+                 "patch = 8\ndim = 16\ndepth = 1\nheads = 2\n[solver]\nname = lgm\n[distill]\nipc = 1\nreal_batch = 24\n"
+                 "augment = dsa\naugs_per_batch = 2\n",
+                 prefetch ? "true" : "false");
+        clpdd_experiment x;
+        clpdd_err e = {{0}};
+        cr_assert_eq(clpdd_experiment_load_memory(&x, ini, "<test>", NULL, 0, &dirs, &e), 0, "%s", e.msg);
+        clpdd_bench_opts bo = {3, 1, 4, 16, 0, 1};
+        clpdd_run_opts ro = {.ops = clpdd_ops_cpu(), .quiet = 1};
+        clpdd_bench_result r;
+        cr_assert_eq(clpdd_run_bench(&x, &ro, &bo, &r, &e), 0, "%s", e.msg);
+        cr_expect(r.read_ms_median > 0 && r.read_ms_median <= r.ms_max, "prefetch %d: waited %g ms of a %g ms step", prefetch,
+                  r.read_ms_median, r.ms_median);
+        cr_expect_eq(r.n, 24);
+        clpdd_experiment_free(&x);
+    }
+    clpdd_plugin_dirs_free(&dirs);
+    if (saved) setenv("TMPDIR", saved, 1), free(saved);
+    else unsetenv("TMPDIR");
+    cr_expect_eq(rmdir(tmp), 0, "the generated folders are removed (%s empty)", tmp);
 }
 
 Test(bench, usage_errors) {

@@ -7,19 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_images.h"
 #include "bench/flop_count.h"
 #include "distill/loop.h"
 #include "eval/run_data.h"
 
-/* random images (on demand) as the training split and random features as the distillation
-   targets, N = max(real_batch, C·(ipc + 1)) rows: no files, no extraction; the step then costs
-   what it costs on real data */
-static int bench_data(clpdd_run_data *r, const clpdd_bench_opts *b, clpdd_err *e) {
+/* random images (on demand; b->jpeg: generated JPEG files in a temporary image folder, removed by
+   the caller) as the training split and random features as the distillation targets,
+   N = max(real_batch, C·(ipc + 1)) rows: no extraction; the step then costs what it costs on real
+   data */
+static int bench_data(clpdd_run_data *r, const clpdd_bench_opts *b, clpdd_bench_folder *folder, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     if (b->classes < 1) return clpdd_err_set(e, "bench: classes = %d; expected >= 1", b->classes);
     int side = b->image_size > 0 ? b->image_size : x->crop > 0 ? x->crop : r->bb.info.height;
     int C = b->classes, N = x->real_batch > C * (x->ipc + 1) ? x->real_batch : C * (x->ipc + 1), d = r->d;
-    clpdd_dataset_random(&r->train, N, r->bb.info.channels, side, side, C, x->seed + 17);
+    if (b->jpeg) {
+        if (clpdd_bench_folder_make(folder, &r->train, N, r->bb.info.channels, side, C, x->workers, x->seed + 17, e)) return -1;
+    } else {
+        clpdd_dataset_random(&r->train, N, r->bb.info.channels, side, side, C, x->seed + 17);
+    }
     r->C = C, r->c = r->train.c, r->H = r->W = side, r->px = (size_t)r->c * side * side;
     r->N = N, r->nv = 0;
     r->target_rows = clpdd_xmalloc((size_t)N * sizeof(int));
@@ -70,10 +76,11 @@ int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd
     const clpdd_ops *inner = opts->ops;
     clpdd_run_data r;
     clpdd_loop l;
+    clpdd_bench_folder folder = {{0}};
     memset(&l, 0, sizeof l);
     /* the whole run on the counting view: the counter is read around one step only */
     int rc = clpdd_run_data_open(&r, x, clpdd_ops_counting(inner), "bench", 1, e);
-    if (rc == 0) rc = bench_data(&r, b, e);
+    if (rc == 0) rc = bench_data(&r, b, &folder, e);
     if (rc == 0) rc = clpdd_loop_setup(&l, &r, 1, e);
     /* memory_only: every tensor is allocated by now (ops never allocate, plugins at create) */
     if (rc == 0 && !b->memory_only) rc = bench_steps(&l, b, res, e);
@@ -86,5 +93,6 @@ int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd
     }
     clpdd_loop_free(&l);
     clpdd_run_data_free(&r);
+    clpdd_bench_folder_remove(&folder);
     return rc ? -1 : 0;
 }

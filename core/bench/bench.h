@@ -1,6 +1,6 @@
 /* clpdd bench (core/cli/bench_cmd.c): the experiment's distillation step (core/distill/loop.h),
- * timed on random images and random real features (no dataset, no extraction; with [backbone]
- * weights = random no checkpoint either). warmup untimed steps, then `steps` timed ones, each
+ * timed on random images (or, --jpeg, generated JPEG files) and random real features (no dataset, no
+ * extraction; with [backbone] weights = random no checkpoint either). warmup untimed steps, then `steps` timed ones, each
  * synchronised. */
 #ifndef CLPDD_BENCH_H
 #define CLPDD_BENCH_H
@@ -14,11 +14,13 @@ typedef struct clpdd_bench_opts {
     int memory_only; /* set everything up, run no step: the peak is already reached (ops never
                         allocate; plugins allocate at create / tape_create), so the memory of a
                         shape too large to time on this machine can still be measured */
+    int jpeg;       /* the real images as a temporary folder of generated JPEGs (core/bench/bench_images.h),
+                       decoded in the step as an image folder's: DSA's read share, [data] prefetch */
 } clpdd_bench_opts;
 
 typedef struct clpdd_bench_result {
     double ms_median, ms_min, ms_max; /* per timed step */
-    double read_ms_median;            /* of which DSA's real images: host read + copy to the device */
+    double read_ms_median;            /* of which DSA waited for its real images (a read, or the prefetch) + the copy to the device */
     double flop;                      /* matrix FLOPs of one step, counted (core/bench/flop_count.h) */
     size_t peak_bytes;                /* high-water mark of every tensor the run allocated through the host */
     int m, me, n, d, C, N;            /* synthetic images, encoded per step (m·augs), real batch, ... */

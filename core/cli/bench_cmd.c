@@ -61,15 +61,19 @@ static const preset presets[] = {
 typedef struct method {
     const char *name, *ini;
     int dsa;
+    int sync_read; /* [data] prefetch = false; only when asked for (--methods), not in the default "all" */
 } method;
 
 static const method methods[] = {
-    {"clpdd", "[solver]\nname = ridge\nlambda = 0.3\nlambda_mode = relative\n[loss]\nname = ce\ntemperature = 0.1\n", 0},
-    {"ridge-mse", "[solver]\nname = ridge\nlambda = 0.3\nlambda_mode = relative\n[loss]\nname = mse\n", 0},
-    {"ntk", "[solver]\nname = ntk\n[loss]\nname = ce\ntemperature = 0.1\n", 0},
-    {"unrolled", "[solver]\nname = unrolled\n[loss]\nname = ce\ntemperature = 0.1\n", 0},
-    {"lgm", "[solver]\nname = lgm\nhead_std = 0.01\nheads = 1\nbias = true\n", 0},
-    {"lgm-dsa", "[solver]\nname = lgm\nhead_std = 0.01\nheads = 1\nbias = true\n", 1},
+    {"clpdd", "[solver]\nname = ridge\nlambda = 0.3\nlambda_mode = relative\n[loss]\nname = ce\ntemperature = 0.1\n", 0, 0},
+    {"ridge-mse", "[solver]\nname = ridge\nlambda = 0.3\nlambda_mode = relative\n[loss]\nname = mse\n", 0, 0},
+    {"ntk", "[solver]\nname = ntk\n[loss]\nname = ce\ntemperature = 0.1\n", 0, 0},
+    {"unrolled", "[solver]\nname = unrolled\n[loss]\nname = ce\ntemperature = 0.1\n", 0, 0},
+    {"lgm", "[solver]\nname = lgm\nhead_std = 0.01\nheads = 1\nbias = true\n", 0, 0},
+    {"lgm-dsa", "[solver]\nname = lgm\nhead_std = 0.01\nheads = 1\nbias = true\n", 1, 0},
+    /* lgm-dsa reading each step's images in the step: beside lgm-dsa on --jpeg, the wait the
+       prefetch hides (docs/design.md §1) */
+    {"lgm-dsa-sync", "[solver]\nname = lgm\nhead_std = 0.01\nheads = 1\nbias = true\n", 1, 1},
 };
 #define N_METHODS ((int)(sizeof methods / sizeof methods[0]))
 
@@ -78,7 +82,7 @@ typedef struct bench_args {
     int method_on[N_METHODS];
     int prec[CLPDD_PRECISION_COUNT], nprec;
     int ipc[8], nipc;
-    int steps, warmup, gemm, quiet, memory_only;
+    int steps, warmup, gemm, quiet, memory_only, jpeg;
     const char *device, *out;
     const char *const *sets, *const *overrides; /* --set as given; the experiment's overrides (--device's too) */
     int nsets, n_overrides;
@@ -120,6 +124,7 @@ static int from_args(bench_args *a, const clpdd_args *g) {
     a->steps = (int)clpdd_args_int(g, "steps", 20), a->warmup = (int)clpdd_args_int(g, "warmup", 3);
     a->gemm = (int)clpdd_args_int(g, "gemm", 0);
     a->quiet = clpdd_args_count(g, "quiet"), a->memory_only = clpdd_args_count(g, "memory");
+    a->jpeg = clpdd_args_count(g, "jpeg");
     a->device = clpdd_args_str(g, "device");
     a->out = clpdd_args_str(g, "output") ? clpdd_args_str(g, "output") : clpdd_args_str(g, "out");
     a->sets = clpdd_args_list(g, "set", &a->nsets);
@@ -145,7 +150,7 @@ static int from_args(bench_args *a, const clpdd_args *g) {
         return -1;
     }
     if (!clpdd_args_count(g, "methods"))
-        for (int i = 0; i < N_METHODS; i++) a->method_on[i] = 1;
+        for (int i = 0; i < N_METHODS; i++) a->method_on[i] = !methods[i].sync_read;
     if (!a->nprec) a->prec[a->nprec++] = CLPDD_PRECISION_FP32;
     if (!a->nipc) a->ipc[a->nipc++] = a->pre->ipc;
     return 0;
@@ -157,7 +162,7 @@ static char *cell_ini(const preset *p, const method *m, int ipc, clpdd_precision
     clpdd_sb_printf(&b, "[experiment]\nname = bench-%s-%s\nseed = 0\ndevice = %s\nprecision = %s\n", p->name, m->name, device,
                     clpdd_precision_name(prec));
     const char *bb = !p->backbone ? vitb_backbone : !strcmp(p->backbone, "mini") ? mini_backbone : resnet20_backbone;
-    clpdd_sb_printf(&b, "[data]\nadapt = crop\n%s%s", bb, m->ini);
+    clpdd_sb_printf(&b, "[data]\nadapt = crop\n%s%s%s", m->sync_read ? "prefetch = false\n" : "", bb, m->ini);
     /* the paper's loop (experiments/paper/): LGM's pyramid from noise, every level active (the
        steady-state cost), the tape bounded by chunk = 100 images */
     clpdd_sb_printf(&b, "[distill]\nipc = %d\nreal_batch = %d\ninit = noise\nparam = pyramid\npyramid_every = 0\n"
@@ -199,6 +204,45 @@ static const row *find(const row *rows, int n, const char *method, int ipc, clpd
     for (int i = 0; i < n; i++)
         if (rows[i].ok && rows[i].ipc == ipc && rows[i].asked == p && !strcmp(rows[i].method, method)) return &rows[i];
     return NULL;
+}
+
+/* lgm-dsa beside lgm-dsa-sync: the wait for the real images with and without the prefetch */
+static void prefetch_lines(clpdd_strbuf *md, const bench_args *a, const row *rows, int nrows) {
+    if (!find(rows, nrows, "lgm-dsa-sync", a->ipc[0], a->prec[0]) || a->memory_only) return;
+    clpdd_sb_printf(md, "\nLGM + DSA's wait for its real images, with ([data] prefetch, lgm-dsa) and without (lgm-dsa-sync) "
+                        "the next batch decoded during the step:\n\n");
+    for (int k = 0; k < a->nprec; k++)
+        for (int q = 0; q < a->nipc; q++) {
+            const row *on = find(rows, nrows, "lgm-dsa", a->ipc[q], a->prec[k]), *off = find(rows, nrows, "lgm-dsa-sync", a->ipc[q], a->prec[k]);
+            if (!on || !off || a->memory_only) continue;
+            clpdd_sb_printf(md, "- %s, ipc %d: waiting for images %.2f ms (%.1f%% of %.1f ms) with the prefetch, %.2f ms (%.1f%% of "
+                                "%.1f ms) without; step time with / without %.3f\n",
+                            clpdd_precision_name(a->prec[k]), a->ipc[q], on->r.read_ms_median, 100.0 * on->r.read_ms_median / on->r.ms_median,
+                            on->r.ms_median, off->r.read_ms_median, 100.0 * off->r.read_ms_median / off->r.ms_median, off->r.ms_median,
+                            on->r.ms_median / off->r.ms_median);
+        }
+}
+
+/* the command that regenerates the table (--out aside) */
+static void command_line(clpdd_strbuf *md, const bench_args *a, int gemm_n) {
+    clpdd_sb_printf(md, "\nCommand: `clpdd bench --preset %s", a->pre->name);
+    int all = 1;
+    for (int i = 0; i < N_METHODS; i++) all &= a->method_on[i] == !methods[i].sync_read;
+    if (!all) {
+        clpdd_sb_printf(md, " --methods ");
+        for (int i = 0, first = 1; i < N_METHODS; i++)
+            if (a->method_on[i]) clpdd_sb_printf(md, "%s%s", first ? "" : ",", methods[i].name), first = 0;
+    }
+    clpdd_sb_printf(md, " --precision ");
+    for (int k = 0; k < a->nprec; k++) clpdd_sb_printf(md, "%s%s", k ? "," : "", clpdd_precision_name(a->prec[k]));
+    clpdd_sb_printf(md, " --ipc ");
+    for (int q = 0; q < a->nipc; q++) clpdd_sb_printf(md, "%s%d", q ? "," : "", a->ipc[q]);
+    if (a->jpeg) clpdd_sb_printf(md, " --jpeg");
+    if (a->memory_only) clpdd_sb_printf(md, " --memory");
+    else clpdd_sb_printf(md, " --steps %d --warmup %d --gemm %d", a->steps, a->warmup, gemm_n);
+    if (a->device) clpdd_sb_printf(md, " --device %s", a->device);
+    for (int i = 0; i < a->nsets; i++) clpdd_sb_printf(md, " --set %s", a->sets[i]);
+    clpdd_sb_printf(md, "`\n");
 }
 
 static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, const row *rows, int nrows, const double *rate,
@@ -252,7 +296,8 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
                 char xts[32] = "", xms[32] = "";
                 if (base) snprintf(xts, sizeof xts, "%.2f", xt), snprintf(xms, sizeof xms, "%.2f", xm);
                 char reads[32] = "–";
-                if (r->read_ms_median > 0) snprintf(reads, sizeof reads, "%.1f", r->read_ms_median);
+                if (r->read_ms_median > 0)
+                    snprintf(reads, sizeof reads, "%.1f (%.0f%%)", r->read_ms_median, 100.0 * r->read_ms_median / r->ms_median);
                 clpdd_sb_printf(md, "| %s | %s%s | %d | %d | %d | %d | %.1f (%.1f–%.1f) | %s | %s | %.0f | %s | %.1f | %.3f | %.2f |\n",
                                 w->method, clpdd_precision_name(w->asked), r->precision != w->asked ? " (fp32)" : "", w->ipc, r->m, r->me,
                                 r->n, r->ms_median, r->ms_min, r->ms_max, reads, xts, r->peak_bytes / 1048576.0, xms, r->flop / 1e9, tf,
@@ -262,7 +307,8 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
                                 r->n, r->d, r->C, r->ms_median, r->ms_min, r->ms_max, r->peak_bytes, r->flop / 1e9, tf, rate[k], frac, xts,
                                 xms, r->read_ms_median);
             }
-    clpdd_sb_printf(md, "\nThe paper's claims, measured here (LGM+DSA / CLP-DD; the paper: ~14× the time, > 8× the memory):\n\n");
+    if (find(rows, nrows, "clpdd", a->ipc[0], a->prec[0]) && find(rows, nrows, "lgm-dsa", a->ipc[0], a->prec[0]))
+        clpdd_sb_printf(md, "\nThe paper's claims, measured here (LGM+DSA / CLP-DD; the paper: ~14× the time, > 8× the memory):\n\n");
     for (int k = 0; k < a->nprec; k++)
         for (int q = 0; q < a->nipc; q++) {
             const row *c = find(rows, nrows, "clpdd", a->ipc[q], a->prec[k]), *l = find(rows, nrows, "lgm-dsa", a->ipc[q], a->prec[k]);
@@ -273,31 +319,19 @@ static void tables(clpdd_strbuf *md, clpdd_strbuf *csv, const bench_args *a, con
                 clpdd_sb_printf(md, "- %s, ipc %d: time %.2f×, memory %.2f×\n", clpdd_precision_name(a->prec[k]), a->ipc[q],
                                 l->r.ms_median / c->r.ms_median, (double)l->r.peak_bytes / (double)c->r.peak_bytes);
         }
+    prefetch_lines(md, a, rows, nrows);
     clpdd_sb_printf(md, "\nms/step: one optimisation step (render, real batch, encode the synthetic set (m × augs images), solver, "
-                        "loss, backward to the pixels, Adam); with DSA it includes reading the n real images on the host and "
-                        "copying them to the device (here a copy from a pool of random images: what a prefetching loader hands "
-                        "over; an image folder decodes them in the step). Peak: every tensor the run allocated (weights, features, tape, "
+                        "loss, backward to the pixels, Adam); with DSA it includes waiting for the n real images on the host and "
+                        "copying them to the device (the image-reads column, ms and %% of the step): %s. ",
+                    a->jpeg ? "here --jpeg, generated JPEG files in an image folder at the images' side, decoded on [data] workers "
+                              "threads; lgm-dsa decodes the next step's batch while the step runs ([data] prefetch), lgm-dsa-sync "
+                              "decodes each batch in its own step"
+                            : "here a copy from a pool of random images, what a prefetching loader hands over (--jpeg decodes files)");
+    clpdd_sb_printf(md, "Peak: every tensor the run allocated (weights, features, tape, "
                         "buffers), not the device's own workspaces. GFLOP/step: the matrix products (GEMM, convolution, "
                         "attention, Cholesky) counted on the op table. Random weights and images: the cost is the "
                         "architecture's, not the checkpoint's.\n");
-    /* the command that regenerates this table (--out aside) */
-    clpdd_sb_printf(md, "\nCommand: `clpdd bench --preset %s", p->name);
-    int all = 1;
-    for (int i = 0; i < N_METHODS; i++) all &= a->method_on[i];
-    if (!all) {
-        clpdd_sb_printf(md, " --methods ");
-        for (int i = 0, first = 1; i < N_METHODS; i++)
-            if (a->method_on[i]) clpdd_sb_printf(md, "%s%s", first ? "" : ",", methods[i].name), first = 0;
-    }
-    clpdd_sb_printf(md, " --precision ");
-    for (int k = 0; k < a->nprec; k++) clpdd_sb_printf(md, "%s%s", k ? "," : "", clpdd_precision_name(a->prec[k]));
-    clpdd_sb_printf(md, " --ipc ");
-    for (int q = 0; q < a->nipc; q++) clpdd_sb_printf(md, "%s%d", q ? "," : "", a->ipc[q]);
-    if (a->memory_only) clpdd_sb_printf(md, " --memory");
-    else clpdd_sb_printf(md, " --steps %d --warmup %d --gemm %d", a->steps, a->warmup, gemm_n);
-    if (a->device) clpdd_sb_printf(md, " --device %s", a->device);
-    for (int i = 0; i < a->nsets; i++) clpdd_sb_printf(md, " --set %s", a->sets[i]);
-    clpdd_sb_printf(md, "`\n");
+    command_line(md, a, gemm_n);
 }
 
 /* one cell's experiment (the generated text with the overrides) and its run into w; 0, or 2 when
@@ -313,7 +347,7 @@ static int run_cell(const bench_args *a, const method *m, row *w, const clpdd_op
         fprintf(stderr, "clpdd: bench: %s\n", ce.msg);
         rc = 2;
     } else {
-        clpdd_bench_opts bo = {a->steps, a->warmup, a->pre->classes, a->pre->side, a->memory_only};
+        clpdd_bench_opts bo = {a->steps, a->warmup, a->pre->classes, a->pre->side, a->memory_only, a->jpeg};
         clpdd_run_opts ro = {.ops = ops, .quiet = 1};
         if (!a->quiet)
             fprintf(stderr, "bench: %s %s ipc %d %s ...", a->pre->name, w->method, w->ipc, clpdd_precision_name(w->asked));
@@ -403,7 +437,7 @@ static const clpdd_option opt_preset = {
 static const clpdd_option opt_list = {.name = "list", .kind = CLPDD_OPT_FLAG, .help = "list the presets"};
 static const clpdd_option opt_methods = {
     .name = "methods", .kind = CLPDD_OPT_STRING, .repeatable = 1, .value = "LIST",
-    .help = "clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa, comma-separated (default: all)"};
+    .help = "clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa, lgm-dsa-sync, comma-separated (default: all but lgm-dsa-sync)"};
 static const clpdd_option opt_precision = {
     .name = "precision", .kind = CLPDD_OPT_STRING, .repeatable = 1, .value = "LIST",
     .help = "fp32, tf32, bf16, comma-separated: a table per precision (default fp32)"};
@@ -420,6 +454,9 @@ static const clpdd_option opt_gemm = {
     .help = "the side of the GEMM-rate product (default 8192 on a GPU, 1024 on a CPU)"};
 static const clpdd_option opt_memory = {
     .name = "memory", .kind = CLPDD_OPT_FLAG, .help = "set every cell up, run no step: the peak memory only"};
+static const clpdd_option opt_jpeg = {
+    .name = "jpeg", .kind = CLPDD_OPT_FLAG,
+    .help = "the real images as a temporary folder of generated JPEGs at the preset's side, decoded in the step (DSA's read share)"};
 static const clpdd_option opt_out = {
     .name = "out", .kind = CLPDD_OPT_STRING, .value = "DIR", .help = "the same as --output"};
 static const clpdd_option bench_output = {
@@ -427,7 +464,7 @@ static const clpdd_option bench_output = {
     .help = "where the tables go (default: results/bench/<device>)"};
 static const clpdd_option *const options[] = {&opt_preset, &opt_list, &opt_methods, &opt_precision, &opt_ipc,
                                               &opt_steps, &opt_warmup, &clpdd_opt_device, &clpdd_opt_set, &bench_output,
-                                              &opt_out, &opt_gemm, &opt_memory, &clpdd_opt_plugin_path, &clpdd_opt_quiet,
+                                              &opt_out, &opt_gemm, &opt_memory, &opt_jpeg, &clpdd_opt_plugin_path, &clpdd_opt_quiet,
                                               NULL};
 
 const clpdd_command clpdd_command_bench = {
@@ -436,7 +473,8 @@ const clpdd_command clpdd_command_bench = {
     .summary = "time the distillation step of every method at the paper's shapes (random weights, no data)",
     .usage =
         "usage: clpdd bench --preset NAME [--methods LIST] [--precision LIST] [--ipc LIST] [--steps N] [--warmup N]\n"
-        "                   [--device auto|cpu|cuda] [--set section.key=value]... [--out DIR] [--gemm N] [--memory] [--quiet]\n"
+        "                   [--device auto|cpu|cuda] [--set section.key=value]... [--out DIR] [--gemm N] [--memory] [--jpeg]\n"
+        "                   [--quiet]\n"
         "       clpdd bench --list\n"
         "\n"
         "Times the distillation step of each method on random weights ([backbone] weights = random) and\n"
@@ -446,7 +484,11 @@ const clpdd_command clpdd_command_bench = {
         "fraction of the GEMM rate of the same precision measured in the same process (an N x N x N\n"
         "product, --gemm N, default 8192 on a GPU and 1024 on a CPU); and each method's time and memory\n"
         "as multiples of CLP-DD's.\n"
-        "Methods (experiments/paper/ settings): clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa (default: all).\n"
+        "Methods (experiments/paper/ settings): clpdd, ridge-mse, ntk, unrolled, lgm, lgm-dsa (default: all), and\n"
+        "lgm-dsa-sync (lgm-dsa with [data] prefetch = false; only when named).\n"
+        "--jpeg writes the real images as generated JPEG files in a temporary image folder ($TMPDIR or /tmp,\n"
+        "removed after), so LGM + DSA decodes them as on ImageNet; `--jpeg --methods lgm-dsa,lgm-dsa-sync`\n"
+        "shows the read share (ms of the step waiting for images, and % of it) with and without the prefetch.\n"
         "--precision fp32,tf32,bf16 repeats the table per precision ([experiment] precision; the CPU\n"
         "computes fp32 and says so). --ipc 1,10 overrides the preset's images per class (memory vs m).\n"
         "--set changes any key of the generated experiment (e.g. distill.chunk=0, backbone.attention=...).\n"

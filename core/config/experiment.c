@@ -276,7 +276,8 @@ char *clpdd_experiment_resolved_ini(const clpdd_experiment *x) {
 int clpdd_config_key_incidental(const char *section, const char *key) {
     static const char *const skip[][2] = {{"experiment", "name"},     {"experiment", "output"},
                                           {"experiment", "device"},   {"experiment", "progress_every"},
-                                          {"distill", "checkpoint_every"}, {"backbone", CLPDD_KEY_INFERENCE_BATCH}};
+                                          {"distill", "checkpoint_every"}, {"backbone", CLPDD_KEY_INFERENCE_BATCH},
+                                          {"data", "prefetch"}};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
         if (!strcmp(section, skip[i][0]) && !strcmp(key, skip[i][1])) return 1;
     return 0;

@@ -25,6 +25,7 @@ typedef struct clpdd_experiment {
     int resize, crop, test_resize, test_crop, workers, skip_bad_images;
     int feature_f16; /* [data] feature_dtype = f16 */
     int data_verify; /* [data] verify: clpdd_data_verify (data/data_source.h) */
+    int prefetch;    /* [data] prefetch: DSA reads the next real batch during the step (data/prefetch.h) */
     long train_limit, test_limit, val_size;
     uint64_t subset_seed;
     clpdd_adapt_mode adapt;
@@ -69,7 +70,7 @@ char *clpdd_experiment_resolved_ini(const clpdd_experiment *x);
 char *clpdd_experiment_distill_ini(const clpdd_experiment *x);
 
 /* keys that never change what a run computes: [experiment] name, output, device,
-   progress_every; [distill] checkpoint_every; a backbone's inference batch. --resume's
+   progress_every; [data] prefetch; [distill] checkpoint_every; a backbone's inference batch. --resume's
    configuration check leaves them out; a sweep point whose config.ini differs only in these is
    the same run (a sweep moved to another root), and so are two run directories in a report. */
 int clpdd_config_key_incidental(const char *section, const char *key);

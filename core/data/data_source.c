@@ -1146,7 +1146,7 @@ int clpdd_dataset_load_source(clpdd_dataset *ds, clpdd_data_info *info, const cl
     s->l = l;
     s->l.class_names = NULL;
     s->l.classes = 0;
-    ds->src = s, ds->src_read = lazy_read, ds->src_free = lazy_free;
+    ds->src = s, ds->src_read = lazy_read, ds->src_free = lazy_free, ds->decodes_files = 1;
     if (info == &tmp_info) clpdd_data_info_free(info);
     return 0;
 fail:

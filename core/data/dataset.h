@@ -17,6 +17,7 @@ typedef struct clpdd_dataset {
     void *src;
     int (*src_read)(void *src, const int *idx, int first, int count, float *out, clpdd_err *e);
     void (*src_free)(void *src);
+    int decodes_files; /* on demand from image files (folders, manifests): a read decodes them */
     int32_t *labels; /* (n) */
     int32_t *groups; /* (n) [data] group: the index of each image's group value (data_source.h), or NULL */
     uint64_t id;     /* hash of its content (IDX, CIFAR: the decoded bytes, XXH3; image folders and

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data/prefetch.h"
 #include "distill/checkpoint.h"
 #include "eval/evaluate.h" /* clpdd_top1 */
 #include "io/safetensors.h" /* clpdd_f32_to_f16 */
@@ -143,7 +144,14 @@ static int setup_dsa(clpdd_loop *l, clpdd_err *e) {
     l->Xr = dalloc(l, (size_t)n * l->px * sizeof(float), &fail), l->Xr_aug = dalloc(l, (size_t)n * l->px * sizeof(float), &fail);
     l->Xr_in = dalloc(l, (size_t)n * bpx * sizeof(float), &fail);
     if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
-    l->Xr_host = clpdd_xmalloc((size_t)n * l->px * sizeof(float));
+    /* files to decode: the next batch is read while the step runs (docs/design.md §1); its two
+       host buffers replace Xr_host */
+    if (x->prefetch && clpdd_dataset_decodes_files(&r->train)) {
+        l->prefetch = clpdd_prefetch_new(&r->train, n, l->px);
+        l->ahead_swap = clpdd_xmalloc((size_t)n * sizeof(int));
+    } else {
+        l->Xr_host = clpdd_xmalloc((size_t)n * l->px * sizeof(float));
+    }
     return 0;
 }
 
@@ -200,6 +208,8 @@ void clpdd_loop_free(clpdd_loop *l) {
     free(l->ys_host);
     free(l->perm);
     free(l->Xr_host);
+    clpdd_prefetch_free(l->prefetch); /* joins a read still in flight (an error, a crash seam) */
+    free(l->ahead_swap);
     free(l->pick);
     free(l->idx_host);
     free(l->yb_host);
@@ -209,18 +219,63 @@ void clpdd_loop_free(clpdd_loop *l) {
 
 /* ---- the step ---- */
 
-/* a real batch without replacement (the first n of a partial Fisher-Yates shuffle) and its
-   features Φ_b: from the cache, or (DSA) of freshly augmented images through the backbone */
-static int real_batch(clpdd_loop *l, int step, clpdd_err *e) {
+/* the next real batch without replacement: the first n of a partial Fisher-Yates shuffle of perm.
+   With a prefetch the swaps and the generator's state before them are kept, so that a checkpoint
+   can store the sampler as it was before a batch drawn ahead (sampler_rewind) */
+static void draw_batch(clpdd_loop *l) {
     clpdd_run_data *r = l->data;
+    l->ahead_rng = l->rng;
     for (int i = 0; i < l->n; i++) {
         int j = i + clpdd_rng_below(&l->rng, l->N - i);
         int t = l->perm[i];
         l->perm[i] = l->perm[j];
         l->perm[j] = t;
+        if (l->ahead_swap) l->ahead_swap[i] = j;
         l->idx_host[i] = l->perm[i];
         l->pick[i] = r->target_rows[l->perm[i]];
         l->yb_host[i] = r->target_y[l->perm[i]];
+    }
+}
+
+/* a batch drawn ahead undone (forward = 0) or done again (1): the sampler's state of a run without
+   the prefetch, for checkpoints (resuming with or without the prefetch gives the same batches) */
+static void sampler_rewind(clpdd_loop *l, int forward) {
+    clpdd_rng now = l->rng;
+    l->rng = l->ahead_rng, l->ahead_rng = now;
+    for (int k = 0; k < l->n; k++) {
+        int i = forward ? k : l->n - 1 - k, j = l->ahead_swap[i], t = l->perm[i];
+        l->perm[i] = l->perm[j];
+        l->perm[j] = t;
+    }
+}
+
+static int batch_ahead(const clpdd_loop *l) { return l->prefetch && clpdd_prefetch_pending(l->prefetch); }
+
+/* DSA: the batch's images on the device: from the prefetch (read during the previous step; the
+   next one is then drawn and started, the same draws as a run without it) or read now. read_s: the
+   time the step waited for them */
+static int real_images(clpdd_loop *l, int step, clpdd_err *e) {
+    double t0 = clpdd_now();
+    const float *X = l->Xr_host;
+    if (l->prefetch ? clpdd_prefetch_wait(l->prefetch, &X, e)
+                    : clpdd_dataset_read_float(&l->data->train, l->pick, 0, l->n, l->Xr_host, e))
+        return -1;
+    l->ops->to_device(l->Xr, X, (size_t)l->n * l->px * sizeof(float));
+    l->read_s += clpdd_now() - t0;
+    if (l->prefetch && step < l->x->steps) {
+        draw_batch(l); /* the device already has this step's labels (yb) */
+        clpdd_prefetch_start(l->prefetch, l->pick);
+    }
+    return 0;
+}
+
+/* a real batch and its features Φ_b: from the cache, or (DSA) of freshly augmented images through
+   the backbone */
+static int real_batch(clpdd_loop *l, int step, clpdd_err *e) {
+    clpdd_run_data *r = l->data;
+    if (!batch_ahead(l)) {
+        draw_batch(l);
+        if (l->prefetch) clpdd_prefetch_start(l->prefetch, l->pick);
     }
     const clpdd_ops *ops = l->ops;
     ops->to_device(l->yb, l->yb_host, (size_t)l->n * sizeof(int32_t));
@@ -230,10 +285,7 @@ static int real_batch(clpdd_loop *l, int step, clpdd_err *e) {
         else ops->gather_rows(l->phib, l->Phi, l->idx, (size_t)l->n, (size_t)l->d);
         return 0;
     }
-    double t0 = clpdd_now();
-    if (clpdd_dataset_read_float(&r->train, l->pick, 0, l->n, l->Xr_host, e)) return -1; /* an image folder: decoded now */
-    ops->to_device(l->Xr, l->Xr_host, (size_t)l->n * l->px * sizeof(float));
-    l->read_s += clpdd_now() - t0;
+    if (real_images(l, step, e)) return -1;
     /* its own stream (seed + 1), so the real and the synthetic draws never coincide */
     clpdd_augment_sample(l->aug_real, l->n, l->x->seed + 1, (uint64_t)step * (uint64_t)l->n);
     clpdd_augment_forward(l->aug_real, l->Xr_aug, l->Xr, l->n);
@@ -314,12 +366,15 @@ static int checkpoint_save(clpdd_loop *l, const char *outdir, const char *path, 
     l->ops->to_host(host, clpdd_param_values(l->param), cap * sizeof(float));
     l->ops->to_host(host + cap, l->adam_m, cap * sizeof(float));
     l->ops->to_host(host + 2 * cap, l->adam_v, cap * sizeof(float));
+    int ahead = batch_ahead(l); /* the checkpoint holds the sampler before the batch drawn ahead */
+    if (ahead) sampler_rewind(l, 0);
     clpdd_checkpoint c = checkpoint_view(l, host);
     c.config_hash = hash, c.step = step;
     double learned[4 * CLPDD_MAX_LEARNED];
     learned_pack(&l->learned, learned);
     c.learned = learned;
     int rc = clpdd_mkdirs(outdir, e) || clpdd_checkpoint_write(path, &c, e);
+    if (ahead) sampler_rewind(l, 1);
     free(host);
     return rc ? -1 : 0;
 }

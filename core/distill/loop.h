@@ -50,13 +50,16 @@ typedef struct clpdd_loop {
     float *Xs_host;                    /* (m, px): the distilled set, after clpdd_loop_run */
     int32_t *ys_host;                  /* (me): class-major labels, the k copies repeating them */
     int *perm;                         /* (N) sampling permutation */
-    float *Xr_host;                    /* DSA: (n, px) */
+    float *Xr_host;                    /* DSA without a prefetch: (n, px) */
+    struct clpdd_prefetch *prefetch;   /* DSA on files with [data] prefetch: the next batch read during the step */
+    clpdd_rng ahead_rng;               /* with a prefetch: the sampler before (after, while rewound) the last draw */
+    int *ahead_swap;                   /* with a prefetch: (n) the last draw's swaps */
     int *pick;                         /* (n) */
     int32_t *idx_host, *yb_host;       /* (n) */
     clpdd_log_row *log;
     int nlog, caplog;
     char *config;                      /* the distillation's configuration lines (checkpoints) */
-    double read_s;                     /* DSA: seconds reading real images and copying them to the device */
+    double read_s;                     /* DSA: seconds the step waited for real images (read, or the prefetch) and copied them to the device */
 } clpdd_loop;
 
 /* the plugins, the synthetic set (initialised from [distill] init) and every buffer of a step,
