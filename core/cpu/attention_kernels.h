@@ -43,44 +43,53 @@ enum {
     ATT_KMAX = 512,        /* longest K of the transposed panel (larger: the plain loop) */
 };
 
-/* C (mr, NR) = alpha·Σ_k A[r·ars + k·acs]·B[k·ldb + c], or C += that with accum; mr ≤ ATT_MR and
-   accum constants after inlining */
-ATT_INLINE void att_tile(int mr, int accum, int K, float alpha, const float *A, long ars, long acs, const float *B,
+/* C (mr, 8·nv) = alpha·Σ_k A[r·ars + k·acs]·B[k·ldb + c], or C += that with accum; mr ≤ ATT_MR,
+   nv ≤ ATT_NV and accum constants after inlining */
+ATT_INLINE void att_tile(int mr, int nv, int accum, int K, float alpha, const float *A, long ars, long acs, const float *B,
                          long ldb, float *C, long ldc) {
     att_v8 acc[ATT_MR][ATT_NV];
     for (int r = 0; r < ATT_MR; r++)
         for (int v = 0; v < ATT_NV; v++) acc[r][v] = (att_v8){0};
     for (int k = 0; k < K; k++) {
         att_v8 b[ATT_NV];
-        for (int v = 0; v < ATT_NV; v++) b[v] = att_ld(B + (long)k * ldb + 8 * v);
+        for (int v = 0; v < nv; v++) b[v] = att_ld(B + (long)k * ldb + 8 * v);
         for (int r = 0; r < ATT_MR; r++)
             if (r < mr) {
                 float a = A[r * ars + (long)k * acs];
-                for (int v = 0; v < ATT_NV; v++) acc[r][v] += a * b[v];
+                for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
             }
     }
     for (int r = 0; r < ATT_MR; r++)
         if (r < mr)
-            for (int v = 0; v < ATT_NV; v++) {
+            for (int v = 0; v < nv; v++) {
                 att_v8 c = acc[r][v] * alpha;
                 if (accum) c = att_ld(C + r * ldc + 8 * v) + c;
                 att_st(C + r * ldc + 8 * v, &c);
             }
 }
 
-/* att_tile with a run-time mr (1..ATT_MR): one inlined copy per value */
-ATT_INLINE void att_tile_any(int mr, int accum, int K, float alpha, const float *A, long ars, long acs, const float *B,
-                             long ldb, float *C, long ldc) {
+/* att_tile with a run-time mr (1..ATT_MR): one inlined copy per value (nv, accum constants) */
+ATT_INLINE void att_tile_mr(int mr, int nv, int accum, int K, float alpha, const float *A, long ars, long acs,
+                            const float *B, long ldb, float *C, long ldc) {
     switch (mr) {
-    case 8: att_tile(8, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
-    case 7: att_tile(7, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
-    case 6: att_tile(6, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
-    case 5: att_tile(5, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
-    case 4: att_tile(4, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
-    case 3: att_tile(3, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
-    case 2: att_tile(2, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
-    default: att_tile(1, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    case 8: att_tile(8, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    case 7: att_tile(7, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    case 6: att_tile(6, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    case 5: att_tile(5, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    case 4: att_tile(4, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    case 3: att_tile(3, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    case 2: att_tile(2, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
+    default: att_tile(1, nv, accum, K, alpha, A, ars, acs, B, ldb, C, ldc); break;
     }
+}
+
+/* att_tile_mr at the full width (16 columns) */
+ATT_INLINE void att_tile_any(int mr, int accum, int K, float alpha, const float *A, long ars, long acs,
+                             const float *B, long ldb, float *C, long ldc) {
+    if (accum)
+        att_tile_mr(mr, ATT_NV, 1, K, alpha, A, ars, acs, B, ldb, C, ldc);
+    else
+        att_tile_mr(mr, ATT_NV, 0, K, alpha, A, ars, acs, B, ldb, C, ldc);
 }
 
 /* C (M, N) = alpha·op(A)·B (accum: C += alpha·op(A)·B), B (K, N) rows ldb; op(A) (M, K) with
@@ -133,8 +142,9 @@ ATT_INLINE void att_panel_t(float *bt, const float *B, long ldb, int nr, int K) 
 }
 
 /* C (M, N) = alpha·A·Bᵀ, A (M, K) rows lda, B (N, K) rows ldb: per panel of NR rows of B, a
-   transposed copy bt (K, NR) with zero columns past N, on the stack. (A narrower last panel
-   gains nothing: a tile's cost is its mr broadcasts per k, whatever its width.) */
+   transposed copy bt (K, NR) with zero columns past N, on the stack. A last panel of ≤ 8 rows
+   runs 8-column tiles (one vector per row: half the FMAs of a 16-column tile; the sums are the
+   same, so the results too). */
 ATT_INLINE void att_gemm_nt(int mrs, float *C, long ldc, const float *A, long lda, const float *B, long ldb, int M,
                             int N, int K, float alpha) {
     if (K > ATT_KMAX) {
@@ -156,7 +166,11 @@ ATT_INLINE void att_gemm_nt(int mrs, float *C, long ldc, const float *A, long ld
             if (nr == ATT_NR) {
                 att_tile_any(mr, 0, K, alpha, A + i0 * lda, lda, 1, bt, ATT_NR, C + i0 * ldc + j0, ldc);
             } else {
-                att_tile_any(mr, 0, K, alpha, A + i0 * lda, lda, 1, bt, ATT_NR, tmp, ATT_NR);
+                /* a last panel of ≤ 8 rows of B: half-width tiles, half the FMAs */
+                if (nr <= 8)
+                    att_tile_mr(mr, 1, 0, K, alpha, A + i0 * lda, lda, 1, bt, ATT_NR, tmp, ATT_NR);
+                else
+                    att_tile_mr(mr, ATT_NV, 0, K, alpha, A + i0 * lda, lda, 1, bt, ATT_NR, tmp, ATT_NR);
                 for (int r = 0; r < mr; r++) memcpy(C + (i0 + r) * ldc + j0, tmp + r * ATT_NR, sizeof(float) * nr);
             }
         }
