@@ -8,11 +8,12 @@
  *
  * The n·Hh (image, head) pairs are independent: cpu_parallel_for (threadpool.h) hands out
  * contiguous chunks of them to the pool's threads, and each pair is computed start to finish
- * by one thread with the fixed-order kernels below, so the results do not depend on the thread
+ * by one thread with fixed-order kernels, so the results do not depend on the thread
  * count or the scheduling. The products are small (T×T×hd, T ≈ 50–200, hd 64), where
  * OpenBLAS's per-call threading and packing cost more than the arithmetic (bench/bench_cpu.c
- * measures the per-pair sgemm alternative); they are done by a register-blocked kernel (GCC
- * vector extensions, cloned for x86-64-v4/v3 at run time) straight on the strided qkv, out and
+ * measures the per-pair sgemm alternative); they are done by the register-blocked kernels of
+ * core/cpu/attention_kernels.h (GCC vector extensions, shared with the fused path, cloned for
+ * x86-64-v4/v3 at run time by ATT_CLONES below) straight on the strided qkv, out and
  * att rows: nothing is copied except a K×16 transposed panel on the stack for the q·kᵀ-type
  * products. Sums run over k in ascending order; the softmax row sums accumulate in float64. */
 #include "cpu/ops_cpu.h"
