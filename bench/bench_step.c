@@ -2,6 +2,9 @@
  *
  *   clpdd-bench-step [--backbones mnist-vit,resnet20] [--m 10,100] [--steps S] [--rounds R]
  *                    [--n N] [--torch "CMD" | --torch none] [--conv fast|reference] [--out FILE]
+ *   A backbone mnist-vit/MODE runs the vit plugin with attention = MODE (auto, fused,
+ *   materialized; plain mnist-vit: the default, auto), against the same torch run: e.g.
+ *   --backbones mnist-vit/materialized,mnist-vit/fused measures both in one run.
  *   clpdd-bench-step --check      resnet20: conv = fast against conv = reference on real weights
  *
  * One step, the same on both sides (run.c's loop with param = pixels, no augmentation):
@@ -157,7 +160,8 @@ static int step_setup(step_ctx *s, const char *backbone, int m, int n, int Nreal
         snprintf(cfg, sizeof cfg, "arch = resnet20; weights = %s/cifar10-resnet20.safetensors; batch = 256; conv = %s",
                  mp ? mp : ".", g_conv);
     else
-        snprintf(cfg, sizeof cfg, "variant = lucid; weights = %s/mnist-vit.safetensors; batch = 256", mp ? mp : ".");
+        snprintf(cfg, sizeof cfg, "variant = lucid; weights = %s/mnist-vit.safetensors; batch = 256; attention = %s",
+                 mp ? mp : ".", strchr(backbone, '/') ? strchr(backbone, '/') + 1 : "auto");
     if (open_plugin(s, resnet ? "resnet.so" : "vit.so", "backbone", cfg, &s->pb, &s->sb)) return -1;
     if (open_plugin(s, "ridge.so", "solver", "lambda = 0.3; lambda_mode = relative", &s->ps, &s->ss)) return -1;
     if (open_plugin(s, "ce.so", "loss", "temperature = 0.1", &s->pl, &s->sl)) return -1;
@@ -291,8 +295,9 @@ typedef struct torch_res {
 
 static int run_torch(const char *cmd, const char *backbone, int m, int n, int steps, int threads, torch_res *t) {
     char line[65536], full[8192];
-    snprintf(full, sizeof full, "%s --backbone %s --m %d --n %d --steps %d --threads %d", cmd, backbone, m, n, steps,
-             threads);
+    const int base = (int)strcspn(backbone, "/"); /* mnist-vit/MODE: torch runs mnist-vit */
+    snprintf(full, sizeof full, "%s --backbone %.*s --m %d --n %d --steps %d --threads %d", cmd, base, backbone, m, n,
+             steps, threads);
     FILE *p = popen(full, "r");
     if (!p) return -1;
     int ok = 0;

@@ -27,6 +27,7 @@
 
 #include "clpdd/ops.h"
 #include "cpu/ops_cpu_winograd.h"
+#include "numerics/attention_tile.h"
 #include "numerics/philox.h"
 #include "support.h"
 
@@ -788,6 +789,104 @@ Test(ops_cpu, attention_fused_backward) {
         cr_assert(!memcmp(dqkvm, dqkv, sizeof(float) * NQ), "attention_fused_backward is not reproducible");
         free(qkv), free(dout), free(out), free(lse), free(delta), free(dqkv), free(att), free(datt), free(outm),
             free(dqkvm), free(qd), free(G), free(g);
+    }
+}
+
+/* ---- fused attention against the per-row arithmetic of the CUDA kernels ----
+   The CPU's fused path is register-blocked (query blocks × key tiles of 64, products in
+   mr × 16 micro-tiles); the CUDA kernels run core/numerics/attention_tile.h row by row. Here
+   that header drives a serial row-by-row reference (key / query tiles of 32, as the GPU's
+   shared-memory tile), and the blocked op must agree with it and with the materialised op to
+   fp32 rounding — sums of ≤ T·hd terms in another order, so TOL_TIGHT, a tenth of TOL_RED —
+   on shapes where T is not a multiple of the tile (several query blocks and key tiles), at
+   hd = 16, 32, 64, with more (image, head) pairs than threads. */
+#define TOL_TIGHT 1e-6
+static const int attb_shapes[][4] = {{3, 130, 3, 16}, {2, 65, 5, 32}, {3, 200, 3, 64}, {4, 50, 4, 64},
+                                     {3, 63, 3, 32}}; /* n, T, Hh, hd */
+enum { ATTB_TILE = 32 };
+
+/* out, lse by attention_tile.h's forward rows */
+static void rows_attention_fused(float *out, float *lse, const float *qkv, int n, int T, int Hh, int hd, float scale) {
+    const int D = Hh * hd;
+    const long ld = 3L * D;
+    float acc[ATT_HD_MAX], s[ATT_TILE_MAX];
+    for (int b = 0; b < n; b++)
+        for (int h = 0; h < Hh; h++) {
+            const float *q = qkv + (long)b * T * ld + h * hd, *k = q + D, *v = q + 2 * D;
+            for (int i = 0; i < T; i++) {
+                float m, l;
+                att_fwd_row_init(&m, &l, acc, hd);
+                for (int t0 = 0; t0 < T; t0 += ATTB_TILE) {
+                    const int nk = T - t0 < ATTB_TILE ? T - t0 : ATTB_TILE;
+                    att_fwd_row_tile(&m, &l, acc, s, q + i * ld, k + t0 * ld, ld, v + t0 * ld, ld, nk, hd, scale);
+                }
+                lse[((long)b * Hh + h) * T + i] = att_fwd_row_final(out + ((long)b * T + i) * D + h * hd, acc, m, l, hd);
+            }
+        }
+}
+
+/* dqkv by attention_tile.h's backward rows (dq per query row, dk / dv per key row) */
+static void rows_attention_fused_backward(float *dqkv, const float *dout, const float *out, const float *lse,
+                                          const float *qkv, int n, int T, int Hh, int hd, float scale) {
+    const int D = Hh * hd;
+    const long ld = 3L * D;
+    float g[ATT_HD_MAX], gv[ATT_HD_MAX], *delta = fa((size_t)T);
+    for (int b = 0; b < n; b++)
+        for (int h = 0; h < Hh; h++) {
+            const long qo = (long)b * T * ld + h * hd, oo = (long)b * T * D + h * hd;
+            const float *q = qkv + qo, *k = q + D, *v = q + 2 * D, *dO = dout + oo, *L = lse + ((long)b * Hh + h) * T;
+            for (int i = 0; i < T; i++) delta[i] = att_delta_row(dO + (long)i * D, out + oo + (long)i * D, hd);
+            for (int i = 0; i < T; i++) {
+                memset(g, 0, sizeof g);
+                for (int t0 = 0; t0 < T; t0 += ATTB_TILE)
+                    att_bwd_dq_tile(g, q + i * ld, dO + (long)i * D, L[i], delta[i], k + t0 * ld, ld, v + t0 * ld, ld,
+                                    T - t0 < ATTB_TILE ? T - t0 : ATTB_TILE, hd, scale);
+                for (int e = 0; e < hd; e++) dqkv[qo + i * ld + e] = scale * g[e];
+            }
+            for (int t = 0; t < T; t++) {
+                memset(g, 0, sizeof g), memset(gv, 0, sizeof gv);
+                for (int i0 = 0; i0 < T; i0 += ATTB_TILE)
+                    att_bwd_dkdv_tile(g, gv, k + t * ld, v + t * ld, q + i0 * ld, ld, dO + (long)i0 * D, D, L + i0,
+                                      delta + i0, T - i0 < ATTB_TILE ? T - i0 : ATTB_TILE, hd, scale);
+                for (int e = 0; e < hd; e++) {
+                    dqkv[qo + D + t * ld + e] = scale * g[e];
+                    dqkv[qo + 2 * D + t * ld + e] = gv[e];
+                }
+            }
+        }
+    free(delta);
+}
+
+Test(ops_cpu, attention_fused_blocked) {
+    char what[160];
+    for (size_t c = 0; c < sizeof attb_shapes / sizeof attb_shapes[0]; c++) {
+        const int n = attb_shapes[c][0], T = attb_shapes[c][1], Hh = attb_shapes[c][2], hd = attb_shapes[c][3];
+        const size_t D = (size_t)Hh * hd, NQ = n * T * 3 * D, NO = n * T * D, NL = (size_t)n * Hh * T, NA = NL * T;
+        const float scale = 1.0f / sqrtf((float)hd);
+        float *qkv = frand(NQ, 1.5f, 760 + c), *dout = frand(NO, 1, 780 + c), *out = fa(NO), *lse = fa(NL),
+              *delta = fa(NL), *dqkv = fa(NQ), *outr = fa(NO), *lser = fa(NL), *dqkvr = fa(NQ), *att = fa(NA),
+              *datt = fa(NA), *outm = fa(NO), *dqkvm = fa(NQ);
+        poison(out, NO), poison(lse, NL), poison(dqkv, NQ), poison(delta, NL);
+        O->attention_fused(out, lse, qkv, n, T, Hh, hd, scale);
+        O->attention_fused_backward(dqkv, delta, dout, out, lse, qkv, n, T, Hh, hd, scale);
+        rows_attention_fused(outr, lser, qkv, n, T, Hh, hd, scale);
+        rows_attention_fused_backward(dqkvr, dout, outr, lser, qkv, n, T, Hh, hd, scale);
+        O->attention(outm, att, qkv, n, T, Hh, hd, scale);
+        O->attention_backward(dqkvm, datt, dout, qkv, att, n, T, Hh, hd, scale);
+        const char *vs[2] = {"attention_tile.h rows", "attention (materialised)"};
+        const float *ro[2] = {outr, outm}, *rg[2] = {dqkvr, dqkvm};
+        for (int r = 0; r < 2; r++) {
+            snprintf(what, sizeof what, "attention_fused out vs %s (n %d T %d Hh %d hd %d)", vs[r], n, T, Hh, hd);
+            CHECK_ERR_LOG(test_rel_err(out, ro[r], NO), TOL_TIGHT, what);
+            snprintf(what, sizeof what, "attention_fused_backward vs %s (n %d T %d Hh %d hd %d)", vs[r], n, T, Hh, hd);
+            CHECK_ERR_LOG(test_rel_err(dqkv, rg[r], NQ), TOL_TIGHT, what);
+        }
+        double worst = 0; /* per element, relative to max(1, |lse|): a few ulp of m + log l */
+        for (size_t i = 0; i < NL; i++) worst = fmax(worst, fabs(lse[i] - lser[i]) / fmax(1.0, fabs(lser[i])));
+        cr_log_info("attention_fused lse vs attention_tile.h rows: max relative %.3g (T %d hd %d)", worst, T, hd);
+        cr_assert(worst <= TOL_TIGHT, "lse vs attention_tile.h rows (T %d hd %d): max relative %.3g", T, hd, worst);
+        free(qkv), free(dout), free(out), free(lse), free(delta), free(dqkv), free(outr), free(lser), free(dqkvr),
+            free(att), free(datt), free(outm), free(dqkvm);
     }
 }
 

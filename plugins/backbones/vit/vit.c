@@ -168,8 +168,8 @@ static const char *const act_names[VIT_ACT_COUNT] = {"relu", "gelu", "quick_gelu
 static const char *const pool_names[VIT_POOL_COUNT] = {"cls", "mean"};
 static const char *const resample_names[VIT_RESAMPLE_COUNT] = {"plain", "timm", "hub"};
 
-/* attention = auto on the CPU: materialised, measured faster there (bench/bench_step.c, mnist-vit;
-   the CPU's materialised kernels are register-blocked products, the fused rows are not) */
+/* attention = auto on the CPU: materialised, measured faster there (results/bench/cpu/attention.md:
+   both are register-blocked; the fused forward costs the same, its backward recomputes S, 1.1–1.4×) */
 #ifndef VIT_CPU_AUTO_FUSED
 #define VIT_CPU_AUTO_FUSED 0
 #endif
