@@ -1,17 +1,114 @@
-/* CPU backend: BLAS / LAPACK ops through OpenBLAS (cblas) and LAPACKE, row-major.
+/* CPU backend: BLAS / LAPACK ops through OpenBLAS (cblas) and LAPACKE, row-major, and the small
+ * products through libxsmm when clpdd is built with it (cpu_small_gemm below).
  * Degenerate sizes are handled here (BLAS rejects ld < 1 and some builds skip the
  * beta scaling when K = 0): M, N = 0 do nothing; K = 0 gives C = beta·C. As in BLAS,
  * beta = 0 overwrites C without reading it. */
 #include "cpu/ops_cpu.h"
+#include "cpu/threadpool.h"
 
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef CLPDD_HAVE_XSMM
+#include <libxsmm.h>
+#endif
 
 /* C (M, N) = beta·C, beta = 0 writing zeros */
 static void scale_matrix(float *C, int ldc, int M, int N, float beta) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+/* ---- small products by libxsmm (docs/design.md, "CPU small products") ----
+ * The mini ViT's linear layers (NT tokens × 64–768 wide) and Winograd's 16 (co × ci)·(ci × tiles)
+ * products are too narrow for OpenBLAS's packing and thread hand-off to pay off; libxsmm JIT-
+ * compiles a kernel for the exact (m, n, k) and runs it on unpacked operands. Measured per call
+ * site against OpenBLAS, one thread, in results/bench/cpu/small-gemm.md (1.02–1.5× faster at every
+ * site there). libxsmm is column-major: the row-major C (M, N) = A (M, K) · B (K, N) is the
+ * column-major Cᵀ (N, M) = Bᵀ · Aᵀ with the same memory, so the kernel is (m = N, n = rows, k = K)
+ * with B as its first operand. libxsmm 1.17 has no transposed operands, so for transB the small
+ * B (N, K) is transposed once per call into a (K, N) copy (N·K floats against 2·M·N·K flops).
+ * Each row of C is one kernel column: its arithmetic never depends on the row blocking, the
+ * thread count or M, so results do not depend on how a batch is split. */
+#define XSMM_ROWS 64   /* rows of C per kernel call: B (≤ 1024 × 1024) is reused across them */
+#define XSMM_MAX 1024  /* N, K limit: the weights of a small layer, not a solver's n × n system */
+
+static int g_small_gemm = 1; /* $CLPDD_SMALL_GEMM: "blas" turns the libxsmm path off (for measuring) */
+static pthread_once_t g_small_once = PTHREAD_ONCE_INIT;
+static void small_gemm_env(void) {
+    const char *e = getenv("CLPDD_SMALL_GEMM");
+    g_small_gemm = !(e && !strcmp(e, "blas"));
+#ifdef CLPDD_HAVE_XSMM
+    if (g_small_gemm) libxsmm_init();
+#endif
+}
+
+#ifdef CLPDD_HAVE_XSMM
+typedef struct xsmm_job {
+    libxsmm_smmfunction full, tail; /* XSMM_ROWS rows; the last M % XSMM_ROWS */
+    int M, lda, ldc;
+    const float *A, *B;
+    float *C;
+} xsmm_job;
+
+static void xsmm_range(void *ctx, int begin, int end) {
+    const xsmm_job *J = ctx;
+    for (int blk = begin; blk < end; blk++) {
+        const size_t r = (size_t)blk * XSMM_ROWS;
+        const libxsmm_smmfunction k = r + XSMM_ROWS <= (size_t)J->M ? J->full : J->tail;
+        k(J->B, J->A + r * J->lda, J->C + r * J->ldc);
+    }
+}
+
+static libxsmm_smmfunction xsmm_kernel(int N, int rows, int K, int ldb, int lda, int ldc, float beta) {
+    const libxsmm_blasint la = ldb, lb = lda, lc = ldc;
+    const float alpha = 1.0f;
+    const int flags = beta == 0.0f ? LIBXSMM_GEMM_FLAG_BETA_0 : LIBXSMM_GEMM_FLAG_NONE;
+    return libxsmm_smmdispatch(N, rows, K, &la, &lb, &lc, &alpha, &beta, &flags, NULL);
+}
+#endif
+
+int cpu_small_gemm_takes(int N, int K) {
+    pthread_once(&g_small_once, small_gemm_env);
+#ifdef CLPDD_HAVE_XSMM
+    return g_small_gemm && N >= 1 && K >= 1 && N <= XSMM_MAX && K <= XSMM_MAX;
+#else
+    (void)N, (void)K;
+    return 0;
+#endif
+}
+
+int cpu_small_gemm(int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc, int par) {
+    pthread_once(&g_small_once, small_gemm_env);
+#ifdef CLPDD_HAVE_XSMM
+    if (M < 1 || !cpu_small_gemm_takes(N, K) || alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return 0;
+    float *Bt = NULL;
+    if (transB) { /* B (N, K) → Bt (K, N) */
+        Bt = malloc((size_t)N * K * sizeof(float));
+        if (!Bt) return 0;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) Bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
+        B = Bt, ldb = N;
+    }
+    const int rows = M < XSMM_ROWS ? M : XSMM_ROWS, blocks = (M + XSMM_ROWS - 1) / XSMM_ROWS;
+    xsmm_job J = {xsmm_kernel(N, rows, K, ldb, lda, ldc, beta), NULL, M, lda, ldc, A, B, C};
+    J.tail = M % XSMM_ROWS && M > XSMM_ROWS ? xsmm_kernel(N, M % XSMM_ROWS, K, ldb, lda, ldc, beta) : J.full;
+    const int ok = J.full && J.tail;
+    if (ok && par && blocks > 1 && (size_t)M * N * K > 16 * (size_t)CLPDD_CPU_PAR_MIN)
+        cpu_parallel_for(blocks, xsmm_range, &J);
+    else if (ok)
+        xsmm_range(&J, 0, blocks);
+    free(Bt);
+    return ok;
+#else
+    (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta;
+    (void)C, (void)ldc, (void)par;
+    return 0;
+#endif
 }
 
 /* C (M, N) = alpha·op(A)·op(B) + beta·C; op(A) (M, K), op(B) (K, N) */
@@ -24,6 +121,7 @@ void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
         return;
     }
     CLPDD_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N);
+    if (!transA && cpu_small_gemm(transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1)) return;
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
