@@ -274,10 +274,13 @@ Test(ops_cpu, gemm_all_transposes) {
             }
 }
 
-/* the products libxsmm takes when clpdd is built with it (alpha 1, beta 0 or 1, tA = 0, N and K ≤ 1024;
-   core/cpu/ops_cpu_blas.c): the mini ViT's layer shapes, a row count that leaves a partial 64-row
-   block, a K beyond the ViT's, a transposed B (copied before the kernel), beta = 0 never reading C */
+/* the products libxsmm takes when clpdd is built with it and $CLPDD_SMALL_GEMM = xsmm (alpha 1, beta 0
+   or 1, tA = 0, N and K ≤ 1024; core/cpu/ops_cpu_blas.c; OpenBLAS's otherwise): the mini ViT's layer
+   shapes, row counts that leave a partial 64-row block or none, a K beyond the ViT's, a transposed B
+   (copied before the kernel), beta = 0 never reading C. Criterion runs each test in its own process,
+   so the variable is set before the first product reads it. */
 Test(ops_cpu, gemm_small_products) {
+    setenv("CLPDD_SMALL_GEMM", "xsmm", 1);
     static const int shapes[][3] = {{13, 17, 29}, {200, 64, 64}, {130, 192, 64}, {71, 64, 768}, {64, 16, 64}};
     for (int s = 0; s < 5; s++)
         for (int tB = 0; tB < 2; tB++)

@@ -34,14 +34,6 @@ CPU_FN void cpu_gemm_batched(int transA, int transB, int M, int N, int K, float 
                              float beta, float *C, int ldc, long long strideC, int batch);
 CPU_FN void cpu_syrk(int trans, int N, int K, float alpha, const float *A, int lda, float beta, float *C,
                      int ldc);
-/* C (M, N) = A (M, K) · op(B) + beta·C (row-major, alpha 1, beta 0 or 1, N and K ≤ 1024) by libxsmm's
-   JIT kernels in row blocks, the blocks on the pool when `par` and the product is large enough;
-   0 (nothing written) when clpdd was built without libxsmm, $CLPDD_SMALL_GEMM = blas, or the call
-   is outside those limits: the caller then uses OpenBLAS (docs/design.md, "CPU small products") */
-CPU_FN int cpu_small_gemm(int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                          int ldb, float beta, float *C, int ldc, int par);
-/* 1 when cpu_small_gemm takes products of these N and K (libxsmm built in and not turned off) */
-CPU_FN int cpu_small_gemm_takes(int N, int K);
 CPU_FN int cpu_potrf(float *A, int n, int lda);
 CPU_FN void cpu_potrs(const float *L, int n, int lda, float *B, int nrhs, int ldb);
 

@@ -272,27 +272,6 @@ static void wino_gemm(int M, int N, int K, const float *A, const float *B, float
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, N, M, K, 1.0f, B, N, A, K, 0.0f, Cm, N);
 }
 
-/* ---- M[ξ] = U[ξ] · V[ξ], items: ξ ----
- * by libxsmm when built with it (cpu_small_gemm: a kernel JIT-compiled for (co, g·NT, ci), no
- * packing; results/bench/cpu/small-gemm.md), else by OpenBLAS. Called on the pool (one group at a
- * time) the 16 products are the items; OpenBLAS would thread each product itself instead. */
-static void wino_products(void *ctx, int begin, int end) {
-    const wino_job *J = ctx;
-    const wino_call *C = J->C;
-    const size_t N = (size_t)J->g * C->NT;
-    for (int xi = begin; xi < end; xi++) {
-        const float *U = C->U + (size_t)xi * C->co * C->ci, *V = J->V + (size_t)xi * C->ci * N;
-        float *M = J->M + (size_t)xi * C->co * N;
-        if (!cpu_small_gemm(0, C->co, (int)N, C->ci, 1.0f, U, C->ci, V, (int)N, 0.0f, M, (int)N, 0))
-            wino_gemm(C->co, (int)N, C->ci, U, V, M);
-    }
-}
-
-static void wino_products_tid(void *ctx, int begin, int end, int tid) {
-    (void)tid;
-    wino_products(ctx, begin, end);
-}
-
 static void wino_for(int items, size_t floats, cpu_range_fn fn, void *ctx) {
     if (floats > CLPDD_CPU_PAR_MIN)
         cpu_parallel_for(items, fn, ctx);
@@ -309,13 +288,9 @@ static void wino_group(const wino_call *C, int gi, float *scr, int par) {
         wino_for(g * C->ci, 4 * fin, wino_in_range, &J);
     else
         wino_in_range(&J, 0, g * C->ci);
-    if (par && cpu_small_gemm_takes((int)N, C->ci)) { /* OpenBLAS at one thread: the fallback if a JIT fails */
-        cpu_blas_serial_begin();
-        cpu_parallel_for_tid(16, 1, wino_products_tid, &J);
-        cpu_blas_serial_end();
-    } else {
-        wino_products(&J, 0, 16);
-    }
+    for (int xi = 0; xi < 16; xi++)
+        wino_gemm(C->co, (int)N, C->ci, C->U + (size_t)xi * C->co * C->ci, J.V + (size_t)xi * C->ci * N,
+                  J.M + (size_t)xi * C->co * N);
     if (par)
         wino_for(g * C->co, 4 * fout, wino_out_range, &J);
     else
