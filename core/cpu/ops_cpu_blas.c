@@ -25,7 +25,7 @@ static void scale_matrix(float *C, int ldc, int M, int N, float beta) {
 /* ---- small products by libxsmm, opt-in (docs/design.md, "CPU small products") ----
  * The mini ViT's linear layers (NT tokens × 16–768 wide) are narrow products; libxsmm JIT-compiles
  * a kernel for the exact (m, n, k) and runs it on unpacked operands. Alone, one thread, it beats
- * OpenBLAS 0.3.21 at most of the step's call sites (results/bench/cpu/small-gemm.md, 0.98–1.54×),
+ * OpenBLAS 0.3.21 at most of the step's call sites (results/bench/cpu/small-gemm.md, 1.00–1.50×),
  * but not in the step itself (one-thread CPU time per step equal or up to ~10 % slower,
  * results/bench/cpu/README.md): OpenBLAS's own small-matrix kernels already skip the packing here.
  * So OpenBLAS stays the default and $CLPDD_SMALL_GEMM = xsmm switches this path on, for machines
