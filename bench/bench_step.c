@@ -60,6 +60,18 @@ static double cpu_s(void) { /* this process's CPU time, all threads */
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+/* which library gemm's small products went to (CLPDD_HAVE_XSMM: bench/CMakeLists.txt, as for libclpdd;
+   libxsmm only with $CLPDD_SMALL_GEMM = xsmm, core/cpu/ops_cpu_blas.c) */
+static const char *small_products(void) {
+    const char *e = getenv("CLPDD_SMALL_GEMM");
+#ifdef CLPDD_HAVE_XSMM
+    return e && !strcmp(e, "xsmm") ? "libxsmm ($CLPDD_SMALL_GEMM=xsmm)" : "OpenBLAS";
+#else
+    (void)e;
+    return "OpenBLAS (built without libxsmm)";
+#endif
+}
+
 /* perf record -D -1 --control fifo:CTL: with $CLPDD_PERF_CTL = CTL only the timed steps are sampled */
 static void perf_ctl(const char *cmd) {
     const char *path = getenv("CLPDD_PERF_CTL");
@@ -448,14 +460,16 @@ int main(int argc, char **argv) {
     char table[16384];
     int o = snprintf(table, sizeof table,
                      "| backbone | m | clpdd ms/step | PyTorch ms/step | clpdd / PyTorch | clpdd GFLOP/s | PyTorch GFLOP/s "
-                     "| clpdd extraction img/s | PyTorch extraction img/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                     "| clpdd / sgemm rate | clpdd extraction img/s | PyTorch extraction img/s |\n"
+                     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int b = 0; b < nb; b++)
         for (int q = 0; q < nm; q++) {
             int c = b * nm + q, m = atoi(ml[q]);
             double fl = m * (!strcmp(bbl[b], "resnet20") ? resnet20_flop() : vit_flop());
             double a = clpdd_median(cms[c], cn[c]), t = use_torch ? clpdd_median(tr[c].ms, tr[c].nms) : NAN;
-            o += snprintf(table + o, sizeof table - o, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.0f | %.0f |\n",
-                          bbl[b], m, a, t, a / t, fl / a * 1e-6, fl / t * 1e-6, cips[c], use_torch ? tr[c].ips : NAN);
+            o += snprintf(table + o, sizeof table - o, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.0f | %.0f |\n",
+                          bbl[b], m, a, t, a / t, fl / a * 1e-6, fl / t * 1e-6, fl / a * 1e-6 / gf, cips[c],
+                          use_torch ? tr[c].ips : NAN);
         }
     printf("\n%s\nOpenBLAS sgemm 1024³: %.1f GFLOP/s (median of %d, measured between the rounds). Load average before: "
            "%s; after: %s.\n",
@@ -467,9 +481,11 @@ int main(int argc, char **argv) {
         for (int i = 0; i < argc; i++) fprintf(f, "%s%s", argv[i], i + 1 < argc ? " " : "\n");
         fprintf(f, "```\n\nMachine: %s, %ld CPUs online. OpenBLAS %s, %d threads; PyTorch %s, %d threads. "
                    "Real batch n = %d, %d steps × %d rounds per configuration (after 2 warm-up steps), medians over "
-                   "all steps; clpdd and PyTorch alternate per configuration. Load average before: %s; after: %s.\n\n",
+                   "all steps; clpdd and PyTorch alternate per configuration. Load average before: %s; after: %s. "
+                   "Small products (core/cpu/ops_cpu_blas.c): %s.\n\n",
                 cpu, sysconf(_SC_NPROCESSORS_ONLN), openblas_get_config(), openblas_get_num_threads(),
-                use_torch && tr[0].version[0] ? tr[0].version : "-", threads, n, steps, rounds, load0, load1);
+                use_torch && tr[0].version[0] ? tr[0].version : "-", threads, n, steps, rounds, load0, load1,
+                small_products());
         fprintf(f, "%s\nGFLOP/s count the backbone's forward + input-backward matmuls/convolutions (bench/bench_step.c: "
                    "resnet20 162.2 MFLOP, mnist-vit 144.5 MFLOP per image). OpenBLAS sgemm 1024³ in the same run: "
                    "%.1f GFLOP/s.\n", table, gf);

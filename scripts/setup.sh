@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libxxhash-dev libcriterion-dev libopenblas-dev liblapacke-dev
           zlib1g-dev libpng-dev liblbfgs-dev libturbojpeg0-dev dataset-fashion-mnist gnuplot-nox
-          libtorch-dev)  # libtorch-dev: the torchscript backbone (optional: built when found)
+          libxsmm-dev libtorch-dev)  # optional, used when found: libxsmm-dev the CPU small products,
+                                     # libtorch-dev the torchscript backbone
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -275,6 +275,37 @@ Test(ops_cpu, gemm_all_transposes) {
             }
 }
 
+/* the products libxsmm takes when clpdd is built with it and $CLPDD_SMALL_GEMM = xsmm (alpha 1, beta 0
+   or 1, tA = 0, N and K ≤ 1024; core/cpu/ops_cpu_blas.c; OpenBLAS's otherwise): the mini ViT's layer
+   shapes, row counts that leave a partial 64-row block or none, a K beyond the ViT's, a transposed B
+   (copied before the kernel), beta = 0 never reading C. Criterion runs each test in its own process,
+   so the variable is set before the first product reads it. */
+Test(ops_cpu, gemm_small_products) {
+    setenv("CLPDD_SMALL_GEMM", "xsmm", 1);
+    static const int shapes[][3] = {{13, 17, 29}, {200, 64, 64}, {130, 192, 64}, {71, 64, 768}, {64, 16, 64}};
+    for (int s = 0; s < 5; s++)
+        for (int tB = 0; tB < 2; tB++)
+            for (int bz = 0; bz < 2; bz++) {
+                const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                const int lda = K + 3, ldb = (tB ? K : N) + 2, ldc = N + 5;
+                float *A = frand(M * lda, 1, 40 + s), *B = frand((tB ? N : K) * ldb, 1, 50 + s);
+                float *C = frand(M * ldc, 1, 60 + s), *C0 = fa(M * ldc);
+                double *R = da(M * ldc);
+                const float beta = bz ? 0.0f : 1.0f;
+                for (int i = 0; i < M * ldc; i++) R[i] = C[i]; /* the gaps must stay */
+                if (bz)
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++) C[i * ldc + j] = R[i * ldc + j] = NAN;
+                memcpy(C0, C, sizeof(float) * M * ldc);
+                ref_gemm(R, 0, tB, M, N, K, 1.0, A, lda, B, ldb, beta, C0, ldc);
+                O->gemm(0, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+                char what[80];
+                snprintf(what, sizeof what, "gemm %dx%dx%d tB=%d beta=%g", M, N, K, tB, beta);
+                CHECK_ERR(C, R, M * ldc, TOL_RED, what);
+                free(A), free(B), free(C), free(C0), free(R);
+            }
+}
+
 Test(ops_cpu, gemm_degenerate) {
     float C[6] = {1, 2, 3, 4, 5, 6}, A[1] = {NAN}, B[1] = {NAN};
     O->gemm(0, 0, 2, 3, 0, 1.0f, A, 1, B, 3, 2.0f, C, 3); /* K = 0: C = beta·C */

@@ -1,17 +1,140 @@
-/* CPU backend: BLAS / LAPACK ops through OpenBLAS (cblas) and LAPACKE, row-major.
+/* CPU backend: BLAS / LAPACK ops through OpenBLAS (cblas) and LAPACKE, row-major, and the small
+ * small products through libxsmm when clpdd is built with it and $CLPDD_SMALL_GEMM = xsmm.
  * Degenerate sizes are handled here (BLAS rejects ld < 1 and some builds skip the
  * beta scaling when K = 0): M, N = 0 do nothing; K = 0 gives C = beta·C. As in BLAS,
  * beta = 0 overwrites C without reading it. */
 #include "cpu/ops_cpu.h"
+#include "cpu/threadpool.h"
 
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef CLPDD_HAVE_XSMM
+#include <libxsmm.h>
+#endif
 
 /* C (M, N) = beta·C, beta = 0 writing zeros */
 static void scale_matrix(float *C, int ldc, int M, int N, float beta) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+/* ---- small products by libxsmm, opt-in (docs/design.md, "CPU small products") ----
+ * The mini ViT's linear layers (NT tokens × 16–768 wide) are narrow products; libxsmm JIT-compiles
+ * a kernel for the exact (m, n, k) and runs it on unpacked operands. Alone, one thread, it beats
+ * OpenBLAS 0.3.21 at most of the step's call sites (results/bench/cpu/small-gemm.md, 1.00–1.50×),
+ * but not in the step itself (one-thread CPU time per step equal or up to ~10 % slower,
+ * results/bench/cpu/README.md): OpenBLAS's own small-matrix kernels already skip the packing here.
+ * So OpenBLAS stays the default and $CLPDD_SMALL_GEMM = xsmm switches this path on, for machines
+ * where it measures faster. libxsmm is column-major: the row-major C (M, N) = A (M, K) · B (K, N)
+ * is the column-major Cᵀ (N, M) = Bᵀ · Aᵀ with the same memory, so the kernel is
+ * (m = N, n = rows, k = K) with B as its first operand. libxsmm 1.17 has no transposed operands,
+ * so for transB the small B (N, K) is transposed once per call into a (K, N) copy (N·K floats
+ * against 2·M·N·K flops). Every row of C goes through the one kernel of XSMM_ROWS rows (a partial
+ * last block on padded copies): a kernel compiled for fewer rows can order its sums differently,
+ * and a row's result must not depend on M or the thread count. It can depend on the row's position
+ * in the block at some widths (N = 80 in a check of libxsmm 1.17; not at the ViT's widths). */
+#define XSMM_ROWS 64   /* rows of C per kernel call: B (≤ 1024 × 1024) is reused across them */
+#define XSMM_MAX 1024  /* N, K limit: the weights of a small layer, not a solver's n × n system */
+
+static int g_small_gemm = 0; /* $CLPDD_SMALL_GEMM = xsmm turns the libxsmm path on (see above: opt-in) */
+static pthread_once_t g_small_once = PTHREAD_ONCE_INIT;
+static void small_gemm_env(void) {
+    const char *e = getenv("CLPDD_SMALL_GEMM");
+    g_small_gemm = e && !strcmp(e, "xsmm");
+#ifdef CLPDD_HAVE_XSMM
+    if (g_small_gemm) libxsmm_init();
+#endif
+}
+
+#ifdef CLPDD_HAVE_XSMM
+typedef struct xsmm_job {
+    libxsmm_smmfunction k; /* R rows */
+    int R, M, K, N, lda, ldc;
+    float beta;
+    const float *A, *B;
+    float *C;
+} xsmm_job;
+
+/* the last M % R rows through the same R-row kernel, on zero-padded copies: a
+   kernel JIT-compiled for fewer rows may order its sums differently (measured at some widths), and
+   a row's result must not depend on M */
+static void xsmm_tail(const xsmm_job *J, size_t r) {
+    const size_t t = (size_t)J->M - r, la = (size_t)J->lda, lc = (size_t)J->ldc;
+    float *As = calloc((size_t)J->R * (la + lc), sizeof(float)), *Cs = As + (size_t)J->R * la;
+    CLPDD_ASSERT(As && "gemm (libxsmm): out of memory");
+    for (size_t i = 0; i < t; i++) {
+        memcpy(As + i * la, J->A + (r + i) * la, (size_t)J->K * sizeof(float));
+        if (J->beta != 0.0f) memcpy(Cs + i * lc, J->C + (r + i) * lc, (size_t)J->N * sizeof(float));
+    }
+    J->k(J->B, As, Cs);
+    for (size_t i = 0; i < t; i++) memcpy(J->C + (r + i) * lc, Cs + i * lc, (size_t)J->N * sizeof(float));
+    free(As);
+}
+
+static void xsmm_range(void *ctx, int begin, int end) {
+    const xsmm_job *J = ctx;
+    for (int blk = begin; blk < end; blk++) {
+        const size_t r = (size_t)blk * J->R;
+        if (r + J->R <= (size_t)J->M)
+            J->k(J->B, J->A + r * J->lda, J->C + r * J->ldc);
+        else
+            xsmm_tail(J, r);
+    }
+}
+
+static libxsmm_smmfunction xsmm_kernel(int N, int rows, int K, int ldb, int lda, int ldc, float beta) {
+    const libxsmm_blasint la = ldb, lb = lda, lc = ldc;
+    const float alpha = 1.0f;
+    const int flags = beta == 0.0f ? LIBXSMM_GEMM_FLAG_BETA_0 : LIBXSMM_GEMM_FLAG_NONE;
+    return libxsmm_smmdispatch(N, rows, K, &la, &lb, &lc, &alpha, &beta, &flags, NULL);
+}
+#endif
+
+/* 1 when the libxsmm path takes products of these N and K */
+static int cpu_small_gemm_takes(int N, int K) {
+    pthread_once(&g_small_once, small_gemm_env);
+#ifdef CLPDD_HAVE_XSMM
+    return g_small_gemm && N >= 1 && K >= 1 && N <= XSMM_MAX && K <= XSMM_MAX;
+#else
+    (void)N, (void)K;
+    return 0;
+#endif
+}
+
+/* C (M, N) = A (M, K) · op(B) + beta·C (row-major, alpha 1, beta 0 or 1, N and K ≤ 1024) by libxsmm
+   in row blocks on the pool; 0 (nothing written) when built without libxsmm, not switched on, or
+   outside those limits */
+static int cpu_small_gemm(int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                          int ldb, float beta, float *C, int ldc) {
+    pthread_once(&g_small_once, small_gemm_env);
+#ifdef CLPDD_HAVE_XSMM
+    if (M < 1 || !cpu_small_gemm_takes(N, K) || alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return 0;
+    float *Bt = NULL;
+    if (transB) { /* B (N, K) → Bt (K, N) */
+        Bt = malloc((size_t)N * K * sizeof(float));
+        if (!Bt) return 0;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) Bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
+        B = Bt, ldb = N;
+    }
+    const int R = XSMM_ROWS, blocks = (M + R - 1) / R;
+    xsmm_job J = {xsmm_kernel(N, R, K, ldb, lda, ldc, beta), R, M, K, N, lda, ldc, beta, A, B, C};
+    const int ok = J.k != NULL;
+    if (ok && blocks > 1 && (size_t)M * N * K > 16 * (size_t)CLPDD_CPU_PAR_MIN)
+        cpu_parallel_for(blocks, xsmm_range, &J);
+    else if (ok)
+        xsmm_range(&J, 0, blocks);
+    free(Bt);
+    return ok;
+#else
+    (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta;
+    (void)C, (void)ldc;
+    return 0;
+#endif
 }
 
 /* C (M, N) = alpha·op(A)·op(B) + beta·C; op(A) (M, K), op(B) (K, N) */
@@ -24,6 +147,7 @@ void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
         return;
     }
     CLPDD_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N);
+    if (!transA && cpu_small_gemm(transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
