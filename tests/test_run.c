@@ -243,3 +243,42 @@ Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* LGM draws new random heads every step: keyed by the step (set_step, ABI 1.5), not by the
+   calls a process has made, so a run resumed after a crash draws the heads the uninterrupted
+   run drew and ends with its images and its log */
+Test(run, lgm_resume_draws_the_same_heads, .timeout = 600) {
+    const char *why = test_fmnist_missing();
+    if (why) cr_skip_test("%s", why);
+    char dir[] = "/tmp/clpdd-test-run4-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ini[700], a[700], b[700], pa[800], pb[800];
+    snprintf(ini, sizeof ini, "%s/r.ini", dir);
+    FILE *f = fopen(ini, "w");
+    fprintf(f,
+            "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\nval_size = 100\ncache_dir = %s/cache\n"
+            "[backbone]\nname = vit\n[solver]\nname = lgm\n"
+            "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\nlog_every = 1\n[eval]\nseeds = 1\nepochs = 10\n",
+            dir);
+    fclose(f);
+    snprintf(a, sizeof a, "%s/whole", dir);
+    snprintf(b, sizeof b, "%s/crashed", dir);
+    clpdd_err e = {{0}};
+    cr_assert_eq(run_dir(ini, a, 0, &e, NULL, 0), 0, "%s", e.msg);
+    setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
+    cr_assert_neq(run_dir(ini, b, 0, &e, NULL, 0), 0);
+    unsetenv("CLPDD_TEST_CRASH_AFTER");
+    cr_assert_eq(run_dir(ini, b, 1, &e, NULL, 0), 0, "%s", e.msg);
+    snprintf(pa, sizeof pa, "%s/distilled.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/distilled.safetensors", b);
+    size_t la, lb;
+    uint8_t *da = read_all(pa, &la), *db = read_all(pb, &lb);
+    cr_expect(la == lb && memcmp(da, db, la) == 0, "the resumed LGM run must end with the uninterrupted run's images");
+    free(da), free(db);
+    char *rows_a = log_rows(a), *rows_b = log_rows(b);
+    cr_expect_str_eq(rows_b, rows_a, "every step's loss after the resume is the uninterrupted run's");
+    free(rows_a), free(rows_b);
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}

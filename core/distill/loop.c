@@ -306,6 +306,8 @@ static int loss_and_grad(clpdd_loop *l, int step, float *L, clpdd_err *e) {
         in = l->Xa;
     }
     if (clpdd_encoder_forward(&l->enc, l->phis, in, e)) return -1;
+    /* the step keys a solver's own draws (lgm's heads): a resumed run draws what this one did */
+    if (x->solver.desc->abi_minor >= 5 && l->svt->set_step) l->svt->set_step(l->solver, (uint64_t)step);
     if (l->svt->objective) {
         if (l->svt->objective(l->solver, L, l->phis, l->Ys, l->phib, l->yb, l->n) ||
             l->svt->backward(l->solver, l->dphis, NULL, NULL))

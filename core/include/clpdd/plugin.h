@@ -204,6 +204,10 @@ typedef struct clpdd_solver_vt {
     int (*learned)(void *self, clpdd_learned *out, int max);
     /* sets learned scalar i to value (> 0) for the next forward */
     void (*set_learned)(void *self, int i, double value);
+    /* ABI >= 1.5, optional (NULL): the distillation step (1, 2, …) of the next forward/objective.
+       A solver whose draws change per call (lgm's random heads) keys them by the step, so a run
+       resumed from a checkpoint draws exactly what the uninterrupted run drew */
+    void (*set_step)(void *self, uint64_t step);
 } clpdd_solver_vt;
 
 /* ---- loss: the outer objective on the real batch ---- */

@@ -6,7 +6,9 @@
  * g = (d+1)·C (bias = true) or d·C, the length of a flattened head gradient.
  *
  *   W ~ N(0, head_std²) (d, C), b = 0: head k of call t is ops->rand_normal(seed = host->seed ^
- *   LGM_SALT, offset = (t·H + k)·d·C), t = 0, 1, … counting objective calls — reproducible per run
+ *   LGM_SALT, offset = (t·H + k)·d·C), t = step − 1 as the core announces it (set_step, ABI 1.5;
+ *   without it t = 0, 1, … counts the objective calls) — reproducible per run, and a resumed run
+ *   draws the heads the uninterrupted one drew
  *   g_r = ∇_{W,b} CE(Φ_b W + b, y_b):  E_b = (softmax(Φ_b W) − onehot(y_b))/n,  g_r = [Φ_bᵀE_b; 𝟙ᵀE_b]
  *   g_s = ∇_{W,b} CE(Φ_s W + b, Y_s):  P = softmax(Φ_s W),  E = (P − Y_s)/m,    g_s = [Φ_sᵀE;   𝟙ᵀE]
  *     (Y_s rows are probability vectors, as the core's one-hot labels are)
@@ -40,7 +42,7 @@ typedef struct lgm {
     int m, d, C, n_max;
     int heads, bias;
     float head_std;
-    uint64_t calls;
+    uint64_t calls; /* t of the next objective: step − 1 (set_step), else the calls so far */
     int ready; /* the last objective succeeded */
     /* buffers */
     float *W;    /* (d, C)     the random head */
@@ -167,6 +169,11 @@ static int lgm_objective(void *p, float *L, const float *phi_s, const float *Y, 
     return 0;
 }
 
+static void lgm_set_step(void *p, uint64_t step) {
+    lgm *s = p;
+    s->calls = step > 0 ? step - 1 : 0;
+}
+
 static int lgm_backward(void *p, float *dphi_s, float *dY, const float *dZ) {
     lgm *s = p;
     (void)dZ; /* objective solver: NULL */
@@ -184,11 +191,12 @@ static const clpdd_solver_vt lgm_vt = {
     /* .backward = */ lgm_backward,
     /* .learned = */ NULL, /* learns nothing (ABI 1.5 members; the core reads them from minor >= 5 only) */
     /* .set_learned = */ NULL,
+    /* .set_step = */ lgm_set_step,
 };
 
 static const clpdd_plugin lgm_plugin = {
     /* .abi_major = */ CLPDD_ABI_MAJOR,
-    /* .abi_minor = */ 0, /* uses only the ABI 1.0 ops */
+    /* .abi_minor = */ 5, /* set_step (ABI 1.5); only the ABI 1.0 ops */
     /* .kind = */ CLPDD_KIND_SOLVER,
     /* .name = */ "lgm",
     /* .version = */ "1.0.0",

@@ -435,6 +435,7 @@ static const clpdd_solver_vt ntk_vt = {
     /* .backward = */ ntk_backward,
     /* .learned = */ ntk_learned,
     /* .set_learned = */ ntk_set_learned,
+    /* .set_step = */ NULL,
 };
 
 static const clpdd_plugin ntk_plugin = {

@@ -251,6 +251,7 @@ static const clpdd_solver_vt ridge_vt = {
     /* .backward = */ ridge_backward,
     /* .learned = */ ridge_learned,
     /* .set_learned = */ ridge_set_learned,
+    /* .set_step = */ NULL,
 };
 
 static const clpdd_plugin ridge_plugin = {

@@ -250,6 +250,7 @@ static const clpdd_solver_vt unrolled_vt = {
     /* .backward = */ unrolled_backward,
     /* .learned = */ NULL, /* learns nothing (ABI 1.5 members; the core reads them from minor >= 5 only) */
     /* .set_learned = */ NULL,
+    /* .set_step = */ NULL,
 };
 
 static const clpdd_plugin unrolled_plugin = {
