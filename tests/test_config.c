@@ -489,6 +489,7 @@ Test(config, every_enum_key_reads_its_one_name_table) {
         ENUM_CASE("distill", "init", clpdd_init_names, init),
         ENUM_CASE("distill", "param", clpdd_param_names, param),
         ENUM_CASE("distill", "augment", clpdd_augment_names, augment),
+        ENUM_CASE("distill", "labels", clpdd_labels_names, labels),
         ENUM_CASE("eval", "protocol", clpdd_protocol_names, protocol),
         ENUM_CASE("eval", "select", clpdd_select_names, select),
     };
