@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include "clpdd/plugin.h"
+#include "distill/labels.h"
 #include "io/ini.h"
 #include "plugin/host.h"
 #include "plugin/loader.h"
@@ -453,4 +454,85 @@ int test_driver(const char *args, char *out, size_t n) {
     out[len] = 0;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* ---- learned labels through a solver and the cross-entropy ---- */
+
+typedef struct labels_chain_ctx {
+    test_solver_ref_fn ref;
+    void *ctx;
+    const double *phi, *phib;
+    int m, k, C, n;
+    double tau;
+} labels_chain_ctx;
+
+/* Y (k·m, C): the k copies of softmax(l) (m, C) */
+static void softmax_tiled(double *Y, const double *l, int m, int k, int C) {
+    for (int i = 0; i < m; i++) {
+        const double *r = l + (size_t)i * C;
+        double mx = r[0], s = 0;
+        for (int c = 1; c < C; c++) mx = r[c] > mx ? r[c] : mx;
+        for (int c = 0; c < C; c++) s += exp(r[c] - mx);
+        for (int j = 0; j < k; j++)
+            for (int c = 0; c < C; c++) Y[((size_t)j * m + i) * C + c] = exp(r[c] - mx) / s;
+    }
+}
+
+/* mean over n rows of −log softmax(Z_i/τ)_{i mod C}; dZ (n, C) its gradient when non-NULL */
+static double ce_mean(const double *Z, int n, int C, double tau, double *dZ) {
+    double L = 0;
+    for (int i = 0; i < n; i++) {
+        const double *z = Z + (size_t)i * C;
+        double mx = z[0] / tau, s = 0;
+        for (int c = 1; c < C; c++) mx = z[c] / tau > mx ? z[c] / tau : mx;
+        for (int c = 0; c < C; c++) s += exp(z[c] / tau - mx);
+        L += mx + log(s) - z[i % C] / tau;
+        for (int c = 0; dZ && c < C; c++) dZ[(size_t)i * C + c] = (exp(z[c] / tau - mx) / s - (c == i % C)) / (n * tau);
+    }
+    return L / n;
+}
+
+static double labels_chain(const double *l, void *p) {
+    const labels_chain_ctx *c = p;
+    int me = c->m * c->k;
+    double *Y = malloc(sizeof(double) * me * c->C), *Z = malloc(sizeof(double) * c->n * c->C);
+    softmax_tiled(Y, l, c->m, c->k, c->C);
+    c->ref(Z, c->phi, Y, c->phib, c->ctx);
+    double L = ce_mean(Z, c->n, c->C, c->tau, NULL);
+    free(Y), free(Z);
+    return L;
+}
+
+double test_labels_fd_error(const char *plugin, const char *keys, uint64_t plugin_seed, int m, int k, int d, int C, int n,
+                            test_solver_ref_fn ref, void *ctx, uint64_t seed) {
+    int me = m * k;
+    size_t mC = (size_t)m * C;
+    test_solver_data x = test_solver_data_make(me, d, C, n, seed);
+    double *l = malloc(sizeof(double) * mC), *Y = malloc(sizeof(double) * me * C);
+    double *Z = malloc(sizeof(double) * n * C), *dZ = malloc(sizeof(double) * n * C), *g = malloc(sizeof(double) * mC);
+    test_fill_normal_d(l, mC, 1.0, seed + 1);
+    for (size_t i = 0; i < mC; i++) l[i] = (float)(l[i] + 2.0 * ((int)(i % C) == (int)(i / C) % C)); /* near one-hot */
+    labels_chain_ctx cc = {ref, ctx, x.phi, x.phib, m, k, C, n, 0.5};
+    /* the plugin's dY_s at the chain's dZ (its forward's Z through the float64 cross-entropy) */
+    softmax_tiled(Y, l, m, k, C);
+    test_solver_result r0 = test_solver_run(plugin, keys, plugin_seed, me, d, C, n, x.phi, Y, x.phib, x.R, 1);
+    cr_assert_eq(r0.status, 0, "%s: %s", plugin, r0.error);
+    for (int i = 0; i < n * C; i++) Z[i] = r0.Z[i];
+    ce_mean(Z, n, C, cc.tau, dZ);
+    test_solver_result r1 = test_solver_run(plugin, keys, plugin_seed, me, d, C, n, x.phi, Y, x.phib, dZ, 1);
+    cr_assert_eq(r1.status, 0, "%s: %s", plugin, r1.error);
+    /* the label module on the CPU ops (host memory) */
+    float *buf = malloc(sizeof(float) * 4 * mC);
+    clpdd_labels lb = {clpdd_ops_cpu(), m, k, C, buf, NULL, NULL, buf + mC, buf + 2 * mC, buf + 3 * mC};
+    test_to_float(lb.logits, l, mC);
+    lb.ops->softmax_rows(lb.Y, lb.logits, m, C, 1.0f);
+    clpdd_labels_grad(&lb, r1.dY);
+    test_fd_grad(g, labels_chain, l, mC, 1e-5, &cc);
+    double err = test_rel_err_fd(lb.dlogits, g, mC);
+    if (getenv("CLPDD_TEST_VERBOSE")) fprintf(stderr, "labels through %s: d logits rel err %.2e\n", plugin, err);
+    free(buf), free(l), free(Y), free(Z), free(dZ), free(g);
+    test_solver_result_free(&r0);
+    test_solver_result_free(&r1);
+    test_solver_data_free(&x);
+    return err;
 }

@@ -103,6 +103,14 @@ typedef struct test_solver_errors {
 test_solver_errors test_solver_errors_of(const test_solver_result *r, test_solver_data *x, int m, int d, int C, int n,
                                          test_solver_ref_fn ref, void *ctx, double h_phi, double h_Y);
 
+/* learned labels (core/distill/labels.h): logits ℓ (m, C) → Y = softmax rows, tiled k times (the
+   DSA copies) → the solver's Z (n, C) → L = mean cross-entropy of Z/τ against labels i mod C. The
+   relative error of clpdd_labels_grad's ∂L/∂ℓ (from the plugin's dY_s, `keys` on the mock host with
+   `plugin_seed`) against float64 central differences through ref (the solver's float64
+   transcription, its ctx built for k·m support rows) */
+double test_labels_fd_error(const char *plugin, const char *keys, uint64_t plugin_seed, int m, int k, int d, int C, int n,
+                            test_solver_ref_fn ref, void *ctx, uint64_t seed);
+
 /* the CUDA op table, or skip the calling test with the reason there is none */
 struct clpdd_ops;
 const struct clpdd_ops *test_cuda_or_skip(void);

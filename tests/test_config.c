@@ -489,6 +489,7 @@ Test(config, every_enum_key_reads_its_one_name_table) {
         ENUM_CASE("distill", "init", clpdd_init_names, init),
         ENUM_CASE("distill", "param", clpdd_param_names, param),
         ENUM_CASE("distill", "augment", clpdd_augment_names, augment),
+        ENUM_CASE("distill", "labels", clpdd_labels_names, labels),
         ENUM_CASE("eval", "protocol", clpdd_protocol_names, protocol),
         ENUM_CASE("eval", "select", clpdd_select_names, select),
     };
@@ -573,5 +574,25 @@ Test(config, a_plugin_built_for_minor_3_loads_and_runs) {
     cr_expect_eq(*(const int *)self, 1, "the plugin read mode = second through cfg_str");
     vt->destroy(self);
     clpdd_host_destroy(h);
+    clpdd_experiment_free(&x);
+}
+
+/* [distill] labels = learn needs a solver giving dY_s through a loss, and plain one-hot support
+   targets (docs/design.md §1, "Learned labels") */
+Test(config, learned_labels_refuse_an_objective_solver_and_an_encoding_loss) {
+    EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = lgm\n[distill]\nlabels = learn\n", "x.ini:6",
+                      "[distill] labels = learn", "solver 'lgm' matches the gradients of one-hot heads");
+    EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = mse\n[distill]\nlabels = learn\n",
+                      "x.ini:8", "[distill] labels = learn", "loss 'mse' encodes its own support targets");
+    EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n[distill]\nlabels = soft\n",
+                      "labels", "onehot", "learn");
+    EXPECT_LOAD_ERROR("[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n[distill]\nlabels = learn\nlabel_init = 1\n",
+                      "label_init");
+    clpdd_experiment x;
+    clpdd_err e = {{0}};
+    cr_expect_eq(load("[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n[distill]\nlabels = learn\n", NULL, 0,
+                      &e, &x), 0, "%s", e.msg);
+    cr_expect_eq(x.labels, CLPDD_LABELS_LEARN);
+    cr_expect_float_eq(x.label_init, 0.9f, 1e-7);
     clpdd_experiment_free(&x);
 }

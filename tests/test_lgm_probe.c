@@ -61,3 +61,27 @@ Test(lgm_probe, scores) {
     int32_t y[2] = {2, 1};
     cr_expect_float_eq(clpdd_top1(logits, y, 2, 3), 0.5, 1e-12);
 }
+
+/* soft targets (a label matrix, core/eval/lgm_probe.h): one-hot rows are the hard-label probe bit
+   for bit; smoothed rows still learn the blobs; rows that put the mass on the next class teach
+   that class, so the test points (labelled by their blob) are almost all wrong */
+Test(lgm_probe, soft_targets) {
+    float Xtr[M * D], Xte[NT * D], T[M * C];
+    int32_t ytr[M], yte[NT];
+    blobs(Xtr, ytr, M, 1);
+    blobs(Xte, yte, NT, 2);
+    clpdd_lgm_probe_cfg cfg = {200, 10, 0.1f};
+    double hard = clpdd_lgm_probe(Xtr, ytr, M, Xte, yte, NT, D, C, &cfg, 7);
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < C; c++) T[i * C + c] = c == ytr[i];
+    cr_expect_eq(clpdd_lgm_probe_pred(NULL, NULL, Xtr, ytr, T, M, Xte, yte, NT, D, C, &cfg, 7, NULL), hard,
+                 "one-hot soft targets are the hard labels");
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < C; c++) T[i * C + c] = c == ytr[i] ? 0.7f : 0.1f;
+    double smooth = clpdd_lgm_probe_pred(NULL, NULL, Xtr, ytr, T, M, Xte, yte, NT, D, C, &cfg, 7, NULL);
+    cr_expect_gt(smooth, 0.95, "smoothed targets keep the argmax: %g", smooth);
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < C; c++) T[i * C + c] = c == (ytr[i] + 1) % C ? 0.9f : 0.1f / (C - 1);
+    double moved = clpdd_lgm_probe_pred(NULL, NULL, Xtr, ytr, T, M, Xte, yte, NT, D, C, &cfg, 7, NULL);
+    cr_expect_lt(moved, 0.05, "targets on the next class teach the next class: %g", moved);
+}

@@ -392,3 +392,15 @@ Test(ntk, learned_lambda_gradient_matches_float64_finite_differences) {
         }
     g_learn = 0;
 }
+
+/* learned labels (core/distill/labels.h): ∂L/∂ℓ through softmax, two DSA copies, the NTK and the
+   cross-entropy against float64 central differences */
+Test(ntk, label_logits_gradient_matches_float64_finite_differences) {
+    int m = 3, k = 2;
+    cfg c = {k * m, 5, 3, 7, 1, 2.0, 0.01, 0.05, 1};
+    char keys[512];
+    snprintf(keys, sizeof keys, "depth = %d; w_var = %.17g; b_var = %.17g; lambda = %.17g; lambda_mode = relative", c.depth,
+             c.w_var, c.b_var, c.lambda);
+    double err = test_labels_fd_error("ntk", keys, 1, m, k, c.d, c.C, c.n, ref_fn, &c, 400);
+    cr_expect_lt(err, 1e-4, "d logits rel err %g", err);
+}

@@ -343,3 +343,21 @@ Test(report, learned_temperature_and_lambda_columns, .init = setup_dir, .fini = 
     cr_expect(strstr(md, "| distilled | 0.3 | 1 | 60.00 ± 1.00 | - | **20.00** | **100** | - | - |\n"), "a fixed run: '-':\n%s", md);
     free(md);
 }
+
+/* a learned-label run (its metrics.json has accuracy_hard_labels) adds the hard-label accuracy
+   column; the other runs show "-" (and reports without such a run keep their table, above) */
+Test(report, hard_label_accuracy_column, .init = setup_dir, .fini = teardown_dir) {
+    fake_run("ce", "0.3", 0, 0.60, 0.01, 0.30, 20.0, -1);
+    g_extra_json = "  \"accuracy_hard_labels\": {\"protocol\": \"probe\", \"mean\": 0.5564, \"std\": 0.0, "
+                   "\"per_seed\": [0.5564]},\n";
+    fake_run("ce", "0.1", 0, 0.62, 0.01, 0.30, 20.0, -1);
+    g_extra_json = "";
+    clpdd_report_result r;
+    rep(0, &r);
+    char *md = slurp("summary.md");
+    cr_expect(strstr(md, "| peak RSS MB | hard-label accuracy % |\n"), "header:\n%s", md);
+    cr_expect(strstr(md, "| distilled | 0.1 | 1 | **62.00 ± 1.00** | - | **20.00** | **100** | 55.64 |\n"),
+              "the learned-label run's value (one probe fit: no spread):\n%s", md);
+    cr_expect(strstr(md, "| distilled | 0.3 | 1 | 60.00 ± 1.00 | - | 20.00 | 100 | - |\n"), "a one-hot run: '-':\n%s", md);
+    free(md);
+}

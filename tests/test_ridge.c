@@ -229,3 +229,19 @@ Test(ridge, learned_lambda_that_needs_jitter_is_an_error) {
     free_data(&x);
     g_learn = 0;
 }
+
+/* learned labels (core/distill/labels.h): ∂L/∂ℓ through softmax, two DSA copies, ridge (dual and
+   primal) and the cross-entropy against float64 central differences */
+Test(ridge, label_logits_gradient_matches_float64_finite_differences) {
+    const char *forms[] = {"dual", "primal"};
+    for (int f = 0; f < 2; f++) {
+        int m = f ? 5 : 3, k = 2; /* dual: k·m ≤ d; primal: k·m > d + 1 */
+        cfg c = {k * m, f ? 4 : 8, 3, 7, 0.3, 1, 1, 1.5, forms[f]};
+        char keys[512];
+        snprintf(keys, sizeof keys, "lambda = %.17g; lambda_mode = relative; bias = true; bias_scale = %g; form = %s", c.lambda,
+                 c.beta, c.form);
+        double err = test_labels_fd_error("ridge", keys, 1, m, k, c.d, c.C, c.n, ref_fn, &c, 300 + f);
+        /* fp32 solve and softmax against fp64 central differences (truncation ~h² = 1e-10) */
+        cr_expect_lt(err, 1e-4, "d logits rel err %g (form %s)", err, c.form);
+    }
+}

@@ -293,3 +293,18 @@ Test(unrolled, cuda_matches_cpu) {
     free(phib);
     free(R);
 }
+
+/* learned labels (core/distill/labels.h): ∂L/∂ℓ through softmax, two DSA copies, the unrolled
+   solver (zero init) and the cross-entropy against float64 central differences */
+Test(unrolled, label_logits_gradient_matches_float64_finite_differences) {
+    int m = 3, k = 2;
+    cfg c = {k * m, 5, 3, 4, 8, 0.5, 0.0, 0, 0.01, 0, 0};
+    char keys[512];
+    keys_of(&c, keys, sizeof keys);
+    double *W0 = malloc(sizeof(double) * c.d * c.C);
+    draw_w0(W0, &c, 0);
+    ref_ctx rc = {&c, W0};
+    double err = test_labels_fd_error("unrolled", keys, SEED, m, k, c.d, c.C, c.n, ref_fn, &rc, 500);
+    cr_expect_lt(err, 1e-4, "d logits rel err %g", err);
+    free(W0);
+}

@@ -4,7 +4,8 @@
  *
  * The set: a run directory (its distilled.safetensors, with its config.ini as the default
  * configuration), a distilled.safetensors file (tensors "images" (m, c, H, W) F32 in [0, 1] and
- * "labels" (m) I32, as clpdd writes them and safetensors.numpy.save_file writes from Python), or a
+ * "labels" (m) I32, as clpdd writes them and safetensors.numpy.save_file writes from Python; with
+ * "label_matrix" (m, C) F32, a learned label matrix, scored with it and with its argmax labels), or a
  * folder of PNG/JPEG files in class sub-folders (ImageFolder, what other tools export), read at
  * their stored size as 8-bit images. A sub-folder is named by the class it holds: one of the
  * dataset's class names, or its number where the classes are numbered (Fashion-MNIST, MNIST,
@@ -33,8 +34,22 @@ typedef struct loaded_set {
     clpdd_image_set set;
     float *images;
     int32_t *labels;
+    float *label_matrix;     /* (m, C) or NULL */
     clpdd_data_info folders; /* a folder: its class sub-folders' names (labels index them) */
 } loaded_set;
+
+/* the optional "label_matrix" (m, C) F32 of a set with learned labels; its rows are checked to
+   be probability rows where the set is scored (core/distill/run.c) */
+static int read_label_matrix(loaded_set *ls, clpdd_st_file *f, const char *path, clpdd_err *e) {
+    const clpdd_st_tensor *t = clpdd_st_find(f, "label_matrix");
+    if (!t) return 0;
+    if (t->ndim != 2 || t->shape[0] != ls->set.m || t->shape[1] < 1 || t->shape[1] > 100000)
+        return clpdd_err_set(e, "%s: tensor \"label_matrix\" must be (m, C) = (%d, classes), one probability row per image",
+                             path, ls->set.m);
+    ls->label_matrix = clpdd_xmalloc((size_t)clpdd_st_numel(t) * sizeof(float));
+    ls->set.label_matrix = ls->label_matrix, ls->set.label_C = (int)t->shape[1];
+    return clpdd_st_read_f32(f, t, ls->label_matrix, e);
+}
 
 static int read_safetensors(loaded_set *ls, const char *path, clpdd_err *e) {
     clpdd_st_file *f;
@@ -55,6 +70,7 @@ static int read_safetensors(loaded_set *ls, const char *path, clpdd_err *e) {
     for (size_t i = 0; rc == 0 && i < (size_t)clpdd_st_numel(ti); i++)
         if (!(ls->images[i] >= 0.0f && ls->images[i] <= 1.0f))
             rc = clpdd_err_set(e, "%s: images[%zu] = %g: pixels must be finite and in [0, 1]", path, i, ls->images[i]);
+    if (rc == 0) rc = read_label_matrix(ls, f, path, e);
     clpdd_st_close(f);
     return rc;
 }
@@ -198,6 +214,7 @@ static int eval(const clpdd_args *a) {
     }
     free(ls.images);
     free(ls.labels);
+    free(ls.label_matrix);
     clpdd_data_info_free(&ls.folders);
     clpdd_startup_end(&s);
     return rc;

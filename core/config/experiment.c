@@ -196,6 +196,26 @@ static int check_core(clpdd_experiment *x, clpdd_err *e) {
     return 0;
 }
 
+/* [distill] labels = learn needs a solver whose backward gives dY_s through a loss on its logits,
+   and a loss whose support labels are plain one-hot rows (docs/design.md §1, "Learned labels") */
+static int check_labels(const clpdd_experiment *x, clpdd_err *e) {
+    if (x->labels != CLPDD_LABELS_LEARN) return 0;
+    char where[1100] = "--set";
+    const clpdd_section *distill = clpdd_ini_section(&x->ini, "distill");
+    if (distill) section_where(distill, where, sizeof where);
+    const clpdd_solver_vt *svt = x->solver.desc->vtable;
+    if (svt->objective)
+        return clpdd_err_set(e, "%s: [distill] labels = learn: solver '%s' matches the gradients of one-hot heads, not "
+                                "a loss on a label matrix; use labels = onehot, or a ridge/ntk/unrolled solver", where,
+                             x->solver.desc->name);
+    const clpdd_loss_vt *lvt = x->loss.desc->vtable;
+    if (lvt->encode_labels)
+        return clpdd_err_set(e, "%s: [distill] labels = learn: loss '%s' encodes its own support targets (not a "
+                                "probability matrix); use labels = onehot, or [loss] name = ce", where,
+                             x->loss.desc->name);
+    return 0;
+}
+
 /* backbone, solver, and a loss unless the solver computes its own objective */
 static int load_plugins(clpdd_experiment *x, const clpdd_plugin_dirs *dirs, clpdd_err *e) {
     if (load_plugin(x, "backbone", CLPDD_KIND_BACKBONE, dirs, &x->backbone, &x->backbone_cfg, e)) return -1;
@@ -203,7 +223,9 @@ static int load_plugins(clpdd_experiment *x, const clpdd_plugin_dirs *dirs, clpd
     if (load_plugin(x, "solver", CLPDD_KIND_SOLVER, dirs, &x->solver, &x->solver_cfg, e)) return -1;
     const clpdd_solver_vt *svt = x->solver.desc->vtable;
     clpdd_section *loss = clpdd_ini_section(&x->ini, "loss");
-    if (!svt->objective) return load_plugin(x, "loss", CLPDD_KIND_LOSS, dirs, &x->loss, &x->loss_cfg, e);
+    if (!svt->objective)
+        return load_plugin(x, "loss", CLPDD_KIND_LOSS, dirs, &x->loss, &x->loss_cfg, e) || check_labels(x, e) ? -1 : 0;
+    if (check_labels(x, e)) return -1;
     if (!loss) return 0;
     char where[1100];
     section_where(loss, where, sizeof where);

@@ -34,6 +34,8 @@ typedef struct clpdd_experiment {
     float lr, adam_b1, adam_b2;
     float learn_lr, learn_prior; /* the learned scalars' Adam lr and prior std (0: none) */
     clpdd_init_kind init;
+    clpdd_labels_kind labels;     /* [distill] labels (distill/labels.h) */
+    float labels_lr, label_init;  /* the label logits' Adam lr; p0, the initial probability of the class */
     clpdd_param_kind param;
     clpdd_augment_kind augment;
     int pyramid_every, decorrelate, augs_per_batch;

@@ -7,6 +7,7 @@ const char *const clpdd_bad_image_names[CLPDD_BAD_IMAGE_COUNT] = {"error", "skip
 const char *const clpdd_feature_dtype_names[CLPDD_FEATURE_DTYPE_COUNT] = {"f32", "f16"};
 const char *const clpdd_adapt_names[CLPDD_ADAPT_COUNT] = {"resize", "pad", "crop"};
 const char *const clpdd_init_names[CLPDD_INIT_COUNT] = {"real", "noise"};
+const char *const clpdd_labels_names[CLPDD_LABELS_COUNT] = {"onehot", "learn"};
 const char *const clpdd_param_names[CLPDD_PARAM_KIND_COUNT] = {"pixels", "pyramid"};
 const char *const clpdd_augment_names[CLPDD_AUGMENT_COUNT] = {"none", "dsa"};
 const char *const clpdd_protocol_names[CLPDD_PROTOCOL_COUNT] = {"probe", "fast", "lgm"};

@@ -33,6 +33,10 @@ typedef enum { CLPDD_INIT_REAL = 0, CLPDD_INIT_NOISE, CLPDD_INIT_COUNT } clpdd_i
 extern const char *const clpdd_init_names[CLPDD_INIT_COUNT];
 const char *clpdd_init_name(clpdd_init_kind k);
 
+/* [distill] labels: the synthetic set's label matrix fixed one-hot, or learned (distill/labels.h) */
+typedef enum { CLPDD_LABELS_ONEHOT = 0, CLPDD_LABELS_LEARN, CLPDD_LABELS_COUNT } clpdd_labels_kind;
+extern const char *const clpdd_labels_names[CLPDD_LABELS_COUNT];
+
 /* [distill] param: what Adam optimises (distill/param.h) */
 typedef enum { CLPDD_PARAM_PIXELS = 0, CLPDD_PARAM_PYRAMID, CLPDD_PARAM_KIND_COUNT } clpdd_param_kind;
 extern const char *const clpdd_param_names[CLPDD_PARAM_KIND_COUNT];

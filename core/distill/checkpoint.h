@@ -1,7 +1,8 @@
 /* Checkpoints of the distillation loop, from which `clpdd run --resume` continues after a crash.
  *
  * <run dir>/checkpoint.safetensors, written atomically every [distill] checkpoint_every steps and
- * removed when the run finishes: the parameter vector and Adam's two moments (capacity floats),
+ * removed when the run finishes: the parameter vector and Adam's two moments (capacity floats;
+ * with [distill] labels = learn the label logits and their moments appended, core/distill/loop.c),
  * the real-batch sampler (its permutation and generator state), the step, the log rows so far,
  * the learned scalars with their Adam moments (core/distill/learned.h), the hash of the resolved configuration — a checkpoint of another configuration is refused — and
  * an XXH3 checksum of all of it, verified (with the step's range) before anything is restored.

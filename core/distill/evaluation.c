@@ -63,8 +63,24 @@ static int neighbors(clpdd_run_data *r, clpdd_evaluator *ev, const float *phis, 
     return 0;
 }
 
-int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t *labels, int m, int ipc, float *phis,
-                           clpdd_summary *s, clpdd_err *e) {
+/* a set with a label matrix T (m, C): also scored with each row's argmax as its label */
+static int score_hard(clpdd_run_data *r, clpdd_evaluator *ev, const float *images, const float *phis, const float *T, int m,
+                      clpdd_summary *s, clpdd_err *e) {
+    int32_t *hard = clpdd_xmalloc((size_t)m * sizeof *hard);
+    for (int i = 0; i < m; i++) {
+        const float *t = T + (size_t)i * r->C;
+        int best = 0;
+        for (int c = 1; c < r->C; c++) best = t[c] > t[best] ? c : best; /* ties: the lowest class */
+        hard[i] = best;
+    }
+    int rc = clpdd_evaluate_set(ev, &s->acc_hard, images, phis, hard, NULL, m, e);
+    s->has_hard = rc == 0;
+    free(hard);
+    return rc;
+}
+
+int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t *labels, const float *label_matrix, int m,
+                           int ipc, float *phis, clpdd_summary *s, clpdd_err *e) {
     const clpdd_experiment *x = r->x;
     clpdd_eval_cfg cfg;
     clpdd_eval_cfg_from_experiment(&cfg, x);
@@ -86,7 +102,9 @@ int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t
             fprintf(stderr, "eval: %s protocol (LGM's probe: %d seeds x %d epochs)\n", clpdd_protocol_name(x->protocol),
                     x->eval_seeds, x->eval_epochs);
     }
-    int rc = clpdd_evaluator_features(&ev, phis, images, m, e) || clpdd_evaluate_set(&ev, &s->acc, images, phis, labels, m, e);
+    int rc = clpdd_evaluator_features(&ev, phis, images, m, e) ||
+             clpdd_evaluate_set(&ev, &s->acc, images, phis, labels, label_matrix, m, e);
+    if (rc == 0 && label_matrix) rc = score_hard(r, &ev, images, phis, label_matrix, m, s, e);
     if (rc == 0 && x->baseline_neighbors) rc = neighbors(r, &ev, phis, labels, m, s, e);
     s->has_random = x->baseline_random, s->has_centroids = x->baseline_centroids, s->has_full = x->baseline_full;
     if (rc == 0 && (s->has_random || s->has_centroids || s->has_full)) rc = baselines(r, &ev, ipc, s, e);

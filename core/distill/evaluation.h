@@ -8,10 +8,12 @@
 #include "distill/outputs.h"
 #include "eval/run_data.h"
 
-/* images (m, c, H, W) host in [0, 1], class-major with ipc per class, labels (m); their features
+/* images (m, c, H, W) host in [0, 1], class-major with ipc per class, labels (m) and label_matrix
+   (m, C) or NULL (a learned one: the set is scored with it, "accuracy", and with each row's argmax
+   label, s->acc_hard, "accuracy_hard_labels"); their features
    through the evaluator into phis (m, d) host; the scores into s (solver_acc = NaN: the run
    fills it from its solver) */
-int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t *labels, int m, int ipc, float *phis,
-                           clpdd_summary *s, clpdd_err *e);
+int clpdd_evaluation_score(clpdd_run_data *r, const float *images, const int32_t *labels, const float *label_matrix, int m,
+                           int ipc, float *phis, clpdd_summary *s, clpdd_err *e);
 
 #endif

@@ -120,6 +120,12 @@ static int setup_synthetic(clpdd_loop *l, clpdd_err *e) {
     ops->to_device(l->ys, l->ys_host, (size_t)me * sizeof(int32_t));
     if (l->lvt && l->lvt->encode_labels) l->lvt->encode_labels(l->loss, l->Ys, l->ys, me);
     else ops->onehot(l->Ys, l->ys, me, l->C, 1.0f, 0.0f);
+    l->learn_labels = x->labels == CLPDD_LABELS_LEARN;
+    if (!l->learn_labels) return 0;
+    l->dYs = dalloc(l, (size_t)me * l->C * sizeof(float), &fail);
+    if (fail) return clpdd_err_set(e, "run: %s", clpdd_host_error(r->h));
+    if (clpdd_labels_init(&l->labels, r->h, m, l->k, l->C, l->ys_host, x->label_init, e)) return -1;
+    clpdd_labels_forward(&l->labels, l->Ys);
     return 0;
 }
 
@@ -205,6 +211,7 @@ void clpdd_loop_free(clpdd_loop *l) {
     clpdd_augment_destroy(l->aug_real);
     clpdd_adapter_free(&l->ad_real);
     free(l->Xs_host);
+    free(l->Y_host);
     free(l->ys_host);
     free(l->perm);
     free(l->Xr_host);
@@ -316,7 +323,8 @@ static int loss_and_grad(clpdd_loop *l, int step, float *L, clpdd_err *e) {
         if (l->svt->forward(l->solver, l->Z, l->phis, l->Ys, l->phib, l->n))
             return plugin_fail(l, "solver", x->solver.desc->name, e);
         if (l->lvt->forward(l->loss, L, l->dZ, l->Z, l->yb, l->n)) return plugin_fail(l, "loss", x->loss.desc->name, e);
-        if (l->svt->backward(l->solver, l->dphis, NULL, l->dZ)) return plugin_fail(l, "solver", x->solver.desc->name, e);
+        if (l->svt->backward(l->solver, l->dphis, l->learn_labels ? l->dYs : NULL, l->dZ))
+            return plugin_fail(l, "solver", x->solver.desc->name, e);
     }
     if (!l->aug_syn) return clpdd_encoder_backward(&l->enc, l->dXs, l->dphis, l->Xs, e);
     if (clpdd_encoder_backward(&l->enc, l->dXa, l->dphis, l->Xa, e)) return -1;
@@ -335,6 +343,11 @@ int clpdd_loop_step(clpdd_loop *l, int step, float *L, int *level_added, clpdd_e
         return clpdd_err_set(e, "step %d: the loss or the image gradient is not finite (loss %g); lower [distill] lr?", step, *L);
     if (clpdd_learned_step(&l->learned, step, x->learn_lr, x->adam_b1, x->adam_b2, x->learn_prior, e))
         return clpdd_err_prefix(e, "step %d: ", step);
+    if (l->learn_labels) {
+        if (clpdd_labels_step(&l->labels, l->dYs, step, x->labels_lr, x->adam_b1, x->adam_b2, e))
+            return clpdd_err_prefix(e, "step %d: ", step);
+        clpdd_labels_forward(&l->labels, l->Ys); /* the next step's support labels */
+    }
     clpdd_param_backward(l->param, l->dvals, l->dXs);
     clpdd_param_adam(l->param, l->adam_m, l->adam_v, l->dvals, x->lr, x->adam_b1, x->adam_b2, 1e-8f, 0.0f);
     if (x->param == CLPDD_PARAM_PIXELS) ops->clamp(clpdd_param_values(l->param), 0.0f, 1.0f, np);
@@ -355,19 +368,36 @@ static void learned_unpack(clpdd_learned_set *ls, const double *in) {
         ls->u[k] = in[4 * k], ls->m[k] = in[4 * k + 1], ls->v[k] = in[4 * k + 2], ls->used[k] = in[4 * k + 3];
 }
 
+/* the checkpoint's optimised vector: the parameters, then (labels = learn) the label logits; its
+   Adam moments likewise */
+static size_t label_count(const clpdd_loop *l) { return l->learn_labels ? (size_t)l->m * l->C : 0; }
+static size_t state_count(const clpdd_loop *l) { return clpdd_param_capacity(l->param) + label_count(l); }
+
+/* the three arrays (values, Adam m, Adam v) between the devices and host (3 × state_count);
+   to_host = 0: host to devices */
+static void state_transfer(clpdd_loop *l, float *host, int to_host) {
+    size_t pc = clpdd_param_capacity(l->param), nl = label_count(l), cap = pc + nl;
+    float *dev[3] = {clpdd_param_values(l->param), l->adam_m, l->adam_v};
+    float *lab[3] = {l->labels.logits, l->labels.adam_m, l->labels.adam_v};
+    for (int a = 0; a < 3; a++) {
+        if (to_host) l->ops->to_host(host + a * cap, dev[a], pc * sizeof(float));
+        else l->ops->to_device(dev[a], host + a * cap, pc * sizeof(float));
+        if (!nl) continue;
+        if (to_host) l->ops->to_host(host + a * cap + pc, lab[a], nl * sizeof(float));
+        else l->ops->to_device(lab[a], host + a * cap + pc, nl * sizeof(float));
+    }
+}
+
 /* the loop's whole state, between devices and the checkpoint file */
 static clpdd_checkpoint checkpoint_view(clpdd_loop *l, float *host) {
-    size_t cap = clpdd_param_capacity(l->param);
+    size_t cap = state_count(l);
     return (clpdd_checkpoint){0,      0,       l->rng.s,  host,       host + cap, host + 2 * cap, cap, l->perm, l->N,
                               l->log, l->nlog, l->caplog, l->config, l->x->steps, l->learned.n, NULL};
 }
 
 static int checkpoint_save(clpdd_loop *l, const char *outdir, const char *path, int step, uint64_t hash, clpdd_err *e) {
-    size_t cap = clpdd_param_capacity(l->param);
-    float *host = clpdd_xmalloc(3 * cap * sizeof(float));
-    l->ops->to_host(host, clpdd_param_values(l->param), cap * sizeof(float));
-    l->ops->to_host(host + cap, l->adam_m, cap * sizeof(float));
-    l->ops->to_host(host + 2 * cap, l->adam_v, cap * sizeof(float));
+    float *host = clpdd_xmalloc(3 * state_count(l) * sizeof(float));
+    state_transfer(l, host, 1);
     int ahead = batch_ahead(l); /* the checkpoint holds the sampler before the batch drawn ahead */
     if (ahead) sampler_rewind(l, 0);
     clpdd_checkpoint c = checkpoint_view(l, host);
@@ -383,8 +413,7 @@ static int checkpoint_save(clpdd_loop *l, const char *outdir, const char *path, 
 
 /* the last completed step of a checkpoint restored into the loop, or 0 to start afresh */
 static int checkpoint_restore(clpdd_loop *l, const char *path, uint64_t hash, clpdd_summary *s, clpdd_err *e) {
-    size_t cap = clpdd_param_capacity(l->param);
-    float *host = clpdd_xmalloc(3 * cap * sizeof(float));
+    float *host = clpdd_xmalloc(3 * state_count(l) * sizeof(float));
     clpdd_checkpoint c = checkpoint_view(l, host);
     c.config_hash = hash;
     double learned[4 * CLPDD_MAX_LEARNED];
@@ -393,9 +422,11 @@ static int checkpoint_restore(clpdd_loop *l, const char *path, uint64_t hash, cl
     if (rc == 0) {
         learned_unpack(&l->learned, learned);
         clpdd_learned_apply(&l->learned);
-        l->ops->to_device(clpdd_param_values(l->param), host, cap * sizeof(float));
-        l->ops->to_device(l->adam_m, host + cap, cap * sizeof(float));
-        l->ops->to_device(l->adam_v, host + 2 * cap, cap * sizeof(float));
+        state_transfer(l, host, 0);
+        if (l->learn_labels) { /* Y and the support from the restored logits */
+            l->ops->softmax_rows(l->labels.Y, l->labels.logits, l->m, l->C, 1.0f);
+            clpdd_labels_forward(&l->labels, l->Ys);
+        }
         l->rng.s = c.rng_state;
         l->nlog = c.nlog;
         if (l->nlog > 0 && l->log[0].step == 1) s->first_loss = l->log[0].loss; /* step 1 is always logged */
@@ -488,6 +519,10 @@ int clpdd_loop_run(clpdd_loop *l, const char *outdir, const char *ckpt_path, int
         s->learned_final[k] = exp(l->learned.u[k]);
     s->ms_per_step = steps > done ? 1000.0 * s->loop_s / (steps - done) : 0.0;
     ops->to_host(l->Xs_host, l->Xs, np * sizeof(float));
+    if (l->learn_labels) {
+        l->Y_host = clpdd_xmalloc((size_t)l->m * l->C * sizeof(float));
+        clpdd_labels_matrix(&l->labels, l->Y_host);
+    }
     return 0;
 }
 

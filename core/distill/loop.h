@@ -9,6 +9,7 @@
  * px = c·H·W pixels of a dataset image. */
 #ifndef CLPDD_LOOP_H
 #define CLPDD_LOOP_H
+#include "distill/labels.h"
 #include "distill/learned.h"
 #include "distill/outputs.h"
 #include "distill/param.h"
@@ -27,6 +28,8 @@ typedef struct clpdd_loop {
     const clpdd_loss_vt *lvt;
     void *loss;                        /* NULL: an objective solver */
     clpdd_learned_set learned;         /* the plugin keys set to learn (core/distill/learned.h) */
+    int learn_labels;                  /* [distill] labels = learn */
+    clpdd_labels labels;               /* then the label logits (core/distill/labels.h) */
     clpdd_rng rng;                     /* init = real, then the real-batch sampler */
     int C, ipc, m, N, n, d, c, H, W, k, me;
     size_t px;
@@ -39,7 +42,8 @@ typedef struct clpdd_loop {
     float *Xa, *dXa;                   /* DSA: (me, px) augmented copies */
     float *Xr, *Xr_aug, *Xr_in;        /* DSA: (n, px), (n, px), (n, backbone pixels) */
     float *phis, *dphis;               /* (me, d) */
-    float *Ys;                         /* (me, C) encoded support labels */
+    float *Ys;                         /* (me, C) encoded support labels (labels = learn: k copies of softmax(ℓ)) */
+    float *dYs;                        /* labels = learn: (me, C) the solver's ∂L/∂Y_s */
     int32_t *ys;                       /* (me) */
     void *Phi;                         /* (N, d) cached real features: float, or f16 bits when f16 */
     int f16;                           /* [data] feature_dtype = f16: Phi holds binary16 */
@@ -48,6 +52,7 @@ typedef struct clpdd_loop {
     int32_t *idx, *yb;                 /* (n) */
     /* host */
     float *Xs_host;                    /* (m, px): the distilled set, after clpdd_loop_run */
+    float *Y_host;                     /* labels = learn: (m, C) its label matrix, after clpdd_loop_run; else NULL */
     int32_t *ys_host;                  /* (me): class-major labels, the k copies repeating them */
     int *perm;                         /* (N) sampling permutation */
     float *Xr_host;                    /* DSA without a prefetch: (n, px) */

@@ -149,6 +149,7 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     clpdd_sb_printf(&b, ", \"seeds\": %d, \"epochs\": %d, \"batch\": %d, \"lr_base\": %g},\n  ", s->eval_seeds,
                     s->eval_epochs, s->eval_batch, s->eval_lr);
     json_score(&b, "accuracy", &s->acc);
+    if (s->has_hard) clpdd_sb_printf(&b, ",\n  "), json_score(&b, "accuracy_hard_labels", &s->acc_hard);
     clpdd_sb_printf(&b, ",\n  \"baselines\": {");
     const char *sep = "\n    ";
     if (s->has_random) json_score(&b, "random_real", &s->random_real), sep = ",\n    ";
@@ -190,8 +191,8 @@ int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e) 
     return rc;
 }
 
-int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, int m, int c, int H, int W,
-                          int ipc, int C, const clpdd_summary *s, clpdd_err *e) {
+int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, const float *label_matrix, int m,
+                          int c, int H, int W, int ipc, int C, const clpdd_summary *s, clpdd_err *e) {
     char path[4096];
     clpdd_strbuf meta = {0};
     clpdd_sb_printf(&meta, "{");
@@ -202,13 +203,15 @@ int clpdd_write_distilled(const char *dir, const float *images, const int32_t *l
     json_key_str(&meta, "solver", s->solver);
     clpdd_sb_printf(&meta, ", \"ipc\": %d, \"steps\": %d, \"seed\": %llu}", ipc, s->steps, (unsigned long long)s->seed);
     snprintf(path, sizeof path, "%s/distilled.safetensors", dir);
-    clpdd_st_entry ent[2] = {
+    clpdd_st_entry ent[3] = {
         {"images", CLPDD_DT_F32, 4, {m, c, H, W}, images},
         {"labels", CLPDD_DT_I32, 1, {m}, labels},
+        {"label_matrix", CLPDD_DT_F32, 2, {m, C}, label_matrix},
     };
     const char *mk[] = {"format", "run"};
     const char *mv[] = {"clpdd distilled set v1: images (m, c, H, W) in [0, 1] pixel space, class-major", meta.s};
-    int st = clpdd_st_write(path, ent, 2, mk, mv, 2, e);
+    /* without a learned label matrix the file is as before */
+    int st = clpdd_st_write(path, ent, label_matrix ? 3 : 2, mk, mv, 2, e);
     free(meta.s);
     if (st) return -1;
     snprintf(path, sizeof path, "%s/distilled.png", dir);

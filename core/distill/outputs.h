@@ -24,6 +24,10 @@ typedef struct clpdd_summary {
     uint64_t seed;
     double lr, eval_lr;
     clpdd_score acc, random_real, centroids, full_data;
+    /* a set with a label matrix (labels = learn): acc is its score with the soft labels as stored,
+       acc_hard the same set's with each row's argmax as its label (docs/design.md §7) */
+    clpdd_score acc_hard;
+    int has_hard;
     int has_random, has_centroids, has_full;
     /* [eval] baseline_neighbors: the set's nearest real images (eval/neighbors.h), one per distilled
        image i: training dataset row neighbor_rows[i] at feature distance neighbor_dist[i] (owned:
@@ -60,9 +64,10 @@ void clpdd_summary_free(clpdd_summary *s);
 int clpdd_write_metrics(const char *path, const clpdd_summary *s, clpdd_err *e);
 /* step,loss,seconds and one column per learned scalar (s->learned_name; none when s is NULL) */
 int clpdd_write_log_csv(const char *path, const clpdd_log_row *rows, int n, const clpdd_summary *s, clpdd_err *e);
-/* images (m, c, H, W) in [0, 1], class-major (class k: rows k·ipc … k·ipc+ipc−1) */
-int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, int m, int c, int H, int W,
-                          int ipc, int C, const clpdd_summary *s, clpdd_err *e);
+/* images (m, c, H, W) in [0, 1], class-major (class k: rows k·ipc … k·ipc+ipc−1); label_matrix
+   (m, C) or NULL: a learned label matrix, stored beside them as "label_matrix" */
+int clpdd_write_distilled(const char *dir, const float *images, const int32_t *labels, const float *label_matrix, int m,
+                          int c, int H, int W, int ipc, int C, const clpdd_summary *s, clpdd_err *e);
 /* neighbors.csv: each distilled image's nearest real image (s->neighbor_rows, labels (m)) */
 int clpdd_write_neighbors_csv(const char *path, const clpdd_summary *s, const int32_t *labels, int m, clpdd_err *e);
 /* a class grid PNG of images (m, c, H, W) laid out as distilled.png (one column per class) */

@@ -117,7 +117,7 @@ int clpdd_results_write_run(const char *outdir, const clpdd_run_data *r, const c
     if (clpdd_write_log_csv(path, log, nlog, s, e)) return -1;
 
     fill_summary(s, r, set);
-    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||
+    if (clpdd_write_distilled(outdir, set->images, set->labels, set->label_matrix, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||
         write_neighbors(outdir, r, set, s, e))
         return -1;
     snprintf(path, sizeof path, "%s/loss.png", outdir);
@@ -137,7 +137,7 @@ int clpdd_results_write_eval(const char *outdir, const clpdd_run_data *r, const 
     if (write_config(outdir, r->x, s, e)) return -1;
     fill_summary(s, r, set);
     if (!from_run) s->solver = s->loss = NULL; /* made elsewhere: not this configuration's method */
-    if (clpdd_write_distilled(outdir, set->images, set->labels, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||
+    if (clpdd_write_distilled(outdir, set->images, set->labels, set->label_matrix, set->m, r->c, r->H, r->W, set->ipc, r->C, s, e) ||
         write_neighbors(outdir, r, set, s, e))
         return -1;
     s->total_s = clpdd_now() - t_start;
@@ -161,6 +161,7 @@ void clpdd_results_report_groups(const clpdd_summary *s) {
     if (s->G == 0) return;
     fprintf(stderr, "\n   worst group (%d groups of (label, %s)):", s->G, s->group_key);
     print_worst("distilled", &s->acc);
+    if (s->has_hard) print_worst("hard labels", &s->acc_hard);
     if (s->has_random) print_worst("random real", &s->random_real);
     if (s->has_centroids) print_worst("centroids", &s->centroids);
     if (s->has_neighbors) print_worst("neighbours", &s->neighbors);
@@ -170,7 +171,8 @@ void clpdd_results_report_groups(const clpdd_summary *s) {
 /* the scores' line, and the validation line of the probe protocol */
 static void report_scores(const clpdd_summary *s, const clpdd_run_data *r) {
     fprintf(stderr, "\nresult (%s protocol, test split):", s->protocol);
-    print_score("distilled", &s->acc);
+    print_score(s->has_hard ? "distilled (soft labels)" : "distilled", &s->acc);
+    if (s->has_hard) print_score("hard labels", &s->acc_hard);
     if (s->has_random) print_score("random real", &s->random_real);
     if (s->has_centroids) print_score("centroids", &s->centroids);
     if (s->has_neighbors) print_score("neighbours", &s->neighbors);

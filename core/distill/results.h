@@ -9,6 +9,7 @@
 typedef struct clpdd_results_set {
     const float *images;
     const int32_t *labels; /* (m) */
+    const float *label_matrix; /* (m, C) learned label matrix, or NULL */
     int m, ipc;
     int real_batch;        /* the run's n per step (metrics.json) */
 } clpdd_results_set;

@@ -46,7 +46,7 @@ static int data_setup(clpdd_run_data *r, clpdd_experiment *x, const clpdd_run_op
    ridge_diagnostic) */
 static int evaluate_run(clpdd_run_data *r, clpdd_loop *l, clpdd_summary *s, clpdd_err *e) {
     float *phis = clpdd_xmalloc((size_t)l->m * l->d * sizeof(float)); /* (m, d) */
-    int rc = clpdd_evaluation_score(r, l->Xs_host, l->ys_host, l->m, l->ipc, phis, s, e);
+    int rc = clpdd_evaluation_score(r, l->Xs_host, l->ys_host, l->Y_host, l->m, l->ipc, phis, s, e);
     if (rc == 0 && r->x->ridge_diagnostic && l->solver && l->svt->forward) s->solver_acc = clpdd_loop_solver_diagnostic(l, phis);
     free(phis);
     return rc;
@@ -72,7 +72,7 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e) {
     if (rc == 0) rc = clpdd_rundir_clear(&dir, e); /* everything that can fail before the loop writes has passed */
     if (rc == 0) rc = clpdd_loop_run(&l, outdir, ckpt_path, opts->resume, &s, e);
     if (rc == 0) rc = evaluate_run(&r, &l, &s, e);
-    clpdd_results_set set = {l.Xs_host, l.ys_host, l.m, l.ipc, l.n};
+    clpdd_results_set set = {l.Xs_host, l.ys_host, l.Y_host, l.m, l.ipc, l.n};
     if (rc == 0) rc = clpdd_results_write_run(outdir, &r, &set, l.log, l.nlog, t_start, &s, e);
     if (rc == 0) unlink(ckpt_path); /* finished: nothing to resume */
     if (rc == 0 && !opts->quiet) clpdd_results_report_run(&s, &r, outdir);
@@ -192,14 +192,34 @@ static int map_classes(const clpdd_run_data *r, const clpdd_image_set *set, int3
 
 /* the set in the dataset's channel count, sorted by class (stable: a set's own order within a
    class is kept) into images (m, px) and labels (m) */
-static void sort_set(const clpdd_run_data *r, const clpdd_image_set *set, float *images, int32_t *labels) {
+static void sort_set(const clpdd_run_data *r, const clpdd_image_set *set, float *images, int32_t *labels, float *T) {
     for (int c = 0, j = 0; c < r->C; c++)
         for (int i = 0; i < set->m; i++)
             if (set->labels[i] == c) {
                 copy_channels(images + (size_t)j * r->px, r->c, set->images + (size_t)i * set->c * r->H * r->W, set->c,
                               (size_t)r->H * r->W);
+                if (T) memcpy(T + (size_t)j * r->C, set->label_matrix + (size_t)i * r->C, (size_t)r->C * sizeof(float));
                 labels[j++] = c;
             }
+}
+
+/* a set's label matrix: one probability row per image over the dataset's classes (the probe's soft
+   targets, core/eval/probe.h) */
+static int check_label_matrix(const clpdd_run_data *r, const clpdd_image_set *set, clpdd_err *e) {
+    if (!set->label_matrix) return 0;
+    if (set->label_C != r->C)
+        return clpdd_err_set(e, "eval: %s: label_matrix has %d columns; the dataset has %d classes", set->source,
+                             set->label_C, r->C);
+    for (int i = 0; i < set->m; i++) {
+        const float *t = set->label_matrix + (size_t)i * r->C;
+        double sum = 0;
+        int ok = 1;
+        for (int c = 0; c < r->C; c++) ok = ok && t[c] >= 0.0f && t[c] <= 1.0f, sum += t[c];
+        if (!ok || fabs(sum - 1.0) > 1e-3)
+            return clpdd_err_set(e, "eval: %s: label_matrix row %d is not a probability row (entries in [0, 1] summing "
+                                    "to 1; it sums to %g)", set->source, i, sum);
+    }
+    return 0;
 }
 
 int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_run_opts *opts, clpdd_err *e) {
@@ -223,22 +243,24 @@ int clpdd_run_eval(clpdd_experiment *x, const clpdd_image_set *set, const clpdd_
         named.labels = named_labels = clpdd_xmalloc((size_t)(set->m > 0 ? set->m : 1) * sizeof(int32_t));
         rc = map_classes(&r, set, named_labels, e);
     }
-    if (rc == 0) rc = check_set(&r, &named, e);
+    if (rc == 0) rc = check_set(&r, &named, e) || check_label_matrix(&r, &named, e) ? -1 : 0;
     if (rc == 0) rc = clpdd_run_data_features(&r, 0, 0, e);
     if (rc == 0) clpdd_run_data_targets(&r);
-    clpdd_results_set rs = {NULL, NULL, set->m, x->ipc, 1};
+    clpdd_results_set rs = {NULL, NULL, NULL, set->m, x->ipc, 1};
+    float *T = NULL; /* the label matrix in the sorted order */
     if (rc == 0) {
         rs.images = images = clpdd_xmalloc((size_t)set->m * r.px * sizeof(float));
         rs.labels = labels = clpdd_xmalloc((size_t)set->m * sizeof(int32_t));
-        sort_set(&r, &named, images, labels);
+        if (set->label_matrix) rs.label_matrix = T = clpdd_xmalloc((size_t)set->m * r.C * sizeof(float));
+        sort_set(&r, &named, images, labels, T);
         s.source = set->source;
         phis = clpdd_xmalloc((size_t)set->m * r.d * sizeof(float)); /* (m, d) */
-        rc = clpdd_evaluation_score(&r, images, labels, set->m, x->ipc, phis, &s, e);
+        rc = clpdd_evaluation_score(&r, images, labels, T, set->m, x->ipc, phis, &s, e);
     }
     if (rc == 0) rc = clpdd_rundir_clear(&dir, e); /* the old results go only once the new ones exist */
     if (rc == 0) rc = clpdd_results_write_eval(outdir, &r, &rs, set->from_run, t_start, &s, e);
     if (rc == 0 && !opts->quiet) clpdd_results_report_eval(&s, &r, outdir);
-    free(images), free(labels), free(phis), free(named_labels);
+    free(images), free(labels), free(phis), free(named_labels), free(T);
     clpdd_summary_free(&s);
     clpdd_run_data_free(&r);
     clpdd_rundir_release(&dir);

@@ -20,6 +20,8 @@ int clpdd_run(clpdd_experiment *x, const clpdd_run_opts *opts, clpdd_err *e);
 typedef struct clpdd_image_set {
     const float *images;   /* (m, c, H, W) */
     const int32_t *labels; /* (m) */
+    const float *label_matrix; /* (m, label_C) a learned label matrix (probability rows), or NULL */
+    int label_C;
     int m, c, H, W;
     const char *source;    /* where it came from, for messages and metrics.json */
     int from_run;          /* 1: a clpdd run directory, whose config.ini is the method's */

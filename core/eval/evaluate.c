@@ -107,7 +107,8 @@ static uint64_t probe_seed(const clpdd_evaluator *ev, int k) { return ev->cfg.se
 
 /* draw k of score s: one probe on (feats (m, d), y); images (host) feed the lgm protocol */
 static int score_draw_pred(clpdd_evaluator *ev, clpdd_score *s, int k, const float *images, const float *feats,
-                           const int32_t *y, int m, int epochs, uint64_t seed, int32_t *pred, clpdd_err *e) {
+                           const int32_t *y, const float *T, int m, int epochs, uint64_t seed, int32_t *pred,
+                           clpdd_err *e) {
     const clpdd_eval_cfg *cfg = &ev->cfg;
     s->protocol = cfg->protocol;
     s->val_per_seed[k] = s->wd_per_seed[k] = NAN;
@@ -115,7 +116,7 @@ static int score_draw_pred(clpdd_evaluator *ev, clpdd_score *s, int k, const flo
         clpdd_probe_select_cfg pc = {cfg->wd, cfg->n_wd, cfg->max_iter, 0, 0, ev->select_worst ? ev->val_g : NULL, ev->G};
         clpdd_probe_result r;
         clpdd_logreg fit;
-        if (clpdd_probe_select_fit(&r, feats, y, NULL, m, ev->val.x, ev->val.y, ev->val.n, ev->test.x, ev->test.y,
+        if (clpdd_probe_select_fit(&r, feats, y, T, m, ev->val.x, ev->val.y, ev->val.n, ev->test.x, ev->test.y,
                                    ev->test.n, ev->d, ev->C, &pc, ev->test_g ? &fit : NULL, e))
             return -1;
         if (ev->test_g) {
@@ -131,7 +132,7 @@ static int score_draw_pred(clpdd_evaluator *ev, clpdd_score *s, int k, const flo
     }
     clpdd_lgm_probe_cfg pc = {epochs, cfg->batch, cfg->lr};
     if (cfg->protocol == CLPDD_PROTOCOL_FAST || !images) {
-        s->per_seed[k] = clpdd_lgm_probe_pred(NULL, NULL, feats, y, m, ev->test.x, ev->test.y, ev->test.n, ev->d, ev->C,
+        s->per_seed[k] = clpdd_lgm_probe_pred(NULL, NULL, feats, y, T, m, ev->test.x, ev->test.y, ev->test.n, ev->d, ev->C,
                                               &pc, seed, ev->test_g ? pred : NULL);
         if (ev->test_g) score_groups(ev, s, k, pred);
         return 0;
@@ -139,7 +140,7 @@ static int score_draw_pred(clpdd_evaluator *ev, clpdd_score *s, int k, const flo
     CLPDD_ASSERT(m <= ev->max_m);
     ev->bb->h->ops->to_device(ev->aug_in, images, (size_t)m * ev->c * ev->H * ev->W * sizeof(float));
     epoch_ctx c = {ev, m, seed ^ 0x6576616cULL, e};
-    s->per_seed[k] = clpdd_lgm_probe_pred(epoch_features, &c, NULL, y, m, ev->test.x, ev->test.y, ev->test.n, ev->d,
+    s->per_seed[k] = clpdd_lgm_probe_pred(epoch_features, &c, NULL, y, T, m, ev->test.x, ev->test.y, ev->test.n, ev->d,
                                           ev->C, &pc, seed, ev->test_g ? pred : NULL);
     if (isnan(s->per_seed[k])) return -1;
     if (ev->test_g) score_groups(ev, s, k, pred);
@@ -148,20 +149,20 @@ static int score_draw_pred(clpdd_evaluator *ev, clpdd_score *s, int k, const flo
 
 /* draw k of score s, with a buffer for the test predictions when there are groups */
 static int score_draw(clpdd_evaluator *ev, clpdd_score *s, int k, const float *images, const float *feats,
-                      const int32_t *y, int m, int epochs, uint64_t seed, clpdd_err *e) {
+                      const int32_t *y, const float *T, int m, int epochs, uint64_t seed, clpdd_err *e) {
     int32_t *pred = ev->test_g ? clpdd_xmalloc((size_t)(ev->test.n ? ev->test.n : 1) * sizeof *pred) : NULL;
-    int rc = score_draw_pred(ev, s, k, images, feats, y, m, epochs, seed, pred, e);
+    int rc = score_draw_pred(ev, s, k, images, feats, y, T, m, epochs, seed, pred, e);
     free(pred);
     return rc;
 }
 
 int clpdd_evaluate_set(clpdd_evaluator *ev, clpdd_score *s, const float *images, const float *feats, const int32_t *y,
-                       int m, clpdd_err *e) {
+                       const float *T, int m, clpdd_err *e) {
     memset(s, 0, sizeof *s);
     /* the probe's fit is deterministic: one is the whole story */
     s->n = ev->cfg.protocol == CLPDD_PROTOCOL_PROBE ? 1 : ev->cfg.seeds;
     for (int k = 0; k < s->n; k++)
-        if (score_draw(ev, s, k, images, feats, y, m, ev->cfg.epochs, probe_seed(ev, k), e)) return -1;
+        if (score_draw(ev, s, k, images, feats, y, T, m, ev->cfg.epochs, probe_seed(ev, k), e)) return -1;
     clpdd_score_finish(s);
     return 0;
 }
@@ -198,7 +199,7 @@ static int score_real_subsets(clpdd_evaluator *ev, clpdd_score *s, int m, int ip
             if ((rc = clpdd_sample_per_class(ev->train.y, ev->train.n, ev->C, ipc, &br, pick, e))) break;
         }
         if ((rc = gather(ev, pick, m, feats, labels, images, rows, e))) break;
-        rc = score_draw(ev, s, k, images, feats, labels, m, ev->cfg.epochs, probe_seed(ev, k), e);
+        rc = score_draw(ev, s, k, images, feats, labels, NULL, m, ev->cfg.epochs, probe_seed(ev, k), e);
     }
     free(feats), free(images), free(labels), free(pick), free(rows);
     if (rc == 0) clpdd_score_finish(s);
@@ -231,7 +232,7 @@ int clpdd_evaluate_full(clpdd_evaluator *ev, clpdd_score *s, clpdd_err *e) {
     memset(s, 0, sizeof *s);
     s->n = ev->cfg.protocol == CLPDD_PROTOCOL_PROBE ? 1 : ev->cfg.seeds;
     for (int k = 0; k < s->n; k++)
-        if (score_draw(ev, s, k, NULL, ev->train.x, ev->train.y, ev->train.n, ev->cfg.full_epochs,
+        if (score_draw(ev, s, k, NULL, ev->train.x, ev->train.y, NULL, ev->train.n, ev->cfg.full_epochs,
                        probe_seed(ev, k), e))
             return -1;
     clpdd_score_finish(s);

@@ -98,9 +98,11 @@ void clpdd_evaluator_free(clpdd_evaluator *ev);
 
 /* features (m, d) host of host images (m, c, H, W) in [0, 1] */
 int clpdd_evaluator_features(clpdd_evaluator *ev, float *out, const float *images, int m, clpdd_err *e);
-/* an image set with its features (from clpdd_evaluator_features) and labels (m) */
+/* an image set with its features (from clpdd_evaluator_features) and labels (m); T (m, C) or NULL:
+   a label matrix of probability rows, the probe's soft targets instead of one-hot(y) (every
+   protocol; docs/design.md §7) */
 int clpdd_evaluate_set(clpdd_evaluator *ev, clpdd_score *s, const float *images, const float *feats, const int32_t *y,
-                       int m, clpdd_err *e);
+                       const float *T, int m, clpdd_err *e);
 int clpdd_evaluate_random_real(clpdd_evaluator *ev, clpdd_score *s, int ipc, clpdd_err *e);
 int clpdd_evaluate_centroids(clpdd_evaluator *ev, clpdd_score *s, int ipc, clpdd_err *e);
 /* the neighbours baseline of a set with features feats (m, d) host and labels y (m): its nearest

@@ -17,7 +17,7 @@ double clpdd_lgm_probe(const float *Xtr, const int32_t *ytr, int m, const float 
 double clpdd_lgm_probe_epochs(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
                                    const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
                                    uint64_t seed) {
-    return clpdd_lgm_probe_pred(fn, ctx, Xtr, ytr, m, Xte, yte, nte, d, C, cfg, seed, NULL);
+    return clpdd_lgm_probe_pred(fn, ctx, Xtr, ytr, NULL, m, Xte, yte, nte, d, C, cfg, seed, NULL);
 }
 
 /* pred[a] = argmax of logits row a (ties → the lowest class, clpdd_top1's rule) */
@@ -30,7 +30,7 @@ static void predict_rows(const float *logits, int k, int C, int32_t *pred) {
     }
 }
 
-double clpdd_lgm_probe_pred(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
+double clpdd_lgm_probe_pred(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, const float *Ttr, int m,
                             const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
                             uint64_t seed, int32_t *pred) {
     float *Xep = fn ? clpdd_xmalloc((size_t)m * d * sizeof(float)) : NULL;
@@ -69,7 +69,8 @@ double clpdd_lgm_probe_pred(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, 
                 for (int c = 1; c < C; c++) mx = zk[c] > mx ? zk[c] : mx;
                 float sum = 0;
                 for (int c = 0; c < C; c++) sum += (zk[c] = expf(zk[c] - mx));
-                for (int c = 0; c < C; c++) zk[c] = (zk[c] / sum - (c == ytr[order[s + k]])) / bs; /* dL/dz */
+                const float *tk = Ttr ? Ttr + (size_t)order[s + k] * C : NULL;
+                for (int c = 0; c < C; c++) zk[c] = (zk[c] / sum - (tk ? tk[c] : (float)(c == ytr[order[s + k]]))) / bs; /* dL/dz */
                 for (int j = 0; j < d; j++)
                     for (int c = 0; c < C; c++) g[j * C + c] += x[j] * zk[c];
                 for (int c = 0; c < C; c++) g[d * C + c] += zk[c];

@@ -26,8 +26,10 @@ typedef int (*clpdd_lgm_epoch_fn)(void *ctx, int epoch, float *X);
 double clpdd_lgm_probe_epochs(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
                                    const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
                                    uint64_t seed);
-/* the same, and (pred non-NULL) each test point's predicted class into pred (nte) */
-double clpdd_lgm_probe_pred(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, int m,
+/* the same, and (pred non-NULL) each test point's predicted class into pred (nte); Ttr (m, C) or
+   NULL: soft targets (probability rows) for the cross-entropy instead of one-hot(ytr), whose
+   gradient in the logits z is softmax(z) − T */
+double clpdd_lgm_probe_pred(clpdd_lgm_epoch_fn fn, void *ctx, const float *Xtr, const int32_t *ytr, const float *Ttr, int m,
                             const float *Xte, const int32_t *yte, int nte, int d, int C, const clpdd_lgm_probe_cfg *cfg,
                             uint64_t seed, int32_t *pred);
 

@@ -251,6 +251,7 @@ typedef struct cell {
     stat2 worst, rworst, fworst; /* [data] group: the worst group's test accuracy (distilled, random real, full data) */
     stat2 nb, nworst; /* [eval] baseline_neighbors: the cell's own nearest real images (NaN: no run reports them) */
     stat2 tau, lambda;           /* learned temperature / lambda (docs/design.md §1): their final values */
+    stat2 hard;                  /* [distill] labels = learn: the set's accuracy with argmax labels (§7) */
 } cell;
 
 /* mean ± std of a metric over runs: population std over runs (as clpdd_score_finish); with one
@@ -300,9 +301,11 @@ static void cell_stats(const collect *c, cell *cl) {
     cl->rss = over(c, cl->runs, cl->n, "memory.peak_host_mb", NULL);
     cl->tau = over(c, cl->runs, cl->n, "learned.loss.temperature.final", NULL);
     cl->lambda = over(c, cl->runs, cl->n, "learned.solver.lambda.final", NULL);
+    cl->hard = over(c, cl->runs, cl->n, "accuracy_hard_labels.mean", "accuracy_hard_labels.std");
 }
 
-/* learned τ / λ columns: only when a cell learned them, so other reports stay as they were */
+/* learned τ / λ and hard-label accuracy columns: only when a cell has them, so other reports stay
+   as they were */
 static int any_learned(const cell *cells, int nc, size_t off) {
     for (int i = 0; i < nc; i++)
         if (((const stat2 *)((const char *)&cells[i] + off))->n > 0) return 1;
@@ -947,12 +950,15 @@ static void md_cells(report *rp) {
     int bm = best(cells, nc, offsetof(cell, ms), 0), br = best(cells, nc, offsetof(cell, rss), 0);
     int bw = best(cells, nc, offsetof(cell, worst), 1);
     int lt = any_learned(cells, nc, offsetof(cell, tau)), ll = any_learned(cells, nc, offsetof(cell, lambda));
+    int lh = any_learned(cells, nc, offsetof(cell, hard));
     clpdd_sb_printf(md, "| row |");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, " %s |", label_of(rp->ckeys[k], rp->ckeys, rp->nck, lab, sizeof lab));
-    clpdd_sb_printf(md, " runs | accuracy %% |%s solver classifier %% | ms/step | peak RSS MB |%s%s\n|---|",
-                    rp->groups ? " worst group % |" : "", lt ? " learned temperature |" : "", ll ? " learned lambda |" : "");
+    clpdd_sb_printf(md, " runs | accuracy %% |%s solver classifier %% | ms/step | peak RSS MB |%s%s%s\n|---|",
+                    rp->groups ? " worst group % |" : "", lt ? " learned temperature |" : "", ll ? " learned lambda |" : "",
+                    lh ? " hard-label accuracy % |" : "");
     for (int k = 0; k < rp->nck; k++) clpdd_sb_printf(md, "---|");
-    clpdd_sb_printf(md, "---|---|---|---|---|%s%s%s\n", rp->groups ? "---|" : "", lt ? "---|" : "", ll ? "---|" : "");
+    clpdd_sb_printf(md, "---|---|---|---|---|%s%s%s%s\n", rp->groups ? "---|" : "", lt ? "---|" : "", ll ? "---|" : "",
+                    lh ? "---|" : "");
     for (int i = 0; i < nc; i++) {
         const run *r = &rp->c.runs[cells[i].runs[0]];
         clpdd_sb_printf(md, "| distilled |");
@@ -967,10 +973,11 @@ static void md_cells(report *rp) {
         plain(md, cells[i].rss, "%.0f", i == br);
         if (lt) plain(md, cells[i].tau, "%.4g", 0);
         if (ll) plain(md, cells[i].lambda, "%.4g", 0);
+        if (lh) pct(md, cells[i].hard, 0);
         clpdd_sb_printf(md, "\n");
     }
-    md_baseline_rows(rp, lt + ll);
-    int neighbors = md_neighbor_rows(rp, lt + ll);
+    md_baseline_rows(rp, lt + ll + lh);
+    int neighbors = md_neighbor_rows(rp, lt + ll + lh);
     clpdd_sb_printf(md, "\nBaseline rows: the same probe on ipc random real training images per class (a fresh draw "
                         "per probe seed) and on every real training feature; mean ± std over the runs%s (a row's "
                         "runs all report it; `·`: the key does not change it).",
