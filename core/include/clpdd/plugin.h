@@ -36,7 +36,8 @@ extern "C" {
    of clpdd_host, an op added at the end of clpdd_ops;
    minor 5 (ABI 1.5: learned scalars): key type CLPDD_KEY_LEARNABLE, clpdd_host.cfg_learn added at
    the end of clpdd_host, learned/set_learned added at the end of clpdd_solver_vt and
-   clpdd_loss_vt (the core reads them only from plugins whose descriptor says minor >= 5).
+   clpdd_loss_vt, set_step after them in clpdd_solver_vt (the core reads them only from plugins
+   whose descriptor says minor >= 5).
    The core fills every member of the host it hands out, so a plugin built for an older minor
    loads unchanged; a plugin reads a member added after its own minor only when the host's
    abi_minor says it is there. */
