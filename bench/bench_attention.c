@@ -22,22 +22,7 @@
 #include <time.h>
 
 #include "clpdd/ops.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, int n) {
-    qsort(x, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
+#include "util/util.h"
 
 typedef struct bench_att {
     const clpdd_ops *ops;
@@ -64,18 +49,18 @@ static void call(const bench_att *a, int which) {
 
 /* median seconds of one call over repetitions spanning ~0.2 s (at least 5) */
 static double time_call(const bench_att *a, int which) {
-    double t0 = now_s();
+    double t0 = clpdd_now();
     call(a, which);
-    double warm = now_s() - t0;
+    double warm = clpdd_now() - t0;
     int reps = (int)(0.2 / (warm > 1e-6 ? warm : 1e-6));
     reps = reps < 5 ? 5 : reps > 501 ? 501 : reps;
     double *t = malloc(sizeof(double) * (size_t)reps);
     for (int r = 0; r < reps; r++) {
-        double s = now_s();
+        double s = clpdd_now();
         call(a, which);
-        t[r] = now_s() - s;
+        t[r] = clpdd_now() - s;
     }
-    double m = median(t, reps);
+    double m = clpdd_median(t, reps);
     free(t);
     return m;
 }
@@ -105,7 +90,7 @@ static void bench_shape(FILE *md, const char *label, int n, int T, int Hh, int h
     for (int pass = 0; pass < 2; pass++) {
         double lo = 1e30, hi = 0;
         for (int r = 0; r < rounds; r++) lo = ratio[pass][r] < lo ? ratio[pass][r] : lo, hi = ratio[pass][r] > hi ? ratio[pass][r] : hi;
-        double rm = median(ratio[pass], rounds), tf = median(t[2 * pass], rounds), tm = median(t[2 * pass + 1], rounds);
+        double rm = clpdd_median(ratio[pass], rounds), tf = clpdd_median(t[2 * pass], rounds), tm = clpdd_median(t[2 * pass + 1], rounds);
         char line[320];
         snprintf(line, sizeof line, "| %s | n=%d T=%d Hh=%d hd=%d | %s | %.3f | %.1f | %.3f | %.1f | %.2f (%.2f–%.2f) |",
                  label, n, T, Hh, hd, call_name[2 * pass], tf * 1e3, flop[pass] / tf * 1e-9, tm * 1e3,

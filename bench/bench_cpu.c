@@ -35,22 +35,12 @@
 #include "io/ini.h"
 #include "plugin/host.h"
 #include "plugin/loader.h"
+#include "util/util.h"
 
 #include "clpdd/ops.h"
 #include "clpdd/plugin.h"
 
 /* ---- timing ---- */
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef void (*bench_fn)(void *ctx);
 
@@ -61,21 +51,20 @@ static int g_reps = 7;
    median little; a call shorter than ~20 ms is repeated inside a repetition (inner count fixed
    by the warm-up) */
 static double time_median(bench_fn fn, void *ctx) {
-    double t0 = now_s();
+    double t0 = clpdd_now();
     fn(ctx);
-    double warm = now_s() - t0;
+    double warm = clpdd_now() - t0;
     if (warm < 1e-7) warm = 1e-7;
     int inner = warm < 0.02 ? (int)(0.02 / warm) + 1 : 1;
     int reps = (int)(1.5 / (warm * inner));
     reps = reps < g_reps ? g_reps : reps > 201 ? 201 : reps;
     double *t = malloc(sizeof(double) * (size_t)reps);
     for (int r = 0; r < reps; r++) {
-        double s = now_s();
+        double s = clpdd_now();
         for (int i = 0; i < inner; i++) fn(ctx);
-        t[r] = (now_s() - s) / inner;
+        t[r] = (clpdd_now() - s) / inner;
     }
-    qsort(t, (size_t)reps, sizeof(double), cmp_double);
-    double med = t[reps / 2];
+    double med = clpdd_median(t, reps);
     free(t);
     return med;
 }

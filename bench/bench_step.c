@@ -42,6 +42,7 @@
 #include "encoder/encode.h"
 #include "plugin/host.h"
 #include "plugin/loader.h"
+#include "util/util.h"
 
 #include "clpdd/ops.h"
 #include "clpdd/plugin.h"
@@ -50,11 +51,6 @@
 #define MAX_CFG 8
 #define MAX_SAMPLES 4096
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 static double cpu_s(void) { /* this process's CPU time, all threads */
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
@@ -210,14 +206,14 @@ static int step_setup(step_ctx *s, const char *backbone, int m, int n, int Nreal
     size_t bpx = (size_t)s->bb.info.channels * s->bb.info.height * s->bb.info.width;
     float *xin = h->alloc(h, sizeof(float) * 256 * px), *xad = h->alloc(h, sizeof(float) * 256 * bpx);
     clpdd_dataset_to_float(&ds, 0, Nreal, host);
-    double t0 = now_s();
+    double t0 = clpdd_now();
     for (int i = 0; i < Nreal; i += 256) {
         int b = Nreal - i < 256 ? Nreal - i : 256;
         ops->to_device(xin, host + (size_t)i * px, sizeof(float) * (size_t)b * px);
         clpdd_adapter_forward(&ad, xad, xin, b);
         if (s->bb.vt->forward(s->bb.self, s->Phi + (size_t)i * d, xad, b, NULL)) return fail(s, "backbone");
     }
-    s->extract_ips = Nreal / (now_s() - t0);
+    s->extract_ips = Nreal / (clpdd_now() - t0);
     h->free(h, xin), h->free(h, xad);
     clpdd_adapter_free(&ad);
     s->ylab = malloc(sizeof(int32_t) * (size_t)Nreal);
@@ -289,9 +285,9 @@ static double sgemm_gflops(void) {
     for (int i = 0; i < N * N; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
     double t[9];
     for (int r = 0; r < 9; r++) {
-        double t0 = now_s();
+        double t0 = clpdd_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
-        t[r] = now_s() - t0;
+        t[r] = clpdd_now() - t0;
     }
     free(a), free(b), free(c);
     return 2.0 * N * N * N / clpdd_median(t, 9) * 1e-9;
@@ -433,9 +429,9 @@ int main(int argc, char **argv) {
                 double tmp[MAX_SAMPLES], cpu[MAX_SAMPLES];
                 perf_ctl("enable");
                 for (int k = 0; k < steps; k++) {
-                    double t0 = now_s(), c0 = cpu_s();
+                    double t0 = clpdd_now(), c0 = cpu_s();
                     step_run(&s);
-                    cms[c][cn[c]++] = (now_s() - t0) * 1e3;
+                    cms[c][cn[c]++] = (clpdd_now() - t0) * 1e3;
                     cpu[k] = (cpu_s() - c0) * 1e3;
                 }
                 perf_ctl("disable");

@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 
 #include "clpdd/plugin.h"
+#include "config/experiment.h"
+#include "distill/run.h"
 #include "distill/labels.h"
 #include "io/ini.h"
 #include "plugin/host.h"
@@ -535,4 +537,55 @@ double test_labels_fd_error(const char *plugin, const char *keys, uint64_t plugi
     test_solver_result_free(&r1);
     test_solver_data_free(&x);
     return err;
+}
+
+/* ---- whole runs ---- */
+
+int test_run_experiment(const char *ini, const char *out, int resume, const char *const *sets, int n_sets, clpdd_err *e) {
+    clpdd_plugin_dirs dirs;
+    clpdd_plugin_dirs_init(&dirs, NULL);
+    clpdd_experiment x;
+    cr_assert_eq(clpdd_experiment_load(&x, ini, sets, n_sets, &dirs, e), 0, "%s", e->msg);
+    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, resume, 0};
+    int rc = clpdd_run(&x, &o, e);
+    clpdd_experiment_free(&x);
+    clpdd_plugin_dirs_free(&dirs);
+    return rc;
+}
+
+uint8_t *test_read_all(const char *path, size_t *len) {
+    uint8_t *d;
+    clpdd_err e;
+    cr_assert_eq(clpdd_read_file(path, &d, len, &e), 0, "%s", e.msg);
+    return d;
+}
+
+char *test_read_text(const char *dir, const char *name) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    size_t n;
+    uint8_t *d = test_read_all(p, &n);
+    char *s = calloc(n + 1, 1);
+    cr_assert_not_null(s);
+    memcpy(s, d, n);
+    free(d);
+    return s;
+}
+
+char *test_log_rows(const char *dir) {
+    char *csv = test_read_text(dir, "log.csv"), *out = calloc(strlen(csv) + 1, 1);
+    cr_assert_not_null(out);
+    size_t o = 0;
+    for (char *save = NULL, *line = strtok_r(csv, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL; /* "step,loss" | ",seconds" | ",…" */
+        if (c2) {
+            char *c3 = strchr(c2 + 1, ',');
+            *c2 = 0;
+            o += (size_t)sprintf(out + o, "%s%s\n", line, c3 ? c3 : "");
+        } else {
+            o += (size_t)sprintf(out + o, "%s\n", line);
+        }
+    }
+    free(csv);
+    return out;
 }

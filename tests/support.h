@@ -139,4 +139,18 @@ const char *test_fmnist_missing(void);
 /* the number after `key` inside what follows `where` in a JSON text (metrics.json) */
 double test_json_number(const char *json, const char *where, const char *key);
 
+/* ---- whole runs (test_run*.c, test_prefetch.c) ---- */
+struct clpdd_err;
+/* `clpdd run INI [--set s]... --output out [--resume]` on the CPU, quietly; the experiment must
+   load (asserted). Returns clpdd_run's status, its message in e. */
+int test_run_experiment(const char *ini, const char *out, int resume, const char *const *sets, int n_sets,
+                        struct clpdd_err *e);
+/* the bytes of path (asserted readable); free() them */
+uint8_t *test_read_all(const char *path, size_t *len);
+/* dir/name as a string (asserted readable); free() it */
+char *test_read_text(const char *dir, const char *name);
+/* dir/log.csv without its seconds column (the third): what two runs of the same computation
+   share, learned-scalar columns included */
+char *test_log_rows(const char *dir);
+
 #endif

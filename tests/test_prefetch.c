@@ -34,13 +34,6 @@ static int thread_count(void) {
     return n;
 }
 
-static uint8_t *read_all(const char *path, size_t *len) {
-    uint8_t *d;
-    clpdd_err e;
-    cr_assert_eq(clpdd_read_file(path, &d, len, &e), 0, "%s", e.msg);
-    return d;
-}
-
 static void remove_tree(const char *dir) {
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -198,17 +191,10 @@ static void write_split(const char *root, const char *split, const clpdd_dataset
     }
 }
 
+/* the run with [data] prefetch on or off */
 static int run_dir(const char *ini, const char *out, int resume, int prefetch, clpdd_err *e) {
-    clpdd_plugin_dirs dirs;
-    clpdd_plugin_dirs_init(&dirs, NULL);
-    clpdd_experiment x;
     const char *sets[] = {prefetch ? "data.prefetch=true" : "data.prefetch=false"};
-    cr_assert_eq(clpdd_experiment_load(&x, ini, sets, 1, &dirs, e), 0, "%s", e->msg);
-    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, resume, 0};
-    int rc = clpdd_run(&x, &o, e);
-    clpdd_experiment_free(&x);
-    clpdd_plugin_dirs_free(&dirs);
-    return rc;
+    return test_run_experiment(ini, out, resume, sets, 1, e);
 }
 
 /* <dir>/<file> byte for byte equal to <other>/<file> */
@@ -217,7 +203,7 @@ static int same_file(const char *dir, const char *other, const char *file) {
     snprintf(pa, sizeof pa, "%s/%s", dir, file);
     snprintf(pb, sizeof pb, "%s/%s", other, file);
     size_t la, lb;
-    uint8_t *a = read_all(pa, &la), *b = read_all(pb, &lb);
+    uint8_t *a = test_read_all(pa, &la), *b = test_read_all(pb, &lb);
     int same = la == lb && memcmp(a, b, la) == 0;
     free(a), free(b);
     return same;
@@ -263,22 +249,6 @@ static void ckpt_free(ckpt *k) {
     free(k->host), free(k->c.perm), free(k->c.log);
 }
 
-/* <dir>/log.csv without its seconds column */
-static char *log_rows(const char *dir) {
-    char p[800];
-    snprintf(p, sizeof p, "%s/log.csv", dir);
-    size_t len;
-    char *csv = (char *)read_all(p, &len), *out = calloc(len + 1, 1);
-    size_t o = 0;
-    for (char *save = NULL, *line = strtok_r(csv, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *last = strrchr(line, ',');
-        if (last) *last = 0;
-        o += (size_t)sprintf(out + o, "%s\n", line);
-    }
-    free(csv);
-    return out;
-}
-
 Test(prefetch, image_folder_dsa_run_and_its_resume_are_bit_identical_with_and_without, .timeout = 900) {
     const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
@@ -308,7 +278,7 @@ Test(prefetch, image_folder_dsa_run_and_its_resume_are_bit_identical_with_and_wi
     int threads = thread_count(); /* the CPU ops' workers are up by now */
     cr_assert_eq(run_dir(ini, dirs[1], 0, 1, &e), 0, "%s", e.msg);
     cr_expect(same_file(dirs[0], dirs[1], "distilled.safetensors"), "the same distilled set with the prefetch");
-    char *rows_sync = log_rows(dirs[0]), *rows_pre = log_rows(dirs[1]);
+    char *rows_sync = test_log_rows(dirs[0]), *rows_pre = test_log_rows(dirs[1]);
     cr_expect_str_eq(rows_pre, rows_sync, "the same losses with the prefetch");
     /* crashed after step 7 (a batch drawn ahead for step 8, the step-6 checkpoint written while
        one for step 7 was): the checkpoint holds the sampler of a run without the prefetch */
@@ -328,7 +298,7 @@ Test(prefetch, image_folder_dsa_run_and_its_resume_are_bit_identical_with_and_wi
     cr_assert_eq(run_dir(ini, dirs[3], 1, 0, &e), 0, "%s", e.msg);
     for (int i = 2; i < 4; i++) {
         cr_expect(same_file(dirs[0], dirs[i], "distilled.safetensors"), "%s: the resumed run ends with the same images", names[i]);
-        char *rows = log_rows(dirs[i]);
+        char *rows = test_log_rows(dirs[i]);
         cr_expect_str_eq(rows, rows_sync, "%s: the resumed run's log", names[i]);
         free(rows);
     }

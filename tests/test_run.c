@@ -54,13 +54,6 @@ static void run_once(const char *dir, const char *cache, const char *extra, char
     *metrics = (char *)data;
 }
 
-static uint8_t *read_all(const char *path, size_t *len) {
-    uint8_t *d;
-    clpdd_err e;
-    cr_assert_eq(clpdd_read_file(path, &d, len, &e), 0, "%s", e.msg);
-    return d;
-}
-
 Test(run, tiny_distillation_end_to_end, .timeout = 600) {
     const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
@@ -90,7 +83,7 @@ Test(run, tiny_distillation_end_to_end, .timeout = 600) {
     run_once(dir, cache, NULL, &m2); /* same seed: cache hit, same images */
     cr_expect(strstr(m2, "\"from_cache\": true"), "second run must reuse the feature cache");
     size_t la, lb;
-    uint8_t *da = read_all(a, &la), *db = read_all(b, &lb);
+    uint8_t *da = test_read_all(a, &la), *db = test_read_all(b, &lb);
     cr_expect(la == lb && memcmp(da, db, la) == 0, "two CPU runs with one seed must give identical distilled images");
     free(da);
     free(db);
@@ -161,84 +154,67 @@ Test(run, dsa_pyramid_chunked_end_to_end, .timeout = 600) {
     cr_expect_eq(system(cmd), 0);
 }
 
+/* the resume tests' tiny run into dir/r.ini (path into ini): plugins are its [solver] (and
+   [loss]) sections, a checkpoint every 5 steps of 12 */
+static void write_resume_ini(const char *dir, const char *plugins, int log_every, char *ini, size_t n) {
+    snprintf(ini, n, "%s/r.ini", dir);
+    FILE *f = fopen(ini, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\nval_size = 100\ncache_dir = %s/cache\n"
+            "[backbone]\nname = vit\n%s"
+            "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\nlog_every = %d\n[eval]\nseeds = 1\nepochs = 10\n",
+            dir, plugins, log_every);
+    fclose(f);
+}
+
+/* the uninterrupted run a and the run b resumed after a crash end the same: the distilled images
+   byte for byte, and every log row (the seconds column aside), the checkpoint's step included */
+static void expect_same_run(const char *a, const char *b) {
+    char pa[800], pb[800];
+    snprintf(pa, sizeof pa, "%s/distilled.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/distilled.safetensors", b);
+    size_t la, lb;
+    uint8_t *da = test_read_all(pa, &la), *db = test_read_all(pb, &lb);
+    cr_expect(la == lb && memcmp(da, db, la) == 0, "the resumed run must end with the uninterrupted run's images");
+    free(da), free(db);
+    char *rows_a = test_log_rows(a), *rows_b = test_log_rows(b);
+    cr_expect_str_eq(rows_b, rows_a, "the resumed run's log.csv must have the uninterrupted run's rows");
+    cr_expect(strstr(rows_a, "\n5,"), "step 5, the checkpoint's step, is a log row: %s", rows_a);
+    free(rows_a), free(rows_b);
+}
+
 /* A run that crashes after step 7 (the test seam CLPDD_TEST_CRASH_AFTER) and is resumed from its
    step-5 checkpoint ends with exactly the images of the uninterrupted run; the checkpoint is gone
    once the run has finished, and one of another configuration is refused. */
-static int run_dir(const char *ini, const char *out, int resume, clpdd_err *e, const char *const *sets, int n_sets) {
-    clpdd_plugin_dirs dirs;
-    clpdd_plugin_dirs_init(&dirs, NULL);
-    clpdd_experiment x;
-    int rc = clpdd_experiment_load(&x, ini, sets, n_sets, &dirs, e);
-    cr_assert_eq(rc, 0, "%s", e->msg);
-    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, resume, 0};
-    rc = clpdd_run(&x, &o, e);
-    clpdd_experiment_free(&x);
-    clpdd_plugin_dirs_free(&dirs);
-    return rc;
-}
-
-/* <dir>/log.csv without its seconds column: "step,loss" lines */
-static char *log_rows(const char *dir) {
-    char p[800];
-    snprintf(p, sizeof p, "%s/log.csv", dir);
-    size_t len;
-    char *csv = (char *)read_all(p, &len), *out = calloc(len + 1, 1);
-    size_t o = 0;
-    for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n")) {
-        char *last = strrchr(line, ',');
-        if (last) *last = 0;
-        o += (size_t)sprintf(out + o, "%s\n", line);
-    }
-    free(csv);
-    return out;
-}
-
 Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
     const char *why = test_fmnist_missing();
     if (why) cr_skip_test("%s", why);
     char dir[] = "/tmp/clpdd-test-run3-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    char ini[700], a[700], b[700], pa[800], pb[800], ck[800];
-    snprintf(ini, sizeof ini, "%s/r.ini", dir);
-    FILE *f = fopen(ini, "w");
-    fprintf(f,
-            "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\nval_size = 100\ncache_dir = %s/cache\n"
-            "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n"
-            "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\nlog_every = 5\n[eval]\nseeds = 1\nepochs = 10\n",
-            dir);
-    fclose(f);
+    char ini[700], a[700], b[700], ck[800];
+    write_resume_ini(dir, "[solver]\nname = ridge\n[loss]\nname = ce\n", 5, ini, sizeof ini);
     snprintf(a, sizeof a, "%s/whole", dir);
     snprintf(b, sizeof b, "%s/crashed", dir);
     clpdd_err e = {{0}};
-    cr_assert_eq(run_dir(ini, a, 0, &e, NULL, 0), 0, "%s", e.msg);
+    cr_assert_eq(test_run_experiment(ini, a, 0, NULL, 0, &e), 0, "%s", e.msg);
     setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
-    cr_assert_neq(run_dir(ini, b, 0, &e, NULL, 0), 0);
+    cr_assert_neq(test_run_experiment(ini, b, 0, NULL, 0, &e), 0);
     unsetenv("CLPDD_TEST_CRASH_AFTER");
     cr_expect(strstr(e.msg, "simulated crash after step 7"), "%s", e.msg);
     snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", b);
     cr_assert(access(ck, R_OK) == 0, "the step-5 checkpoint must exist after the crash");
     const char *other[] = {"distill.lr=0.02"};
-    cr_expect_neq(run_dir(ini, b, 1, &e, other, 1), 0, "a checkpoint of another configuration is refused");
+    cr_expect_neq(test_run_experiment(ini, b, 1, other, 1, &e), 0, "a checkpoint of another configuration is refused");
     cr_expect(strstr(e.msg, "another configuration"), "%s", e.msg);
     cr_expect(strstr(e.msg, "distill.lr = 0.02"), "the refusal names the key that differs: %s", e.msg);
     /* the same configuration spelled otherwise: the INI's path, a key set to its default value */
     char ini2[800];
     snprintf(ini2, sizeof ini2, "%s/./r.ini", dir);
     const char *same[] = {"distill.adam_b1=0.9"};
-    cr_assert_eq(run_dir(ini2, b, 1, &e, same, 1), 0, "%s", e.msg);
+    cr_assert_eq(test_run_experiment(ini2, b, 1, same, 1, &e), 0, "%s", e.msg);
     cr_expect(access(ck, F_OK) != 0, "a finished run removes its checkpoint");
-    snprintf(pa, sizeof pa, "%s/distilled.safetensors", a);
-    snprintf(pb, sizeof pb, "%s/distilled.safetensors", b);
-    size_t la, lb;
-    uint8_t *da = read_all(pa, &la), *db = read_all(pb, &lb);
-    cr_expect(la == lb && memcmp(da, db, la) == 0, "the resumed run must end with the uninterrupted run's images");
-    free(da), free(db);
-    /* the log of the resumed run is the uninterrupted run's, the checkpoint's step 5 included
-       (the seconds column aside) */
-    char *rows_a = log_rows(a), *rows_b = log_rows(b);
-    cr_expect_str_eq(rows_b, rows_a, "the resumed run's log.csv must have the uninterrupted run's rows");
-    cr_expect(strstr(rows_a, "\n5,"), "step 5, the checkpoint's step, is a log row: %s", rows_a);
-    free(rows_a), free(rows_b);
+    expect_same_run(a, b);
     char cmd[800];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
@@ -252,32 +228,17 @@ Test(run, lgm_resume_draws_the_same_heads, .timeout = 600) {
     if (why) cr_skip_test("%s", why);
     char dir[] = "/tmp/clpdd-test-run4-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    char ini[700], a[700], b[700], pa[800], pb[800];
-    snprintf(ini, sizeof ini, "%s/r.ini", dir);
-    FILE *f = fopen(ini, "w");
-    fprintf(f,
-            "[experiment]\nseed = 4\n[data]\ntrain_limit = 500\ntest_limit = 300\nval_size = 100\ncache_dir = %s/cache\n"
-            "[backbone]\nname = vit\n[solver]\nname = lgm\n"
-            "[distill]\nipc = 1\nsteps = 12\nreal_batch = 128\ncheckpoint_every = 5\nlog_every = 1\n[eval]\nseeds = 1\nepochs = 10\n",
-            dir);
-    fclose(f);
+    char ini[700], a[700], b[700];
+    write_resume_ini(dir, "[solver]\nname = lgm\n", 1, ini, sizeof ini);
     snprintf(a, sizeof a, "%s/whole", dir);
     snprintf(b, sizeof b, "%s/crashed", dir);
     clpdd_err e = {{0}};
-    cr_assert_eq(run_dir(ini, a, 0, &e, NULL, 0), 0, "%s", e.msg);
+    cr_assert_eq(test_run_experiment(ini, a, 0, NULL, 0, &e), 0, "%s", e.msg);
     setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
-    cr_assert_neq(run_dir(ini, b, 0, &e, NULL, 0), 0);
+    cr_assert_neq(test_run_experiment(ini, b, 0, NULL, 0, &e), 0);
     unsetenv("CLPDD_TEST_CRASH_AFTER");
-    cr_assert_eq(run_dir(ini, b, 1, &e, NULL, 0), 0, "%s", e.msg);
-    snprintf(pa, sizeof pa, "%s/distilled.safetensors", a);
-    snprintf(pb, sizeof pb, "%s/distilled.safetensors", b);
-    size_t la, lb;
-    uint8_t *da = read_all(pa, &la), *db = read_all(pb, &lb);
-    cr_expect(la == lb && memcmp(da, db, la) == 0, "the resumed LGM run must end with the uninterrupted run's images");
-    free(da), free(db);
-    char *rows_a = log_rows(a), *rows_b = log_rows(b);
-    cr_expect_str_eq(rows_b, rows_a, "every step's loss after the resume is the uninterrupted run's");
-    free(rows_a), free(rows_b);
+    cr_assert_eq(test_run_experiment(ini, b, 1, NULL, 0, &e), 0, "%s", e.msg);
+    expect_same_run(a, b); /* every step logged: each step's loss after the resume is the uninterrupted run's */
     char cmd[800];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);

@@ -20,32 +20,6 @@
 
 enum { CLASSES = 10, IPC = 2 };
 
-static int run_dir(const char *ini, const char *out, int resume, clpdd_err *e) {
-    clpdd_plugin_dirs dirs;
-    clpdd_plugin_dirs_init(&dirs, NULL);
-    clpdd_experiment x;
-    int rc = clpdd_experiment_load(&x, ini, NULL, 0, &dirs, e);
-    cr_assert_eq(rc, 0, "%s", e->msg);
-    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, resume, 0};
-    rc = clpdd_run(&x, &o, e);
-    clpdd_experiment_free(&x);
-    clpdd_plugin_dirs_free(&dirs);
-    return rc;
-}
-
-static char *read_text(const char *dir, const char *name) {
-    char p[900];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    uint8_t *d;
-    size_t n;
-    clpdd_err e = {{0}};
-    cr_assert_eq(clpdd_read_file(p, &d, &n, &e), 0, "%s", e.msg);
-    char *s = calloc(n + 1, 1);
-    memcpy(s, d, n);
-    free(d);
-    return s;
-}
-
 /* the label matrix and the labels of a run's distilled.safetensors: (m, C) probability rows whose
    argmax is the class the image was distilled for (at this run's length the labels have not moved
    that far), and that have moved away from their initialisation; into T */
@@ -107,12 +81,12 @@ Test(run_labels, learned_labels_end_to_end, .timeout = 900) {
     snprintf(a, sizeof a, "%s/whole", dir);
     snprintf(b, sizeof b, "%s/crashed", dir);
     clpdd_err e = {{0}};
-    cr_assert_eq(run_dir(ini, a, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(test_run_experiment(ini, a, 0, NULL, 0, &e), 0, "%s", e.msg);
     float T[CLASSES * IPC * CLASSES], Tev[CLASSES * IPC * CLASSES];
     check_label_matrix(a, T);
 
     /* metrics.json: the soft-label score and the argmax-label score, each a full score */
-    char *metrics = read_text(a, "metrics.json");
+    char *metrics = test_read_text(a, "metrics.json");
     double soft = test_json_number(metrics, "\"accuracy\": {", "\"mean\": ");
     double hard = test_json_number(metrics, "\"accuracy_hard_labels\": {", "\"mean\": ");
     cr_expect(soft > 0.1 && soft <= 1 && hard > 0.1 && hard <= 1, "soft %g, hard %g", soft, hard);
@@ -122,7 +96,7 @@ Test(run_labels, learned_labels_end_to_end, .timeout = 900) {
     snprintf(args, sizeof args, "eval '%s' --quiet", a);
     cr_assert_eq(test_driver(args, out, sizeof out), 0, "%s", out);
     snprintf(evdir, sizeof evdir, "%s/eval-probe", a);
-    char *ev = read_text(evdir, "metrics.json");
+    char *ev = test_read_text(evdir, "metrics.json");
     cr_expect_eq(test_json_number(ev, "\"accuracy\": {", "\"mean\": "), soft, "eval's soft-label score");
     cr_expect_eq(test_json_number(ev, "\"accuracy_hard_labels\": {", "\"mean\": "), hard, "eval's hard-label score");
     check_label_matrix(evdir, Tev); /* eval writes the set back with its label matrix */
@@ -132,11 +106,11 @@ Test(run_labels, learned_labels_end_to_end, .timeout = 900) {
 
     /* a crash after step 7, resumed from the step-5 checkpoint: bit for bit the uninterrupted run */
     setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
-    cr_assert_neq(run_dir(ini, b, 0, &e), 0);
+    cr_assert_neq(test_run_experiment(ini, b, 0, NULL, 0, &e), 0);
     unsetenv("CLPDD_TEST_CRASH_AFTER");
-    cr_assert_eq(run_dir(ini, b, 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(test_run_experiment(ini, b, 1, NULL, 0, &e), 0, "%s", e.msg);
     cr_expect(same_bytes(a, b, "distilled.safetensors"), "the resumed run ends with the uninterrupted run's images and labels");
-    char *ma = read_text(a, "metrics.json"), *mb = read_text(b, "metrics.json");
+    char *ma = test_read_text(a, "metrics.json"), *mb = test_read_text(b, "metrics.json");
     cr_expect_eq(test_json_number(mb, "\"accuracy_hard_labels\": {", "\"mean\": "),
                  test_json_number(ma, "\"accuracy_hard_labels\": {", "\"mean\": "));
     free(ma), free(mb);

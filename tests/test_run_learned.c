@@ -17,47 +17,6 @@
 #include "support.h"
 #include "util/util.h"
 
-static int run_dir(const char *ini, const char *out, int resume, clpdd_err *e) {
-    clpdd_plugin_dirs dirs;
-    clpdd_plugin_dirs_init(&dirs, NULL);
-    clpdd_experiment x;
-    int rc = clpdd_experiment_load(&x, ini, NULL, 0, &dirs, e);
-    cr_assert_eq(rc, 0, "%s", e->msg);
-    clpdd_run_opts o = {clpdd_ops_cpu(), out, 1, resume, 0};
-    rc = clpdd_run(&x, &o, e);
-    clpdd_experiment_free(&x);
-    clpdd_plugin_dirs_free(&dirs);
-    return rc;
-}
-
-static char *read_text(const char *dir, const char *name) {
-    char p[900];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "rb");
-    cr_assert_not_null(f, "missing %s", p);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc((size_t)n + 1, 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return s;
-}
-
-/* log.csv without its seconds column (the third) */
-static char *log_without_seconds(const char *dir) {
-    char *csv = read_text(dir, "log.csv"), *out = calloc(strlen(csv) + 1, 1);
-    size_t o = 0;
-    for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n")) {
-        char *c2 = strchr(strchr(line, ',') + 1, ',');
-        char *c3 = strchr(c2 + 1, ',');
-        *c2 = 0;
-        o += (size_t)sprintf(out + o, "%s%s\n", line, c3 ? c3 : "");
-    }
-    free(csv);
-    return out;
-}
-
 /* "key": {"init": a, "final": b} of metrics.json's "learned" */
 static void learned_values(const char *metrics, const char *key, double *init, double *final) {
     char pat[128];
@@ -68,7 +27,7 @@ static void learned_values(const char *metrics, const char *key, double *init, d
 }
 
 static int same_file(const char *a, const char *b, const char *name) {
-    char *x = read_text(a, name), *y = read_text(b, name);
+    char *x = test_read_text(a, name), *y = test_read_text(b, name);
     int same = strcmp(x, y) == 0;
     free(x), free(y);
     return same;
@@ -92,10 +51,10 @@ Test(run_learned, learned_tau_and_lambda_end_to_end, .timeout = 900) {
     snprintf(a, sizeof a, "%s/whole", dir);
     snprintf(b, sizeof b, "%s/crashed", dir);
     clpdd_err e = {{0}};
-    cr_assert_eq(run_dir(ini, a, 0, &e), 0, "%s", e.msg);
+    cr_assert_eq(test_run_experiment(ini, a, 0, NULL, 0, &e), 0, "%s", e.msg);
 
     /* log.csv: a column per learned scalar, starting at the initial values */
-    char *csv = read_text(a, "log.csv");
+    char *csv = test_read_text(a, "log.csv");
     const char *header = "step,loss,seconds,solver.lambda,loss.temperature\n";
     cr_expect(!strncmp(csv, header, strlen(header)), "header: %s", csv);
     double l1, t1;
@@ -105,7 +64,7 @@ Test(run_learned, learned_tau_and_lambda_end_to_end, .timeout = 900) {
     free(csv);
 
     /* metrics.json: init and final; the scalars moved, by at most lr per step in log space */
-    char *metrics = read_text(a, "metrics.json");
+    char *metrics = test_read_text(a, "metrics.json");
     double li, lf, ti, tf;
     learned_values(metrics, "solver.lambda", &li, &lf);
     learned_values(metrics, "loss.temperature", &ti, &tf);
@@ -117,7 +76,7 @@ Test(run_learned, learned_tau_and_lambda_end_to_end, .timeout = 900) {
     free(metrics);
 
     /* config.ini keeps learn and says the --set that reruns it fixed; config-fixed.ini does */
-    char *cfg = read_text(a, "config.ini"), want[200];
+    char *cfg = test_read_text(a, "config.ini"), want[200];
     cr_expect(strstr(cfg, "lambda = learn:0.5\n"), "%s", cfg);
     cr_expect(strstr(cfg, "temperature = learn\n"), "%s", cfg);
     snprintf(want, sizeof want, "--set solver.lambda=%.9g --set loss.temperature=%.9g", lf, tf);
@@ -125,20 +84,20 @@ Test(run_learned, learned_tau_and_lambda_end_to_end, .timeout = 900) {
     free(cfg);
     snprintf(fixed, sizeof fixed, "%s/config-fixed.ini", a);
     snprintf(c, sizeof c, "%s/fixed", dir);
-    cr_assert_eq(run_dir(fixed, c, 0, &e), 0, "config-fixed.ini must run: %s", e.msg);
-    char *fixed_log = read_text(c, "log.csv");
+    cr_assert_eq(test_run_experiment(fixed, c, 0, NULL, 0, &e), 0, "config-fixed.ini must run: %s", e.msg);
+    char *fixed_log = test_read_text(c, "log.csv");
     cr_expect(!strncmp(fixed_log, "step,loss,seconds\n", 18), "a fixed run learns nothing: %s", fixed_log);
     free(fixed_log);
-    char *fixed_cfg = read_text(c, "config.ini");
+    char *fixed_cfg = test_read_text(c, "config.ini");
     snprintf(want, sizeof want, "lambda = %.9g", lf);
     cr_expect(strstr(fixed_cfg, want), "the rerun used the learned lambda: %s", fixed_cfg);
     free(fixed_cfg);
 
     /* a crash after step 7, resumed from the step-5 checkpoint: bit for bit the uninterrupted run */
     setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
-    cr_assert_neq(run_dir(ini, b, 0, &e), 0);
+    cr_assert_neq(test_run_experiment(ini, b, 0, NULL, 0, &e), 0);
     unsetenv("CLPDD_TEST_CRASH_AFTER");
-    cr_assert_eq(run_dir(ini, b, 1, &e), 0, "%s", e.msg);
+    cr_assert_eq(test_run_experiment(ini, b, 1, NULL, 0, &e), 0, "%s", e.msg);
     char pa[800], pb[800];
     snprintf(pa, sizeof pa, "%s/distilled.safetensors", a);
     snprintf(pb, sizeof pb, "%s/distilled.safetensors", b);
@@ -148,7 +107,7 @@ Test(run_learned, learned_tau_and_lambda_end_to_end, .timeout = 900) {
     cr_assert_eq(clpdd_read_file(pb, &db, &lb, &e), 0, "%s", e.msg);
     cr_expect(la == lb && memcmp(da, db, la) == 0, "the resumed run must end with the uninterrupted run's images");
     free(da), free(db);
-    char *ra = log_without_seconds(a), *rb = log_without_seconds(b);
+    char *ra = test_log_rows(a), *rb = test_log_rows(b);
     cr_expect_str_eq(rb, ra, "the resumed run's log.csv (learned columns included) must be the uninterrupted run's");
     free(ra), free(rb);
     cr_expect(same_file(a, b, "config-fixed.ini"), "the same learned values after a resume");
