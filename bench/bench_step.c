@@ -57,11 +57,11 @@ static double cpu_s(void) { /* this process's CPU time, all threads */
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 /* which library gemm's small products went to (CLPDD_HAVE_XSMM: bench/CMakeLists.txt, as for libclpdd;
-   libxsmm only with $CLPDD_SMALL_GEMM = xsmm, core/cpu/ops_cpu_blas.c) */
+   libxsmm unless $CLPDD_SMALL_GEMM = blas, core/cpu/ops_cpu_blas.c) */
 static const char *small_products(void) {
     const char *e = getenv("CLPDD_SMALL_GEMM");
 #ifdef CLPDD_HAVE_XSMM
-    return e && !strcmp(e, "xsmm") ? "libxsmm ($CLPDD_SMALL_GEMM=xsmm)" : "OpenBLAS";
+    return e && !strcmp(e, "blas") ? "OpenBLAS ($CLPDD_SMALL_GEMM=blas)" : "libxsmm";
 #else
     (void)e;
     return "OpenBLAS (built without libxsmm)";

@@ -275,7 +275,7 @@ Test(ops_cpu, gemm_all_transposes) {
             }
 }
 
-/* the products libxsmm takes when clpdd is built with it and $CLPDD_SMALL_GEMM = xsmm (alpha 1, beta 0
+/* the products libxsmm takes when clpdd is built with it (the default; $CLPDD_SMALL_GEMM = blas turns it off) (alpha 1, beta 0
    or 1, tA = 0, N and K ≤ 1024; core/cpu/ops_cpu_blas.c; OpenBLAS's otherwise): the mini ViT's layer
    shapes, row counts that leave a partial 64-row block or none, a K beyond the ViT's, a transposed B
    (copied before the kernel), beta = 0 never reading C. Criterion runs each test in its own process,

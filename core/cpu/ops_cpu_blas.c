@@ -1,5 +1,5 @@
 /* CPU backend: BLAS / LAPACK ops through OpenBLAS (cblas) and LAPACKE, row-major, and the small
- * small products through libxsmm when clpdd is built with it and $CLPDD_SMALL_GEMM = xsmm.
+ * small products through libxsmm when clpdd is built with it (unless $CLPDD_SMALL_GEMM = blas).
  * Degenerate sizes are handled here (BLAS rejects ld < 1 and some builds skip the
  * beta scaling when K = 0): M, N = 0 do nothing; K = 0 gives C = beta·C. As in BLAS,
  * beta = 0 overwrites C without reading it. */
@@ -22,14 +22,16 @@ static void scale_matrix(float *C, int ldc, int M, int N, float beta) {
         for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
 }
 
-/* ---- small products by libxsmm, opt-in (docs/design.md, "CPU small products") ----
+/* ---- small products by libxsmm, the default where built (docs/design.md, "CPU small products") ----
  * The mini ViT's linear layers (NT tokens × 16–768 wide) are narrow products; libxsmm JIT-compiles
  * a kernel for the exact (m, n, k) and runs it on unpacked operands. Alone, one thread, it beats
- * OpenBLAS 0.3.21 at most of the step's call sites (results/bench/cpu/small-gemm.md, 1.00–1.50×),
- * but not in the step itself (one-thread CPU time per step equal or up to ~10 % slower,
- * results/bench/cpu/README.md): OpenBLAS's own small-matrix kernels already skip the packing here.
- * So OpenBLAS stays the default and $CLPDD_SMALL_GEMM = xsmm switches this path on, for machines
- * where it measures faster. libxsmm is column-major: the row-major C (M, N) = A (M, K) · B (K, N)
+ * OpenBLAS 0.3.21 at most of the step's call sites (results/bench/cpu/small-gemm.md, 1.00–1.50×);
+ * in the mini ViT's step on the quiet 2-core machine, two threads, interleaved, it takes
+ * 0.80–0.85× OpenBLAS's time at m = 10 and 0.70–0.85× at m = 100 (results/bench/cpu/
+ * step-24-xsmm-interleaved.md; under load, one thread, the two were within 10 %). So it is the
+ * default where clpdd is built with libxsmm, and $CLPDD_SMALL_GEMM = blas keeps OpenBLAS (the
+ * arithmetic of a build without libxsmm). Winograd's 16 products per tile stay on OpenBLAS
+ * (ops_cpu_winograd.c: ~1.6× slower on libxsmm in the step). libxsmm is column-major: the row-major C (M, N) = A (M, K) · B (K, N)
  * is the column-major Cᵀ (N, M) = Bᵀ · Aᵀ with the same memory, so the kernel is
  * (m = N, n = rows, k = K) with B as its first operand. libxsmm 1.17 has no transposed operands,
  * so for transB the small B (N, K) is transposed once per call into a (K, N) copy (N·K floats
@@ -40,11 +42,11 @@ static void scale_matrix(float *C, int ldc, int M, int N, float beta) {
 #define XSMM_ROWS 64   /* rows of C per kernel call: B (≤ 1024 × 1024) is reused across them */
 #define XSMM_MAX 1024  /* N, K limit: the weights of a small layer, not a solver's n × n system */
 
-static int g_small_gemm = 0; /* $CLPDD_SMALL_GEMM = xsmm turns the libxsmm path on (see above: opt-in) */
+static int g_small_gemm = 0; /* the libxsmm path, unless $CLPDD_SMALL_GEMM = blas (see above) */
 static pthread_once_t g_small_once = PTHREAD_ONCE_INIT;
 static void small_gemm_env(void) {
     const char *e = getenv("CLPDD_SMALL_GEMM");
-    g_small_gemm = e && !strcmp(e, "xsmm");
+    g_small_gemm = !(e && !strcmp(e, "blas"));
 #ifdef CLPDD_HAVE_XSMM
     if (g_small_gemm) libxsmm_init();
 #endif
