@@ -171,9 +171,10 @@ Test(precision, flop_counting_view) {
     const clpdd_ops *cpu = clpdd_ops_cpu(), *o = clpdd_ops_counting(cpu);
     cr_expect_eq(o->is_device, cpu->is_device);
     cr_expect(o->relu == cpu->relu, "uncounted ops pass straight through");
-    float A[6 * 5], B[5 * 4], C[6 * 4], R[6 * 4];
+    /* B holds the (5, 4) of the gemm and the batch's two (3, 4) at strides of 12 (24 floats) */
+    float A[6 * 5], B[6 * 4], C[6 * 4], R[6 * 4];
     test_fill_normal(A, 30, 1.0f, 1);
-    test_fill_normal(B, 20, 1.0f, 2);
+    test_fill_normal(B, 24, 1.0f, 2);
     clpdd_flops_reset();
     o->gemm(0, 0, 6, 4, 5, 1.0f, A, 5, B, 4, 0.0f, C, 4);
     cr_expect_eq(clpdd_flops(), 2.0 * 6 * 4 * 5);
