@@ -9,8 +9,8 @@
  * 36 products per 16 outputs where F(2,3) has 64 (× 0.56 the GEMM work and the V / M bytes).
  * Rounding: the transforms weigh terms by up to 8 (Aᵀ) and 5 (Bᵀ), so the error grows over
  * F(2,3)'s; measured against a float64 direct convolution at the resnet20 layer shapes in
- * tests/test_ops_cpu.c conv2d_winograd4 (docs/design.md §5 has the numbers). Multiplications by
- * 2, 4, 8 are exact and every product feeding a sum is such a scaling (5·d is written 4·d + d),
+ * tests/test_ops_cpu.c conv2d_winograd4 (docs/design.md §4, "CPU, the reference", has the
+ * numbers). Multiplications by 2, 4, 8 are exact and every product feeding a sum is such a scaling (5·d is written 4·d + d),
  * so an FMA contraction (the v3 / v4 clones under gnu11's -ffp-contract=fast) rounds as the
  * separate multiply and add: the AVX-512 / AVX2 / baseline clones agree bit for bit.
  *
@@ -21,16 +21,11 @@
 #include <string.h>
 
 /* ---- U = G g Gᵀ: one row a of the 36 (co, ci) matrices, kernels g[b] = wk + b·bs, taps at tap[] ---- */
-#define WINO4_G(g0, g1, g2, u)                                                      \
-    do {                                                                            \
-        const float s_ = g0 + g2;                                                   \
-        const float p_ = 0.25f * g0 + g2; /* exact scaling, then one rounding */    \
-        (u)[0] = 0.25f * g0, (u)[1] = -(s_ + g1) / 6.0f, (u)[2] = -(s_ - g1) / 6.0f; \
-        (u)[3] = (p_ + 0.5f * g1) / 6.0f, (u)[4] = (p_ - 0.5f * g1) / 6.0f;         \
-        (u)[5] = g2;                                                                \
-    } while (0)
+/* G on three values (g0, g1, g2), the order of the sums used below ("G(·)"):
+     u0 = g0/4, u1 = −((g0 + g2) + g1)/6, u2 = −((g0 + g2) − g1)/6,
+     u3 = ((g0/4 + g2) + g1/2)/6, u4 = ((g0/4 + g2) − g1/2)/6, u5 = g2 */
 
-/* WINO4_G on the columns of g (q = G g), then on the rows of q (U = q Gᵀ), written out per value so
+/* G(·) on the columns of g (q = G g), then on the rows of q (U = q Gᵀ), written out per value so
    that the loop over b vectorises (U is recomputed every call: at m = 10 it is a visible share) */
 WINO_CLONES static void wino4_u_row(float *u, size_t xs, int ci, const float *wk, size_t bs, const int *tap) {
     const int T0 = tap[0], T1 = tap[1], T2 = tap[2], T3 = tap[3], T4 = tap[4], T5 = tap[5], T6 = tap[6],
@@ -118,20 +113,13 @@ void wino4_u_range(void *ctx, int begin, int end) {
 }
 
 /* ---- V = Bᵀ d B ---- */
-/* t = Bᵀ d for six values (one column or one row of a patch) */
-#define WINO4_BT(d0, d1, d2, d3, d4, d5, t)                         \
-    do {                                                            \
-        const float a_ = d4 - 4.0f * d2, b_ = d3 - 4.0f * d1;       \
-        const float c_ = d4 - d2, e_ = 2.0f * (d3 - d1);            \
-        (t)[0] = 4.0f * (d0 - d2) + (d4 - d2);                      \
-        (t)[1] = a_ + b_, (t)[2] = a_ - b_;                         \
-        (t)[3] = c_ + e_, (t)[4] = c_ - e_;                         \
-        (t)[5] = 4.0f * (d1 - d3) + (d5 - d3);                      \
-    } while (0)
+/* Bᵀ on six values d0..d5 (a column or a row of a patch), the order of the sums used below ("Bᵀ(·)"):
+     t0 = 4(d0 − d2) + (d4 − d2), t1,2 = (d4 − 4d2) ± (d3 − 4d1), t3,4 = (d4 − d2) ± 2(d3 − d1),
+     t5 = 4(d1 − d3) + (d5 − d3) */
 
 /* V[ξ][q] for NQ tiles from the 24 planes X[6a + c][u·TW + v] = D[4u + a][4v + c] (d[r][c] of tile q
    = X[6(r % 4) + c][q + (r / 4)·TW]); 36 output rows xs apart.
-   WINO4_BT on the columns (t = Bᵀ d), then on the rows of t (V = t B), written out per value so
+   Bᵀ(·) on the columns (t = Bᵀ d), then on the rows of t (V = t B), written out per value so
    that the loop over q vectorises */
 WINO_CLONES static void wino4_in_tiles(int NQ, int TW, float (*restrict X)[WINO4_MAX_X], float *v, size_t xs) {
     float *restrict v0 = v, *restrict v1 = v + 1 * xs, *restrict v2 = v + 2 * xs, *restrict v3 = v + 3 * xs,
@@ -226,16 +214,6 @@ WINO_CLONES static void wino4_in_tiles(int NQ, int TW, float (*restrict X)[WINO4
     }
 }
 
-/* X[6a + c][at + v] for the six phases c of one tile column v near the border: D[py][4v + c] =
-   x[iy][ix = 4v + c − 1] ⊙ [mask > 0], zero outside the row */
-static inline void wino4_cut_edge(float (*X)[WINO4_MAX_X], int a, size_t at, int v, const float *s, const float *m,
-                                  int W) {
-    for (int c = 0; c < 6; c++) {
-        const int ix = 4 * v + c - 1;
-        X[6 * a + c][at + v] = ix >= 0 && ix < W && (!m || m[ix] > 0.0f) ? s[ix] : 0.0f;
-    }
-}
-
 /* one image row s (masked by m unless NULL) cut into the phases of its tile columns: x[c][v] =
    D[4v + c] = s[4v + c − 1] ⊙ [m > 0], zero outside the row. Each phase in a loop of its own over
    the columns where it is inside the row (phases 1–4: the full groups of four, 0 and 5 shifted by
@@ -307,16 +285,11 @@ void wino4_in_range(void *ctx, int begin, int end) {
 }
 
 /* ---- y = epilogue(Aᵀ M A) ---- */
-/* o = Aᵀ m for six values */
-#define WINO4_AT(m0, m1, m2, m3, m4, m5, o)                        \
-    do {                                                           \
-        const float p_ = m1 + m2, n_ = m1 - m2;                    \
-        const float P_ = m3 + m4, N_ = m3 - m4;                    \
-        (o)[0] = (m0 + p_) + P_, (o)[1] = n_ + 2.0f * N_;          \
-        (o)[2] = p_ + 4.0f * P_, (o)[3] = (n_ + 8.0f * N_) + m5;   \
-    } while (0)
+/* Aᵀ on six values m0..m5, the order of the sums used below ("Aᵀ(·)"):
+     o0 = (m0 + (m1 + m2)) + (m3 + m4), o1 = (m1 − m2) + 2(m3 − m4), o2 = (m1 + m2) + 4(m3 + m4),
+     o3 = ((m1 − m2) + 8(m3 − m4)) + m5 */
 
-/* the 16 outputs of each of NQ tiles from M's 36 rows (xs apart) at m: Ob[4i + k][q]. WINO4_AT on
+/* the 16 outputs of each of NQ tiles from M's 36 rows (xs apart) at m: Ob[4i + k][q]. Aᵀ(·) on
    the columns (s = Aᵀ M), then on the rows of s (s A), written out per value (vectorised over q) */
 WINO_CLONES static void wino4_out_tiles(int NQ, const float *m, size_t xs, float (*Ob)[WINO4_MAX_O]) {
     const float *restrict p0 = m, *restrict p1 = m + 1 * xs, *restrict p2 = m + 2 * xs, *restrict p3 = m + 3 * xs,
