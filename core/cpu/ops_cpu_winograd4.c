@@ -10,9 +10,10 @@
  * Rounding: the transforms weigh terms by up to 8 (Aᵀ) and 5 (Bᵀ), so the error grows over
  * F(2,3)'s; measured against a float64 direct convolution at the resnet20 layer shapes in
  * tests/test_ops_cpu.c conv2d_winograd4 (docs/design.md §4, "CPU, the reference", has the
- * numbers). Multiplications by 2, 4, 8 are exact and every product feeding a sum is such a scaling (5·d is written 4·d + d),
- * so an FMA contraction (the v3 / v4 clones under gnu11's -ffp-contract=fast) rounds as the
- * separate multiply and add: the AVX-512 / AVX2 / baseline clones agree bit for bit.
+ * numbers). Multiplications by 2, 4, 8 are exact and every product feeding a sum is such a scaling
+ * (5·d is written 4·d + d), so an FMA contraction (the v3 / v4 clones under gnu11's
+ * -ffp-contract=fast) rounds as the separate multiply and add: the AVX-512 / AVX2 / baseline
+ * clones agree bit for bit.
  *
  * Layout as F(2,3)'s (ops_cpu_winograd.c): image j's tile (ty, tx) in column j·NT + ty·TW + tx
  * of V[ξ] (ci, g·NT) and M[ξ] (co, g·NT), ξ = 6·r + c < 36; columns TH·TW … NT − 1 zero. */
@@ -28,21 +29,25 @@
 /* G(·) on the columns of g (q = G g), then on the rows of q (U = q Gᵀ), written out per value so
    that the loop over b vectorises (U is recomputed every call: at m = 10 it is a visible share) */
 WINO_CLONES static void wino4_u_row(float *u, size_t xs, int ci, const float *wk, size_t bs, const int *tap) {
-    const int T0 = tap[0], T1 = tap[1], T2 = tap[2], T3 = tap[3], T4 = tap[4], T5 = tap[5], T6 = tap[6],
-              T7 = tap[7], T8 = tap[8];
+    const int T0 = tap[0], T1 = tap[1], T2 = tap[2], T3 = tap[3], T4 = tap[4], T5 = tap[5], T6 = tap[6], T7 = tap[7],
+              T8 = tap[8];
     float *restrict u0 = u, *restrict u1 = u + 1 * xs, *restrict u2 = u + 2 * xs, *restrict u3 = u + 3 * xs,
-          *restrict u4 = u + 4 * xs, *restrict u5 = u + 5 * xs, *restrict u6 = u + 6 * xs, *restrict u7 = u + 7 * xs,
-          *restrict u8 = u + 8 * xs, *restrict u9 = u + 9 * xs, *restrict u10 = u + 10 * xs, *restrict u11 = u + 11 * xs,
-          *restrict u12 = u + 12 * xs, *restrict u13 = u + 13 * xs, *restrict u14 = u + 14 * xs, *restrict u15 = u + 15 * xs,
-          *restrict u16 = u + 16 * xs, *restrict u17 = u + 17 * xs, *restrict u18 = u + 18 * xs, *restrict u19 = u + 19 * xs,
-          *restrict u20 = u + 20 * xs, *restrict u21 = u + 21 * xs, *restrict u22 = u + 22 * xs, *restrict u23 = u + 23 * xs,
-          *restrict u24 = u + 24 * xs, *restrict u25 = u + 25 * xs, *restrict u26 = u + 26 * xs, *restrict u27 = u + 27 * xs,
-          *restrict u28 = u + 28 * xs, *restrict u29 = u + 29 * xs, *restrict u30 = u + 30 * xs, *restrict u31 = u + 31 * xs,
-          *restrict u32 = u + 32 * xs, *restrict u33 = u + 33 * xs, *restrict u34 = u + 34 * xs, *restrict u35 = u + 35 * xs;
+                    *restrict u4 = u + 4 * xs, *restrict u5 = u + 5 * xs, *restrict u6 = u + 6 * xs,
+                    *restrict u7 = u + 7 * xs, *restrict u8 = u + 8 * xs, *restrict u9 = u + 9 * xs,
+                    *restrict u10 = u + 10 * xs, *restrict u11 = u + 11 * xs, *restrict u12 = u + 12 * xs,
+                    *restrict u13 = u + 13 * xs, *restrict u14 = u + 14 * xs, *restrict u15 = u + 15 * xs,
+                    *restrict u16 = u + 16 * xs, *restrict u17 = u + 17 * xs, *restrict u18 = u + 18 * xs,
+                    *restrict u19 = u + 19 * xs, *restrict u20 = u + 20 * xs, *restrict u21 = u + 21 * xs,
+                    *restrict u22 = u + 22 * xs, *restrict u23 = u + 23 * xs, *restrict u24 = u + 24 * xs,
+                    *restrict u25 = u + 25 * xs, *restrict u26 = u + 26 * xs, *restrict u27 = u + 27 * xs,
+                    *restrict u28 = u + 28 * xs, *restrict u29 = u + 29 * xs, *restrict u30 = u + 30 * xs,
+                    *restrict u31 = u + 31 * xs, *restrict u32 = u + 32 * xs, *restrict u33 = u + 33 * xs,
+                    *restrict u34 = u + 34 * xs, *restrict u35 = u + 35 * xs;
 #pragma GCC ivdep
     for (int b = 0; b < ci; b++) {
         const float *g = wk + (size_t)b * bs;
-        const float g00 = g[T0], g01 = g[T1], g02 = g[T2], g10 = g[T3], g11 = g[T4], g12 = g[T5], g20 = g[T6], g21 = g[T7], g22 = g[T8];
+        const float g00 = g[T0], g01 = g[T1], g02 = g[T2], g10 = g[T3], g11 = g[T4], g12 = g[T5], g20 = g[T6],
+                    g21 = g[T7], g22 = g[T8];
         const float q00 = 0.25f * g00;
         const float q10 = -((g00 + g20) + g10) / 6.0f;
         const float q20 = -((g00 + g20) - g10) / 6.0f;
@@ -123,22 +128,27 @@ void wino4_u_range(void *ctx, int begin, int end) {
    that the loop over q vectorises */
 WINO_CLONES static void wino4_in_tiles(int NQ, int TW, float (*restrict X)[WINO4_MAX_X], float *v, size_t xs) {
     float *restrict v0 = v, *restrict v1 = v + 1 * xs, *restrict v2 = v + 2 * xs, *restrict v3 = v + 3 * xs,
-          *restrict v4 = v + 4 * xs, *restrict v5 = v + 5 * xs, *restrict v6 = v + 6 * xs, *restrict v7 = v + 7 * xs,
-          *restrict v8 = v + 8 * xs, *restrict v9 = v + 9 * xs, *restrict v10 = v + 10 * xs, *restrict v11 = v + 11 * xs,
-          *restrict v12 = v + 12 * xs, *restrict v13 = v + 13 * xs, *restrict v14 = v + 14 * xs, *restrict v15 = v + 15 * xs,
-          *restrict v16 = v + 16 * xs, *restrict v17 = v + 17 * xs, *restrict v18 = v + 18 * xs, *restrict v19 = v + 19 * xs,
-          *restrict v20 = v + 20 * xs, *restrict v21 = v + 21 * xs, *restrict v22 = v + 22 * xs, *restrict v23 = v + 23 * xs,
-          *restrict v24 = v + 24 * xs, *restrict v25 = v + 25 * xs, *restrict v26 = v + 26 * xs, *restrict v27 = v + 27 * xs,
-          *restrict v28 = v + 28 * xs, *restrict v29 = v + 29 * xs, *restrict v30 = v + 30 * xs, *restrict v31 = v + 31 * xs,
-          *restrict v32 = v + 32 * xs, *restrict v33 = v + 33 * xs, *restrict v34 = v + 34 * xs, *restrict v35 = v + 35 * xs;
+                    *restrict v4 = v + 4 * xs, *restrict v5 = v + 5 * xs, *restrict v6 = v + 6 * xs,
+                    *restrict v7 = v + 7 * xs, *restrict v8 = v + 8 * xs, *restrict v9 = v + 9 * xs,
+                    *restrict v10 = v + 10 * xs, *restrict v11 = v + 11 * xs, *restrict v12 = v + 12 * xs,
+                    *restrict v13 = v + 13 * xs, *restrict v14 = v + 14 * xs, *restrict v15 = v + 15 * xs,
+                    *restrict v16 = v + 16 * xs, *restrict v17 = v + 17 * xs, *restrict v18 = v + 18 * xs,
+                    *restrict v19 = v + 19 * xs, *restrict v20 = v + 20 * xs, *restrict v21 = v + 21 * xs,
+                    *restrict v22 = v + 22 * xs, *restrict v23 = v + 23 * xs, *restrict v24 = v + 24 * xs,
+                    *restrict v25 = v + 25 * xs, *restrict v26 = v + 26 * xs, *restrict v27 = v + 27 * xs,
+                    *restrict v28 = v + 28 * xs, *restrict v29 = v + 29 * xs, *restrict v30 = v + 30 * xs,
+                    *restrict v31 = v + 31 * xs, *restrict v32 = v + 32 * xs, *restrict v33 = v + 33 * xs,
+                    *restrict v34 = v + 34 * xs, *restrict v35 = v + 35 * xs;
 #pragma GCC ivdep
     for (int q = 0; q < NQ; q++) {
         const float d00 = X[0][q], d01 = X[1][q], d02 = X[2][q], d03 = X[3][q], d04 = X[4][q], d05 = X[5][q];
         const float d10 = X[6][q], d11 = X[7][q], d12 = X[8][q], d13 = X[9][q], d14 = X[10][q], d15 = X[11][q];
         const float d20 = X[12][q], d21 = X[13][q], d22 = X[14][q], d23 = X[15][q], d24 = X[16][q], d25 = X[17][q];
         const float d30 = X[18][q], d31 = X[19][q], d32 = X[20][q], d33 = X[21][q], d34 = X[22][q], d35 = X[23][q];
-        const float d40 = X[0][q + TW], d41 = X[1][q + TW], d42 = X[2][q + TW], d43 = X[3][q + TW], d44 = X[4][q + TW], d45 = X[5][q + TW];
-        const float d50 = X[6][q + TW], d51 = X[7][q + TW], d52 = X[8][q + TW], d53 = X[9][q + TW], d54 = X[10][q + TW], d55 = X[11][q + TW];
+        const float d40 = X[0][q + TW], d41 = X[1][q + TW], d42 = X[2][q + TW], d43 = X[3][q + TW], d44 = X[4][q + TW],
+                    d45 = X[5][q + TW];
+        const float d50 = X[6][q + TW], d51 = X[7][q + TW], d52 = X[8][q + TW], d53 = X[9][q + TW], d54 = X[10][q + TW],
+                    d55 = X[11][q + TW];
         const float t00 = 4.0f * (d00 - d20) + (d40 - d20);
         const float t10 = (d40 - 4.0f * d20) + (d30 - 4.0f * d10);
         const float t20 = (d40 - 4.0f * d20) - (d30 - 4.0f * d10);
@@ -218,8 +228,8 @@ WINO_CLONES static void wino4_in_tiles(int NQ, int TW, float (*restrict X)[WINO4
    D[4v + c] = s[4v + c − 1] ⊙ [m > 0], zero outside the row. Each phase in a loop of its own over
    the columns where it is inside the row (phases 1–4: the full groups of four, 0 and 5 shifted by
    one), which the compiler vectorises; the few border values one by one. */
-static inline __attribute__((always_inline)) void wino4_cut_row(float *restrict const *x, const float *restrict s, const float *restrict m, int W,
-                                      int TW) {
+static inline __attribute__((always_inline)) void wino4_cut_row(float *restrict const *x, const float *restrict s,
+                                                                const float *restrict m, int W, int TW) {
     float *restrict x0 = x[0], *restrict x1 = x[1], *restrict x2 = x[2], *restrict x3 = x[3], *restrict x4 = x[4],
                     *restrict x5 = x[5];
     const int vfull = W / 4 < TW ? W / 4 : TW, vin = W >= 5 ? (W - 5) / 4 + 1 : 0; /* 4v + 3 < W; 4v + 4 < W */
@@ -232,7 +242,8 @@ static inline __attribute__((always_inline)) void wino4_cut_row(float *restrict 
         for (int v = 1; v <= vfull && v < TW; v++) x0[v] = m[4 * v - 1] > 0.0f ? s[4 * v - 1] : 0.0f;
         for (int v = 0; v < vin && v < TW; v++) x5[v] = m[4 * v + 4] > 0.0f ? s[4 * v + 4] : 0.0f;
     } else {
-        for (int v = 0; v < vfull; v++) x1[v] = s[4 * v], x2[v] = s[4 * v + 1], x3[v] = s[4 * v + 2], x4[v] = s[4 * v + 3];
+        for (int v = 0; v < vfull; v++)
+            x1[v] = s[4 * v], x2[v] = s[4 * v + 1], x3[v] = s[4 * v + 2], x4[v] = s[4 * v + 3];
         for (int v = 1; v <= vfull && v < TW; v++) x0[v] = s[4 * v - 1];
         for (int v = 0; v < vin && v < TW; v++) x5[v] = s[4 * v + 4];
     }
@@ -252,7 +263,8 @@ static inline __attribute__((always_inline)) void wino4_cut_row(float *restrict 
    D[py][4v + c], D[py][px] = x[py − 1][px − 1] ⊙ [mask > 0] (zero outside the image), read
    straight from the image (a padded copy cut up afterwards cost a memcpy per row and, cut up at
    once, store-to-load forwarding stalls) */
-WINO_CLONES static void wino4_in_cut(float (*X)[WINO4_MAX_X], const float *src, const float *msk, int H, int W, int TH, int TW) {
+WINO_CLONES static void wino4_in_cut(float (*X)[WINO4_MAX_X], const float *src, const float *msk, int H, int W, int TH,
+                                     int TW) {
     for (int py = 0; py < 4 * TH + 2; py++) {
         const size_t at = (size_t)(py / 4) * TW;
         const int a = py % 4, iy = py - 1;
@@ -293,18 +305,21 @@ void wino4_in_range(void *ctx, int begin, int end) {
    the columns (s = Aᵀ M), then on the rows of s (s A), written out per value (vectorised over q) */
 WINO_CLONES static void wino4_out_tiles(int NQ, const float *m, size_t xs, float (*Ob)[WINO4_MAX_O]) {
     const float *restrict p0 = m, *restrict p1 = m + 1 * xs, *restrict p2 = m + 2 * xs, *restrict p3 = m + 3 * xs,
-                *restrict p4 = m + 4 * xs, *restrict p5 = m + 5 * xs, *restrict p6 = m + 6 * xs, *restrict p7 = m + 7 * xs,
-                *restrict p8 = m + 8 * xs, *restrict p9 = m + 9 * xs, *restrict p10 = m + 10 * xs, *restrict p11 = m + 11 * xs,
-                *restrict p12 = m + 12 * xs, *restrict p13 = m + 13 * xs, *restrict p14 = m + 14 * xs, *restrict p15 = m + 15 * xs,
-                *restrict p16 = m + 16 * xs, *restrict p17 = m + 17 * xs, *restrict p18 = m + 18 * xs, *restrict p19 = m + 19 * xs,
-                *restrict p20 = m + 20 * xs, *restrict p21 = m + 21 * xs, *restrict p22 = m + 22 * xs, *restrict p23 = m + 23 * xs,
-                *restrict p24 = m + 24 * xs, *restrict p25 = m + 25 * xs, *restrict p26 = m + 26 * xs, *restrict p27 = m + 27 * xs,
-                *restrict p28 = m + 28 * xs, *restrict p29 = m + 29 * xs, *restrict p30 = m + 30 * xs, *restrict p31 = m + 31 * xs,
-                *restrict p32 = m + 32 * xs, *restrict p33 = m + 33 * xs, *restrict p34 = m + 34 * xs, *restrict p35 = m + 35 * xs;
-    float *restrict O0 = Ob[0], *restrict O1 = Ob[1], *restrict O2 = Ob[2], *restrict O3 = Ob[3],
-          *restrict O4 = Ob[4], *restrict O5 = Ob[5], *restrict O6 = Ob[6], *restrict O7 = Ob[7],
-          *restrict O8 = Ob[8], *restrict O9 = Ob[9], *restrict O10 = Ob[10], *restrict O11 = Ob[11],
-          *restrict O12 = Ob[12], *restrict O13 = Ob[13], *restrict O14 = Ob[14], *restrict O15 = Ob[15];
+                          *restrict p4 = m + 4 * xs, *restrict p5 = m + 5 * xs, *restrict p6 = m + 6 * xs,
+                          *restrict p7 = m + 7 * xs, *restrict p8 = m + 8 * xs, *restrict p9 = m + 9 * xs,
+                          *restrict p10 = m + 10 * xs, *restrict p11 = m + 11 * xs, *restrict p12 = m + 12 * xs,
+                          *restrict p13 = m + 13 * xs, *restrict p14 = m + 14 * xs, *restrict p15 = m + 15 * xs,
+                          *restrict p16 = m + 16 * xs, *restrict p17 = m + 17 * xs, *restrict p18 = m + 18 * xs,
+                          *restrict p19 = m + 19 * xs, *restrict p20 = m + 20 * xs, *restrict p21 = m + 21 * xs,
+                          *restrict p22 = m + 22 * xs, *restrict p23 = m + 23 * xs, *restrict p24 = m + 24 * xs,
+                          *restrict p25 = m + 25 * xs, *restrict p26 = m + 26 * xs, *restrict p27 = m + 27 * xs,
+                          *restrict p28 = m + 28 * xs, *restrict p29 = m + 29 * xs, *restrict p30 = m + 30 * xs,
+                          *restrict p31 = m + 31 * xs, *restrict p32 = m + 32 * xs, *restrict p33 = m + 33 * xs,
+                          *restrict p34 = m + 34 * xs, *restrict p35 = m + 35 * xs;
+    float *restrict O0 = Ob[0], *restrict O1 = Ob[1], *restrict O2 = Ob[2], *restrict O3 = Ob[3], *restrict O4 = Ob[4],
+                    *restrict O5 = Ob[5], *restrict O6 = Ob[6], *restrict O7 = Ob[7], *restrict O8 = Ob[8],
+                    *restrict O9 = Ob[9], *restrict O10 = Ob[10], *restrict O11 = Ob[11], *restrict O12 = Ob[12],
+                    *restrict O13 = Ob[13], *restrict O14 = Ob[14], *restrict O15 = Ob[15];
 #pragma GCC ivdep
     for (int q = 0; q < NQ; q++) {
         const float m00 = p0[q], m01 = p1[q], m02 = p2[q], m03 = p3[q], m04 = p4[q], m05 = p5[q];
@@ -358,8 +373,9 @@ WINO_CLONES static void wino4_out_tiles(int NQ, const float *m, size_t xs, float
 
 /* one output row oy: yr[x] = relu?((t + b) + shortcut), as conv2d's epilogue; rr the shortcut
    row (NULL: none) read at stride rs. Four columns per tile, interleaved from Ob's four rows. */
-static inline __attribute__((always_inline)) void wino4_out_row(float *restrict yr, float (*Ob)[WINO4_MAX_O], int oy, int W, int TW, float b,
-                                      const float *restrict rr, int rs, int relu) {
+static inline __attribute__((always_inline)) void wino4_out_row(float *restrict yr, float (*Ob)[WINO4_MAX_O], int oy,
+                                                                int W, int TW, float b, const float *restrict rr,
+                                                                int rs, int relu) {
     const size_t at = (size_t)(oy / 4) * TW;
     const float *restrict e0 = Ob[4 * (oy % 4)] + at, *restrict e1 = Ob[4 * (oy % 4) + 1] + at;
     const float *restrict e2 = Ob[4 * (oy % 4) + 2] + at, *restrict e3 = Ob[4 * (oy % 4) + 3] + at;
@@ -369,13 +385,17 @@ static inline __attribute__((always_inline)) void wino4_out_row(float *restrict 
             const float *r = rr + (size_t)4 * tx * rs;
             float y0 = e0[tx] + b, y1 = e1[tx] + b, y2 = e2[tx] + b, y3 = e3[tx] + b;
             y0 += r[0], y1 += r[rs], y2 += r[2 * rs], y3 += r[3 * rs];
-            if (relu) y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f, y2 = y2 > 0.0f ? y2 : 0.0f, y3 = y3 > 0.0f ? y3 : 0.0f;
+            if (relu)
+                y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f, y2 = y2 > 0.0f ? y2 : 0.0f,
+                y3 = y3 > 0.0f ? y3 : 0.0f;
             yr[4 * tx] = y0, yr[4 * tx + 1] = y1, yr[4 * tx + 2] = y2, yr[4 * tx + 3] = y3;
         }
     } else if (!rr) {
         for (int tx = 0; tx < full; tx++) {
             float y0 = e0[tx] + b, y1 = e1[tx] + b, y2 = e2[tx] + b, y3 = e3[tx] + b;
-            if (relu) y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f, y2 = y2 > 0.0f ? y2 : 0.0f, y3 = y3 > 0.0f ? y3 : 0.0f;
+            if (relu)
+                y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f, y2 = y2 > 0.0f ? y2 : 0.0f,
+                y3 = y3 > 0.0f ? y3 : 0.0f;
             yr[4 * tx] = y0, yr[4 * tx + 1] = y1, yr[4 * tx + 2] = y2, yr[4 * tx + 3] = y3;
         }
     }
