@@ -33,8 +33,10 @@
  * Winograd F(2×2, 3×3) (ops_cpu_winograd.c) takes the 3×3 stride-1 pad-1 convolutions, forward
  * and input gradient, when one image's tiles fit in CLPDD_CONV2D_WORK(d, 1) (a rule on the shape
  * alone) and $CLPDD_CONV_ALGO allows: gemm (never), winograd (wherever it applies), auto (the
- * default: 16–128 channels, where it was measured faster). It agrees with these GEMMs to rounding
- * (~2e-7 relative per layer), not bit for bit.
+ * default: 16–128 channels, where it was measured faster), winograd4 (as winograd, with F(4×4,
+ * 3×3), ops_cpu_winograd4.c, where that applies: opt-in, no faster in the resnet20 step and ~4×
+ * the rounding, see cpu_wino_tile). It agrees with these GEMMs to rounding (~2e-7 relative per
+ * layer; F(4,3) ~1e-6), not bit for bit.
  * Legend: K = cin·k·k, P = OH·OW, g images per GEMM.
  * The readable reference (per-image im2col + GEMM, ops->im2col / gemm_batched) stays in the
  * resnet plugin as `conv = reference` and is what these ops are tested against. */
@@ -176,6 +178,7 @@ static size_t g_budget_floats; /* per-thread group budget, floats (0 until read)
 static int g_shared_only;      /* $CLPDD_CONV_SCHEDULE=shared */
 static int g_bwd_transposed;   /* stride-1 backward as a forward conv ($CLPDD_CONV_BWD=col2im: off) */
 static int g_algo; /* $CLPDD_CONV_ALGO: 0 gemm, 1 winograd (wherever it applies), 2 auto (the default) */
+static int g_wino_tile; /* 0: F(2,3); 4: $CLPDD_CONV_ALGO = winograd4, F(4,3) where it applies (cpu_wino_tile) */
 static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
 static void read_env(void) {
     int kb = env_int("CLPDD_CONV_GROUP_KB", 1024);
@@ -185,14 +188,18 @@ static void read_env(void) {
     const char *b = getenv("CLPDD_CONV_BWD");
     g_bwd_transposed = !(b && !strcmp(b, "col2im"));
     const char *a = getenv("CLPDD_CONV_ALGO");
-    g_algo = a && !strcmp(a, "winograd") ? 1 : a && !strcmp(a, "gemm") ? 0 : 2;
+    const int w4 = a && !strcmp(a, "winograd4");
+    g_algo = a && !strcmp(a, "gemm") ? 0 : a && (!strcmp(a, "winograd") || w4) ? 1 : 2;
+    g_wino_tile = w4 ? 4 : 0;
 }
 
-static long g_wino_runs; /* conv2d / conv2d_backward calls Winograd computed (clpdd_cpu_conv_winograd_runs) */
+static long g_wino_runs, g_wino4_runs; /* conv2d / conv2d_backward calls Winograd computed, of them F(4,3) */
 long clpdd_cpu_conv_winograd_runs(void) { return __atomic_load_n(&g_wino_runs, __ATOMIC_RELAXED); }
-static int counted(int ran) {
-    if (ran) __atomic_add_fetch(&g_wino_runs, 1, __ATOMIC_RELAXED);
-    return ran;
+long clpdd_cpu_conv_winograd4_runs(void) { return __atomic_load_n(&g_wino4_runs, __ATOMIC_RELAXED); }
+static int counted(int tile) { /* tile: cpu_wino_conv2d's result, 0 when it did not run */
+    if (tile) __atomic_add_fetch(&g_wino_runs, 1, __ATOMIC_RELAXED);
+    if (tile == 4) __atomic_add_fetch(&g_wino4_runs, 1, __ATOMIC_RELAXED);
+    return tile;
 }
 
 /* Winograd F(2×2, 3×3) (ops_cpu_winograd.c) for this stride-1, pad-1, 3×3 convolution? */
@@ -298,7 +305,7 @@ void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const
     if (res)
         CLPDD_ASSERT(d->res_c > 0 && d->res_pad >= 0 && d->res_pad + d->res_c <= d->cout && d->res_stride > 0 &&
                      (d->OH - 1) * d->res_stride < d->res_H && (d->OW - 1) * d->res_stride < d->res_W);
-    if (use_winograd(d) && counted(cpu_wino_conv2d(y, work, work_floats, x, w, bias, res, d))) return;
+    if (use_winograd(d) && counted(cpu_wino_conv2d(y, work, work_floats, x, w, bias, res, d, g_wino_tile))) return;
     conv_call C = {d, conv_schedule(d, work_floats), work, y, x, NULL, bias, res, w, NULL, {0}, 0};
     if (C.S.slots > 1) {
         cpu_blas_serial_begin();
@@ -475,7 +482,7 @@ void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float
                          const float *w, const clpdd_conv2d_desc *d) {
     check_desc(d);
     if (d->n == 0) return;
-    if (use_winograd(d) && counted(cpu_wino_conv2d_backward(dx, work, work_floats, dy, mask, w, d))) return;
+    if (use_winograd(d) && counted(cpu_wino_conv2d_backward(dx, work, work_floats, dy, mask, w, d, g_wino_tile))) return;
     conv_call C = {d, conv_schedule(d, work_floats), work, dx, dy, mask, NULL, NULL, w, NULL, {0}, 0};
     const int tr = g_bwd_transposed && bwd_transposed(&C, work_floats);
     if (C.S.slots > 1) {

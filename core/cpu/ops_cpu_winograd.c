@@ -1,5 +1,7 @@
 /* CPU backend: Winograd F(2×2, 3×3) (Lavin & Gray) for the stride-1, pad-1, 3×3 convolutions of
- * conv2d and conv2d_backward (semantics in core/include/clpdd/ops.h, clpdd_conv2d_desc).
+ * conv2d and conv2d_backward (semantics in core/include/clpdd/ops.h, clpdd_conv2d_desc), and the
+ * driver (groups, products, schedule) that F(4×4, 3×3) shares: its transforms are in
+ * ops_cpu_winograd4.c, the same layout with 36 products for 16 and 4 × 4 tiles (cpu_wino_tile).
  *
  * The convolution computed is y (co, H, W) = w ∗ x (ci, H, W), pad 1: the forward itself, or the
  * stride-1 input gradient dx (cin, H, W) = w' ∗ (dy ⊙ [mask > 0]) with w' the flipped, channel-
@@ -27,6 +29,7 @@
  * 1.5–3.0e-7), tests/test_ops_cpu.c conv2d_winograd. The passes only add, subtract and halve, so
  * the AVX-512 / AVX2 / baseline clones agree bit for bit. */
 #include "cpu/ops_cpu_winograd.h"
+#include "cpu/ops_cpu_winograd_int.h"
 #include "cpu/threadpool.h"
 
 #include <cblas.h>
@@ -34,31 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define WINO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define WINO_CLONES
-#endif
-
 #define WINO_MAX_P 2048 /* a plane's eight input planes and four output planes live on the stack: (TH + 1)·TW ≤ this */
-
-typedef struct wino_call {
-    const clpdd_conv2d_desc *d;
-    int bwd;
-    int ci, co, H, W; /* the convolution computed: ci → co channels, H × W in and out */
-    int TH, TW, NT;   /* tiles per image: TH × TW, in NT = ⌈TH·TW / 16⌉·16 columns (see the layout below) */
-    int G, groups, slots;
-    size_t slice; /* scratch floats per slot: 16·(ci + co)·G·NT */
-    float *work, *U;
-    const float *w, *in, *mask, *bias, *res;
-    float *out;
-} wino_call;
-
-typedef struct wino_job {
-    const wino_call *C;
-    int i0, g;
-    float *V, *M;
-} wino_job;
 
 /* ---- U = G g Gᵀ, items: output channel a of the computed convolution ----
  * one row a of the 16 (co, ci) matrices, from the kernels g[b] = wk + b·bs (taps t at tap[t]) */
@@ -282,19 +261,20 @@ static void wino_for(int items, size_t floats, cpu_range_fn fn, void *ctx) {
 static void wino_group(const wino_call *C, int gi, float *scr, int par) {
     const int i0 = gi * C->G, g = C->d->n - i0 < C->G ? C->d->n - i0 : C->G;
     const size_t N = (size_t)g * C->NT;
-    wino_job J = {C, i0, g, scr, scr + (size_t)16 * C->ci * N};
+    wino_job J = {C, i0, g, scr, scr + (size_t)C->nxi * C->ci * N};
     const size_t fin = (size_t)g * C->ci * C->H * C->W, fout = (size_t)g * C->co * C->H * C->W;
+    cpu_range_fn in = C->tile == 4 ? wino4_in_range : wino_in_range, out = C->tile == 4 ? wino4_out_range : wino_out_range;
     if (par)
-        wino_for(g * C->ci, 4 * fin, wino_in_range, &J);
+        wino_for(g * C->ci, 4 * fin, in, &J);
     else
-        wino_in_range(&J, 0, g * C->ci);
-    for (int xi = 0; xi < 16; xi++)
+        in(&J, 0, g * C->ci);
+    for (int xi = 0; xi < C->nxi; xi++)
         wino_gemm(C->co, (int)N, C->ci, C->U + (size_t)xi * C->co * C->ci, J.V + (size_t)xi * C->ci * N,
                   J.M + (size_t)xi * C->co * N);
     if (par)
-        wino_for(g * C->co, 4 * fout, wino_out_range, &J);
+        wino_for(g * C->co, 4 * fout, out, &J);
     else
-        wino_out_range(&J, 0, g * C->co);
+        out(&J, 0, g * C->co);
 }
 
 static void wino_groups(void *ctx, int begin, int end, int tid) {
@@ -310,14 +290,14 @@ static void wino_env(void) {
     g_wino_budget = (size_t)(kb > 0 ? kb : 1024) << 8;
 }
 
-/* columns per image: TH·TW tiles, rounded up to a multiple of 16 */
-static size_t wino_cols(int H, int W) {
-    return ((size_t)((H + 1) / 2) * ((W + 1) / 2) + 15) / 16 * 16;
+/* columns per image: TH·TW tiles of tile × tile outputs, rounded up to a multiple of 16 */
+static size_t wino_cols(int tile, int H, int W) {
+    return ((size_t)((H + tile - 1) / tile) * ((W + tile - 1) / tile) + 15) / 16 * 16;
 }
 
-/* per image: V and M of its tiles */
-static size_t wino_one(int ci, int co, int H, int W) {
-    return (size_t)16 * (ci + co) * wino_cols(H, W);
+/* per image: V and M of its tiles, (tile + 2)² products */
+static size_t wino_one(int tile, int ci, int co, int H, int W) {
+    return (size_t)(tile + 2) * (tile + 2) * (ci + co) * wino_cols(tile, H, W);
 }
 
 /* Winograd is used exactly when one image's tiles fit in the ABI's minimum work,
@@ -326,13 +306,26 @@ static size_t wino_one(int ci, int co, int H, int W) {
 int cpu_wino_applies(const clpdd_conv2d_desc *d) {
     return d->k == 3 && d->stride == 1 && d->pad == 1 && d->OH == d->H && d->OW == d->W &&
            (size_t)((d->H + 1) / 2 + 1) * ((d->W + 1) / 2) <= WINO_MAX_P &&
-           wino_one(d->cin, d->cout, d->H, d->W) <= CLPDD_CONV2D_WORK(d, 1);
+           wino_one(2, d->cin, d->cout, d->H, d->W) <= CLPDD_CONV2D_WORK(d, 1);
+}
+
+/* F(4,3) where it applies: its tiles on the stack and one image's tiles within
+   CLPDD_CONV2D_WORK(d, 1), like F(2,3)'s. Only when asked for ($CLPDD_CONV_ALGO = winograd4):
+   its products are 0.56× F(2,3)'s at 32² and 16² (and 2.25× at 8², where 2 × 2 tiles pad to 16
+   columns), but its transforms cost about what that saves: the resnet20 step is no faster (one
+   thread, m = 10 and 100: equal within the noise; results/bench/cpu/resnet-24.md) and it rounds
+   ~4× worse, so tile 0 (auto) and 2 give F(2,3); 4 gives F(4,3) where it applies, else
+   F(2,3). A rule on the shape alone, as cpu_wino_applies. */
+int cpu_wino_tile(const clpdd_conv2d_desc *d, int tile) {
+    const size_t q4 = (size_t)((d->H + 3) / 4) * ((d->W + 3) / 4);
+    const int fits4 = q4 <= WINO4_MAX_Q && wino_one(4, d->cin, d->cout, d->H, d->W) <= CLPDD_CONV2D_WORK(d, 1);
+    return tile == 4 && fits4 ? 4 : 2;
 }
 
 /* the group schedule in `avail` floats of work; 0 when not even one image fits */
 static int wino_schedule(wino_call *C, size_t avail) {
     const int n = C->d->n;
-    const size_t one = wino_one(C->ci, C->co, C->H, C->W);
+    const size_t one = wino_one(C->tile, C->ci, C->co, C->H, C->W);
     if (avail < one) return 0;
     size_t cap = g_wino_budget / one;
     if (cap < 1) cap = 1;
@@ -360,8 +353,10 @@ static int wino_schedule(wino_call *C, size_t avail) {
 /* schedule, U (at the end of work when it fits beside one image's tiles, else allocated), run */
 static int wino_run(wino_call *C, float *work, size_t work_floats) {
     pthread_once(&g_wino_once, wino_env);
-    C->TH = (C->H + 1) / 2, C->TW = (C->W + 1) / 2, C->NT = (int)wino_cols(C->H, C->W);
-    const size_t ufl = (size_t)16 * C->ci * C->co;
+    const int t = C->tile;
+    C->nxi = (t + 2) * (t + 2);
+    C->TH = (C->H + t - 1) / t, C->TW = (C->W + t - 1) / t, C->NT = (int)wino_cols(t, C->H, C->W);
+    const size_t ufl = (size_t)C->nxi * C->ci * C->co;
     float *Ubuf = NULL;
     C->work = work;
     if (work_floats > ufl && wino_schedule(C, work_floats - ufl)) {
@@ -372,7 +367,7 @@ static int wino_run(wino_call *C, float *work, size_t work_floats) {
         CLPDD_ASSERT(Ubuf && "conv2d (winograd): out of memory");
         C->U = Ubuf;
     }
-    wino_for(C->co, 2 * ufl, wino_u_range, C);
+    wino_for(C->co, 2 * ufl, t == 4 ? wino4_u_range : wino_u_range, C);
     if (C->slots > 1) {
         cpu_blas_serial_begin();
         cpu_parallel_for_tid(C->groups, 1, wino_groups, C);
@@ -381,21 +376,21 @@ static int wino_run(wino_call *C, float *work, size_t work_floats) {
         for (int gi = 0; gi < C->groups; gi++) wino_group(C, gi, work, 1);
     }
     free(Ubuf);
-    return 1;
+    return C->tile;
 }
 
 int cpu_wino_conv2d(float *y, float *work, size_t work_floats, const float *x, const float *w, const float *bias,
-                    const float *res, const clpdd_conv2d_desc *d) {
+                    const float *res, const clpdd_conv2d_desc *d, int tile) {
     if (!cpu_wino_applies(d) || d->n == 0) return 0;
-    wino_call C = {.d = d, .bwd = 0, .ci = d->cin, .co = d->cout, .H = d->H, .W = d->W,
+    wino_call C = {.d = d, .bwd = 0, .tile = cpu_wino_tile(d, tile), .ci = d->cin, .co = d->cout, .H = d->H, .W = d->W,
                    .w = w, .in = x, .mask = NULL, .bias = bias, .res = res, .out = y};
     return wino_run(&C, work, work_floats);
 }
 
 int cpu_wino_conv2d_backward(float *dx, float *work, size_t work_floats, const float *dy, const float *mask,
-                             const float *w, const clpdd_conv2d_desc *d) {
+                             const float *w, const clpdd_conv2d_desc *d, int tile) {
     if (!cpu_wino_applies(d) || d->n == 0) return 0;
-    wino_call C = {.d = d, .bwd = 1, .ci = d->cout, .co = d->cin, .H = d->H, .W = d->W,
+    wino_call C = {.d = d, .bwd = 1, .tile = cpu_wino_tile(d, tile), .ci = d->cout, .co = d->cin, .H = d->H, .W = d->W,
                    .w = w, .in = dy, .mask = mask, .bias = NULL, .res = NULL, .out = dx};
     return wino_run(&C, work, work_floats);
 }

@@ -1,0 +1,47 @@
+/* Winograd internals shared by the F(2×2, 3×3) driver (ops_cpu_winograd.c) and the F(4×4, 3×3)
+ * transforms (ops_cpu_winograd4.c): the call, one group's job, the tile geometry. */
+#ifndef CLPDD_OPS_CPU_WINOGRAD_INT_H
+#define CLPDD_OPS_CPU_WINOGRAD_INT_H
+#include "cpu/ops_cpu.h"
+
+#include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define WINO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define WINO_CLONES
+#endif
+
+#define WINO4_MAX_Q 512 /* F(4,3): a plane's tiles, ≤ this many: its input planes and output rows live on the stack */
+/* the row stride of the 24 input planes ((TH + 1)·TW ≤ 2·TH·TW floats) and of the 16 output rows:
+   one cache line over a multiple of 4 KiB, so that the rows read and written together do not all
+   map to the same L1 set (36 streams at a 4 KiB stride thrashed it: the plane cut ran 3× slower) */
+#define WINO4_MAX_X (2 * WINO4_MAX_Q + 16)
+#define WINO4_MAX_O (WINO4_MAX_Q + 16)
+
+typedef struct wino_call {
+    const clpdd_conv2d_desc *d;
+    int bwd;
+    int tile, nxi;    /* outputs per tile side (2: F(2,3), 4: F(4,3)); products (tile + 2)² */
+    int ci, co, H, W; /* the convolution computed: ci → co channels, H × W in and out */
+    int TH, TW, NT;   /* tiles per image: TH × TW, in NT = ⌈TH·TW / 16⌉·16 columns */
+    int G, groups, slots;
+    size_t slice; /* scratch floats per slot: nxi·(ci + co)·G·NT */
+    float *work, *U;
+    const float *w, *in, *mask, *bias, *res;
+    float *out;
+} wino_call;
+
+typedef struct wino_job {
+    const wino_call *C;
+    int i0, g;
+    float *V, *M;
+} wino_job;
+
+/* F(4,3), cpu_range_fn items as the F(2,3) ones: U rows (output channels), input planes (image,
+   channel) of a group, output planes of a group */
+CPU_FN void wino4_u_range(void *ctx, int begin, int end);
+CPU_FN void wino4_in_range(void *ctx, int begin, int end);
+CPU_FN void wino4_out_range(void *ctx, int begin, int end);
+
+#endif
