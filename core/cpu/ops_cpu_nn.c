@@ -23,10 +23,18 @@ typedef struct relu_job {
 static void relu_range(void *ctx, int begin, int end) {
     const relu_job *j = ctx;
     size_t lo = (size_t)begin * RELU_BLOCK, hi = (size_t)end * RELU_BLOCK < j->n ? (size_t)end * RELU_BLOCK : j->n;
-    if (!j->b)
-        for (size_t i = lo; i < hi; i++) j->out[i] = j->a[i] > 0.0f ? j->a[i] : 0.0f;
-    else
-        for (size_t i = lo; i < hi; i++) j->out[i] = j->b[i] > 0.0f ? j->a[i] : 0.0f;
+    float *out = j->out; /* out may alias a (in place) */
+    const float *a = j->a, *b = j->b;
+    if (!b) {
+        for (size_t i = lo; i < hi; i++) out[i] = a[i] > 0.0f ? a[i] : 0.0f;
+        return;
+    }
+    /* both loads unconditional, so GCC if-converts and vectorises the select (a load under the
+       mask's sign was a mispredicted branch per element: ~9 % of resnet20's one-thread step) */
+    for (size_t i = lo; i < hi; i++) {
+        const float dy = a[i], x = b[i];
+        out[i] = x > 0.0f ? dy : 0.0f;
+    }
 }
 
 static void relu_run(float *out, const float *a, const float *b, size_t n) {
