@@ -117,14 +117,12 @@ static void xsmm_tail(const xsmm_job *J, size_t r) {
     for (size_t i = 0; i < t; i++) memcpy(J->C + (r + i) * lc, Cs + i * lc, (size_t)J->N * sizeof(float));
 }
 
+/* the full blocks [begin, end) of R rows */
 static void xsmm_range(void *ctx, int begin, int end) {
     const xsmm_job *J = ctx;
     for (int blk = begin; blk < end; blk++) {
         const size_t r = (size_t)blk * J->R;
-        if (r + J->R <= (size_t)J->M)
-            J->k(J->B, J->A + r * J->lda, J->C + r * J->ldc);
-        else
-            xsmm_tail(J, r);
+        J->k(J->B, J->A + r * J->lda, J->C + r * J->ldc);
     }
 }
 
@@ -162,13 +160,16 @@ static int cpu_small_gemm(int transB, int M, int N, int K, float alpha, const fl
             for (int k = 0; k < K; k++) Bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
         B = Bt, ldb = N;
     }
-    const int R = XSMM_ROWS, blocks = (M + R - 1) / R;
+    const int R = XSMM_ROWS, full = M / R;
     xsmm_job J = {xsmm_kernel(N, R, K, ldb, lda, ldc, beta), R, M, K, N, lda, ldc, beta, A, B, C};
     const int ok = J.k != NULL;
-    if (ok && blocks > 1 && (size_t)M * N * K > 16 * (size_t)CLPDD_CPU_PAR_MIN)
-        cpu_parallel_for(blocks, xsmm_range, &J);
+    if (ok && full > 1 && (size_t)M * N * K > 16 * (size_t)CLPDD_CPU_PAR_MIN)
+        cpu_parallel_for(full, xsmm_range, &J);
     else if (ok)
-        xsmm_range(&J, 0, blocks);
+        xsmm_range(&J, 0, full);
+    /* the partial block in this thread, after the pool's: its scratch is this thread's, already
+       grown, not that of whichever pool thread would have taken the block */
+    if (ok && full * R < M) xsmm_tail(&J, (size_t)full * R);
     return ok;
 #else
     (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta;
