@@ -4,8 +4,9 @@
 #define CLPDD_CUDA_LOADER_H
 #include "clpdd/ops.h"
 
-/* 1 when the NVIDIA driver shows a GPU on this machine (a /dev/nvidiaN node), without loading
-   anything: device = auto asks this first, so a CPU-only machine never maps the CUDA libraries */
+/* 1 when the NVIDIA driver shows a GPU on this machine (a /dev/nvidiaN node, or WSL 2's /dev/dxg),
+   without loading anything: device = auto asks this first, so a CPU-only machine never maps the
+   CUDA libraries */
 int clpdd_cuda_device_visible(void);
 
 #endif

@@ -22,17 +22,18 @@
 #include "clpdd/plugin.h"
 
 static const clpdd_ops *g_table;
-static char g_why[1200];
+static char g_why[8192]; /* room for a 4096-byte path and dlerror()'s text */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 int clpdd_cuda_device_visible(void) {
     /* the NVIDIA driver's device nodes /dev/nvidia0, /dev/nvidia1, ... (not nvidiactl or
-       nvidia-uvm, which a driver install creates without a GPU) */
+       nvidia-uvm, which a driver install creates without a GPU), or WSL 2's GPU node /dev/dxg */
     DIR *d = opendir("/dev");
     if (!d) return 0;
     int seen = 0;
     for (struct dirent *ent; !seen && (ent = readdir(d));)
-        seen = !strncmp(ent->d_name, "nvidia", 6) && ent->d_name[6] >= '0' && ent->d_name[6] <= '9';
+        seen = (!strncmp(ent->d_name, "nvidia", 6) && ent->d_name[6] >= '0' && ent->d_name[6] <= '9') ||
+               !strcmp(ent->d_name, "dxg");
     closedir(d);
     return seen;
 }
