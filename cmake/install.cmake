@@ -1,6 +1,7 @@
 # `cmake --install build [--prefix P]`: the plugin SDK (included from core/CMakeLists.txt).
 #   P/bin/clpdd                      the driver (RPATH $ORIGIN/../lib: the prefix is relocatable)
 #   P/lib/libclpdd.so*               the runtime library
+#   P/lib/libclpdd_cuda.so           the CUDA backend, dlopened beside libclpdd.so (CUDA builds)
 #   P/lib/clpdd/plugins/*.so         the plugins (installed by plugins/CMakeLists.txt)
 #   P/include/clpdd/{plugin,ops}.h   the public headers: all a plugin needs
 #   P/lib/pkgconfig/clpdd.pc         pkg-config --cflags clpdd (plugins), --libs clpdd (programs)
@@ -24,6 +25,9 @@ install(TARGETS clpdd clpdd_headers EXPORT clpddTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS clpdd_driver RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(TARGET clpdd_cuda)
+  install(TARGETS clpdd_cuda LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/clpdd DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 set(CLPDD_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/clpdd)

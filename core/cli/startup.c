@@ -1,12 +1,15 @@
 /* The commands' start-up path: see startup.h. */
 #define _GNU_SOURCE
 #include "cli/startup.h"
+#include "cuda/cuda_loader.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 const clpdd_ops *clpdd_select_device(clpdd_device_kind device, clpdd_err *e) {
     if (device == CLPDD_DEVICE_CPU) return clpdd_ops_cpu();
+    /* auto on a machine without a GPU: the CPU, without loading the CUDA module (cuda_loader.h) */
+    if (device != CLPDD_DEVICE_CUDA && !clpdd_cuda_device_visible()) return clpdd_ops_cpu();
     const char *why = NULL;
     const clpdd_ops *cuda = clpdd_ops_cuda(&why);
     if (cuda) return cuda;

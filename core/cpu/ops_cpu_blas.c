@@ -4,12 +4,14 @@
  * beta scaling when K = 0): M, N = 0 do nothing; K = 0 gives C = beta·C. As in BLAS,
  * beta = 0 overwrites C without reading it. */
 #include "cpu/ops_cpu.h"
+#include "cpu/cpu_arithmetic.h"
 #include "cpu/threadpool.h"
 
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef CLPDD_HAVE_XSMM
@@ -33,9 +35,12 @@ static void scale_matrix(float *C, int ldc, int M, int N, float beta) {
  * arithmetic of a build without libxsmm). Winograd's 16 products per tile stay on OpenBLAS
  * (ops_cpu_winograd.c: ~1.6× slower on libxsmm in the step). libxsmm is column-major: the row-major C (M, N) = A (M, K) · B (K, N)
  * is the column-major Cᵀ (N, M) = Bᵀ · Aᵀ with the same memory, so the kernel is
- * (m = N, n = rows, k = K) with B as its first operand. libxsmm 1.17 has no transposed operands,
- * so for transB the small B (N, K) is transposed once per call into a (K, N) copy (N·K floats
- * against 2·M·N·K flops). Every row of C goes through the one kernel of XSMM_ROWS rows (a partial
+ * (m = N, n = rows, k = K) with B as its first operand. libxsmm 1.17's JIT has no transposed
+ * first operand (LIBXSMM_GEMM_FLAG_TRANS_A dispatches NULL; TRANS_B, the second one, is not the
+ * one transB needs), so for transB the small B (N, K) is transposed once per call into a (K, N)
+ * copy (N·K floats against 2·M·N·K flops) in the calling thread's scratch (below); kept there
+ * rather than handed to OpenBLAS, which is 1.06–1.38× slower at these sites (results/bench/cpu/
+ * small-gemm.md). Every row of C goes through the one kernel of XSMM_ROWS rows (a partial
  * last block on padded copies): a kernel compiled for fewer rows can order its sums differently,
  * and a row's result must not depend on M or the thread count. It can depend on the row's position
  * in the block at some widths (N = 80 in a check of libxsmm 1.17; not at the ViT's widths). */
@@ -53,6 +58,41 @@ static void small_gemm_env(void) {
 }
 
 #ifdef CLPDD_HAVE_XSMM
+/* Ops do not allocate (docs/design.md §4, conventions): the transposed B and the padded tail block
+   go through a scratch of the calling thread, grown to the largest size it has needed (at most
+   XSMM_MAX² + XSMM_ROWS·2·XSMM_MAX floats, 4.5 MB) and kept; the key's destructor frees it when
+   the thread exits (the process's own thread: at exit, by the OS). */
+typedef struct xsmm_scratch {
+    float *p;
+    size_t n; /* floats */
+} xsmm_scratch;
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void xsmm_scratch_free(void *v) {
+    xsmm_scratch *s = v;
+    free(s->p);
+    free(s);
+}
+static void xsmm_scratch_key(void) { CLPDD_ASSERT(pthread_key_create(&g_scratch_key, xsmm_scratch_free) == 0); }
+
+/* this thread's scratch of slot `slot` (0: B transposed, 1: the tail block), at least n floats;
+   NULL when out of memory */
+static float *xsmm_scratch_get(int slot, size_t n) {
+    pthread_once(&g_scratch_once, xsmm_scratch_key);
+    xsmm_scratch *s = pthread_getspecific(g_scratch_key);
+    if (!s) {
+        if (!(s = calloc(2, sizeof *s))) return NULL;
+        if (pthread_setspecific(g_scratch_key, s)) return free(s), NULL;
+    }
+    if (s[slot].n < n) {
+        float *p = realloc(s[slot].p, n * sizeof(float));
+        if (!p) return NULL;
+        s[slot].p = p, s[slot].n = n;
+    }
+    return s[slot].p;
+}
+
 typedef struct xsmm_job {
     libxsmm_smmfunction k; /* R rows */
     int R, M, K, N, lda, ldc;
@@ -65,26 +105,24 @@ typedef struct xsmm_job {
    kernel JIT-compiled for fewer rows may order its sums differently (measured at some widths), and
    a row's result must not depend on M */
 static void xsmm_tail(const xsmm_job *J, size_t r) {
-    const size_t t = (size_t)J->M - r, la = (size_t)J->lda, lc = (size_t)J->ldc;
-    float *As = calloc((size_t)J->R * (la + lc), sizeof(float)), *Cs = As + (size_t)J->R * la;
+    const size_t t = (size_t)J->M - r, la = (size_t)J->lda, lc = (size_t)J->ldc, n = (size_t)J->R * (la + lc);
+    float *As = xsmm_scratch_get(1, n), *Cs = As + (size_t)J->R * la;
     CLPDD_ASSERT(As && "gemm (libxsmm): out of memory");
+    memset(As, 0, n * sizeof(float)); /* the padding rows: zeros, as the kernel reads them */
     for (size_t i = 0; i < t; i++) {
         memcpy(As + i * la, J->A + (r + i) * la, (size_t)J->K * sizeof(float));
         if (J->beta != 0.0f) memcpy(Cs + i * lc, J->C + (r + i) * lc, (size_t)J->N * sizeof(float));
     }
     J->k(J->B, As, Cs);
     for (size_t i = 0; i < t; i++) memcpy(J->C + (r + i) * lc, Cs + i * lc, (size_t)J->N * sizeof(float));
-    free(As);
 }
 
+/* the full blocks [begin, end) of R rows */
 static void xsmm_range(void *ctx, int begin, int end) {
     const xsmm_job *J = ctx;
     for (int blk = begin; blk < end; blk++) {
         const size_t r = (size_t)blk * J->R;
-        if (r + J->R <= (size_t)J->M)
-            J->k(J->B, J->A + r * J->lda, J->C + r * J->ldc);
-        else
-            xsmm_tail(J, r);
+        J->k(J->B, J->A + r * J->lda, J->C + r * J->ldc);
     }
 }
 
@@ -115,28 +153,43 @@ static int cpu_small_gemm(int transB, int M, int N, int K, float alpha, const fl
     pthread_once(&g_small_once, small_gemm_env);
 #ifdef CLPDD_HAVE_XSMM
     if (M < 1 || !cpu_small_gemm_takes(N, K) || alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return 0;
-    float *Bt = NULL;
-    if (transB) { /* B (N, K) → Bt (K, N) */
-        Bt = malloc((size_t)N * K * sizeof(float));
+    if (transB) { /* B (N, K) → Bt (K, N), in this thread's scratch (the pool's threads only read it) */
+        float *Bt = xsmm_scratch_get(0, (size_t)N * K);
         if (!Bt) return 0;
         for (int n = 0; n < N; n++)
             for (int k = 0; k < K; k++) Bt[(size_t)k * N + n] = B[(size_t)n * ldb + k];
         B = Bt, ldb = N;
     }
-    const int R = XSMM_ROWS, blocks = (M + R - 1) / R;
+    const int R = XSMM_ROWS, full = M / R;
     xsmm_job J = {xsmm_kernel(N, R, K, ldb, lda, ldc, beta), R, M, K, N, lda, ldc, beta, A, B, C};
     const int ok = J.k != NULL;
-    if (ok && blocks > 1 && (size_t)M * N * K > 16 * (size_t)CLPDD_CPU_PAR_MIN)
-        cpu_parallel_for(blocks, xsmm_range, &J);
+    if (ok && full > 1 && (size_t)M * N * K > 16 * (size_t)CLPDD_CPU_PAR_MIN)
+        cpu_parallel_for(full, xsmm_range, &J);
     else if (ok)
-        xsmm_range(&J, 0, blocks);
-    free(Bt);
+        xsmm_range(&J, 0, full);
+    /* the partial block in this thread, after the pool's: its scratch is this thread's, already
+       grown, not that of whichever pool thread would have taken the block */
+    if (ok && full * R < M) xsmm_tail(&J, (size_t)full * R);
     return ok;
 #else
     (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta;
     (void)C, (void)ldc;
     return 0;
 #endif
+}
+
+void cpu_blas_arithmetic(char *out, size_t n) {
+    pthread_once(&g_small_once, small_gemm_env);
+    /* OpenBLAS's configuration names the kernel set it picked for this CPU (DYNAMIC_ARCH), and
+       libxsmm's JIT writes code for the target it detected */
+    const char *blas = openblas_get_config();
+#ifdef CLPDD_HAVE_XSMM
+    if (g_small_gemm) {
+        snprintf(out, n, "blas=%s small=libxsmm %s %s", blas, LIBXSMM_VERSION, libxsmm_get_target_arch());
+        return;
+    }
+#endif
+    snprintf(out, n, "blas=%s small=blas", blas);
 }
 
 /* C (M, N) = alpha·op(A)·op(B) + beta·C; op(A) (M, K), op(B) (K, N) */

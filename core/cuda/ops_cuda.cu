@@ -8,6 +8,7 @@
  *
  * Dimension legend: rows/cols of a matrix; M, N, K as in GEMM (op(A) M×K, op(B) K×N). */
 #include "cuda_common.h"
+#include "clpdd/plugin.h" /* CLPDD_ABI_MAJOR, CLPDD_ABI_MINOR: the module's ABI stamp */
 
 #include <cuda_fp16.h>
 
@@ -688,7 +689,11 @@ static void cuda_init(void) {
     g_table = &g_ops;
 }
 
-extern "C" const clpdd_ops *clpdd_ops_cuda(const char **why) {
+/* the module's two exports, looked up by core/cuda/ops_cuda_loader.c after dlopen: the ABI it
+   was built against, and the table (NULL with the reason in *why when no GPU is usable) */
+extern "C" __attribute__((visibility("default"))) const uint32_t clpdd_cuda_module_abi =
+    (uint32_t)CLPDD_ABI_MAJOR << 16 | CLPDD_ABI_MINOR;
+extern "C" __attribute__((visibility("default"))) const clpdd_ops *clpdd_cuda_module_ops(const char **why) {
     std::call_once(g_once, cuda_init);
     if (!g_table && why) *why = g_why;
     return g_table;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "features/extract.h"
+#include "cpu/cpu_arithmetic.h"
 #include "data/file_id.h"
 #include "plugin/host.h"
 #include "io/safetensors.h"
@@ -56,6 +57,22 @@ int clpdd_cache_dir_trusted(const char *dir, clpdd_err *e) {
                          foreign ? "remove it if you did not make it" : "make it private: chmod go-w on it");
 }
 
+/* the arithmetic the backbone's ops compute with: the device, and on the CPU the BLAS build, the
+   library of the small products and the convolution algorithm ($CLPDD_CONV_ALGO as
+   core/cpu/ops_cpu_conv.c reads it). Features of another arithmetic differ by rounding, which
+   moves a quickstart's accuracy (67.77 against 67.81 %), so they are another cache entry. */
+static void arithmetic_desc(const clpdd_ops *ops, char *out, size_t n) {
+    if (ops != clpdd_ops_cpu()) {
+        snprintf(out, n, "device=%s", ops && ops->name ? ops->name : "?");
+        return;
+    }
+    char blas[512];
+    cpu_blas_arithmetic(blas, sizeof blas);
+    const char *a = getenv("CLPDD_CONV_ALGO");
+    const char *conv = a && !strcmp(a, "winograd") ? "winograd" : a && !strcmp(a, "gemm") ? "gemm" : "auto";
+    snprintf(out, n, "device=cpu %s conv=%s", blas, conv);
+}
+
 /* the key: a readable description (stored as metadata) and its hash (the file name) */
 static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *split, const char *cache_dir, char *desc,
                      size_t n, uint64_t *hash, clpdd_err *e) {
@@ -66,6 +83,9 @@ static int cache_key(clpdd_backbone *bb, const clpdd_dataset *ds, const char *sp
         len += (size_t)snprintf(desc + len, n - len, "; input=%dx%dx%d adapt=%s mean=%g,%g,%g std=%g,%g,%g; data=%s; split=%s; id=%016llx",
                                 in->channels, in->height, in->width, clpdd_adapter_mode_name(bb->adapt), in->mean[0], in->mean[1], in->mean[2], in->std[0],
                                 in->std[1], in->std[2], ds->desc, split, (unsigned long long)ds->id);
+    char arith[768];
+    arithmetic_desc(bb->h ? bb->h->ops : NULL, arith, sizeof arith);
+    if (len < n) len += (size_t)snprintf(desc + len, n - len, "; %s", arith);
     h = clpdd_hash_str(h, desc);
     if (in->weights_id && *in->weights_id && strcmp(in->weights_id, CLPDD_RANDOM_WEIGHTS)) {
         /* the weights' bytes, so a retrained file with the same name gets new features */

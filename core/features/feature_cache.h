@@ -4,8 +4,10 @@
  * version, every resolved key of its section but the inference `batch`), the weights file's bytes
  * (XXH3, remembered by file_id.h), the adapter (input size, mean/std), the dataset (ds->id: IDX
  * and CIFAR by their bytes, image folders and manifests by their file list with each file's
- * identity as [data] verify says — data/data_source.h —, the split and the subset), the stored
- * dtype and the shard size.
+ * identity as [data] verify says — data/data_source.h —, the split and the subset), the
+ * arithmetic of the ops that computed them (the device; on the CPU the BLAS build, the library of
+ * gemm's small products — libxsmm or OpenBLAS, $CLPDD_SMALL_GEMM — and $CLPDD_CONV_ALGO: each
+ * rounds differently), the stored dtype and the shard size.
  *
  * Layout (sharded, so a split of ImageNet-1K is written as it is extracted and a killed
  * extraction resumes at the first missing shard): <cache_dir>/<hash>-<s>.safetensors, one per
@@ -17,8 +19,8 @@
  * its batches at every shard), so shards written by separate processes (clpdd features --shard
  * i/N) and joined (--merge) give the same bytes as one extraction.
  * On load nothing is trusted (clpdd_features_read_shard, memory-mapped, read-only): a corrupt,
- * foreign or unreadable shard is reported as a warning and that shard is extracted again. The
- * device is not part of the key (CPU and CUDA agree to ~1e-6). F16: features are rounded to half
+ * foreign or unreadable shard is reported as a warning and that shard is extracted again. A cache
+ * written before the arithmetic was in the key is simply not found (another hash). F16: features are rounded to half
  * precision before use whether extracted now or read back, so both paths give the same numbers. */
 #ifndef CLPDD_FEATURE_CACHE_H
 #define CLPDD_FEATURE_CACHE_H

@@ -27,6 +27,10 @@ LIBDIR=$(dirname "$(find "$PREFIX" -name 'libclpdd.so' -print -quit)")
 [ -e "$LIBDIR/pkgconfig/clpdd.pc" ] || die "clpdd.pc not installed"
 [ -e "$LIBDIR/cmake/clpdd/clpddConfig.cmake" ] || die "clpddConfig.cmake not installed"
 ls "$LIBDIR"/clpdd/plugins/*.so > /dev/null || die "no plugins in $LIBDIR/clpdd/plugins"
+# a CUDA build's backend module goes beside libclpdd.so, where core/cuda/ops_cuda_loader.c looks
+if [ -e "$BUILD/core/libclpdd_cuda.so" ]; then
+  [ -e "$LIBDIR/libclpdd_cuda.so" ] || die "libclpdd_cuda.so not installed beside libclpdd.so"
+fi
 
 step "pkg-config"
 export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
