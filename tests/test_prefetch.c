@@ -226,7 +226,7 @@ static void ckpt_read(ckpt *k, const char *ini, const char *dir) {
     int N = 250;
     k->host = calloc(3 * cap, sizeof(float));
     k->c = (clpdd_checkpoint){clpdd_hash_str(CLPDD_HASH_SEED, config), 0, 0, k->host, k->host + cap, k->host + 2 * cap, cap,
-                              calloc((size_t)N, sizeof(int)), N, calloc(64, sizeof(clpdd_log_row)), 0, 64, NULL, x.steps};
+                              calloc((size_t)N, sizeof(int)), N, calloc(64, sizeof(clpdd_log_row)), 0, 64, NULL, x.steps, 0, NULL};
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     cr_assert_eq(clpdd_checkpoint_read(path, &k->c, &e), 0, "%s", e.msg);
     free(config);

@@ -76,7 +76,8 @@ int clpdd_run_bench(clpdd_experiment *x, const clpdd_run_opts *opts, const clpdd
     const clpdd_ops *inner = opts->ops;
     clpdd_run_data r;
     clpdd_loop l;
-    clpdd_bench_folder folder = {{0}};
+    clpdd_bench_folder folder;
+    memset(&folder, 0, sizeof folder);
     memset(&l, 0, sizeof l);
     /* the whole run on the counting view: the counter is read around one step only */
     int rc = clpdd_run_data_open(&r, x, clpdd_ops_counting(inner), "bench", 1, e);
