@@ -643,6 +643,23 @@ Test(ops_cpu, layernorm_grouped_rows_match_single_rows) {
         free(dx1);
 }
 
+/* the pool with its optional spin ($CLPDD_CPU_SPIN_US, core/cpu/threadpool.c; read when the pool
+   starts, which in this test's own process is here): many back-to-back jobs, each of whose rows
+   must come out as a one-row call gives them, so a lost or doubled chunk, or a caller that
+   returned before a worker finished, shows as a difference */
+Test(ops_cpu, pool_spinning_jobs_complete) {
+    setenv("CLPDD_CPU_SPIN_US", "200", 1);
+    enum { R = 2000, Cc = 24, N = R * Cc, JOBS = 300 };
+    float *x = frand(N, 1, 190), *ga = frand(Cc, 1, 191), *be = frand(Cc, 1, 192), *y = fa(N), *y1 = fa(N);
+    for (int r = 0; r < R; r++) O->layernorm(y1 + r * Cc, NULL, NULL, x + r * Cc, ga, be, 1, Cc, 1e-5f);
+    for (int t = 0; t < JOBS; t++) {
+        poison(y, N);
+        O->layernorm(y, NULL, NULL, x, ga, be, R, Cc, 1e-5f);
+        cr_assert_arr_eq(y, y1, sizeof(float) * N, "layernorm on the spinning pool, job %d", t);
+    }
+    free(x), free(ga), free(be), free(y), free(y1);
+}
+
 /* ---- attention ---- */
 typedef struct { int n, T, Hh, hd; double scale; const double *G; } att_ctx;
 /* out (n, T, D), att (n, Hh, T, T) or NULL from qkv (n, T, 3D) */
