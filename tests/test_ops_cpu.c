@@ -616,6 +616,50 @@ Test(ops_cpu, layernorm) {
         free(sr), free(G), free(g), free(dg), free(db), free(dgr), free(dbr);
 }
 
+/* layernorm runs LN_GROUP rows side by side and blocks of rows on the pool (core/cpu/ops_cpu_nn.c):
+   every row's y, mean, rstd and dx must be bit-equal to a call on that row alone, for a row count
+   that leaves a partial group and a partial block, above the pool's threshold, and in place */
+Test(ops_cpu, layernorm_grouped_rows_match_single_rows) {
+    enum { R = 1003, Cc = 37, N = R * Cc };
+    float *x = frand(N, 3, 180), *dy = frand(N, 1, 181), *ga = frand(Cc, 1, 182), *be = frand(Cc, 1, 183);
+    float *y = fa(N), *y1 = fa(N), *mu = fa(R), *rs = fa(R), *mu1 = fa(R), *rs1 = fa(R), *dx = fa(N), *dx1 = fa(N);
+    for (int i = 0; i < N; i++) x[i] += 0.25f * (float)(i / Cc % 7); /* row offsets */
+    O->layernorm(y, mu, rs, x, ga, be, R, Cc, 1e-5f);
+    for (int r = 0; r < R; r++) O->layernorm(y1 + r * Cc, mu1 + r, rs1 + r, x + r * Cc, ga, be, 1, Cc, 1e-5f);
+    cr_assert_arr_eq(y, y1, sizeof(float) * N, "layernorm y grouped");
+    cr_assert_arr_eq(mu, mu1, sizeof(float) * R, "layernorm mean grouped");
+    cr_assert_arr_eq(rs, rs1, sizeof(float) * R, "layernorm rstd grouped");
+    O->layernorm_backward(dx, NULL, NULL, dy, x, mu, rs, ga, R, Cc);
+    for (int r = 0; r < R; r++)
+        O->layernorm_backward(dx1 + r * Cc, NULL, NULL, dy + r * Cc, x + r * Cc, mu + r, rs + r, ga, 1, Cc);
+    cr_assert_arr_eq(dx, dx1, sizeof(float) * N, "layernorm_backward dx grouped");
+    memcpy(y1, x, sizeof(float) * N); /* y = x in place */
+    O->layernorm(y1, NULL, NULL, y1, ga, be, R, Cc, 1e-5f);
+    cr_assert_arr_eq(y, y1, sizeof(float) * N, "layernorm in place");
+    memcpy(dx1, dy, sizeof(float) * N); /* dx = dy in place */
+    O->layernorm_backward(dx1, NULL, NULL, dx1, x, mu, rs, ga, R, Cc);
+    cr_assert_arr_eq(dx, dx1, sizeof(float) * N, "layernorm_backward in place");
+    free(x), free(dy), free(ga), free(be), free(y), free(y1), free(mu), free(rs), free(mu1), free(rs1), free(dx),
+        free(dx1);
+}
+
+/* the pool with its optional spin ($CLPDD_CPU_SPIN_US, core/cpu/threadpool.c; read when the pool
+   starts, which in this test's own process is here): many back-to-back jobs, each of whose rows
+   must come out as a one-row call gives them, so a lost or doubled chunk, or a caller that
+   returned before a worker finished, shows as a difference */
+Test(ops_cpu, pool_spinning_jobs_complete) {
+    setenv("CLPDD_CPU_SPIN_US", "200", 1);
+    enum { R = 2000, Cc = 24, N = R * Cc, JOBS = 300 };
+    float *x = frand(N, 1, 190), *ga = frand(Cc, 1, 191), *be = frand(Cc, 1, 192), *y = fa(N), *y1 = fa(N);
+    for (int r = 0; r < R; r++) O->layernorm(y1 + r * Cc, NULL, NULL, x + r * Cc, ga, be, 1, Cc, 1e-5f);
+    for (int t = 0; t < JOBS; t++) {
+        poison(y, N);
+        O->layernorm(y, NULL, NULL, x, ga, be, R, Cc, 1e-5f);
+        cr_assert_arr_eq(y, y1, sizeof(float) * N, "layernorm on the spinning pool, job %d", t);
+    }
+    free(x), free(ga), free(be), free(y), free(y1);
+}
+
 /* ---- attention ---- */
 typedef struct { int n, T, Hh, hd; double scale; const double *G; } att_ctx;
 /* out (n, T, D), att (n, Hh, T, T) or NULL from qkv (n, T, 3D) */

@@ -150,25 +150,103 @@ void cpu_argmax_rows(int32_t *out, const float *x, int rows, int cols) {
     }
 }
 
+/* ---- layernorm ----
+   The row sums are float64 chains in ascending column order (the accuracy the tests ask). One
+   chain is latency-bound (a dependent add per column), so LN_GROUP rows run side by side, each
+   its own chain in the same order: the results are those of one row at a time, bit for bit, at
+   about LN_GROUP× the rate. Blocks of LN_BLOCK rows go to the pool (core/cpu/threadpool.h)
+   above CLPDD_CPU_PAR_MIN elements (the mini ViT's step at m = 100: 5000 × 64 per call, on
+   the critical path; at m = 10 a hand-off costs more than the 500 rows). */
+enum { LN_GROUP = 4, LN_BLOCK = 32 };
+
+typedef struct ln_job {
+    float *y, *mean, *rstd;                       /* forward outputs; backward: y = dx */
+    const float *x, *gamma, *beta, *dy, *mu, *rs; /* beta: forward; dy, mu, rs: backward */
+    int rows, cols;
+    float eps;
+} ln_job;
+
+/* rows [0, G) of x, y (rows cols apart), mean, rstd; G ≤ LN_GROUP, constant after inlining */
+static inline __attribute__((always_inline)) void layernorm_group(int G, const ln_job *j, size_t r0) {
+    const int cols = j->cols;
+    const float *x = j->x + r0 * (size_t)cols;
+    float *y = j->y + r0 * (size_t)cols;
+    double s[LN_GROUP] = {0}, v[LN_GROUP] = {0}, mu[LN_GROUP];
+    for (int c = 0; c < cols; c++)
+        for (int i = 0; i < G; i++) s[i] += x[(size_t)i * cols + c];
+    for (int i = 0; i < G; i++) mu[i] = cols > 0 ? s[i] / cols : 0.0;
+    for (int c = 0; c < cols; c++)
+        for (int i = 0; i < G; i++) {
+            double d = (double)x[(size_t)i * cols + c] - mu[i];
+            v[i] += d * d;
+        }
+    for (int i = 0; i < G; i++) {
+        double var = cols > 0 ? v[i] / cols : 0.0;
+        float m = (float)mu[i], rs = (float)(1.0 / sqrt(var + (double)j->eps));
+        const float *xr = x + (size_t)i * cols;
+        float *yr = y + (size_t)i * cols;
+        for (int c = 0; c < cols; c++) yr[c] = (xr[c] - m) * rs * j->gamma[c] + j->beta[c];
+        if (j->mean) j->mean[r0 + i] = m;
+        if (j->rstd) j->rstd[r0 + i] = rs;
+    }
+}
+
+/* blocks [b0, b1) of LN_BLOCK rows */
+static void layernorm_range(void *ctx, int b0, int b1) {
+    const ln_job *j = ctx;
+    size_t r = (size_t)b0 * LN_BLOCK, end = (size_t)b1 * LN_BLOCK < (size_t)j->rows ? (size_t)b1 * LN_BLOCK : (size_t)j->rows;
+    for (; r + LN_GROUP <= end; r += LN_GROUP) layernorm_group(LN_GROUP, j, r);
+    for (; r < end; r++) layernorm_group(1, j, r);
+}
+
+/* the pool for calls above CLPDD_CPU_PAR_MIN elements, else the caller alone */
+static void ln_run(const ln_job *j, cpu_range_fn fn) {
+    const int blocks = (j->rows + LN_BLOCK - 1) / LN_BLOCK;
+    if ((size_t)j->rows * (size_t)j->cols > CLPDD_CPU_PAR_MIN)
+        cpu_parallel_for(blocks, fn, (void *)j);
+    else
+        fn((void *)j, 0, blocks);
+}
+
 /* y, x (rows, cols); gamma, beta (cols); mean, rstd (rows) or NULL.
    rstd = 1/√(var + eps), var the biased (1/cols) variance. y may alias x. */
 void cpu_layernorm(float *y, float *mean, float *rstd, const float *x, const float *gamma, const float *beta,
                    int rows, int cols, float eps) {
-    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * cols;
-        float *yr = y + (size_t)r * cols;
-        double s = 0.0;
-        for (int c = 0; c < cols; c++) s += xr[c];
-        double mu = cols > 0 ? s / cols : 0.0;
-        double v = 0.0;
-        for (int c = 0; c < cols; c++) v += ((double)xr[c] - mu) * ((double)xr[c] - mu);
-        v = cols > 0 ? v / cols : 0.0;
-        float m = (float)mu, rs = (float)(1.0 / sqrt(v + (double)eps));
-        for (int c = 0; c < cols; c++) yr[c] = (xr[c] - m) * rs * gamma[c] + beta[c];
-        if (mean) mean[r] = m;
-        if (rstd) rstd[r] = rs;
+    CLPDD_ASSERT(rows >= 0 && cols >= 0);
+    ln_job j = {y, mean, rstd, x, gamma, beta, NULL, NULL, NULL, rows, cols, eps};
+    ln_run(&j, layernorm_range);
+}
+
+/* dx rows [0, G) from r0 (see cpu_layernorm_backward); G ≤ LN_GROUP, constant after inlining */
+static inline __attribute__((always_inline)) void layernorm_backward_group(int G, const ln_job *j, size_t r0) {
+    const int cols = j->cols;
+    const float *x = j->x + r0 * (size_t)cols, *dy = j->dy + r0 * (size_t)cols, *gamma = j->gamma;
+    float *dx = j->y + r0 * (size_t)cols;
+    float m[LN_GROUP], rs[LN_GROUP];
+    double sg[LN_GROUP] = {0}, sgx[LN_GROUP] = {0};
+    for (int i = 0; i < G; i++) m[i] = j->mu[r0 + i], rs[i] = j->rs[r0 + i];
+    for (int c = 0; c < cols; c++)
+        for (int i = 0; i < G; i++) {
+            float g = gamma[c] * dy[(size_t)i * cols + c];
+            sg[i] += g;
+            sgx[i] += (double)g * ((x[(size_t)i * cols + c] - m[i]) * rs[i]);
+        }
+    for (int i = 0; i < G; i++) {
+        const float *xr = x + (size_t)i * cols, *dyr = dy + (size_t)i * cols;
+        float *dxr = dx + (size_t)i * cols;
+        float mg = (float)(sg[i] / cols), mgx = (float)(sgx[i] / cols);
+        for (int c = 0; c < cols; c++) {
+            float xh = (xr[c] - m[i]) * rs[i];
+            dxr[c] = rs[i] * (gamma[c] * dyr[c] - mg - xh * mgx);
+        }
     }
+}
+
+static void layernorm_backward_range(void *ctx, int b0, int b1) {
+    const ln_job *j = ctx;
+    size_t r = (size_t)b0 * LN_BLOCK, end = (size_t)b1 * LN_BLOCK < (size_t)j->rows ? (size_t)b1 * LN_BLOCK : (size_t)j->rows;
+    for (; r + LN_GROUP <= end; r += LN_GROUP) layernorm_backward_group(LN_GROUP, j, r);
+    for (; r < end; r++) layernorm_backward_group(1, j, r);
 }
 
 /* dx, dy, x (rows, cols); dgamma, dbeta (cols) +=, either may be NULL; mean, rstd (rows).
@@ -198,21 +276,6 @@ void cpu_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float 
             }
         }
     }
-    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
-        float *dxr = dx + (size_t)r * cols;
-        float m = mean[r], rs = rstd[r];
-        double sg = 0.0, sgx = 0.0;
-        for (int c = 0; c < cols; c++) {
-            float g = gamma[c] * dyr[c];
-            sg += g;
-            sgx += (double)g * ((xr[c] - m) * rs);
-        }
-        float mg = (float)(sg / cols), mgx = (float)(sgx / cols);
-        for (int c = 0; c < cols; c++) {
-            float xh = (xr[c] - m) * rs;
-            dxr[c] = rs * (gamma[c] * dyr[c] - mg - xh * mgx);
-        }
-    }
+    ln_job j = {dx, NULL, NULL, x, gamma, NULL, dy, mean, rstd, rows, cols, 0.0f};
+    ln_run(&j, layernorm_backward_range);
 }
