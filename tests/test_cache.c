@@ -285,9 +285,8 @@ static int same_file(const char *a, const char *b) {
 }
 
 Test(cache, corrupted_or_bad_label_cache_rebuilds_with_a_warning_and_the_same_results, .timeout = 300) {
-    if (!test_model_file("mnist-vit.safetensors") ||
-        access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
-        cr_skip_test("needs mnist-vit.safetensors and Fashion-MNIST");
+    const char *missing = test_fmnist_missing();
+    if (missing) cr_skip_test("%s", missing);
     char ini[512], cdir[512];
     snprintf(ini, sizeof ini, "%s/t.ini", tmpdir);
     snprintf(cdir, sizeof cdir, "%s/cache", tmpdir);

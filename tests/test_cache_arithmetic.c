@@ -59,9 +59,8 @@ static void features_with(const char *ini, const char *cdir, const char *var, co
 }
 
 Test(arith, another_product_library_is_another_entry_the_same_is_a_hit, .timeout = 300) {
-    if (!test_model_file("mnist-vit.safetensors") ||
-        access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
-        cr_skip_test("needs mnist-vit.safetensors and Fashion-MNIST");
+    const char *missing = test_fmnist_missing();
+    if (missing) cr_skip_test("%s", missing);
     char ini[512], cdir[512];
     snprintf(ini, sizeof ini, "%s/t.ini", tmpdir);
     snprintf(cdir, sizeof cdir, "%s/cache", tmpdir);

@@ -69,9 +69,8 @@ static void flip_bytes(const char *path, int tail) {
 }
 
 Test(shards, sharded_parts_merge_to_the_unsharded_bytes_resume_and_rebuild, .timeout = 300) {
-    if (!test_model_file("mnist-vit.safetensors") ||
-        access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK))
-        cr_skip_test("needs mnist-vit.safetensors and Fashion-MNIST");
+    const char *missing = test_fmnist_missing();
+    if (missing) cr_skip_test("%s", missing);
     setenv("CLPDD_CACHE_SHARD_IMAGES", "100", 1); /* 500 train images → 5 shards, 200 test → 2 */
     char ini[512], c1[512], c2[512], c3[512], c4[512];
     snprintf(ini, sizeof ini, "%s/t.ini", tmpdir);
