@@ -3,6 +3,7 @@
 #include "cli/startup.h"
 #include "cuda/cuda_loader.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,10 @@ const clpdd_ops *clpdd_select_device(clpdd_device_kind device, clpdd_err *e) {
         clpdd_err_set(e, "device = cuda, but %s", why ? why : "CUDA is unavailable");
         return NULL;
     }
+    /* auto with a GPU in /dev that cannot be used (a missing module, a driver too old): said,
+       since a run that silently lands on the CPU looks like a slow GPU run */
+    fprintf(stderr, "warning: device = auto: a GPU is visible but %s; running on the CPU\n",
+            why ? why : "CUDA is unavailable");
     return clpdd_ops_cpu();
 }
 
