@@ -89,6 +89,14 @@ Test(arith, another_product_library_is_another_entry_the_same_is_a_hit, .timeout
     features_with(ini, cdir, "CLPDD_CONV_ALGO", "gemm", out, sizeof out);
     int n = train_indexes(cdir, names, 8, NULL, NULL, 0);
     cr_assert_eq(n, 2 + xsmm, "%s", out);
+    /* F(4×4, 3×3) is other arithmetic again (the key once read it as auto: a hit on F(2,3)'s) */
+    features_with(ini, cdir, "CLPDD_CONV_ALGO", "winograd4", out, sizeof out);
+    cr_expect_eq(train_indexes(cdir, names, 8, NULL, NULL, 0), n + 1, "%s", out);
+    cr_expect(strstr(out, "extracting") != NULL, "%s", out);
+    /* a value the conv ops do not know: a warning naming it, and auto's entry (a hit) */
+    features_with(ini, cdir, "CLPDD_CONV_ALGO", "winogard4", out, sizeof out);
+    cr_expect(strstr(out, "warning: CLPDD_CONV_ALGO = \"winogard4\" is not gemm, winograd, winograd4 or auto"), "%s", out);
+    cr_expect(strstr(out, "from cache") && !strstr(out, "extracting"), "%s", out);
     /* a shard of other arithmetic under the first entry's name (what an old cache dir holds for a
        key that did not name the arithmetic): rejected with a warning, extracted again, never used */
     const char *other = strcmp(names[0], first) ? names[0] : names[1];

@@ -41,10 +41,12 @@
  * The readable reference (per-image im2col + GEMM, ops->im2col / gemm_batched) stays in the
  * resnet plugin as `conv = reference` and is what these ops are tested against. */
 #include "cpu/ops_cpu.h"
+#include "cpu/cpu_arithmetic.h"
 #include "cpu/ops_cpu_winograd.h"
 #include "cpu/threadpool.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +193,13 @@ static void read_env(void) {
     const int w4 = a && !strcmp(a, "winograd4");
     g_algo = a && !strcmp(a, "gemm") ? 0 : a && (!strcmp(a, "winograd") || w4) ? 1 : 2;
     g_wino_tile = w4 ? 4 : 0;
+    if (a && *a && g_algo == 2 && strcmp(a, "auto")) /* a typo would otherwise run auto unseen */
+        fprintf(stderr, "warning: CLPDD_CONV_ALGO = \"%s\" is not gemm, winograd, winograd4 or auto; using auto\n", a);
+}
+
+const char *cpu_conv_algo_name(void) {
+    pthread_once(&g_env_once, read_env);
+    return g_algo == 0 ? "gemm" : g_algo == 2 ? "auto" : g_wino_tile == 4 ? "winograd4" : "winograd";
 }
 
 static long g_wino_runs, g_wino4_runs; /* conv2d / conv2d_backward calls Winograd computed, of them F(4,3) */

@@ -59,7 +59,7 @@ int clpdd_cache_dir_trusted(const char *dir, clpdd_err *e) {
 
 /* the arithmetic the backbone's ops compute with: the device, and on the CPU the BLAS build, the
    library of the small products and the convolution algorithm ($CLPDD_CONV_ALGO as
-   core/cpu/ops_cpu_conv.c reads it). Features of another arithmetic differ by rounding, which
+   core/cpu/ops_cpu_conv.c resolved it). Features of another arithmetic differ by rounding, which
    moves a quickstart's accuracy (67.77 against 67.81 %), so they are another cache entry. */
 static void arithmetic_desc(const clpdd_ops *ops, char *out, size_t n) {
     if (ops != clpdd_ops_cpu()) {
@@ -68,9 +68,7 @@ static void arithmetic_desc(const clpdd_ops *ops, char *out, size_t n) {
     }
     char blas[512];
     cpu_blas_arithmetic(blas, sizeof blas);
-    const char *a = getenv("CLPDD_CONV_ALGO");
-    const char *conv = a && !strcmp(a, "winograd") ? "winograd" : a && !strcmp(a, "gemm") ? "gemm" : "auto";
-    snprintf(out, n, "device=cpu %s conv=%s", blas, conv);
+    snprintf(out, n, "device=cpu %s conv=%s", blas, cpu_conv_algo_name());
 }
 
 /* the key: a readable description (stored as metadata) and its hash (the file name) */
