@@ -184,6 +184,17 @@ static void expect_same_run(const char *a, const char *b) {
     free(rows_a), free(rows_b);
 }
 
+/* a (n bytes) = dir/whole: the run of ini start to end; b = dir/crashed: the same run killed after
+   step 7 ($CLPDD_TEST_CRASH_AFTER), its failure message in e */
+static void run_whole_and_crashed(const char *dir, const char *ini, char *a, char *b, size_t n, clpdd_err *e) {
+    snprintf(a, n, "%s/whole", dir);
+    snprintf(b, n, "%s/crashed", dir);
+    cr_assert_eq(test_run_experiment(ini, a, 0, NULL, 0, e), 0, "%s", e->msg);
+    setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
+    cr_assert_neq(test_run_experiment(ini, b, 0, NULL, 0, e), 0);
+    unsetenv("CLPDD_TEST_CRASH_AFTER");
+}
+
 /* A run that crashes after step 7 (the test seam CLPDD_TEST_CRASH_AFTER) and is resumed from its
    step-5 checkpoint ends with exactly the images of the uninterrupted run; the checkpoint is gone
    once the run has finished, and one of another configuration is refused. */
@@ -194,13 +205,8 @@ Test(run, resume_after_a_crash_is_bit_for_bit, .timeout = 600) {
     cr_assert_not_null(mkdtemp(dir));
     char ini[700], a[700], b[700], ck[800];
     write_resume_ini(dir, "[solver]\nname = ridge\n[loss]\nname = ce\n", 5, ini, sizeof ini);
-    snprintf(a, sizeof a, "%s/whole", dir);
-    snprintf(b, sizeof b, "%s/crashed", dir);
     clpdd_err e = {{0}};
-    cr_assert_eq(test_run_experiment(ini, a, 0, NULL, 0, &e), 0, "%s", e.msg);
-    setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
-    cr_assert_neq(test_run_experiment(ini, b, 0, NULL, 0, &e), 0);
-    unsetenv("CLPDD_TEST_CRASH_AFTER");
+    run_whole_and_crashed(dir, ini, a, b, sizeof a, &e);
     cr_expect(strstr(e.msg, "simulated crash after step 7"), "%s", e.msg);
     snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", b);
     cr_assert(access(ck, R_OK) == 0, "the step-5 checkpoint must exist after the crash");
@@ -230,13 +236,8 @@ Test(run, lgm_resume_draws_the_same_heads, .timeout = 600) {
     cr_assert_not_null(mkdtemp(dir));
     char ini[700], a[700], b[700];
     write_resume_ini(dir, "[solver]\nname = lgm\n", 1, ini, sizeof ini);
-    snprintf(a, sizeof a, "%s/whole", dir);
-    snprintf(b, sizeof b, "%s/crashed", dir);
     clpdd_err e = {{0}};
-    cr_assert_eq(test_run_experiment(ini, a, 0, NULL, 0, &e), 0, "%s", e.msg);
-    setenv("CLPDD_TEST_CRASH_AFTER", "7", 1);
-    cr_assert_neq(test_run_experiment(ini, b, 0, NULL, 0, &e), 0);
-    unsetenv("CLPDD_TEST_CRASH_AFTER");
+    run_whole_and_crashed(dir, ini, a, b, sizeof a, &e);
     cr_assert_eq(test_run_experiment(ini, b, 1, NULL, 0, &e), 0, "%s", e.msg);
     expect_same_run(a, b); /* every step logged: each step's loss after the resume is the uninterrupted run's */
     char cmd[800];
