@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/startup.h"
@@ -146,4 +147,23 @@ Test(arith, a_cuda_module_that_cannot_load_is_an_error_naming_it) {
     cr_expect(strstr(out, "device = cuda, but the CUDA backend /nonexistent/libclpdd_cuda.so could not be loaded") &&
                   strstr(out, "cannot open shared object file"),
               "names the file and dlerror(): %s", out);
+}
+
+/* a FIFO named as the module: refused at once (dlopen() would block for a writer) */
+Test(arith, a_fifo_as_the_cuda_module_is_refused_not_waited_on, .timeout = 60) {
+    char ini[512], fifo[512], args[1200];
+    static char out[16384];
+    snprintf(ini, sizeof ini, "%s/t.ini", tmpdir);
+    snprintf(fifo, sizeof fifo, "%s/libclpdd_cuda.so", tmpdir);
+    FILE *f = fopen(ini, "w");
+    fprintf(f, "[backbone]\nname = vit\n[solver]\nname = ridge\n[loss]\nname = ce\n");
+    fclose(f);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    setenv("CLPDD_CUDA_LIBRARY", fifo, 1);
+    snprintf(args, sizeof args, "features %s --device cuda --quiet", ini);
+    int rc = test_driver(args, out, sizeof out);
+    unsetenv("CLPDD_CUDA_LIBRARY");
+    cr_expect_eq(rc, 2, "%s", out);
+    if (strstr(out, "this build has no CUDA backend")) return;
+    cr_expect(strstr(out, "libclpdd_cuda.so could not be loaded: not a regular file"), "%s", out);
 }

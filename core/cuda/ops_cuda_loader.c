@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clpdd/plugin.h"
 
@@ -56,6 +57,12 @@ static void module_path(char *out, size_t n) {
 static void cuda_load(void) {
     char path[4096];
     module_path(path, sizeof path);
+    /* a named file must be a regular one: dlopen() of a FIFO blocks for a writer, forever */
+    struct stat st;
+    if (strchr(path, '/') && stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(g_why, sizeof g_why, "the CUDA backend %s could not be loaded: not a regular file", path);
+        return;
+    }
     /* RTLD_LOCAL: the CUDA libraries' symbols stay out of the plugins' way */
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
