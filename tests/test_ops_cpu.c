@@ -1593,6 +1593,97 @@ Test(ops_cpu, conv2d_winograd) { conv_algo_cases("winograd"); }
 /* F(4×4, 3×3) on the same cases (ops_cpu_winograd4.c; the odd sides give partial 4 × 4 tiles, the
    1×1 image a single one): measured 0.8–1.3e-6 normalised at the resnet20 shapes, ~4× F(2,3)'s */
 Test(ops_cpu, conv2d_winograd4) { conv_algo_cases("winograd4"); }
+/* one conv2d (v < 2: forward, v = 1 with bias + shortcut + ReLU) or conv2d_backward (v = 2 masked) */
+static void conv_variant(float *out, const float *x, const float *w, const float *b, const float *res,
+                         const float *dy, const float *mask, clpdd_conv2d_desc d, int v, size_t wf) {
+    float *work = fa(wf);
+    poison(work, wf);
+    d.relu = v == 1;
+    if (v < 2) O->conv2d(out, work, wf, x, w, v == 1 ? b : NULL, v == 1 ? res : NULL, &d);
+    else O->conv2d_backward(out, work, wf, dy, v == 2 ? mask : NULL, w, &d);
+    free(work);
+}
+
+/* the fused AVX-512 F(2,3) kernel (ops_cpu_winograd_fused.c) against the unfused path
+   ($CLPDD_WINO_FUSED = 0) bit for bit: the same transforms, and OpenBLAS sums each product in
+   the order the fused FMAs do. The resnet20 maps (16 tiles per block as 1, 2 and 4 tile rows), a
+   64² map (two blocks per tile row: the neighbours across a block edge), the option-A shortcut,
+   NaN and zero masks, serial and on the pool. On a CPU without AVX-512 only the counts differ. */
+Test(ops_cpu, conv2d_winograd_fused) {
+    setenv("CLPDD_CONV_ALGO", "winograd", 1);
+    struct { clpdd_conv2d_desc d; int res; } cases[] = {
+        {conv_case(3, 16, 32, 32, 16, 3, 1, 1), 1}, {conv_case(2, 32, 16, 16, 32, 3, 1, 1), 2},
+        {conv_case(3, 64, 8, 8, 64, 3, 1, 1), 1},   {conv_case(2, 16, 64, 64, 16, 3, 1, 1), 1},
+        {conv_case(1, 32, 8, 8, 32, 3, 1, 1), 0},
+    };
+    __builtin_cpu_init();
+    const int avx512 = !!__builtin_cpu_supports("avx512f");
+    for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++) {
+        clpdd_conv2d_desc d = cases[t].d;
+        const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
+        const size_t Nw = (size_t)d.cout * d.cin * 9;
+        if (cases[t].res == 1)
+            d.res_c = d.cout, d.res_pad = 0, d.res_stride = 1, d.res_H = d.OH, d.res_W = d.OW;
+        else if (cases[t].res == 2)
+            d.res_c = d.cout / 2, d.res_pad = d.cout / 4, d.res_stride = 2, d.res_H = 2 * d.H, d.res_W = 2 * d.W;
+        float *x = frand(Nx, 1, 700 + t), *w = frand(Nw, sqrtf(2.0f / (9.0f * d.cin)), 710 + t);
+        float *b = frand(d.cout, 0.5f, 720 + t), *dy = frand(Ny, 1, 730 + t), *mask = frand(Ny, 1, 740 + t);
+        float *res = cases[t].res ? frand((size_t)d.n * d.res_c * d.res_H * d.res_W, 1, 750 + t) : NULL;
+        mask[3] = NAN, mask[Ny - 1] = 0.0f, x[5] = -0.0f;
+        const size_t N = Nx > Ny ? Nx : Ny;
+        float *fused = fa(N), *plain = fa(N);
+        const size_t minw = CLPDD_CONV2D_WORK(&d, 1);
+        const size_t wfs[2] = {minw, 4 * CLPDD_CONV2D_WORK(&d, d.n) + Nw}; /* serial (U allocated); pool */
+        for (int v = 0; v < 4; v++)
+            for (int q = 0; q < 2; q++) {
+                const size_t n = v < 2 ? Ny : Nx;
+                unsetenv("CLPDD_WINO_FUSED");
+                const long before = clpdd_cpu_conv_winograd_fused_runs();
+                conv_variant(fused, x, w, b, res, dy, mask, d, v, wfs[q]);
+                cr_expect_eq(clpdd_cpu_conv_winograd_fused_runs() - before, avx512, "case %d: the fused kernel ran", t);
+                setenv("CLPDD_WINO_FUSED", "0", 1);
+                conv_variant(plain, x, w, b, res, dy, mask, d, v, wfs[q]);
+                cr_expect_eq(clpdd_cpu_conv_winograd_fused_runs() - before, avx512, "case %d: $CLPDD_WINO_FUSED = 0", t);
+                cr_expect_arr_eq(fused, plain, n * sizeof(float), "case %d variant %d work %d: fused differs", t, v, q);
+            }
+        unsetenv("CLPDD_WINO_FUSED");
+        free(x), free(w), free(b), free(dy), free(mask), free(res), free(fused), free(plain);
+    }
+}
+
+/* the fused kernel keeps each weight tensor's transformed U (ops_cpu_winograd.c, wino_u_cached):
+   weights changed in place at the same address must give the new weights' result, not the
+   cached one's; the same weights again, the same bits */
+Test(ops_cpu, conv2d_winograd_weights_changed_in_place) {
+    setenv("CLPDD_CONV_ALGO", "winograd", 1);
+    clpdd_conv2d_desc d = conv_case(2, 32, 16, 16, 32, 3, 1, 1);
+    const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Nw = (size_t)d.cout * d.cin * 9;
+    const size_t wf = 4 * CLPDD_CONV2D_WORK(&d, d.n) + Nw;
+    float *x = frand(Nx, 1, 801), *w = frand(Nw, 0.1f, 802), *w2 = frand(Nw, 0.1f, 803);
+    float *y1 = fa(Nx), *y2 = fa(Nx), *y3 = fa(Nx), *ref = fa(Nx), *work = fa(wf);
+    for (int bwd = 0; bwd < 2; bwd++) {
+        float *keep = fa(Nw);
+        memcpy(keep, w, Nw * sizeof(float));
+        if (bwd) O->conv2d_backward(y1, work, wf, x, NULL, w, &d);
+        else O->conv2d(y1, work, wf, x, w, NULL, NULL, &d);
+        memcpy(w, w2, Nw * sizeof(float)); /* in place: the same pointer, other weights */
+        if (bwd) O->conv2d_backward(y2, work, wf, x, NULL, w, &d);
+        else O->conv2d(y2, work, wf, x, w, NULL, NULL, &d);
+        setenv("CLPDD_WINO_FUSED", "0", 1); /* the unfused path transforms the weights every call */
+        if (bwd) O->conv2d_backward(ref, work, wf, x, NULL, w, &d);
+        else O->conv2d(ref, work, wf, x, w, NULL, NULL, &d);
+        unsetenv("CLPDD_WINO_FUSED");
+        cr_expect_arr_eq(y2, ref, Nx * sizeof(float), "%s: weights changed in place, a stale U served", bwd ? "backward" : "forward");
+        cr_expect(memcmp(y1, y2, Nx * sizeof(float)) != 0, "the two weight sets give different outputs");
+        memcpy(w, keep, Nw * sizeof(float));
+        if (bwd) O->conv2d_backward(y3, work, wf, x, NULL, w, &d);
+        else O->conv2d(y3, work, wf, x, w, NULL, NULL, &d);
+        cr_expect_arr_eq(y3, y1, Nx * sizeof(float), "%s: the first weights again", bwd ? "backward" : "forward");
+        free(keep);
+    }
+    free(x), free(w), free(w2), free(y1), free(y2), free(y3), free(ref), free(work);
+}
+
 /* the same cases on the GEMM path: its errors, for comparison */
 Test(ops_cpu, conv2d_winograd_baseline_gemm) { conv_algo_cases("gemm"); }
 

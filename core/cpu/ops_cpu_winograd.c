@@ -350,6 +350,88 @@ static int wino_schedule(wino_call *C, size_t avail) {
     return 1;
 }
 
+/* The fused kernel's packed U per weight tensor, kept: a CLP-DD step calls each frozen
+   convolution ~2·⌈m / 16⌉ times (forward and backward, resnet's pieces of 16 images) and U and its
+   packing were ~4 % of the step. An entry is used only while the weights still equal the copy
+   taken with it (memcmp: ~5 µs at 64 × 64 channels, against ~30 µs to recompute), so weights
+   changed in place, or new weights at a freed address, are never served a stale U. Entries live
+   until the process exits; past WINO_CACHE_FLOATS (or WINO_CACHE_ENTRIES) new weights are
+   transformed per call as before. */
+#define WINO_CACHE_ENTRIES 128
+#define WINO_CACHE_FLOATS ((size_t)16 << 20)
+typedef struct wino_u_entry {
+    const float *w;
+    int ci, co, bwd;
+    float *wcopy, *U;
+} wino_u_entry;
+static wino_u_entry g_ucache[WINO_CACHE_ENTRIES];
+static int g_ucount;
+static size_t g_ufloats;
+static pthread_mutex_t g_umutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* U for C packed (cpu_wino_fused_pack) into packed, through plain (ufl floats each) */
+static void wino_u_packed(wino_call *C, float *packed, float *plain, size_t ufl) {
+    C->U = plain;
+    wino_for(C->co, 2 * ufl, wino_u_range, C);
+    cpu_wino_fused_pack(packed, plain, C->co, C->ci);
+}
+
+/* the cached packed U of C's weights, made now if there is room; NULL: compute it per call */
+static const float *wino_u_cached(wino_call *C, size_t ufl) {
+    const size_t nw = (size_t)9 * C->ci * C->co;
+    const float *found = NULL;
+    pthread_mutex_lock(&g_umutex);
+    for (int i = 0; i < g_ucount && !found; i++) {
+        const wino_u_entry *e = &g_ucache[i];
+        if (e->w == C->w && e->ci == C->ci && e->co == C->co && e->bwd == C->bwd &&
+            !memcmp(e->wcopy, C->w, nw * sizeof(float)))
+            found = e->U;
+    }
+    if (!found && g_ucount < WINO_CACHE_ENTRIES && g_ufloats + nw + ufl <= WINO_CACHE_FLOATS) {
+        wino_u_entry e = {C->w, C->ci, C->co, C->bwd, malloc(nw * sizeof(float)), malloc(ufl * sizeof(float))};
+        float *plain = malloc(ufl * sizeof(float));
+        if (e.wcopy && e.U && plain) {
+            memcpy(e.wcopy, C->w, nw * sizeof(float));
+            wino_u_packed(C, e.U, plain, ufl);
+            g_ucache[g_ucount++] = e, g_ufloats += nw + ufl, found = e.U;
+        } else {
+            free(e.wcopy), free(e.U);
+        }
+        free(plain);
+    }
+    pthread_mutex_unlock(&g_umutex);
+    return found;
+}
+
+/* the fused kernel (ops_cpu_winograd_fused.c): U cached, else packed at the end of work (computed
+   first in the space the threads' scratch takes next) when they fit, else allocated; a slot per
+   pool thread when they fit, else serial */
+static int wino_run_fused(wino_call *C, float *work, size_t work_floats, size_t ufl) {
+    const size_t slot = cpu_wino_fused_slot(C);
+    const int T = cpu_pool_threads();
+    if (work_floats < slot) return 0;
+    float *Ubuf = NULL;
+    size_t room = work_floats;
+    const float *cached = wino_u_cached(C, ufl);
+    if (cached) {
+        C->U = (float *)cached;
+    } else if (work_floats >= ufl + slot && work_floats - ufl >= ufl) {
+        room = work_floats - ufl;
+        wino_u_packed(C, work + room, work, ufl);
+        C->U = work + room;
+    } else {
+        Ubuf = malloc(2 * ufl * sizeof(float));
+        CLPDD_ASSERT(Ubuf && "conv2d (winograd): out of memory");
+        wino_u_packed(C, Ubuf, Ubuf + ufl, ufl);
+        C->U = Ubuf;
+    }
+    const size_t floats = (size_t)C->d->n * (C->ci + C->co) * C->H * C->W;
+    const int slots = T > 1 && room >= (size_t)T * slot && floats > CLPDD_CPU_PAR_MIN ? T : 1;
+    cpu_wino_fused_run(C, work, slots);
+    free(Ubuf);
+    return 2;
+}
+
 /* schedule, U (at the end of work when it fits beside one image's tiles, else allocated), run */
 static int wino_run(wino_call *C, float *work, size_t work_floats) {
     pthread_once(&g_wino_once, wino_env);
@@ -357,6 +439,7 @@ static int wino_run(wino_call *C, float *work, size_t work_floats) {
     C->nxi = (t + 2) * (t + 2);
     C->TH = (C->H + t - 1) / t, C->TW = (C->W + t - 1) / t, C->NT = (int)wino_cols(t, C->H, C->W);
     const size_t ufl = (size_t)C->nxi * C->ci * C->co;
+    if (cpu_wino_fused_applies(C)) return wino_run_fused(C, work, work_floats, ufl);
     float *Ubuf = NULL;
     C->work = work;
     if (work_floats > ufl && wino_schedule(C, work_floats - ufl)) {

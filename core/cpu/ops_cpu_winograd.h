@@ -22,5 +22,7 @@ CPU_FN int cpu_wino_conv2d_backward(float *dx, float *work, size_t work_floats, 
 long clpdd_cpu_conv_winograd_runs(void);
 /* how many of them F(4×4, 3×3) computed ($CLPDD_CONV_ALGO = winograd4) */
 long clpdd_cpu_conv_winograd4_runs(void);
+/* how many of them the fused AVX-512 F(2,3) kernel computed (ops_cpu_winograd_fused.c) */
+long clpdd_cpu_conv_winograd_fused_runs(void);
 
 #endif
