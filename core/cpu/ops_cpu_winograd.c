@@ -361,7 +361,7 @@ static int wino_schedule(wino_call *C, size_t avail) {
 #define WINO_CACHE_FLOATS ((size_t)16 << 20)
 typedef struct wino_u_entry {
     const float *w;
-    int ci, co, bwd;
+    int ci, co, bwd, tile;
     float *wcopy, *U;
 } wino_u_entry;
 static wino_u_entry g_ucache[WINO_CACHE_ENTRIES];
@@ -372,8 +372,8 @@ static pthread_mutex_t g_umutex = PTHREAD_MUTEX_INITIALIZER;
 /* U for C packed (cpu_wino_fused_pack) into packed, through plain (ufl floats each) */
 static void wino_u_packed(wino_call *C, float *packed, float *plain, size_t ufl) {
     C->U = plain;
-    wino_for(C->co, 2 * ufl, wino_u_range, C);
-    cpu_wino_fused_pack(packed, plain, C->co, C->ci);
+    wino_for(C->co, 2 * ufl, C->tile == 4 ? wino4_u_range : wino_u_range, C);
+    cpu_wino_fused_pack(packed, plain, C->nxi, C->co, C->ci);
 }
 
 /* the cached packed U of C's weights, made now if there is room; NULL: compute it per call */
@@ -383,12 +383,12 @@ static const float *wino_u_cached(wino_call *C, size_t ufl) {
     pthread_mutex_lock(&g_umutex);
     for (int i = 0; i < g_ucount && !found; i++) {
         const wino_u_entry *e = &g_ucache[i];
-        if (e->w == C->w && e->ci == C->ci && e->co == C->co && e->bwd == C->bwd &&
+        if (e->w == C->w && e->ci == C->ci && e->co == C->co && e->bwd == C->bwd && e->tile == C->tile &&
             !memcmp(e->wcopy, C->w, nw * sizeof(float)))
             found = e->U;
     }
     if (!found && g_ucount < WINO_CACHE_ENTRIES && g_ufloats + nw + ufl <= WINO_CACHE_FLOATS) {
-        wino_u_entry e = {C->w, C->ci, C->co, C->bwd, malloc(nw * sizeof(float)), malloc(ufl * sizeof(float))};
+        wino_u_entry e = {C->w, C->ci, C->co, C->bwd, C->tile, malloc(nw * sizeof(float)), malloc(ufl * sizeof(float))};
         float *plain = malloc(ufl * sizeof(float));
         if (e.wcopy && e.U && plain) {
             memcpy(e.wcopy, C->w, nw * sizeof(float));
@@ -429,7 +429,7 @@ static int wino_run_fused(wino_call *C, float *work, size_t work_floats, size_t 
     const int slots = T > 1 && room >= (size_t)T * slot && floats > CLPDD_CPU_PAR_MIN ? T : 1;
     cpu_wino_fused_run(C, work, slots);
     free(Ubuf);
-    return 2;
+    return C->tile;
 }
 
 /* schedule, U (at the end of work when it fits beside one image's tiles, else allocated), run */

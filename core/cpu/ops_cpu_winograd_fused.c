@@ -38,9 +38,10 @@ long clpdd_cpu_conv_winograd_fused_runs(void) { return __atomic_load_n(&g_fused_
 
 int cpu_wino_fused_applies(const wino_call *C) {
     const char *e = getenv("CLPDD_WINO_FUSED"); /* read per call: the tests compare both paths in one process */
-    if (!FUSED_BUILT || (e && !strcmp(e, "0")) || C->tile != 2 || C->co % 16) return 0;
+    if (!FUSED_BUILT || (e && !strcmp(e, "0")) || C->co % 16) return 0;
+    if (C->tile == 4) return cpu_wino4_fused_applies(C);
     const int TW = C->W / 2, TH = C->H / 2;
-    if (C->W % 2 || C->H % 2 || (TH * TW) % 16) return 0;
+    if (C->tile != 2 || C->W % 2 || C->H % 2 || (TH * TW) % 16) return 0;
     if (TW != 4 && TW != 8 && TW % 16) return 0;
 #if FUSED_BUILT
     __builtin_cpu_init();
@@ -50,8 +51,8 @@ int cpu_wino_fused_applies(const wino_call *C) {
 #endif
 }
 
-void cpu_wino_fused_pack(float *packed, const float *U, int co, int ci) {
-    for (int xi = 0; xi < 16; xi++)
+void cpu_wino_fused_pack(float *packed, const float *U, int nxi, int co, int ci) {
+    for (int xi = 0; xi < nxi; xi++)
         for (int o = 0; o < co; o++) {
             const float *src = U + ((size_t)xi * co + o) * ci;
             float *dst = packed + ((size_t)xi * co + (o & ~15)) * ci + (o & 15);
@@ -59,12 +60,11 @@ void cpu_wino_fused_pack(float *packed, const float *U, int co, int ci) {
         }
 }
 
-/* floats of scratch one thread needs: Vb (16 ξ × ci × 16 lanes) and Mb (16 ξ × 16 o × 16 lanes) */
-/* Vb's ξ stride: ci vectors and one more, so that the 16 stores of a channel do not fall on one
-   L1 set (at ci = 64 a bare stride is 4 KiB) */
-static size_t vb_stride(int ci) { return (size_t)16 * (ci + 1); }
-
-size_t cpu_wino_fused_slot(const wino_call *C) { return 16 * vb_stride(C->ci) + 4096; }
+/* floats of scratch one thread needs: Vb (nxi ξ × ci × 16 lanes, padded) and Mb (nxi × 16 o × 16) */
+size_t cpu_wino_fused_slot(const wino_call *C) {
+    const size_t nxi = C->tile == 4 ? 36 : 16;
+    return nxi * cpu_wino_vb_stride(C->ci) + nxi * 256;
+}
 
 #if FUSED_BUILT
 /* the 16 tiles of one block: R tile rows of L = 32 / R input columns each (R = 1: tiles tx0 …
@@ -155,7 +155,7 @@ FUSED_TARGET static void fused_input(const fused_block *B, const wino_call *C, i
             t[2][j] = _mm512_sub_ps(Cq[j], Bq[j]), t[3][j] = _mm512_sub_ps(Bq[j], D[j]);
         }
         float *v = Vb + (size_t)c * 16;
-        const size_t xs = vb_stride(ci);
+        const size_t xs = cpu_wino_vb_stride(ci);
         for (int i = 0; i < 4; i++) {
             _mm512_storeu_ps(v + (4 * i + 0) * xs, _mm512_sub_ps(t[i][0], t[i][2]));
             _mm512_storeu_ps(v + (4 * i + 1) * xs, _mm512_add_ps(t[i][1], t[i][2]));
@@ -167,10 +167,10 @@ FUSED_TARGET static void fused_input(const fused_block *B, const wino_call *C, i
 
 /* step 2: Mb[ξ][k] = Σ_c U[ξ][o0 + k][c] · Vb[ξ][c], k < 16, one FMA per c in order from zero;
    U as cpu_wino_fused_pack lays it out, the 16 broadcasts of one c in one cache line */
-FUSED_TARGET static void fused_products(const wino_call *C, int o0, const float *Vb, float *Mb) {
-    const int ci = C->ci, co = C->co;
-    for (int xi = 0; xi < 16; xi++) {
-        const float *u = C->U + ((size_t)xi * co + o0) * ci, *v = Vb + xi * vb_stride(ci);
+FUSED_TARGET void cpu_wino_fused_products(const wino_call *C, int o0, const float *Vb, float *Mb) {
+    const int ci = C->ci, co = C->co, nxi = C->tile == 4 ? 36 : 16;
+    for (int xi = 0; xi < nxi; xi++) {
+        const float *u = C->U + ((size_t)xi * co + o0) * ci, *v = Vb + xi * cpu_wino_vb_stride(ci);
         __m512 acc[16];
         for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
         for (int c = 0; c < ci; c++) {
@@ -289,37 +289,46 @@ FUSED_TARGET static void fused_range(void *ctx, int begin, int end, int tid) {
     const fused_job *J = ctx;
     const wino_call *C = J->C;
     const int TW = C->W / 2, R = TW >= 16 ? 1 : 16 / TW;
-    float *Vb = J->scratch + (size_t)tid * J->slot, *Mb = Vb + 16 * vb_stride(C->ci);
-    fused_block B = {.R = R}, Bn = {.R = R};
+    float *Vb = J->scratch + (size_t)tid * J->slot, *Mb = Vb + 16 * cpu_wino_vb_stride(C->ci);
+    fused_block B = {.R = R};
     for (int g = 0; R > 1 && g < R; g++)
         B.first |= (__mmask16)(1u << (g * TW)), B.last |= (__mmask16)(1u << (g * TW + TW - 1));
+    fused_block Bn = B;
+    if (begin < end) fused_geometry(&B, C, (begin % J->blocks) * 16 / TW, R == 1 ? (begin % J->blocks) * 16 % TW : 0);
     for (int it = begin; it < end; it++) {
-        const int img = it / J->blocks, q0 = (it % J->blocks) * 16;
-        fused_geometry(&B, C, q0 / TW, R == 1 ? q0 % TW : 0);
-        if (it + 1 < end) {
+        const int img = it / J->blocks;
+        if (it + 1 < end) { /* the next block's geometry, and its rows on their way to L2 */
             const int q1 = ((it + 1) % J->blocks) * 16;
             fused_geometry(&Bn, C, q1 / TW, R == 1 ? q1 % TW : 0);
             fused_prefetch(&Bn, C, (it + 1) / J->blocks);
         }
         fused_input(&B, C, img, Vb);
         for (int o0 = 0; o0 < C->co; o0 += 16) {
-            fused_products(C, o0, Vb, Mb);
+            cpu_wino_fused_products(C, o0, Vb, Mb);
             fused_output(&B, C, img, o0, Mb);
         }
+        B = Bn;
     }
 }
 
 void cpu_wino_fused_run(const wino_call *C, float *scratch, int slots) {
-    fused_job J = {C, scratch, cpu_wino_fused_slot(C), (C->H / 2) * (C->W / 2) / 16};
-    const int items = C->d->n * J.blocks;
-    if (slots > 1)
-        cpu_parallel_for_tid(items, 0, fused_range, &J);
-    else
-        fused_range(&J, 0, items, 0);
+    if (C->tile == 4) {
+        cpu_wino4_fused_run(C, scratch, slots);
+    } else {
+        fused_job J = {C, scratch, cpu_wino_fused_slot(C), (C->H / 2) * (C->W / 2) / 16};
+        const int items = C->d->n * J.blocks;
+        if (slots > 1)
+            cpu_parallel_for_tid(items, 0, fused_range, &J);
+        else
+            fused_range(&J, 0, items, 0);
+    }
     __atomic_add_fetch(&g_fused_runs, 1, __ATOMIC_RELAXED);
 }
 #else
 void cpu_wino_fused_run(const wino_call *C, float *scratch, int slots) {
     (void)C, (void)scratch, (void)slots;
+}
+void cpu_wino_fused_products(const wino_call *C, int o0, const float *Vb, float *Mb) {
+    (void)C, (void)o0, (void)Vb, (void)Mb;
 }
 #endif

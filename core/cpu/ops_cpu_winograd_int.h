@@ -10,15 +10,6 @@
 #define WINO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define WINO_CLONES
-/* the fused F(2,3) kernel (ops_cpu_winograd_fused.c): whether it computes C on this CPU, the
-   scratch floats per thread, and the run (U computed; scratch holds `slots` slots, 1 = serial,
-   else one per pool thread) */
-CPU_FN int cpu_wino_fused_applies(const wino_call *C);
-CPU_FN size_t cpu_wino_fused_slot(const wino_call *C);
-/* U (16 × co × ci, row-major per ξ) laid out for the fused kernel: [ξ][o / 16][c][o % 16] */
-CPU_FN void cpu_wino_fused_pack(float *packed, const float *U, int co, int ci);
-CPU_FN void cpu_wino_fused_run(const wino_call *C, float *scratch, int slots);
-
 #endif
 
 #define WINO4_MAX_Q 512 /* F(4,3): a plane's tiles, ≤ this many: its input planes and output rows live on the stack */
@@ -53,13 +44,20 @@ CPU_FN void wino4_u_range(void *ctx, int begin, int end);
 CPU_FN void wino4_in_range(void *ctx, int begin, int end);
 CPU_FN void wino4_out_range(void *ctx, int begin, int end);
 
-/* the fused F(2,3) kernel (ops_cpu_winograd_fused.c): whether it computes C on this CPU, the
-   scratch floats per thread, and the run (U computed; scratch holds `slots` slots, 1 = serial,
-   else one per pool thread) */
+/* The fused kernels (ops_cpu_winograd_fused.c: F(2,3) and the shared parts; F(4,3) in
+   ops_cpu_winograd4_fused.c): whether one computes C on this CPU, the scratch floats per thread,
+   and the run (U computed and packed; scratch holds `slots` slots, 1 = serial, else one per pool
+   thread) */
 CPU_FN int cpu_wino_fused_applies(const wino_call *C);
 CPU_FN size_t cpu_wino_fused_slot(const wino_call *C);
-/* U (16 × co × ci, row-major per ξ) laid out for the fused kernel: [ξ][o / 16][c][o % 16] */
-CPU_FN void cpu_wino_fused_pack(float *packed, const float *U, int co, int ci);
+/* U (nxi × co × ci, row-major per ξ) laid out for the fused kernels: [ξ][o / 16][c][o % 16] */
+CPU_FN void cpu_wino_fused_pack(float *packed, const float *U, int nxi, int co, int ci);
 CPU_FN void cpu_wino_fused_run(const wino_call *C, float *scratch, int slots);
+/* Vb's ξ stride: ci vectors and one more, so that a channel's stores do not share one L1 set */
+static inline size_t cpu_wino_vb_stride(int ci) { return (size_t)16 * (ci + 1); }
+/* Mb[ξ][k] = Σ_c U[ξ][o0 + k][c] · Vb[ξ][c] for ξ < nxi, k < 16 (16-lane vectors; U packed) */
+CPU_FN void cpu_wino_fused_products(const wino_call *C, int o0, const float *Vb, float *Mb);
+CPU_FN int cpu_wino4_fused_applies(const wino_call *C);
+CPU_FN void cpu_wino4_fused_run(const wino_call *C, float *scratch, int slots);
 
 #endif
