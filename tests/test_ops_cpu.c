@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "clpdd/ops.h"
+#include "cpu/ops_cpu_conv_direct.h"
 #include "cpu/ops_cpu_winograd.h"
 #include "numerics/attention_tile.h"
 #include "numerics/philox.h"
@@ -1688,6 +1689,42 @@ Test(ops_cpu, conv2d_winograd_weights_changed_in_place) {
         free(keep);
     }
     free(x), free(w), free(w2), free(y1), free(y2), free(y3), free(ref), free(work);
+}
+
+/* the direct AVX-512 forward (ops_cpu_conv_direct.c) against the GEMM path ($CLPDD_CONV_DIRECT =
+   0) bit for bit: resnet20's stem (3 → 16, 32², two blocks per row) and its two stride-2
+   convolutions (32² → 16²: a row per block; 16² → 8²: two rows), a stride-2 map of 64² → 32²
+   (the neighbour across a block edge), plain and with bias + ReLU, serial and on the pool */
+Test(ops_cpu, conv2d_direct) {
+    unsetenv("CLPDD_CONV_ALGO");
+    const clpdd_conv2d_desc cases[] = {conv_case(3, 3, 32, 32, 16, 3, 1, 1), conv_case(3, 16, 32, 32, 32, 3, 2, 1),
+                                       conv_case(5, 32, 16, 16, 64, 3, 2, 1), conv_case(2, 8, 64, 64, 16, 3, 2, 1),
+                                       conv_case(40, 3, 32, 32, 16, 3, 1, 1)};
+    __builtin_cpu_init();
+    const int avx512 = !!__builtin_cpu_supports("avx512f");
+    for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++) {
+        clpdd_conv2d_desc d = cases[t];
+        const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
+        const size_t Nw = (size_t)d.cout * d.cin * 9, wf = 2 * CLPDD_CONV2D_WORK(&d, d.n) + Nw;
+        float *x = frand(Nx, 1, 900 + t), *w = frand(Nw, sqrtf(2.0f / (9.0f * d.cin)), 910 + t);
+        float *b = frand(d.cout, 0.5f, 920 + t), *direct = fa(Ny), *gemm = fa(Ny), *work = fa(wf);
+        x[7] = -0.0f;
+        for (int v = 0; v < 2; v++) {
+            d.relu = v;
+            const float *bv = v ? b : NULL;
+            unsetenv("CLPDD_CONV_DIRECT");
+            const long before = clpdd_cpu_conv_direct_runs();
+            poison(work, wf);
+            O->conv2d(direct, work, wf, x, w, bv, NULL, &d);
+            cr_expect_eq(clpdd_cpu_conv_direct_runs() - before, avx512, "case %d: the direct kernel ran", t);
+            setenv("CLPDD_CONV_DIRECT", "0", 1);
+            O->conv2d(gemm, work, wf, x, w, bv, NULL, &d);
+            cr_expect_eq(clpdd_cpu_conv_direct_runs() - before, avx512, "case %d: $CLPDD_CONV_DIRECT = 0", t);
+            cr_expect_arr_eq(direct, gemm, Ny * sizeof(float), "case %d variant %d: direct differs from GEMM", t, v);
+        }
+        unsetenv("CLPDD_CONV_DIRECT");
+        free(x), free(w), free(b), free(direct), free(gemm), free(work);
+    }
 }
 
 /* the same cases on the GEMM path: its errors, for comparison */

@@ -42,6 +42,7 @@
  * resnet plugin as `conv = reference` and is what these ops are tested against. */
 #include "cpu/ops_cpu.h"
 #include "cpu/cpu_arithmetic.h"
+#include "cpu/ops_cpu_conv_direct.h"
 #include "cpu/ops_cpu_winograd.h"
 #include "cpu/threadpool.h"
 
@@ -315,6 +316,10 @@ void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const
         CLPDD_ASSERT(d->res_c > 0 && d->res_pad >= 0 && d->res_pad + d->res_c <= d->cout && d->res_stride > 0 &&
                      (d->OH - 1) * d->res_stride < d->res_H && (d->OW - 1) * d->res_stride < d->res_W);
     if (use_winograd(d) && counted(cpu_wino_conv2d(y, work, work_floats, x, w, bias, res, d, g_wino_tile))) return;
+    if (cpu_conv_direct_applies(d, res, work_floats)) { /* the same floats, without the columns */
+        cpu_conv_direct(y, work, x, w, bias, d);
+        return;
+    }
     conv_call C = {d, conv_schedule(d, work_floats), work, y, x, NULL, bias, res, w, NULL, {0}, 0};
     if (C.S.slots > 1) {
         cpu_blas_serial_begin();
