@@ -1727,6 +1727,39 @@ Test(ops_cpu, conv2d_direct) {
     }
 }
 
+/* the stem's backward (the image gradient: 16 → 3 channels, stride 1) by the direct kernel against
+   the GEMM path's transposed form it follows, bit for bit: masked and not, 32² and 16², on the pool.
+   The last case's work cannot hold the transposed form: the GEMM path takes its col2im form, and
+   so must the direct kernel (it does not run) */
+Test(ops_cpu, conv2d_direct_backward) {
+    unsetenv("CLPDD_CONV_ALGO");
+    const clpdd_conv2d_desc cases[] = {conv_case(3, 3, 32, 32, 16, 3, 1, 1), conv_case(2, 3, 16, 16, 16, 3, 1, 1),
+                                       conv_case(24, 3, 32, 32, 16, 3, 1, 1), conv_case(2, 1, 32, 32, 8, 3, 1, 1)};
+    __builtin_cpu_init();
+    const int avx512 = !!__builtin_cpu_supports("avx512f");
+    for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++) {
+        const clpdd_conv2d_desc d = cases[t];
+        const size_t Nx = (size_t)d.n * d.cin * d.H * d.W, Ny = (size_t)d.n * d.cout * d.OH * d.OW;
+        const size_t Nw = (size_t)d.cout * d.cin * 9, wf = 4 * CLPDD_CONV2D_WORK(&d, d.n) + 2 * Nw;
+        float *dy = frand(Ny, 1, 930 + t), *mask = frand(Ny, 1, 940 + t), *w = frand(Nw, 0.3f, 950 + t);
+        float *direct = fa(Nx), *gemm = fa(Nx), *work = fa(wf);
+        mask[2] = NAN, dy[9] = -0.0f;
+        for (int v = 0; v < 2; v++) {
+            const float *mv = v ? mask : NULL;
+            unsetenv("CLPDD_CONV_DIRECT");
+            const long before = clpdd_cpu_conv_direct_runs();
+            O->conv2d_backward(direct, work, wf, dy, mv, w, &d);
+            cr_expect_eq(clpdd_cpu_conv_direct_runs() - before, t < 3 ? avx512 : 0, "case %d: the direct kernel ran", t);
+            setenv("CLPDD_CONV_DIRECT", "0", 1);
+            O->conv2d_backward(gemm, work, wf, dy, mv, w, &d);
+            cr_expect_arr_eq(direct, gemm, Nx * sizeof(float), "case %d %s: direct differs from the transposed form", t,
+                             v ? "masked" : "plain");
+        }
+        unsetenv("CLPDD_CONV_DIRECT");
+        free(dy), free(mask), free(w), free(direct), free(gemm), free(work);
+    }
+}
+
 /* the same cases on the GEMM path: its errors, for comparison */
 Test(ops_cpu, conv2d_winograd_baseline_gemm) { conv_algo_cases("gemm"); }
 

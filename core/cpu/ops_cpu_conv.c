@@ -451,15 +451,24 @@ static void bwd_groups_t(void *ctx, int begin, int end, int tid) {
     for (int gi = begin; gi < end; gi++) bwd_group_t(C, gi, C->work + (size_t)tid * C->tslice, 0);
 }
 
-/* set up the transposed form if it applies and fits (see above); 0: use im2col's adjoint */
+/* the transposed form's scratch per slot, and whether it applies and fits (see above) */
+static size_t bwd_transposed_slice(const conv_call *C) {
+    const clpdd_conv2d_desc *d = C->d;
+    return (size_t)d->cout * d->k * d->k * d->H * d->W + (C->mask ? (size_t)d->cout * d->OH * d->OW : 0);
+}
+static int bwd_transposed_fits(const conv_call *C, size_t work_floats) {
+    const clpdd_conv2d_desc *d = C->d;
+    const size_t wtf = (size_t)d->cin * d->cout * d->k * d->k;
+    return d->stride == 1 && d->pad <= d->k - 1 && wtf + (size_t)C->S.slots * bwd_transposed_slice(C) <= work_floats;
+}
+
+/* set up the transposed form if it applies and fits; 0: use im2col's adjoint */
 static int bwd_transposed(conv_call *C, size_t work_floats) {
     const clpdd_conv2d_desc *d = C->d;
-    if (d->stride != 1 || d->pad > d->k - 1) return 0;
+    if (!bwd_transposed_fits(C, work_floats)) return 0;
     clpdd_conv2d_desc dt = {d->n, d->cout, d->OH, d->OW, d->cin, d->k, 1, d->k - 1 - d->pad, d->H, d->W,
                             0, 0, 0, 0, 0, 0};
-    const size_t wtf = (size_t)d->cin * d->cout * d->k * d->k;
-    const size_t tslice = (size_t)dt.cin * dt.k * dt.k * d->H * d->W + (C->mask ? (size_t)d->cout * d->OH * d->OW : 0);
-    if (wtf + (size_t)C->S.slots * tslice > work_floats) return 0;
+    const size_t wtf = (size_t)d->cin * d->cout * d->k * d->k, tslice = bwd_transposed_slice(C);
     C->dt = dt, C->tslice = tslice, C->wt = C->work + work_floats - wtf;
     conv_for(d->cin, wtf, flip_range, C);
     return 1;
@@ -498,6 +507,10 @@ void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float
     if (d->n == 0) return;
     if (use_winograd(d) && counted(cpu_wino_conv2d_backward(dx, work, work_floats, dy, mask, w, d, g_wino_tile))) return;
     conv_call C = {d, conv_schedule(d, work_floats), work, dx, dy, mask, NULL, NULL, w, NULL, {0}, 0};
+    if (g_bwd_transposed && bwd_transposed_fits(&C, work_floats) && cpu_conv_direct_backward_applies(d)) {
+        cpu_conv_direct_backward(dx, dy, mask, w, d); /* the transposed form's floats (ops_cpu_conv_direct.c) */
+        return;
+    }
     const int tr = g_bwd_transposed && bwd_transposed(&C, work_floats);
     if (C.S.slots > 1) {
         cpu_blas_serial_begin();

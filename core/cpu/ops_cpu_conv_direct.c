@@ -48,6 +48,18 @@ int cpu_conv_direct_applies(const clpdd_conv2d_desc *d, const float *res, size_t
 #endif
 }
 
+int cpu_conv_direct_backward_applies(const clpdd_conv2d_desc *d) {
+    const char *e = getenv("CLPDD_CONV_DIRECT");
+    if (!DIRECT_BUILT || (e && !strcmp(e, "0")) || d->k != 3 || d->pad != 1 || d->stride != 1) return 0;
+    if (d->cin > 4 || d->OH != d->H || d->OW != d->W || (d->W != 16 && d->W != 32) || d->H % 2) return 0;
+#if DIRECT_BUILT
+    __builtin_cpu_init();
+    return !!__builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
 #if DIRECT_BUILT
 typedef struct direct_job {
     const clpdd_conv2d_desc *d;
@@ -143,6 +155,88 @@ static void direct_range(void *ctx, int begin, int end) {
     }
 }
 
+/* ---- the backward of a stride-1 convolution into ≤ 4 channels (resnet's stem: the image gradient) ----
+ * ops_cpu_conv.c computes it in its transposed form, dx = conv(dy ⊙ [mask > 0], wt) with
+ * wt[c][o][t] = w[o][c][8 − t] and pad 1, by im2col of the masked dy (cout·9 rows) and a GEMM of
+ * 3 rows: dx[c][p] = Σ over k = 9·o + t in order of wt[c][k] · col[k][p], zeros at the borders
+ * included. Here the same FMAs in the same order, 16 pixels a lane each, 2 rows × W / 16 blocks
+ * × cin channels of accumulators; the masked dy read straight from its rows. */
+typedef struct direct_bwd_job {
+    const clpdd_conv2d_desc *d;
+    float *dx;
+    const float *dy, *mask, *w;
+} direct_bwd_job;
+
+/* md[o][iy][ix0 + t − 1 + lane], t = 0, 1, 2 (zero outside the map), mask > 0 applied */
+DIRECT_TARGET static inline void direct_bwd_row(const float *dyo, const float *mo, int iy, int H, int W, int ix0,
+                                                __m512 v[3]) {
+    const __m512 z = _mm512_setzero_ps();
+    if (iy < 0 || iy >= H) {
+        v[0] = v[1] = v[2] = z;
+        return;
+    }
+    const size_t at = (size_t)iy * W + ix0;
+    const __mmask16 k0 = ix0 == 0 ? 0xFFFE : 0xFFFF, k2 = ix0 + 16 == W ? 0x7FFF : 0xFFFF;
+    const __mmask16 ks[3] = {k0, 0xFFFF, k2};
+    for (int t = 0; t < 3; t++) {
+        const __m512 x = _mm512_maskz_loadu_ps(ks[t], dyo + at + t - 1);
+        if (mo) {
+            const __m512 m = _mm512_maskz_loadu_ps(ks[t], mo + at + t - 1);
+            v[t] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, z, _CMP_GT_OQ), x);
+        } else {
+            v[t] = x;
+        }
+    }
+}
+
+/* rows iy0, iy0 + 1 of dx for every channel, image img; W = 32 (two blocks of 16) or 16 */
+DIRECT_TARGET static void direct_bwd_rows(const direct_bwd_job *J, int img, int iy0) {
+    const clpdd_conv2d_desc *d = J->d;
+    const int ci = d->cin, co = d->cout, H = d->H, W = d->W, nb = W / 16;
+    __m512 acc[4][2][2]; /* channel, row, block */
+    for (int c = 0; c < ci; c++)
+        for (int r = 0; r < 2; r++)
+            for (int b = 0; b < nb; b++) acc[c][r][b] = _mm512_setzero_ps();
+    const size_t HW = (size_t)H * W;
+    for (int o = 0; o < co; o++) {
+        const float *dyo = J->dy + ((size_t)img * co + o) * HW, *mo = J->mask ? J->mask + ((size_t)img * co + o) * HW : NULL;
+        for (int ky = 0; ky < 3; ky++) {
+            __m512 v[2][2][3];
+            for (int r = 0; r < 2; r++)
+                for (int b = 0; b < nb; b++) direct_bwd_row(dyo, mo, iy0 + r + ky - 1, H, W, 16 * b, v[r][b]);
+            for (int c = 0; c < ci; c++) {
+                const float *wc = J->w + ((size_t)o * ci + c) * 9;
+                for (int kx = 0; kx < 3; kx++) {
+                    const __m512 wt = _mm512_set1_ps(wc[8 - (3 * ky + kx)]);
+                    for (int r = 0; r < 2; r++)
+                        for (int b = 0; b < nb; b++) acc[c][r][b] = _mm512_fmadd_ps(wt, v[r][b][kx], acc[c][r][b]);
+                }
+            }
+        }
+    }
+    for (int c = 0; c < ci; c++)
+        for (int r = 0; r < 2; r++)
+            for (int b = 0; b < nb; b++)
+                _mm512_storeu_ps(J->dx + ((size_t)img * ci + c) * HW + (size_t)(iy0 + r) * W + 16 * b, acc[c][r][b]);
+}
+
+static void direct_bwd_range(void *ctx, int begin, int end) {
+    const direct_bwd_job *J = ctx;
+    const int pairs = J->d->H / 2;
+    for (int it = begin; it < end; it++) direct_bwd_rows(J, it / pairs, 2 * (it % pairs));
+}
+
+void cpu_conv_direct_backward(float *dx, const float *dy, const float *mask, const float *w,
+                              const clpdd_conv2d_desc *d) {
+    direct_bwd_job J = {d, dx, dy, mask, w};
+    const int items = d->n * (d->H / 2);
+    if ((size_t)d->n * (d->cin + 2 * d->cout) * d->H * d->W > CLPDD_CPU_PAR_MIN)
+        cpu_parallel_for(items, direct_bwd_range, &J);
+    else
+        direct_bwd_range(&J, 0, items);
+    __atomic_add_fetch(&g_direct_runs, 1, __ATOMIC_RELAXED);
+}
+
 void cpu_conv_direct(float *y, float *work, const float *x, const float *w, const float *bias,
                      const clpdd_conv2d_desc *d) {
     const int ci = d->cin;
@@ -162,5 +256,9 @@ void cpu_conv_direct(float *y, float *work, const float *x, const float *w, cons
 void cpu_conv_direct(float *y, float *work, const float *x, const float *w, const float *bias,
                      const clpdd_conv2d_desc *d) {
     (void)y, (void)work, (void)x, (void)w, (void)bias, (void)d;
+}
+void cpu_conv_direct_backward(float *dx, const float *dy, const float *mask, const float *w,
+                              const clpdd_conv2d_desc *d) {
+    (void)dx, (void)dy, (void)mask, (void)w, (void)d;
 }
 #endif

@@ -182,21 +182,15 @@ FUSED_TARGET void cpu_wino_fused_products(const wino_call *C, int o0, const floa
     }
 }
 
-/* the shortcut for row parity i's 32 outputs: rows as the outputs' when it is stride 1 (res_W =
-   W), else read out at its stride (option A, after a stride-2 block) */
-FUSED_TARGET static void fused_residual(const fused_block *B, const float *rc, const clpdd_conv2d_desc *d,
-                                        int i, __m512 *a, __m512 *b) {
+/* the shortcut of row parity i's 32 outputs read out at its stride (option A, after a stride-2
+   block: 2 of resnet20's 16 forward convolutions), into t as the outputs lie */
+__attribute__((noinline)) static void fused_residual_strided(const fused_block *B, const float *rc,
+                                                             const clpdd_conv2d_desc *d, int i, float *t) {
     const int rs = d->res_stride, L = 32 / B->R;
-    if (rs == 1) {
-        fused_load(B->R, rc, B->out[i], a, b);
-        return;
-    }
-    float t[32];
     for (int g = 0; g < B->R; g++) {
         const float *rr = rc + (size_t)(2 * (B->ty0 + g) + i) * rs * d->res_W;
         for (int x = 0; x < L; x++) t[g * L + x] = rr[(size_t)(2 * B->tx0 + x) * rs];
     }
-    *a = _mm512_loadu_ps(t), *b = _mm512_loadu_ps(t + 16);
 }
 
 /* step 3: Aᵀ M A per output channel o0 + k (wino_out_tiles' formulas), then wino_out_range's
@@ -222,15 +216,23 @@ FUSED_TARGET static void fused_output(const fused_block *B, const wino_call *C, 
                               ? C->res + ((size_t)img * d->res_c + rc_) * d->res_H * d->res_W
                               : NULL;
         float *y = C->out + ((size_t)img * C->co + o) * HW;
+        __m512 v[2][2]; /* row parity i: outputs 0–15, 16–31 */
         for (int i = 0; i < 2; i++) {
             const __m512 O0 = _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]);
             const __m512 O1 = _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]);
-            __m512 a = _mm512_add_ps(_mm512_permutex2var_ps(O0, lo, O1), bias);
-            __m512 b = _mm512_add_ps(_mm512_permutex2var_ps(O0, hi, O1), bias);
-            if (rc) {
+            v[i][0] = _mm512_add_ps(_mm512_permutex2var_ps(O0, lo, O1), bias);
+            v[i][1] = _mm512_add_ps(_mm512_permutex2var_ps(O0, hi, O1), bias);
+        }
+        for (int i = 0; i < 2; i++) {
+            __m512 a = v[i][0], b = v[i][1];
+            if (rc && d->res_stride == 1) {
                 __m512 ra, rb;
-                fused_residual(B, rc, d, i, &ra, &rb);
+                fused_load(B->R, rc, B->out[i], &ra, &rb);
                 a = _mm512_add_ps(a, ra), b = _mm512_add_ps(b, rb);
+            } else if (rc) {
+                float t[32];
+                fused_residual_strided(B, rc, d, i, t);
+                a = _mm512_add_ps(a, _mm512_loadu_ps(t)), b = _mm512_add_ps(b, _mm512_loadu_ps(t + 16));
             }
             if (relu) a = _mm512_max_ps(a, _mm512_setzero_ps()), b = _mm512_max_ps(b, _mm512_setzero_ps());
             fused_store(B->R, y, B->out[i], a, b);
