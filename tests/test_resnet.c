@@ -559,6 +559,55 @@ Test(resnet, fast_conv_matches_reference_tiny_torchvision) {
     fast_vs_reference(cfg, 3, 12, 903);
 }
 
+/* taped passes in pieces ($CLPDD_RESNET_PIECE, default 16 images: resnet.c) against one pass over
+   the batch: the same tape slices, so the features and the input gradient are bit for bit the same
+   (20 images: a piece of 16 and one of 4; then pieces of 3) */
+static void taped_pass(const char *piece, const float *x, const float *df, int n, float *feat, float *grad, int *d) {
+    if (piece) setenv("CLPDD_RESNET_PIECE", piece, 1);
+    else unsetenv("CLPDD_RESNET_PIECE");
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
+    void *bb = NULL, *tape = NULL;
+    cr_assert_eq(bb_create(h, "arch = resnet20", &bb), 0, "%s", clpdd_host_error(h));
+    clpdd_backbone_info info;
+    g_vt->describe(bb, &info);
+    *d = info.feature_dim;
+    const size_t nin = (size_t)n * 3 * 32 * 32;
+    float *dx = dev_upload(h, x, nin), *dfeat = dev_alloc(h, (size_t)n * *d), *ddf = dev_upload(h, df, (size_t)n * *d);
+    float *dimg = dev_alloc(h, nin);
+    cr_assert_eq(g_vt->tape_create(bb, n, &tape), 0);
+    cr_assert_eq(g_vt->forward(bb, dfeat, dx, n, tape), 0);
+    cr_assert_eq(g_vt->backward(bb, dimg, ddf, n, tape), 0);
+    dev_download(h, feat, dfeat, (size_t)n * *d);
+    dev_download(h, grad, dimg, nin);
+    g_vt->tape_destroy(bb, tape);
+    g_vt->destroy(bb);
+    clpdd_host_destroy(h);
+}
+
+Test(resnet, taped_pieces_match_one_pass) {
+    test_model_file("cifar10-resnet20.safetensors");
+    const int n = 20, d = 64;
+    const size_t nin = (size_t)n * 3 * 32 * 32;
+    float *x = malloc(nin * sizeof(float)), *df = malloc(sizeof(float) * n * d);
+    test_fill_normal(x, nin, 1.0f, 905);
+    test_fill_normal(df, (size_t)n * d, 1.0f, 906);
+    const char *pieces[3] = {"0", NULL, "3"};
+    float *feat[3], *grad[3];
+    for (int v = 0; v < 3; v++) {
+        int dd = 0;
+        feat[v] = malloc(sizeof(float) * n * d), grad[v] = malloc(nin * sizeof(float));
+        taped_pass(pieces[v], x, df, n, feat[v], grad[v], &dd);
+        cr_assert_eq(dd, d);
+    }
+    for (int v = 1; v < 3; v++) {
+        cr_expect_arr_eq(feat[v], feat[0], sizeof(float) * n * d, "pieces %s: features differ", v == 1 ? "16" : "3");
+        cr_expect_arr_eq(grad[v], grad[0], nin * sizeof(float), "pieces %s: input gradient differs", v == 1 ? "16" : "3");
+    }
+    unsetenv("CLPDD_RESNET_PIECE");
+    for (int v = 0; v < 3; v++) free(feat[v]), free(grad[v]);
+    free(x), free(df);
+}
+
 /* ---- the same fixtures on the CUDA ops (skipped without a GPU) ---- */
 
 Test(resnet, cuda_matches_fixtures) {
