@@ -80,10 +80,12 @@ DIRECT_TARGET static inline void direct_taps(const direct_job *J, const float *x
             v[0] = v[1] = v[2] = z;
             return;
         }
+        const __m512i down = _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0);
+        const __m512i up = _mm512_set_epi32(15, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
         const float *row = xc + (size_t)iy * W + ox0;
-        v[0] = ox0 == 0 ? _mm512_maskz_loadu_ps(0xFFFE, row - 1) : _mm512_loadu_ps(row - 1);
-        v[1] = _mm512_loadu_ps(row);
-        v[2] = ox0 + 16 == W ? _mm512_maskz_loadu_ps(0x7FFF, row + 1) : _mm512_loadu_ps(row + 1);
+        v[1] = _mm512_loadu_ps(row); /* at the row's ends the neighbours come by a lane shift: no read outside */
+        v[0] = ox0 == 0 ? _mm512_maskz_permutexvar_ps(0xFFFE, down, v[1]) : _mm512_loadu_ps(row - 1);
+        v[2] = ox0 + 16 == W ? _mm512_maskz_permutexvar_ps(0x7FFF, up, v[1]) : _mm512_loadu_ps(row + 1);
         return;
     }
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -175,17 +177,16 @@ DIRECT_TARGET static inline void direct_bwd_row(const float *dyo, const float *m
         v[0] = v[1] = v[2] = z;
         return;
     }
+    const __m512i down = _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0);
+    const __m512i up = _mm512_set_epi32(15, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
     const size_t at = (size_t)iy * W + ix0;
-    const __mmask16 k0 = ix0 == 0 ? 0xFFFE : 0xFFFF, k2 = ix0 + 16 == W ? 0x7FFF : 0xFFFF;
-    const __mmask16 ks[3] = {k0, 0xFFFF, k2};
-    for (int t = 0; t < 3; t++) {
-        const __m512 x = _mm512_maskz_loadu_ps(ks[t], dyo + at + t - 1);
-        if (mo) {
-            const __m512 m = _mm512_maskz_loadu_ps(ks[t], mo + at + t - 1);
-            v[t] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, z, _CMP_GT_OQ), x);
-        } else {
-            v[t] = x;
-        }
+    for (int t = 0; t < 3; t++) { /* at the row's ends the neighbours come by a lane shift: no read outside */
+        const int edge = (t == 0 && ix0 == 0) || (t == 2 && ix0 + 16 == W);
+        const float *p = dyo + at + (edge ? 0 : t - 1), *q = mo ? mo + at + (edge ? 0 : t - 1) : NULL;
+        __m512 x = _mm512_loadu_ps(p);
+        if (q) x = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(q), z, _CMP_GT_OQ), x);
+        if (edge) x = t == 0 ? _mm512_maskz_permutexvar_ps(0xFFFE, down, x) : _mm512_maskz_permutexvar_ps(0x7FFF, up, x);
+        v[t] = x;
     }
 }
 
