@@ -1,19 +1,39 @@
 #!/usr/bin/env python3
-"""Medians (min–max) of ab.sh logs per (mode, m, side), and of new/base per round (pairs of the same round)."""
+"""Summaries of ab.sh / variants.sh logs: per (m, side) the median (min–max) over rounds, and each side's
+ratio to `base` per round (the runs of one round are back to back). The machine was shared (another
+engineer's benchmarks took one of the two cores for minutes at a time), so the wall times are bimodal;
+"quiet rounds" are those where every side of the round ran under 1.3× the fastest run of that m,
+i.e. all of them had both cores."""
 import re, statistics as st, sys
+
+
+def fmt(d):
+    return f"{st.median(d):.2f} ({min(d):.2f}–{max(d):.2f}), n={len(d)}" if d else "-"
+
+
 for path in sys.argv[1:]:
-    v = {}
+    v = {}  # (m, side) -> {round: ms}
     for line in open(path):
-        m = re.match(r"round (\d+) (base|new) m= (\d+) ms/step ([\d.]+)", line)
-        if m:
-            v.setdefault((int(m[3]), m[2]), {})[int(m[1])] = float(m[4])
-        m = re.match(r"round (\d+) m=(\d+) cpu ms/step base ([\d.]+) new ([\d.]+)", line)
-        if m:
-            for side, x in (("base", m[3]), ("new", m[4])):
-                v.setdefault((int(m[2]), side), {})[int(m[1])] = float(x)
+        g = re.match(r"round (\d+) (\S+) m= (\d+) ms/step ([\d.]+)", line)
+        if g:
+            v.setdefault((int(g[3]), g[2]), {})[int(g[1])] = float(g[4])
+        g = re.match(r"round (\d+) m=(\d+) cpu ms/step base ([\d.]+) new ([\d.]+)", line)
+        if g:
+            for side, x in (("base", g[3]), ("new", g[4])):
+                v.setdefault((int(g[2]), side), {})[int(g[1])] = float(x)
     print(f"## {path}")
     for M in sorted({k[0] for k in v}):
-        b, n = v.get((M, "base"), {}), v.get((M, "new"), {})
-        r = [n[k] / b[k] for k in b if k in n]
-        f = lambda d: f"{st.median(d):.2f} ({min(d):.2f}–{max(d):.2f})" if d else "-"
-        print(f"m={M}: base {f(list(b.values()))}  new {f(list(n.values()))}  new/base {f(r)}  n={len(r)}")
+        sides = [k[1] for k in v if k[0] == M]
+        base = v[(M, "base")]
+        fastest = min(x for s in sides for x in v[(M, s)].values())
+        quiet = [r for r in base if all(r in v[(M, s)] and v[(M, s)][r] < 1.3 * fastest for s in sides)]
+        for s in sides:
+            d = v[(M, s)]
+            line = f"m={M} {s:8s} all rounds {fmt(list(d.values()))}"
+            if quiet:
+                line += f" | quiet rounds {fmt([d[r] for r in quiet])}"
+            if s != "base":
+                line += f" | /base all {fmt([d[r] / base[r] for r in d if r in base])}"
+                if quiet:
+                    line += f" | /base quiet {fmt([d[r] / base[r] for r in quiet])}"
+            print(line)
