@@ -2,7 +2,7 @@
 """Summaries of ab.sh / variants.sh logs: per (m, side) the median (min–max) over rounds, and each side's
 ratio to `base` per round (the runs of one round are back to back). The machine was shared (another
 engineer's benchmarks took one of the two cores for minutes at a time), so the wall times are bimodal;
-"quiet rounds" are those where every side of the round ran under 1.3× the fastest run of that m,
+"quiet rounds" are those where every side of the round ran under 1.3× its own fastest run at that m,
 i.e. all of them had both cores."""
 import re, statistics as st, sys
 
@@ -25,8 +25,8 @@ for path in sys.argv[1:]:
     for M in sorted({k[0] for k in v}):
         sides = [k[1] for k in v if k[0] == M]
         base = v[(M, "base")]
-        fastest = min(x for s in sides for x in v[(M, s)].values())
-        quiet = [r for r in base if all(r in v[(M, s)] and v[(M, s)][r] < 1.3 * fastest for s in sides)]
+        fastest = {s: min(v[(M, s)].values()) for s in sides}
+        quiet = [r for r in base if all(r in v[(M, s)] and v[(M, s)][r] < 1.3 * fastest[s] for s in sides)]
         for s in sides:
             d = v[(M, s)]
             line = f"m={M} {s:8s} all rounds {fmt(list(d.values()))}"
