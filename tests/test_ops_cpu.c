@@ -307,6 +307,31 @@ Test(ops_cpu, gemm_small_products) {
             }
 }
 
+/* the libxsmm path runs its partial last block of rows as one more item of the pool's job (core/cpu/
+   ops_cpu_blas.c): every row must come out as when the full blocks and the partial one are separate
+   calls (the mini ViT's m = 10: 500 rows, 7 full blocks of 64 and 52 rows), for both transposes and
+   both betas, above the pool's threshold */
+Test(ops_cpu, gemm_small_partial_block_on_the_pool) {
+    setenv("CLPDD_SMALL_GEMM", "xsmm", 1);
+    static const int shapes[][3] = {{500, 768, 64}, {500, 64, 256}, {130, 128, 64}};
+    for (int s = 0; s < 3; s++)
+        for (int tB = 0; tB < 2; tB++)
+            for (int bz = 0; bz < 2; bz++) {
+                const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], Mf = M / 64 * 64;
+                const int ldb = tB ? K : N;
+                const float beta = bz ? 0.0f : 1.0f;
+                float *A = frand(M * K, 1, 70 + s), *B = frand((tB ? N : K) * ldb, 1, 75 + s);
+                float *C = frand(M * N, 1, 80 + s), *C1 = fa(M * N);
+                memcpy(C1, C, sizeof(float) * M * N);
+                O->gemm(0, tB, M, N, K, 1.0f, A, K, B, ldb, beta, C, N);
+                O->gemm(0, tB, Mf, N, K, 1.0f, A, K, B, ldb, beta, C1, N);
+                O->gemm(0, tB, M - Mf, N, K, 1.0f, A + Mf * K, K, B, ldb, beta, C1 + Mf * N, N);
+                cr_assert_arr_eq(C, C1, sizeof(float) * M * N, "gemm %dx%dx%d tB=%d beta=%g: one call against blocks",
+                                 M, N, K, tB, beta);
+                free(A), free(B), free(C), free(C1);
+            }
+}
+
 Test(ops_cpu, gemm_degenerate) {
     float C[6] = {1, 2, 3, 4, 5, 6}, A[1] = {NAN}, B[1] = {NAN};
     O->gemm(0, 0, 2, 3, 0, 1.0f, A, 1, B, 3, 2.0f, C, 3); /* K = 0: C = beta·C */
@@ -544,6 +569,22 @@ Test(ops_cpu, cross_entropy) {
     O->cross_entropy(NULL, dz, z, lab, R, Cc, (float)inv_tau, (float)gs);
     CHECK_ERR(dz, g, N, TOL_GRAD, "cross_entropy dz only");
     free(z), free(loss), free(dz), free(zd), free(lr), free(g);
+}
+
+/* cross_entropy hands blocks of rows to the pool (core/cpu/ops_cpu_nn.c): above its threshold, with a
+   partial block, every row's loss and dz must be bit-equal to a call on that row alone, dz in place too */
+Test(ops_cpu, cross_entropy_pool_rows_match_single_rows) {
+    enum { R = 2050, Cc = 10, N = R * Cc };
+    float *z = frand(N, 3, 280), *loss = fa(R), *dz = fa(N), *loss1 = fa(R), *dz1 = fa(N);
+    int32_t *lab = malloc(sizeof(int32_t) * R);
+    for (int i = 0; i < R; i++) lab[i] = (i * 7) % Cc;
+    O->cross_entropy(loss, dz, z, lab, R, Cc, 10.0f, 1.0f / R);
+    for (int r = 0; r < R; r++) O->cross_entropy(loss1 + r, dz1 + r * Cc, z + r * Cc, lab + r, 1, Cc, 10.0f, 1.0f / R);
+    cr_assert_arr_eq(loss, loss1, sizeof(float) * R, "cross_entropy loss on the pool");
+    cr_assert_arr_eq(dz, dz1, sizeof(float) * N, "cross_entropy dz on the pool");
+    O->cross_entropy(NULL, z, z, lab, R, Cc, 10.0f, 1.0f / R); /* dz = z in place */
+    cr_assert_arr_eq(z, dz1, sizeof(float) * N, "cross_entropy dz in place");
+    free(z), free(loss), free(dz), free(loss1), free(dz1), free(lab);
 }
 
 Test(ops_cpu, onehot_argmax) {

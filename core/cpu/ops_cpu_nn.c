@@ -99,31 +99,59 @@ void cpu_softmax_rows_backward(float *dx, const float *dy, const float *y, int r
     }
 }
 
-/* loss (rows) or NULL, dz (rows, cols) or NULL, z (rows, cols), labels (rows).
-   Per row, with s = inv_tau·z and lse = log Σ exp s:  loss = lse − s[y];
-   dz = grad_scale·inv_tau·(exp(s − lse) − onehot(y)). dz may alias z. */
-void cpu_cross_entropy(float *loss, float *dz, const float *z, const int32_t *labels, int rows, int cols,
-                       float inv_tau, float grad_scale) {
-    CLPDD_OMP(omp parallel for if ((size_t)rows * cols > CLPDD_CPU_PAR_MIN / 4))
-    for (int r = 0; r < rows; r++) {
-        const float *zr = z + (size_t)r * cols;
-        int32_t y = labels[r];
-        CLPDD_ASSERT(y >= 0 && y < cols);
-        float mx = -INFINITY;
-        for (int c = 0; c < cols; c++) mx = fmaxf(mx, inv_tau * zr[c]);
-        double s = 0.0;
-        for (int c = 0; c < cols; c++) s += exp((double)(inv_tau * zr[c] - mx));
-        double lse = (double)mx + log(s);
-        if (loss) loss[r] = (float)(lse - (double)(inv_tau * zr[y]));
-        if (dz) {
-            float *dr = dz + (size_t)r * cols;
-            float g = grad_scale * inv_tau;
-            for (int c = 0; c < cols; c++) {
-                float p = (float)exp((double)(inv_tau * zr[c]) - lse);
-                dr[c] = g * (p - (c == y ? 1.0f : 0.0f));
-            }
+/* ---- cross-entropy ----
+   Rows go to the pool in blocks of CE_BLOCK (the CLP-DD step's loss: 2048 real rows × 10 classes,
+   ~40 000 libm exp on the critical path, ~0.4 ms); each row is computed alone, so the result is the
+   serial one bit for bit. */
+enum { CE_BLOCK = 64 };
+typedef struct ce_job {
+    float *loss, *dz;
+    const float *z;
+    const int32_t *labels;
+    int rows, cols;
+    float inv_tau, grad_scale;
+} ce_job;
+
+static void cross_entropy_row(const ce_job *j, int r) {
+    const int cols = j->cols;
+    const float inv_tau = j->inv_tau, *zr = j->z + (size_t)r * cols;
+    int32_t y = j->labels[r];
+    CLPDD_ASSERT(y >= 0 && y < cols);
+    float mx = -INFINITY;
+    for (int c = 0; c < cols; c++) mx = fmaxf(mx, inv_tau * zr[c]);
+    double s = 0.0;
+    for (int c = 0; c < cols; c++) s += exp((double)(inv_tau * zr[c] - mx));
+    double lse = (double)mx + log(s);
+    if (j->loss) j->loss[r] = (float)(lse - (double)(inv_tau * zr[y]));
+    if (j->dz) {
+        float *dr = j->dz + (size_t)r * cols;
+        float g = j->grad_scale * inv_tau;
+        for (int c = 0; c < cols; c++) {
+            float p = (float)exp((double)(inv_tau * zr[c]) - lse);
+            dr[c] = g * (p - (c == y ? 1.0f : 0.0f));
         }
     }
+}
+
+/* row blocks [b0, b1) */
+static void cross_entropy_range(void *ctx, int b0, int b1) {
+    const ce_job *j = ctx;
+    const int end = b1 * CE_BLOCK < j->rows ? b1 * CE_BLOCK : j->rows;
+    for (int r = b0 * CE_BLOCK; r < end; r++) cross_entropy_row(j, r);
+}
+
+/* loss (rows) or NULL, dz (rows, cols) or NULL, z (rows, cols), labels (rows).
+   Per row, with s = inv_tau·z and lse = log Σ exp s:  loss = lse − s[y];
+   dz = grad_scale·inv_tau·(exp(s − lse) − onehot(y)). dz may alias z (row by row). */
+void cpu_cross_entropy(float *loss, float *dz, const float *z, const int32_t *labels, int rows, int cols,
+                       float inv_tau, float grad_scale) {
+    CLPDD_ASSERT(rows >= 0 && cols >= 0);
+    ce_job j = {loss, dz, z, labels, rows, cols, inv_tau, grad_scale};
+    const int blocks = (rows + CE_BLOCK - 1) / CE_BLOCK;
+    if ((size_t)rows * (size_t)cols > CLPDD_CPU_PAR_MIN / 4)
+        cpu_parallel_for(blocks, cross_entropy_range, &j);
+    else
+        cross_entropy_range(&j, 0, blocks);
 }
 
 /* Y (rows, cols) */
@@ -155,9 +183,10 @@ void cpu_argmax_rows(int32_t *out, const float *x, int rows, int cols) {
    chain is latency-bound (a dependent add per column), so LN_GROUP rows run side by side, each
    its own chain in the same order: the results are those of one row at a time, bit for bit, at
    about LN_GROUP× the rate. Blocks of LN_BLOCK rows go to the pool (core/cpu/threadpool.h)
-   above CLPDD_CPU_PAR_MIN elements (the mini ViT's step at m = 100: 5000 × 64 per call, on
-   the critical path; at m = 10 a hand-off costs more than the 500 rows). */
-enum { LN_GROUP = 4, LN_BLOCK = 32 };
+   above LN_PAR_MIN elements: the mini ViT's step at m = 100 (5000 × 64 per call) and at m = 10
+   (500 × 64, 25 calls a step: ~17 % of the caller's perf samples while the other thread waited;
+   13.75 ms a step with this, 14.35 without, two quiet rounds of results/bench/cpu/vit-s7). */
+enum { LN_GROUP = 4, LN_BLOCK = 32, LN_PAR_MIN = 8192 };
 
 typedef struct ln_job {
     float *y, *mean, *rstd;                       /* forward outputs; backward: y = dx */
@@ -199,10 +228,10 @@ static void layernorm_range(void *ctx, int b0, int b1) {
     for (; r < end; r++) layernorm_group(1, j, r);
 }
 
-/* the pool for calls above CLPDD_CPU_PAR_MIN elements, else the caller alone */
+/* the pool for calls above LN_PAR_MIN elements, else the caller alone */
 static void ln_run(const ln_job *j, cpu_range_fn fn) {
     const int blocks = (j->rows + LN_BLOCK - 1) / LN_BLOCK;
-    if ((size_t)j->rows * (size_t)j->cols > CLPDD_CPU_PAR_MIN)
+    if ((size_t)j->rows * (size_t)j->cols > LN_PAR_MIN)
         cpu_parallel_for(blocks, fn, (void *)j);
     else
         fn((void *)j, 0, blocks);
