@@ -6,14 +6,17 @@
  * that joined. A worker that the scheduler is slow to wake (a loaded machine) therefore never
  * delays the caller: its share is taken by whoever is running.
  *
- * Optional spinning ($CLPDD_CPU_SPIN_US = µs, default 0: off): between jobs a worker first spins
- * for up to that long (pause instructions, no system calls) watching the generation before it
- * sleeps on the condition variable, and the caller spins as long for joined workers before it
- * sleeps on `done`. A small step (the mini ViT at m = 10: ~100 jobs of 10–200 µs) hands out jobs
- * about as fast as a sleeping thread wakes in a VM (futex, IPI, the vCPU's halt exit), so the
- * caller may do most of them alone; but on the loaded machine the spin took a core from others
- * and measured no better (results/bench/cpu/vit-24.md; the quiet-machine figure is still to be
- * taken), hence off unless asked for. */
+ * Spinning ($CLPDD_CPU_SPIN_US = µs, default 100; 0: off): between jobs a worker first spins for
+ * up to that long watching the generation before it sleeps on the condition variable, and the
+ * caller spins as long for joined workers before it sleeps on `done`. A small step (the mini ViT
+ * or resnet20 at m = 10: ~100 jobs of 10–200 µs) hands out jobs about as fast as a sleeping thread
+ * wakes in a VM (futex, IPI, the vCPU's halt exit), so without the spin the caller did most of them
+ * alone. Between rounds of pause instructions the spinner calls sched_yield ($CLPDD_CPU_SPIN_YIELD
+ * = 0: not), so a thread that wants its core (another process, OpenBLAS's worker) gets it: a bare
+ * spin took a core from others when the machine was loaded. Measured, 2 cores, the CLP-DD step at
+ * m = 10 (results/bench/cpu/resnet-s7/spin-*.log): quiet, resnet20 8.5–8.8 → 6.9–8.3 ms and the
+ * mini ViT 13.8–13.9 → 12.2–13.2 ms; with one busy process beside it, within the noise of no spin
+ * (the bare spin: resnet20 at m = 100 1.4× slower). */
 #define _GNU_SOURCE
 #include "cpu/threadpool.h"
 
@@ -27,7 +30,7 @@
 
 #include "util/util.h"
 
-enum { POOL_MAX_THREADS = 64, POOL_SPIN_US_DEFAULT = 0 };
+enum { POOL_MAX_THREADS = 64, POOL_SPIN_US_DEFAULT = 100 };
 
 static struct {
     pthread_mutex_t mu;
@@ -42,7 +45,8 @@ static struct {
     atomic_int next;   /* first index not yet handed out */
     int threads;       /* pool size, caller included (set once) */
     long spin_ns;      /* how long a waiting thread spins before it sleeps (set once) */
-} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, NULL, NULL, 0, 1, 0, 1, 0};
+    int spin_yield;    /* sched_yield between spin rounds (set once) */
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, NULL, NULL, 0, 1, 0, 1, 0, 0};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_busy = PTHREAD_MUTEX_INITIALIZER; /* held by the caller of a running job */
@@ -79,6 +83,7 @@ static int spin_until(int (*done)(unsigned long), unsigned long arg) {
 #endif
         }
         if (now_ns() - t0 > g_pool.spin_ns) return done(arg);
+        if (g_pool.spin_yield) sched_yield(); /* a runnable thread on this core goes first */
     }
 }
 
@@ -124,6 +129,8 @@ static void pool_start(void) {
     const char *spin = getenv("CLPDD_CPU_SPIN_US");
     long spin_us = spin && *spin ? atol(spin) : POOL_SPIN_US_DEFAULT;
     g_pool.spin_ns = spin_us > 0 ? (spin_us < 100000 ? spin_us : 100000) * 1000L : 0;
+    const char *sy = getenv("CLPDD_CPU_SPIN_YIELD");
+    g_pool.spin_yield = sy && *sy ? atoi(sy) : 1;
     int started = 1;
     pthread_attr_t attr;
     pthread_attr_init(&attr);

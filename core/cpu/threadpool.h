@@ -10,8 +10,8 @@
  *
  * Threads: $CLPDD_CPU_THREADS when set (1 = always serial), else the CPUs this process may run
  * on (sched_getaffinity), at most 64. The workers are created on first use, sleep on a
- * condition variable between jobs (no spinning next to OpenBLAS's threads, unless
- * $CLPDD_CPU_SPIN_US asks for a bounded spin first: threadpool.c) and live until the process
+ * condition variable between jobs after a bounded spin that yields its core to any
+ * other runnable thread ($CLPDD_CPU_SPIN_US, default 100 µs: threadpool.c) and live until the process
  * exits. A call made while the pool is busy (another application thread, or a call from
  * inside fn) runs serially in the caller instead of waiting. Never call BLAS inside fn: the
  * pthread OpenBLAS would start its own threads from every worker. */
