@@ -8,7 +8,19 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+
+int cpu_avx512_kernels(const char *env) {
+    const char *e = getenv(env);
+    if (e && !strcmp(e, "0")) return 0;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+    return !!__builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
 
 /* ---- memory ----
    Each block is [64-byte header holding the requested size | payload], so the returned

@@ -26,6 +26,11 @@
 
 #define CPU_FN __attribute__((visibility("hidden")))
 
+/* the AVX-512 kernels' gate (ops_cpu.c): 1 when this CPU has AVX-512F and the switch `env`
+   (CLPDD_WINO_FUSED, CLPDD_CONV_DIRECT) is not "0". The switch is read per call: the tests compare
+   both paths in one process */
+CPU_FN int cpu_avx512_kernels(const char *env);
+
 /* ops_cpu_blas.c */
 CPU_FN void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc);

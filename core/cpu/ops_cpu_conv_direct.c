@@ -15,9 +15,6 @@
 #include "cpu/ops_cpu_conv_direct.h"
 #include "cpu/threadpool.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define DIRECT_TARGET __attribute__((target("avx512f")))
@@ -33,31 +30,18 @@ long clpdd_cpu_conv_direct_runs(void) { return __atomic_load_n(&g_direct_runs, _
 static int direct_rows(const clpdd_conv2d_desc *d) { return d->OW % 16 == 0 ? 1 : d->OW == 8 ? 2 : 0; }
 
 int cpu_conv_direct_applies(const clpdd_conv2d_desc *d, const float *res, size_t work_floats) {
-    const char *e = getenv("CLPDD_CONV_DIRECT"); /* read per call: the tests compare both paths */
-    if (!DIRECT_BUILT || (e && !strcmp(e, "0")) || res || d->k != 3 || d->pad != 1 || d->cout % 16) return 0;
+    if (!DIRECT_BUILT || res || d->k != 3 || d->pad != 1 || d->cout % 16) return 0;
     if ((size_t)d->cout * d->cin * 9 > work_floats) return 0;
     const int R = direct_rows(d);
     if (d->stride == 1 && !(d->OH == d->H && d->OW == d->W && R == 1)) return 0;
     if (d->stride == 2 && !(d->H == 2 * d->OH && d->W == 2 * d->OW && R && (d->OH * d->OW) % 16 == 0)) return 0;
-    if (d->stride != 1 && d->stride != 2) return 0;
-#if DIRECT_BUILT
-    __builtin_cpu_init();
-    return !!__builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
+    return (d->stride == 1 || d->stride == 2) && cpu_avx512_kernels("CLPDD_CONV_DIRECT");
 }
 
 int cpu_conv_direct_backward_applies(const clpdd_conv2d_desc *d) {
-    const char *e = getenv("CLPDD_CONV_DIRECT");
-    if (!DIRECT_BUILT || (e && !strcmp(e, "0")) || d->k != 3 || d->pad != 1 || d->stride != 1) return 0;
+    if (!DIRECT_BUILT || d->k != 3 || d->pad != 1 || d->stride != 1) return 0;
     if (d->cin > 4 || d->OH != d->H || d->OW != d->W || (d->W != 16 && d->W != 32) || d->H % 2) return 0;
-#if DIRECT_BUILT
-    __builtin_cpu_init();
-    return !!__builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
+    return cpu_avx512_kernels("CLPDD_CONV_DIRECT");
 }
 
 #if DIRECT_BUILT

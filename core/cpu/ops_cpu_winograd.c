@@ -204,10 +204,7 @@ WINO_CLONES static void wino_out_range(void *ctx, int begin, int end) {
         float *yo = C->out + ((size_t)(J->i0 + j) * C->co + o) * HW;
         wino_out_tiles(NQ, m, xs, Ob);
         const float b = C->bias ? C->bias[o] : 0.0f;
-        const int rc_ = o - d->res_pad;
-        const float *rc = C->res && rc_ >= 0 && rc_ < d->res_c
-                              ? C->res + ((size_t)(J->i0 + j) * d->res_c + rc_) * d->res_H * d->res_W
-                              : NULL;
+        const float *rc = wino_shortcut(C, J->i0 + j, o);
         const int relu = d->relu && !C->bwd, rs = d->res_stride;
         for (int oy = 0; oy < H; oy++) { /* the epilogue, as conv2d's: (t + bias) + shortcut, then ReLU */
             const int ty = oy / 2, i = oy % 2;

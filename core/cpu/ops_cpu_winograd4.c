@@ -427,10 +427,7 @@ void wino4_out_range(void *ctx, int begin, int end) {
         float *yo = C->out + ((size_t)(J->i0 + j) * C->co + o) * HW;
         wino4_out_tiles(NQ, J->M + (size_t)o * N + (size_t)j * NT, xs, Ob);
         const float b = C->bias ? C->bias[o] : 0.0f;
-        const int rc_ = o - d->res_pad;
-        const float *rc = C->res && rc_ >= 0 && rc_ < d->res_c
-                              ? C->res + ((size_t)(J->i0 + j) * d->res_c + rc_) * d->res_H * d->res_W
-                              : NULL;
+        const float *rc = wino_shortcut(C, J->i0 + j, o);
         wino4_out_plane(yo, Ob, H, W, TW, b, rc, d->res_stride, d->res_W, d->relu && !C->bwd);
     }
 }

@@ -13,9 +13,6 @@
 #include "cpu/ops_cpu_winograd_int.h"
 #include "cpu/threadpool.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define F4_TARGET __attribute__((target("avx512f")))
@@ -24,15 +21,10 @@
 #define F4_BUILT 0
 #endif
 
+/* the caller (cpu_wino_fused_applies) has checked the CPU and cout */
 int cpu_wino4_fused_applies(const wino_call *C) {
     const int TW = C->W / 4, TH = C->H / 4;
-    if (!F4_BUILT || C->W % 4 || C->H % 4 || (TW != 4 && TW != 8) || (TH * TW) % 16) return 0;
-#if F4_BUILT
-    __builtin_cpu_init();
-    return !!__builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
+    return F4_BUILT && C->W % 4 == 0 && C->H % 4 == 0 && (TW == 4 || TW == 8) && (TH * TW) % 16 == 0;
 }
 
 #if F4_BUILT
@@ -179,10 +171,7 @@ F4_TARGET static void f4_output(const f4_block *B, const wino_call *C, int img, 
             for (int i = 0; i < 4; i++) s[i][j] = out[i];
         }
         const __m512 bias = _mm512_set1_ps(C->bias ? C->bias[o] : 0.0f);
-        const int rc_ = o - d->res_pad;
-        const float *rc = C->res && rc_ >= 0 && rc_ < d->res_c
-                              ? C->res + ((size_t)img * d->res_c + rc_) * d->res_H * d->res_W
-                              : NULL;
+        const float *rc = wino_shortcut(C, img, o);
         float *y = C->out + ((size_t)img * C->co + o) * HW;
         for (int i = 0; i < 4; i++) {
             __m512 e[4], Z[4];
@@ -204,15 +193,8 @@ F4_TARGET static void f4_output(const f4_block *B, const wino_call *C, int img, 
     }
 }
 
-typedef struct f4_job {
-    const wino_call *C;
-    float *scratch;
-    size_t slot;
-    int blocks; /* per image */
-} f4_job;
-
 F4_TARGET static void f4_range(void *ctx, int begin, int end, int tid) {
-    const f4_job *J = ctx;
+    const wino_fused_job *J = ctx;
     const wino_call *C = J->C;
     const int TW = C->W / 4, R = 16 / TW;
     float *Vb = J->scratch + (size_t)tid * J->slot, *Mb = Vb + 36 * cpu_wino_vb_stride(C->ci);
@@ -237,7 +219,7 @@ F4_TARGET static void f4_range(void *ctx, int begin, int end, int tid) {
 }
 
 void cpu_wino4_fused_run(const wino_call *C, float *scratch, int slots) {
-    f4_job J = {C, scratch, cpu_wino_fused_slot(C), (C->H / 4) * (C->W / 4) / 16};
+    wino_fused_job J = {C, scratch, cpu_wino_fused_slot(C), (C->H / 4) * (C->W / 4) / 16};
     const int items = C->d->n * J.blocks;
     if (slots > 1)
         cpu_parallel_for_tid(items, 0, f4_range, &J);

@@ -22,9 +22,6 @@
 #include "cpu/ops_cpu_winograd_int.h"
 #include "cpu/threadpool.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define FUSED_TARGET __attribute__((target("avx512f")))
@@ -37,18 +34,11 @@ static long g_fused_runs;
 long clpdd_cpu_conv_winograd_fused_runs(void) { return __atomic_load_n(&g_fused_runs, __ATOMIC_RELAXED); }
 
 int cpu_wino_fused_applies(const wino_call *C) {
-    const char *e = getenv("CLPDD_WINO_FUSED"); /* read per call: the tests compare both paths in one process */
-    if (!FUSED_BUILT || (e && !strcmp(e, "0")) || C->co % 16) return 0;
+    if (!FUSED_BUILT || C->co % 16 || !cpu_avx512_kernels("CLPDD_WINO_FUSED")) return 0;
     if (C->tile == 4) return cpu_wino4_fused_applies(C);
     const int TW = C->W / 2, TH = C->H / 2;
     if (C->tile != 2 || C->W % 2 || C->H % 2 || (TH * TW) % 16) return 0;
-    if (TW != 4 && TW != 8 && TW % 16) return 0;
-#if FUSED_BUILT
-    __builtin_cpu_init();
-    return !!__builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
+    return TW == 4 || TW == 8 || TW % 16 == 0;
 }
 
 void cpu_wino_fused_pack(float *packed, const float *U, int nxi, int co, int ci) {
@@ -211,10 +201,7 @@ FUSED_TARGET static void fused_output(const fused_block *B, const wino_call *C, 
             s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
         }
         const __m512 bias = _mm512_set1_ps(C->bias ? C->bias[o] : 0.0f);
-        const int rc_ = o - d->res_pad;
-        const float *rc = C->res && rc_ >= 0 && rc_ < d->res_c
-                              ? C->res + ((size_t)img * d->res_c + rc_) * d->res_H * d->res_W
-                              : NULL;
+        const float *rc = wino_shortcut(C, img, o);
         float *y = C->out + ((size_t)img * C->co + o) * HW;
         __m512 v[2][2]; /* row parity i: outputs 0–15, 16–31 */
         for (int i = 0; i < 2; i++) {
@@ -280,15 +267,8 @@ static void fused_prefetch(const fused_block *B, const wino_call *C, int img) {
     }
 }
 
-typedef struct fused_job {
-    const wino_call *C;
-    float *scratch;
-    size_t slot;
-    int blocks; /* per image */
-} fused_job;
-
 FUSED_TARGET static void fused_range(void *ctx, int begin, int end, int tid) {
-    const fused_job *J = ctx;
+    const wino_fused_job *J = ctx;
     const wino_call *C = J->C;
     const int TW = C->W / 2, R = TW >= 16 ? 1 : 16 / TW;
     float *Vb = J->scratch + (size_t)tid * J->slot, *Mb = Vb + 16 * cpu_wino_vb_stride(C->ci);
@@ -317,7 +297,7 @@ void cpu_wino_fused_run(const wino_call *C, float *scratch, int slots) {
     if (C->tile == 4) {
         cpu_wino4_fused_run(C, scratch, slots);
     } else {
-        fused_job J = {C, scratch, cpu_wino_fused_slot(C), (C->H / 2) * (C->W / 2) / 16};
+        wino_fused_job J = {C, scratch, cpu_wino_fused_slot(C), (C->H / 2) * (C->W / 2) / 16};
         const int items = C->d->n * J.blocks;
         if (slots > 1)
             cpu_parallel_for_tid(items, 0, fused_range, &J);

@@ -32,6 +32,14 @@ typedef struct wino_call {
     float *out;
 } wino_call;
 
+/* image img's shortcut plane for output channel o (option A: the channel o − res_pad of the
+   block input), NULL where there is none */
+static inline const float *wino_shortcut(const wino_call *C, int img, int o) {
+    const clpdd_conv2d_desc *d = C->d;
+    const int c = o - d->res_pad;
+    return C->res && c >= 0 && c < d->res_c ? C->res + ((size_t)img * d->res_c + c) * d->res_H * d->res_W : NULL;
+}
+
 typedef struct wino_job {
     const wino_call *C;
     int i0, g;
@@ -49,6 +57,13 @@ CPU_FN void wino4_out_range(void *ctx, int begin, int end);
    and the run (U computed and packed; scratch holds `slots` slots, 1 = serial, else one per pool
    thread) */
 CPU_FN int cpu_wino_fused_applies(const wino_call *C);
+/* one fused run: items are (image, block of 16 tiles), `blocks` per image; slot floats per thread */
+typedef struct wino_fused_job {
+    const wino_call *C;
+    float *scratch;
+    size_t slot;
+    int blocks;
+} wino_fused_job;
 CPU_FN size_t cpu_wino_fused_slot(const wino_call *C);
 /* U (nxi × co × ci, row-major per ξ) laid out for the fused kernels: [ξ][o / 16][c][o % 16] */
 CPU_FN void cpu_wino_fused_pack(float *packed, const float *U, int nxi, int co, int ci);
