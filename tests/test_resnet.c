@@ -421,6 +421,69 @@ static void check_fd(const char *file, const char *cfg_fmt, const char *arch, in
     fixture_free(&fx);
 }
 
+/* the real resnet20 at 32 × 32 (what the fused Winograd, the direct stem kernels and the pieces
+   run on; the tiny fixtures above are too narrow for them): the taped input gradient along random
+   directions v against float64 central differences of ⟨dfeat, f(x)⟩ through the independent
+   float64 transcription, (f(x + h·v) − f(x − h·v)) / 2h against ⟨grad, v⟩; measured 7.8e-7 (F(2,3))
+   and 4.3e-6 (F(4,3)) relative over four directions */
+static void check_fd_directions(void) {
+    const char *file = test_model_file("cifar10-resnet20.safetensors");
+    fixture fx;
+    fixture_load(&fx, file);
+    refnet r;
+    refnet_init(&r, &fx, "resnet20", 16);
+    enum { N = 2, S = 32, DIRS = 4 };
+    const int d = ref_dim(&r);
+    const size_t nin = (size_t)N * 3 * S * S;
+    float *x = malloc(nin * sizeof(float)), *df = malloc(sizeof(float) * N * d), *grad = malloc(nin * sizeof(float));
+    test_fill_normal(x, nin, 1.0f, 79);
+    test_fill_normal(df, (size_t)N * d, 1.0f, 80);
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
+    void *bb = NULL, *tape = NULL;
+    cr_assert_eq(bb_create(h, "arch = resnet20", &bb), 0, "%s", clpdd_host_error(h));
+    cr_assert_eq(g_vt->tape_create(bb, N, &tape), 0);
+    float *dx = dev_upload(h, x, nin), *dfeat = dev_alloc(h, (size_t)N * d), *ddf = dev_upload(h, df, (size_t)N * d);
+    float *dimg = dev_alloc(h, nin);
+    cr_assert_eq(g_vt->forward(bb, dfeat, dx, N, tape), 0);
+    cr_assert_eq(g_vt->backward(bb, dimg, ddf, N, tape), 0);
+    dev_download(h, grad, dimg, nin);
+    double *dfd = malloc(sizeof(double) * N * d), *xp = malloc(nin * sizeof(double)), *xm = malloc(nin * sizeof(double));
+    float *v = malloc(nin * sizeof(float));
+    for (int i = 0; i < N * d; i++) dfd[i] = df[i];
+    fd_ctx ctx = {&r, N, S, d, dfd, malloc(sizeof(double) * d)};
+    /* h = 1e-8: a move of all 6144 inputs crosses a ReLU kink among the net's ~10^6 units with
+       probability ∝ h (at 1e-5 one direction crossed some: FD 0.667 against 0.624); float64's
+       cancellation, ~1e-16 / h relative, stays far below fp32 */
+    const double step = 1e-8;
+    double num = 0, den = 0;
+    for (int k = 0; k < DIRS; k++) {
+        test_fill_normal(v, nin, 1.0f, 81 + k);
+        double dot = 0;
+        for (size_t i = 0; i < nin; i++) {
+            xp[i] = (double)x[i] + step * v[i], xm[i] = (double)x[i] - step * v[i];
+            dot += (double)grad[i] * v[i];
+        }
+        const double fd = (ref_objective(xp, &ctx) - ref_objective(xm, &ctx)) / (2 * step);
+        cr_log_info("resnet20 32×32, direction %d: ⟨grad, v⟩ %.9g, float64 FD %.9g", k, dot, fd);
+        num += (fd - dot) * (fd - dot), den += fd * fd;
+    }
+    const double e = sqrt(num / den);
+    cr_log_info("resnet20 at 32×32 (%s): directional backward rel err vs float64 FD %.3g",
+                getenv("CLPDD_CONV_ALGO") ? getenv("CLPDD_CONV_ALGO") : "auto", e);
+    cr_expect(e <= 1e-4, "resnet20 at 32x32: directional backward rel err vs FD %.3g > 1e-4", e);
+    g_vt->tape_destroy(bb, tape);
+    g_vt->destroy(bb);
+    clpdd_host_destroy(h);
+    free(x), free(df), free(grad), free(dfd), free(xp), free(xm), free(v), free(ctx.feat);
+    fixture_free(&fx);
+}
+
+Test(resnet, fd_directions_real_resnet20) { check_fd_directions(); }
+Test(resnet, fd_directions_real_resnet20_winograd4) {
+    setenv("CLPDD_CONV_ALGO", "winograd4", 1); /* read at the first conv call; each test is its own process */
+    check_fd_directions();
+}
+
 Test(resnet, tiny_resnet20_fixture) {
     check_tiny("resnet_tiny_resnet20.safetensors", TINY_CFG("resnet20", 4), "resnet20", 4);
 }
