@@ -542,10 +542,15 @@ Test(resnet, real_cifar10_resnet56) { check_real("resnet56"); }
    The 3×3 stride-1 convolutions of 16–128 channels go through Winograd F(2×2, 3×3) by default
    ($CLPDD_CONV_ALGO=auto, core/cpu/ops_cpu_winograd.c), which sums in another order: resnet20
    then measures features 2.6e-7 and input gradient 3.9e-7 relative, within the same 1e-5; an
-   image's features still do not depend on how the batch is split (inference = taped, bit for
-   bit, checked below). The _gemm test keeps the GEMM path covered end to end. ---- */
+   image's features still do not depend on how the batch is split (inference in pieces of 5 =
+   taped in pieces side by side, bit for bit, checked below). That needs every product to give a
+   column the same bits whatever the others: true of resnet20's shapes (maps of 32², 16², 8²), not
+   of all of OpenBLAS 0.3.21's sgemm (some tails of N or M, with K ≥ 36, sum in another order: 54
+   of 864 small shapes, e.g. 7 × 7 maps). The tiny torchvision nets meet such shapes, so there
+   `exact` is 0 and a split may move their features by rounding (≤ 1e-6 relative). The _gemm
+   test keeps the GEMM path covered end to end. ---- */
 
-static void fast_vs_reference(const char *base_cfg, int n, int S, uint64_t seed) {
+static void fast_vs_reference(const char *base_cfg, int n, int S, uint64_t seed, int exact) {
     float *feat[2], *grad[2];
     int d = 0;
     const size_t nin = (size_t)n * 3 * S * S;
@@ -574,7 +579,11 @@ static void fast_vs_reference(const char *base_cfg, int n, int S, uint64_t seed)
         dev_download(h, grad[v], dimg, nin);
         float *inf = malloc(sizeof(float) * n * d);
         dev_download(h, inf, dinf, (size_t)n * d);
-        cr_expect_arr_eq(inf, feat[v], sizeof(float) * n * d, "%s: inference and taped features differ", cfg);
+        if (exact)
+            cr_expect_arr_eq(inf, feat[v], sizeof(float) * n * d, "%s: inference and taped features differ", cfg);
+        else
+            cr_expect(test_rel_err(inf, feat[v], (size_t)n * d) <= 1e-6, "%s: inference and taped features rel err %.3g",
+                      cfg, test_rel_err(inf, feat[v], (size_t)n * d));
         free(inf), free(df);
         g_vt->tape_destroy(bb, tape);
         g_vt->destroy(bb);
@@ -593,33 +602,33 @@ static void fast_vs_reference(const char *base_cfg, int n, int S, uint64_t seed)
 
 Test(resnet, fast_conv_matches_reference_real_resnet20) {
     test_model_file("cifar10-resnet20.safetensors");
-    fast_vs_reference("arch = resnet20", 12, 32, 901); /* identity and option-A shortcuts, 3 stages */
+    fast_vs_reference("arch = resnet20", 12, 32, 901, 1); /* identity and option-A shortcuts, 3 stages */
 }
 Test(resnet, fast_conv_matches_reference_real_resnet20_gemm) {
     test_model_file("cifar10-resnet20.safetensors");
     setenv("CLPDD_CONV_ALGO", "gemm", 1); /* read at the first conv call; each test is its own process */
-    fast_vs_reference("arch = resnet20", 12, 32, 901);
+    fast_vs_reference("arch = resnet20", 12, 32, 901, 1);
 }
 Test(resnet, fast_conv_matches_reference_real_resnet20_winograd) {
     test_model_file("cifar10-resnet20.safetensors");
     setenv("CLPDD_CONV_ALGO", "winograd", 1);
-    fast_vs_reference("arch = resnet20", 12, 32, 901);
+    fast_vs_reference("arch = resnet20", 12, 32, 901, 1);
 }
 /* F(4×4, 3×3) for the 32² and 16² stages (opt-in): features 5.8e-7 and input gradient 1.2e-6
    relative measured, within the same 1e-5 */
 Test(resnet, fast_conv_matches_reference_real_resnet20_winograd4) {
     test_model_file("cifar10-resnet20.safetensors");
     setenv("CLPDD_CONV_ALGO", "winograd4", 1);
-    fast_vs_reference("arch = resnet20", 12, 32, 901);
+    fast_vs_reference("arch = resnet20", 12, 32, 901, 1);
 }
 Test(resnet, fast_conv_matches_reference_tiny_torchvision) {
     char cfg[1024]; /* 7×7 stem + max-pool, 1×1 downsample convs (RN_SC_CONV), bottlenecks */
     snprintf(cfg, sizeof cfg, "arch = resnet18; width = 4; image_size = 13; weights = %s",
              test_fixture("resnet_tiny_resnet18.safetensors"));
-    fast_vs_reference(cfg, 3, 13, 902);
+    fast_vs_reference(cfg, 3, 13, 902, 0);
     snprintf(cfg, sizeof cfg, "arch = resnet50; width = 2; image_size = 12; weights = %s",
              test_fixture("resnet_tiny_resnet50.safetensors"));
-    fast_vs_reference(cfg, 3, 12, 903);
+    fast_vs_reference(cfg, 3, 12, 903, 0);
 }
 
 /* taped passes in pieces ($CLPDD_RESNET_PIECE, default 16 images: resnet.c) against one pass over
@@ -647,28 +656,34 @@ static void taped_pass(const char *piece, const float *x, const float *df, int n
     clpdd_host_destroy(h);
 }
 
+/* one pass ("0") against pieces: the default (≤ 16, side by side on the pool's threads: n = 20 →
+   2 × 10, n = 37 → 4 of ≤ 10), 3 and 7 (uneven last pieces); bit for bit */
 Test(resnet, taped_pieces_match_one_pass) {
     test_model_file("cifar10-resnet20.safetensors");
-    const int n = 20, d = 64;
-    const size_t nin = (size_t)n * 3 * 32 * 32;
-    float *x = malloc(nin * sizeof(float)), *df = malloc(sizeof(float) * n * d);
-    test_fill_normal(x, nin, 1.0f, 905);
-    test_fill_normal(df, (size_t)n * d, 1.0f, 906);
-    const char *pieces[3] = {"0", NULL, "3"};
-    float *feat[3], *grad[3];
-    for (int v = 0; v < 3; v++) {
-        int dd = 0;
-        feat[v] = malloc(sizeof(float) * n * d), grad[v] = malloc(nin * sizeof(float));
-        taped_pass(pieces[v], x, df, n, feat[v], grad[v], &dd);
-        cr_assert_eq(dd, d);
+    const int ns[2] = {20, 37}, d = 64;
+    const char *pieces[4] = {"0", NULL, "3", "7"};
+    for (int t = 0; t < 2; t++) {
+        const int n = ns[t];
+        const size_t nin = (size_t)n * 3 * 32 * 32;
+        float *x = malloc(nin * sizeof(float)), *df = malloc(sizeof(float) * n * d);
+        test_fill_normal(x, nin, 1.0f, 905);
+        test_fill_normal(df, (size_t)n * d, 1.0f, 906);
+        float *feat[4], *grad[4];
+        for (int v = 0; v < 4; v++) {
+            int dd = 0;
+            feat[v] = malloc(sizeof(float) * n * d), grad[v] = malloc(nin * sizeof(float));
+            taped_pass(pieces[v], x, df, n, feat[v], grad[v], &dd);
+            cr_assert_eq(dd, d);
+        }
+        for (int v = 1; v < 4; v++) {
+            const char *p = pieces[v] ? pieces[v] : "16";
+            cr_expect_arr_eq(feat[v], feat[0], sizeof(float) * n * d, "n = %d, pieces %s: features differ", n, p);
+            cr_expect_arr_eq(grad[v], grad[0], nin * sizeof(float), "n = %d, pieces %s: input gradient differs", n, p);
+        }
+        unsetenv("CLPDD_RESNET_PIECE");
+        for (int v = 0; v < 4; v++) free(feat[v]), free(grad[v]);
+        free(x), free(df);
     }
-    for (int v = 1; v < 3; v++) {
-        cr_expect_arr_eq(feat[v], feat[0], sizeof(float) * n * d, "pieces %s: features differ", v == 1 ? "16" : "3");
-        cr_expect_arr_eq(grad[v], grad[0], nin * sizeof(float), "pieces %s: input gradient differs", v == 1 ? "16" : "3");
-    }
-    unsetenv("CLPDD_RESNET_PIECE");
-    for (int v = 0; v < 3; v++) free(feat[v]), free(grad[v]);
-    free(x), free(df);
 }
 
 /* ---- the same fixtures on the CUDA ops (skipped without a GPU) ---- */

@@ -681,6 +681,60 @@ Test(vit, fused_matches_materialized_mnist) {
     clpdd_host_destroy(h);
 }
 
+/* Taped passes in pieces side by side (vit_pieces.c) against one pass ($CLPDD_VIT_PIECE = 0) on the
+   real mnist-vit: the default (≤ 16 a piece: n = 10 → 2 × 5, n = 37 → 4 of ≤ 10), 3 and 7 (uneven
+   last pieces), both attention kernels; features and input gradient bit for bit. With one pool
+   thread every variant is one pass and this checks nothing new. */
+static void taped_run(const char *piece, const char *cfg, int n, const float *x, const float *r, float *feat, float *grad) {
+    enum { d = 64, img = 784 };
+    if (piece) setenv("CLPDD_VIT_PIECE", piece, 1);
+    else unsetenv("CLPDD_VIT_PIECE");
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
+    void *bb = NULL, *tape = NULL;
+    cr_assert_eq(bb_create(h, cfg, &bb), 0, "%s", clpdd_host_error(h));
+    cr_assert_eq(g_vt->tape_create(bb, n, &tape), 0, "%s", clpdd_host_error(h));
+    float *dx = dev_upload(h, x, (size_t)n * img), *dr = dev_upload(h, r, (size_t)n * d);
+    float *df = dev_alloc(h, (size_t)n * d), *dimg = dev_alloc(h, (size_t)n * img);
+    cr_assert_eq(g_vt->forward(bb, df, dx, n, tape), 0, "%s", clpdd_host_error(h));
+    cr_assert_eq(g_vt->backward(bb, dimg, dr, n, tape), 0, "%s", clpdd_host_error(h));
+    dev_download(h, feat, df, (size_t)n * d);
+    dev_download(h, grad, dimg, (size_t)n * img);
+    g_vt->tape_destroy(bb, tape);
+    g_vt->destroy(bb);
+    clpdd_host_destroy(h);
+    unsetenv("CLPDD_VIT_PIECE");
+}
+
+Test(vit, taped_pieces_match_one_pass_mnist) {
+    const char *model = test_model_file("mnist-vit.safetensors");
+    enum { d = 64, img = 784 };
+    const int ns[2] = {10, 37};
+    const char *pieces[4] = {"0", NULL, "3", "7"}, *mode[2] = {"materialized", "fused"};
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 2; k++) {
+            const int n = ns[t];
+            char cfg[1200];
+            snprintf(cfg, sizeof cfg, "weights = %s; attention = %s", model, mode[k]);
+            float *x = malloc(sizeof(float) * n * img), *r = malloc(sizeof(float) * n * d);
+            test_fill_normal(x, (size_t)n * img, 1.0f, 91);
+            test_fill_normal(r, (size_t)n * d, 1.0f, 92);
+            float *feat[4], *grad[4];
+            for (int v = 0; v < 4; v++) {
+                feat[v] = malloc(sizeof(float) * n * d), grad[v] = malloc(sizeof(float) * n * img);
+                taped_run(pieces[v], cfg, n, x, r, feat[v], grad[v]);
+            }
+            for (int v = 1; v < 4; v++) {
+                const char *p = pieces[v] ? pieces[v] : "16";
+                cr_expect_arr_eq(feat[v], feat[0], sizeof(float) * n * d, "%s, n = %d, pieces %s: features differ",
+                                 mode[k], n, p);
+                cr_expect_arr_eq(grad[v], grad[0], sizeof(float) * n * img,
+                                 "%s, n = %d, pieces %s: input gradient differs", mode[k], n, p);
+            }
+            for (int v = 0; v < 4; v++) free(feat[v]), free(grad[v]);
+            free(x), free(r);
+        }
+}
+
 /* attention = fused is refused with a message naming the key when dim_head exceeds the fused ops'
    128 (auto then falls back to materialised) */
 Test(vit, fused_attention_limits) {

@@ -3,6 +3,7 @@
  * live in ops_cpu_blas.c, ops_cpu_nn.c, ops_cpu_image.c and ops_cpu_random.c.
  * Semantics of every op: core/include/clpdd/ops.h. All ops accept size 0. */
 #include "cpu/ops_cpu.h"
+#include "cpu/threadpool.h"
 #include "io/safetensors.h" /* clpdd_f16_to_f32 */
 #include "numerics/pointwise.h"
 
@@ -193,6 +194,39 @@ static void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, flo
     for (size_t i = 0; i < n; i++) clpdd_adam1(p + i, m + i, v + i, g[i], lr, b1, b2, eps, wd, bc1, bc2);
 }
 
+/* ---- pieces side by side (ABI 1.6) ----
+   Each piece on one pool thread with OpenBLAS at one thread; the ops a piece calls find the pool
+   busy and run serially on that thread (threadpool.h), so a piece computes what it would alone. */
+typedef struct pieces_job {
+    void (*fn)(void *ctx, int first, int count, int slot);
+    void *ctx;
+    int n, piece;
+} pieces_job;
+
+static void pieces_range(void *ctx, int begin, int end, int tid) {
+    const pieces_job *J = ctx;
+    for (int i = begin; i < end; i++) {
+        const int first = i * J->piece;
+        J->fn(J->ctx, first, J->n - first < J->piece ? J->n - first : J->piece, tid);
+    }
+}
+
+static int cpu_pieces_slots(void) { return cpu_pool_threads(); }
+
+static void cpu_pieces_run(int n, int most, void (*fn)(void *ctx, int first, int count, int slot), void *ctx) {
+    if (n <= 0) return;
+    const int T = cpu_pool_threads();
+    if (most <= 0 || most > n) most = n;
+    int count = (n + most - 1) / most;
+    count = (count + T - 1) / T * T; /* whole rounds of the threads: m = 100, 2 threads, ≤ 16 → 8 of ≤ 13 */
+    if (count > n) count = n;
+    pieces_job J = {fn, ctx, n, (n + count - 1) / count};
+    count = (n + J.piece - 1) / J.piece;
+    cpu_blas_serial_begin();
+    cpu_parallel_for_tid(count, 1, pieces_range, &J);
+    cpu_blas_serial_end();
+}
+
 /* ---- the table ---- */
 /* OpenBLAS has no tf32 / bf16 sgemm: whatever is asked, the products stay fp32, and the
    answer says so (callers report the precision they got) */
@@ -289,6 +323,9 @@ static const clpdd_ops cpu_ops = {
     .gather_rows_f16 = cpu_gather_rows_f16,
     /* ---- the precision query: fp32 whatever is asked ---- */
     .precision_supported = cpu_precision_supported,
+    /* ---- pieces side by side (ABI 1.6): the pool ---- */
+    .pieces_slots = cpu_pieces_slots,
+    .pieces_run = cpu_pieces_run,
 };
 
 const clpdd_ops *clpdd_ops_cpu(void) { return &cpu_ops; }

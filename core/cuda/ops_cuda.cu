@@ -675,6 +675,7 @@ static void cuda_fill_table(clpdd_ops *o) {
     o->gather_rows_f16 = cuda_gather_rows_f16;
     /* the precision query: every precision set_precision takes */
     o->precision_supported = cuda_precision_supported;
+    /* pieces (ABI 1.6) stay NULL: one device runs a whole batch per op, a piece at a time */
 }
 
 static void cuda_init(void) {

@@ -281,6 +281,22 @@ struct clpdd_ops {
        The precision set_precision(p) would give, changing nothing: a pure query of what the
        device supports (the CPU: fp32 whatever p is). */
     clpdd_precision (*precision_supported)(clpdd_precision p);
+
+    /* ==== ABI 1.6: new ops go below, at the end only ==== */
+
+    /* ---- independent pieces of work side by side (ABI 1.6; optional: NULL = one at a time) ----
+       pieces_slots(): how many pieces run at once (the CPU: its pool's threads; ≥ 1).
+       pieces_run(n, most, fn, ctx): cuts [0, n) into pieces of at most `most` items (≤ 0: n),
+       near-equal and as many as a multiple of pieces_slots() where n allows, and calls
+       fn(ctx, first, count, slot) once for each, spread over the backend's threads; returns when
+       all are done. No two calls running at once share a slot in [0, pieces_slots()), so fn may
+       use per-slot scratch. The ops fn calls run on its thread alone, so a piece's results are
+       those of running it by itself; fn must touch only what its piece owns. For work with no
+       shared step between its items (a frozen encoder's images), where one op at a time would
+       meet the threads ~100 times per step. A plugin reads these two only when
+       h->abi_minor >= 6. */
+    int (*pieces_slots)(void);
+    void (*pieces_run)(int n, int most, void (*fn)(void *ctx, int first, int count, int slot), void *ctx);
 };
 
 /* The two implementations. cuda returns NULL (with a reason in *why) when no GPU is visible

@@ -38,10 +38,11 @@ extern "C" {
    the end of clpdd_host, learned/set_learned added at the end of clpdd_solver_vt and
    clpdd_loss_vt, set_step after them in clpdd_solver_vt (the core reads them only from plugins
    whose descriptor says minor >= 5).
+   minor 6 (ABI 1.6: pieces): pieces_slots and pieces_run added at the end of clpdd_ops.
    The core fills every member of the host it hands out, so a plugin built for an older minor
    loads unchanged; a plugin reads a member added after its own minor only when the host's
    abi_minor says it is there. */
-#define CLPDD_ABI_MINOR 5
+#define CLPDD_ABI_MINOR 6
 #define CLPDD_PLUGIN_ENTRY_SYMBOL "clpdd_plugin_entry"
 #define CLPDD_RANDOM_WEIGHTS "random" /* host->weights_open: random tensors, no file */
 

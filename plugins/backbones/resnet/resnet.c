@@ -296,6 +296,69 @@ static size_t rn_work_floats(void) {
 }
 #define RN_WORK_FLOATS rn_work_floats()
 
+/* Taped passes on the CPU run in pieces of at most RN_PIECE images through every layer (the whole
+   forward of a piece, then the next; the backward likewise): a layer's output is then read by the
+   next layer from cache. At m = 100 the batch's 6.4 MB activations went through memory between
+   layers, and resnet20's stride-1 convolutions ran at ~60 % of their in-cache rate. The pieces run
+   side by side, one per pool thread (ops->pieces_run), each with its own scratch: an image's
+   forward and backward touch no other image (BN is frozen), so the threads meet once per pass
+   instead of at each of resnet20's ~40 convolutions and their epilogues. With T threads the
+   batch is cut into a multiple of T pieces of near-equal size (m = 100, 2 threads: 8 of ≤ 13).
+   The pieces write the same tape as one pass (each image's slice), and no op's result for an
+   image depends on how the batch is split or on the thread it runs on (test_resnet), so features
+   and gradients are bit for bit the same. $CLPDD_RESNET_PIECE overrides the size (0: one pass);
+   on a GPU, one pass. */
+#define RN_PIECE 16
+static int rn_piece_cap(const rn *r) {
+    if (r->ops->is_device) return 0;
+    const char *env = getenv("CLPDD_RESNET_PIECE");
+    const long p = env && *env ? atol(env) : RN_PIECE;
+    return p <= 0 ? 0 : p > (1 << 20) ? 1 << 20 : (int)p;
+}
+
+/* the most images in a piece of a taped pass over up to n images (rn_forward; ops->pieces_run cuts
+   n into a multiple of the slots): the scratch of a slot holds that many */
+static size_t rn_slot_images(const rn *r, size_t n) {
+    if (r->piece_cap <= 0) return n;
+    size_t P = (size_t)r->piece_cap;
+    const size_t even = (n + (size_t)r->slots - 1) / (size_t)r->slots;
+    if (r->slots > 1 && even < P) P = even;
+    return P < n ? P : n;
+}
+
+/* one slot's scratch for P images at base + off (base NULL: only count); returns the new off */
+static size_t scratch_layout(const rn *r, rn_acts *a, rn_scratch *z, size_t P, int taped, float *base, size_t off) {
+    const size_t A = r->A;
+    z->s = carve(base, &off, P * A);
+    z->g0 = taped ? carve(base, &off, P * A) : NULL;
+    z->g1 = taped ? carve(base, &off, P * A) : NULL;
+    z->m0 = taped ? carve(base, &off, P * A) : NULL;
+    z->m1 = taped ? carve(base, &off, P * A) : NULL;
+    if (r->fast) { /* conv2d work: per thread up to RN_WORK_FLOATS, at least one image of the largest conv */
+        const size_t T = rn_work_threads();
+        size_t g = RN_WORK_FLOATS / r->WK;
+        if (g < 1) g = 1;
+        g *= T;
+        /* at most ⌈P / T⌉ images per thread: the CPU ops' groups never need more, so the group
+           sizes depend on P and the threads only, not on this cap (features must not depend on
+           how a batch is split into calls: test_resnet, inference in pieces = taped) */
+        if (g > (P + T - 1) / T * T) g = (P + T - 1) / T * T;
+        a->col_g = 0;
+        /* + one weight: the CPU ops' stride-1 backward keeps a flipped copy there (ops_cpu_conv.c) */
+        a->work_floats = g * r->WK + r->WW;
+        z->col = carve(base, &off, a->work_floats);
+        return off;
+    }
+    /* im2col groups: up to 32 MiB of columns, at least one image */
+    size_t g = r->KP ? ((size_t)1 << 23) / r->KP : P;
+    if (g < 1) g = 1;
+    if (g > P) g = P;
+    a->col_g = (int)g;
+    z->col = carve(base, &off, g * (r->KP ? r->KP : 1));
+    a->work_floats = 0;
+    return off;
+}
+
 static size_t acts_layout(const rn *r, rn_acts *a, size_t n, int taped, float *base) {
     size_t off = 0;
     const size_t A = r->A, stem = (size_t)r->C0 * r->H0 * r->W0, pool = (size_t)r->C0 * r->H1 * r->W1;
@@ -319,33 +382,11 @@ static size_t acts_layout(const rn *r, rn_acts *a, size_t n, int taped, float *b
         a->out[i] = taped ? carve(base, &off, n * b->cout * b->OH * b->OW) : (in == X ? Y : X);
         in = a->out[i];
     }
-    a->s = carve(base, &off, n * A);
-    a->g0 = taped ? carve(base, &off, n * A) : NULL;
-    a->g1 = taped ? carve(base, &off, n * A) : NULL;
-    a->m0 = taped ? carve(base, &off, n * A) : NULL;
-    a->m1 = taped ? carve(base, &off, n * A) : NULL;
-    if (r->fast) { /* conv2d work: per thread up to RN_WORK_FLOATS, at least one image of the largest conv */
-        const size_t T = rn_work_threads();
-        size_t g = RN_WORK_FLOATS / r->WK;
-        if (g < 1) g = 1;
-        g *= T;
-        /* at most ⌈n / T⌉ images per thread: the CPU ops' groups never need more, so the group
-           sizes depend on n and the threads only, not on this cap (features must not depend on
-           how a batch is split into calls: test_resnet, inference in pieces = taped) */
-        if (g > (n + T - 1) / T * T) g = (n + T - 1) / T * T;
-        a->col_g = 0;
-        /* + one weight: the CPU ops' stride-1 backward keeps a flipped copy there (ops_cpu_conv.c) */
-        a->work_floats = g * r->WK + r->WW;
-        a->col = carve(base, &off, a->work_floats);
-        return off;
-    }
-    /* im2col groups: up to 32 MiB of columns, at least one image */
-    size_t g = r->KP ? ((size_t)1 << 23) / r->KP : n;
-    if (g < 1) g = 1;
-    if (g > n) g = n;
-    a->col_g = (int)g;
-    a->col = carve(base, &off, g * (r->KP ? r->KP : 1));
-    a->work_floats = 0;
+    const size_t P = taped ? rn_slot_images(r, n) : n;
+    a->piece = (int)P, a->nslots = P < n ? r->slots : 1;
+    for (int k = 0; k < a->nslots; k++) off = scratch_layout(r, a, &a->slot[k], P, taped, base, off);
+    a->s = a->slot[0].s, a->g0 = a->slot[0].g0, a->g1 = a->slot[0].g1;
+    a->m0 = a->slot[0].m0, a->m1 = a->slot[0].m1, a->col = a->slot[0].col;
     return off;
 }
 
@@ -422,6 +463,10 @@ static int rn_create(const clpdd_host *h, const clpdd_section *cfg, void **out) 
         goto fail;
     }
     if (build(r, arch)) goto fail;
+    r->piece_cap = rn_piece_cap(r);
+    r->slots = r->piece_cap && h->abi_minor >= 6 && r->ops->pieces_run && r->ops->pieces_slots ? r->ops->pieces_slots() : 1;
+    if (r->slots > RN_MAX_SLOTS) r->slots = RN_MAX_SLOTS;
+    if (r->slots < 1) r->slots = 1;
     size_t np = params_layout(r, NULL);
     r->params = h->alloc(h, np * sizeof(float));
     if (!r->params) {
@@ -474,23 +519,8 @@ static void rn_tape_destroy(void *self, void *tape) {
     free(tape);
 }
 
-/* Taped passes on the CPU run in pieces of RN_PIECE images through every layer (the whole
-   forward of a piece, then the next; the backward likewise): a layer's output is then read by the
-   next layer from cache. At m = 100 the batch's 6.4 MB activations went through memory between
-   layers, and resnet20's stride-1 convolutions ran at ~60 % of their in-cache rate. The pieces
-   write the same tape as one pass (each image's slice), and no op's result for an image depends on
-   how the batch is split (test_resnet), so features and gradients are bit for bit the same.
-   $CLPDD_RESNET_PIECE overrides it (0: one pass); on a GPU, one pass. */
-#define RN_PIECE 16
-static int rn_piece(const rn *r, int n) {
-    if (r->ops->is_device) return n;
-    const char *env = getenv("CLPDD_RESNET_PIECE");
-    const long p = env && *env ? atol(env) : RN_PIECE;
-    return p <= 0 || p > n ? n : (int)p;
-}
-
-/* the tape from image i0 on: its taped tensors offset by i0 images, the scratch shared */
-static rn_acts tape_from(const rn *r, const rn_acts *a, int i0) {
+/* the tape from image i0 on: its taped tensors offset by i0 images, the scratch of slot k */
+static rn_acts tape_from(const rn *r, const rn_acts *a, int i0, int k) {
     rn_acts v = *a;
     const size_t i = (size_t)i0, pool = (size_t)r->C0 * r->H1 * r->W1;
     v.stem = a->stem + i * r->C0 * r->H0 * r->W0;
@@ -502,7 +532,38 @@ static rn_acts tape_from(const rn *r, const rn_acts *a, int i0) {
             if (a->mid[b][j]) v.mid[b][j] = a->mid[b][j] + i * B->conv[j].cout * B->conv[j].OH * B->conv[j].OW;
         v.out[b] = a->out[b] + i * B->cout * B->OH * B->OW;
     }
+    const rn_scratch *z = &a->slot[k];
+    v.s = z->s, v.g0 = z->g0, v.g1 = z->g1, v.m0 = z->m0, v.m1 = z->m1, v.col = z->col;
     return v;
+}
+
+/* a taped pass over n images in pieces: forward (out = features, in = images) or backward
+   (out = dimages, in = dfeatures) */
+typedef struct rn_pieces {
+    const rn *r;
+    const rn_acts *a;
+    float *out;
+    const float *in;
+    int forward;
+} rn_pieces;
+
+static void piece_pass(void *ctx, int i0, int k, int slot) {
+    const rn_pieces *J = ctx;
+    const rn *r = J->r;
+    const size_t img = (size_t)3 * r->S * r->S;
+    rn_acts v = tape_from(r, J->a, i0, slot);
+    if (J->forward)
+        rn_forward_pass(r, &v, J->out + (size_t)i0 * r->Cf, J->in + (size_t)i0 * img, k);
+    else
+        rn_backward_pass(r, &v, J->out + (size_t)i0 * img, J->in + (size_t)i0 * r->Cf, k);
+}
+
+static void run_pieces(const rn *r, const rn_acts *a, float *out, const float *in, int n, int forward) {
+    rn_pieces J = {r, a, out, in, forward};
+    if (a->nslots > 1)
+        r->ops->pieces_run(n, a->piece, piece_pass, &J);
+    else
+        for (int i = 0; i < n; i += a->piece) piece_pass(&J, i, n - i < a->piece ? n - i : a->piece, 0);
 }
 
 static int rn_forward(void *self, float *features, const float *images, int n, void *tape) {
@@ -519,11 +580,7 @@ static int rn_forward(void *self, float *features, const float *images, int n, v
     rn_acts *a = tape;
     if (n > a->max_n) return r->h->error(r->h, "resnet: forward of %d images on a tape for %d", n, a->max_n), -1;
     a->last_n = 0;
-    const int piece = rn_piece(r, n);
-    for (int i = 0; i < n; i += piece) {
-        rn_acts v = tape_from(r, a, i);
-        rn_forward_pass(r, &v, features + (size_t)i * r->Cf, images + (size_t)i * img, n - i < piece ? n - i : piece);
-    }
+    if (n) run_pieces(r, a, features, images, n, 1);
     a->last_n = n;
     return 0;
 }
@@ -534,12 +591,7 @@ static int rn_backward(void *self, float *dimages, const float *dfeatures, int n
     if (!a) return r->h->error(r->h, "resnet: backward needs the tape of a forward"), -1;
     if (n != a->last_n)
         return r->h->error(r->h, "resnet: backward of %d images after a taped forward of %d", n, a->last_n), -1;
-    const size_t img = (size_t)3 * r->S * r->S;
-    const int piece = rn_piece(r, n);
-    for (int i = 0; i < n; i += piece) {
-        rn_acts v = tape_from(r, a, i);
-        rn_backward_pass(r, &v, dimages + (size_t)i * img, dfeatures + (size_t)i * r->Cf, n - i < piece ? n - i : piece);
-    }
+    if (n) run_pieces(r, a, dimages, dfeatures, n, 0);
     return 0;
 }
 

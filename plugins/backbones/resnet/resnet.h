@@ -63,6 +63,12 @@ typedef struct rn_block {
 
 /* activations of a pass. Taped: a buffer per stored activation (what backward needs:
  * every ReLU output and the max-pool argmax). Inference: the block buffers alias. */
+/* one pass's scratch (rn_acts) */
+#define RN_MAX_SLOTS 64 /* the CPU pool's most threads */
+typedef struct rn_scratch {
+    float *s, *g0, *g1, *m0, *m1, *col;
+} rn_scratch;
+
 typedef struct rn_acts {
     int max_n, last_n, taped;
     void *block;      /* the one allocation */
@@ -71,13 +77,17 @@ typedef struct rn_acts {
     float *pool;      /* (n, C0, H1, W1) the first block's input (torchvision) */
     float *mid[RN_MAX_BLOCKS][2]; /* ReLU outputs inside a block (n, conv[j].cout, conv[j].OH, .OW) */
     float *out[RN_MAX_BLOCKS];    /* block outputs (n, cout, OH, OW) */
-    /* scratch (n·A floats each unless said) */
+    /* scratch (piece·A floats each unless said; inference: batch·A): the slot a pass runs in */
     float *s;         /* option-A subsample / downsample output / shortcut gradient */
     float *g0, *g1;   /* backward: gradient of a block's output / input (taped only) */
     float *m0, *m1;   /* backward: gradients inside a block (taped only) */
     float *col;       /* reference: (g, KP) im2col columns of g images; fast: the conv2d work */
     int col_g;        /* g (reference) */
     size_t work_floats; /* fast: floats at col (≥ CLPDD_CONV2D_WORK of every conv for one image) */
+    /* taped: pieces of at most `piece` images, up to nslots of them side by side, each with its
+       own scratch (slot[k]; slot[0] is also the fields above) */
+    int piece, nslots;
+    rn_scratch slot[RN_MAX_SLOTS];
 } rn_acts;
 
 typedef struct rn {
@@ -100,6 +110,8 @@ typedef struct rn {
     size_t WK;        /* largest CLPDD_CONV2D_WORK(conv, 1) (fast path) */
     size_t WW;        /* largest conv weight, cout·cin·k² floats (fast path: the CPU ops' backward copy) */
     int fast;         /* conv = fast: the batched conv2d ops (ABI 1.2); 0 = reference */
+    int piece_cap;    /* taped passes: at most this many images per piece (0: one pass; rn_piece_cap) */
+    int slots;        /* taped pieces side by side (ops->pieces_run, ABI 1.6); 1: one after another */
     int max_c;        /* widest layer (length of ones) */
     float *params;    /* one allocation: weights, shifts, ones */
     float *ones;      /* (max_c) */

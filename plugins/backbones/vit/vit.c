@@ -320,10 +320,13 @@ static void acts_free(const vit *v, vit_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+size_t vit_acts_ptrs(const vit *v) { return (size_t)(2 * v->L + 1) + 11 * (size_t)v->L + 1; }
+
 static int acts_alloc(const vit *v, vit_acts *a, int max_n, int taped) {
     memset(a, 0, sizeof *a);
     const int L = v->L;
-    a->ptrs = calloc((size_t)(2 * L + 1) + 11 * (size_t)L + 1, sizeof(float *));
+    a->slots = taped && v->piece_cap > 0 ? v->ops->pieces_slots() : 1;
+    a->ptrs = calloc((size_t)(1 + (a->slots > 1 ? a->slots : 0)) * vit_acts_ptrs(v), sizeof(float *));
     if (!a->ptrs) return v->h->error(v->h, "vit: out of host memory"), -1;
     float **p = a->ptrs;
     a->xs = p, p += 2 * L + 1;
@@ -922,6 +925,7 @@ static int vit_create(const clpdd_host *h, const clpdd_section *cfg, void **out)
         goto fail;
     }
     params_layout(v, v->params);
+    v->piece_cap = vit_piece_cap(v);
     if (acts_alloc(v, &v->infer, v->batch, 0)) goto fail;
     if (load_weights(v, v->weights_id, h->cfg_is_set(h, cfg, "key_prefix"))) goto fail;
     *out = v;
@@ -1012,7 +1016,7 @@ static int vit_forward(void *self, float *features, const float *images, int n, 
     vit_acts *a = tape;
     if (n > a->max_n) return v->h->error(v->h, "vit: forward of %d images on a tape for %d", n, a->max_n), -1;
     a->last_n = 0;
-    if (n) vit_forward_pass(v, a, features, images, n);
+    if (n) vit_taped_pass(v, a, features, images, n, 1);
     a->last_n = n;
     return 0;
 }
@@ -1023,7 +1027,7 @@ static int vit_backward(void *self, float *dimages, const float *dfeatures, int 
     if (!a) return v->h->error(v->h, "vit: backward needs the tape of a forward"), -1;
     if (n != a->last_n)
         return v->h->error(v->h, "vit: backward of %d images after a taped forward of %d", n, a->last_n), -1;
-    if (n) vit_backward_pass(v, a, dimages, dfeatures, n);
+    if (n) vit_taped_pass(v, a, dimages, dfeatures, n, 0);
     return 0;
 }
 

@@ -187,8 +187,9 @@ typedef struct vit_acts {
     float *dcls;         /* (n, D) */
     float *dpool;        /* (n, D) gradient of pooln */
     int last_n;          /* images of the last taped forward (0: none) */
+    int slots;           /* taped: pieces that may run side by side (vit_pieces.c); 1: one pass */
     void *block;         /* the single allocation all of the above point into */
-    void *ptrs;          /* host memory of the pointer arrays */
+    void *ptrs;          /* host memory of the pointer arrays: this tape's, then one set per slot */
 } vit_acts;
 
 typedef struct vit {
@@ -220,6 +221,7 @@ typedef struct vit {
     float *rope_sin, *rope_cos; /* (P, hd/2), or NULL */
     vit_block *blocks; /* [L] */
     vit_acts infer;    /* inference scratch for `batch` images */
+    int piece_cap;     /* taped passes: at most this many images per piece; 0: one pass (vit_pieces.c) */
 } vit;
 
 /* vit_pos.c: the (G0, G0, D) grid of position rows resampled to (G, G, D) as `mode` says;
@@ -231,5 +233,12 @@ int vit_pos_resample(float *dst, const float *src, int G0, int G, int D, vit_res
 void vit_forward_pass(const vit *v, vit_acts *a, float *features, const float *images, int n);
 /* vit_backward.c: dimages (n, c, S, S) = from dfeatures (n, d) and the tape of the last pass */
 void vit_backward_pass(const vit *v, vit_acts *a, float *dimages, const float *dfeatures, int n);
+
+/* vit_pieces.c: the passes above on a tape, in pieces side by side (forward: out = features,
+   in = images; backward: out = dimages, in = dfeatures); the same bits as one pass */
+void vit_taped_pass(const vit *v, vit_acts *a, float *out, const float *in, int n, int forward);
+int vit_piece_cap(const vit *v);
+/* pointers in one set of a vit_acts' pointer arrays (vit.c) */
+size_t vit_acts_ptrs(const vit *v);
 
 #endif
