@@ -219,6 +219,15 @@ void cpu_blas_arithmetic(char *out, size_t n) {
     snprintf(out, n, "blas=%s small=blas", blas);
 }
 
+/* Products under BLAS_THREADED_MIN multiply-adds run with OpenBLAS at one thread. OpenBLAS 0.3.21
+   threads an sgemm from 2^18 of them; its woken worker then spins on sched_yield for ~2^28 cycles
+   (~0.1 s), taking a core from the pool's threads for the rest of the step. In the CLP-DD step the
+   ridge's products with the real batch (1024 × 64 × 10: ~20 µs on one core) did that once per
+   step, and the worker held 12 % of the samples of the mini ViT's step at m = 10 (perf, 2 cores,
+   pieces side by side). OpenBLAS splits M and N between its threads, never K, so the bits are
+   the same either way. 2^22 (~80 µs on one core) keeps the threads for products where they pay. */
+#define BLAS_THREADED_MIN ((double)(1 << 22))
+
 /* C (M, N) = alpha·op(A)·op(B) + beta·C; op(A) (M, K), op(B) (K, N) */
 void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
@@ -230,8 +239,11 @@ void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
     }
     CLPDD_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N);
     if (!transA && cpu_small_gemm(transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+    const int serial = (double)M * N * K < BLAS_THREADED_MIN;
+    if (serial) cpu_blas_serial_begin();
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (serial) cpu_blas_serial_end();
 }
 
 /* batch × the above, matrix b at A + b·strideA, B + b·strideB, C + b·strideC */
@@ -254,8 +266,11 @@ void cpu_syrk(int trans, int N, int K, float alpha, const float *A, int lda, flo
         return;
     }
     CLPDD_ASSERT(lda >= (trans ? N : K) && ldc >= N);
+    const int serial = (double)N * N * K / 2 < BLAS_THREADED_MIN;
+    if (serial) cpu_blas_serial_begin();
     cblas_ssyrk(CblasRowMajor, CblasLower, trans ? CblasTrans : CblasNoTrans, N, K, alpha, A, lda, beta, C,
                 ldc);
+    if (serial) cpu_blas_serial_end();
     CLPDD_OMP(omp parallel for if ((size_t)N * N > CLPDD_CPU_PAR_MIN))
     for (int i = 0; i < N; i++)
         for (int j = i + 1; j < N; j++) C[(size_t)i * ldc + j] = C[(size_t)j * ldc + i];
