@@ -658,11 +658,12 @@ Test(ops_cpu, layernorm) {
         free(sr), free(G), free(g), free(dg), free(db), free(dgr), free(dbr);
 }
 
-/* layernorm runs LN_GROUP rows side by side and blocks of rows on the pool (core/cpu/ops_cpu_nn.c):
-   every row's y, mean, rstd and dx must be bit-equal to a call on that row alone, for a row count
-   that leaves a partial group and a partial block, above the pool's threshold, and in place */
-Test(ops_cpu, layernorm_grouped_rows_match_single_rows) {
-    enum { R = 1003, Cc = 37, N = R * Cc };
+/* layernorm runs rows side by side (LN_GROUP in C, or 8 on AVX-512 when cols is a multiple of 8)
+   and blocks of rows on the pool (core/cpu/ops_cpu_layernorm.c): every row's y, mean, rstd and dx
+   must be bit-equal to a call on that row alone (which takes the portable one-row path), for a row
+   count that leaves a partial group and a partial block, above the pool's threshold, and in place */
+static void layernorm_rows_vs_single(int R, int Cc) {
+    const int N = R * Cc;
     float *x = frand(N, 3, 180), *dy = frand(N, 1, 181), *ga = frand(Cc, 1, 182), *be = frand(Cc, 1, 183);
     float *y = fa(N), *y1 = fa(N), *mu = fa(R), *rs = fa(R), *mu1 = fa(R), *rs1 = fa(R), *dx = fa(N), *dx1 = fa(N);
     for (int i = 0; i < N; i++) x[i] += 0.25f * (float)(i / Cc % 7); /* row offsets */
@@ -683,6 +684,14 @@ Test(ops_cpu, layernorm_grouped_rows_match_single_rows) {
     cr_assert_arr_eq(dx, dx1, sizeof(float) * N, "layernorm_backward in place");
     free(x), free(dy), free(ga), free(be), free(y), free(y1), free(mu), free(rs), free(mu1), free(rs1), free(dx),
         free(dx1);
+}
+
+Test(ops_cpu, layernorm_grouped_rows_match_single_rows) { layernorm_rows_vs_single(1003, 37); }
+/* the AVX-512 kernels' widths: the mini ViT's 64, the MLP LayerNorm of a SwiGLU's 128·k, ViT-B's
+   768, and 8 (one transposed block) */
+Test(ops_cpu, layernorm_avx512_rows_match_single_rows) {
+    const int widths[4] = {64, 8, 768, 136};
+    for (int k = 0; k < 4; k++) layernorm_rows_vs_single(k == 2 ? 203 : 1003, widths[k]);
 }
 
 /* the pool with its optional spin ($CLPDD_CPU_SPIN_US, core/cpu/threadpool.c; read when the pool
