@@ -15,7 +15,7 @@
  * Blocks of LN_BLOCK rows go to the pool (core/cpu/threadpool.h) above LN_PAR_MIN elements: the
  * mini ViT's step at m = 100 (5000 × 64 per call). Measured, the mini ViT's CLP-DD step at m = 10
  * (2 cores, pieces side by side): layernorm and its backward 12 % of the samples with the portable
- * groups (results/bench/cpu/vit-s8/). */
+ * groups (results/bench/cpu/s8/). */
 #include "cpu/ops_cpu.h"
 #include "cpu/threadpool.h"
 
@@ -130,7 +130,8 @@ LN_TARGET static void layernorm_rows8(const ln_job *j, size_t r0) {
     }
     const __m512d var = _mm512_div_pd(v, n);
     const __m256 m8 = _mm512_cvtpd_ps(mu);
-    const __m256 rs8 = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_set1_pd(1.0), _mm512_sqrt_pd(_mm512_add_pd(var, _mm512_set1_pd((double)j->eps)))));
+    const __m512d root = _mm512_sqrt_pd(_mm512_add_pd(var, _mm512_set1_pd((double)j->eps)));
+    const __m256 rs8 = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_set1_pd(1.0), root));
     float m[8], rs[8];
     _mm256_storeu_ps(m, m8), _mm256_storeu_ps(rs, rs8);
     for (int i = 0; i < 8; i++) {
@@ -139,7 +140,8 @@ LN_TARGET static void layernorm_rows8(const ln_job *j, size_t r0) {
         const __m256 mi = _mm256_set1_ps(m[i]), ri = _mm256_set1_ps(rs[i]);
         for (int c = 0; c < cols; c += 8) {
             const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + c), mi), ri);
-            _mm256_storeu_ps(yr + c, _mm256_add_ps(_mm256_mul_ps(xh, _mm256_loadu_ps(j->gamma + c)), _mm256_loadu_ps(j->beta + c)));
+            const __m256 scaled = _mm256_mul_ps(xh, _mm256_loadu_ps(j->gamma + c));
+            _mm256_storeu_ps(yr + c, _mm256_add_ps(scaled, _mm256_loadu_ps(j->beta + c)));
         }
         if (j->mean) j->mean[r0 + i] = m[i];
         if (j->rstd) j->rstd[r0 + i] = rs[i];
@@ -180,7 +182,8 @@ LN_TARGET static void layernorm_backward_rows8(const ln_job *j, size_t r0) {
         for (int c = 0; c < cols; c += 8) {
             const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + c), mi), ri);
             const __m256 g = _mm256_mul_ps(_mm256_loadu_ps(gamma + c), _mm256_loadu_ps(dyr + c));
-            _mm256_storeu_ps(dxr + c, _mm256_mul_ps(ri, _mm256_sub_ps(_mm256_sub_ps(g, mgi), _mm256_mul_ps(xh, mgxi))));
+            const __m256 inner = _mm256_sub_ps(_mm256_sub_ps(g, mgi), _mm256_mul_ps(xh, mgxi));
+            _mm256_storeu_ps(dxr + c, _mm256_mul_ps(ri, inner));
         }
     }
 }
