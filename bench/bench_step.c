@@ -68,6 +68,18 @@ static const char *small_products(void) {
 #endif
 }
 
+/* the CLPDD_* variables of this run ("CLPDD_CONV_ALGO=winograd4 …", or "none"): a table's header
+   must say which arithmetic and which code paths it measured, not only the command line */
+extern char **environ;
+static void clpdd_environment(char *out, size_t n) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (char **e = environ; e && *e; e++)
+        if (!strncmp(*e, "CLPDD_", 6) && o < n)
+            o += (size_t)snprintf(out + o, n - o, "%s%s", o ? " " : "", *e);
+    if (!out[0]) snprintf(out, n, "none");
+}
+
 /* perf record -D -1 --control fifo:CTL: with $CLPDD_PERF_CTL = CTL only the timed steps are sampled */
 static void perf_ctl(const char *cmd) {
     const char *path = getenv("CLPDD_PERF_CTL");
@@ -471,21 +483,29 @@ int main(int argc, char **argv) {
            "%s; after: %s.\n",
            table, gf, ngem, load0, load1);
     if (out) {
-        FILE *f = fopen(out, "w");
-        if (!f) return fprintf(stderr, "clpdd-bench-step: cannot write %s\n", out), 1;
+        char env[1024];
+        clpdd_environment(env, sizeof env);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len); /* written atomically below: never a half table under its name */
+        if (!f) return fprintf(stderr, "clpdd-bench-step: out of memory\n"), 1;
         fprintf(f, "# CLP-DD step on the CPU: clpdd against PyTorch\n\nCommand:\n\n```\n");
         for (int i = 0; i < argc; i++) fprintf(f, "%s%s", argv[i], i + 1 < argc ? " " : "\n");
         fprintf(f, "```\n\nMachine: %s, %ld CPUs online. OpenBLAS %s, %d threads; PyTorch %s, %d threads. "
                    "Real batch n = %d, %d steps × %d rounds per configuration (after 2 warm-up steps), medians over "
                    "all steps; clpdd and PyTorch alternate per configuration. Load average before: %s; after: %s. "
-                   "Small products (core/cpu/ops_cpu_blas.c): %s.\n\n",
+                   "Small products (core/cpu/ops_cpu_blas.c): %s. Environment: %s.\n\n",
                 cpu, sysconf(_SC_NPROCESSORS_ONLN), openblas_get_config(), openblas_get_num_threads(),
                 use_torch && tr[0].version[0] ? tr[0].version : "-", threads, n, steps, rounds, load0, load1,
-                small_products());
+                small_products(), env);
         fprintf(f, "%s\nGFLOP/s count the backbone's forward + input-backward matmuls/convolutions (bench/bench_step.c: "
                    "resnet20 162.2 MFLOP, mnist-vit 144.5 MFLOP per image). OpenBLAS sgemm 1024³ in the same run: "
                    "%.1f GFLOP/s.\n", table, gf);
         fclose(f);
+        clpdd_err e;
+        const int rc = clpdd_write_file_atomic(out, text, len, &e);
+        free(text);
+        if (rc) return fprintf(stderr, "clpdd-bench-step: %s\n", e.msg), 1;
     }
     return 0;
 }
