@@ -21,6 +21,7 @@
  * Dimension legend: n batch, C channels, H/W height/width, T tokens, Hh heads, hd head dim. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -692,6 +693,70 @@ Test(ops_cpu, layernorm_grouped_rows_match_single_rows) { layernorm_rows_vs_sing
 Test(ops_cpu, layernorm_avx512_rows_match_single_rows) {
     const int widths[4] = {64, 8, 768, 136};
     for (int k = 0; k < 4; k++) layernorm_rows_vs_single(k == 2 ? 203 : 1003, widths[k]);
+}
+
+/* pieces_run (ABI 1.6, core/cpu/ops_cpu.c): every index in exactly one piece, pieces of at most
+   `most` whose sizes differ by at most one, as many as a multiple of the slots where n allows; no two pieces running at once share a slot; and an op called inside a piece (the pool
+   busy: it runs serially on that thread) gives what it gives alone */
+typedef struct pieces_probe {
+    int n, most, slots;
+    atomic_int hits[1024], size_at[1024], busy[64], pieces, bad_slot;
+    const float *x, *ga, *be;
+    float *y;
+    int cols;
+} pieces_probe;
+
+static void pieces_probe_fn(void *ctx, int first, int count, int slot) {
+    pieces_probe *P = ctx;
+    if (slot < 0 || slot >= P->slots || atomic_exchange(&P->busy[slot], 1)) atomic_store(&P->bad_slot, 1);
+    atomic_fetch_add(&P->pieces, 1);
+    atomic_store(&P->size_at[first], count);
+    for (int i = first; i < first + count; i++) atomic_fetch_add(&P->hits[i], 1);
+    if (P->x) /* rows first … first + count − 1 of a layernorm big enough for the pool */
+        O->layernorm(P->y + (size_t)first * P->cols, NULL, NULL, P->x + (size_t)first * P->cols, P->ga, P->be, count,
+                     P->cols, 1e-5f);
+    if (slot >= 0 && slot < P->slots) atomic_store(&P->busy[slot], 0);
+}
+
+Test(ops_cpu, pieces_run_covers_each_index_once) {
+    cr_assert(O->pieces_run && O->pieces_slots, "the CPU ops have pieces_run (ABI 1.6)");
+    const int T = O->pieces_slots();
+    cr_assert(T >= 1 && T <= 64);
+    const int ns[7] = {0, 1, 2, 3, 10, 37, 100}, mosts[5] = {0, 1, 5, 16, 200};
+    for (int a = 0; a < 7; a++)
+        for (int b = 0; b < 5; b++) {
+            pieces_probe *P = calloc(1, sizeof *P);
+            P->n = ns[a], P->most = mosts[b], P->slots = T;
+            O->pieces_run(P->n, P->most, pieces_probe_fn, P);
+            const int n = P->n, cap = P->most > 0 && P->most < n ? P->most : n, pieces = atomic_load(&P->pieces);
+            for (int i = 0; i < n; i++)
+                cr_expect_eq(atomic_load(&P->hits[i]), 1, "n %d most %d: index %d in %d pieces", n, P->most, i,
+                             atomic_load(&P->hits[i]));
+            cr_expect_eq(atomic_load(&P->bad_slot), 0, "n %d most %d: a slot out of range or shared", n, P->most);
+            int walked = 0, lo = n, hi = 0;
+            for (int at = 0; at < n && walked <= pieces; walked++) { /* the pieces in order */
+                const int c = atomic_load(&P->size_at[at]);
+                cr_assert(c >= 1 && c <= cap, "n %d most %d: a piece of %d at %d", n, P->most, c, at);
+                lo = c < lo ? c : lo, hi = c > hi ? c : hi;
+                at += c;
+            }
+            cr_expect_eq(walked, pieces, "n %d most %d: %d pieces in order, %d run", n, P->most, walked, pieces);
+            cr_expect(hi - lo <= 1 || n == 0, "n %d most %d: pieces of %d to %d", n, P->most, lo, hi);
+            const int rounds = ((n + cap - 1) / cap + T - 1) / T * T; /* whole rounds of the slots */
+            if (n > 0)
+                cr_expect_eq(pieces, rounds < n ? rounds : n, "n %d most %d: %d pieces on %d slots", n, P->most, pieces, T);
+            free(P);
+        }
+    /* an op inside a piece: layernorm rows on the busy pool against one call on all rows */
+    enum { R = 600, Cc = 64, N = R * Cc };
+    pieces_probe *P = calloc(1, sizeof *P);
+    float *x = frand(N, 2, 200), *ga = frand(Cc, 1, 201), *be = frand(Cc, 1, 202), *y = fa(N), *y1 = fa(N);
+    P->n = R, P->most = 100, P->slots = T, P->x = x, P->ga = ga, P->be = be, P->y = y, P->cols = Cc;
+    poison(y, N);
+    O->pieces_run(R, 100, pieces_probe_fn, P);
+    O->layernorm(y1, NULL, NULL, x, ga, be, R, Cc, 1e-5f);
+    cr_expect_arr_eq(y, y1, sizeof(float) * N, "layernorm inside pieces differs from one call");
+    free(P), free(x), free(ga), free(be), free(y), free(y1);
 }
 
 /* the pool with its optional spin ($CLPDD_CPU_SPIN_US, core/cpu/threadpool.c; read when the pool

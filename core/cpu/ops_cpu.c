@@ -200,15 +200,13 @@ static void cpu_adam(float *p, float *m, float *v, const float *g, size_t n, flo
 typedef struct pieces_job {
     void (*fn)(void *ctx, int first, int count, int slot);
     void *ctx;
-    int n, piece;
+    int base, extra; /* piece i: base + 1 items for i < extra, else base */
 } pieces_job;
 
 static void pieces_range(void *ctx, int begin, int end, int tid) {
     const pieces_job *J = ctx;
-    for (int i = begin; i < end; i++) {
-        const int first = i * J->piece;
-        J->fn(J->ctx, first, J->n - first < J->piece ? J->n - first : J->piece, tid);
-    }
+    for (int i = begin; i < end; i++)
+        J->fn(J->ctx, i * J->base + (i < J->extra ? i : J->extra), J->base + (i < J->extra), tid);
 }
 
 static int cpu_pieces_slots(void) { return cpu_pool_threads(); }
@@ -218,10 +216,9 @@ static void cpu_pieces_run(int n, int most, void (*fn)(void *ctx, int first, int
     const int T = cpu_pool_threads();
     if (most <= 0 || most > n) most = n;
     int count = (n + most - 1) / most;
-    count = (count + T - 1) / T * T; /* whole rounds of the threads: m = 100, 2 threads, ≤ 16 → 8 of ≤ 13 */
+    count = (count + T - 1) / T * T; /* whole rounds of the threads: m = 100, 2 threads, ≤ 16 → 8 of 12–13 */
     if (count > n) count = n;
-    pieces_job J = {fn, ctx, n, (n + count - 1) / count};
-    count = (n + J.piece - 1) / J.piece;
+    pieces_job J = {fn, ctx, n / count, n % count}; /* sizes differ by at most one, none above most */
     cpu_blas_serial_begin();
     cpu_parallel_for_tid(count, 1, pieces_range, &J);
     cpu_blas_serial_end();

@@ -286,8 +286,9 @@ struct clpdd_ops {
 
     /* ---- independent pieces of work side by side (ABI 1.6; optional: NULL = one at a time) ----
        pieces_slots(): how many pieces run at once (the CPU: its pool's threads; ≥ 1).
-       pieces_run(n, most, fn, ctx): cuts [0, n) into pieces of at most `most` items (≤ 0: n),
-       near-equal and as many as a multiple of pieces_slots() where n allows, and calls
+       pieces_run(n, most, fn, ctx): cuts [0, n) into consecutive pieces of at most `most` items
+       (≤ 0: n), their sizes differing by at most one, as many as a multiple of pieces_slots()
+       where n allows (else n pieces of one), and calls
        fn(ctx, first, count, slot) once for each, spread over the backend's threads; returns when
        all are done. No two calls running at once share a slot in [0, pieces_slots()), so fn may
        use per-slot scratch. The ops fn calls run on its thread alone, so a piece's results are
