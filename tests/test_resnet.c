@@ -657,7 +657,7 @@ static void taped_pass(const char *piece, const float *x, const float *df, int n
 }
 
 /* one pass ("0") against pieces: the default (≤ 16, side by side on the pool's threads: n = 20 →
-   2 × 10, n = 37 → 4 of ≤ 10), 3 and 7 (uneven last pieces); bit for bit */
+   2 × 10, n = 37 → 4 of 9–10), 3 and 7 (pieces of two sizes); bit for bit */
 Test(resnet, taped_pieces_match_one_pass) {
     test_model_file("cifar10-resnet20.safetensors");
     const int ns[2] = {20, 37}, d = 64;

@@ -682,8 +682,8 @@ Test(vit, fused_matches_materialized_mnist) {
 }
 
 /* Taped passes in pieces side by side (vit_pieces.c) against one pass ($CLPDD_VIT_PIECE = 0) on the
-   real mnist-vit: the default (≤ 16 a piece: n = 10 → 2 × 5, n = 37 → 4 of ≤ 10), 3 and 7 (uneven
-   last pieces), both attention kernels; features and input gradient bit for bit. With one pool
+   real mnist-vit: the default (≤ 16 a piece: n = 10 → 2 × 5, n = 37 → 4 of 9–10), 3 and 7 (pieces of
+   two sizes), both attention kernels; features and input gradient bit for bit. With one pool
    thread every variant is one pass and this checks nothing new. */
 static void taped_run(const char *piece, const char *cfg, int n, const float *x, const float *r, float *feat, float *grad) {
     enum { d = 64, img = 784 };

@@ -303,7 +303,7 @@ static size_t rn_work_floats(void) {
    side by side, one per pool thread (ops->pieces_run), each with its own scratch: an image's
    forward and backward touch no other image (BN is frozen), so the threads meet once per pass
    instead of at each of resnet20's ~40 convolutions and their epilogues. With T threads the
-   batch is cut into a multiple of T pieces of near-equal size (m = 100, 2 threads: 8 of ≤ 13).
+   batch is cut into a multiple of T pieces of near-equal size (m = 100, 2 threads: 8 of 12–13).
    The pieces write the same tape as one pass (each image's slice), and no op's result for an
    image depends on how the batch is split or on the thread it runs on (test_resnet), so features
    and gradients are bit for bit the same. $CLPDD_RESNET_PIECE overrides the size (0: one pass);
