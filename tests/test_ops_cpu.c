@@ -1687,7 +1687,12 @@ Test(ops_cpu, conv2d_auto_dispatch) {
     cr_expect_eq(conv_runs_winograd(conv_case(4, 64, 8, 8, 64, 3, 1, 1), 0), 1, "stage 3 forward: Winograd");
     cr_expect_eq(conv_runs_winograd(conv_case(4, 3, 32, 32, 16, 3, 1, 1), 0), 0, "the 3-channel stem: GEMM");
     cr_expect_eq(conv_runs_winograd(conv_case(4, 16, 32, 32, 32, 3, 2, 1), 0), 0, "stride 2: GEMM");
-    cr_expect_eq(conv_runs_winograd4(conv_case(4, 16, 32, 32, 16, 3, 1, 1), 0), 0, "auto: F(2,3), never F(4,3)");
+    /* F(4,3) where no side exceeds 32 channels (ops_cpu_conv.c wino_tile_for), F(2,3) wider */
+    cr_expect_eq(conv_runs_winograd4(conv_case(4, 16, 32, 32, 16, 3, 1, 1), 0), 1, "auto, 16ch 32²: F(4,3)");
+    cr_expect_eq(conv_runs_winograd4(conv_case(4, 32, 16, 16, 32, 3, 1, 1), 1), 1, "auto, 32ch 16² backward: F(4,3)");
+    cr_expect_eq(conv_runs_winograd4(conv_case(4, 64, 8, 8, 64, 3, 1, 1), 0), 0, "auto, 64ch 8²: F(2,3)");
+    cr_expect_eq(conv_runs_winograd4(conv_case(2, 64, 16, 16, 64, 3, 1, 1), 0), 0, "auto, 64ch 16²: F(2,3)");
+    cr_expect_eq(conv_runs_winograd4(conv_case(2, 32, 16, 16, 64, 3, 1, 1), 0), 0, "auto, 32 → 64ch: F(2,3)");
 }
 
 /* CLPDD_CONV_ALGO = winograd4: F(4×4, 3×3) for resnet20's 32² and 16² convolutions, F(2,3) at 8²

@@ -8,7 +8,8 @@
 /* e.g. "blas=OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64 small=libxsmm 1.17 cpx"
    ("small=blas" without libxsmm or with $CLPDD_SMALL_GEMM = blas) */
 __attribute__((visibility("hidden"))) void cpu_blas_arithmetic(char *out, size_t n);
-/* $CLPDD_CONV_ALGO as the conv ops resolved it: "gemm", "winograd", "winograd4" or "auto" */
+/* $CLPDD_CONV_ALGO as the conv ops resolved it: "gemm", "winograd", "winograd4" or "auto-f43" (auto:
+   F(4,3) up to 32 channels, ops_cpu_conv.c) */
 __attribute__((visibility("hidden"))) const char *cpu_conv_algo_name(void);
 
 #endif

@@ -181,7 +181,7 @@ static size_t g_budget_floats; /* per-thread group budget, floats (0 until read)
 static int g_shared_only;      /* $CLPDD_CONV_SCHEDULE=shared */
 static int g_bwd_transposed;   /* stride-1 backward as a forward conv ($CLPDD_CONV_BWD=col2im: off) */
 static int g_algo; /* $CLPDD_CONV_ALGO: 0 gemm, 1 winograd (wherever it applies), 2 auto (the default) */
-static int g_wino_tile; /* 0: F(2,3); 4: $CLPDD_CONV_ALGO = winograd4, F(4,3) where it applies (cpu_wino_tile) */
+static int g_wino_tile; /* 0: F(2,3); 4: $CLPDD_CONV_ALGO = winograd4, F(4,3) where it applies (cpu_wino_tile); auto: wino_tile_for */
 static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
 static void read_env(void) {
     int kb = env_int("CLPDD_CONV_GROUP_KB", 1024);
@@ -198,9 +198,28 @@ static void read_env(void) {
         fprintf(stderr, "warning: CLPDD_CONV_ALGO = \"%s\" is not gemm, winograd, winograd4 or auto; using auto\n", a);
 }
 
+/* "auto-f43" names auto since F(4,3) joined it: feature caches written under the old "auto" (F(2,3)
+   only) are not served to it */
 const char *cpu_conv_algo_name(void) {
     pthread_once(&g_env_once, read_env);
-    return g_algo == 0 ? "gemm" : g_algo == 2 ? "auto" : g_wino_tile == 4 ? "winograd4" : "winograd";
+    return g_algo == 0 ? "gemm" : g_algo == 2 ? "auto-f43" : g_wino_tile == 4 ? "winograd4" : "winograd";
+}
+
+/* The Winograd tile of a convolution use_winograd took: $CLPDD_CONV_ALGO's, or for auto F(4,3)
+   where it applies and no side has more than AUTO_F43_MAX_CH channels, else F(2,3)
+   (cpu_wino_tile). F(4,3)'s 36 products per 16 outputs against F(2,3)'s 64 make the resnet20 step
+   0.80× F(2,3)'s at m = 100 (2 threads, 51.9 against 63.6–65.3 ms; results/bench/cpu/s8/). Its
+   rounding is worse per layer, 1.0–1.3e-6 normalised against float64 at 16 and 32 channels
+   (F(2,3) 1.6–2.0e-7, test_ops_cpu conv2d_winograd4), but resnet20's features stay within 1e-6
+   of float64: 6.0e-7, against 2.5e-7 with F(2,3) and 2.3e-7 with the GEMM path
+   (test_resnet fd_directions_real_resnet20*), and over eight seeds of quickstart-resnet20 the
+   distilled accuracy does not tell the three apart (results/bench/cpu/s8/accuracy-gemm-f23-f43.log).
+   Wider layers (torchvision's 64–128) are not measured, so they keep F(2,3);
+   $CLPDD_CONV_ALGO = winograd gives F(2,3) everywhere, as auto did before. */
+#define AUTO_F43_MAX_CH 32
+static int wino_tile_for(const clpdd_conv2d_desc *d) {
+    if (g_algo == 2) return d->cin <= AUTO_F43_MAX_CH && d->cout <= AUTO_F43_MAX_CH ? 4 : 0;
+    return g_wino_tile;
 }
 
 static long g_wino_runs, g_wino4_runs; /* conv2d / conv2d_backward calls Winograd computed, of them F(4,3) */
@@ -315,7 +334,7 @@ void cpu_conv2d(float *y, float *work, size_t work_floats, const float *x, const
     if (res)
         CLPDD_ASSERT(d->res_c > 0 && d->res_pad >= 0 && d->res_pad + d->res_c <= d->cout && d->res_stride > 0 &&
                      (d->OH - 1) * d->res_stride < d->res_H && (d->OW - 1) * d->res_stride < d->res_W);
-    if (use_winograd(d) && counted(cpu_wino_conv2d(y, work, work_floats, x, w, bias, res, d, g_wino_tile))) return;
+    if (use_winograd(d) && counted(cpu_wino_conv2d(y, work, work_floats, x, w, bias, res, d, wino_tile_for(d)))) return;
     if (cpu_conv_direct_applies(d, res, work_floats)) { /* the same floats, without the columns */
         cpu_conv_direct(y, work, x, w, bias, d);
         return;
@@ -505,7 +524,7 @@ void cpu_conv2d_backward(float *dx, float *work, size_t work_floats, const float
                          const float *w, const clpdd_conv2d_desc *d) {
     check_desc(d);
     if (d->n == 0) return;
-    if (use_winograd(d) && counted(cpu_wino_conv2d_backward(dx, work, work_floats, dy, mask, w, d, g_wino_tile))) return;
+    if (use_winograd(d) && counted(cpu_wino_conv2d_backward(dx, work, work_floats, dy, mask, w, d, wino_tile_for(d)))) return;
     conv_call C = {d, conv_schedule(d, work_floats), work, dx, dy, mask, NULL, NULL, w, NULL, {0}, 0};
     if (g_bwd_transposed && bwd_transposed_fits(&C, work_floats) && cpu_conv_direct_backward_applies(d)) {
         cpu_conv_direct_backward(dx, dy, mask, w, d); /* the transposed form's floats (ops_cpu_conv_direct.c) */
