@@ -307,12 +307,13 @@ int cpu_wino_applies(const clpdd_conv2d_desc *d) {
 }
 
 /* F(4,3) where it applies: its tiles on the stack and one image's tiles within
-   CLPDD_CONV2D_WORK(d, 1), like F(2,3)'s. Only when asked for ($CLPDD_CONV_ALGO = winograd4):
-   its products are 0.56× F(2,3)'s at 32² and 16² (and 2.25× at 8², where 2 × 2 tiles pad to 16
+   CLPDD_CONV2D_WORK(d, 1), like F(2,3)'s. First measured unfused: its products are 0.56× F(2,3)'s at 32² and 16² (and 2.25× at 8², where 2 × 2 tiles pad to 16
    columns), but its transforms cost about what that saves: the resnet20 step is no faster (one
    thread, m = 10 and 100: equal within the noise; results/bench/cpu/resnet-24.md) and it rounds
-   ~4× worse, so tile 0 (auto) and 2 give F(2,3); 4 gives F(4,3) where it applies, else
-   F(2,3). A rule on the shape alone, as cpu_wino_applies. */
+   ~4× worse. That was the unfused kernel: fused (ops_cpu_winograd4_fused.c) it is 0.8× F(2,3)'s
+   step, and auto takes it up to 32 channels (ops_cpu_conv.c, wino_tile_for). Tile 4 gives F(4,3)
+   where it applies, else F(2,3); 0 and 2 give F(2,3). A rule on the shape alone, as
+   cpu_wino_applies. */
 int cpu_wino_tile(const clpdd_conv2d_desc *d, int tile) {
     const size_t q4 = (size_t)((d->H + 3) / 4) * ((d->W + 3) / 4);
     const int fits4 = q4 <= WINO4_MAX_Q && wino_one(4, d->cin, d->cout, d->H, d->W) <= CLPDD_CONV2D_WORK(d, 1);
