@@ -561,9 +561,10 @@ Test(resnet, real_cifar10_resnet56) { check_real("resnet56"); }
    Both compute every output as the same float dot product in the same order up to the GEMM
    kernel's blocking, so they agree to a few ulp (measured: bit-identical on OpenBLAS 0.3.21);
    1e-5 relative leaves room for another BLAS while any indexing or epilogue bug is ≥ 1e-3.
-   The 3×3 stride-1 convolutions of 16–128 channels go through Winograd F(2×2, 3×3) by default
-   ($CLPDD_CONV_ALGO=auto, core/cpu/ops_cpu_winograd.c), which sums in another order: resnet20
-   then measures features 2.6e-7 and input gradient 3.9e-7 relative, within the same 1e-5; an
+   The 3×3 stride-1 convolutions of 16–128 channels go through Winograd by default
+   ($CLPDD_CONV_ALGO=auto: F(4×4, 3×3) up to 32 channels, else F(2×2, 3×3); core/cpu/
+   ops_cpu_conv.c), which sums in another order: resnet20 then measures features 5.8e-7 and input
+   gradient 1.2e-6 relative (F(2,3) alone, _winograd: 2.7e-7, 3.9e-7), within the same 1e-5; an
    image's features still do not depend on how the batch is split (inference in pieces of 5 =
    taped in pieces side by side, bit for bit, checked below). That needs every product to give a
    column the same bits whatever the others: true of resnet20's shapes (maps of 32², 16², 8²), not
