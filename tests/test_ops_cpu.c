@@ -742,9 +742,12 @@ Test(ops_cpu, pieces_run_covers_each_index_once) {
             }
             cr_expect_eq(walked, pieces, "n %d most %d: %d pieces in order, %d run", n, P->most, walked, pieces);
             cr_expect(hi - lo <= 1 || n == 0, "n %d most %d: pieces of %d to %d", n, P->most, lo, hi);
-            const int rounds = ((n + cap - 1) / cap + T - 1) / T * T; /* whole rounds of the slots */
-            if (n > 0)
+            if (n > 0) {
+                const int rounds = ((n + cap - 1) / cap + T - 1) / T * T; /* whole rounds of the slots */
                 cr_expect_eq(pieces, rounds < n ? rounds : n, "n %d most %d: %d pieces on %d slots", n, P->most, pieces, T);
+            } else {
+                cr_expect_eq(pieces, 0, "n 0: %d pieces", pieces);
+            }
             free(P);
         }
     /* an op inside a piece: layernorm rows on the busy pool against one call on all rows */
