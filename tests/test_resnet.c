@@ -379,6 +379,29 @@ static void check_tiny(const char *file, const char *cfg_fmt, const char *arch, 
     fixture_free(&fx);
 }
 
+/* One taped forward and backward of the backbone `cfg` on the CPU ops: feat (n, d) (NULL: not
+   kept) and grad = the input gradient of ⟨df, f(x)⟩; returns d */
+static int taped_run_cpu(const char *cfg, const float *x, const float *df, int n, float *feat, float *grad) {
+    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
+    void *bb = NULL, *tape = NULL;
+    cr_assert_eq(bb_create(h, cfg, &bb), 0, "%s", clpdd_host_error(h));
+    clpdd_backbone_info info;
+    g_vt->describe(bb, &info);
+    const int d = info.feature_dim;
+    const size_t nin = (size_t)n * info.channels * info.height * info.width;
+    float *dx = dev_upload(h, x, nin), *dfeat = dev_alloc(h, (size_t)n * d), *ddf = dev_upload(h, df, (size_t)n * d);
+    float *dimg = dev_alloc(h, nin);
+    cr_assert_eq(g_vt->tape_create(bb, n, &tape), 0);
+    cr_assert_eq(g_vt->forward(bb, dfeat, dx, n, tape), 0);
+    cr_assert_eq(g_vt->backward(bb, dimg, ddf, n, tape), 0);
+    if (feat) dev_download(h, feat, dfeat, (size_t)n * d);
+    dev_download(h, grad, dimg, nin);
+    g_vt->tape_destroy(bb, tape);
+    g_vt->destroy(bb);
+    clpdd_host_destroy(h);
+    return d;
+}
+
 /* backward vs float64 central differences of ⟨dfeat, f(x)⟩ at a small side (same weights) */
 static void check_fd(const char *file, const char *cfg_fmt, const char *arch, int width, int S, int n) {
     fixture fx;
@@ -394,17 +417,9 @@ static void check_fd(const char *file, const char *cfg_fmt, const char *arch, in
     for (size_t i = 0; i < nin; i++) xd[i] = x[i];
     for (int i = 0; i < n * d; i++) dfd[i] = df[i];
 
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
     char cfg[1024];
     snprintf(cfg, sizeof cfg, cfg_fmt, test_fixture(file), S, 64);
-    void *bb = NULL, *tape = NULL;
-    cr_assert_eq(bb_create(h, cfg, &bb), 0, "%s", clpdd_host_error(h));
-    cr_assert_eq(g_vt->tape_create(bb, n, &tape), 0);
-    float *dx = dev_upload(h, x, nin), *dfeat = dev_alloc(h, (size_t)n * d), *ddf = dev_upload(h, df, (size_t)n * d);
-    float *dimg = dev_alloc(h, nin);
-    cr_assert_eq(g_vt->forward(bb, dfeat, dx, n, tape), 0);
-    cr_assert_eq(g_vt->backward(bb, dimg, ddf, n, tape), 0);
-    dev_download(h, grad, dimg, nin);
+    cr_assert_eq(taped_run_cpu(cfg, x, df, n, NULL, grad), d);
 
     fd_ctx ctx = {&r, n, S, d, dfd, malloc(sizeof(double) * d)};
     /* h = 1e-5: truncation O(h²) ≈ 1e-10 and cancellation ≈ 1e-16/h, both far below fp32; a
@@ -413,10 +428,6 @@ static void check_fd(const char *file, const char *cfg_fmt, const char *arch, in
     double e = test_rel_err_fd(grad, g, nin);
     cr_log_info("resnet %s at %d×%d: backward rel err vs float64 FD %.3g", arch, S, S, e);
     cr_expect(e <= 1e-3, "%s at %dx%d: backward rel err vs FD %.3g > 1e-3", arch, S, S, e);
-
-    g_vt->tape_destroy(bb, tape);
-    g_vt->destroy(bb);
-    clpdd_host_destroy(h);
     free(x), free(df), free(grad), free(xd), free(dfd), free(g), free(ctx.feat);
     fixture_free(&fx);
 }
@@ -440,21 +451,12 @@ static void check_fd_directions(void) {
     float *x = malloc(nin * sizeof(float)), *df = malloc(sizeof(float) * N * d), *grad = malloc(nin * sizeof(float));
     test_fill_normal(x, nin, 1.0f, 79);
     test_fill_normal(df, (size_t)N * d, 1.0f, 80);
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
-    void *bb = NULL, *tape = NULL;
-    cr_assert_eq(bb_create(h, "arch = resnet20", &bb), 0, "%s", clpdd_host_error(h));
-    cr_assert_eq(g_vt->tape_create(bb, N, &tape), 0);
-    float *dx = dev_upload(h, x, nin), *dfeat = dev_alloc(h, (size_t)N * d), *ddf = dev_upload(h, df, (size_t)N * d);
-    float *dimg = dev_alloc(h, nin);
-    cr_assert_eq(g_vt->forward(bb, dfeat, dx, N, tape), 0);
-    cr_assert_eq(g_vt->backward(bb, dimg, ddf, N, tape), 0);
-    dev_download(h, grad, dimg, nin);
+    float *feat = malloc(sizeof(float) * N * d);
+    cr_assert_eq(taped_run_cpu("arch = resnet20", x, df, N, feat, grad), d);
     double *dfd = malloc(sizeof(double) * N * d), *xp = malloc(nin * sizeof(double)), *xm = malloc(nin * sizeof(double));
     float *v = malloc(nin * sizeof(float));
     { /* the features themselves against the float64 transcription: issue 24 asks ≤ 1e-6 */
-        float *feat = malloc(sizeof(float) * N * d);
         double *fref = malloc(sizeof(double) * N * d);
-        dev_download(h, feat, dfeat, (size_t)N * d);
         for (size_t i = 0; i < nin; i++) xp[i] = x[i];
         for (int i = 0; i < N; i++) ref_image(&r, xp + (size_t)i * 3 * S * S, S, fref + (size_t)i * d);
         const double ef = test_rel_err_fd(feat, fref, (size_t)N * d);
@@ -485,9 +487,6 @@ static void check_fd_directions(void) {
     cr_log_info("resnet20 at 32×32 (%s): directional backward rel err vs float64 FD %.3g",
                 getenv("CLPDD_CONV_ALGO") ? getenv("CLPDD_CONV_ALGO") : "auto", e);
     cr_expect(e <= 1e-4, "resnet20 at 32x32: directional backward rel err vs FD %.3g > 1e-4", e);
-    g_vt->tape_destroy(bb, tape);
-    g_vt->destroy(bb);
-    clpdd_host_destroy(h);
     free(x), free(df), free(grad), free(dfd), free(xp), free(xm), free(v), free(ctx.feat);
     fixture_free(&fx);
 }
@@ -654,29 +653,12 @@ Test(resnet, fast_conv_matches_reference_tiny_torchvision) {
     fast_vs_reference(cfg, 3, 12, 903, 0);
 }
 
-/* taped passes in pieces ($CLPDD_RESNET_PIECE, default 16 images: resnet.c) against one pass over
-   the batch: the same tape slices, so the features and the input gradient are bit for bit the same
-   (20 images: a piece of 16 and one of 4; then pieces of 3) */
+/* a taped pass of resnet20 with $CLPDD_RESNET_PIECE = piece (NULL: the default, ≤ 16 images a
+   piece: resnet.c) */
 static void taped_pass(const char *piece, const float *x, const float *df, int n, float *feat, float *grad, int *d) {
     if (piece) setenv("CLPDD_RESNET_PIECE", piece, 1);
     else unsetenv("CLPDD_RESNET_PIECE");
-    clpdd_host *h = clpdd_host_create(clpdd_ops_cpu(), 1);
-    void *bb = NULL, *tape = NULL;
-    cr_assert_eq(bb_create(h, "arch = resnet20", &bb), 0, "%s", clpdd_host_error(h));
-    clpdd_backbone_info info;
-    g_vt->describe(bb, &info);
-    *d = info.feature_dim;
-    const size_t nin = (size_t)n * 3 * 32 * 32;
-    float *dx = dev_upload(h, x, nin), *dfeat = dev_alloc(h, (size_t)n * *d), *ddf = dev_upload(h, df, (size_t)n * *d);
-    float *dimg = dev_alloc(h, nin);
-    cr_assert_eq(g_vt->tape_create(bb, n, &tape), 0);
-    cr_assert_eq(g_vt->forward(bb, dfeat, dx, n, tape), 0);
-    cr_assert_eq(g_vt->backward(bb, dimg, ddf, n, tape), 0);
-    dev_download(h, feat, dfeat, (size_t)n * *d);
-    dev_download(h, grad, dimg, nin);
-    g_vt->tape_destroy(bb, tape);
-    g_vt->destroy(bb);
-    clpdd_host_destroy(h);
+    *d = taped_run_cpu("arch = resnet20", x, df, n, feat, grad);
 }
 
 /* one pass ("0") against pieces: the default (≤ 16, side by side on the pool's threads: n = 20 →
